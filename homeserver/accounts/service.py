@@ -1,0 +1,274 @@
+"""Accounts: registration, login, access tokens, devices and passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from homeserver.accounts import passwords
+from homeserver.accounts.identifiers import check_localpart, localpart_of, user_id_for
+from homeserver.accounts.uia import DUMMY, PASSWORD, UserInteractiveAuth
+from homeserver.errors import MatrixError, forbidden, missing_param, not_found
+from homeserver.events import types
+from homeserver.events.model import Draft
+from homeserver.log.appender import Appender
+from homeserver.store import accounts as account_store
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who is calling: the user and device behind an access token."""
+
+    user_id: str
+    device_id: str
+    token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user_id: str
+    device_id: str
+    access_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationPolicy:
+    enabled: bool
+    min_password_length: int
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _new_device_id() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
+
+
+class AccountService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        appender: Appender,
+        server_name: str,
+        policy: RegistrationPolicy,
+    ) -> None:
+        self._pool = pool
+        self._appender = appender
+        self._server_name = server_name
+        self._policy = policy
+        self._uia = UserInteractiveAuth(pool)
+
+    # Registration
+
+    def _user_id(self, username: str) -> str:
+        check_localpart(username, self._server_name)
+        return user_id_for(username, self._server_name)
+
+    async def username_available(self, username: str) -> bool:
+        user_id = self._user_id(username)
+        async with self._pool.acquire() as conn:
+            if await account_store.user_exists(conn, user_id):
+                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        return True
+
+    async def register(
+        self,
+        *,
+        username: str | None,
+        password: str | None,
+        device_id: str | None,
+        device_display_name: str | None,
+        inhibit_login: bool,
+        auth: object,
+    ) -> Session:
+        if not self._policy.enabled:
+            raise forbidden("Registration has been disabled.")
+        if username is None:
+            username = "u" + secrets.token_hex(6)
+        user_id = self._user_id(username)
+        async with self._pool.acquire() as conn:
+            if await account_store.user_exists(conn, user_id):
+                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        if password is None:
+            raise missing_param("A password is required to register.")
+        self._check_strength(password)
+        await self._uia.require(auth, [DUMMY])
+        password_hash = await passwords.hash_password(password)
+        now = _now_ms()
+        drafts = [
+            Draft(
+                user_id,
+                user_id,
+                types.ACCOUNT,
+                {"kind": "user", "created_ts": now, "deactivated": False},
+                state_key="",
+            )
+        ]
+        device = device_id or _new_device_id()
+        if not inhibit_login:
+            drafts.append(self._device_draft(user_id, device, device_display_name, now))
+        await self._appender.append_group(drafts)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, user_id, password_hash)
+        if inhibit_login:
+            return Session(user_id, device, None)
+        token = await self._issue_token(user_id, device)
+        return Session(user_id, device, token)
+
+    def _check_strength(self, password: str) -> None:
+        minimum = self._policy.min_password_length
+        if minimum and len(password) < minimum:
+            raise MatrixError(
+                400, "M_WEAK_PASSWORD", f"Password must be at least {minimum} characters long."
+            )
+
+    @staticmethod
+    def _device_draft(user_id: str, device_id: str, name: str | None, created_ts: int) -> Draft:
+        content: dict[str, Any] = {"created_ts": created_ts}
+        if name is not None:
+            content["display_name"] = name
+        return Draft(user_id, user_id, types.ACCOUNT_DEVICE, content, state_key=device_id)
+
+    async def _issue_token(self, user_id: str, device_id: str) -> str:
+        token = "lc_" + secrets.token_urlsafe(32)
+        async with self._pool.acquire() as conn:
+            await account_store.insert_token(conn, hash_token(token), user_id, device_id, _now_ms())
+        return token
+
+    # Login and tokens
+
+    async def login_with_password(
+        self,
+        user: str,
+        password: str,
+        device_id: str | None,
+        device_display_name: str | None,
+    ) -> Session:
+        user_id = await self.check_password(user, password)
+        device = device_id or _new_device_id()
+        async with self._pool.acquire() as conn:
+            existing = await account_store.device(conn, user_id, device)
+        if existing is None:
+            await self._appender.append(
+                self._device_draft(user_id, device, device_display_name, _now_ms())
+            )
+        token = await self._issue_token(user_id, device)
+        return Session(user_id, device, token)
+
+    async def check_password(self, user: str, password: str) -> str:
+        """The user ID for `user` when `password` is right; M_FORBIDDEN otherwise."""
+        localpart = localpart_of(user, self._server_name)
+        user_id = user_id_for(localpart, self._server_name) if localpart else None
+        async with self._pool.acquire() as conn:
+            stored = await account_store.password_hash(conn, user_id) if user_id else None
+            deactivated = await account_store.user_deactivated(conn, user_id) if user_id else None
+        if not await passwords.verify_password(password, stored) or user_id is None:
+            raise forbidden("Invalid username or password.")
+        if deactivated:
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated.")
+        return user_id
+
+    async def requester_for_token(self, token: str) -> Requester:
+        token_hash = hash_token(token)
+        async with self._pool.acquire() as conn:
+            owner = await account_store.token_owner(conn, token_hash)
+        if owner is None or owner.deactivated:
+            raise MatrixError(
+                401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
+            )
+        return Requester(owner.user_id, owner.device_id, token_hash)
+
+    async def logout(self, requester: Requester) -> None:
+        await self._remove_devices(requester.user_id, [requester.device_id])
+
+    async def logout_all(self, requester: Requester) -> None:
+        async with self._pool.acquire() as conn:
+            rows = await account_store.devices(conn, requester.user_id)
+        await self._remove_devices(
+            requester.user_id, [row.device_id for row in rows] + [requester.device_id]
+        )
+
+    async def _remove_devices(self, user_id: str, device_ids: list[str]) -> None:
+        async with self._pool.acquire() as conn:
+            known = {row.device_id for row in await account_store.devices(conn, user_id)}
+            for device_id in device_ids:
+                await account_store.delete_device_tokens(conn, user_id, device_id)
+        drafts = [
+            Draft(user_id, user_id, types.ACCOUNT_DEVICE, {}, state_key=device_id)
+            for device_id in dict.fromkeys(device_ids)
+            if device_id in known
+        ]
+        if drafts:
+            await self._appender.append_group(drafts)
+
+    # Password and devices
+
+    async def _require_password(self, requester: Requester, auth: object) -> None:
+        async def password_ok(stage: Mapping[str, Any]) -> bool:
+            identifier = stage.get("identifier")
+            user = identifier.get("user") if isinstance(identifier, dict) else stage.get("user")
+            password = stage.get("password")
+            if not isinstance(password, str):
+                return False
+            if isinstance(user, str) and localpart_of(user, self._server_name) != localpart_of(
+                requester.user_id, self._server_name
+            ):
+                return False
+            try:
+                await self.check_password(requester.user_id, password)
+            except MatrixError:
+                return False
+            return True
+
+        await self._uia.require(auth, [PASSWORD], password_ok)
+
+    async def change_password(
+        self, requester: Requester, new_password: str, logout_devices: bool, auth: object
+    ) -> None:
+        self._check_strength(new_password)
+        await self._require_password(requester, auth)
+        password_hash = await passwords.hash_password(new_password)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, requester.user_id, password_hash)
+            others = [
+                row.device_id
+                for row in await account_store.devices(conn, requester.user_id)
+                if row.device_id != requester.device_id
+            ]
+        if logout_devices:
+            await self._remove_devices(requester.user_id, others)
+
+    async def devices(self, requester: Requester) -> list[account_store.DeviceRow]:
+        async with self._pool.acquire() as conn:
+            return await account_store.devices(conn, requester.user_id)
+
+    async def device(self, requester: Requester, device_id: str) -> account_store.DeviceRow:
+        async with self._pool.acquire() as conn:
+            row = await account_store.device(conn, requester.user_id, device_id)
+        if row is None:
+            raise not_found("Device not found.")
+        return row
+
+    async def rename_device(self, requester: Requester, device_id: str, name: str | None) -> None:
+        row = await self.device(requester, device_id)
+        await self._appender.append(
+            self._device_draft(requester.user_id, device_id, name, row.created_ts)
+        )
+
+    async def delete_devices(
+        self, requester: Requester, device_ids: list[str], auth: object
+    ) -> None:
+        await self._require_password(requester, auth)
+        await self._remove_devices(requester.user_id, device_ids)

@@ -1,0 +1,218 @@
+"""Registration, login, logout, whoami, password and devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from homeserver.api.keys import ACCOUNTS, SERVER_NAME
+from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.errors import MatrixError, bad_json, missing_param
+from homeserver.store.accounts import DeviceRow
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+
+
+class RegisterBody(RequestBody):
+    username: str | None = None
+    password: str | None = Field(None, max_length=512)
+    device_id: str | None = Field(None, min_length=1, max_length=255)
+    initial_device_display_name: str | None = Field(None, max_length=512)
+    inhibit_login: bool = False
+    auth: dict[str, Any] | None = None
+
+
+class Identifier(RequestBody):
+    type: str
+    user: str | None = None
+
+
+class LoginBody(RequestBody):
+    type: str
+    identifier: Identifier | None = None
+    user: str | None = None
+    password: str | None = None
+    device_id: str | None = Field(None, min_length=1, max_length=255)
+    initial_device_display_name: str | None = Field(None, max_length=512)
+
+
+class PasswordBody(RequestBody):
+    new_password: str = Field(max_length=512)
+    logout_devices: bool = True
+    auth: dict[str, Any] | None = None
+
+
+class DeviceUpdateBody(RequestBody):
+    display_name: str | None = Field(None, max_length=512)
+
+
+class AuthOnlyBody(RequestBody):
+    auth: dict[str, Any] | None = None
+
+
+class DeleteDevicesBody(RequestBody):
+    devices: list[str]
+    auth: dict[str, Any] | None = None
+
+
+def _device_json(row: DeviceRow) -> dict[str, Any]:
+    return {
+        "device_id": row.device_id,
+        "display_name": row.display_name,
+        "last_seen_ip": None,
+        "last_seen_ts": row.last_seen_ts,
+    }
+
+
+# POST /_matrix/client/v3/register
+@routes.post(V3 + "/register")
+async def register(request: web.Request) -> web.Response:
+    kind = request.query.get("kind", "user")
+    if kind == "guest":
+        raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is not supported.")
+    if kind != "user":
+        raise MatrixError(400, "M_INVALID_PARAM", f"Unknown account kind {kind!r}.")
+    body = await parse_body(request, RegisterBody)
+    session = await request.app[ACCOUNTS].register(
+        username=body.username,
+        password=body.password,
+        device_id=body.device_id,
+        device_display_name=body.initial_device_display_name,
+        inhibit_login=body.inhibit_login,
+        auth=body.auth,
+    )
+    response: dict[str, Any] = {"user_id": session.user_id}
+    if session.access_token is not None:
+        response.update(
+            access_token=session.access_token,
+            device_id=session.device_id,
+            home_server=request.app[SERVER_NAME],
+        )
+    return ok(response)
+
+
+# GET /_matrix/client/v3/register/available
+@routes.get(V3 + "/register/available")
+async def register_available(request: web.Request) -> web.Response:
+    username = request.query.get("username")
+    if not username:
+        raise missing_param("The username parameter is required.")
+    return ok({"available": await request.app[ACCOUNTS].username_available(username)})
+
+
+# GET /_matrix/client/v3/login
+@routes.get(V3 + "/login")
+async def login_flows(request: web.Request) -> web.Response:
+    return ok({"flows": [{"type": "m.login.password"}]})
+
+
+# POST /_matrix/client/v3/login
+@routes.post(V3 + "/login")
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginBody)
+    if body.type != "m.login.password":
+        raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}.")
+    user = body.user
+    if body.identifier is not None:
+        if body.identifier.type != "m.id.user":
+            raise MatrixError(400, "M_UNKNOWN", "Only m.id.user identifiers are supported.")
+        user = body.identifier.user
+    if not user:
+        raise missing_param("identifier.user is required.")
+    if body.password is None:
+        raise missing_param("password is required.")
+    session = await request.app[ACCOUNTS].login_with_password(
+        user, body.password, body.device_id, body.initial_device_display_name
+    )
+    return ok(
+        {
+            "user_id": session.user_id,
+            "access_token": session.access_token,
+            "device_id": session.device_id,
+            "home_server": request.app[SERVER_NAME],
+        }
+    )
+
+
+# POST /_matrix/client/v3/logout
+@routes.post(V3 + "/logout")
+async def logout(request: web.Request) -> web.Response:
+    await request.app[ACCOUNTS].logout(await requester(request))
+    return ok()
+
+
+# POST /_matrix/client/v3/logout/all
+@routes.post(V3 + "/logout/all")
+async def logout_all(request: web.Request) -> web.Response:
+    await request.app[ACCOUNTS].logout_all(await requester(request))
+    return ok()
+
+
+# GET /_matrix/client/v3/account/whoami
+@routes.get(V3 + "/account/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    return ok({"user_id": caller.user_id, "device_id": caller.device_id, "is_guest": False})
+
+
+# POST /_matrix/client/v3/account/password
+@routes.post(V3 + "/account/password")
+async def change_password(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, PasswordBody)
+    await request.app[ACCOUNTS].change_password(
+        caller, body.new_password, body.logout_devices, body.auth
+    )
+    return ok()
+
+
+# GET /_matrix/client/v3/devices
+@routes.get(V3 + "/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    rows = await request.app[ACCOUNTS].devices(await requester(request))
+    return ok({"devices": [_device_json(row) for row in rows]})
+
+
+# GET /_matrix/client/v3/devices/{device_id}
+@routes.get(V3 + "/devices/{device_id}")
+async def get_device(request: web.Request) -> web.Response:
+    row = await request.app[ACCOUNTS].device(
+        await requester(request), request.match_info["device_id"]
+    )
+    return ok(_device_json(row))
+
+
+# PUT /_matrix/client/v3/devices/{device_id}
+@routes.put(V3 + "/devices/{device_id}")
+async def update_device(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, DeviceUpdateBody)
+    await request.app[ACCOUNTS].rename_device(
+        caller, request.match_info["device_id"], body.display_name
+    )
+    return ok()
+
+
+# DELETE /_matrix/client/v3/devices/{device_id}
+@routes.delete(V3 + "/devices/{device_id}")
+async def delete_device(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    device_id = request.match_info["device_id"]
+    await request.app[ACCOUNTS].device(caller, device_id)
+    body = await parse_body(request, AuthOnlyBody, empty_ok=True)
+    await request.app[ACCOUNTS].delete_devices(caller, [device_id], body.auth)
+    return ok()
+
+
+# POST /_matrix/client/v3/delete_devices
+@routes.post(V3 + "/delete_devices")
+async def delete_devices(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, DeleteDevicesBody)
+    if not all(isinstance(device, str) for device in body.devices):
+        raise bad_json("devices must be a list of device IDs.")
+    await request.app[ACCOUNTS].delete_devices(caller, body.devices, body.auth)
+    return ok()

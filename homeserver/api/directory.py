@@ -1,0 +1,45 @@
+"""Room aliases: PUT/GET/DELETE /directory/room/{alias}."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.api.keys import ADMINS, ROOMS, SERVER_NAME
+from homeserver.api.requests import RequestBody, ok, parse_body, requester
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+
+
+class AliasBody(RequestBody):
+    room_id: str
+
+
+# GET /_matrix/client/v3/directory/room/{room_alias}
+@routes.get(V3 + "/directory/room/{room_alias}")
+async def get_alias(request: web.Request) -> web.Response:
+    room_id = await request.app[ROOMS].resolve_alias(request.match_info["room_alias"])
+    return ok({"room_id": room_id, "servers": [request.app[SERVER_NAME]]})
+
+
+# PUT /_matrix/client/v3/directory/room/{room_alias}
+@routes.put(V3 + "/directory/room/{room_alias}")
+async def put_alias(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, AliasBody)
+    await request.app[ROOMS].create_alias(
+        caller.user_id, request.match_info["room_alias"], body.room_id
+    )
+    return ok()
+
+
+# DELETE /_matrix/client/v3/directory/room/{room_alias}
+@routes.delete(V3 + "/directory/room/{room_alias}")
+async def delete_alias(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    await request.app[ROOMS].delete_alias(
+        caller.user_id,
+        request.match_info["room_alias"],
+        caller.user_id in request.app[ADMINS],
+    )
+    return ok()

@@ -1,0 +1,115 @@
+"""The `homeserver` command: run, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from homeserver.config import Config, ConfigError, check_config, default_config_path, load_config
+from homeserver.logs import configure_logging
+
+log = logging.getLogger("homeserver")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homeserver", description="LinkChat homeserver")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="config file (default: config.yaml, else config.sample.yaml)",
+        )
+        return sub
+
+    command("run", "serve the Client-Server API (migrates first)")
+    command("migrate", "apply database migrations and exit")
+    command("check-config", "validate the config file; print every problem")
+    return parser
+
+
+@contextlib.asynccontextmanager
+async def database_dsn(config: Config) -> AsyncIterator[str]:
+    """The configured DSN, or an embedded PostgreSQL's when none is configured."""
+    if config.database.dsn:
+        yield config.database.dsn
+        return
+    from homeserver.store.database import embedded_postgres
+
+    async with embedded_postgres(config.embedded_postgres_dir.resolve()) as dsn:
+        yield dsn
+
+
+async def _run(config: Config) -> None:
+    from homeserver.app import create_app
+
+    async with database_dsn(config) as dsn:
+        app = create_app(config, dsn)
+        runner = web.AppRunner(app, access_log=None, handle_signals=True)
+        await runner.setup()
+        site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=2048)
+        await site.start()
+        log.info(
+            "listening on http://%s:%d as %s",
+            config.listen.host,
+            config.listen.port,
+            config.server_name,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+
+async def _migrate(config: Config) -> None:
+    from homeserver.store.database import create_pool
+    from homeserver.store.migrate import migrate
+
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                applied = await migrate(conn)
+        finally:
+            await pool.close()
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    path: Path = args.config or default_config_path()
+    if args.command == "check-config":
+        problems = check_config(path)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not problems:
+            print(f"{path}: ok")
+        return 1 if problems else 0
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    configure_logging(config.logging.level, config.logging.format)
+    try:
+        if args.command == "run":
+            asyncio.run(_run(config))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

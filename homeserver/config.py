@@ -1,0 +1,601 @@
+"""Typed, strict configuration: YAML file, then HOMESERVER_* environment overrides.
+
+One pydantic model per section, defaults in the models. Every problem is
+collected and reported at once, each naming where it came from and the dotted
+key it concerns (``config.yaml: listen.port: must be at most 65535``), because
+a typo should stop the server with a message, not start it with a default.
+
+Relative paths (``data_dir``, ``signing_key_path``, ``media.store_path``) are
+kept relative to the current working directory, not to the config file, as
+Synapse does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+ENV_PREFIX = "HOMESERVER_"
+
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration, one readable line each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class Section(BaseModel):
+    # strict: a quoted "8008" or a "yes" typed as a string is a mistake to
+    # report, not something to coerce. Paths opt back into lax parsing because
+    # YAML can only give us strings for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- sections ---------------------------------------------------------------
+
+
+class Listen(Section):
+    """Where the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8008, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+
+class Database(Section):
+    """PostgreSQL connection; an empty DSN starts an embedded server in data_dir."""
+
+    dsn: str = ""
+    pool_min_size: int = Field(default=2, ge=0)
+    pool_max_size: int = Field(default=20, ge=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_is_postgres_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("postgres", "postgresql"):
+            raise ValueError(
+                "must be empty (embedded PostgreSQL) or a URL like postgresql://user@host/db"
+            )
+        return value
+
+    @field_validator("pool_max_size")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("pool_min_size")
+        if isinstance(minimum, int) and value < minimum:
+            raise ValueError(f"must be at least database.pool_min_size ({minimum})")
+        return value
+
+
+class Redis(Section):
+    """Redis for the cross-process bus; empty means one process, in-process bus."""
+
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_redis(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be empty (in-process bus) or a URL like redis://host:6379/0")
+        return value
+
+
+class Media(Section):
+    """Uploaded files."""
+
+    store_path: Path | None = Field(default=None, strict=False)
+    max_upload_bytes: int = Field(default=50 * MiB, gt=0)
+    allow_unauthenticated_download: bool = True
+
+    @field_validator("store_path", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: object) -> object:
+        return _non_empty_path(value)
+
+
+class Registration(Section):
+    """Who may create accounts and with what passwords."""
+
+    enabled: bool = True
+    min_password_length: int = Field(default=0, ge=0)
+
+
+class Limits(Section):
+    """Size limits on what clients send."""
+
+    max_request_bytes: int = Field(default=1 * MiB, gt=0)
+    max_event_bytes: int = Field(default=65536, gt=0)
+
+
+class RateLimits(Section):
+    """Per-client request rate limiting (token bucket)."""
+
+    enabled: bool = False
+    per_second: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    burst: int = Field(default=50, ge=1)
+
+
+class Logging(Section):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Presence(Section):
+    """Online/idle/offline tracking."""
+
+    enabled: bool = True
+    idle_timeout_seconds: int = Field(default=300, ge=1)
+
+
+# --- top level --------------------------------------------------------------
+
+# Matrix server name grammar: a DNS name, IPv4 literal or [IPv6] literal, then
+# an optional port.
+_SERVER_NAME = re.compile(r"^(?P<host>\[[^\]]*\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?$")
+_DNS_NAME = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$")
+# New-style user ID localparts (the spec's "user identifier" grammar); the only
+# kind our registration creates, so an admin listed any other way is a typo.
+_LOCALPART = re.compile(r"^[a-z0-9._=\-/+]+$")
+
+
+def _server_name_problem(value: str) -> str | None:
+    match = _SERVER_NAME.match(value)
+    if match is None:
+        return "must be a host name with an optional :port, like example.com or localhost:8448"
+    host, port = match["host"], match["port"]
+    if port is not None and not 1 <= int(port) <= 65535:
+        return "port must be between 1 and 65535"
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "bracketed host must be an IPv6 address"
+        return None
+    if len(host) > 255 or not _DNS_NAME.match(host):
+        return "must be a host name with an optional :port, like example.com or localhost:8448"
+    return None
+
+
+def _non_empty_path(value: object) -> object:
+    # Checked before conversion: Path("") silently means the working directory.
+    if value == "":
+        raise ValueError("must not be empty (use . for the working directory)")
+    return value
+
+
+class Config(Section):
+    """The whole configuration. Build it with load_config()."""
+
+    server_name: str = "localhost"
+    public_baseurl: str = ""
+    data_dir: Path = Field(default=Path("data"), strict=False)
+    signing_key_path: Path | None = Field(default=None, strict=False)
+    admins: list[str] = []
+
+    listen: Listen = Listen()
+    database: Database = Database()
+    redis: Redis = Redis()
+    media: Media = Media()
+    registration: Registration = Registration()
+    limits: Limits = Limits()
+    rate_limits: RateLimits = RateLimits()
+    logging: Logging = Logging()
+    presence: Presence = Presence()
+
+    # A section written with every key commented out (`redis:` alone) is
+    # YAML null; it means "all defaults", not an error.
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_are_defaults(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        sections = _sections()
+        return {
+            key: {} if value is None and key in sections else value for key, value in data.items()
+        }
+
+    @field_validator("server_name")
+    @classmethod
+    def _valid_server_name(cls, value: str) -> str:
+        if (problem := _server_name_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("public_baseurl")
+    @classmethod
+    def _valid_public_baseurl(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be empty or an http(s) URL like https://chat.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        # Stored without a trailing slash so callers can append "/_matrix/...".
+        return value.rstrip("/")
+
+    @field_validator("data_dir", "signing_key_path", mode="before")
+    @classmethod
+    def _paths_not_empty(cls, value: object) -> object:
+        return _non_empty_path(value)
+
+    @field_validator("admins")
+    @classmethod
+    def _admins_are_local_users(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        server_name = info.data.get("server_name")
+        problems: list[str] = []
+        for user_id in value:
+            localpart, colon, server = user_id[1:].partition(":")
+            if not user_id.startswith("@") or not colon or not localpart:
+                problems.append(
+                    f"{user_id!r} is not a user ID like @alice:{server_name or 'example.com'}"
+                )
+            elif not _LOCALPART.match(localpart):
+                problems.append(f"{user_id!r}: localpart may only contain a-z 0-9 . _ = - / +")
+            elif len(user_id) > 255:
+                problems.append(f"{user_id!r} is longer than 255 characters")
+            elif server_name is not None and server != server_name:
+                # Not federated: a user of another server can never log in here.
+                problems.append(f"{user_id!r} is not on this server ({server_name})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @property
+    def effective_signing_key_path(self) -> Path:
+        """The server's ed25519 signing key file."""
+        if self.signing_key_path is not None:
+            return self.signing_key_path
+        return self.data_dir / "signing.key"
+
+    @property
+    def effective_media_store_path(self) -> Path:
+        """Directory holding uploaded media bytes."""
+        if self.media.store_path is not None:
+            return self.media.store_path
+        return self.data_dir / "media"
+
+    @property
+    def embedded_postgres_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL used when database.dsn is empty."""
+        return self.data_dir / "postgres"
+
+
+# --- loading ----------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+def default_config_path() -> Path:
+    """config.yaml in the working directory if present, else config.sample.yaml."""
+    path = Path("config.yaml")
+    return path if path.exists() else Path("config.sample.yaml")
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read path (None: no file, defaults), apply HOMESERVER_* overrides, validate.
+
+    Raises ConfigError listing every problem found.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    source = str(path) if path is not None else "(defaults)"
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_yaml(path, problems)
+
+    env_sources = _apply_environment(data, env, problems)
+
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = _error_loc(error)
+            origin = _origin(loc, env_sources, source)
+            problems.append(f"{origin}: {_dotted(loc)}: {_describe(error, loc)}")
+
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def check_config(path: Path | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem load_config would report; empty when the config is fine."""
+    try:
+        load_config(path, environ)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problems.append(f"{name}: cannot read file: {reason}")
+        return {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loaded: object = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problems.append(f"{name}: invalid YAML: {_yaml_error(exc)}")
+        return {}
+    if loaded is None:  # empty file, or only comments
+        return {}
+    if not isinstance(loaded, dict):
+        kind = "a list" if isinstance(loaded, list) else f"a {type(loaded).__name__}"
+        problems.append(f"{name}: the top level must be a mapping of keys to values, not {kind}")
+        return {}
+    if root is not None:
+        # PyYAML silently keeps the last of two equal keys; a duplicated key
+        # is almost always an edit in the wrong place.
+        for loc, line in _duplicate_keys(root, ()):
+            problems.append(f"{name}: {_dotted(loc)}: duplicate key (again on line {line})")
+    return loaded
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{exc.problem or exc.context or 'cannot parse'}{where}"
+    return str(exc)
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[tuple[Loc, int]]:
+    found: list[tuple[Loc, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                found.append(((*loc, key), key_node.start_mark.line + 1))
+            seen.add(key)
+            found.extend(_duplicate_keys(value_node, (*loc, key)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, (*loc, index)))
+    return found
+
+
+# --- environment overrides --------------------------------------------------
+
+
+def _sections() -> dict[str, type[Section]]:
+    return {
+        name: annotation
+        for name, field in Config.model_fields.items()
+        if isinstance(annotation := field.annotation, type) and issubclass(annotation, Section)
+    }
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> dict[Loc, str]:
+    """Merge HOMESERVER_<SECTION>_<KEY> values into data; return loc -> variable name."""
+    sections = _sections()
+    top_level = {name: f for name, f in Config.model_fields.items() if name not in sections}
+    valid_suffixes = [*top_level] + [
+        f"{section}_{key}" for section, model in sections.items() for key in model.model_fields
+    ]
+    sources: dict[Loc, str] = {}
+
+    for var in sorted(v for v in environ if v.startswith(ENV_PREFIX)):
+        raw = environ[var]
+        suffix = var[len(ENV_PREFIX) :].lower()
+        if suffix in top_level:
+            value = _parse_env_value(var, raw, top_level[suffix].annotation, problems)
+            if value is not _UNPARSEABLE:
+                data[suffix] = value
+                sources[(suffix,)] = var
+            continue
+        if suffix in sections:
+            example = next(iter(sections[suffix].model_fields))
+            problems.append(
+                f"{var}: {suffix} is a section; set its keys one by one, "
+                f"e.g. {ENV_PREFIX}{suffix.upper()}_{example.upper()}"
+            )
+            continue
+        # Longest section first, so a section whose name contains "_" wins
+        # over a shorter one it starts with.
+        section = next(
+            (s for s in sorted(sections, key=len, reverse=True) if suffix.startswith(s + "_")),
+            None,
+        )
+        if section is None:
+            problems.append(
+                f"{var}: unknown setting {suffix!r}{_did_you_mean_env(suffix, valid_suffixes)}"
+            )
+            continue
+        key = suffix[len(section) + 1 :]
+        fields = sections[section].model_fields
+        if key not in fields:
+            problems.append(
+                f"{var}: {section}.{key}: unknown key{_did_you_mean(key, list(fields))}"
+            )
+            continue
+        value = _parse_env_value(var, raw, fields[key].annotation, problems)
+        if value is _UNPARSEABLE:
+            continue
+        existing = data.get(section)
+        if existing is None:
+            existing = data[section] = {}
+        if isinstance(existing, dict):
+            existing[key] = value
+            sources[(section, key)] = var
+        # Otherwise the file's section is not a mapping; validation reports it.
+    return sources
+
+
+_UNPARSEABLE = object()
+
+
+def _parse_env_value(var: str, raw: str, annotation: Any, problems: list[str]) -> object:
+    # Text settings take the variable verbatim: DSNs, hosts and names must not
+    # be reinterpreted as YAML (a server name "1:30" would become the int 90).
+    if _takes_text(annotation):
+        if raw == "" and _is_optional(annotation):
+            return None  # unset: use the default derived from data_dir
+        return raw
+    if get_origin(annotation) is list and not raw.lstrip().startswith("["):
+        # HOMESERVER_ADMINS=@a:example.com,@b:example.com
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if raw == "":
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problems.append(f"{var}: invalid YAML value: {_yaml_error(exc)}")
+        return _UNPARSEABLE
+
+
+def _takes_text(annotation: Any) -> bool:
+    if annotation is str or annotation is Path:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(arg, str) for arg in get_args(annotation))
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_text(arg) for arg in get_args(annotation) if arg is not type(None))
+    return False
+
+
+def _is_optional(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    return (origin is Union or origin is types.UnionType) and type(None) in get_args(annotation)
+
+
+def _did_you_mean_env(suffix: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(suffix, valid, n=1)
+    return f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+
+
+# --- error rendering --------------------------------------------------------
+
+
+def _error_loc(error: ErrorDetails) -> Loc:
+    loc = tuple(error["loc"])
+    if error["type"] == "invalid_key" and loc:
+        # The last element is the offending mapping key, not a list index.
+        return (*loc[:-1], str(loc[-1]))
+    return loc
+
+
+def _origin(loc: Loc, env_sources: Mapping[Loc, str], source: str) -> str:
+    for length in range(len(loc), 0, -1):
+        if (var := env_sources.get(loc[:length])) is not None:
+            return var
+    return source
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _did_you_mean(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_TYPE_MESSAGES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "path_type": "must be a path",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "invalid_key": "keys must be strings",
+    "missing": "is required",
+}
+
+
+def _number(value: object) -> str:
+    # Limits of float fields arrive as floats: "greater than 0", not "0.0".
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _describe(error: ErrorDetails, loc: Loc) -> str:
+    kind = error["type"]
+    ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    if kind == "extra_forbidden":
+        return f"unknown key{_did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))}"
+    if kind == "less_than_equal":
+        return f"must be at most {_number(ctx['le'])}"
+    if kind == "greater_than_equal":
+        return f"must be at least {_number(ctx['ge'])}"
+    if kind == "less_than":
+        return f"must be less than {_number(ctx['lt'])}"
+    if kind == "greater_than":
+        return f"must be greater than {_number(ctx['gt'])}"
+    if kind == "literal_error":
+        return f"must be {ctx['expected']}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return _TYPE_MESSAGES.get(kind, error["msg"])

@@ -1,0 +1,58 @@
+"""The one error type: a Matrix error with its HTTP status and errcode.
+
+Every layer may raise it; one middleware in app.py renders it. This module
+imports nothing of ours so every layer can use it without a wrong-way arrow.
+"""
+
+from __future__ import annotations
+
+
+class MatrixError(Exception):
+    def __init__(self, status: int, errcode: str, error: str, **extra: object) -> None:
+        super().__init__(error)
+        self.status = status
+        self.errcode = errcode
+        self.error = error
+        self.extra = extra
+
+    def body(self) -> dict[str, object]:
+        if not self.errcode:
+            # The first UIA challenge is a 401 whose body is only flows/params/session.
+            return dict(self.extra)
+        return {"errcode": self.errcode, "error": self.error, **self.extra}
+
+
+def forbidden(reason: str) -> MatrixError:
+    return MatrixError(403, "M_FORBIDDEN", reason)
+
+
+def bad_json(reason: str) -> MatrixError:
+    return MatrixError(400, "M_BAD_JSON", reason)
+
+
+def not_json(reason: str = "Content not JSON.") -> MatrixError:
+    return MatrixError(400, "M_NOT_JSON", reason)
+
+
+def not_found(reason: str) -> MatrixError:
+    return MatrixError(404, "M_NOT_FOUND", reason)
+
+
+def invalid_param(reason: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", reason)
+
+
+def too_large(reason: str) -> MatrixError:
+    return MatrixError(413, "M_TOO_LARGE", reason)
+
+
+def unrecognized(reason: str, status: int = 404) -> MatrixError:
+    return MatrixError(status, "M_UNRECOGNIZED", reason)
+
+
+def missing_param(reason: str) -> MatrixError:
+    return MatrixError(400, "M_MISSING_PARAM", reason)
+
+
+def unknown(reason: str, status: int = 500) -> MatrixError:
+    return MatrixError(status, "M_UNKNOWN", reason)

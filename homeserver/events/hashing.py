@@ -1,0 +1,44 @@
+"""Content hashes and reference hashes (event IDs), as Matrix room versions 4+."""
+
+from __future__ import annotations
+
+import hashlib
+
+from unpaddedbase64 import decode_base64, encode_base64
+
+from homeserver.events.canonical import encode
+from homeserver.events.model import JsonDict
+from homeserver.events.redaction import redact
+
+_NOT_HASHED = ("unsigned", "signatures", "hashes", "event_id")
+
+
+def content_hash(pdu: JsonDict) -> str:
+    """sha256 over the full event minus unsigned, signatures and hashes (base64)."""
+    stripped = {key: value for key, value in pdu.items() if key not in _NOT_HASHED}
+    return encode_base64(hashlib.sha256(encode(stripped)).digest())
+
+
+def reference_hash(pdu: JsonDict) -> bytes:
+    """sha256 over the redacted event minus signatures and unsigned."""
+    redacted = redact(pdu)
+    for key in ("signatures", "unsigned", "event_id"):
+        redacted.pop(key, None)
+    return hashlib.sha256(encode(redacted)).digest()
+
+
+def event_id_for(pdu: JsonDict) -> str:
+    """The event ID: `$` + URL-safe unpadded base64 of the reference hash."""
+    return "$" + encode_base64(reference_hash(pdu), urlsafe=True)
+
+
+def content_hash_matches(pdu: JsonDict) -> bool:
+    hashes = pdu.get("hashes")
+    claimed = hashes.get("sha256") if isinstance(hashes, dict) else None
+    if not isinstance(claimed, str):
+        return False
+    try:
+        decode_base64(claimed)
+    except Exception:
+        return False
+    return claimed == content_hash(pdu)

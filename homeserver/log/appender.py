@@ -1,0 +1,252 @@
+"""The one write path: every durable change is an event appended here.
+
+One `Appender` task per process takes drafts from a bounded queue and writes
+them in batches (group commit): many concurrent sends share one transaction,
+one lock and one fsync. Authorization runs inside the batch, under the append
+lock, against the state the batch itself is building, so two concurrent
+power-level changes can never both pass against a stale state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from homeserver.errors import MatrixError, too_large, unknown
+from homeserver.events import types
+from homeserver.events.canonical import encode
+from homeserver.events.hashing import content_hash, event_id_for
+from homeserver.events.model import Draft, Event, JsonDict, TxnKey
+from homeserver.events.signing import ServerKey
+from homeserver.projections import project
+from homeserver.projections import room_state as room_state_reducer
+from homeserver.projections.room_state import RoomState
+from homeserver.store import chains
+from homeserver.store import events as event_store
+from homeserver.store.projections import apply_changes
+
+log = logging.getLogger(__name__)
+
+# authorize(state, draft, sender of the event a redaction targets) raises MatrixError.
+Authorizer = Callable[[RoomState, Draft, str | None], None]
+AppendListener = Callable[[Sequence[Event]], None]
+
+MAX_EVENT_BYTES = 65_536
+
+
+@dataclass
+class _Request:
+    drafts: Sequence[Draft]
+    done: asyncio.Future[list[Event]]
+
+
+class Appender:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        key: ServerKey,
+        authorize: Authorizer,
+        *,
+        max_batch: int = 1000,
+        queue_size: int = 10_000,
+        state_cache_size: int = 10_000,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self._pool = pool
+        self._key = key
+        self._authorize = authorize
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
+        self._states: OrderedDict[str, RoomState] = OrderedDict()
+        self._state_cache_size = state_cache_size
+        self._max_event_bytes = max_event_bytes
+        self._listeners: list[AppendListener] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches_written = 0
+
+    def add_listener(self, listener: AppendListener) -> None:
+        """Called with each committed batch, in commit order."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="appender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        while not self._queue.empty():
+            request = self._queue.get_nowait()
+            if not request.done.done():
+                request.done.set_exception(unknown("server is shutting down", 503))
+
+    async def append(self, draft: Draft) -> Event:
+        return (await self.append_group([draft]))[0]
+
+    async def append_group(self, drafts: Sequence[Draft]) -> list[Event]:
+        """Append drafts together: all are accepted in order, or none is."""
+        done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Request(drafts, done))
+        # A client hanging up abandons the wait, never the write.
+        return await asyncio.shield(done)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                log.exception("append batch of %d requests failed", len(batch))
+                self._states.clear()
+                error = exc if isinstance(exc, MatrixError) else unknown("could not store event")
+                for request in batch:
+                    if not request.done.done():
+                        request.done.set_exception(error)
+
+    async def _write(self, batch: list[_Request]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            position = await event_store.lock_for_append(conn)
+            plan = await _BatchPlan.load(conn, batch, self._states)
+            outcomes: list[list[Event] | MatrixError] = []
+            for request in batch:
+                try:
+                    events, position = self._accept(plan, request.drafts, position)
+                except MatrixError as refusal:
+                    outcomes.append(refusal)
+                    continue
+                outcomes.append(events)
+            if plan.new_events:
+                await event_store.insert_events(conn, plan.new_events)
+                await event_store.insert_txn_ids(conn, plan.new_txns)
+                await apply_changes(
+                    conn, [change for event in plan.new_events for change in project(event)]
+                )
+        self.batches_written += 1
+        self._remember(plan.states)
+        for request, outcome in zip(batch, outcomes, strict=True):
+            if request.done.done():
+                continue
+            if isinstance(outcome, MatrixError):
+                request.done.set_exception(outcome)
+            else:
+                request.done.set_result(outcome)
+        if plan.new_events:
+            for listener in self._listeners:
+                listener(plan.new_events)
+
+    def _accept(
+        self, plan: _BatchPlan, drafts: Sequence[Draft], position: int
+    ) -> tuple[list[Event], int]:
+        """Authorize and build one group's events; on refusal the plan is left unchanged."""
+        saved_states = {draft.room_id: plan.states[draft.room_id] for draft in drafts}
+        accepted: list[Event] = []
+        fresh: list[tuple[Draft, Event]] = []
+        try:
+            for draft in drafts:
+                if draft.txn is not None and (earlier := plan.by_txn.get(draft.txn)) is not None:
+                    accepted.append(earlier)
+                    continue
+                state = plan.states[draft.room_id]
+                self._authorize(state, draft, plan.redacted_sender(draft))
+                event = self._build(state, draft, position + len(fresh) + 1)
+                plan.states[draft.room_id] = room_state_reducer.apply(state, event)
+                plan.senders[event.event_id] = event.sender
+                if draft.txn is not None:
+                    plan.by_txn[draft.txn] = event
+                accepted.append(event)
+                fresh.append((draft, event))
+        except MatrixError:
+            plan.states.update(saved_states)
+            for draft, event in fresh:
+                plan.senders.pop(event.event_id, None)
+                if draft.txn is not None:
+                    del plan.by_txn[draft.txn]
+            raise
+        plan.new_events.extend(event for _, event in fresh)
+        plan.new_txns.extend((d.txn, e.event_id) for d, e in fresh if d.txn is not None)
+        position += len(fresh)
+        return accepted, position
+
+    def _build(self, state: RoomState, draft: Draft, position: int) -> Event:
+        head = state.head
+        pdu: JsonDict = {
+            "auth_events": [],
+            "content": draft.content,
+            "depth": head.depth + 1 if head is not None else 1,
+            "origin_server_ts": int(time.time() * 1000),
+            "prev_events": [head.event_id] if head is not None else [],
+            "room_id": draft.room_id,
+            "sender": draft.sender,
+            "type": draft.type,
+        }
+        if draft.state_key is not None:
+            pdu["state_key"] = draft.state_key
+        pdu["hashes"] = {"sha256": content_hash(pdu)}
+        pdu["signatures"] = self._key.signature_for(pdu)
+        if len(encode(pdu)) > self._max_event_bytes:
+            raise too_large(f"event is larger than {self._max_event_bytes} bytes")
+        return Event.from_pdu(event_id_for(pdu), pdu, position)
+
+    def _remember(self, states: dict[str, RoomState]) -> None:
+        for room_id, state in states.items():
+            self._states[room_id] = state
+            self._states.move_to_end(room_id)
+        while len(self._states) > self._state_cache_size:
+            self._states.popitem(last=False)
+
+
+@dataclass
+class _BatchPlan:
+    """What one batch reads before it decides, and what it has decided so far."""
+
+    states: dict[str, RoomState]
+    by_txn: dict[TxnKey, Event]
+    senders: dict[str, str]
+    new_events: list[Event]
+    new_txns: list[tuple[TxnKey, str]]
+
+    def redacted_sender(self, draft: Draft) -> str | None:
+        if draft.type != types.REDACTION:
+            return None
+        target = draft.content.get("redacts")
+        return self.senders.get(target) if isinstance(target, str) else None
+
+    @classmethod
+    async def load(
+        cls, conn: asyncpg.Connection, batch: list[_Request], cache: OrderedDict[str, RoomState]
+    ) -> _BatchPlan:
+        drafts = [draft for request in batch for draft in request.drafts]
+        room_ids = list(dict.fromkeys(draft.room_id for draft in drafts))
+        heads = await chains.heads(conn, room_ids)
+        states: dict[str, RoomState] = {}
+        for room_id in room_ids:
+            cached = cache.get(room_id)
+            head = heads.get(room_id)
+            if cached is not None and cached.head == head:
+                states[room_id] = cached
+            else:
+                states[room_id] = await chains.load_state(conn, room_id, head)
+        txn_keys = [draft.txn for draft in drafts if draft.txn is not None]
+        known = await event_store.events_for_txns(conn, txn_keys)
+        targets = [
+            draft.content["redacts"]
+            for draft in drafts
+            if draft.type == types.REDACTION and isinstance(draft.content.get("redacts"), str)
+        ]
+        wanted = list(known.values()) + targets
+        found = await event_store.events_by_ids(conn, wanted) if wanted else {}
+        by_txn = {key: found[event_id] for key, event_id in known.items() if event_id in found}
+        senders = {event_id: event.sender for event_id, event in found.items()}
+        return cls(states, by_txn, senders, [], [])

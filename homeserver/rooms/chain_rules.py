@@ -1,0 +1,48 @@
+"""Authorization for every chain: rooms by the Matrix rules, accounts and aliases by ours.
+
+The appender calls `authorize` under the append lock for every draft, so the
+rules here are decided against the state the log really has.
+"""
+
+from __future__ import annotations
+
+from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.events import types
+from homeserver.events.model import Draft
+from homeserver.projections.room_state import RoomState
+from homeserver.rooms.auth import authorize as authorize_room_event
+
+
+def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> None:
+    if types.is_room_chain(draft.room_id):
+        authorize_room_event(state, draft, redacted_sender)
+    elif types.is_account_chain(draft.room_id):
+        _authorize_account_fact(state, draft)
+    elif types.is_alias_chain(draft.room_id):
+        _authorize_alias_fact(state, draft)
+    else:
+        raise forbidden(f"{draft.room_id!r} is not a room, user or alias")
+
+
+def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
+    if draft.state_key is None:
+        raise forbidden("account facts are state")
+    if draft.type == types.ACCOUNT:
+        # The account fact is written once, at registration, into an empty chain.
+        if state.exists:
+            raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        return
+    if state.get(types.ACCOUNT) is None:
+        raise not_found(f"no account {draft.room_id}")
+
+
+def _authorize_alias_fact(state: RoomState, draft: Draft) -> None:
+    if draft.type != types.ALIAS or draft.state_key != "":
+        raise forbidden("alias chains hold only alias facts")
+    current = state.content(types.ALIAS) or {}
+    if "room_id" in draft.content:
+        if "room_id" in current:
+            raise MatrixError(409, "M_UNKNOWN", f"Room alias {draft.room_id} already exists.")
+        return
+    if "room_id" not in current:
+        raise not_found(f"Room alias {draft.room_id} not found.")

@@ -1,0 +1,115 @@
+"""Power levels of a room, read from its `m.room.power_levels` state.
+
+Reading is lenient: a value that is not an integer (or a numeric string, which
+older room versions allowed) counts as absent, so a malformed event already in
+the log can never crash authorization. Writing is strict; see `rooms/auth.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from homeserver.projections.room_state import RoomState
+
+# Canonical JSON only allows integers in this range.
+MIN_LEVEL = -(2**53) + 1
+MAX_LEVEL = 2**53 - 1
+
+# The level given to the creator of a room that has no power levels event yet.
+CREATOR_LEVEL = 100
+
+_NUMERIC = re.compile(r"[+-]?[0-9]+")
+
+
+def _empty() -> Mapping[str, int]:
+    return MappingProxyType({})
+
+
+def as_level(value: object) -> int | None:
+    """The integer a power level value stands for, or None when it is junk."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        level = value
+    elif isinstance(value, str) and _NUMERIC.fullmatch(value.strip()):
+        level = int(value.strip())
+    else:
+        return None
+    return level if MIN_LEVEL <= level <= MAX_LEVEL else None
+
+
+def _level_map(value: object) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        return _empty()
+    levels: dict[str, int] = {}
+    for key, raw in value.items():
+        level = as_level(raw)
+        if isinstance(key, str) and level is not None:
+            levels[key] = level
+    return MappingProxyType(levels)
+
+
+@dataclass(frozen=True, slots=True)
+class PowerLevels:
+    users: Mapping[str, int] = field(default_factory=_empty)
+    users_default: int = 0
+    events: Mapping[str, int] = field(default_factory=_empty)
+    events_default: int = 0
+    state_default: int = 50
+    ban: int = 50
+    kick: int = 50
+    redact: int = 50
+    invite: int = 0
+    notifications: Mapping[str, int] = field(default_factory=_empty)
+
+    @classmethod
+    def from_content(cls, content: Mapping[str, Any]) -> PowerLevels:
+        """Levels from the content of an `m.room.power_levels` event."""
+        defaults = cls()
+
+        def level(key: str, default: int) -> int:
+            parsed = as_level(content.get(key))
+            return default if parsed is None else parsed
+
+        return cls(
+            users=_level_map(content.get("users")),
+            users_default=level("users_default", defaults.users_default),
+            events=_level_map(content.get("events")),
+            events_default=level("events_default", defaults.events_default),
+            state_default=level("state_default", defaults.state_default),
+            ban=level("ban", defaults.ban),
+            kick=level("kick", defaults.kick),
+            redact=level("redact", defaults.redact),
+            invite=level("invite", defaults.invite),
+            notifications=_level_map(content.get("notifications")),
+        )
+
+    @classmethod
+    def without_event(cls, creator: str | None) -> PowerLevels:
+        """Levels of a room with no power levels event: its creator has 100, others 0."""
+        users = {creator: CREATOR_LEVEL} if creator is not None else {}
+        return cls(users=MappingProxyType(users))
+
+    @classmethod
+    def of_room(cls, state: RoomState) -> PowerLevels:
+        content = state.content("m.room.power_levels")
+        if content is None:
+            return cls.without_event(state.creator())
+        return cls.from_content(content)
+
+    def user_level(self, user_id: str) -> int:
+        return self.users.get(user_id, self.users_default)
+
+    def level_for_event(self, event_type: str, is_state: bool) -> int:
+        """The level needed to send an event of this type."""
+        if event_type in self.events:
+            return self.events[event_type]
+        return self.state_default if is_state else self.events_default
+
+    def notification_level(self, key: str) -> int:
+        """The level needed to trigger a notification such as `room` (@room)."""
+        return self.notifications.get(key, 50)

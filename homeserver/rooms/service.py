@@ -1,0 +1,411 @@
+"""Rooms: creation, membership, state, sending, redaction and aliases.
+
+Every change goes through the appender; the rules that decide it live in
+rooms/auth.py and are applied there, under the append lock.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from homeserver.accounts.identifiers import localpart_of
+from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.events import types
+from homeserver.events.client_format import client_event
+from homeserver.events.model import Draft, Event, JsonDict, TxnKey
+from homeserver.log.appender import Appender
+from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
+from homeserver.rooms.power_levels import PowerLevels
+from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
+from homeserver.store import accounts as account_store
+from homeserver.store import events as event_store
+from homeserver.store import rooms as room_store
+
+DEFAULT_ROOM_VERSION = "11"
+_ALIAS = re.compile(r"^#[^:\s]+:.+$")
+_USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
+
+
+@dataclass(frozen=True)
+class RoomCreation:
+    """A createRoom request, already shape-checked by the API layer."""
+
+    visibility: str = "private"
+    preset: str | None = None
+    room_alias_name: str | None = None
+    name: str | None = None
+    topic: str | None = None
+    invite: list[str] = field(default_factory=list)
+    room_version: str | None = None
+    creation_content: JsonDict = field(default_factory=dict)
+    initial_state: list[tuple[str, str, JsonDict]] = field(default_factory=list)
+    is_direct: bool = False
+    power_level_content_override: JsonDict | None = None
+
+
+def _new_room_id(server_name: str) -> str:
+    local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+    return f"!{local}:{server_name}"
+
+
+class RoomService:
+    def __init__(self, pool: asyncpg.Pool, appender: Appender, server_name: str) -> None:
+        self._pool = pool
+        self._appender = appender
+        self._server_name = server_name
+
+    # Creation
+
+    async def create_room(self, creator: str, request: RoomCreation) -> tuple[str, str | None]:
+        preset = request.preset or (
+            "public_chat" if request.visibility == "public" else "private_chat"
+        )
+        if preset not in PRESETS:
+            raise MatrixError(400, "M_BAD_JSON", f"Unknown preset {preset!r}.")
+        version = request.room_version or DEFAULT_ROOM_VERSION
+        if version not in SUPPORTED_ROOM_VERSIONS:
+            raise MatrixError(
+                400, "M_UNSUPPORTED_ROOM_VERSION", f"Room version {version!r} is not supported."
+            )
+        for invitee in request.invite:
+            await self._require_local_user(invitee)
+        room_id = _new_room_id(self._server_name)
+        alias = None
+        if request.room_alias_name is not None:
+            alias = self._alias_from_name(request.room_alias_name)
+            try:
+                await self._appender.append(
+                    Draft(alias, creator, types.ALIAS, {"room_id": room_id}, state_key="")
+                )
+            except MatrixError as taken:
+                if taken.status == 409:
+                    raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken.") from None
+                raise
+        try:
+            await self._appender.append_group(
+                self._creation_drafts(room_id, creator, preset, version, alias, request)
+            )
+        except MatrixError:
+            if alias is not None:
+                await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
+            raise
+        return room_id, alias
+
+    def _creation_drafts(
+        self,
+        room_id: str,
+        creator: str,
+        preset: str,
+        version: str,
+        alias: str | None,
+        request: RoomCreation,
+    ) -> list[Draft]:
+        def state(event_type: str, content: JsonDict, state_key: str = "") -> Draft:
+            return Draft(room_id, creator, event_type, content, state_key=state_key)
+
+        create_content = {**request.creation_content, "room_version": version}
+        create_content.pop("creator", None)
+        power_levels = default_power_levels(creator, preset, request.invite)
+        if request.power_level_content_override:
+            power_levels.update(request.power_level_content_override)
+        drafts = [
+            state(types.CREATE, create_content),
+            state(types.MEMBER, self._member_content("join", creator), creator),
+            state(types.POWER_LEVELS, power_levels),
+        ]
+        if alias is not None:
+            drafts.append(state(types.CANONICAL_ALIAS, {"alias": alias}))
+        drafts.extend(state(t, c) for t, c in preset_state(preset).items())
+        drafts.extend(state(t, c, k) for t, k, c in request.initial_state)
+        if request.name is not None:
+            drafts.append(state(types.NAME, {"name": request.name}))
+        if request.topic is not None:
+            drafts.append(state(types.TOPIC, {"topic": request.topic}))
+        for invitee in request.invite:
+            content = self._member_content("invite", invitee)
+            if request.is_direct:
+                content["is_direct"] = True
+            drafts.append(state(types.MEMBER, content, invitee))
+        return drafts
+
+    def _member_content(self, membership: str, user_id: str) -> JsonDict:
+        content: JsonDict = {"membership": membership}
+        if membership in ("join", "invite"):
+            content["displayname"] = localpart_of(user_id, self._server_name) or user_id
+        return content
+
+    async def _require_local_user(self, user_id: str) -> None:
+        if not _USER_ID.match(user_id):
+            raise invalid_param(f"{user_id!r} is not a valid user ID.")
+        async with self._pool.acquire() as conn:
+            if not await account_store.user_exists(conn, user_id):
+                raise not_found(f"User {user_id} not found.")
+
+    # Membership
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        if room_id_or_alias.startswith("#"):
+            async with self._pool.acquire() as conn:
+                target = await room_store.alias_target(conn, room_id_or_alias)
+            if target is None:
+                raise not_found(f"Room alias {room_id_or_alias} not found.")
+            return target[0]
+        if not room_id_or_alias.startswith("!"):
+            raise invalid_param(f"{room_id_or_alias!r} is not a room ID or alias.")
+        return room_id_or_alias
+
+    async def _require_room(self, room_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            if not await room_store.room_exists(conn, room_id):
+                raise not_found("Unknown room.")
+
+    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
+        room_id = await self.resolve_room(room_id_or_alias)
+        await self._require_room(room_id)
+        await self._set_membership(room_id, user_id, user_id, "join", reason)
+        return room_id
+
+    async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        await self._require_room(room_id)
+        await self._require_local_user(target)
+        await self._set_membership(room_id, sender, target, "invite", reason)
+
+    async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
+        await self._require_room(room_id)
+        await self._set_membership(room_id, user_id, user_id, "leave", reason)
+
+    async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        await self._require_room(room_id)
+        async with self._pool.acquire() as conn:
+            current = await room_store.membership(conn, room_id, target)
+        if current is None or current.membership not in ("join", "invite", "knock"):
+            raise forbidden(f"{target} is not in the room.")
+        await self._set_membership(room_id, sender, target, "leave", reason)
+
+    async def ban(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        await self._require_room(room_id)
+        await self._set_membership(room_id, sender, target, "ban", reason)
+
+    async def unban(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        await self._require_room(room_id)
+        async with self._pool.acquire() as conn:
+            current = await room_store.membership(conn, room_id, target)
+        if current is None or current.membership != "ban":
+            raise forbidden(f"{target} is not banned.")
+        await self._set_membership(room_id, sender, target, "leave", reason)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            current = await room_store.membership(conn, room_id, user_id)
+        if current is None:
+            raise not_found("You have never been in this room.")
+        if current.membership in ("join", "invite", "knock"):
+            raise MatrixError(400, "M_UNKNOWN", "You must leave the room before forgetting it.")
+        await self._appender.append(
+            Draft(user_id, user_id, types.ACCOUNT_FORGOTTEN, {"forgotten": True}, state_key=room_id)
+        )
+
+    async def _set_membership(
+        self, room_id: str, sender: str, target: str, membership: str, reason: str | None
+    ) -> Event:
+        content = self._member_content(membership, target)
+        if reason:
+            content["reason"] = reason
+        return await self._appender.append(
+            Draft(room_id, sender, types.MEMBER, content, state_key=target)
+        )
+
+    # Reading membership
+
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return await room_store.joined_room_ids(conn, user_id)
+
+    async def _membership_or_forbidden(self, room_id: str, user_id: str) -> room_store.Membership:
+        async with self._pool.acquire() as conn:
+            current = await room_store.membership(conn, room_id, user_id)
+            if current is None:
+                if not await room_store.room_exists(conn, room_id):
+                    raise forbidden("You are not in this room (or it does not exist).")
+                raise forbidden("You are not in this room.")
+        return current
+
+    async def _require_joined(self, room_id: str, user_id: str) -> None:
+        current = await self._membership_or_forbidden(room_id, user_id)
+        if current.membership != "join":
+            raise forbidden("You are not joined to this room.")
+
+    async def joined_members(self, user_id: str, room_id: str) -> dict[str, JsonDict]:
+        await self._require_joined(room_id, user_id)
+        async with self._pool.acquire() as conn:
+            events = await room_store.member_events(conn, room_id)
+        return {
+            event.state_key: {
+                "display_name": event.content.get("displayname"),
+                "avatar_url": event.content.get("avatar_url"),
+            }
+            for event in events
+            if event.state_key is not None and event.content.get("membership") == "join"
+        }
+
+    async def members(
+        self,
+        user_id: str,
+        room_id: str,
+        membership: str | None,
+        not_membership: str | None,
+    ) -> list[JsonDict]:
+        current = await self._membership_or_forbidden(room_id, user_id)
+        at = None if current.membership == "join" else current.stream_position
+        async with self._pool.acquire() as conn:
+            events = await room_store.member_events(conn, room_id, at)
+        chosen = [
+            event
+            for event in events
+            if (membership is None or event.content.get("membership") == membership)
+            and (not_membership is None or event.content.get("membership") != not_membership)
+        ]
+        return await self.serve(chosen)
+
+    # State
+
+    async def state(self, user_id: str, room_id: str) -> list[JsonDict]:
+        await self._require_joined(room_id, user_id)
+        async with self._pool.acquire() as conn:
+            events = await room_store.state_events(conn, room_id)
+        return await self.serve(events)
+
+    async def state_event(
+        self, user_id: str, room_id: str, event_type: str, state_key: str
+    ) -> Event:
+        await self._require_joined(room_id, user_id)
+        async with self._pool.acquire() as conn:
+            event = await room_store.state_event(conn, room_id, event_type, state_key)
+        if event is None or (event.type == types.MEMBER and not event.content):
+            raise not_found("Event not found.")
+        return event
+
+    async def set_state(
+        self, sender: str, room_id: str, event_type: str, state_key: str, content: JsonDict
+    ) -> str:
+        await self._require_room(room_id)
+        if event_type == types.CANONICAL_ALIAS:
+            await self._check_canonical_alias(room_id, content)
+        event = await self._appender.append(
+            Draft(room_id, sender, event_type, content, state_key=state_key)
+        )
+        return event.event_id
+
+    async def _check_canonical_alias(self, room_id: str, content: JsonDict) -> None:
+        wanted = [content.get("alias"), *content.get("alt_aliases", [])]
+        async with self._pool.acquire() as conn:
+            for alias in wanted:
+                if alias is None:
+                    continue
+                target = (
+                    await room_store.alias_target(conn, alias) if isinstance(alias, str) else None
+                )
+                if target is None or target[0] != room_id:
+                    raise MatrixError(
+                        400, "M_BAD_ALIAS", f"Alias {alias!r} does not point to this room."
+                    )
+
+    # Timeline
+
+    async def send(
+        self, sender: str, room_id: str, event_type: str, content: JsonDict, txn: TxnKey | None
+    ) -> str:
+        event = await self._appender.append(Draft(room_id, sender, event_type, content, txn=txn))
+        return event.event_id
+
+    async def redact(
+        self, sender: str, room_id: str, event_id: str, reason: str | None, txn: TxnKey | None
+    ) -> str:
+        async with self._pool.acquire() as conn:
+            target = await event_store.event_by_id(conn, event_id)
+        if target is None or target.room_id != room_id:
+            raise not_found("Event not found.")
+        content: JsonDict = {"redacts": event_id}
+        if reason is not None:
+            content["reason"] = reason
+        event = await self._appender.append(
+            Draft(room_id, sender, types.REDACTION, content, txn=txn)
+        )
+        return event.event_id
+
+    async def event(self, user_id: str, room_id: str, event_id: str) -> JsonDict:
+        current = await self._membership_or_forbidden(room_id, user_id)
+        async with self._pool.acquire() as conn:
+            event = await event_store.event_by_id(conn, event_id)
+        visible = event is not None and event.room_id == room_id
+        if visible and current.membership != "join":
+            assert event is not None
+            visible = current.membership == "leave" and event.stream_position <= (
+                current.stream_position
+            )
+        if not visible or event is None:
+            raise not_found("Event not found.")
+        return (await self.serve([event], for_user=user_id))[0]
+
+    async def serve(self, events: list[Event], for_user: str | None = None) -> list[JsonDict]:
+        """Client form of events: redactions applied, the sender's own txn IDs shown."""
+        ids = [event.event_id for event in events]
+        async with self._pool.acquire() as conn:
+            redactions = await event_store.redactions_of(conn, ids)
+            txn_ids = await event_store.event_ids_for_txn(conn, ids) if for_user else {}
+        return [
+            client_event(
+                event,
+                redacted_by=redactions.get(event.event_id),
+                transaction_id=txn_ids.get(event.event_id) if event.sender == for_user else None,
+            )
+            for event in events
+        ]
+
+    # Aliases
+
+    def _alias_from_name(self, name: str) -> str:
+        alias = f"#{name}:{self._server_name}"
+        self.check_alias(alias)
+        return alias
+
+    def check_alias(self, alias: str) -> None:
+        if not _ALIAS.match(alias) or len(alias) > 255:
+            raise invalid_param(f"{alias!r} is not a valid room alias.")
+        if alias.split(":", 1)[1] != self._server_name:
+            raise invalid_param("Room alias must be on this server.")
+
+    async def resolve_alias(self, alias: str) -> str:
+        self.check_alias(alias)
+        return await self.resolve_room(alias)
+
+    async def create_alias(self, sender: str, alias: str, room_id: str) -> None:
+        self.check_alias(alias)
+        await self._require_room(room_id)
+        await self._appender.append(
+            Draft(alias, sender, types.ALIAS, {"room_id": room_id}, state_key="")
+        )
+
+    async def delete_alias(self, sender: str, alias: str, is_admin: bool) -> None:
+        self.check_alias(alias)
+        async with self._pool.acquire() as conn:
+            target = await room_store.alias_target(conn, alias)
+            if target is None:
+                raise not_found(f"Room alias {alias} not found.")
+            room_id, creator = target
+            levels_event = await room_store.state_event(conn, room_id, types.POWER_LEVELS, "")
+        if sender != creator and not is_admin:
+            levels = PowerLevels.from_content(levels_event.content if levels_event else {})
+            if levels.user_level(sender) < levels.level_for_event(types.CANONICAL_ALIAS, True):
+                raise forbidden("You may not delete this alias.")
+        await self._appender.append(Draft(alias, sender, types.ALIAS, {}, state_key=""))
+
+    async def room_aliases(self, user_id: str, room_id: str) -> list[str]:
+        await self._require_joined(room_id, user_id)
+        async with self._pool.acquire() as conn:
+            return await room_store.aliases_of(conn, room_id)

@@ -1,0 +1,132 @@
+"""Accounts: users and devices (projections) and their secrets (passwords, tokens, UIA)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    user_id: str
+    device_id: str
+    deactivated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    device_id: str
+    display_name: str | None
+    created_ts: int
+    last_seen_ts: int | None
+
+
+async def user_exists(conn: asyncpg.Connection, user_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM users WHERE user_id = $1", user_id))
+
+
+async def user_deactivated(conn: asyncpg.Connection, user_id: str) -> bool | None:
+    """True/False for a known user, None for an unknown one."""
+    value = await conn.fetchval("SELECT deactivated FROM users WHERE user_id = $1", user_id)
+    return None if value is None else bool(value)
+
+
+async def set_password_hash(conn: asyncpg.Connection, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        "INSERT INTO user_passwords (user_id, password_hash) VALUES ($1, $2)"
+        " ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+        user_id,
+        password_hash,
+    )
+
+
+async def password_hash(conn: asyncpg.Connection, user_id: str) -> str | None:
+    value = await conn.fetchval(
+        "SELECT password_hash FROM user_passwords WHERE user_id = $1", user_id
+    )
+    return str(value) if value is not None else None
+
+
+async def insert_token(
+    conn: asyncpg.Connection, token_hash: str, user_id: str, device_id: str, now_ms: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts)"
+        " VALUES ($1, $2, $3, $4)",
+        token_hash,
+        user_id,
+        device_id,
+        now_ms,
+    )
+
+
+async def token_owner(conn: asyncpg.Connection, token_hash: str) -> TokenOwner | None:
+    row = await conn.fetchrow(
+        "SELECT t.user_id, t.device_id, coalesce(u.deactivated, TRUE) AS deactivated"
+        " FROM access_tokens t LEFT JOIN users u USING (user_id) WHERE t.token_hash = $1",
+        token_hash,
+    )
+    if row is None:
+        return None
+    return TokenOwner(row["user_id"], row["device_id"], row["deactivated"])
+
+
+async def delete_token(conn: asyncpg.Connection, token_hash: str) -> None:
+    await conn.execute("DELETE FROM access_tokens WHERE token_hash = $1", token_hash)
+
+
+async def delete_device_tokens(conn: asyncpg.Connection, user_id: str, device_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2", user_id, device_id
+    )
+
+
+async def devices(conn: asyncpg.Connection, user_id: str) -> list[DeviceRow]:
+    rows = await conn.fetch(
+        "SELECT d.device_id, d.display_name, d.created_ts,"
+        " (SELECT max(t.created_ts) FROM access_tokens t"
+        "   WHERE t.user_id = d.user_id AND t.device_id = d.device_id) AS last_seen_ts"
+        " FROM devices d WHERE d.user_id = $1 ORDER BY d.created_ts, d.device_id",
+        user_id,
+    )
+    return [
+        DeviceRow(r["device_id"], r["display_name"], r["created_ts"], r["last_seen_ts"])
+        for r in rows
+    ]
+
+
+async def device(conn: asyncpg.Connection, user_id: str, device_id: str) -> DeviceRow | None:
+    for row in await devices(conn, user_id):
+        if row.device_id == device_id:
+            return row
+    return None
+
+
+async def create_uia_session(
+    conn: asyncpg.Connection, session_id: str, now_ms: int, params: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO uia_sessions (session_id, created_ts, params) VALUES ($1, $2, $3)",
+        session_id,
+        now_ms,
+        params,
+    )
+
+
+async def uia_session_exists(conn: asyncpg.Connection, session_id: str, min_ts: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT 1 FROM uia_sessions WHERE session_id = $1 AND created_ts >= $2",
+            session_id,
+            min_ts,
+        )
+    )
+
+
+async def delete_uia_session(conn: asyncpg.Connection, session_id: str) -> None:
+    await conn.execute("DELETE FROM uia_sessions WHERE session_id = $1", session_id)
+
+
+async def delete_stale_uia_sessions(conn: asyncpg.Connection, min_ts: int) -> None:
+    await conn.execute("DELETE FROM uia_sessions WHERE created_ts < $1", min_ts)

@@ -1,0 +1,34 @@
+"""Connecting to PostgreSQL: a pool for a DSN, or an embedded server in the data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def embedded_postgres(directory: Path) -> AsyncIterator[str]:
+    """Start PostgreSQL from the `pgserver` package under `directory`; yields its DSN."""
+    import pgserver  # imported here: only the embedded mode needs it
+
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    start = pgserver.get_server  # type: ignore[attr-defined]
+    server = await asyncio.to_thread(start, str(directory), cleanup_mode="stop")
+    log.info("embedded PostgreSQL started in %s", directory)
+    try:
+        yield str(server.get_uri())
+    finally:
+        await asyncio.to_thread(server.cleanup)

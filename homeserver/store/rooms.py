@@ -1,0 +1,103 @@
+"""Room queries: membership, current state, aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from homeserver.events.canonical import decode
+from homeserver.events.model import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    membership: str
+    event_id: str
+    stream_position: int
+
+
+async def room_exists(conn: asyncpg.Connection, room_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM rooms WHERE room_id = $1", room_id))
+
+
+async def membership(conn: asyncpg.Connection, room_id: str, user_id: str) -> Membership | None:
+    row = await conn.fetchrow(
+        "SELECT membership, event_id, stream_position FROM room_members"
+        " WHERE room_id = $1 AND user_id = $2",
+        room_id,
+        user_id,
+    )
+    if row is None:
+        return None
+    return Membership(row["membership"], row["event_id"], row["stream_position"])
+
+
+async def joined_room_ids(conn: asyncpg.Connection, user_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT room_id FROM room_members WHERE user_id = $1 AND membership = 'join'"
+        " ORDER BY stream_position",
+        user_id,
+    )
+    return [row["room_id"] for row in rows]
+
+
+async def member_events(
+    conn: asyncpg.Connection, room_id: str, at_position: int | None = None
+) -> list[Event]:
+    """Current m.room.member events of a room (as of `at_position` when given, from the log)."""
+    if at_position is None:
+        rows = await conn.fetch(
+            "SELECT e.event_id, e.stream_position, e.json FROM room_members m"
+            " JOIN events e ON e.event_id = m.event_id WHERE m.room_id = $1"
+            " ORDER BY m.user_id",
+            room_id,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (state_key) event_id, stream_position, json FROM events"
+            " WHERE room_id = $1 AND type = 'm.room.member' AND stream_position <= $2"
+            " ORDER BY state_key, stream_position DESC",
+            room_id,
+            at_position,
+        )
+    return [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+
+
+async def state_events(conn: asyncpg.Connection, room_id: str) -> list[Event]:
+    rows = await conn.fetch(
+        "SELECT e.event_id, e.stream_position, e.json FROM current_state s"
+        " JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1"
+        " ORDER BY e.stream_position",
+        room_id,
+    )
+    return [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+
+
+async def state_event(
+    conn: asyncpg.Connection, room_id: str, event_type: str, state_key: str
+) -> Event | None:
+    row = await conn.fetchrow(
+        "SELECT e.event_id, e.stream_position, e.json FROM current_state s"
+        " JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3",
+        room_id,
+        event_type,
+        state_key,
+    )
+    if row is None:
+        return None
+    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+
+
+async def alias_target(conn: asyncpg.Connection, alias: str) -> tuple[str, str] | None:
+    """(room_id, creator) of an alias."""
+    row = await conn.fetchrow("SELECT room_id, creator FROM room_aliases WHERE alias = $1", alias)
+    return (row["room_id"], row["creator"]) if row is not None else None
+
+
+async def aliases_of(conn: asyncpg.Connection, room_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
+    )
+    return [row["alias"] for row in rows]
