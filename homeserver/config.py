@@ -35,6 +35,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 ENV_PREFIX = "HOMESERVER_"
+# Reserved for the test suite (HOMESERVER_TEST_DSN); never a config override.
+TEST_ENV_PREFIX = "HOMESERVER_TEST_"
 
 MiB = 1024 * 1024
 
@@ -420,7 +422,9 @@ def _apply_environment(
     ]
     sources: dict[Loc, str] = {}
 
-    for var in sorted(v for v in environ if v.startswith(ENV_PREFIX)):
+    for var in sorted(
+        v for v in environ if v.startswith(ENV_PREFIX) and not v.startswith(TEST_ENV_PREFIX)
+    ):
         raw = environ[var]
         suffix = var[len(ENV_PREFIX) :].lower()
         if suffix in top_level:

@@ -365,3 +365,10 @@ def test_environment_values_are_validated_and_blamed_on_the_variable(tmp_path: P
 def test_other_environment_variables_are_ignored() -> None:
     config = load_config(None, {"PATH": "/bin", "HOME": "/root", "homeserver_listen_port": "1"})
     assert config == Config()
+
+
+def test_test_suite_database_variable_is_not_a_config_override() -> None:
+    from homeserver.config import load_config
+
+    config = load_config(None, {"HOMESERVER_TEST_DSN": "postgresql://elsewhere/db"})
+    assert config.database.dsn == ""

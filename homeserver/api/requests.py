@@ -14,6 +14,7 @@ from homeserver.errors import MatrixError, bad_json, forbidden, not_json
 
 Body = TypeVar("Body", bound=BaseModel)
 
+
 class RequestBody(BaseModel):
     """Request bodies ignore keys they do not know, as Matrix servers do."""
 
@@ -58,7 +59,6 @@ async def requester(request: web.Request) -> Requester:
     if token is None:
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
     found = await request.app[ACCOUNTS].requester_for_token(token)
-    request["user_id"] = found.user_id
     return found
 
 

@@ -1,0 +1,167 @@
+"""Fixtures: a real PostgreSQL (fresh database per run), Redis, and the app over HTTP.
+
+PostgreSQL is found at HOMESERVER_TEST_DSN, else at 127.0.0.1:5432, else an
+embedded one (pgserver) is started, so the suite passes on a bare machine.
+With CI set, a missing Redis fails the run instead of skipping its tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from homeserver.app import create_app
+from homeserver.config import Config, load_config
+from tests.matrix import MatrixClient
+
+LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _server_reachable(dsn: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN with the right to create databases."""
+    configured = os.environ.get("HOMESERVER_TEST_DSN")
+    if configured:
+        yield configured
+        return
+    if _server_reachable(LOCAL_DSN):
+        yield LOCAL_DSN
+        return
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")  # type: ignore[attr-defined]
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def create_database(postgres_admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty databases; drops them all at the end of the run."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = "hs_test_" + secrets.token_hex(6)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(postgres_admin_dsn)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        made.append(name)
+        return _with_database(postgres_admin_dsn, name)
+
+    yield make
+
+    async def drop_all() -> None:
+        conn = await asyncpg.connect(postgres_admin_dsn)
+        try:
+            for name in made:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop_all())
+
+
+@pytest.fixture(scope="session")
+def run_dsn(create_database: Callable[[], str]) -> str:
+    """This run's own database, shared by the tests that need no empty log."""
+    return create_database()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("HOMESERVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {url}, and CI is set")
+        pytest.skip(f"Redis is not reachable at {url}")
+    return url
+
+
+def make_config(data_dir: Path, **overrides: Any) -> Config:
+    config = load_config(None, {})
+    updates: dict[str, Any] = {"data_dir": data_dir, "logging": config.logging}
+    for key, value in overrides.items():
+        section = getattr(config, key)
+        updates[key] = section.model_copy(update=value) if isinstance(value, dict) else value
+    return config.model_copy(update=updates)
+
+
+@pytest.fixture
+def config(data_dir: Path) -> Config:
+    return make_config(data_dir)
+
+
+AppFactory = Callable[..., Awaitable[MatrixClient]]
+
+
+@pytest.fixture
+async def start_app(run_dsn: str, data_dir: Path) -> AsyncIterator[AppFactory]:
+    """Starts a homeserver app on a real port; `dsn` and config overrides may be given."""
+    clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def start(dsn: str | None = None, **overrides: Any) -> MatrixClient:
+        app = create_app(make_config(data_dir, **overrides), dsn or run_dsn)
+        client: TestClient[web.Request, web.Application] = TestClient(
+            TestServer(app, host="127.0.0.1")
+        )
+        await client.start_server()
+        clients.append(client)
+        return MatrixClient(client)
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def hs(start_app: AppFactory) -> MatrixClient:
+    """The homeserver on this run's database."""
+    return await start_app()
+
+
+@pytest.fixture
+async def fresh_dsn(create_database: Callable[[], str]) -> str:
+    """An empty database of its own, for a test that needs the log to itself."""
+    return await asyncio.to_thread(create_database)

@@ -1,0 +1,106 @@
+"""A small Matrix client over the test server, so tests read like what a client does."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+V3 = "/_matrix/client/v3/"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def errcode(self) -> str | None:
+        return self.body.get("errcode") if isinstance(self.body, dict) else None
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    token: str
+    device_id: str
+    password: str
+
+
+class MatrixClient:
+    def __init__(self, http: TestClient[web.Request, web.Application]) -> None:
+        self.http = http
+
+    @property
+    def base_url(self) -> str:
+        return str(self.http.make_url("")).rstrip("/")
+
+    @property
+    def app(self) -> web.Application:
+        return self.http.app  # type: ignore[return-value]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: User | None = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        url = path if path.startswith("/") else V3 + path
+        sent_headers = dict(headers or {})
+        if user is not None:
+            token = user.token
+        if token is not None:
+            sent_headers["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        async with self.http.request(method, url, data=data, headers=sent_headers) as response:
+            text = await response.text()
+            try:
+                parsed = json.loads(text) if text else None
+            except ValueError:
+                parsed = text
+            return Reply(response.status, parsed)
+
+    async def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        reply = await self.request(method, path, body, **kwargs)
+        assert reply.status == 200, f"{method} {path} -> {reply.status} {reply.body}"
+        return reply.body
+
+    async def register(self, localpart: str | None = None, password: str = "correct horse") -> User:
+        localpart = localpart or "user_" + secrets.token_hex(5)
+        body = await self.ok(
+            "POST",
+            "register",
+            {"username": localpart, "password": password, "auth": {"type": "m.login.dummy"}},
+        )
+        return User(body["user_id"], body["access_token"], body["device_id"], password)
+
+    async def create_room(self, user: User, **body: Any) -> str:
+        reply = await self.ok("POST", "createRoom", body, user=user)
+        return str(reply["room_id"])
+
+    async def join(self, user: User, room: str) -> None:
+        await self.ok("POST", f"join/{room}", {}, user=user)
+
+    async def send(
+        self,
+        user: User,
+        room_id: str,
+        content: dict[str, Any] | None = None,
+        event_type: str = "m.room.message",
+        txn_id: str | None = None,
+    ) -> str:
+        content = content if content is not None else {"msgtype": "m.text", "body": "hello"}
+        txn_id = txn_id or secrets.token_hex(8)
+        reply = await self.ok(
+            "PUT", f"rooms/{room_id}/send/{event_type}/{txn_id}", content, user=user
+        )
+        return str(reply["event_id"])
