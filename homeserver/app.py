@@ -14,6 +14,9 @@ from homeserver import logs
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import accounts, directory, rooms, server
 from homeserver.api.keys import ACCOUNTS, ADMINS, METRICS, POOL, ROOMS, SERVER_KEY, SERVER_NAME
+from homeserver.bus.base import Bus
+from homeserver.bus.local import LocalBus
+from homeserver.bus.redis import RedisBus
 from homeserver.config import Config
 from homeserver.errors import MatrixError
 from homeserver.events.signing import load_or_create_key
@@ -115,6 +118,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         key = load_or_create_key(config.effective_signing_key_path, config.server_name)
+        bus: Bus = (
+            RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
+        )
         appender = Appender(
             pool, key, chain_rules.authorize, max_event_bytes=config.limits.max_event_bytes
         )
@@ -129,10 +135,13 @@ def create_app(config: Config, dsn: str) -> web.Application:
             RegistrationPolicy(
                 config.registration.enabled, config.registration.min_password_length
             ),
+            bus,
         )
         app[ROOMS] = RoomService(pool, appender, config.server_name)
+        await bus.start()
         yield
         await appender.stop()
+        await bus.stop()
         await pool.close()
 
     app.cleanup_ctx.append(services)

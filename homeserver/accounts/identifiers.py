@@ -6,7 +6,8 @@ import re
 
 from homeserver.errors import MatrixError
 
-_LOCALPART = re.compile(r"^[a-z0-9._=\-/+]+$")
+# fullmatch, not match with "$": "$" also matches before a trailing newline.
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 MAX_USER_ID_LENGTH = 255
 
 
@@ -21,7 +22,7 @@ def user_id_for(localpart: str, server_name: str) -> str:
 def check_localpart(localpart: str, server_name: str) -> None:
     if not localpart:
         raise invalid_username("User ID cannot be empty.")
-    if not _LOCALPART.match(localpart):
+    if not _LOCALPART.fullmatch(localpart):
         raise invalid_username("User ID may only contain the characters a-z, 0-9, '.=_-/+'.")
     if localpart.startswith("_"):
         raise invalid_username("User ID may not begin with '_'.")
@@ -36,4 +37,5 @@ def localpart_of(user: str, server_name: str) -> str | None:
     local, sep, server = user[1:].partition(":")
     if not sep or server != server_name:
         return None
-    return local
+    # Localparts are lower-case; accept either spelling, as for a bare localpart.
+    return local.lower()

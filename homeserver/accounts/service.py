@@ -14,12 +14,17 @@ import asyncpg
 
 from homeserver.accounts import passwords
 from homeserver.accounts.identifiers import check_localpart, localpart_of, user_id_for
+from homeserver.accounts.token_cache import CachedOwner, TokenCache
 from homeserver.accounts.uia import DUMMY, PASSWORD, UserInteractiveAuth
+from homeserver.bus.base import Bus
 from homeserver.errors import MatrixError, forbidden, missing_param, not_found
 from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.log.appender import Appender
 from homeserver.store import accounts as account_store
+
+# What the device list shows of a device.
+Device = account_store.DeviceRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,9 @@ class RegistrationPolicy:
     min_password_length: int
 
 
+TOKENS_REVOKED = "tokens.revoked"
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -63,12 +71,16 @@ class AccountService:
         appender: Appender,
         server_name: str,
         policy: RegistrationPolicy,
+        bus: Bus,
     ) -> None:
         self._pool = pool
         self._appender = appender
         self._server_name = server_name
         self._policy = policy
         self._uia = UserInteractiveAuth(pool)
+        self._bus = bus
+        self._tokens = TokenCache()
+        bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
 
     # Registration
 
@@ -101,10 +113,13 @@ class AccountService:
         async with self._pool.acquire() as conn:
             if await account_store.user_exists(conn, user_id):
                 raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        if password is not None:
+            self._check_strength(password)
+        # Clients probe with POST {} to learn the flows (complement's "POST {} returns
+        # a set of flows"), so a missing password is only an error after the 401.
+        await self._uia.require(auth, [DUMMY])
         if password is None:
             raise missing_param("A password is required to register.")
-        self._check_strength(password)
-        await self._uia.require(auth, [DUMMY])
         password_hash = await passwords.hash_password(password)
         now = _now_ms()
         drafts = [
@@ -182,13 +197,17 @@ class AccountService:
 
     async def requester_for_token(self, token: str) -> Requester:
         token_hash = hash_token(token)
-        async with self._pool.acquire() as conn:
-            owner = await account_store.token_owner(conn, token_hash)
-        if owner is None or owner.deactivated:
-            raise MatrixError(
-                401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
-            )
-        return Requester(owner.user_id, owner.device_id, token_hash)
+        cached = self._tokens.get(token_hash)
+        if cached is None:
+            async with self._pool.acquire() as conn:
+                owner = await account_store.token_owner(conn, token_hash)
+            if owner is None or owner.deactivated:
+                raise MatrixError(
+                    401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
+                )
+            cached = CachedOwner(owner.user_id, owner.device_id)
+            self._tokens.put(token_hash, cached)
+        return Requester(cached.user_id, cached.device_id, token_hash)
 
     async def logout(self, requester: Requester) -> None:
         await self._remove_devices(requester.user_id, [requester.device_id])
@@ -201,10 +220,14 @@ class AccountService:
         )
 
     async def _remove_devices(self, user_id: str, device_ids: list[str]) -> None:
+        revoked: list[str] = []
         async with self._pool.acquire() as conn:
             known = {row.device_id for row in await account_store.devices(conn, user_id)}
             for device_id in device_ids:
-                await account_store.delete_device_tokens(conn, user_id, device_id)
+                revoked += await account_store.delete_device_tokens(conn, user_id, device_id)
+        if revoked:
+            self._tokens.evict(revoked)
+            await self._bus.publish(TOKENS_REVOKED, ",".join(revoked))
         drafts = [
             Draft(user_id, user_id, types.ACCOUNT_DEVICE, {}, state_key=device_id)
             for device_id in dict.fromkeys(device_ids)
@@ -250,11 +273,11 @@ class AccountService:
         if logout_devices:
             await self._remove_devices(requester.user_id, others)
 
-    async def devices(self, requester: Requester) -> list[account_store.DeviceRow]:
+    async def devices(self, requester: Requester) -> list[Device]:
         async with self._pool.acquire() as conn:
             return await account_store.devices(conn, requester.user_id)
 
-    async def device(self, requester: Requester, device_id: str) -> account_store.DeviceRow:
+    async def device(self, requester: Requester, device_id: str) -> Device:
         async with self._pool.acquire() as conn:
             row = await account_store.device(conn, requester.user_id, device_id)
         if row is None:

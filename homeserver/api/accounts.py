@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.accounts.service import Device
 from homeserver.api.keys import ACCOUNTS, SERVER_NAME
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.errors import MatrixError, bad_json, missing_param
-from homeserver.store.accounts import DeviceRow
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
@@ -58,7 +58,7 @@ class DeleteDevicesBody(RequestBody):
     auth: dict[str, Any] | None = None
 
 
-def _device_json(row: DeviceRow) -> dict[str, Any]:
+def _device_json(row: Device) -> dict[str, Any]:
     return {
         "device_id": row.device_id,
         "display_name": row.display_name,

@@ -12,7 +12,7 @@ from homeserver.api.requests import RequestBody, json_object, ok, parse_body, re
 from homeserver.errors import bad_json, invalid_param
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
-from homeserver.rooms.service import RoomCreation
+from homeserver.rooms.service import REDACTION_TXN_PREFIX, RoomCreation
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
@@ -247,7 +247,9 @@ async def send_event(request: web.Request) -> web.Response:
 async def redact_event(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, ReasonBody, empty_ok=True)
-    txn = TxnKey(caller.user_id, caller.device_id, "redact:" + request.match_info["txn_id"])
+    txn = TxnKey(
+        caller.user_id, caller.device_id, REDACTION_TXN_PREFIX + request.match_info["txn_id"]
+    )
     event_id = await request.app[ROOMS].redact(
         caller.user_id, _room_id(request), request.match_info["event_id"], body.reason, txn
     )
@@ -259,7 +261,7 @@ async def redact_event(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     caller = await requester(request)
     event = await request.app[ROOMS].event(
-        caller.user_id, _room_id(request), request.match_info["event_id"]
+        caller.user_id, caller.device_id, _room_id(request), request.match_info["event_id"]
     )
     return ok(event)
 

@@ -55,6 +55,8 @@ class Event:
     prev_events: tuple[str, ...]
     stream_position: int
     pdu: JsonDict = field(repr=False, compare=False)
+    # The canonical JSON the log holds, when already known (saves re-encoding).
+    logged: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_state(self) -> bool:
@@ -69,7 +71,9 @@ class Event:
         return target if isinstance(target, str) else None
 
     @classmethod
-    def from_pdu(cls, event_id: str, pdu: JsonDict, stream_position: int) -> Event:
+    def from_pdu(
+        cls, event_id: str, pdu: JsonDict, stream_position: int, logged: bytes | None = None
+    ) -> Event:
         """Build from the logged JSON (which, as in Matrix v4+, has no event_id)."""
         return cls(
             event_id=event_id,
@@ -83,4 +87,5 @@ class Event:
             prev_events=tuple(pdu["prev_events"]),
             stream_position=stream_position,
             pdu=pdu,
+            logged=logged,
         )

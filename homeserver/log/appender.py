@@ -20,9 +20,8 @@ import asyncpg
 
 from homeserver.errors import MatrixError, too_large, unknown
 from homeserver.events import types
-from homeserver.events.canonical import encode
-from homeserver.events.hashing import content_hash, event_id_for
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
+from homeserver.events.sealing import seal
 from homeserver.events.signing import ServerKey
 from homeserver.projections import project
 from homeserver.projections import room_state as room_state_reducer
@@ -193,11 +192,10 @@ class Appender:
         }
         if draft.state_key is not None:
             pdu["state_key"] = draft.state_key
-        pdu["hashes"] = {"sha256": content_hash(pdu)}
-        pdu["signatures"] = self._key.signature_for(pdu)
-        if len(encode(pdu)) > self._max_event_bytes:
+        event_id, logged = seal(pdu, self._key)
+        if len(logged) > self._max_event_bytes:
             raise too_large(f"event is larger than {self._max_event_bytes} bytes")
-        return Event.from_pdu(event_id_for(pdu), pdu, position)
+        return Event.from_pdu(event_id, pdu, position, logged)
 
     def _remember(self, states: dict[str, RoomState]) -> None:
         for room_id, state in states.items():

@@ -27,6 +27,10 @@ from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
 
 DEFAULT_ROOM_VERSION = "11"
+
+# A transaction ID is scoped to one device and one endpoint: a redaction's is
+# stored with this prefix so it never answers a retried send, and vice versa.
+REDACTION_TXN_PREFIX = "redact:"
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
 _USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
 
@@ -46,6 +50,13 @@ class RoomCreation:
     initial_state: list[tuple[str, str, JsonDict]] = field(default_factory=list)
     is_direct: bool = False
     power_level_content_override: JsonDict | None = None
+
+
+def _client_txn_id(event: Event, stored: str | None) -> str | None:
+    """The transaction ID as the client gave it (without our endpoint prefix)."""
+    if stored is not None and event.type == types.REDACTION:
+        return stored.removeprefix(REDACTION_TXN_PREFIX)
+    return stored
 
 
 def _new_room_id(server_name: str) -> str:
@@ -90,9 +101,12 @@ class RoomService:
             await self._appender.append_group(
                 self._creation_drafts(room_id, creator, preset, version, alias, request)
             )
-        except MatrixError:
+        except MatrixError as refused:
             if alias is not None:
                 await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
+            if refused.errcode == "M_FORBIDDEN":
+                # The spec's createRoom: initial state the rules refuse is M_INVALID_ROOM_STATE.
+                raise MatrixError(400, "M_INVALID_ROOM_STATE", refused.error) from None
             raise
         return room_id, alias
 
@@ -338,7 +352,9 @@ class RoomService:
         )
         return event.event_id
 
-    async def event(self, user_id: str, room_id: str, event_id: str) -> JsonDict:
+    async def event(
+        self, user_id: str, device_id: str, room_id: str, event_id: str
+    ) -> JsonDict:
         current = await self._membership_or_forbidden(room_id, user_id)
         async with self._pool.acquire() as conn:
             event = await event_store.event_by_id(conn, event_id)
@@ -350,19 +366,24 @@ class RoomService:
             )
         if not visible or event is None:
             raise not_found("Event not found.")
-        return (await self.serve([event], for_user=user_id))[0]
+        return (await self.serve([event], for_device=(user_id, device_id)))[0]
 
-    async def serve(self, events: list[Event], for_user: str | None = None) -> list[JsonDict]:
-        """Client form of events: redactions applied, the sender's own txn IDs shown."""
+    async def serve(
+        self, events: list[Event], for_device: tuple[str, str] | None = None
+    ) -> list[JsonDict]:
+        """Client form of events: redactions applied, and for `for_device` (a user ID
+        and device ID) the transaction IDs that device gave its own events."""
         ids = [event.event_id for event in events]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
-            txn_ids = await event_store.event_ids_for_txn(conn, ids) if for_user else {}
+            txn_ids = (
+                await room_store.transaction_ids(conn, ids, *for_device) if for_device else {}
+            )
         return [
             client_event(
                 event,
                 redacted_by=redactions.get(event.event_id),
-                transaction_id=txn_ids.get(event.event_id) if event.sender == for_user else None,
+                transaction_id=_client_txn_id(event, txn_ids.get(event.event_id)),
             )
             for event in events
         ]

@@ -72,14 +72,14 @@ async def token_owner(conn: asyncpg.Connection, token_hash: str) -> TokenOwner |
     return TokenOwner(row["user_id"], row["device_id"], row["deactivated"])
 
 
-async def delete_token(conn: asyncpg.Connection, token_hash: str) -> None:
-    await conn.execute("DELETE FROM access_tokens WHERE token_hash = $1", token_hash)
-
-
-async def delete_device_tokens(conn: asyncpg.Connection, user_id: str, device_id: str) -> None:
-    await conn.execute(
-        "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2", user_id, device_id
+async def delete_device_tokens(conn: asyncpg.Connection, user_id: str, device_id: str) -> list[str]:
+    """Delete a device's tokens; returns their hashes."""
+    rows = await conn.fetch(
+        "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2 RETURNING token_hash",
+        user_id,
+        device_id,
     )
+    return [row["token_hash"] for row in rows]
 
 
 async def devices(conn: asyncpg.Connection, user_id: str) -> list[DeviceRow]:

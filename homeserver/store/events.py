@@ -18,6 +18,8 @@ APPEND_LOCK = 7_240_000
 
 async def lock_for_append(conn: asyncpg.Connection) -> int:
     """Take the append lock; returns the last stream position in the log."""
+    # Two statements, not one: under READ COMMITTED a statement's snapshot is
+    # taken before it waits for the lock, and would miss the batch before it.
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     position = await conn.fetchval("SELECT max(stream_position) FROM events")
     return int(position or 0)
@@ -36,7 +38,7 @@ async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> No
                 event.sender,
                 event.origin_server_ts,
                 event.depth,
-                encode(event.pdu).decode(),
+                (event.logged or encode(event.pdu)).decode(),
             )
             for event in events
         ],

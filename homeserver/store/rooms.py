@@ -101,3 +101,17 @@ async def aliases_of(conn: asyncpg.Connection, room_id: str) -> list[str]:
         "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
     )
     return [row["alias"] for row in rows]
+
+
+async def transaction_ids(
+    conn: asyncpg.Connection, event_ids: list[str], user_id: str, device_id: str
+) -> dict[str, str]:
+    """Transaction IDs that this one device gave the events among `event_ids`."""
+    rows = await conn.fetch(
+        "SELECT event_id, txn_id FROM event_txn_ids"
+        " WHERE event_id = ANY($1::text[]) AND user_id = $2 AND device_id = $3",
+        event_ids,
+        user_id,
+        device_id,
+    )
+    return {row["event_id"]: row["txn_id"] for row in rows}

@@ -1,0 +1,144 @@
+"""`python -m bench <scenario> --base-url URL [options]`.
+
+Every scenario takes the common options added here; `python -m bench
+<scenario> --help` lists its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import send
+from bench.client import MatrixRequestError
+from bench.report import Report
+from bench.scenario import Scenario
+from bench.spawn import (
+    DEFAULT_ADMIN_DSN,
+    DEFAULT_PORT,
+    DEFAULT_SERVER_DIR,
+    SpawnError,
+    SpawnOptions,
+    spawned_server,
+)
+
+# One line per scenario module; each exports SCENARIO.
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in [send.SCENARIO]}
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8008"
+
+
+def json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("target")
+    target.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        help=f"server to measure (default {DEFAULT_BASE_URL}); ignored with --spawn-server",
+    )
+    target.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+
+    spawn = parser.add_argument_group(
+        "local server", "start a throw-away server with a fresh database for this run"
+    )
+    spawn.add_argument(
+        "--spawn-server",
+        action="store_true",
+        help="create a database, start `python -m homeserver run`, measure it, stop, drop",
+    )
+    spawn.add_argument(
+        "--server-dir",
+        type=Path,
+        default=DEFAULT_SERVER_DIR,
+        help=f"server checkout to run from (default {DEFAULT_SERVER_DIR})",
+    )
+    spawn.add_argument(
+        "--server-python", help="interpreter for the server (default: <server-dir>/.venv)"
+    )
+    spawn.add_argument(
+        "--pg-admin-dsn",
+        default=DEFAULT_ADMIN_DSN,
+        help=f"PostgreSQL DSN allowed to create databases (default {DEFAULT_ADMIN_DSN})",
+    )
+    spawn.add_argument(
+        "--spawn-port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})"
+    )
+    spawn.add_argument(
+        "--server-config",
+        type=json_object,
+        default={},
+        metavar="JSON",
+        help="config keys merged into the generated config, e.g. '{\"rate_limits\": {...}}'",
+    )
+    spawn.add_argument(
+        "--keep-server",
+        action="store_true",
+        help="keep the database and the server's directory (config, log) afterwards",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Load benchmarks for a Matrix homeserver."
+    )
+    subparsers = parser.add_subparsers(dest="scenario", required=True, metavar="scenario")
+    for scenario in SCENARIOS.values():
+        sub = subparsers.add_parser(scenario.name, help=scenario.help, description=scenario.help)
+        scenario.add_arguments(sub)
+        add_common_arguments(sub)
+    return parser
+
+
+async def run_scenario(scenario: Scenario, args: argparse.Namespace) -> Report:
+    if not args.spawn_server:
+        return await scenario.run(str(args.base_url), args)
+    options = SpawnOptions(
+        server_dir=args.server_dir,
+        python=args.server_python,
+        admin_dsn=args.pg_admin_dsn,
+        port=args.spawn_port,
+        config_overrides=args.server_config,
+        keep=args.keep_server,
+    )
+    async with spawned_server(options) as base_url:
+        return await scenario.run(base_url, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    scenario = SCENARIOS[args.scenario]
+    try:
+        report = asyncio.run(run_scenario(scenario, args))
+    except MatrixRequestError as error:
+        # A setup step failed: show the exchange, it is the bug report.
+        print(f"setup request failed: {error}", file=sys.stderr)
+        print(f"response body: {json.dumps(error.response.body)}", file=sys.stderr)
+        return 1
+    except SpawnError as error:
+        print(f"could not run a local server: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(report.render())
+    if args.json is not None:
+        report.write_json(args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

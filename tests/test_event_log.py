@@ -1,0 +1,119 @@
+"""The log itself: signed, hashed, chained, append-only, and the projections are its fold."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from homeserver.api.keys import SERVER_KEY
+from homeserver.events.canonical import decode
+from homeserver.events.hashing import content_hash_matches, event_id_for
+from homeserver.events.model import Event
+from homeserver.events.signing import verify_event_signature
+from homeserver.projections import project
+from homeserver.projections.changes import ALL_TABLES
+from homeserver.store.projections import apply_changes
+from tests.conftest import AppFactory
+from tests.matrix import MatrixClient
+
+
+async def _scenario(hs: MatrixClient) -> str:
+    alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat", name="log", room_alias_name="log")
+    await hs.join(bob, room)
+    await hs.join(carol, room)
+    first = await hs.send(bob, room)
+    await hs.send(
+        bob,
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "* edit",
+            "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+        },
+    )
+    await hs.send(
+        carol,
+        room,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": first, "key": "+1"}},
+        "m.reaction",
+    )
+    await hs.ok("PUT", f"rooms/{room}/redact/{first}/r1", {}, user=alice)
+    await hs.ok("POST", f"rooms/{room}/kick", {"user_id": carol.user_id}, user=alice)
+    await hs.ok("POST", f"rooms/{room}/ban", {"user_id": carol.user_id}, user=alice)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
+    await hs.ok("POST", f"rooms/{room}/forget", {}, user=bob)
+    await hs.ok("PUT", f"devices/{alice.device_id}", {"display_name": "laptop"}, user=alice)
+    await hs.ok("POST", "logout", {}, user=carol)
+    await hs.ok("DELETE", "directory/room/%23log:localhost", user=alice)
+    return room
+
+
+async def test_every_event_is_hashed_signed_and_chained(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    hs = await start_app(dsn=fresh_dsn)
+    await _scenario(hs)
+    key = hs.app[SERVER_KEY]
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        rows = await conn.fetch("SELECT * FROM events ORDER BY stream_position")
+    finally:
+        await conn.close()
+    assert rows
+    heads: dict[str, str] = {}
+    for row in rows:
+        pdu = decode(row["json"])
+        assert content_hash_matches(pdu), row["event_id"]
+        assert event_id_for(pdu) == row["event_id"]
+        assert verify_event_signature(pdu, key.server_name, key.verify_key)
+        expected_prev = [heads[row["room_id"]]] if row["room_id"] in heads else []
+        assert pdu["prev_events"] == expected_prev, "the chain of the room is broken"
+        heads[row["room_id"]] = row["event_id"]
+
+
+async def test_event_log_rejects_update_and_delete(hs: MatrixClient, run_dsn: str) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    event_id = await hs.send(alice, room)
+    conn = await asyncpg.connect(run_dsn)
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("UPDATE events SET json = '{}' WHERE event_id = $1", event_id)
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM events WHERE event_id = $1", event_id)
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE event_id = $1", event_id) == 1
+    finally:
+        await conn.close()
+
+
+async def test_live_projections_equal_a_replay_of_the_log_from_position_zero(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    hs = await start_app(dsn=fresh_dsn)
+    await _scenario(hs)
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        await conn.execute("CREATE SCHEMA replay")
+        for table in ALL_TABLES:
+            await conn.execute(
+                f"CREATE TABLE replay.{table.name} (LIKE public.{table.name} INCLUDING ALL)"
+            )
+        rows = await conn.fetch("SELECT event_id, stream_position, json FROM events ORDER BY 2")
+        async with conn.transaction():
+            for row in rows:
+                event = Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+                await apply_changes(conn, project(event), schema="replay")
+        for table in ALL_TABLES:
+            columns = ", ".join(table.columns)
+            differing = await conn.fetch(
+                f"(SELECT {columns} FROM public.{table.name}"
+                f" EXCEPT SELECT {columns} FROM replay.{table.name})"
+                f" UNION ALL (SELECT {columns} FROM replay.{table.name}"
+                f" EXCEPT SELECT {columns} FROM public.{table.name})"
+            )
+            assert differing == [], f"{table.name} differs from its replay"
+            live = await conn.fetchval(f"SELECT count(*) FROM public.{table.name}")
+            assert live == await conn.fetchval(f"SELECT count(*) FROM replay.{table.name}")
+    finally:
+        await conn.close()

@@ -1,0 +1,94 @@
+"""Dependencies point one way (STYLE §1): a wrong-way import fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "homeserver"
+
+# Layer of each top-level module or package of homeserver, and what it may import.
+LEAVES = {"errors", "logs"}
+RULES: dict[str, set[str]] = {
+    "events": {"errors"},
+    "bus": {"errors"},
+    "projections": {"events", "errors"},
+    "store": {"events", "projections", "errors"},
+    # Services: may use each other (never in a cycle: checked below).
+    "log": {"store", "events", "projections", "errors", "bus"},
+    "rooms": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
+    "accounts": {"store", "events", "projections", "errors", "log", "bus"},
+    "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
+    "metrics": {"events"},
+    "config": set(),
+    "api": {
+        "accounts",
+        "rooms",
+        "sync",
+        "events",
+        "errors",
+        "config",
+        "metrics",
+        "log",
+    },
+}
+WIRING = {"app", "cli", "__main__"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "homeserver" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _layer_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def test_every_module_imports_only_the_layers_below_it() -> None:
+    wrong: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        layer = _layer_of(path)
+        if layer in WIRING or layer == "__init__":
+            continue
+        allowed = RULES.get(layer, set()) | LEAVES | {layer}
+        for target in _imports(path) - allowed:
+            wrong.append(f"{path.relative_to(PACKAGE.parent)} imports homeserver.{target}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_nothing_imports_the_http_layer_or_the_wiring() -> None:
+    wrong = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if _layer_of(path) not in WIRING | {"api"} and _imports(path) & ({"api"} | WIRING)
+    ]
+    assert wrong == []
+
+
+def test_services_do_not_import_each_other_in_a_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        layer = _layer_of(path)
+        graph.setdefault(layer, set()).update(_imports(path) - {layer})
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, set()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    cycles = [layer for layer in graph if layer not in WIRING and reaches(layer, layer, set())]
+    assert cycles == []
