@@ -207,9 +207,11 @@ async def get_state_event(request: web.Request) -> web.Response:
         request.match_info["event_type"],
         request.match_info.get("state_key", ""),
     )
+    # Served, so a redacted state event shows its redacted content here too.
+    served = (await rooms.serve([event]))[0]
     if request.query.get("format") == "event":
-        return ok((await rooms.serve([event]))[0])
-    return ok(dict(event.content))
+        return ok(served)
+    return ok(served["content"])
 
 
 # PUT /_matrix/client/v3/rooms/{room_id}/state/{event_type}/{state_key}

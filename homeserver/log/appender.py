@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -23,6 +23,7 @@ from homeserver.events import types
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
 from homeserver.events.sealing import seal
 from homeserver.events.signing import ServerKey
+from homeserver.events.validation import annotation_of, check_draft_fields
 from homeserver.projections import project
 from homeserver.projections import room_state as room_state_reducer
 from homeserver.projections.room_state import RoomState
@@ -152,13 +153,22 @@ class Appender:
         saved_states = {draft.room_id: plan.states[draft.room_id] for draft in drafts}
         accepted: list[Event] = []
         fresh: list[tuple[Draft, Event]] = []
+        added_annotations: list[tuple[str, str, str]] = []
         try:
             for draft in drafts:
                 if draft.txn is not None and (earlier := plan.by_txn.get(draft.txn)) is not None:
                     accepted.append(earlier)
                     continue
+                check_draft_fields(draft.type, draft.state_key)
                 state = plan.states[draft.room_id]
                 self._authorize(state, draft, plan.redacted_sender(draft))
+                if (annotation := plan.annotation(draft)) is not None:
+                    if annotation in plan.annotations:
+                        raise MatrixError(
+                            400, "M_DUPLICATE_ANNOTATION", "You already reacted with this key."
+                        )
+                    plan.annotations.add(annotation)
+                    added_annotations.append(annotation)
                 event = self._build(state, draft, position + len(fresh) + 1)
                 plan.states[draft.room_id] = room_state_reducer.apply(state, event)
                 plan.senders[event.event_id] = event.sender
@@ -168,6 +178,7 @@ class Appender:
                 fresh.append((draft, event))
         except MatrixError:
             plan.states.update(saved_states)
+            plan.annotations.difference_update(added_annotations)
             for draft, event in fresh:
                 plan.senders.pop(event.event_id, None)
                 if draft.txn is not None:
@@ -212,8 +223,15 @@ class _BatchPlan:
     states: dict[str, RoomState]
     by_txn: dict[TxnKey, Event]
     senders: dict[str, str]
-    new_events: list[Event]
-    new_txns: list[tuple[TxnKey, str]]
+    annotations: set[tuple[str, str, str]]
+    new_events: list[Event] = field(default_factory=list)
+    new_txns: list[tuple[TxnKey, str]] = field(default_factory=list)
+
+    @staticmethod
+    def annotation(draft: Draft) -> tuple[str, str, str] | None:
+        """(sender, target, key) of a reaction, which may exist once per sender."""
+        found = annotation_of(draft.type, draft.content)
+        return (draft.sender, *found) if found is not None else None
 
     def redacted_sender(self, draft: Draft) -> str | None:
         if draft.type != types.REDACTION:
@@ -247,4 +265,6 @@ class _BatchPlan:
         found = await event_store.events_by_ids(conn, wanted) if wanted else {}
         by_txn = {key: found[event_id] for key, event_id in known.items() if event_id in found}
         senders = {event_id: event.sender for event_id, event in found.items()}
-        return cls(states, by_txn, senders, [], [])
+        wanted_annotations = [a for d in drafts if (a := cls.annotation(d)) is not None]
+        annotations = await event_store.live_annotations(conn, wanted_annotations)
+        return cls(states, by_txn, senders, annotations)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
 from homeserver.accounts.identifiers import localpart_of
-from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
@@ -57,6 +59,15 @@ def _client_txn_id(event: Event, stored: str | None) -> str | None:
     if stored is not None and event.type == types.REDACTION:
         return stored.removeprefix(REDACTION_TXN_PREFIX)
     return stored
+
+
+def _listed_aliases(content: Mapping[str, Any]) -> list[object]:
+    """The aliases an m.room.canonical_alias content names (`alias` and `alt_aliases`)."""
+    listed: list[object] = []
+    if content.get("alias") is not None:
+        listed.append(content["alias"])
+    alt_aliases = content.get("alt_aliases", [])
+    return listed + alt_aliases if isinstance(alt_aliases, list) else listed
 
 
 def _new_room_id(server_name: str) -> str:
@@ -247,6 +258,10 @@ class RoomService:
                 if not await room_store.room_exists(conn, room_id):
                     raise forbidden("You are not in this room (or it does not exist).")
                 raise forbidden("You are not in this room.")
+            # Forgetting ends access to the history; joining again starts it afresh.
+            forgotten = await room_store.forgotten_at(conn, room_id, user_id)
+            if forgotten is not None and forgotten > current.stream_position:
+                raise forbidden("You have forgotten this room.")
         return current
 
     async def _require_joined(self, room_id: str, user_id: str) -> None:
@@ -258,13 +273,14 @@ class RoomService:
         await self._require_joined(room_id, user_id)
         async with self._pool.acquire() as conn:
             events = await room_store.member_events(conn, room_id)
+        # Served (redactions applied): a redacted member event has lost its display name.
         return {
-            event.state_key: {
-                "display_name": event.content.get("displayname"),
-                "avatar_url": event.content.get("avatar_url"),
+            event["state_key"]: {
+                "display_name": event["content"].get("displayname"),
+                "avatar_url": event["content"].get("avatar_url"),
             }
-            for event in events
-            if event.state_key is not None and event.content.get("membership") == "join"
+            for event in await self.serve(events)
+            if event["content"].get("membership") == "join"
         }
 
     async def members(
@@ -310,20 +326,27 @@ class RoomService:
         await self._require_room(room_id)
         if event_type == types.CANONICAL_ALIAS:
             await self._check_canonical_alias(room_id, content)
+        if event_type == types.REDACTION:
+            await self._require_redaction_target(room_id, content.get("redacts"))
         event = await self._appender.append(
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
         return event.event_id
 
     async def _check_canonical_alias(self, room_id: str, content: JsonDict) -> None:
-        wanted = [content.get("alias"), *content.get("alt_aliases", [])]
+        # The spec: new aliases must be well formed and point to this room; aliases
+        # already in the event are not checked again (one may since have been deleted).
+        if not isinstance(content.get("alt_aliases", []), list):
+            raise invalid_param("alt_aliases must be a list of room aliases.")
         async with self._pool.acquire() as conn:
-            for alias in wanted:
-                if alias is None:
+            current = await room_store.state_event(conn, room_id, types.CANONICAL_ALIAS, "")
+            present = _listed_aliases(current.content) if current is not None else []
+            for alias in _listed_aliases(content):
+                if alias in present:
                     continue
-                target = (
-                    await room_store.alias_target(conn, alias) if isinstance(alias, str) else None
-                )
+                if not isinstance(alias, str) or not _ALIAS.match(alias):
+                    raise invalid_param(f"{alias!r} is not a valid room alias.")
+                target = await room_store.alias_target(conn, alias)
                 if target is None or target[0] != room_id:
                     raise MatrixError(
                         400, "M_BAD_ALIAS", f"Alias {alias!r} does not point to this room."
@@ -334,16 +357,15 @@ class RoomService:
     async def send(
         self, sender: str, room_id: str, event_type: str, content: JsonDict, txn: TxnKey | None
     ) -> str:
+        if event_type == types.REDACTION:
+            await self._require_redaction_target(room_id, content.get("redacts"))
         event = await self._appender.append(Draft(room_id, sender, event_type, content, txn=txn))
         return event.event_id
 
     async def redact(
         self, sender: str, room_id: str, event_id: str, reason: str | None, txn: TxnKey | None
     ) -> str:
-        async with self._pool.acquire() as conn:
-            target = await event_store.event_by_id(conn, event_id)
-        if target is None or target.room_id != room_id:
-            raise not_found("Event not found.")
+        await self._require_redaction_target(room_id, event_id)
         content: JsonDict = {"redacts": event_id}
         if reason is not None:
             content["reason"] = reason
@@ -352,9 +374,17 @@ class RoomService:
         )
         return event.event_id
 
-    async def event(
-        self, user_id: str, device_id: str, room_id: str, event_id: str
-    ) -> JsonDict:
+    async def _require_redaction_target(self, room_id: str, event_id: object) -> None:
+        # The redactions projection trusts `redacts`: a redaction sent in one room
+        # must never name an event of another (anyone can be admin of their own room).
+        if not isinstance(event_id, str):
+            raise bad_json("A redaction must name the event it removes in 'redacts'.")
+        async with self._pool.acquire() as conn:
+            target = await event_store.event_by_id(conn, event_id)
+        if target is None or target.room_id != room_id:
+            raise not_found("Event not found.")
+
+    async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
         current = await self._membership_or_forbidden(room_id, user_id)
         async with self._pool.acquire() as conn:
             event = await event_store.event_by_id(conn, event_id)
@@ -376,9 +406,7 @@ class RoomService:
         ids = [event.event_id for event in events]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
-            txn_ids = (
-                await room_store.transaction_ids(conn, ids, *for_device) if for_device else {}
-            )
+            txn_ids = await room_store.transaction_ids(conn, ids, *for_device) if for_device else {}
         return [
             client_event(
                 event,

@@ -117,3 +117,22 @@ async def redactions_of(conn: asyncpg.Connection, event_ids: Sequence[str]) -> d
 
 async def last_position(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
+
+
+async def live_annotations(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, str]]
+) -> set[tuple[str, str, str]]:
+    """Which (sender, target, key) annotations exist and are not redacted."""
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        "SELECT r.sender, r.relates_to, r.aggregation_key FROM event_relations r"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w(sender, relates_to, key)"
+        " ON r.sender = w.sender AND r.relates_to = w.relates_to AND r.aggregation_key = w.key"
+        " WHERE r.rel_type = 'm.annotation'"
+        " AND NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id)",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    return {(r["sender"], r["relates_to"], r["aggregation_key"]) for r in rows}

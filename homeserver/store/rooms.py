@@ -115,3 +115,13 @@ async def transaction_ids(
         device_id,
     )
     return {row["event_id"]: row["txn_id"] for row in rows}
+
+
+async def forgotten_at(conn: asyncpg.Connection, room_id: str, user_id: str) -> int | None:
+    """The stream position at which the user last forgot the room, if they did."""
+    position = await conn.fetchval(
+        "SELECT stream_position FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2",
+        user_id,
+        room_id,
+    )
+    return int(position) if position is not None else None
