@@ -115,12 +115,12 @@ async def test_two_server_processes_on_one_database_interleave_without_gaps(
         for n in range(15):
             await server.send(writer, room, {"msgtype": "m.text", "body": str(n)})
 
-    await asyncio.gather(
-        *(send_many(first if i % 2 else second, w) for i, w in enumerate(writers))
-    )
+    await asyncio.gather(*(send_many(first if i % 2 else second, w) for i, w in enumerate(writers)))
     conn = await asyncpg.connect(fresh_dsn)
     try:
-        positions = [r[0] for r in await conn.fetch("SELECT stream_position FROM events ORDER BY 1")]
+        positions = [
+            r[0] for r in await conn.fetch("SELECT stream_position FROM events ORDER BY 1")
+        ]
         depths = [
             r[0]
             for r in await conn.fetch(

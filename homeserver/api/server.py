@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from signedjson.sign import sign_json
 
 from homeserver.api.keys import METRICS, POOL, SERVER_KEY
 from homeserver.api.requests import ok, requester
@@ -64,11 +65,12 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/_matrix/key/v2/server")
 async def server_keys(request: web.Request) -> web.Response:
     key = request.app[SERVER_KEY]
-    return ok(
-        {
-            "server_name": key.server_name,
-            "verify_keys": {key.key_id: {"key": key.public_key_base64}},
-            "old_verify_keys": {},
-            "valid_until_ts": 2**53 - 1,
-        }
-    )
+    body = {
+        "server_name": key.server_name,
+        "verify_keys": {key.key_id: {"key": key.public_key_base64}},
+        "old_verify_keys": {},
+        "valid_until_ts": 2**53 - 1,
+    }
+    # The spec requires the response to be signed by the keys it publishes, so a
+    # reader can tell it comes from the holder of the key.
+    return ok(sign_json(body, key.server_name, key.key))

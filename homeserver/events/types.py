@@ -20,6 +20,10 @@ ACCOUNT_DEVICE = "com.linkchat.account.device"
 ACCOUNT_FORGOTTEN = "com.linkchat.account.forgotten"
 # Facts about an alias, in the chain named by the alias.
 ALIAS = "com.linkchat.alias"
+# Read receipts and account data, in the account chain of their owner.
+RECEIPT = "com.linkchat.receipt"
+ACCOUNT_DATA = "com.linkchat.account_data"
+FILTER = "com.linkchat.filter"
 
 
 def is_room_chain(chain_id: str) -> bool:

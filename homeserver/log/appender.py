@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from homeserver.errors import MatrixError, too_large, unknown
+from homeserver.errors import MatrixError, not_found, too_large, unknown
 from homeserver.events import types
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
 from homeserver.events.sealing import seal
@@ -171,7 +171,7 @@ class Appender:
                     added_annotations.append(annotation)
                 event = self._build(state, draft, position + len(fresh) + 1)
                 plan.states[draft.room_id] = room_state_reducer.apply(state, event)
-                plan.senders[event.event_id] = event.sender
+                plan.senders[event.event_id] = (event.sender, event.room_id)
                 if draft.txn is not None:
                     plan.by_txn[draft.txn] = event
                 accepted.append(event)
@@ -222,7 +222,7 @@ class _BatchPlan:
 
     states: dict[str, RoomState]
     by_txn: dict[TxnKey, Event]
-    senders: dict[str, str]
+    senders: dict[str, tuple[str, str]]  # event ID -> (sender, room)
     annotations: set[tuple[str, str, str]]
     new_events: list[Event] = field(default_factory=list)
     new_txns: list[tuple[TxnKey, str]] = field(default_factory=list)
@@ -234,10 +234,14 @@ class _BatchPlan:
         return (draft.sender, *found) if found is not None else None
 
     def redacted_sender(self, draft: Draft) -> str | None:
-        if draft.type != types.REDACTION:
+        """The sender of the event a redaction targets, which must be in the same room."""
+        if draft.type != types.REDACTION or not types.is_room_chain(draft.room_id):
             return None
         target = draft.content.get("redacts")
-        return self.senders.get(target) if isinstance(target, str) else None
+        found = self.senders.get(target) if isinstance(target, str) else None
+        if found is None or found[1] != draft.room_id:
+            raise not_found("The event to redact is not in this room.")
+        return found[0]
 
     @classmethod
     async def load(
@@ -264,7 +268,7 @@ class _BatchPlan:
         wanted = list(known.values()) + targets
         found = await event_store.events_by_ids(conn, wanted) if wanted else {}
         by_txn = {key: found[event_id] for key, event_id in known.items() if event_id in found}
-        senders = {event_id: event.sender for event_id, event in found.items()}
+        senders = {event_id: (event.sender, event.room_id) for event_id, event in found.items()}
         wanted_annotations = [a for d in drafts if (a := cls.annotation(d)) is not None]
         annotations = await event_store.live_annotations(conn, wanted_annotations)
         return cls(states, by_txn, senders, annotations)
