@@ -30,6 +30,7 @@ from homeserver.store.migrate import migrate
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+APPENDER = web.AppKey("appender", Appender)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -88,6 +89,9 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if any("\x00" in value for value in request.match_info.values()):
+            # PostgreSQL text cannot hold U+0000; no Matrix identifier contains it.
+            raise MatrixError(400, "M_INVALID_PARAM", "Path parameters may not contain U+0000.")
         return await handler(request)
     except MatrixError as error:
         return _error_response(error)
@@ -127,6 +131,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         appender.add_listener(app[METRICS].record_batch)
         appender.start()
         app[POOL] = pool
+        app[APPENDER] = appender
         app[SERVER_KEY] = key
         app[ACCOUNTS] = AccountService(
             pool,

@@ -7,7 +7,6 @@ import json
 import secrets
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,12 +221,6 @@ async def test_cors_headers_on_normal_and_error_responses(hs: MatrixClient) -> N
             _assert_cors(response.headers)
 
 
-# --- bugs found outside the request parser (documented, not yet fixed) -------------------
-
-
-@pytest.mark.xfail(
-    strict=True, reason="U+0000 in a path parameter reaches PostgreSQL and fails as a 500"
-)
 async def test_nul_in_a_path_parameter_is_a_client_error(hs: MatrixClient) -> None:
     user, room = await _room(hs)
     replies = [
@@ -240,10 +233,6 @@ async def test_nul_in_a_path_parameter_is_a_client_error(hs: MatrixClient) -> No
     assert [r.status for r in replies] == [400, 400, 400], replies
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="one draft PostgreSQL refuses fails the whole append batch, other users' writes too",
-)
 async def test_one_bad_request_does_not_fail_other_users_messages(hs: MatrixClient) -> None:
     user, room = await _room(hs)
     good = [

@@ -132,3 +132,23 @@ async def test_two_server_processes_on_one_database_interleave_without_gaps(
     assert positions == list(range(1, len(positions) + 1))
     # One chain per room even with two writers: depth grows by one each event.
     assert depths == list(range(1, len(depths) + 1))
+
+
+async def test_a_draft_postgresql_refuses_fails_alone_not_its_whole_batch(hs: MatrixClient) -> None:
+    from homeserver.app import APPENDER
+    from homeserver.errors import MatrixError
+    from homeserver.events.model import Draft
+
+    room, (sender,) = await _room_with_senders(hs, 1)
+    appender = hs.app[APPENDER]
+    good = [
+        appender.append(Draft(room, sender.user_id, "m.room.message", {"body": str(n)}))
+        for n in range(20)
+    ]
+    # The type column is PostgreSQL text, which cannot hold U+0000: the insert fails.
+    bad = appender.append(Draft(room, sender.user_id, "m.bad\x00type", {}))
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert all(not isinstance(r, BaseException) for r in results[:20]), results[:20]
+    assert isinstance(results[20], MatrixError) and results[20].status == 500
+    # And the room still works afterwards.
+    await hs.send(sender, room)

@@ -175,8 +175,9 @@ async def test_stranger_cannot_read_an_event(hs: MatrixClient) -> None:
     mallory = await hs.register()
     event_id = await hs.send(admin, room, {"body": "members only"})
     reply = await hs.request("GET", f"rooms/{room}/event/{event_id}", user=mallory)
-    assert reply.status == 403
-    assert reply.errcode == "M_FORBIDDEN"
+    # The spec answers "not found, or no permission" alike: nothing about the room leaks.
+    assert reply.status == 404
+    assert reply.errcode == "M_NOT_FOUND"
     assert "members only" not in str(reply.body)
 
 

@@ -179,6 +179,9 @@ class AccountService:
             await self._appender.append(
                 self._device_draft(user_id, device, device_display_name, _now_ms())
             )
+        else:
+            # The spec: logging in with an existing device ID invalidates its old tokens.
+            await self._revoke_tokens(user_id, [device])
         token = await self._issue_token(user_id, device)
         return Session(user_id, device, token)
 
@@ -220,14 +223,9 @@ class AccountService:
         )
 
     async def _remove_devices(self, user_id: str, device_ids: list[str]) -> None:
-        revoked: list[str] = []
         async with self._pool.acquire() as conn:
             known = {row.device_id for row in await account_store.devices(conn, user_id)}
-            for device_id in device_ids:
-                revoked += await account_store.delete_device_tokens(conn, user_id, device_id)
-        if revoked:
-            self._tokens.evict(revoked)
-            await self._bus.publish(TOKENS_REVOKED, ",".join(revoked))
+        await self._revoke_tokens(user_id, device_ids)
         drafts = [
             Draft(user_id, user_id, types.ACCOUNT_DEVICE, {}, state_key=device_id)
             for device_id in dict.fromkeys(device_ids)
@@ -235,6 +233,15 @@ class AccountService:
         ]
         if drafts:
             await self._appender.append_group(drafts)
+
+    async def _revoke_tokens(self, user_id: str, device_ids: list[str]) -> None:
+        revoked: list[str] = []
+        async with self._pool.acquire() as conn:
+            for device_id in device_ids:
+                revoked += await account_store.delete_device_tokens(conn, user_id, device_id)
+        if revoked:
+            self._tokens.evict(revoked)
+            await self._bus.publish(TOKENS_REVOKED, ",".join(revoked))
 
     # Password and devices
 

@@ -59,12 +59,13 @@ class DeleteDevicesBody(RequestBody):
 
 
 def _device_json(row: Device) -> dict[str, Any]:
-    return {
-        "device_id": row.device_id,
-        "display_name": row.display_name,
-        "last_seen_ip": None,
-        "last_seen_ts": row.last_seen_ts,
-    }
+    # The spec marks every field but device_id optional: absent when unknown, never null.
+    device: dict[str, Any] = {"device_id": row.device_id}
+    if row.display_name is not None:
+        device["display_name"] = row.display_name
+    if row.last_seen_ts is not None:
+        device["last_seen_ts"] = row.last_seen_ts
+    return device
 
 
 # POST /_matrix/client/v3/register
@@ -189,10 +190,12 @@ async def get_device(request: web.Request) -> web.Response:
 @routes.put(V3 + "/devices/{device_id}")
 async def update_device(request: web.Request) -> web.Response:
     caller = await requester(request)
-    body = await parse_body(request, DeviceUpdateBody)
-    await request.app[ACCOUNTS].rename_device(
-        caller, request.match_info["device_id"], body.display_name
-    )
+    body = await parse_body(request, DeviceUpdateBody, empty_ok=True)
+    device_id = request.match_info["device_id"]
+    if "display_name" not in body.model_fields_set:
+        await request.app[ACCOUNTS].device(caller, device_id)  # 404 for an unknown device
+        return ok()
+    await request.app[ACCOUNTS].rename_device(caller, device_id, body.display_name)
     return ok()
 
 

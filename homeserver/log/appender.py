@@ -107,13 +107,26 @@ class Appender:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            except Exception as exc:
+            except Exception:
                 log.exception("append batch of %d requests failed", len(batch))
                 self._states.clear()
-                error = exc if isinstance(exc, MatrixError) else unknown("could not store event")
+                if len(batch) == 1:
+                    self._fail(batch[0])
+                    continue
+                # One request PostgreSQL refuses must not fail the others that
+                # happened to share its batch: write each alone.
                 for request in batch:
-                    if not request.done.done():
-                        request.done.set_exception(error)
+                    try:
+                        await self._write([request])
+                    except Exception:
+                        log.exception("append request failed on its own")
+                        self._states.clear()
+                        self._fail(request)
+
+    @staticmethod
+    def _fail(request: _Request) -> None:
+        if not request.done.done():
+            request.done.set_exception(unknown("could not store event"))
 
     async def _write(self, batch: list[_Request]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -144,7 +157,10 @@ class Appender:
                 request.done.set_result(outcome)
         if plan.new_events:
             for listener in self._listeners:
-                listener(plan.new_events)
+                try:
+                    listener(plan.new_events)
+                except Exception:
+                    log.exception("append listener failed")
 
     def _accept(
         self, plan: _BatchPlan, drafts: Sequence[Draft], position: int

@@ -76,6 +76,18 @@ FORGOTTEN_ROOMS = Table(
     "forgotten_rooms", ("user_id", "room_id"), ("user_id", "room_id", "stream_position")
 )
 
+RECEIPTS = Table(
+    "receipts",
+    ("room_id", "user_id", "receipt_type", "thread_id"),
+    ("room_id", "user_id", "receipt_type", "thread_id", "event_id", "ts", "stream_position"),
+)
+ACCOUNT_DATA = Table(
+    "account_data",
+    ("user_id", "room_id", "type"),
+    ("user_id", "room_id", "type", "content", "stream_position"),
+)
+USER_FILTERS = Table("user_filters", ("user_id", "filter_id"), ("user_id", "filter_id", "filter"))
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -87,4 +99,7 @@ ALL_TABLES: tuple[Table, ...] = (
     USERS,
     DEVICES,
     FORGOTTEN_ROOMS,
+    RECEIPTS,
+    ACCOUNT_DATA,
+    USER_FILTERS,
 )

@@ -221,7 +221,7 @@ class RoomService:
         async with self._pool.acquire() as conn:
             current = await room_store.membership(conn, room_id, target)
         if current is None or current.membership != "ban":
-            raise forbidden(f"{target} is not banned.")
+            raise MatrixError(400, "M_BAD_STATE", f"{target} is not banned.")
         await self._set_membership(room_id, sender, target, "leave", reason)
 
     async def forget(self, user_id: str, room_id: str) -> None:
@@ -304,18 +304,36 @@ class RoomService:
 
     # State
 
+    async def _state_position(self, user_id: str, room_id: str) -> int | None:
+        """None for a member (current state); for one who left or was banned, when they did."""
+        current = await self._membership_or_forbidden(room_id, user_id)
+        if current.membership == "join":
+            return None
+        if current.membership in ("leave", "ban"):
+            return current.stream_position
+        raise forbidden("You are not joined to this room.")
+
     async def state(self, user_id: str, room_id: str) -> list[JsonDict]:
-        await self._require_joined(room_id, user_id)
+        position = await self._state_position(user_id, room_id)
         async with self._pool.acquire() as conn:
-            events = await room_store.state_events(conn, room_id)
+            if position is None:
+                events = await room_store.state_events(conn, room_id)
+            else:
+                events = await room_store.state_events_at(conn, room_id, position)
         return await self.serve(events)
 
     async def state_event(
         self, user_id: str, room_id: str, event_type: str, state_key: str
     ) -> Event:
-        await self._require_joined(room_id, user_id)
+        position = await self._state_position(user_id, room_id)
         async with self._pool.acquire() as conn:
-            event = await room_store.state_event(conn, room_id, event_type, state_key)
+            if position is None:
+                event = await room_store.state_event(conn, room_id, event_type, state_key)
+            else:
+                at = await room_store.state_events_at(conn, room_id, position)
+                event = next(
+                    (e for e in at if e.type == event_type and e.state_key == state_key), None
+                )
         if event is None or (event.type == types.MEMBER and not event.content):
             raise not_found("Event not found.")
         return event
@@ -385,13 +403,17 @@ class RoomService:
             raise not_found("Event not found.")
 
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
-        current = await self._membership_or_forbidden(room_id, user_id)
+        try:
+            current = await self._membership_or_forbidden(room_id, user_id)
+        except MatrixError:
+            # The spec answers "not found or no permission" alike, so nothing leaks.
+            raise not_found("Event not found.") from None
         async with self._pool.acquire() as conn:
             event = await event_store.event_by_id(conn, event_id)
         visible = event is not None and event.room_id == room_id
         if visible and current.membership != "join":
             assert event is not None
-            visible = current.membership == "leave" and event.stream_position <= (
+            visible = current.membership in ("leave", "ban") and event.stream_position <= (
                 current.stream_position
             )
         if not visible or event is None:

@@ -125,3 +125,16 @@ async def forgotten_at(conn: asyncpg.Connection, room_id: str, user_id: str) -> 
         room_id,
     )
     return int(position) if position is not None else None
+
+
+async def state_events_at(conn: asyncpg.Connection, room_id: str, position: int) -> list[Event]:
+    """The room's state as of `position`, from the log (for a member who has left)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (type, state_key) event_id, stream_position, json FROM events"
+        " WHERE room_id = $1 AND state_key IS NOT NULL AND stream_position <= $2"
+        " ORDER BY type, state_key, stream_position DESC",
+        room_id,
+        position,
+    )
+    events = [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+    return sorted(events, key=lambda event: event.stream_position)

@@ -1,0 +1,154 @@
+"""Wakes long-polls when something they may care about has been committed.
+
+A committed batch is summarised as a `Change` (the new position, the rooms and
+the users it touches) and published on the bus, so a long-poll held by another
+process wakes too. Waiters are indexed by room and by user; a wake-up carries
+no events, only the hint to look again, so wake-ups coalesce and never queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from homeserver.bus.base import Bus
+from homeserver.events import types
+from homeserver.events.model import Event
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    position: int
+    rooms: frozenset[str]
+    users: frozenset[str]
+
+
+def change_of(events: Sequence[Event]) -> Change:
+    """Which rooms and users a committed batch touches."""
+    rooms: set[str] = set()
+    users: set[str] = set()
+    for event in events:
+        if types.is_room_chain(event.room_id):
+            rooms.add(event.room_id)
+            if event.type == types.MEMBER and event.state_key is not None:
+                users.add(event.state_key)
+        elif types.is_account_chain(event.room_id):
+            users.add(event.room_id)
+            room = event.content.get("room_id")
+            if event.type == types.RECEIPT and isinstance(room, str):
+                rooms.add(room)
+    return Change(max(e.stream_position for e in events), frozenset(rooms), frozenset(users))
+
+
+class Waiter:
+    """One long-poll's subscription; `wait` returns when woken or timed out."""
+
+    def __init__(self, user_id: str, rooms: frozenset[str]) -> None:
+        self.user_id = user_id
+        self.rooms = rooms
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True when woken (now or earlier), False on timeout."""
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._woken.wait()
+        except TimeoutError:
+            return False
+        self._woken.clear()
+        return True
+
+
+class Notifier:
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._origin = secrets.token_hex(6)
+        self._by_room: dict[str, set[Waiter]] = {}
+        self._by_user: dict[str, set[Waiter]] = {}
+        self._publishing: set[asyncio.Task[None]] = set()
+        self.position = 0
+        bus.subscribe(CHANNEL, self._on_bus_message)
+
+    # Subscriptions
+
+    def subscribe(self, user_id: str, rooms: Iterable[str]) -> Waiter:
+        waiter = Waiter(user_id, frozenset(rooms))
+        for room in waiter.rooms:
+            self._by_room.setdefault(room, set()).add(waiter)
+        self._by_user.setdefault(user_id, set()).add(waiter)
+        return waiter
+
+    def unsubscribe(self, waiter: Waiter) -> None:
+        for room in waiter.rooms:
+            _discard(self._by_room, room, waiter)
+        _discard(self._by_user, waiter.user_id, waiter)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._by_user.values())
+
+    # Changes
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Appender listener: wake local waiters now, tell other processes."""
+        self.notify(change_of(events))
+
+    def notify(self, change: Change) -> None:
+        self._wake(change)
+        message = json.dumps(
+            {
+                "o": self._origin,
+                "p": change.position,
+                "r": sorted(change.rooms),
+                "u": sorted(change.users),
+            }
+        )
+        task = asyncio.get_running_loop().create_task(self._bus.publish(CHANNEL, message))
+        self._publishing.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not publish a change: %s", task.exception())
+
+    def _on_bus_message(self, message: str) -> None:
+        data = json.loads(message)
+        if data.get("o") == self._origin:
+            return
+        self._wake(Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"])))
+
+    def _wake(self, change: Change) -> None:
+        self.position = max(self.position, change.position)
+        for room in change.rooms:
+            for waiter in self._by_room.get(room, ()):
+                waiter.wake()
+        for user in change.users:
+            for waiter in self._by_user.get(user, ()):
+                waiter.wake()
+
+    async def close(self) -> None:
+        for task in list(self._publishing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _discard(index: dict[str, set[Waiter]], key: str, waiter: Waiter) -> None:
+    waiters = index.get(key)
+    if waiters is not None:
+        waiters.discard(waiter)
+        if not waiters:
+            del index[key]
