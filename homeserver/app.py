@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from homeserver import logs
 from homeserver.accounts.service import AccountService, RegistrationPolicy
-from homeserver.api import accounts, directory, rooms, server
+from homeserver.api import accounts, directory, rooms, server, sync
 from homeserver.api.keys import ACCOUNTS, ADMINS, METRICS, POOL, ROOMS, SERVER_KEY, SERVER_NAME
+from homeserver.api.sync import SYNC
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
@@ -26,6 +27,8 @@ from homeserver.rooms import chain_rules
 from homeserver.rooms.service import RoomService
 from homeserver.store.database import create_pool
 from homeserver.store.migrate import migrate
+from homeserver.sync.notifier import Notifier
+from homeserver.sync.service import SyncService
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
             pool, key, chain_rules.authorize, max_event_bytes=config.limits.max_event_bytes
         )
         appender.add_listener(app[METRICS].record_batch)
+        notifier = Notifier(bus)
+        appender.add_listener(notifier.committed)
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender
@@ -142,14 +147,19 @@ def create_app(config: Config, dsn: str) -> web.Application:
             ),
             bus,
         )
-        app[ROOMS] = RoomService(pool, appender, config.server_name)
+        room_service = RoomService(pool, appender, config.server_name)
+        app[ROOMS] = room_service
+        sync_service = SyncService(pool, notifier, room_service)
+        app[SYNC] = sync_service
         await bus.start()
+        await sync_service.start()
         yield
         await appender.stop()
+        await notifier.close()
         await bus.stop()
         await pool.close()
 
     app.cleanup_ctx.append(services)
-    for module in (server, accounts, rooms, directory):
+    for module in (server, accounts, rooms, directory, sync):
         app.router.add_routes(module.routes)
     return app

@@ -289,9 +289,14 @@ class RoomService:
         room_id: str,
         membership: str | None,
         not_membership: str | None,
+        at_position: int | None = None,
     ) -> list[JsonDict]:
+        """Member events as of `at_position` (a pagination token's position) when given;
+        one who has left sees them as of their leaving at the latest."""
         current = await self._membership_or_forbidden(room_id, user_id)
         at = None if current.membership == "join" else current.stream_position
+        if at_position is not None:
+            at = at_position if at is None else min(at, at_position)
         async with self._pool.acquire() as conn:
             events = await room_store.member_events(conn, room_id, at)
         chosen = [
@@ -421,7 +426,11 @@ class RoomService:
         return (await self.serve([event], for_device=(user_id, device_id)))[0]
 
     async def serve(
-        self, events: list[Event], for_device: tuple[str, str] | None = None
+        self,
+        events: list[Event],
+        for_device: tuple[str, str] | None = None,
+        *,
+        include_room_id: bool = True,
     ) -> list[JsonDict]:
         """Client form of events: redactions applied, and for `for_device` (a user ID
         and device ID) the transaction IDs that device gave its own events."""
@@ -434,6 +443,7 @@ class RoomService:
                 event,
                 redacted_by=redactions.get(event.event_id),
                 transaction_id=_client_txn_id(event, txn_ids.get(event.event_id)),
+                include_room_id=include_room_id,
             )
             for event in events
         ]

@@ -1,0 +1,59 @@
+"""GET /sync: the long-poll every client holds."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from homeserver.api.requests import ok, requester
+from homeserver.errors import MatrixError, invalid_param
+from homeserver.sync.service import SyncOptions, SyncService
+from homeserver.sync.tokens import SyncToken
+
+routes = web.RouteTableDef()
+SYNC = web.AppKey("sync", SyncService)
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+PRESENCE_STATES = ("online", "offline", "unavailable")
+
+
+def _timeout_ms(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_param("timeout must be an integer number of milliseconds.") from None
+    return min(max(0, value), MAX_TIMEOUT_MS)
+
+
+def _options(raw: str | None) -> SyncOptions:
+    if raw is None or not raw.startswith("{"):
+        return SyncOptions()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON.") from None
+    limit = body.get("room", {}).get("timeline", {}).get("limit", 10)
+    return SyncOptions(timeline_limit=limit)
+
+
+# GET /_matrix/client/v3/sync
+@routes.get("/_matrix/client/v3/sync")
+async def sync(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    query = request.query
+    since = SyncToken.parse(query["since"]) if query.get("since") else None
+    presence = query.get("set_presence", "online")
+    if presence not in PRESENCE_STATES:
+        raise invalid_param(f"set_presence must be one of {', '.join(PRESENCE_STATES)}.")
+    full_state = query.get("full_state", "false") == "true"
+    body = await request.app[SYNC].sync(
+        caller.user_id,
+        caller.device_id,
+        since,
+        _timeout_ms(query.get("timeout")),
+        _options(query.get("filter")),
+        full_state,
+    )
+    return ok(body)

@@ -1,0 +1,179 @@
+"""Queries of the sync builder: memberships, timelines, state and room summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from homeserver.events.canonical import decode
+from homeserver.events.model import Event
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMembership:
+    room_id: str
+    membership: str
+    event_id: str
+    stream_position: int
+
+
+def _event(row: asyncpg.Record) -> Event:
+    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+
+
+async def memberships(conn: asyncpg.Connection, user_id: str) -> list[RoomMembership]:
+    """Every room the user has a membership in, minus rooms forgotten since."""
+    rows = await conn.fetch(
+        "SELECT m.room_id, m.membership, m.event_id, m.stream_position FROM room_members m"
+        " LEFT JOIN forgotten_rooms f ON f.user_id = m.user_id AND f.room_id = m.room_id"
+        " WHERE m.user_id = $1"
+        " AND (f.stream_position IS NULL OR f.stream_position < m.stream_position)",
+        user_id,
+    )
+    return [
+        RoomMembership(r["room_id"], r["membership"], r["event_id"], r["stream_position"])
+        for r in rows
+    ]
+
+
+async def latest_position(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
+
+
+async def timelines(
+    conn: asyncpg.Connection,
+    windows: Sequence[tuple[str, int, int]],
+    limit: int,
+) -> dict[str, list[Event]]:
+    """Per room, the last `limit` events in its window (after, upto], oldest first."""
+    if not windows:
+        return {}
+    rows = await conn.fetch(
+        "SELECT w.room_id, e.event_id, e.stream_position, e.json"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, upto)"
+        " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
+        "   WHERE room_id = w.room_id AND stream_position > w.after"
+        "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT $4) e",
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        limit,
+    )
+    found: dict[str, list[Event]] = {}
+    for row in rows:
+        found.setdefault(row["room_id"], []).append(_event(row))
+    for events in found.values():
+        events.sort(key=lambda event: event.stream_position)
+    return found
+
+
+async def rooms_with_events(
+    conn: asyncpg.Connection, room_ids: Sequence[str], after: int, upto: int
+) -> set[str]:
+    """Which of `room_ids` have an event in (after, upto] (a short window: uses the position)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT room_id FROM events WHERE stream_position > $1"
+        " AND stream_position <= $2 AND room_id = ANY($3::text[])",
+        after,
+        upto,
+        list(room_ids),
+    )
+    return {row["room_id"] for row in rows}
+
+
+async def current_state(
+    conn: asyncpg.Connection, room_ids: Sequence[str]
+) -> dict[str, list[Event]]:
+    rows = await conn.fetch(
+        "SELECT s.room_id, e.event_id, e.stream_position, e.json FROM current_state s"
+        " JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1::text[])"
+        " ORDER BY e.stream_position",
+        list(room_ids),
+    )
+    found: dict[str, list[Event]] = {}
+    for row in rows:
+        found.setdefault(row["room_id"], []).append(_event(row))
+    return found
+
+
+async def state_at(conn: asyncpg.Connection, room_id: str, position: int) -> list[Event]:
+    """The room's state as of `position`, from the log."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (type, state_key) event_id, stream_position, json FROM events"
+        " WHERE room_id = $1 AND state_key IS NOT NULL AND stream_position <= $2"
+        " ORDER BY type, state_key, stream_position DESC",
+        room_id,
+        position,
+    )
+    return sorted((_event(r) for r in rows), key=lambda event: event.stream_position)
+
+
+async def state_changes(
+    conn: asyncpg.Connection, windows: Sequence[tuple[str, int, int]]
+) -> dict[str, list[Event]]:
+    """Per room, the latest state event per key changed in (after, before)."""
+    if not windows:
+        return {}
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (w.room_id, e.type, e.state_key)"
+        " w.room_id, e.event_id, e.stream_position, e.json, e.type, e.state_key"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, before)"
+        " JOIN events e ON e.room_id = w.room_id AND e.state_key IS NOT NULL"
+        " AND e.stream_position > w.after AND e.stream_position < w.before"
+        " ORDER BY w.room_id, e.type, e.state_key, e.stream_position DESC",
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+    )
+    found: dict[str, list[Event]] = {}
+    for row in rows:
+        found.setdefault(row["room_id"], []).append(_event(row))
+    for events in found.values():
+        events.sort(key=lambda event: event.stream_position)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    heroes: list[str]
+    joined: int
+    invited: int
+
+
+async def summaries(
+    conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
+) -> dict[str, Summary]:
+    rows = await conn.fetch(
+        "SELECT room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
+        " count(*) FILTER (WHERE membership = 'invite') AS invited,"
+        " (array_agg(user_id ORDER BY user_id) FILTER"
+        "   (WHERE membership IN ('join', 'invite') AND user_id <> $2))[1:5] AS heroes"
+        " FROM room_members WHERE room_id = ANY($1::text[]) GROUP BY room_id",
+        list(room_ids),
+        user_id,
+    )
+    return {r["room_id"]: Summary(list(r["heroes"] or []), r["joined"], r["invited"]) for r in rows}
+
+
+async def unread_counts(
+    conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str]
+) -> dict[str, int]:
+    """Messages from others after the user's latest m.read receipt (or their join)."""
+    if not room_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT r.room_id, (SELECT count(*) FROM events e WHERE e.room_id = r.room_id"
+        "   AND e.stream_position > coalesce((SELECT max(x.stream_position) FROM receipts rc"
+        "     JOIN events x ON x.event_id = rc.event_id WHERE rc.room_id = r.room_id"
+        "     AND rc.user_id = $1 AND rc.receipt_type IN ('m.read', 'm.read.private')),"
+        "     (SELECT m.stream_position FROM room_members m"
+        "       WHERE m.room_id = r.room_id AND m.user_id = $1))"
+        "   AND e.sender <> $1 AND e.state_key IS NULL"
+        "   AND e.type IN ('m.room.message', 'm.room.encrypted')) AS unread"
+        " FROM unnest($2::text[]) AS r(room_id)",
+        user_id,
+        list(room_ids),
+    )
+    return {r["room_id"]: int(r["unread"]) for r in rows}

@@ -1,0 +1,423 @@
+"""GET /sync: what changed for one user and device since a token, waiting when nothing has.
+
+The builder subscribes to the notifier before it reads, so a change committed
+while it reads wakes it; it reads only up to the position the notifier has
+seen, which is a prefix of the log (positions become visible in order).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from homeserver.events import types
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.service import RoomService
+from homeserver.store import sync as sync_store
+from homeserver.store.sync import RoomMembership
+from homeserver.sync.notifier import Notifier
+from homeserver.sync.sources import AccountDataSource, ReceiptSource, ToDeviceSource, TypingSource
+from homeserver.sync.tokens import SyncToken, pagination_token
+
+# State a client needs to show an invite (the spec's stripped state).
+INVITE_STATE_TYPES = (
+    types.CREATE,
+    types.JOIN_RULES,
+    types.NAME,
+    "m.room.avatar",
+    types.CANONICAL_ALIAS,
+    "m.room.encryption",
+    types.TOPIC,
+)
+MAX_TO_DEVICE = 100
+
+
+def _everything(_: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What a sync filter asks for, reduced to what the builder decides on."""
+
+    timeline_limit: int = 10
+    allows_room: Callable[[str], bool] = _everything
+    timeline_allows: Callable[[Event], bool] = _everything
+    state_allows: Callable[[Event], bool] = _everything
+    ephemeral_allows: Callable[[str], bool] = _everything
+    account_data_allows: Callable[[str], bool] = _everything
+    include_leave: bool = False
+    lazy_load_members: bool = False
+    event_fields: list[str] | None = None
+    shape: Callable[[JsonDict], JsonDict] = lambda served: served
+
+
+@dataclass
+class SyncResult:
+    body: JsonDict
+    has_changes: bool
+    joined_rooms: list[str] = field(default_factory=list)
+
+
+class SyncService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        notifier: Notifier,
+        rooms: RoomService,
+        *,
+        receipts: ReceiptSource | None = None,
+        account_data: AccountDataSource | None = None,
+        typing: TypingSource | None = None,
+        to_device: ToDeviceSource | None = None,
+    ) -> None:
+        self._pool = pool
+        self._notifier = notifier
+        self._rooms = rooms
+        self._receipts = receipts
+        self._account_data = account_data
+        self._typing = typing
+        self._to_device = to_device
+
+    async def start(self) -> None:
+        async with self._pool.acquire() as conn:
+            latest = await sync_store.latest_position(conn)
+        self._notifier.position = max(self._notifier.position, latest)
+
+    async def sync(
+        self,
+        user_id: str,
+        device_id: str,
+        since: SyncToken | None,
+        timeout_ms: int,
+        options: SyncOptions,
+        full_state: bool = False,
+    ) -> JsonDict:
+        deadline = time.monotonic() + max(0, timeout_ms) / 1000
+        waiter = self._notifier.subscribe(user_id, ())
+        try:
+            while True:
+                result = await self._build(user_id, device_id, since, options, full_state)
+                remaining = deadline - time.monotonic()
+                if result.has_changes or since is None or full_state or remaining <= 0:
+                    return result.body
+                # Listen to the rooms the user is in now (a join wakes by user ID).
+                self._notifier.unsubscribe(waiter)
+                waiter = self._notifier.subscribe(user_id, result.joined_rooms)
+                if not await waiter.wait(remaining):
+                    return result.body
+        finally:
+            self._notifier.unsubscribe(waiter)
+
+    async def _build(
+        self,
+        user_id: str,
+        device_id: str,
+        since: SyncToken | None,
+        options: SyncOptions,
+        full_state: bool,
+    ) -> SyncResult:
+        upper = self._notifier.position
+        typing_serial = await self._typing.current_serial() if self._typing else 0
+        to_device_events: list[JsonDict] = []
+        to_device_position = since.to_device if since else 0
+        if self._to_device is not None:
+            if since is not None and since.to_device:
+                await self._to_device.acknowledge(user_id, device_id, since.to_device)
+            to_device_events, to_device_position = await self._to_device.pending(
+                user_id, device_id, to_device_position, MAX_TO_DEVICE
+            )
+        after = since.events if since is not None else None
+        async with self._pool.acquire() as conn:
+            memberships = [
+                m
+                for m in await sync_store.memberships(conn, user_id)
+                if options.allows_room(m.room_id) and m.stream_position <= upper
+            ]
+            joined = [m for m in memberships if m.membership == "join"]
+            invited = [
+                m
+                for m in memberships
+                if m.membership == "invite" and (after is None or m.stream_position > after)
+            ]
+            left = [
+                m
+                for m in memberships
+                if m.membership in ("leave", "ban")
+                and (
+                    (after is not None and m.stream_position > after)
+                    or (after is None and options.include_leave)
+                )
+            ]
+            join_section = await self._joined_rooms(
+                conn, user_id, device_id, joined, after, upper, options, full_state
+            )
+            leave_section = await self._left_rooms(conn, user_id, device_id, left, after, options)
+            invite_section = await self._invites(conn, invited)
+        await self._add_ephemeral(join_section, user_id, joined, after, upper, since, options)
+        account_data: list[JsonDict] = []
+        if self._account_data is not None:
+            account_data = [
+                item
+                for item in await self._account_data.global_account_data_for_sync(
+                    user_id, after, upper
+                )
+                if options.account_data_allows(item["type"])
+            ]
+            per_room = await self._account_data.room_account_data_for_sync(user_id, after, upper)
+            for room_id, items in per_room.items():
+                section = join_section.get(room_id)
+                if section is not None:
+                    section["account_data"]["events"] = [
+                        i for i in items if options.account_data_allows(i["type"])
+                    ]
+        join_section = {
+            room_id: room
+            for room_id, room in join_section.items()
+            if _room_has_content(room) or after is None or full_state
+        }
+        token = SyncToken(upper, typing_serial, to_device_position)
+        body: JsonDict = {
+            "next_batch": str(token),
+            "rooms": {"join": join_section, "invite": invite_section, "leave": leave_section},
+            "account_data": {"events": account_data},
+            "presence": {"events": []},
+            "to_device": {"events": to_device_events},
+            "device_one_time_keys_count": {},
+        }
+        has_changes = bool(
+            join_section or invite_section or leave_section or account_data or to_device_events
+        )
+        await self._serve_all(body, user_id, device_id, options)
+        return SyncResult(body, has_changes, [m.room_id for m in joined])
+
+    async def _serve_all(
+        self, body: JsonDict, user_id: str, device_id: str, options: SyncOptions
+    ) -> None:
+        """Replace every `_Unserved` in `body` by its events in client form, in one batch.
+
+        Serving needs the pool, so it runs after the builder has released its
+        connection: a sync never holds two connections (20 long-polls would
+        otherwise exhaust a pool of 20).
+        """
+        slots: list[tuple[JsonDict, str, _Unserved]] = []
+
+        def collect(node: object) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if isinstance(value, _Unserved):
+                        slots.append((node, key, value))
+                    else:
+                        collect(value)
+
+        collect(body)
+        events = [event for _, _, unserved in slots for event in unserved.events]
+        served = await self._rooms.serve(events, (user_id, device_id), include_room_id=False)
+        shaped = iter([options.shape(item) for item in served])
+        for parent, key, unserved in slots:
+            parent[key] = [next(shaped) for _ in unserved.events]
+
+    async def _joined_rooms(
+        self,
+        conn: asyncpg.Connection,
+        user_id: str,
+        device_id: str,
+        joined: list[RoomMembership],
+        after: int | None,
+        upper: int,
+        options: SyncOptions,
+        full_state: bool,
+    ) -> dict[str, JsonDict]:
+        limit = options.timeline_limit
+        fresh = [m for m in joined if after is None or full_state or m.stream_position > after]
+        fresh_ids = {m.room_id for m in fresh}
+        continuing = [m.room_id for m in joined if m.room_id not in fresh_ids]
+        active = (
+            await sync_store.rooms_with_events(conn, continuing, after, upper)
+            if continuing and after is not None and after < upper
+            else set()
+        )
+        windows = [(m.room_id, 0, upper) for m in fresh]
+        windows += [(room_id, after or 0, upper) for room_id in continuing if room_id in active]
+        fetched = await sync_store.timelines(conn, windows, limit + 1)
+        sections: dict[str, JsonDict] = {}
+        state_for_fresh = await sync_store.current_state(conn, [m.room_id for m in fresh])
+        gaps: list[tuple[str, int, int]] = []
+        timelines: dict[str, list[Event]] = {}
+        limited: dict[str, bool] = {}
+        for room_id, _, _ in windows:
+            events = fetched.get(room_id, [])
+            limited[room_id] = len(events) > limit
+            events = events[-limit:] if limit else []
+            if room_id in fresh_ids:
+                events = await self._visible(conn, user_id, room_id, events)
+            timelines[room_id] = [e for e in events if options.timeline_allows(e)]
+            if room_id not in fresh_ids and limited[room_id] and events:
+                gaps.append((room_id, after or 0, events[0].stream_position))
+        gap_state = await sync_store.state_changes(conn, gaps)
+        for room_id, _, _ in windows:
+            timeline = timelines[room_id]
+            in_timeline = {e.event_id for e in timeline}
+            if room_id in fresh_ids:
+                state = [
+                    e for e in state_for_fresh.get(room_id, []) if e.event_id not in in_timeline
+                ]
+            else:
+                state = gap_state.get(room_id, [])
+            state = [e for e in state if options.state_allows(e)]
+            if options.lazy_load_members:
+                senders = {e.sender for e in timeline} | {user_id}
+                state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
+            first = timeline[0].stream_position if timeline else upper + 1
+            sections[room_id] = {
+                "timeline": {
+                    "events": _Unserved(timeline),
+                    "limited": limited[room_id],
+                    "prev_batch": pagination_token(first - 1),
+                },
+                "state": {"events": _Unserved(state)},
+                "ephemeral": {"events": []},
+                "account_data": {"events": []},
+            }
+        for room_id in continuing:
+            sections.setdefault(room_id, _empty_room(upper))
+        members_changed = [
+            room_id
+            for room_id, room in sections.items()
+            if room_id in fresh_ids
+            or any(e.type == types.MEMBER for e in room["timeline"]["events"])
+            or any(e.type == types.MEMBER for e in room["state"]["events"])
+        ]
+        for room_id, summary in (
+            await sync_store.summaries(conn, members_changed, user_id)
+        ).items():
+            sections[room_id]["summary"] = {
+                "m.heroes": summary.heroes,
+                "m.joined_member_count": summary.joined,
+                "m.invited_member_count": summary.invited,
+            }
+        counted = [room_id for room_id, room in sections.items() if _room_has_content(room)]
+        for room_id, unread in (await sync_store.unread_counts(conn, user_id, counted)).items():
+            sections[room_id]["unread_notifications"] = {
+                "notification_count": unread,
+                "highlight_count": 0,
+            }
+        return sections
+
+    async def _visible(
+        self, conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]
+    ) -> list[Event]:
+        """Events of a room the user just joined: only what history visibility allows."""
+        return events
+
+    async def _left_rooms(
+        self,
+        conn: asyncpg.Connection,
+        user_id: str,
+        device_id: str,
+        left: list[RoomMembership],
+        after: int | None,
+        options: SyncOptions,
+    ) -> dict[str, JsonDict]:
+        limit = options.timeline_limit
+        windows = [(m.room_id, after or 0, m.stream_position) for m in left]
+        fetched = await sync_store.timelines(conn, windows, limit + 1)
+        sections: dict[str, JsonDict] = {}
+        for membership in left:
+            events = fetched.get(membership.room_id, [])
+            limited = len(events) > limit
+            timeline = [e for e in events[-limit:] if options.timeline_allows(e)] if limit else []
+            first = timeline[0].stream_position if timeline else membership.stream_position + 1
+            state = await sync_store.state_at(conn, membership.room_id, first - 1)
+            sections[membership.room_id] = {
+                "timeline": {
+                    "events": _Unserved(timeline),
+                    "limited": limited,
+                    "prev_batch": pagination_token(first - 1),
+                },
+                "state": {"events": _Unserved([e for e in state if options.state_allows(e)])},
+                "account_data": {"events": []},
+            }
+        return sections
+
+    async def _invites(
+        self, conn: asyncpg.Connection, invited: list[RoomMembership]
+    ) -> dict[str, JsonDict]:
+        sections: dict[str, JsonDict] = {}
+        states = await sync_store.current_state(conn, [m.room_id for m in invited])
+        for membership in invited:
+            stripped = [
+                {
+                    "type": e.type,
+                    "state_key": e.state_key,
+                    "content": dict(e.content),
+                    "sender": e.sender,
+                }
+                for e in states.get(membership.room_id, [])
+                if e.type in INVITE_STATE_TYPES or e.event_id == membership.event_id
+            ]
+            sections[membership.room_id] = {"invite_state": {"events": stripped}}
+        return sections
+
+    async def _add_ephemeral(
+        self,
+        sections: dict[str, JsonDict],
+        user_id: str,
+        joined: list[RoomMembership],
+        after: int | None,
+        upper: int,
+        since: SyncToken | None,
+        options: SyncOptions,
+    ) -> None:
+        room_ids = [m.room_id for m in joined]
+        receipts: dict[str, JsonDict] = {}
+        typing: dict[str, list[str]] = {}
+        if self._receipts is not None and options.ephemeral_allows("m.receipt"):
+            receipts = await self._receipts.receipts_for_sync(user_id, room_ids, after, upper)
+        if self._typing is not None and options.ephemeral_allows("m.typing"):
+            typing = await self._typing.typing_for_sync(
+                room_ids, since.typing if since is not None else None
+            )
+        for room_id in room_ids:
+            events: list[JsonDict] = []
+            if room_id in receipts:
+                events.append({"type": "m.receipt", "content": receipts[room_id]})
+            if room_id in typing:
+                events.append({"type": "m.typing", "content": {"user_ids": typing[room_id]}})
+            if events:
+                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"] = events
+
+
+@dataclass(frozen=True, slots=True)
+class _Unserved:
+    """Events to serve once the builder's connection is released."""
+
+    events: Sequence[Event]
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+
+def _empty_room(upper: int) -> JsonDict:
+    return {
+        "timeline": {"events": [], "limited": False, "prev_batch": pagination_token(upper)},
+        "state": {"events": []},
+        "ephemeral": {"events": []},
+        "account_data": {"events": []},
+    }
+
+
+def _room_has_content(room: JsonDict) -> bool:
+    return bool(
+        room["timeline"]["events"]
+        or room["state"]["events"]
+        or room["ephemeral"]["events"]
+        or room["account_data"]["events"]
+    )

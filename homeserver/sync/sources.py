@@ -1,0 +1,40 @@
+"""What the sync builder needs from the receipt, typing, to-device and account-data services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+JsonDict = dict[str, Any]
+
+
+class ReceiptSource(Protocol):
+    async def receipts_for_sync(
+        self, user_id: str, room_ids: Sequence[str], since: int | None, until: int
+    ) -> dict[str, JsonDict]: ...
+
+
+class AccountDataSource(Protocol):
+    async def global_account_data_for_sync(
+        self, user_id: str, since: int | None, until: int
+    ) -> list[JsonDict]: ...
+
+    async def room_account_data_for_sync(
+        self, user_id: str, since: int | None, until: int
+    ) -> dict[str, list[JsonDict]]: ...
+
+
+class TypingSource(Protocol):
+    async def current_serial(self) -> int: ...
+
+    async def typing_for_sync(
+        self, room_ids: Sequence[str], since_serial: int | None
+    ) -> dict[str, list[str]]: ...
+
+
+class ToDeviceSource(Protocol):
+    async def pending(
+        self, user_id: str, device_id: str, after: int, limit: int = 100
+    ) -> tuple[list[JsonDict], int]: ...
+
+    async def acknowledge(self, user_id: str, device_id: str, up_to: int) -> None: ...

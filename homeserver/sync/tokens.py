@@ -1,0 +1,52 @@
+"""Sync and pagination tokens.
+
+A sync token `s{events}_{typing}_{to_device}` names a point in each stream:
+the event log position, the typing serial, and the last to-device message the
+device has received. A pagination token `t{position}` names the gap between
+log positions `position` and `position + 1`; a sync token works as one too
+(its events part). Paginating backwards from T returns positions <= T;
+forwards from T, positions > T. So `prev_batch` of a timeline whose first event
+is at p is `t{p-1}`, and history chains with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from homeserver.errors import MatrixError
+
+_SYNC = re.compile(r"^s(\d+)_(\d+)_(\d+)$")
+_TOPOLOGICAL = re.compile(r"^t(\d+)$")
+
+
+def invalid_token(token: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", f"Invalid token {token[:64]!r}.")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncToken:
+    events: int
+    typing: int
+    to_device: int
+
+    def __str__(self) -> str:
+        return f"s{self.events}_{self.typing}_{self.to_device}"
+
+    @classmethod
+    def parse(cls, token: str) -> SyncToken:
+        match = _SYNC.match(token)
+        if match is None:
+            raise invalid_token(token)
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+def pagination_token(position: int) -> str:
+    return f"t{max(0, position)}"
+
+
+def parse_pagination_token(token: str) -> int:
+    """The log position a pagination or sync token names."""
+    if (match := _TOPOLOGICAL.match(token)) is not None:
+        return int(match.group(1))
+    return SyncToken.parse(token).events

@@ -1,0 +1,211 @@
+"""GET /sync: initial and incremental sync, long-polls, and delivery under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+from tests.matrix import MatrixClient, User
+
+
+async def _sync(
+    hs: MatrixClient, user: User, since: str | None = None, wait_ms: int = 0, **params: str
+) -> dict[str, Any]:
+    query = [f"timeout={wait_ms}"] + ([f"since={since}"] if since else [])
+    query += [f"{key}={value}" for key, value in params.items()]
+    return dict(await hs.ok("GET", "sync?" + "&".join(query), user=user))
+
+
+def _bodies(room: dict[str, Any]) -> list[str]:
+    return [
+        e["content"].get("body", "")
+        for e in room["timeline"]["events"]
+        if e["type"] == "m.room.message"
+    ]
+
+
+async def test_initial_sync_shows_joined_rooms_with_state_and_recent_timeline(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice, name="Initial", preset="public_chat")
+    for n in range(15):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
+    body = await _sync(hs, alice)
+    joined = body["rooms"]["join"][room]
+    assert _bodies(joined) == [f"m{n}" for n in range(5, 15)]
+    assert joined["timeline"]["limited"] is True
+    assert joined["timeline"]["prev_batch"]
+    state_types = {e["type"] for e in joined["state"]["events"]}
+    assert {"m.room.create", "m.room.member", "m.room.name"} <= state_types
+    assert joined["summary"]["m.joined_member_count"] == 1
+    assert "room_id" not in joined["timeline"]["events"][0]
+    assert body["next_batch"].startswith("s")
+
+
+async def test_incremental_sync_returns_only_new_events(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "old"})
+    first = await _sync(hs, alice)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "new"})
+    second = await _sync(hs, alice, first["next_batch"])
+    assert _bodies(second["rooms"]["join"][room]) == ["new"]
+    third = await _sync(hs, alice, second["next_batch"])
+    assert room not in third["rooms"]["join"]
+
+
+async def test_long_poll_returns_as_soon_as_a_message_arrives(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    since = (await _sync(hs, bob))["next_batch"]
+    started = time.monotonic()
+    poll = asyncio.create_task(_sync(hs, bob, since, wait_ms=10_000))
+    await asyncio.sleep(0.2)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "wake up"})
+    body = await poll
+    assert time.monotonic() - started < 3
+    assert _bodies(body["rooms"]["join"][room]) == ["wake up"]
+
+
+async def test_long_poll_with_nothing_new_waits_out_its_timeout(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    await hs.create_room(alice)
+    since = (await _sync(hs, alice))["next_batch"]
+    started = time.monotonic()
+    body = await _sync(hs, alice, since, wait_ms=500)
+    assert time.monotonic() - started >= 0.45
+    assert body["rooms"]["join"] == {}
+    assert body["next_batch"] == since
+
+
+async def test_invite_appears_with_stripped_state_and_join_moves_room_to_join(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, name="Secret")
+    since = (await _sync(hs, bob))["next_batch"]
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": bob.user_id}, user=alice)
+    body = await _sync(hs, bob, since, wait_ms=5_000)
+    invite = body["rooms"]["invite"][room]["invite_state"]["events"]
+    assert {
+        "type": "m.room.name",
+        "state_key": "",
+        "content": {"name": "Secret"},
+        "sender": alice.user_id,
+    } in invite
+    assert any(e["type"] == "m.room.member" and e["state_key"] == bob.user_id for e in invite)
+    await hs.join(bob, room)
+    after = await _sync(hs, bob, body["next_batch"])
+    joined = after["rooms"]["join"][room]
+    # The room's name reaches the new member, in state or in the timeline.
+    seen = joined["state"]["events"] + joined["timeline"]["events"]
+    assert any(e["type"] == "m.room.name" for e in seen)
+
+
+async def test_member_who_left_sees_the_room_up_to_their_leave_and_nothing_after(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    since = (await _sync(hs, bob))["next_batch"]
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "before"})
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "after"})
+    body = await _sync(hs, bob, since)
+    left = body["rooms"]["leave"][room]
+    assert _bodies(left) == ["before"]
+    assert left["timeline"]["events"][-1]["type"] == "m.room.member"
+    assert room not in body["rooms"]["join"]
+    later = await _sync(hs, bob, body["next_batch"])
+    assert room not in later["rooms"]["leave"] and room not in later["rooms"]["join"]
+
+
+async def test_redacted_event_is_served_redacted_in_sync(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "oops"})
+    await hs.ok("PUT", f"rooms/{room}/redact/{event_id}/r", {}, user=alice)
+    body = await _sync(hs, alice)
+    served = next(
+        e for e in body["rooms"]["join"][room]["timeline"]["events"] if e["event_id"] == event_id
+    )
+    assert served["content"] == {}
+    assert served["unsigned"]["redacted_because"]["type"] == "m.room.redaction"
+
+
+async def test_sender_sees_its_transaction_id_in_sync(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "mine"}, txn_id="my-txn")
+    body = await _sync(hs, alice)
+    mine = body["rooms"]["join"][room]["timeline"]["events"][-1]
+    assert mine["unsigned"]["transaction_id"] == "my-txn"
+
+
+async def test_bad_since_token_is_invalid_param(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    reply = await hs.request("GET", "sync?since=garbage", user=alice)
+    assert reply.status == 400
+    assert reply.errcode == "M_INVALID_PARAM"
+
+
+async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_in_order(
+    hs: MatrixClient,
+) -> None:
+    owner = await hs.register()
+    room = await hs.create_room(owner, preset="public_chat")
+    senders = [await hs.register() for _ in range(20)]
+    receivers = [await hs.register() for _ in range(20)]
+    for user in senders + receivers:
+        await hs.join(user, room)
+    per_sender = 10
+    expected = len(senders) * per_sender
+
+    # A timeline limit above what can arrive between two polls: never `limited`.
+    big = quote(json.dumps({"room": {"timeline": {"limit": 500}}}))
+
+    async def receive(user: User) -> list[tuple[str, str]]:
+        since = (await _sync(hs, user))["next_batch"]
+        got: list[tuple[str, str]] = []
+        while len(got) < expected:
+            body = await _sync(hs, user, since, wait_ms=10_000, filter=big)
+            since = body["next_batch"]
+            room_body = body["rooms"]["join"].get(room)
+            if room_body is None:
+                continue
+            assert room_body["timeline"]["limited"] is False, "a long-poller lost events"
+            got += [
+                (e["event_id"], e["content"]["body"])
+                for e in room_body["timeline"]["events"]
+                if e["type"] == "m.room.message"
+            ]
+        return got
+
+    async def send(index: int, user: User) -> list[str]:
+        return [
+            await hs.send(user, room, {"msgtype": "m.text", "body": f"{index}:{n}"})
+            for n in range(per_sender)
+        ]
+
+    receiving = [asyncio.create_task(receive(user)) for user in receivers]
+    await asyncio.sleep(0.3)
+    sent = await asyncio.gather(*(send(i, s) for i, s in enumerate(senders)))
+    results = await asyncio.wait_for(asyncio.gather(*receiving), timeout=60)
+    all_sent = {event_id for ids in sent for event_id in ids}
+    orders = []
+    for got in results:
+        ids = [event_id for event_id, _ in got]
+        assert len(ids) == len(set(ids)) == expected, "duplicate or missing events"
+        assert set(ids) == all_sent
+        for index in range(len(senders)):
+            mine = [body for _, body in got if body.startswith(f"{index}:")]
+            assert mine == [f"{index}:{n}" for n in range(per_sender)]
+        orders.append(ids)
+    # Every receiver saw the one stream order.
+    assert all(order == orders[0] for order in orders)
