@@ -13,8 +13,18 @@ from pydantic import ValidationError
 from homeserver import logs
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import accounts, directory, rooms, server, sync
+from homeserver.api import filters as filters_api
+from homeserver.api import history as history_api
+from homeserver.api import receipts as receipts_api
+from homeserver.api import to_device as to_device_api
+from homeserver.api import typing as typing_api
+from homeserver.api.filters import FILTERS
+from homeserver.api.history import HISTORY
 from homeserver.api.keys import ACCOUNTS, ADMINS, METRICS, POOL, ROOMS, SERVER_KEY, SERVER_NAME
+from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
+from homeserver.api.to_device import TO_DEVICE
+from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
@@ -23,12 +33,17 @@ from homeserver.errors import MatrixError
 from homeserver.events.signing import load_or_create_key
 from homeserver.log.appender import Appender
 from homeserver.metrics import Metrics
+from homeserver.receipts.service import ReceiptService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.service import RoomService
 from homeserver.store.database import create_pool
 from homeserver.store.migrate import migrate
+from homeserver.sync.filters import FilterService
+from homeserver.sync.history import HistoryService
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.service import SyncService
+from homeserver.to_device.service import ToDeviceService
+from homeserver.typing_notices.service import create_typing_service
 
 log = logging.getLogger(__name__)
 
@@ -149,17 +164,47 @@ def create_app(config: Config, dsn: str) -> web.Application:
         )
         room_service = RoomService(pool, appender, config.server_name)
         app[ROOMS] = room_service
-        sync_service = SyncService(pool, notifier, room_service)
+        filter_service = FilterService(pool, appender)
+        app[FILTERS] = filter_service
+        app[HISTORY] = HistoryService(pool, room_service)
+        receipt_service = ReceiptService(pool, appender)
+        app[RECEIPTS] = receipt_service
+        typing_service = create_typing_service(pool, notifier, config.redis.url, config.server_name)
+        app[TYPING] = typing_service
+        to_device_service = ToDeviceService(pool, notifier)
+        app[TO_DEVICE] = to_device_service
+        sync_service = SyncService(
+            pool,
+            notifier,
+            room_service,
+            receipts=receipt_service,
+            account_data=receipt_service,
+            typing=typing_service,
+            to_device=to_device_service,
+        )
         app[SYNC] = sync_service
         await bus.start()
+        await typing_service.start()
         await sync_service.start()
         yield
+        await typing_service.stop()
         await appender.stop()
         await notifier.close()
         await bus.stop()
         await pool.close()
 
     app.cleanup_ctx.append(services)
-    for module in (server, accounts, rooms, directory, sync):
+    for module in (
+        server,
+        accounts,
+        rooms,
+        directory,
+        sync,
+        filters_api,
+        history_api,
+        receipts_api,
+        typing_api,
+        to_device_api,
+    ):
         app.router.add_routes(module.routes)
     return app

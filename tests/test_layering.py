@@ -19,6 +19,9 @@ RULES: dict[str, set[str]] = {
     "rooms": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
     "accounts": {"store", "events", "projections", "errors", "log", "bus"},
     "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
+    "receipts": {"store", "events", "projections", "errors", "log"},
+    "typing_notices": {"store", "errors", "sync", "bus"},
+    "to_device": {"store", "events", "errors", "sync"},
     "metrics": {"events"},
     "config": set(),
     "api": {
@@ -30,6 +33,9 @@ RULES: dict[str, set[str]] = {
         "config",
         "metrics",
         "log",
+        "receipts",
+        "typing_notices",
+        "to_device",
     },
 }
 WIRING = {"app", "cli", "__main__"}

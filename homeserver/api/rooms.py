@@ -13,6 +13,7 @@ from homeserver.errors import bad_json, invalid_param
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
 from homeserver.rooms.service import REDACTION_TXN_PREFIX, RoomCreation
+from homeserver.sync.tokens import parse_pagination_token
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
@@ -184,6 +185,7 @@ async def members(request: web.Request) -> web.Response:
         _room_id(request),
         request.query.get("membership"),
         request.query.get("not_membership"),
+        parse_pagination_token(at) if (at := request.query.get("at")) else None,
     )
     return ok({"chunk": chunk})
 

@@ -1,0 +1,72 @@
+"""Room history: /messages (pagination) and /context (the events around one)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.api.requests import ok, requester
+from homeserver.errors import invalid_param, missing_param
+from homeserver.sync.filters import parse_room_event_filter
+from homeserver.sync.history import HistoryService
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+HISTORY = web.AppKey("history", HistoryService)
+DEFAULT_LIMIT = 10
+
+
+def _room_id(request: web.Request) -> str:
+    room_id = request.match_info["room_id"]
+    if not room_id.startswith("!") or ":" not in room_id:
+        raise invalid_param(f"{room_id!r} is not a room ID.")
+    return room_id
+
+
+def _limit(request: web.Request) -> int:
+    text = request.query.get("limit")
+    if text is None or text == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        raise invalid_param("limit must be an integer.") from None
+    if limit < 0:
+        raise invalid_param("limit must not be negative.")
+    return limit
+
+
+# GET /_matrix/client/v3/rooms/{room_id}/messages
+@routes.get(V3 + "/rooms/{room_id}/messages")
+async def messages(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    direction = request.query.get("dir")
+    if direction is None:
+        raise missing_param("dir is required ('b' or 'f').")
+    if direction not in ("b", "f"):
+        raise invalid_param("dir must be 'b' or 'f'.")
+    body = await request.app[HISTORY].messages(
+        caller.user_id,
+        caller.device_id,
+        _room_id(request),
+        direction="b" if direction == "b" else "f",
+        from_token=request.query.get("from") or None,
+        to_token=request.query.get("to") or None,
+        limit=_limit(request),
+        event_filter=parse_room_event_filter(request.query.get("filter")),
+    )
+    return ok(body)
+
+
+# GET /_matrix/client/v3/rooms/{room_id}/context/{event_id}
+@routes.get(V3 + "/rooms/{room_id}/context/{event_id}")
+async def context(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await request.app[HISTORY].context(
+        caller.user_id,
+        caller.device_id,
+        _room_id(request),
+        request.match_info["event_id"],
+        limit=_limit(request),
+        event_filter=parse_room_event_filter(request.query.get("filter")),
+    )
+    return ok(body)

@@ -1,0 +1,34 @@
+"""Send-to-device messaging: PUT /sendToDevice/{eventType}/{txnId}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.to_device.service import ToDeviceService
+
+TO_DEVICE = web.AppKey("to_device", ToDeviceService)
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+
+
+class SendToDeviceBody(RequestBody):
+    messages: dict[str, dict[str, dict[str, Any]]]
+
+
+# PUT /_matrix/client/v3/sendToDevice/{event_type}/{txn_id}
+@routes.put(V3 + "/sendToDevice/{event_type}/{txn_id}")
+async def send_to_device(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, SendToDeviceBody)
+    await request.app[TO_DEVICE].send(
+        caller.user_id,
+        caller.device_id,
+        request.match_info["event_type"],
+        request.match_info["txn_id"],
+        body.messages,
+    )
+    return ok()

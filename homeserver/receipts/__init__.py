@@ -1,0 +1,1 @@
+"""Read receipts and read markers (m.fully_read), stored in their owner's account chain."""

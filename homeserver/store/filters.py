@@ -1,0 +1,23 @@
+"""Filters users uploaded (projection `user_filters`, from their account chains)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from homeserver.events.canonical import decode
+
+
+async def user_filter(
+    conn: asyncpg.Connection, user_id: str, filter_id: str
+) -> dict[str, Any] | None:
+    text = await conn.fetchval(
+        "SELECT filter FROM user_filters WHERE user_id = $1 AND filter_id = $2",
+        user_id,
+        filter_id,
+    )
+    if text is None:
+        return None
+    found = decode(text)
+    return found if isinstance(found, dict) else None

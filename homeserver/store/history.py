@@ -1,0 +1,121 @@
+"""Queries of room history: pages of a room's events, and what decides who may see them.
+
+Every page query is a range scan of the index events(room_id, stream_position),
+in the direction asked, stopped by LIMIT; the filter's conditions are applied
+by the database so a selective filter does not pull non-matching rows over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from homeserver.events.canonical import decode
+from homeserver.events.model import Event
+
+
+@dataclass(frozen=True)
+class EventSelection:
+    """Which events a page keeps: a RoomEventFilter's conditions, for SQL.
+
+    `types` and `not_types` are patterns in which `*` matches any sequence."""
+
+    types: list[str] | None = None
+    not_types: Sequence[str] = ()
+    senders: list[str] | None = None
+    not_senders: Sequence[str] = ()
+    contains_url: bool | None = None
+
+
+def _like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def _event(row: asyncpg.Record) -> Event:
+    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+
+
+async def room_events(
+    conn: asyncpg.Connection,
+    room_id: str,
+    after: int,
+    upto: int,
+    *,
+    backwards: bool,
+    limit: int,
+    selection: EventSelection | None = None,
+) -> list[Event]:
+    """Up to `limit` events of the room at positions in (after, upto], nearest `upto`
+    first when `backwards`, else nearest `after` first."""
+    if limit <= 0 or upto <= after:
+        return []
+    conditions = ["room_id = $1", "stream_position > $2", "stream_position <= $3"]
+    args: list[object] = [room_id, after, upto, limit]
+
+    def param(value: object) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    chosen = selection or EventSelection()
+    if chosen.types is not None:
+        conditions.append(f"type LIKE ANY({param([_like(t) for t in chosen.types])}::text[])")
+    if chosen.not_types:
+        conditions.append(
+            f"NOT (type LIKE ANY({param([_like(t) for t in chosen.not_types])}::text[]))"
+        )
+    if chosen.senders is not None:
+        conditions.append(f"sender = ANY({param(list(chosen.senders))}::text[])")
+    if chosen.not_senders:
+        conditions.append(f"NOT (sender = ANY({param(list(chosen.not_senders))}::text[]))")
+    if chosen.contains_url is not None:
+        has_url = "coalesce(jsonb_typeof(json::jsonb -> 'content' -> 'url') = 'string', false)"
+        conditions.append(f"{has_url} = {param(chosen.contains_url)}::boolean")
+    order = "DESC" if backwards else "ASC"
+    rows = await conn.fetch(
+        "SELECT event_id, stream_position, json FROM events"
+        f" WHERE {' AND '.join(conditions)}"
+        f" ORDER BY stream_position {order} LIMIT $4",
+        *args,
+    )
+    return [_event(row) for row in rows]
+
+
+async def visibility_events(conn: asyncpg.Connection, room_id: str, user_id: str) -> list[Event]:
+    """The user's own m.room.member events and the room's m.room.history_visibility
+    events, oldest first: all that decides which of the room's events the user may see."""
+    rows = await conn.fetch(
+        "SELECT event_id, stream_position, json FROM events WHERE room_id = $1"
+        " AND ((type = 'm.room.member' AND state_key = $2)"
+        " OR (type = 'm.room.history_visibility' AND state_key = ''))"
+        " ORDER BY stream_position",
+        room_id,
+        user_id,
+    )
+    return [_event(row) for row in rows]
+
+
+async def member_events_at(
+    conn: asyncpg.Connection, room_id: str, user_ids: Sequence[str], position: int
+) -> list[Event]:
+    """Each user's m.room.member event in force at `position` (for lazy-loading members)."""
+    if not user_ids:
+        return []
+    rows = await conn.fetch(
+        "SELECT e.event_id, e.stream_position, e.json FROM unnest($2::text[]) AS u(user_id)"
+        " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
+        "   WHERE room_id = $1 AND type = 'm.room.member' AND state_key = u.user_id"
+        "   AND stream_position <= $3 ORDER BY stream_position DESC LIMIT 1) e"
+        " ORDER BY e.stream_position",
+        room_id,
+        list(dict.fromkeys(user_ids)),
+        position,
+    )
+    return [_event(row) for row in rows]
+
+
+async def latest_position(conn: asyncpg.Connection) -> int:
+    """The last position in the log; appends commit in position order, so all before it exist."""
+    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))

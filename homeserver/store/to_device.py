@@ -1,0 +1,102 @@
+"""The to-device inbox: a delivery queue per device, not in the log."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from homeserver.events.canonical import decode
+
+# The first half of the advisory lock key every to-device write takes per target user.
+INBOX_LOCK = 7_240_001
+
+
+@dataclass(frozen=True, slots=True)
+class InboxMessage:
+    position: int
+    sender: str
+    type: str
+    content: dict[str, Any]
+
+
+async def claim_txn(conn: asyncpg.Connection, user_id: str, device_id: str, txn_id: str) -> bool:
+    """Record a sendToDevice transaction ID; False when this device already used it."""
+    inserted = await conn.fetchval(
+        "INSERT INTO device_inbox_txns (user_id, device_id, txn_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING 1",
+        user_id,
+        device_id,
+        txn_id,
+    )
+    return inserted is not None
+
+
+def _lock_key(user_id: str) -> int:
+    value = zlib.crc32(user_id.encode())
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+async def lock_inboxes(conn: asyncpg.Connection, user_ids: Iterable[str]) -> None:
+    """Lock the target users' inboxes until commit.
+
+    Positions come from one sequence: two writers to the same device could take
+    10 and 11, commit 11 first, and a sync delivering 11 would acknowledge (and
+    so skip) 10 forever. Holding a per-user lock from before the position is
+    taken until commit makes each device's positions visible in order. Locks are
+    taken in key order so two writers never deadlock.
+    """
+    keys = sorted({_lock_key(user_id) for user_id in user_ids})
+    if keys:
+        await conn.executemany(
+            "SELECT pg_advisory_xact_lock($1, $2)", [(INBOX_LOCK, key) for key in keys]
+        )
+
+
+async def devices_of(conn: asyncpg.Connection, user_ids: Sequence[str]) -> dict[str, list[str]]:
+    rows = await conn.fetch(
+        "SELECT user_id, device_id FROM devices WHERE user_id = ANY($1::text[])"
+        " ORDER BY user_id, device_id",
+        list(user_ids),
+    )
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["user_id"], []).append(row["device_id"])
+    return found
+
+
+async def insert_messages(
+    conn: asyncpg.Connection, sender: str, event_type: str, messages: Sequence[tuple[str, str, str]]
+) -> None:
+    """Queue (user_id, device_id, canonical JSON content) messages, in the order given."""
+    await conn.executemany(
+        "INSERT INTO device_inbox (user_id, device_id, sender, type, content)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(user_id, device_id, sender, event_type, body) for user_id, device_id, body in messages],
+    )
+
+
+async def pending(
+    conn: asyncpg.Connection, user_id: str, device_id: str, after: int, limit: int
+) -> list[InboxMessage]:
+    rows = await conn.fetch(
+        "SELECT position, sender, type, content FROM device_inbox"
+        " WHERE user_id = $1 AND device_id = $2 AND position > $3 ORDER BY position LIMIT $4",
+        user_id,
+        device_id,
+        after,
+        limit,
+    )
+    return [InboxMessage(r["position"], r["sender"], r["type"], decode(r["content"])) for r in rows]
+
+
+async def delete_up_to(conn: asyncpg.Connection, user_id: str, device_id: str, up_to: int) -> None:
+    await conn.execute(
+        "DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2 AND position <= $3",
+        user_id,
+        device_id,
+        up_to,
+    )

@@ -1,0 +1,222 @@
+"""Room history for clients: /messages and /context, within what history visibility allows.
+
+Pagination follows sync/tokens.py: a token `t{T}` is the gap between positions
+T and T+1; backwards from T returns positions <= T, forwards positions > T. The
+`end` of a page is the gap just past its last event, so pages chain with no gap
+and no duplicate; `end` is left out once nothing further is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import asyncpg
+
+from homeserver.errors import forbidden, not_found
+from homeserver.events import types
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.service import RoomService
+from homeserver.store import events as event_store
+from homeserver.store import history as history_store
+from homeserver.store import rooms as room_store
+from homeserver.sync.filters import MAX_LIMIT, RoomEventFilter
+from homeserver.sync.tokens import pagination_token, parse_pagination_token
+from homeserver.sync.visibility import WORLD_READABLE, HistoryAccess
+
+Direction = Literal["b", "f"]
+
+
+async def load_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> HistoryAccess:
+    """What decides which of the room's events the user may see (a few rows of the log)."""
+    return HistoryAccess.from_events(
+        user_id, await history_store.visibility_events(conn, room_id, user_id)
+    )
+
+
+async def visible_events(
+    conn: asyncpg.Connection, user_id: str, room_id: str, events: Sequence[Event]
+) -> list[Event]:
+    """The events of `room_id` among `events` that history visibility lets the user see."""
+    if not events:
+        return []
+    return (await load_access(conn, user_id, room_id)).filter(events)
+
+
+async def _page(
+    conn: asyncpg.Connection,
+    access: HistoryAccess,
+    room_id: str,
+    after: int,
+    upto: int,
+    *,
+    backwards: bool,
+    limit: int,
+    event_filter: RoomEventFilter,
+) -> tuple[list[Event], bool]:
+    """Up to `limit` visible events matching the filter in (after, upto], in the direction
+    asked, and whether any further one exists in that window."""
+    if limit <= 0 or upto <= after or not event_filter.allows_room(room_id):
+        return [], False
+    ranges = access.visible_ranges(after + 1, upto)
+    if backwards:
+        ranges.reverse()
+    selection = event_filter.selection()
+    found: list[Event] = []
+    for first, last in ranges:
+        # One more than asked: it tells whether the page is the last.
+        found += await history_store.room_events(
+            conn,
+            room_id,
+            first - 1,
+            last,
+            backwards=backwards,
+            limit=limit + 1 - len(found),
+            selection=selection,
+        )
+        if len(found) > limit:
+            break
+    return found[:limit], len(found) > limit
+
+
+class HistoryService:
+    def __init__(self, pool: asyncpg.Pool, rooms: RoomService) -> None:
+        self._pool = pool
+        self._rooms = rooms
+
+    async def _readable(
+        self, conn: asyncpg.Connection, user_id: str, room_id: str
+    ) -> HistoryAccess:
+        """The user's access to the room's history, or 403.
+
+        Members, and those who left or were banned (up to then), may read; anyone
+        else only a world_readable room, as Synapse does (an invitee reads once joined)."""
+        access = await load_access(conn, user_id, room_id)
+        current = await room_store.membership(conn, room_id, user_id)
+        if current is not None:
+            forgotten = await room_store.forgotten_at(conn, room_id, user_id)
+            if forgotten is not None and forgotten > current.stream_position:
+                raise forbidden("You have forgotten this room.")
+            if current.membership in ("join", "leave", "ban"):
+                return access
+        if access.setting == WORLD_READABLE and await room_store.room_exists(conn, room_id):
+            return access
+        raise forbidden("You are not a member of this room.")
+
+    async def messages(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        *,
+        direction: Direction,
+        from_token: str | None = None,
+        to_token: str | None = None,
+        limit: int = 10,
+        event_filter: RoomEventFilter | None = None,
+    ) -> JsonDict:
+        """GET /rooms/{roomId}/messages: {chunk, start, end?, state?}."""
+        chosen = event_filter or RoomEventFilter()
+        limit = min(limit, chosen.limit_or(MAX_LIMIT), MAX_LIMIT)
+        backwards = direction == "b"
+        start = parse_pagination_token(from_token) if from_token is not None else None
+        to = parse_pagination_token(to_token) if to_token is not None else None
+        async with self._pool.acquire() as conn:
+            access = await self._readable(conn, user_id, room_id)
+            latest = await history_store.latest_position(conn)
+            if start is None:
+                start = latest if backwards else 0
+            if backwards:
+                after, upto = (to or 0), start
+            else:
+                after, upto = start, (to if to is not None else latest)
+            chunk, more = await _page(
+                conn,
+                access,
+                room_id,
+                after,
+                upto,
+                backwards=backwards,
+                limit=limit,
+                event_filter=chosen,
+            )
+            members: list[Event] = []
+            if chosen.lazy_load_members and chunk:
+                senders = [event.sender for event in chunk]
+                members = await history_store.member_events_at(
+                    conn, room_id, senders, chunk[0].stream_position
+                )
+        body: JsonDict = {
+            "chunk": await self._rooms.serve(chunk, (user_id, device_id)),
+            "start": from_token if from_token is not None else pagination_token(start),
+        }
+        if more and chunk:
+            last = chunk[-1].stream_position
+            body["end"] = pagination_token(last - 1 if backwards else last)
+        elif limit == 0:
+            # Nothing was asked for, so nothing is known to be over.
+            body["end"] = body["start"]
+        if chosen.lazy_load_members:
+            body["state"] = await self._rooms.serve(members, (user_id, device_id))
+        return body
+
+    async def context(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        event_id: str,
+        *,
+        limit: int = 10,
+        event_filter: RoomEventFilter | None = None,
+    ) -> JsonDict:
+        """GET /rooms/{roomId}/context/{eventId}: the event, the events around it, the state
+        after the last one returned, and tokens to paginate on from either end."""
+        chosen = event_filter or RoomEventFilter()
+        limit = min(limit, MAX_LIMIT)
+        # As Synapse: half the limit before the event, the rest after.
+        before_limit = limit // 2
+        after_limit = limit - before_limit
+        async with self._pool.acquire() as conn:
+            access = await self._readable(conn, user_id, room_id)
+            event = await event_store.event_by_id(conn, event_id)
+            if event is None or event.room_id != room_id or not access.allows(event):
+                raise not_found("Event not found.")
+            position = event.stream_position
+            latest = await history_store.latest_position(conn)
+            before, _ = await _page(
+                conn,
+                access,
+                room_id,
+                0,
+                position - 1,
+                backwards=True,
+                limit=before_limit,
+                event_filter=chosen,
+            )
+            after, _ = await _page(
+                conn,
+                access,
+                room_id,
+                position,
+                latest,
+                backwards=False,
+                limit=after_limit,
+                event_filter=chosen,
+            )
+            last = after[-1].stream_position if after else position
+            state = [e for e in await room_store.state_events_at(conn, room_id, last)]
+        state = [e for e in state if chosen.allows_event(e)]
+        if chosen.lazy_load_members:
+            senders = {e.sender for e in [*before, event, *after]}
+            state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
+        first = before[-1].stream_position if before else position
+        device = (user_id, device_id)
+        return {
+            "event": (await self._rooms.serve([event], device))[0],
+            "events_before": await self._rooms.serve(before, device),
+            "events_after": await self._rooms.serve(after, device),
+            "state": await self._rooms.serve(state, device),
+            "start": pagination_token(first - 1),
+            "end": pagination_token(last),
+        }

@@ -1,0 +1,1 @@
+"""Typing notices: ephemeral, never in the log; in memory or shared through Redis."""

@@ -1,0 +1,365 @@
+"""Who is typing in which room: ephemeral state with a serial that sync tokens carry.
+
+Typing is not in the log (DESIGN: truly ephemeral signals). The state is a map
+room -> user -> expiry (ms since the epoch), a global serial bumped on every
+change of who types, and each room's last-change serial, so an incremental
+sync can tell which rooms to report. Only changes to the *set* of typers bump
+the serial: a client re-sending "still typing" every few seconds (as the spec
+recommends) only extends the expiry, as in Synapse.
+
+Two stores hold it: `LocalTypingState` for one process and `RedisTypingState`
+for several processes sharing it. `TypingService` adds the rules (yourself
+only, joined members only, capped timeouts), wakes long-polls in the room
+through the notifier (across processes via the bus), and runs the task that
+expires typers whose timeout passed: an expiry is a change, so clients see the
+stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from homeserver.errors import forbidden
+from homeserver.store import rooms as room_store
+from homeserver.sync.notifier import Change, Notifier
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_MS = 30_000
+# Synapse's cap: a client cannot claim to type for longer than two minutes.
+MAX_TIMEOUT_MS = 120_000
+# Another process may add a typer whose expiry comes before the one this
+# process waits for; every process sweeps at least this often, so a typer whose
+# process died also disappears.
+SHARED_SWEEP_SECONDS = 1.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TypingState(Protocol):
+    """Storage of typing state; every method is atomic with respect to the others."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+        """Start (expires_at given) or stop typing; True when the set of typers changed."""
+        ...
+
+    async def expire(self, now: int) -> tuple[list[str], int | None]:
+        """Remove typers expired by `now`: (rooms changed, next expiry or None)."""
+        ...
+
+    async def serial(self) -> int: ...
+
+    async def typing(
+        self, room_ids: Sequence[str], since_serial: int | None, now: int
+    ) -> dict[str, list[str]]:
+        """Current typers of the rooms changed after `since_serial` (of all rooms with
+        typers when None); expired typers not yet swept are left out."""
+        ...
+
+
+class LocalTypingState:
+    """One process: plain dictionaries."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, int]] = {}
+        self._changed_at: dict[str, int] = {}
+        self._serial = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+        typers = self._rooms.get(room_id, {})
+        was_typing = typers.get(user_id, 0) > now
+        if expires_at is not None:
+            self._rooms.setdefault(room_id, {})[user_id] = expires_at
+            if was_typing:
+                return False
+        else:
+            if user_id not in typers:
+                return False
+            del typers[user_id]
+            if not typers:
+                del self._rooms[room_id]
+            if not was_typing:
+                # It had expired already; the sweep would have counted it.
+                self._bump([room_id])
+                return True
+        self._bump([room_id])
+        return True
+
+    async def expire(self, now: int) -> tuple[list[str], int | None]:
+        changed: list[str] = []
+        upcoming: int | None = None
+        for room_id, typers in list(self._rooms.items()):
+            for user_id, expires_at in list(typers.items()):
+                if expires_at <= now:
+                    del typers[user_id]
+                    if not changed or changed[-1] != room_id:
+                        changed.append(room_id)
+                elif upcoming is None or expires_at < upcoming:
+                    upcoming = expires_at
+            if not typers:
+                del self._rooms[room_id]
+        if changed:
+            self._bump(changed)
+        return changed, upcoming
+
+    def _bump(self, room_ids: list[str]) -> None:
+        self._serial += 1
+        for room_id in room_ids:
+            self._changed_at[room_id] = self._serial
+
+    async def serial(self) -> int:
+        return self._serial
+
+    async def typing(
+        self, room_ids: Sequence[str], since_serial: int | None, now: int
+    ) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for room_id in room_ids:
+            typers = sorted(u for u, at in self._rooms.get(room_id, {}).items() if at > now)
+            if since_serial is None:
+                if typers:
+                    found[room_id] = typers
+            elif self._changed_at.get(room_id, 0) > since_serial:
+                found[room_id] = typers
+        return found
+
+
+# KEYS: room hash, expiry index, serial, room serials.
+# ARGV: room ID, user ID, expiry ("" to stop), index member, now.
+_SET = """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+local was_typing = current and tonumber(current) > tonumber(ARGV[5])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  if was_typing then return 0 end
+else
+  if not current then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+local serial = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[4], ARGV[1], serial)
+return serial
+"""
+
+# KEYS: expiry index, serial, room serials. ARGV: now, prefix of room hashes.
+# Returns {rooms changed, next expiry or ''}.
+_EXPIRE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local seen = {}
+local changed = {}
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  local cut = string.find(member, '\\n', 1, true)
+  local room = string.sub(member, 1, cut - 1)
+  local user = string.sub(member, cut + 1)
+  local expires_at = redis.call('HGET', ARGV[2] .. room, user)
+  if expires_at and tonumber(expires_at) <= tonumber(ARGV[1]) then
+    redis.call('HDEL', ARGV[2] .. room, user)
+    if not seen[room] then
+      seen[room] = true
+      table.insert(changed, room)
+    end
+  end
+end
+if #changed > 0 then
+  local serial = redis.call('INCR', KEYS[2])
+  for _, room in ipairs(changed) do
+    redis.call('HSET', KEYS[3], room, serial)
+  end
+end
+local upcoming = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {changed, upcoming[2] or ''}
+"""
+
+
+class RedisTypingState:
+    """Several processes: a hash per room (user -> expiry), a sorted set of all
+    expiries for the sweep, a global serial and a hash of each room's last-change
+    serial. Changes run as Lua scripts, so two processes never interleave."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        prefix = f"linkchat:{namespace}:typing:"
+        self._room_prefix = prefix + "room:"
+        self._index = prefix + "expiries"
+        self._serial = prefix + "serial"
+        self._serials = prefix + "room_serials"
+        self._set = self._redis.register_script(_SET)
+        self._expire = self._redis.register_script(_EXPIRE)
+
+    async def open(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+        serial = await self._set(
+            keys=[self._room_prefix + room_id, self._index, self._serial, self._serials],
+            args=[
+                room_id,
+                user_id,
+                "" if expires_at is None else str(expires_at),
+                f"{room_id}\n{user_id}",
+                str(now),
+            ],
+        )
+        return int(serial) > 0
+
+    async def expire(self, now: int) -> tuple[list[str], int | None]:
+        changed, upcoming = await self._expire(
+            keys=[self._index, self._serial, self._serials], args=[str(now), self._room_prefix]
+        )
+        return list(changed), int(float(upcoming)) if upcoming else None
+
+    async def serial(self) -> int:
+        return int(await self._redis.get(self._serial) or 0)
+
+    async def typing(
+        self, room_ids: Sequence[str], since_serial: int | None, now: int
+    ) -> dict[str, list[str]]:
+        if not room_ids:
+            return {}
+        rooms = list(room_ids)
+        if since_serial is not None:
+            serials = await self._redis.hmget(self._serials, rooms)
+            rooms = [r for r, s in zip(rooms, serials, strict=True) if s and int(s) > since_serial]
+            if not rooms:
+                return {}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for room_id in rooms:
+                pipe.hgetall(self._room_prefix + room_id)
+            hashes = await pipe.execute()
+        found: dict[str, list[str]] = {}
+        for room_id, typers in zip(rooms, hashes, strict=True):
+            current = sorted(user for user, at in typers.items() if int(at) > now)
+            if current or since_serial is not None:
+                found[room_id] = current
+        return found
+
+
+class TypingService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        notifier: Notifier,
+        state: TypingState,
+        *,
+        sweep_seconds: float | None = None,
+        default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_timeout_ms: int = MAX_TIMEOUT_MS,
+    ) -> None:
+        self._pool = pool
+        self._notifier = notifier
+        self._state = state
+        self._sweep_seconds = sweep_seconds
+        self._default_timeout_ms = default_timeout_ms
+        self._max_timeout_ms = max_timeout_ms
+        self._rescheduled = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._state.open()
+        self._sweeper = asyncio.create_task(self._sweep(), name="typing-expiry")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self._state.close()
+
+    # PUT /rooms/{roomId}/typing/{userId}
+
+    async def set_typing(
+        self, requester: str, user_id: str, room_id: str, typing: bool, timeout_ms: int | None
+    ) -> None:
+        if requester != user_id:
+            raise forbidden("You may only set your own typing state.")
+        async with self._pool.acquire() as conn:
+            current = await room_store.membership(conn, room_id, user_id)
+        if current is None or current.membership != "join":
+            raise forbidden("You are not joined to this room.")
+        now = now_ms()
+        expires_at = None
+        if typing:
+            timeout = self._default_timeout_ms if timeout_ms is None else timeout_ms
+            expires_at = now + max(0, min(timeout, self._max_timeout_ms))
+        if await self._state.set(room_id, user_id, expires_at, now):
+            self._changed([room_id])
+        if expires_at is not None:
+            # The sweep may be sleeping past this expiry.
+            self._rescheduled.set()
+
+    # What sync reads
+
+    async def current_serial(self) -> int:
+        return await self._state.serial()
+
+    async def typing_for_sync(
+        self, room_ids: Sequence[str], since_serial: int | None
+    ) -> dict[str, list[str]]:
+        """Per room, the users typing now: rooms whose typers changed after
+        `since_serial` (possibly to nobody), or every room with typers when None."""
+        return await self._state.typing(room_ids, since_serial, now_ms())
+
+    # Expiry
+
+    def _changed(self, room_ids: list[str]) -> None:
+        self._notifier.notify(Change(self._notifier.position, frozenset(room_ids), frozenset()))
+
+    async def _sweep(self) -> None:
+        while True:
+            self._rescheduled.clear()
+            delay = self._sweep_seconds
+            try:
+                changed, upcoming = await self._state.expire(now_ms())
+            except Exception:
+                log.exception("typing expiry sweep failed")
+                changed, upcoming = [], None
+                delay = SHARED_SWEEP_SECONDS
+            if changed:
+                self._changed(changed)
+            if upcoming is not None:
+                until_next = max(0.0, (upcoming - now_ms()) / 1000)
+                delay = until_next if delay is None else min(delay, until_next)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._rescheduled.wait()
+
+
+def create_typing_service(
+    pool: asyncpg.Pool, notifier: Notifier, redis_url: str, namespace: str
+) -> TypingService:
+    """Shared through Redis when a Redis URL is configured, else in this process."""
+    if redis_url:
+        return TypingService(
+            pool,
+            notifier,
+            RedisTypingState(redis_url, namespace),
+            sweep_seconds=SHARED_SWEEP_SECONDS,
+        )
+    return TypingService(pool, notifier, LocalTypingState())
