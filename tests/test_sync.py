@@ -209,3 +209,99 @@ async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_i
         orders.append(ids)
     # Every receiver saw the one stream order.
     assert all(order == orders[0] for order in orders)
+
+
+def _filter(value: dict[str, Any]) -> str:
+    return quote(json.dumps(value))
+
+
+async def test_sync_filter_limits_timeline_types_and_event_fields(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "text"})
+    await hs.send(alice, room, {"m.relates_to": {}}, event_type="m.reaction")
+    sync_filter = {
+        "event_fields": ["type", "content.body"],
+        "room": {"timeline": {"types": ["m.room.message"], "limit": 5}},
+    }
+    body = await _sync(hs, alice, filter=_filter(sync_filter))
+    events = body["rooms"]["join"][room]["timeline"]["events"]
+    assert events == [{"type": "m.room.message", "content": {"body": "text"}}]
+
+
+async def test_uploaded_filter_id_works_as_sync_filter(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    for n in range(5):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": str(n)})
+    created = await hs.ok(
+        "POST", f"user/{alice.user_id}/filter", {"room": {"timeline": {"limit": 2}}}, user=alice
+    )
+    body = await _sync(hs, alice, filter=created["filter_id"])
+    assert _bodies(body["rooms"]["join"][room]) == ["3", "4"]
+
+
+async def test_lazy_loading_sends_only_members_who_speak_in_the_timeline(
+    hs: MatrixClient,
+) -> None:
+    alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    await hs.join(carol, room)
+    for n in range(12):
+        await hs.send(bob, room, {"msgtype": "m.text", "body": str(n)})
+    lazy = {"room": {"state": {"lazy_load_members": True}}}
+    body = await _sync(hs, alice, filter=_filter(lazy))
+    members = {
+        e["state_key"]
+        for e in body["rooms"]["join"][room]["state"]["events"]
+        if e["type"] == "m.room.member"
+    }
+    assert bob.user_id in members
+    assert carol.user_id not in members
+
+
+async def test_new_joiner_does_not_see_history_from_before_joining_a_joined_only_room(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(
+        alice,
+        preset="public_chat",
+        initial_state=[
+            {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
+        ],
+    )
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "before bob"})
+    await hs.join(bob, room)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "after bob"})
+    body = await _sync(hs, bob)
+    assert _bodies(body["rooms"]["join"][room]) == ["after bob"]
+
+
+async def test_receipts_and_typing_reach_other_members_in_ephemeral(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    event_id = await hs.send(alice, room)
+    since = (await _sync(hs, bob))["next_batch"]
+    await hs.ok("POST", f"rooms/{room}/receipt/m.read/{event_id}", {}, user=alice)
+    await hs.ok(
+        "PUT", f"rooms/{room}/typing/{alice.user_id}", {"typing": True, "timeout": 5000}, user=alice
+    )
+    body = await _sync(hs, bob, since, wait_ms=2_000)
+    ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
+    by_type = {e["type"]: e["content"] for e in ephemeral}
+    assert alice.user_id in by_type["m.receipt"][event_id]["m.read"]
+    assert by_type["m.typing"]["user_ids"] == [alice.user_id]
+
+
+async def test_include_leave_shows_left_rooms_in_initial_sync(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
+    plain = await _sync(hs, bob)
+    assert room not in plain["rooms"]["leave"]
+    with_leave = await _sync(hs, bob, filter=_filter({"room": {"include_leave": True}}))
+    assert room in with_leave["rooms"]["leave"]

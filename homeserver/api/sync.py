@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
+from homeserver.api.filters import FILTERS
 from homeserver.api.requests import ok, requester
-from homeserver.errors import MatrixError, invalid_param
-from homeserver.sync.service import SyncOptions, SyncService
+from homeserver.errors import invalid_param
+from homeserver.sync.service import SyncService, options_from_filter
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()
@@ -27,17 +26,6 @@ def _timeout_ms(raw: str | None) -> int:
     return min(max(0, value), MAX_TIMEOUT_MS)
 
 
-def _options(raw: str | None) -> SyncOptions:
-    if raw is None or not raw.startswith("{"):
-        return SyncOptions()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON.") from None
-    limit = body.get("room", {}).get("timeline", {}).get("limit", 10)
-    return SyncOptions(timeline_limit=limit)
-
-
 # GET /_matrix/client/v3/sync
 @routes.get("/_matrix/client/v3/sync")
 async def sync(request: web.Request) -> web.Response:
@@ -48,12 +36,13 @@ async def sync(request: web.Request) -> web.Response:
     if presence not in PRESENCE_STATES:
         raise invalid_param(f"set_presence must be one of {', '.join(PRESENCE_STATES)}.")
     full_state = query.get("full_state", "false") == "true"
+    sync_filter = await request.app[FILTERS].resolve(caller.user_id, query.get("filter"))
     body = await request.app[SYNC].sync(
         caller.user_id,
         caller.device_id,
         since,
         _timeout_ms(query.get("timeout")),
-        _options(query.get("filter")),
+        options_from_filter(sync_filter),
         full_state,
     )
     return ok(body)

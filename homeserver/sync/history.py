@@ -142,10 +142,10 @@ class HistoryService:
             )
             members: list[Event] = []
             if chosen.lazy_load_members and chunk:
+                # As of the chunk's newest event: every sender is a member by then.
                 senders = [event.sender for event in chunk]
-                members = await history_store.member_events_at(
-                    conn, room_id, senders, chunk[0].stream_position
-                )
+                newest = max(event.stream_position for event in chunk)
+                members = await history_store.member_events_at(conn, room_id, senders, newest)
         body: JsonDict = {
             "chunk": await self._rooms.serve(chunk, (user_id, device_id)),
             "start": from_token if from_token is not None else pagination_token(start),

@@ -19,6 +19,8 @@ from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
+from homeserver.sync.filters import Filter, apply_event_fields
+from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.sources import AccountDataSource, ReceiptSource, ToDeviceSource, TypingSource
 from homeserver.sync.tokens import SyncToken, pagination_token
@@ -54,6 +56,27 @@ class SyncOptions:
     lazy_load_members: bool = False
     event_fields: list[str] | None = None
     shape: Callable[[JsonDict], JsonDict] = lambda served: served
+
+
+def options_from_filter(sync_filter: Filter) -> SyncOptions:
+    room = sync_filter.room
+    fields = sync_filter.event_fields
+
+    def shape(served: JsonDict) -> JsonDict:
+        return apply_event_fields(served, fields) if fields is not None else served
+
+    return SyncOptions(
+        timeline_limit=sync_filter.timeline_limit,
+        allows_room=room.allows_room,
+        timeline_allows=room.timeline.allows_event,
+        state_allows=room.state.allows_event,
+        ephemeral_allows=room.ephemeral.allows_type,
+        account_data_allows=sync_filter.account_data.allows_type,
+        include_leave=room.include_leave,
+        lazy_load_members=room.state.lazy_load_members,
+        event_fields=fields,
+        shape=shape,
+    )
 
 
 @dataclass
@@ -312,7 +335,7 @@ class SyncService:
         self, conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]
     ) -> list[Event]:
         """Events of a room the user just joined: only what history visibility allows."""
-        return events
+        return await visible_events(conn, user_id, room_id, events)
 
     async def _left_rooms(
         self,
