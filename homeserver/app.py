@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from homeserver import logs
 from homeserver.accounts.service import AccountService, RegistrationPolicy
-from homeserver.api import accounts, directory, rooms, server, sync
+from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import filters as filters_api
 from homeserver.api import history as history_api
 from homeserver.api import receipts as receipts_api
@@ -200,6 +200,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         rooms,
         directory,
         sync,
+        sync_stream,
         filters_api,
         history_api,
         receipts_api,

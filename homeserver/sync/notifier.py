@@ -90,6 +90,15 @@ class Notifier:
         self._by_user.setdefault(user_id, set()).add(waiter)
         return waiter
 
+    def retarget(self, waiter: Waiter, rooms: Iterable[str]) -> None:
+        """Change the rooms a waiter listens to, keeping a wake-up it already got."""
+        wanted = frozenset(rooms)
+        for room in waiter.rooms - wanted:
+            _discard(self._by_room, room, waiter)
+        for room in wanted - waiter.rooms:
+            self._by_room.setdefault(room, set()).add(waiter)
+        waiter.rooms = wanted
+
     def unsubscribe(self, waiter: Waiter) -> None:
         for room in waiter.rooms:
             _discard(self._by_room, room, waiter)

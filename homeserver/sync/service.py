@@ -17,6 +17,7 @@ import asyncpg
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
+from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.filters import Filter, apply_event_fields
@@ -120,19 +121,36 @@ class SyncService:
         options: SyncOptions,
         full_state: bool = False,
     ) -> JsonDict:
+        result = await self.wait_for_changes(
+            user_id, device_id, since, timeout_ms, options, full_state
+        )
+        return result.body
+
+    async def wait_for_changes(
+        self,
+        user_id: str,
+        device_id: str,
+        since: SyncToken | None,
+        timeout_ms: int,
+        options: SyncOptions,
+        full_state: bool = False,
+    ) -> SyncResult:
+        """Build the sync; when it is empty, wait for a change until `timeout_ms` runs out."""
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
-        waiter = self._notifier.subscribe(user_id, ())
+        # Subscribe before reading: a change committed while we read wakes us.
+        async with self._pool.acquire() as conn:
+            rooms = await room_store.joined_room_ids(conn, user_id)
+        waiter = self._notifier.subscribe(user_id, rooms)
         try:
             while True:
                 result = await self._build(user_id, device_id, since, options, full_state)
                 remaining = deadline - time.monotonic()
                 if result.has_changes or since is None or full_state or remaining <= 0:
-                    return result.body
-                # Listen to the rooms the user is in now (a join wakes by user ID).
-                self._notifier.unsubscribe(waiter)
-                waiter = self._notifier.subscribe(user_id, result.joined_rooms)
+                    return result
+                # A join since we subscribed wakes by user ID; follow the new room too.
+                self._notifier.retarget(waiter, result.joined_rooms)
                 if not await waiter.wait(remaining):
-                    return result.body
+                    return result
         finally:
             self._notifier.unsubscribe(waiter)
 

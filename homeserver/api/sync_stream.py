@@ -1,0 +1,93 @@
+"""GET /_linkchat/v1/sync/stream: successive sync responses pushed over one WebSocket.
+
+Protocol (spec/sync_stream.md): the client's first text frame is a JSON object
+`{"since"?: token, "filter"?: id or object, "full_state"?: bool}`; the server then
+sends each sync response, with its `next_batch`, as soon as it exists. Tokens are
+the /sync tokens, so reconnecting with the last `next_batch` loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from aiohttp import WSMsgType, web
+
+from homeserver.api.filters import FILTERS
+from homeserver.api.requests import requester
+from homeserver.api.sync import SYNC
+from homeserver.errors import MatrixError, bad_json, not_json
+from homeserver.sync.service import options_from_filter
+from homeserver.sync.tokens import SyncToken
+
+routes = web.RouteTableDef()
+
+# Each long-poll inside the stream; the connection itself lives on, kept alive by pings.
+POLL_MS = 30_000
+HELLO_TIMEOUT_S = 30
+CLOSE_BAD_REQUEST = 4400
+
+
+async def _hello(ws: web.WebSocketResponse) -> dict[str, object]:
+    message = await ws.receive(timeout=HELLO_TIMEOUT_S)
+    if message.type != WSMsgType.TEXT:
+        raise bad_json("The first frame must be a JSON object (text).")
+    try:
+        hello = json.loads(message.data)
+    except ValueError:
+        raise not_json("The first frame is not JSON.") from None
+    if not isinstance(hello, dict):
+        raise bad_json("The first frame must be a JSON object.")
+    return hello
+
+
+# GET /_linkchat/v1/sync/stream
+@routes.get("/_linkchat/v1/sync/stream")
+async def sync_stream(request: web.Request) -> web.StreamResponse:
+    caller = await requester(request)
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=65_536)
+    await ws.prepare(request)
+    try:
+        hello = await _hello(ws)
+        since_raw, filter_raw = hello.get("since"), hello.get("filter")
+        if since_raw is not None and not isinstance(since_raw, str):
+            raise bad_json("since must be a string.")
+        since = SyncToken.parse(since_raw) if since_raw else None
+        if isinstance(filter_raw, dict):
+            filter_raw = json.dumps(filter_raw)
+        if filter_raw is not None and not isinstance(filter_raw, str):
+            raise bad_json("filter must be a filter ID or a filter object.")
+        options = options_from_filter(
+            await request.app[FILTERS].resolve(caller.user_id, filter_raw)
+        )
+        full_state = hello.get("full_state") is True
+    except (MatrixError, TimeoutError) as error:
+        matrix = error if isinstance(error, MatrixError) else bad_json("No first frame.")
+        await ws.send_json(matrix.body())
+        await ws.close(code=CLOSE_BAD_REQUEST, message=matrix.errcode.encode())
+        return ws
+
+    async def push() -> None:
+        nonlocal since, full_state
+        service = request.app[SYNC]
+        while True:
+            result = await service.wait_for_changes(
+                caller.user_id, caller.device_id, since, POLL_MS, options, full_state
+            )
+            if result.has_changes or since is None or full_state:
+                await ws.send_str(json.dumps(result.body))
+            since = SyncToken.parse(result.body["next_batch"])
+            full_state = False
+
+    pushing = asyncio.create_task(push())
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        pushing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await pushing
+        await ws.close()
+    return ws

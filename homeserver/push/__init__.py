@@ -1,0 +1,1 @@
+"""Push notifications: the server-default push rules (editing and pushers come later)."""

@@ -1,0 +1,89 @@
+"""The streaming sync WebSocket: pushes syncs as they happen, resumes from a token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import WSMsgType
+
+from tests.matrix import MatrixClient, User
+
+STREAM = "/_linkchat/v1/sync/stream"
+
+
+async def _next_frame(ws: Any) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.receive(), 5)
+    assert message.type == WSMsgType.TEXT, message
+    return dict(json.loads(message.data))
+
+
+def _bodies(frame: dict[str, Any], room: str) -> list[str]:
+    events = frame["rooms"]["join"].get(room, {}).get("timeline", {}).get("events", [])
+    return [e["content"]["body"] for e in events if e["type"] == "m.room.message"]
+
+
+async def _connect(hs: MatrixClient, user: User, hello: dict[str, Any]) -> Any:
+    ws = await hs.http.ws_connect(STREAM, headers={"Authorization": f"Bearer {user.token}"})
+    await ws.send_str(json.dumps(hello))
+    return ws
+
+
+async def test_stream_pushes_initial_sync_then_each_new_message(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "first"})
+    ws = await _connect(hs, alice, {})
+    try:
+        initial = await _next_frame(ws)
+        assert _bodies(initial, room) == ["first"]
+        await hs.send(alice, room, {"msgtype": "m.text", "body": "second"})
+        pushed = await _next_frame(ws)
+        assert _bodies(pushed, room) == ["second"]
+        assert pushed["next_batch"] != initial["next_batch"]
+    finally:
+        await ws.close()
+
+
+async def test_reconnecting_with_the_last_token_loses_nothing(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    ws = await _connect(hs, alice, {})
+    last = (await _next_frame(ws))["next_batch"]
+    await ws.close()
+    for n in range(3):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"while away {n}"})
+    ws = await _connect(hs, alice, {"since": last})
+    try:
+        caught_up = await _next_frame(ws)
+        assert _bodies(caught_up, room) == [f"while away {n}" for n in range(3)]
+    finally:
+        await ws.close()
+
+
+async def test_stream_accepts_the_access_token_as_query_parameter(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    ws = await hs.http.ws_connect(f"{STREAM}?access_token={alice.token}")
+    try:
+        await ws.send_str("{}")
+        assert "next_batch" in await _next_frame(ws)
+    finally:
+        await ws.close()
+
+
+async def test_bad_first_frame_gets_a_matrix_error_and_the_socket_closes(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    ws = await hs.http.ws_connect(STREAM, headers={"Authorization": f"Bearer {alice.token}"})
+    await ws.send_str("not json")
+    error = await _next_frame(ws)
+    assert error["errcode"] == "M_NOT_JSON"
+    closing = await asyncio.wait_for(ws.receive(), 5)
+    assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+    assert ws.close_code == 4400
+
+
+async def test_stream_without_a_token_is_refused_before_upgrading(hs: MatrixClient) -> None:
+    reply = await hs.request("GET", STREAM)
+    assert reply.status == 401
+    assert reply.errcode == "M_MISSING_TOKEN"
