@@ -152,3 +152,48 @@ async def test_a_draft_postgresql_refuses_fails_alone_not_its_whole_batch(hs: Ma
     assert isinstance(results[20], MatrixError) and results[20].status == 500
     # And the room still works afterwards.
     await hs.send(sender, room)
+
+
+async def test_a_later_position_cannot_commit_before_an_earlier_one_so_no_reader_skips_it(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    """Force the hazard: a slow writer holds position N+1 uncommitted while another
+    process appends. The second append must wait and take N+2 after N+1 commits;
+    a reader meanwhile never sees N+2 without N+1."""
+    from homeserver.store.events import lock_for_append
+
+    hs = await start_app(dsn=fresh_dsn)
+    room, (sender,) = await _room_with_senders(hs, 1)
+    slow = await asyncpg.connect(fresh_dsn)
+    reader = await asyncpg.connect(fresh_dsn)
+    try:
+        transaction = slow.transaction()
+        await transaction.start()
+        held = await lock_for_append(slow) + 1
+        await slow.execute(
+            "INSERT INTO events (stream_position, event_id, room_id, type, sender,"
+            " origin_server_ts, depth, json) VALUES ($1, '$slow', '!slow:localhost',"
+            " 'm.room.message', $2, 0, 1, '{}')",
+            held,
+            sender.user_id,
+        )
+        fast = asyncio.create_task(hs.send(sender, room, {"msgtype": "m.text", "body": "fast"}))
+        seen: list[tuple[int, int]] = []
+        for _ in range(20):
+            row = await reader.fetchrow(
+                "SELECT count(*) AS n, max(stream_position) AS top FROM events"
+            )
+            seen.append((row["n"], row["top"]))
+            await asyncio.sleep(0.05)
+        assert not fast.done(), "the later append committed while an earlier one was open"
+        await transaction.commit()
+        fast_id = await fast
+        fast_position = await reader.fetchval(
+            "SELECT stream_position FROM events WHERE event_id = $1", fast_id
+        )
+        assert fast_position == held + 1
+        assert all(count == top for count, top in seen), "a reader saw a gap"
+        assert all(top < held for _, top in seen), "the uncommitted position was visible"
+    finally:
+        await slow.close()
+        await reader.close()
