@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import send
+from bench import delivery_latency, fanout, idle_syncs, initial_sync, send
 from bench.client import MatrixRequestError
 from bench.report import Report
 from bench.scenario import Scenario
@@ -28,7 +28,16 @@ from bench.spawn import (
 )
 
 # One line per scenario module; each exports SCENARIO.
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in [send.SCENARIO]}
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in [
+        send.SCENARIO,
+        delivery_latency.SCENARIO,
+        fanout.SCENARIO,
+        initial_sync.SCENARIO,
+        idle_syncs.SCENARIO,
+    ]
+}
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8008"
 
@@ -51,6 +60,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"server to measure (default {DEFAULT_BASE_URL}); ignored with --spawn-server",
     )
     target.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    target.add_argument(
+        "--server-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="the server's process ID on this machine, for scenarios that read its memory "
+        "from /proc (set automatically with --spawn-server)",
+    )
 
     spawn = parser.add_argument_group(
         "local server", "start a throw-away server with a fresh database for this run"
@@ -114,8 +131,9 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace) -> Report:
         config_overrides=args.server_config,
         keep=args.keep_server,
     )
-    async with spawned_server(options) as base_url:
-        return await scenario.run(base_url, args)
+    async with spawned_server(options) as server:
+        args.server_pid = server.pid
+        return await scenario.run(server.base_url, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

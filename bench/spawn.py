@@ -28,11 +28,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from bench.process import raise_open_files_limit
+
 # The checkout that contains `bench/` is the server's by default.
 DEFAULT_SERVER_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_PORT = 18448
 STOP_GRACE_S = 15.0
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A spawned server: where to reach it, and its process (scenarios read its memory)."""
+
+    base_url: str
+    pid: int
 
 
 class SpawnError(RuntimeError):
@@ -170,8 +180,8 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def spawned_server(options: SpawnOptions) -> AsyncIterator[str]:
-    """Yield the base URL of a fresh local server; tear everything down after."""
+async def spawned_server(options: SpawnOptions) -> AsyncIterator[LocalServer]:
+    """Yield a fresh local server (base URL and pid); tear everything down after."""
     if not port_is_free(options.host, options.port):
         raise SpawnError(f"{options.host}:{options.port} is in use; pick --spawn-port")
     database = f"bench_{secrets.token_hex(6)}"
@@ -195,6 +205,8 @@ async def spawned_server(options: SpawnOptions) -> AsyncIterator[str]:
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
+                # Each held long-poll is a socket; lift the child's soft fd limit.
+                preexec_fn=raise_open_files_limit,
             )
         finally:
             log_file.close()  # the child holds its own descriptor
@@ -206,7 +218,7 @@ async def spawned_server(options: SpawnOptions) -> AsyncIterator[str]:
         try:
             await wait_until_up(base_url, process, options.startup_timeout_s, log_path)
             up = True
-            yield base_url
+            yield LocalServer(base_url, process.pid)
             failed = process.returncode is not None
         finally:
             await stop(process)

@@ -15,6 +15,7 @@ from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import filters as filters_api
 from homeserver.api import history as history_api
+from homeserver.api import push_rules as push_rules_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
@@ -206,6 +207,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         receipts_api,
         typing_api,
         to_device_api,
+        push_rules_api,
     ):
         app.router.add_routes(module.routes)
     return app

@@ -99,13 +99,18 @@ async def bob_syncing(
     bob.add_event_callback(inbox.record, nio.RoomMessageText)
     bob.add_ephemeral_callback(inbox.record, (nio.ReceiptEvent, nio.TypingNoticeEvent))
     bob.add_response_callback(inbox.sync_failed, nio.SyncError)
+    first_sync = asyncio.Event()
+    bob.add_response_callback(lambda _: first_sync.set(), (nio.SyncResponse, nio.SyncError))
     loop = asyncio.create_task(bob.sync_forever(timeout=LONG_POLL_MS))
     try:
         # The first sync (timeout 0) has to finish before Alice acts, or her events
         # would arrive in it instead of through the long-poll this test is about.
-        async with asyncio.timeout(WAIT_SECONDS):
-            while bob.next_batch is None and not loop.done() and not inbox.sync_errors:
-                await asyncio.sleep(0.02)
+        synced = asyncio.create_task(first_sync.wait())
+        await asyncio.wait(
+            {loop, synced}, timeout=WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+        synced.cancel()
+        assert first_sync.is_set(), "nio's first /sync did not finish in time"
         assert not inbox.sync_errors, f"nio's first /sync failed: {inbox.sync_errors[0]!r}"
         assert not loop.done(), f"sync_forever ended: {loop.exception()!r}"
         yield inbox

@@ -22,6 +22,7 @@ RULES: dict[str, set[str]] = {
     "receipts": {"store", "events", "projections", "errors", "log"},
     "typing_notices": {"store", "errors", "sync", "bus"},
     "to_device": {"store", "events", "errors", "sync"},
+    "push": {"events", "errors"},
     "metrics": {"events"},
     "config": set(),
     "api": {
@@ -36,6 +37,7 @@ RULES: dict[str, set[str]] = {
         "receipts",
         "typing_notices",
         "to_device",
+        "push",
     },
 }
 WIRING = {"app", "cli", "__main__"}

@@ -33,6 +33,9 @@ from homeserver.store.history import EventSelection
 MAX_LIMIT = 1000
 DEFAULT_TIMELINE_LIMIT = 10
 _CACHE_SIZE = 10_000
+# Inline filters are cached by their text; a long one is parsed afresh each time
+# rather than letting clients fill memory with 10,000 large strings.
+_CACHED_INLINE_CHARS = 1024
 
 
 @lru_cache(maxsize=4096)
@@ -284,7 +287,8 @@ class FilterService:
             if body is None:
                 raise invalid_param("No such filter.")
             resolved = parse_filter(body)
-        self._resolved[key] = resolved
+        if len(param) <= _CACHED_INLINE_CHARS:
+            self._resolved[key] = resolved
         while len(self._resolved) > _CACHE_SIZE:
             self._resolved.popitem(last=False)
         return resolved

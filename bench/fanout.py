@@ -1,0 +1,279 @@
+"""Scenario `fanout`: one message to a big room, until the last member has it.
+
+`--members` users (the sender among them) join one room and all hold
+long-poll syncs. Once every member's poll is in flight and a settling pause
+has passed, the sender sends one message; a round lasts until the last member
+has received it. Measured per round, from the send request being issued:
+when the median member and when the last member had it, and how many never
+did within `--round-timeout`. `--rounds` rounds, each after every member is
+polling again.
+
+Setup is slow on purpose and timed apart: registration hashes a password on
+the server (about 50 ms each, so 1000 members take a minute or more), and
+joining a room grows its state one member at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.client import TRANSPORT_ERRORS, ApiResponse, Homeserver
+from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
+from bench.report import Report, Table, format_number
+from bench.scenario import Scenario
+from bench.send import join_all
+from bench.stats import LatencySummary, percentile
+
+
+@dataclass(frozen=True)
+class FanoutOptions:
+    members: int
+    rounds: int
+    settle_s: float
+    round_timeout_s: float
+    timeout_ms: int
+    setup_parallel: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> FanoutOptions:
+        return cls(
+            members=max(1, int(args.members)),
+            rounds=max(1, int(args.rounds)),
+            settle_s=float(args.settle),
+            round_timeout_s=float(args.round_timeout),
+            timeout_ms=int(args.timeout_ms),
+            setup_parallel=int(args.setup_parallel),
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=1000,
+        metavar="M",
+        help="room members holding syncs, the sender included (default 1000)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="messages sent, one per round")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="pause once every member's poll is in flight, before sending (default 2)",
+    )
+    parser.add_argument(
+        "--round-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on members that have not received a round's message by then (default 60)",
+    )
+    parser.add_argument(
+        "--timeout-ms",
+        type=int,
+        default=30_000,
+        metavar="MS",
+        help="long-poll timeout of each sync (default 30000)",
+    )
+    parser.add_argument(
+        "--setup-parallel",
+        type=int,
+        default=8,
+        metavar="P",
+        help="registrations, joins and initial syncs in flight during setup (default 8)",
+    )
+
+
+@dataclass
+class RoundResult:
+    round: int
+    received: int
+    missing: int
+    # From the send request being issued to the member's sync response being read.
+    p50_s: float
+    last_s: float
+    send: ApiResponse | None
+    send_error: str | None
+    waited_for_polls_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "received": self.received,
+            "missing": self.missing,
+            "p50_ms": round(self.p50_s * 1000, 1) if self.received else None,
+            "last_ms": round(self.last_s * 1000, 1) if self.received else None,
+            "send_status": self.send.status if self.send else None,
+            "send_ms": round(self.send.elapsed * 1000, 1) if self.send else None,
+            "send_error": self.send_error,
+            "waited_for_polls_s": round(self.waited_for_polls_s, 3),
+        }
+
+
+async def wait_until_polling(receivers: list[Receiver], timeout_s: float) -> float:
+    """Wait (at most `timeout_s`) until every receiver has a poll open; the time waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if all(receiver.in_flight for receiver in receivers):
+            break
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - started
+
+
+async def run_round(
+    number: int, receivers: list[Receiver], run_id: str, options: FanoutOptions
+) -> RoundResult:
+    waited = await wait_until_polling(receivers, options.round_timeout_s)
+    await asyncio.sleep(options.settle_s)
+    sender = receivers[0]
+    issued_at = time.perf_counter()
+    response: ApiResponse | None = None
+    send_error: str | None = None
+    try:
+        response = await sender.client.send_event(
+            sender.room_id, "m.room.message", marked_content(run_id, number)
+        )
+        if not response.ok:
+            send_error = f"{response.status} {response.body}"
+    except TRANSPORT_ERRORS as error:
+        send_error = f"{type(error).__name__}: {error}"
+    deadline = issued_at + options.round_timeout_s
+    while send_error is None and time.perf_counter() < deadline:
+        if all(number in receiver.arrivals for receiver in receivers):
+            break
+        await asyncio.sleep(0.02)
+    delays = sorted(
+        receiver.arrivals[number] - issued_at
+        for receiver in receivers
+        if number in receiver.arrivals
+    )
+    return RoundResult(
+        round=number,
+        received=len(delays),
+        missing=len(receivers) - len(delays),
+        p50_s=percentile(delays, 0.5) if delays else float("nan"),
+        last_s=delays[-1] if delays else float("nan"),
+        send=response,
+        send_error=send_error,
+        waited_for_polls_s=waited,
+    )
+
+
+def build_table(members: int, rounds: list[RoundResult]) -> Table:
+    table = Table(
+        ["round", "members", "received", "missing", "send ms", "p50 ms", "last ms", "send error"]
+    )
+    for result in rounds:
+        table.rows.append(
+            [
+                str(result.round),
+                str(members),
+                str(result.received),
+                str(result.missing),
+                format_number(result.send.elapsed * 1000 if result.send else None, 1),
+                format_number(result.p50_s * 1000, 1),
+                format_number(result.last_s * 1000, 1),
+                result.send_error or "-",
+            ]
+        )
+    return table
+
+
+async def run(base_url: str, args: argparse.Namespace) -> Report:
+    options = FanoutOptions.from_args(args)
+    started_at = datetime.now(UTC)
+    run_id = secrets.token_hex(4)
+    # Members only ever see their own messages' senders: lazy-loading keeps the
+    # initial syncs from carrying the whole member list a thousand times.
+    sync_filter = {
+        "room": {"timeline": {"limit": 50}, "state": {"lazy_load_members": True}},
+    }
+    connections = options.members + options.setup_parallel + 4
+    async with Homeserver.connect(base_url, connections=connections) as server:
+        setup_started = time.perf_counter()
+        owner = await server.register(prefix="bench_owner")
+        room_id = await owner.create_room(preset="public_chat", name="bench fanout")
+        registered_at = time.perf_counter()
+        others = await server.register_many(options.members - 1, parallel=options.setup_parallel)
+        register_s = time.perf_counter() - registered_at
+        joined_at = time.perf_counter()
+        await join_all(others, room_id, options.setup_parallel)
+        join_s = time.perf_counter() - joined_at
+        receivers = [
+            Receiver(
+                member, room_id, run_id, sync_filter=sync_filter, timeout_ms=options.timeout_ms
+            )
+            for member in [owner, *others]
+        ]
+        synced_at = time.perf_counter()
+        await catch_up_all(receivers, options.setup_parallel)
+        initial_sync_s = time.perf_counter() - synced_at
+        setup_s = time.perf_counter() - setup_started
+
+        per_round = options.round_timeout_s * 2 + options.settle_s
+        deadline = time.perf_counter() + per_round * options.rounds + 60
+        tasks = [asyncio.create_task(receiver.run(deadline)) for receiver in receivers]
+        rounds: list[RoundResult] = []
+        try:
+            for number in range(options.rounds):
+                rounds.append(await run_round(number, receivers, run_id, options))
+        finally:
+            await stop_all(tasks)
+
+    polls = poll_outcomes(receivers)
+    duplicates = sum(receiver.duplicates for receiver in receivers)
+    lasts = [r.last_s for r in rounds if r.received]
+    setup = {
+        "setup_s": round(setup_s, 3),
+        "register_s": round(register_s, 3),
+        "join_s": round(join_s, 3),
+        "initial_sync_s": round(initial_sync_s, 3),
+    }
+    notes = [
+        f"setup {setup_s:.1f} s: register {options.members - 1} users {register_s:.1f} s, "
+        f"join {join_s:.1f} s, initial syncs {initial_sync_s:.1f} s "
+        f"(parallel {options.setup_parallel}).",
+        "p50/last: from the send request being issued until the median / last member's sync "
+        "response carrying the message was read; missing: members without it after "
+        f"{options.round_timeout_s:.0f} s.",
+        f"duplicates {duplicates}; polls {polls.total}, poll errors {dict(polls.errors) or 0}.",
+    ]
+    if lasts:
+        summary = LatencySummary.from_seconds(lasts)
+        notes.append(
+            f"last member over rounds: p50 {summary.p50_ms:.1f} ms, max {summary.max_ms:.1f} ms."
+        )
+    notes.extend(f"sync: first {c}: {e}" for c, e in polls.examples.items())
+    return Report(
+        scenario="fanout",
+        base_url=base_url,
+        params={**asdict(options), "room_id": room_id},
+        results=[
+            {
+                **setup,
+                "rounds": [r.as_json() for r in rounds],
+                "duplicates": duplicates,
+                "polls": polls.total,
+                "poll_errors": dict(polls.errors),
+                "poll_error_examples": polls.examples,
+            }
+        ],
+        table=build_table(options.members, rounds),
+        notes=notes,
+        started_at=started_at,
+    )
+
+
+SCENARIO = Scenario(
+    name="fanout",
+    help="time until every member of a big room has one message, all holding syncs",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -1,0 +1,119 @@
+"""What a process on this machine holds, read from /proc (Linux only).
+
+Used to watch the server under test: its resident memory, its open file
+descriptors, and the TCP connections it holds on its listening port (one per
+client connection, so they show whether the server has really accepted every
+long-poll the client thinks is open, and whether it lets go once the client
+hangs up: a socket the client closed and the server did not is in CLOSE_WAIT).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    rss_kb: int
+    peak_rss_kb: int
+    open_fds: int
+    threads: int
+    # Sockets of this process connected on the listening port, by TCP state.
+    established: int = 0
+    close_wait: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rss_kb": self.rss_kb,
+            "peak_rss_kb": self.peak_rss_kb,
+            "open_fds": self.open_fds,
+            "threads": self.threads,
+            "established": self.established,
+            "close_wait": self.close_wait,
+        }
+
+
+# TCP states as /proc/net/tcp writes them (include/net/tcp_states.h).
+TCP_ESTABLISHED = "01"
+TCP_CLOSE_WAIT = "08"
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _connections_on_port(pid: int, port: int) -> tuple[int, int]:
+    """(established, close_wait) sockets of `pid` whose local port is `port`."""
+    inodes = _socket_inodes(pid)
+    established = close_wait = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as lines:
+                next(lines, None)  # header
+                for line in lines:
+                    fields = line.split()
+                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if local_port != port or fields[9] not in inodes:
+                        continue
+                    if fields[3] == TCP_ESTABLISHED:
+                        established += 1
+                    elif fields[3] == TCP_CLOSE_WAIT:
+                        close_wait += 1
+        except FileNotFoundError:  # no IPv6
+            continue
+    return established, close_wait
+
+
+def sample_process(pid: int, port: int | None = None) -> ProcessSample:
+    """VmRSS, VmHWM and Threads from /proc/PID/status, the count of /proc/PID/fd,
+    and with `port` the process's connections on that local port.
+
+    Raises `OSError` when the process is gone or not ours to read.
+    """
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM", "Threads"):
+                fields[name] = int(value.split()[0])
+    established, close_wait = _connections_on_port(pid, port) if port else (0, 0)
+    return ProcessSample(
+        rss_kb=fields.get("VmRSS", 0),
+        peak_rss_kb=fields.get("VmHWM", 0),
+        open_fds=len(os.listdir(f"/proc/{pid}/fd")),
+        threads=fields.get("Threads", 0),
+        established=established,
+        close_wait=close_wait,
+    )
+
+
+# What to ask for when the hard limit is unlimited (the kernel's usual nr_open).
+UNLIMITED_OPEN_FILES = 1_048_576
+
+
+def raise_open_files_limit(wanted: int | None = None) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to `wanted`, or to the hard limit.
+
+    Every held long-poll is a socket at both ends, and the usual soft limit of
+    1024 would cap a run at about a thousand. Never lowers the limit; returns
+    the soft limit now in force. Also the server child's `preexec_fn` in
+    `bench.spawn`, so it must stay callable without arguments.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = UNLIMITED_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    target = ceiling if wanted is None else min(wanted, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
