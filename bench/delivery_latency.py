@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.client import TRANSPORT_ERRORS, Homeserver, MatrixClient
+from bench.process import ServerWatch
 from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
 from bench.report import Report, Table, format_number
 from bench.scenario import Scenario
@@ -173,6 +174,7 @@ class DeliveryResult:
     send: SendLog
     latency: LatencySummary
     lost: int
+    lost_in_limited_gaps: int
     receivers_missing: int
     unexpected: int
     duplicates: int
@@ -181,6 +183,7 @@ class DeliveryResult:
     drain_s: float
     setup_s: float
     client_cpu_s: float
+    server_cpu_s: float | None
     measured_wall_s: float
 
     @property
@@ -199,6 +202,7 @@ class DeliveryResult:
             "sender_max_behind_schedule_ms": round(self.send.max_behind_s * 1000, 1),
             "delivery_latency_ms": self.latency.as_json(),
             "lost": self.lost,
+            "lost_in_limited_gaps": self.lost_in_limited_gaps,
             "receivers_missing_messages": self.receivers_missing,
             "unexpected": self.unexpected,
             "duplicates": self.duplicates,
@@ -209,6 +213,9 @@ class DeliveryResult:
             "drain_s": round(self.drain_s, 3),
             "setup_s": round(self.setup_s, 3),
             "client_cpu_s": round(self.client_cpu_s, 3),
+            "server_cpu_s": (
+                round(self.server_cpu_s, 3) if self.server_cpu_s is not None else None
+            ),
             "measured_wall_s": round(self.measured_wall_s, 3),
         }
 
@@ -229,12 +236,16 @@ def build_table(options: DeliveryOptions, result: DeliveryResult) -> Table:
             "limited",
             "poll err",
             "client cpu",
+            "server cpu",
         ]
     )
     latency = result.latency
-    cpu = (
-        f"{result.client_cpu_s / result.measured_wall_s:.0%}" if result.measured_wall_s > 0 else "-"
-    )
+
+    def share(cpu_s: float | None) -> str:
+        if cpu_s is None or result.measured_wall_s <= 0:
+            return "-"
+        return f"{cpu_s / result.measured_wall_s:.0%}"
+
     table.rows.append(
         [
             str(options.receivers),
@@ -249,7 +260,8 @@ def build_table(options: DeliveryOptions, result: DeliveryResult) -> Table:
             str(result.duplicates),
             str(result.limited),
             str(result.polls.error_count),
-            cpu,
+            share(result.client_cpu_s),
+            share(result.server_cpu_s),
         ]
     )
     return table
@@ -262,6 +274,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
     sync_filter = {"room": {"timeline": {"limit": TIMELINE_LIMIT}}}
     # One socket per held poll and per open send, plus setup headroom.
     connections = options.receivers + options.max_in_flight + options.setup_parallel + 4
+    watch = ServerWatch(args.server_pid, None)
     async with Homeserver.connect(base_url, connections=connections) as server:
         setup_started = time.perf_counter()
         sender = await server.register(prefix="bench_sender")
@@ -284,11 +297,13 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
             # Let every receiver's first long-poll reach the server.
             await asyncio.sleep(1.0)
             cpu_started = time.process_time()
+            server_before = watch.sample()
             measured_started = time.perf_counter()
             send_log = await send_at_rate(sender, room_id, run_id, options)
             drain_s = await wait_for_delivery(receivers, send_log.accepted, options.grace_s)
             measured_wall_s = time.perf_counter() - measured_started
             client_cpu_s = time.process_time() - cpu_started
+            server_after = watch.sample()
         finally:
             await stop_all(tasks)
 
@@ -303,6 +318,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         send=send_log,
         latency=LatencySummary.from_seconds(samples),
         lost=sum(receiver.missing(send_log.accepted) for receiver in receivers),
+        lost_in_limited_gaps=sum(r.missing_in_gaps(send_log.accepted) for r in receivers),
         receivers_missing=sum(1 for r in receivers if r.missing(send_log.accepted)),
         unexpected=sum(1 for r in receivers for seq in r.arrivals if seq not in accepted),
         duplicates=sum(receiver.duplicates for receiver in receivers),
@@ -311,18 +327,29 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         drain_s=drain_s,
         setup_s=setup_s,
         client_cpu_s=client_cpu_s,
+        server_cpu_s=(
+            server_after.cpu_s - server_before.cpu_s
+            if server_after is not None and server_before is not None
+            else None
+        ),
         measured_wall_s=measured_wall_s,
     )
     notes = [
         f"latency: send request issued -> sync response carrying it read, over "
         f"{result.latency.count} (receiver, message) pairs; msg/s: accepted sends over the "
-        f"send phase ({result.send.wall_s:.2f} s); sender at most "
+        f"send phase ({result.send.wall_s:.2f} s); send latency p50 "
+        f"{result.send.outcomes.latency().p50_ms:.1f} ms, p99 "
+        f"{result.send.outcomes.latency().p99_ms:.1f} ms; sender at most "
         f"{result.send.max_behind_s * 1000:.0f} ms behind schedule; setup {setup_s:.1f} s; "
         f"waited {drain_s:.2f} s after the last send.",
         "lost: accepted messages some receiver had not seen after the grace period "
-        f"({result.receivers_missing} receivers missing some); dups: delivered twice; "
+        f"({result.receivers_missing} receivers missing some; {result.lost_in_limited_gaps} of "
+        "the lost fell in the gap before a limited timeline, i.e. the server cut them for "
+        "the timeline limit rather than dropping them); dups: delivered twice; "
         "limited: timelines the server cut short.",
-        "client cpu near 100% means the Python client, not the server, may be the bottleneck.",
+        "client/server cpu: CPU time of this process / of the server process (not its "
+        "database) over the measured time, sends through grace; near 100% is one core "
+        "saturated.",
     ]
     notes.extend(f"send: first {c}: {e}" for c, e in send_log.outcomes.examples.items())
     notes.extend(f"sync: first {c}: {e}" for c, e in result.polls.examples.items())

@@ -36,7 +36,7 @@ from typing import Any
 from yarl import URL
 
 from bench.client import TRANSPORT_ERRORS, Homeserver, MatrixClient
-from bench.process import ProcessSample, raise_open_files_limit, sample_process
+from bench.process import ProcessSample, ServerWatch, raise_open_files_limit, sample_process
 from bench.report import Report, Table, format_number
 from bench.scenario import Scenario
 from bench.stats import Outcomes
@@ -156,22 +156,6 @@ class HeldPoll:
             if response.elapsed < self.timeout_ms / 1000 * EARLY_RETURN_SHARE:
                 self.returned_early += 1
             self.since = next_batch
-
-
-class ServerWatch:
-    """Readings of the server process, or none when its pid is unknown or unreadable."""
-
-    def __init__(self, pid: int | None, port: int | None) -> None:
-        self.pid = pid
-        self.port = port
-
-    def sample(self) -> ProcessSample | None:
-        if self.pid is None:
-            return None
-        try:
-            return sample_process(self.pid, self.port)
-        except OSError:
-            return None
 
 
 async def wait_until_held(polls: list[HeldPoll], watch: ServerWatch, timeout_s: float) -> float:

@@ -21,6 +21,8 @@ class ProcessSample:
     peak_rss_kb: int
     open_fds: int
     threads: int
+    # User plus system CPU time the process has used since it started.
+    cpu_s: float = 0.0
     # Sockets of this process connected on the listening port, by TCP state.
     established: int = 0
     close_wait: int = 0
@@ -31,6 +33,7 @@ class ProcessSample:
             "peak_rss_kb": self.peak_rss_kb,
             "open_fds": self.open_fds,
             "threads": self.threads,
+            "cpu_s": round(self.cpu_s, 3),
             "established": self.established,
             "close_wait": self.close_wait,
         }
@@ -87,12 +90,18 @@ def sample_process(pid: int, port: int | None = None) -> ProcessSample:
             name, _, value = line.partition(":")
             if name in ("VmRSS", "VmHWM", "Threads"):
                 fields[name] = int(value.split()[0])
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # Fields after the parenthesised command name; utime and stime are 14 and 15.
+        after_name = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(after_name[11]) + int(after_name[12])) / ticks
     established, close_wait = _connections_on_port(pid, port) if port else (0, 0)
     return ProcessSample(
         rss_kb=fields.get("VmRSS", 0),
         peak_rss_kb=fields.get("VmHWM", 0),
         open_fds=len(os.listdir(f"/proc/{pid}/fd")),
         threads=fields.get("Threads", 0),
+        cpu_s=cpu_s,
         established=established,
         close_wait=close_wait,
     )
@@ -117,3 +126,19 @@ def raise_open_files_limit(wanted: int | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         return target
     return soft
+
+
+class ServerWatch:
+    """Readings of the server process, or none when its pid is unknown or unreadable."""
+
+    def __init__(self, pid: int | None, port: int | None) -> None:
+        self.pid = pid
+        self.port = port
+
+    def sample(self) -> ProcessSample | None:
+        if self.pid is None:
+            return None
+        try:
+            return sample_process(self.pid, self.port)
+        except OSError:
+            return None

@@ -68,6 +68,9 @@ class Receiver:
         self.arrivals: dict[int, float] = {}
         self.duplicates = 0
         self.limited = 0
+        # For each limited timeline: (highest seq seen before it, lowest seq in it).
+        # Messages in between were cut by the server, not silently dropped.
+        self.limited_gaps: list[tuple[int, int]] = []
         self.polls = Outcomes()
         self.in_flight = False
         self._event_ids: set[str] = set()
@@ -106,8 +109,8 @@ class Receiver:
         room = ((result.body.get("rooms") or {}).get("join") or {}).get(self.room_id)
         if not isinstance(room, dict):
             return
-        if (room.get("timeline") or {}).get("limited"):
-            self.limited += 1
+        seen_before = max(self.arrivals, default=-1)
+        in_batch: list[int] = []
         for event in result.timeline(self.room_id):
             content = event.get("content")
             if not isinstance(content, dict) or content.get(RUN_KEY) != self.run_id:
@@ -122,9 +125,25 @@ class Receiver:
             if isinstance(event_id, str):
                 self._event_ids.add(event_id)
             self.arrivals[seq] = arrived_at
+            in_batch.append(seq)
+        if (room.get("timeline") or {}).get("limited"):
+            self.limited += 1
+            self.limited_gaps.append((seen_before, min(in_batch, default=seen_before)))
 
     def missing(self, seqs: Sequence[int]) -> int:
         return sum(1 for seq in seqs if seq not in self.arrivals)
+
+    def missing_in_gaps(self, seqs: Sequence[int]) -> int:
+        """Missing messages that fall into a limited timeline's gap.
+
+        Approximate when sends overlap (the server may commit them slightly
+        out of sequence order), exact for a sequential sender.
+        """
+        return sum(
+            1
+            for seq in seqs
+            if seq not in self.arrivals and any(low < seq < high for low, high in self.limited_gaps)
+        )
 
 
 async def catch_up_all(receivers: Sequence[Receiver], parallel: int) -> None:

@@ -42,6 +42,7 @@ from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
 from homeserver.sync.notifier import Notifier
+from homeserver.sync.recent import RecentEvents
 from homeserver.sync.service import SyncService
 from homeserver.to_device.service import ToDeviceService
 from homeserver.typing_notices.service import create_typing_service
@@ -148,7 +149,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
             pool, key, chain_rules.authorize, max_event_bytes=config.limits.max_event_bytes
         )
         appender.add_listener(app[METRICS].record_batch)
-        notifier = Notifier(bus)
+        recent = RecentEvents(pool)
+        notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
         appender.start()
         app[POOL] = pool
@@ -178,6 +180,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             pool,
             notifier,
             room_service,
+            recent=recent,
             receipts=receipt_service,
             account_data=receipt_service,
             typing=typing_service,

@@ -12,6 +12,7 @@ from homeserver.api.keys import POOL
 from homeserver.api.typing import TYPING
 from homeserver.bus.local import LocalBus
 from homeserver.sync.notifier import Notifier
+from homeserver.sync.recent import RecentEvents
 from homeserver.typing_notices.service import (
     MAX_TIMEOUT_MS,
     LocalTypingState,
@@ -193,7 +194,7 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
 async def test_typing_timeout_is_capped_at_two_minutes(hs: MatrixClient) -> None:
     _, bob, room = await _room_with(hs)
     state = LocalTypingState()
-    service = TypingService(hs.app[POOL], Notifier(LocalBus()), state)
+    service = TypingService(hs.app[POOL], Notifier(LocalBus(), RecentEvents(hs.app[POOL])), state)
     before = now_ms()
     await service.set_typing(bob.user_id, bob.user_id, room, True, 24 * 3600 * 1000)
     _, expires_at = await state.expire(now_ms())

@@ -177,3 +177,17 @@ async def unread_counts(
         list(room_ids),
     )
     return {r["room_id"]: int(r["unread"]) for r in rows}
+
+
+async def events_between(
+    conn: asyncpg.Connection, after: int, upto: int
+) -> list[tuple[Event, str | None, str | None]]:
+    """Events in (after, upto] with the (device ID, txn ID) their sender gave, in order."""
+    rows = await conn.fetch(
+        "SELECT e.event_id, e.stream_position, e.json, t.device_id, t.txn_id FROM events e"
+        " LEFT JOIN event_txn_ids t ON t.event_id = e.event_id"
+        " WHERE e.stream_position > $1 AND e.stream_position <= $2 ORDER BY e.stream_position",
+        after,
+        upto,
+    )
+    return [(_event(row), row["device_id"], row["txn_id"]) for row in rows]

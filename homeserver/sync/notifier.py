@@ -13,12 +13,14 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from homeserver.bus.base import Bus
 from homeserver.events import types
 from homeserver.events.model import Event
+from homeserver.sync.recent import RecentEvents
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,13 @@ class Waiter:
 
 
 class Notifier:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, recent: RecentEvents) -> None:
         self._bus = bus
+        self._recent = recent
         self._origin = secrets.token_hex(6)
         self._by_room: dict[str, set[Waiter]] = {}
         self._by_user: dict[str, set[Waiter]] = {}
-        self._publishing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.position = 0
         bus.subscribe(CHANNEL, self._on_bus_message)
 
@@ -115,7 +118,7 @@ class Notifier:
         self.notify(change_of(events))
 
     def notify(self, change: Change) -> None:
-        self._wake(change)
+        """Wake local waiters (once the recent log holds the change), tell other processes."""
         message = json.dumps(
             {
                 "o": self._origin,
@@ -124,20 +127,33 @@ class Notifier:
                 "u": sorted(change.users),
             }
         )
-        task = asyncio.get_running_loop().create_task(self._bus.publish(CHANNEL, message))
-        self._publishing.add(task)
-        task.add_done_callback(self._published)
+        self._spawn(self._deliver(change))
+        self._spawn(self._bus.publish(CHANNEL, message))
 
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishing.discard(task)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("could not publish a change: %s", task.exception())
+            log.warning("delivering a change failed: %s", task.exception())
 
     def _on_bus_message(self, message: str) -> None:
         data = json.loads(message)
         if data.get("o") == self._origin:
             return
-        self._wake(Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"])))
+        self._spawn(
+            self._deliver(Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"])))
+        )
+
+    async def _deliver(self, change: Change) -> None:
+        try:
+            await self._recent.advance(change.position)
+        finally:
+            # Readers never go past `position`, and by now the recent log holds it.
+            self._wake(change)
 
     def _wake(self, change: Change) -> None:
         self.position = max(self.position, change.position)
@@ -149,7 +165,7 @@ class Notifier:
                 waiter.wake()
 
     async def close(self) -> None:
-        for task in list(self._publishing):
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

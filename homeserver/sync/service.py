@@ -15,14 +15,15 @@ from typing import Any
 import asyncpg
 
 from homeserver.events import types
+from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
-from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.filters import Filter, apply_event_fields
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
+from homeserver.sync.recent import RecentEvent, RecentEvents
 from homeserver.sync.sources import AccountDataSource, ReceiptSource, ToDeviceSource, TypingSource
 from homeserver.sync.tokens import SyncToken, pagination_token
 
@@ -98,7 +99,9 @@ class SyncService:
         account_data: AccountDataSource | None = None,
         typing: TypingSource | None = None,
         to_device: ToDeviceSource | None = None,
+        recent: RecentEvents | None = None,
     ) -> None:
+        self._recent = recent
         self._pool = pool
         self._notifier = notifier
         self._rooms = rooms
@@ -111,6 +114,8 @@ class SyncService:
         async with self._pool.acquire() as conn:
             latest = await sync_store.latest_position(conn)
         self._notifier.position = max(self._notifier.position, latest)
+        if self._recent is not None:
+            self._recent.start_at(self._notifier.position)
 
     async def sync(
         self,
@@ -139,11 +144,22 @@ class SyncService:
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         # Subscribe before reading: a change committed while we read wakes us.
         async with self._pool.acquire() as conn:
-            rooms = await room_store.joined_room_ids(conn, user_id)
-        waiter = self._notifier.subscribe(user_id, rooms)
+            joined = {
+                m.room_id: m.stream_position
+                for m in await sync_store.memberships(conn, user_id)
+                if m.membership == "join"
+            }
+        waiter = self._notifier.subscribe(user_id, joined)
         try:
             while True:
-                result = await self._build(user_id, device_id, since, options, full_state)
+                result = None
+                if since is not None and not full_state:
+                    result = await self._build_from_recent(
+                        user_id, device_id, since, options, joined
+                    )
+                if result is None:
+                    result = await self._build(user_id, device_id, since, options, full_state)
+                    joined = {room_id: 0 for room_id in result.joined_rooms}
                 remaining = deadline - time.monotonic()
                 if result.has_changes or since is None or full_state or remaining <= 0:
                     return result
@@ -153,6 +169,107 @@ class SyncService:
                     return result
         finally:
             self._notifier.unsubscribe(waiter)
+
+    async def _build_from_recent(
+        self,
+        user_id: str,
+        device_id: str,
+        since: SyncToken,
+        options: SyncOptions,
+        joined: dict[str, int],
+    ) -> SyncResult | None:
+        """An incremental sync built from the in-memory tail of the log, or None.
+
+        None (build from the database) when the tail does not cover the window,
+        or when something in it needs more than the tail: the user's own
+        membership or account facts changed, or a room's timeline is limited.
+        """
+        upper = self._notifier.position
+        window = self._recent.window(since.events, upper) if self._recent else None
+        if window is None:
+            return None
+        by_room: dict[str, list[RecentEvent]] = {}
+        redacted_by: dict[str, Event] = {}
+        receipts: dict[str, JsonDict] = {}
+        for item in window:
+            event = item.event
+            if event.room_id == user_id or (
+                event.type == types.MEMBER and event.state_key == user_id
+            ):
+                return None
+            if event.redacts is not None:
+                redacted_by.setdefault(event.redacts, event)
+            room_of_receipt = event.content.get("room_id")
+            if event.type == types.RECEIPT and room_of_receipt in joined:
+                if options.allows_room(str(room_of_receipt)):
+                    _add_receipt(receipts, event)
+            elif (
+                event.room_id in joined
+                and joined[event.room_id] <= since.events
+                and options.allows_room(event.room_id)
+            ):
+                by_room.setdefault(event.room_id, []).append(item)
+        limit = options.timeline_limit
+        if any(len(items) > limit for items in by_room.values()):
+            return None
+        sections: dict[str, JsonDict] = {}
+        now = int(time.time() * 1000)
+        for room_id, items in by_room.items():
+            timeline = [
+                client_event(
+                    item.event,
+                    redacted_by=redacted_by.get(item.event.event_id),
+                    transaction_id=item.txn_id
+                    if item.device_id == device_id and item.event.sender == user_id
+                    else None,
+                    now_ms=now,
+                    include_room_id=False,
+                )
+                for item in items
+                if options.timeline_allows(item.event)
+            ]
+            room = _empty_room(upper)
+            room["timeline"] = {
+                "events": [options.shape(served) for served in timeline],
+                "limited": False,
+                "prev_batch": pagination_token(items[0].event.stream_position - 1),
+            }
+            sections[room_id] = room
+        if options.ephemeral_allows("m.receipt"):
+            for room_id, content in receipts.items():
+                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
+                    {"type": "m.receipt", "content": content}
+                )
+        typing_serial = await self._typing.current_serial() if self._typing else 0
+        if self._typing is not None and options.ephemeral_allows("m.typing"):
+            typing = await self._typing.typing_for_sync(list(joined), since.typing)
+            for room_id, users in typing.items():
+                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
+                    {"type": "m.typing", "content": {"user_ids": users}}
+                )
+        to_device_events, to_device_position = await self._pending_to_device(
+            user_id, device_id, since
+        )
+        sections = {room_id: room for room_id, room in sections.items() if _room_has_content(room)}
+        body: JsonDict = {
+            "next_batch": str(SyncToken(upper, typing_serial, to_device_position)),
+            "rooms": {"join": sections, "invite": {}, "leave": {}},
+            "account_data": {"events": []},
+            "presence": {"events": []},
+            "to_device": {"events": to_device_events},
+            "device_one_time_keys_count": {},
+        }
+        return SyncResult(body, bool(sections or to_device_events), list(joined))
+
+    async def _pending_to_device(
+        self, user_id: str, device_id: str, since: SyncToken | None
+    ) -> tuple[list[JsonDict], int]:
+        position = since.to_device if since else 0
+        if self._to_device is None:
+            return [], position
+        if since is not None and since.to_device:
+            await self._to_device.acknowledge(user_id, device_id, since.to_device)
+        return await self._to_device.pending(user_id, device_id, position, MAX_TO_DEVICE)
 
     async def _build(
         self,
@@ -164,14 +281,9 @@ class SyncService:
     ) -> SyncResult:
         upper = self._notifier.position
         typing_serial = await self._typing.current_serial() if self._typing else 0
-        to_device_events: list[JsonDict] = []
-        to_device_position = since.to_device if since else 0
-        if self._to_device is not None:
-            if since is not None and since.to_device:
-                await self._to_device.acknowledge(user_id, device_id, since.to_device)
-            to_device_events, to_device_position = await self._to_device.pending(
-                user_id, device_id, to_device_position, MAX_TO_DEVICE
-            )
+        to_device_events, to_device_position = await self._pending_to_device(
+            user_id, device_id, since
+        )
         after = since.events if since is not None else None
         async with self._pool.acquire() as conn:
             memberships = [
@@ -444,6 +556,21 @@ class _Unserved:
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
+
+
+def _add_receipt(receipts: dict[str, JsonDict], event: Event) -> None:
+    """Fold a receipt fact (from its owner's chain) into the room's m.receipt content."""
+    content = event.content
+    receipt_type = content.get("receipt_type")
+    if receipt_type == "m.read.private" or not isinstance(receipt_type, str):
+        return  # private receipts reach only their owner, whose sync takes the slow path
+    read: JsonDict = {"ts": content.get("ts", event.origin_server_ts)}
+    if content.get("thread_id"):
+        read["thread_id"] = content["thread_id"]
+    room = receipts.setdefault(str(content["room_id"]), {})
+    room.setdefault(str(content.get("event_id")), {}).setdefault(receipt_type, {})[
+        event.room_id
+    ] = read
 
 
 def _empty_room(upper: int) -> JsonDict:
