@@ -305,3 +305,26 @@ async def test_include_leave_shows_left_rooms_in_initial_sync(hs: MatrixClient) 
     assert room not in plain["rooms"]["leave"]
     with_leave = await _sync(hs, bob, filter=_filter({"room": {"include_leave": True}}))
     assert room in with_leave["rooms"]["leave"]
+
+
+async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    since = (await _sync(hs, bob))["next_batch"]
+    alice_since = (await _sync(hs, alice))["next_batch"]
+    event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "gone"}, txn_id="t-1")
+    await hs.ok("PUT", f"rooms/{room}/redact/{event_id}/r-1", {}, user=alice)
+    body = await _sync(hs, bob, since)
+    events = body["rooms"]["join"][room]["timeline"]["events"]
+    served = next(e for e in events if e["event_id"] == event_id)
+    assert served["content"] == {}
+    assert served["unsigned"]["redacted_because"]["content"]["redacts"] == event_id
+    assert "transaction_id" not in served["unsigned"]
+    own = await _sync(hs, alice, alice_since)
+    mine = next(
+        e for e in own["rooms"]["join"][room]["timeline"]["events"] if e["event_id"] == event_id
+    )
+    assert mine["unsigned"]["transaction_id"] == "t-1"
