@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.client import TRANSPORT_ERRORS, ApiResponse, Homeserver
+from bench.process import ServerWatch
 from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
 from bench.report import Report, Table, format_number
 from bench.scenario import Scenario
@@ -102,6 +103,15 @@ class RoundResult:
     send: ApiResponse | None
     send_error: str | None
     waited_for_polls_s: float
+    # CPU used from the send until the round ended, by this process and by the server.
+    round_s: float
+    client_cpu_s: float
+    server_cpu_s: float | None
+
+    def cpu_share(self, cpu_s: float | None) -> str:
+        if cpu_s is None or self.round_s <= 0:
+            return "-"
+        return f"{cpu_s / self.round_s:.0%}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +124,9 @@ class RoundResult:
             "send_ms": round(self.send.elapsed * 1000, 1) if self.send else None,
             "send_error": self.send_error,
             "waited_for_polls_s": round(self.waited_for_polls_s, 3),
+            "round_s": round(self.round_s, 3),
+            "client_cpu_s": round(self.client_cpu_s, 3),
+            "server_cpu_s": None if self.server_cpu_s is None else round(self.server_cpu_s, 3),
         }
 
 
@@ -128,11 +141,17 @@ async def wait_until_polling(receivers: list[Receiver], timeout_s: float) -> flo
 
 
 async def run_round(
-    number: int, receivers: list[Receiver], run_id: str, options: FanoutOptions
+    number: int,
+    receivers: list[Receiver],
+    run_id: str,
+    options: FanoutOptions,
+    watch: ServerWatch,
 ) -> RoundResult:
     waited = await wait_until_polling(receivers, options.round_timeout_s)
     await asyncio.sleep(options.settle_s)
     sender = receivers[0]
+    server_before = watch.sample()
+    cpu_before = time.process_time()
     issued_at = time.perf_counter()
     response: ApiResponse | None = None
     send_error: str | None = None
@@ -149,6 +168,9 @@ async def run_round(
         if all(number in receiver.arrivals for receiver in receivers):
             break
         await asyncio.sleep(0.02)
+    round_s = time.perf_counter() - issued_at
+    client_cpu_s = time.process_time() - cpu_before
+    server_after = watch.sample()
     delays = sorted(
         receiver.arrivals[number] - issued_at
         for receiver in receivers
@@ -163,12 +185,30 @@ async def run_round(
         send=response,
         send_error=send_error,
         waited_for_polls_s=waited,
+        round_s=round_s,
+        client_cpu_s=client_cpu_s,
+        server_cpu_s=(
+            server_after.cpu_s - server_before.cpu_s
+            if server_after is not None and server_before is not None
+            else None
+        ),
     )
 
 
 def build_table(members: int, rounds: list[RoundResult]) -> Table:
     table = Table(
-        ["round", "members", "received", "missing", "send ms", "p50 ms", "last ms", "send error"]
+        [
+            "round",
+            "members",
+            "received",
+            "missing",
+            "send ms",
+            "p50 ms",
+            "last ms",
+            "client cpu",
+            "server cpu",
+            "send error",
+        ]
     )
     for result in rounds:
         table.rows.append(
@@ -180,6 +220,8 @@ def build_table(members: int, rounds: list[RoundResult]) -> Table:
                 format_number(result.send.elapsed * 1000 if result.send else None, 1),
                 format_number(result.p50_s * 1000, 1),
                 format_number(result.last_s * 1000, 1),
+                result.cpu_share(result.client_cpu_s),
+                result.cpu_share(result.server_cpu_s),
                 result.send_error or "-",
             ]
         )
@@ -196,6 +238,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         "room": {"timeline": {"limit": 50}, "state": {"lazy_load_members": True}},
     }
     connections = options.members + options.setup_parallel + 4
+    watch = ServerWatch(args.server_pid, None)
     async with Homeserver.connect(base_url, connections=connections) as server:
         setup_started = time.perf_counter()
         owner = await server.register(prefix="bench_owner")
@@ -223,7 +266,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         rounds: list[RoundResult] = []
         try:
             for number in range(options.rounds):
-                rounds.append(await run_round(number, receivers, run_id, options))
+                rounds.append(await run_round(number, receivers, run_id, options, watch))
         finally:
             await stop_all(tasks)
 
@@ -243,6 +286,8 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         "p50/last: from the send request being issued until the median / last member's sync "
         "response carrying the message was read; missing: members without it after "
         f"{options.round_timeout_s:.0f} s.",
+        "client/server cpu: CPU time of this process / of the server process over the round "
+        "(send to last receipt); near 100% is one core saturated.",
         f"duplicates {duplicates}; polls {polls.total}, poll errors {dict(polls.errors) or 0}.",
     ]
     if lasts:

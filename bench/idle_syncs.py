@@ -10,7 +10,10 @@ poll should still be pending: none errored, none returned (a return before its
 timeout is a spurious wake-up). Then the polls are cancelled (their sockets
 closed), and the server is watched until it has closed its ends too, up to
 `--release-timeout`: a server that keeps serving a poll whose client hung up
-holds its memory until the poll's own timeout.
+holds its memory until the poll's own timeout. Closed sockets do not prove
+the handlers stopped: a server may go on serving an abandoned poll (waiter,
+timer, the response it will discard) until the timeout, which only its own
+metrics or a slow shutdown reveal.
 
 A poll that does return is renewed from its new `since`, as a client would,
 and counted. Several polls per user, because registering thousands of users
@@ -328,6 +331,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
                 tasks.append(asyncio.create_task(poll.run(deadline)))
             ramp_took_s = time.perf_counter() - opened_at
             waited_s = await wait_until_held(polls, watch, timeout_s / 2)
+            settling = watch.sample()
             await asyncio.sleep(options.settle_s)
             held = watch.sample()
             client_held = sample_process(os.getpid())
@@ -341,6 +345,8 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
     released, released_after_s = await wait_until_released(watch, options.release_timeout_s)
 
     delta = _kib_delta(held, before)
+    # Idle polls should cost no CPU: anything here is timers or polling in the server.
+    idle_cpu_s = held.cpu_s - settling.cpu_s if held is not None and settling is not None else None
     notes = [
         f"setup {setup_s:.1f} s ({options.users} users, an initial sync each); "
         f"opened {options.syncs} polls in {ramp_took_s:.1f} s, all open after "
@@ -354,6 +360,11 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         f"{client_held.open_fds}.",
         *notes,
     ]
+    if idle_cpu_s is not None:
+        notes.append(
+            f"server cpu while all polls were held: {idle_cpu_s:.2f} s over "
+            f"{options.settle_s:.0f} s ({idle_cpu_s / options.settle_s:.0%} of a core)."
+        )
     if released is not None:
         notes.append(
             f"after cancelling: the server closed all our connections in {released_after_s:.1f} s."
@@ -377,6 +388,9 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
                     round(released_after_s, 3) if released_after_s is not None else None
                 ),
                 "rss_delta_kb": delta,
+                "server_cpu_while_held_s": (
+                    round(idle_cpu_s, 3) if idle_cpu_s is not None else None
+                ),
                 "rss_kb_per_poll": round(delta / options.syncs, 2) if delta is not None else None,
                 "client_before": client_before.as_json(),
                 "client_held": client_held.as_json(),

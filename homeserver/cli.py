@@ -56,7 +56,12 @@ async def _run(config: Config) -> None:
 
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Cancel a handler when its client hangs up: an abandoned long-poll must not
+        # hold its waiter until its timeout (nor delay shutdown). Writes are shielded
+        # in the appender, so a cancelled send still lands.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await runner.setup()
         site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=2048)
         await site.start()
