@@ -81,8 +81,15 @@ class Notifier:
         self._by_room: dict[str, set[Waiter]] = {}
         self._by_user: dict[str, set[Waiter]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()
         self.position = 0
+        # Per user, a count of changes naming them; a cache keyed by it is current
+        # until the next change (record it before the read the cache holds).
+        self._generations: dict[str, int] = {}
         bus.subscribe(CHANNEL, self._on_bus_message)
+
+    def generation(self, user_id: str) -> int:
+        return self._generations.get(user_id, 0)
 
     # Subscriptions
 
@@ -127,16 +134,26 @@ class Notifier:
                 "u": sorted(change.users),
             }
         )
-        self._spawn(self._deliver(change))
+        self._deliveries.add(self._spawn(self._deliver(change)))
         self._spawn(self._bus.publish(CHANNEL, message))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    async def settled(self) -> None:
+        """Wait until changes committed by this process so far are readable.
+
+        A client that sends and then syncs at once must see its own event, even
+        though waking readers happens just after the send's commit."""
+        if self._deliveries:
+            await asyncio.wait(set(self._deliveries))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._deliveries.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("delivering a change failed: %s", task.exception())
 
@@ -161,6 +178,7 @@ class Notifier:
             for waiter in self._by_room.get(room, ()):
                 waiter.wake()
         for user in change.users:
+            self._generations[user] = self._generations.get(user, 0) + 1
             for waiter in self._by_user.get(user, ()):
                 waiter.wake()
 

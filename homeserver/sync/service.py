@@ -38,6 +38,7 @@ INVITE_STATE_TYPES = (
     types.TOPIC,
 )
 MAX_TO_DEVICE = 100
+JOINED_CACHE_SIZE = 50_000
 
 
 def _everything(_: Any) -> bool:
@@ -102,6 +103,7 @@ class SyncService:
         recent: RecentEvents | None = None,
     ) -> None:
         self._recent = recent
+        self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
         self._pool = pool
         self._notifier = notifier
         self._rooms = rooms
@@ -143,12 +145,8 @@ class SyncService:
         """Build the sync; when it is empty, wait for a change until `timeout_ms` runs out."""
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         # Subscribe before reading: a change committed while we read wakes us.
-        async with self._pool.acquire() as conn:
-            joined = {
-                m.room_id: m.stream_position
-                for m in await sync_store.memberships(conn, user_id)
-                if m.membership == "join"
-            }
+        await self._notifier.settled()
+        joined = await self._joined(user_id)
         waiter = self._notifier.subscribe(user_id, joined)
         try:
             while True:
@@ -169,6 +167,23 @@ class SyncService:
                     return result
         finally:
             self._notifier.unsubscribe(waiter)
+
+    async def _joined(self, user_id: str) -> dict[str, int]:
+        """The user's joined rooms and join positions; cached until a change names them."""
+        generation = self._notifier.generation(user_id)
+        cached = self._joined_cache.get(user_id)
+        if cached is not None and cached[0] == generation:
+            return dict(cached[1])
+        async with self._pool.acquire() as conn:
+            joined = {
+                m.room_id: m.stream_position
+                for m in await sync_store.memberships(conn, user_id)
+                if m.membership == "join"
+            }
+        self._joined_cache[user_id] = (generation, joined)
+        while len(self._joined_cache) > JOINED_CACHE_SIZE:
+            self._joined_cache.pop(next(iter(self._joined_cache)))
+        return dict(joined)
 
     async def _build_from_recent(
         self,

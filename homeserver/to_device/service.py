@@ -27,6 +27,11 @@ class ToDeviceService:
     def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
         self._pool = pool
         self._notifier = notifier
+        # Per device: (user's change generation, `after`) at which the inbox was
+        # found empty, and the position last acknowledged. Every send to a user
+        # names them in a change, which moves the generation on.
+        self._empty_at: dict[tuple[str, str], tuple[int, int]] = {}
+        self._acknowledged: dict[tuple[str, str], int] = {}
 
     async def send(
         self,
@@ -74,12 +79,23 @@ class ToDeviceService:
         """Messages queued for the device after position `after`, oldest first, at most
         `limit`: the events ({type, sender, content}) and the position of the last one
         (`after` when there is none)."""
+        key = (user_id, device_id)
+        generation = self._notifier.generation(user_id)
+        empty = self._empty_at.get(key)
+        if empty is not None and empty[0] == generation and after >= empty[1]:
+            return [], after
         async with self._pool.acquire() as conn:
             found = await inbox_store.pending(conn, user_id, device_id, after, limit)
+        if not found:
+            self._empty_at[key] = (generation, after)
         events = [{"type": m.type, "sender": m.sender, "content": m.content} for m in found]
         return events, found[-1].position if found else after
 
     async def acknowledge(self, user_id: str, device_id: str, up_to: int) -> None:
         """The device has received everything up to `up_to` (it synced with a later token)."""
+        key = (user_id, device_id)
+        if self._acknowledged.get(key, 0) >= up_to:
+            return
         async with self._pool.acquire() as conn:
             await inbox_store.delete_up_to(conn, user_id, device_id, up_to)
+        self._acknowledged[key] = up_to
