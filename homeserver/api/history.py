@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.requests import ok, requester
+from homeserver.api.requests import ok, requester, room_id_param
 from homeserver.errors import invalid_param, missing_param
 from homeserver.sync.filters import parse_room_event_filter
 from homeserver.sync.history import HistoryService
@@ -13,13 +13,6 @@ routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
 HISTORY = web.AppKey("history", HistoryService)
 DEFAULT_LIMIT = 10
-
-
-def _room_id(request: web.Request) -> str:
-    room_id = request.match_info["room_id"]
-    if not room_id.startswith("!") or ":" not in room_id:
-        raise invalid_param(f"{room_id!r} is not a room ID.")
-    return room_id
 
 
 def _limit(request: web.Request) -> int:
@@ -47,7 +40,7 @@ async def messages(request: web.Request) -> web.Response:
     body = await request.app[HISTORY].messages(
         caller.user_id,
         caller.device_id,
-        _room_id(request),
+        room_id_param(request),
         direction="b" if direction == "b" else "f",
         from_token=request.query.get("from") or None,
         to_token=request.query.get("to") or None,
@@ -64,7 +57,7 @@ async def context(request: web.Request) -> web.Response:
     body = await request.app[HISTORY].context(
         caller.user_id,
         caller.device_id,
-        _room_id(request),
+        room_id_param(request),
         request.match_info["event_id"],
         limit=_limit(request),
         event_filter=parse_room_event_filter(request.query.get("filter")),

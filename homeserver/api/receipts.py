@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
-from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
+from homeserver.api.requests import (
+    RequestBody,
+    json_object,
+    ok,
+    parse_body,
+    requester,
+    room_id_param,
+)
 from homeserver.errors import invalid_param
 from homeserver.receipts.service import ReceiptService
 
@@ -21,18 +28,11 @@ class ReadMarkersBody(RequestBody):
     read_private: str | None = Field(None, alias="m.read.private")
 
 
-def _room_id(request: web.Request) -> str:
-    room_id = request.match_info["room_id"]
-    if not room_id.startswith("!") or ":" not in room_id:
-        raise invalid_param(f"{room_id!r} is not a room ID.")
-    return room_id
-
-
 # POST /_matrix/client/v3/rooms/{room_id}/receipt/{receipt_type}/{event_id}
 @routes.post(V3 + "/rooms/{room_id}/receipt/{receipt_type}/{event_id}")
 async def post_receipt(request: web.Request) -> web.Response:
     caller = await requester(request)
-    room_id = _room_id(request)
+    room_id = room_id_param(request)
     event_id = request.match_info["event_id"]
     if not event_id.startswith("$"):
         raise invalid_param(f"{event_id!r} is not an event ID.")
@@ -50,7 +50,7 @@ async def post_receipt(request: web.Request) -> web.Response:
 @routes.post(V3 + "/rooms/{room_id}/read_markers")
 async def post_read_markers(request: web.Request) -> web.Response:
     caller = await requester(request)
-    room_id = _room_id(request)
+    room_id = room_id_param(request)
     body = await parse_body(request, ReadMarkersBody, empty_ok=True)
     await request.app[RECEIPTS].set_read_markers(
         caller.user_id, room_id, body.fully_read, body.read, body.read_private

@@ -104,5 +104,13 @@ def require_self(requester_: Requester, user_id: str) -> None:
         raise forbidden("You may only act on your own account.")
 
 
+def room_id_param(request: web.Request) -> str:
+    """The `{room_id}` of the path, which must look like a room ID."""
+    room_id = request.match_info["room_id"]
+    if not room_id.startswith("!") or ":" not in room_id:
+        raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID.")
+    return room_id
+
+
 def ok(body: object = None, status: int = 200) -> web.Response:
     return web.json_response({} if body is None else body, status=status)

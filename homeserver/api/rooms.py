@@ -8,8 +8,15 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.keys import ROOMS
-from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
-from homeserver.errors import bad_json, invalid_param
+from homeserver.api.requests import (
+    RequestBody,
+    json_object,
+    ok,
+    parse_body,
+    requester,
+    room_id_param,
+)
+from homeserver.errors import bad_json
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
 from homeserver.rooms.service import REDACTION_TXN_PREFIX, RoomCreation
@@ -46,13 +53,6 @@ class ReasonBody(RequestBody):
 class TargetBody(RequestBody):
     user_id: str
     reason: str | None = None
-
-
-def _room_id(request: web.Request) -> str:
-    room_id = request.match_info["room_id"]
-    if not room_id.startswith("!") or ":" not in room_id:
-        raise invalid_param(f"{room_id!r} is not a room ID.")
-    return room_id
 
 
 # POST /_matrix/client/v3/createRoom
@@ -104,7 +104,7 @@ async def join_by_id_or_alias(request: web.Request) -> web.Response:
 async def join_room(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, ReasonBody, empty_ok=True)
-    room_id = await request.app[ROOMS].join(caller.user_id, _room_id(request), body.reason)
+    room_id = await request.app[ROOMS].join(caller.user_id, room_id_param(request), body.reason)
     return ok({"room_id": room_id})
 
 
@@ -113,7 +113,9 @@ async def join_room(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, TargetBody)
-    await request.app[ROOMS].invite(caller.user_id, _room_id(request), body.user_id, body.reason)
+    await request.app[ROOMS].invite(
+        caller.user_id, room_id_param(request), body.user_id, body.reason
+    )
     return ok()
 
 
@@ -122,7 +124,7 @@ async def invite(request: web.Request) -> web.Response:
 async def leave(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, ReasonBody, empty_ok=True)
-    await request.app[ROOMS].leave(caller.user_id, _room_id(request), body.reason)
+    await request.app[ROOMS].leave(caller.user_id, room_id_param(request), body.reason)
     return ok()
 
 
@@ -130,7 +132,7 @@ async def leave(request: web.Request) -> web.Response:
 @routes.post(V3 + "/rooms/{room_id}/forget")
 async def forget(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[ROOMS].forget(caller.user_id, _room_id(request))
+    await request.app[ROOMS].forget(caller.user_id, room_id_param(request))
     return ok()
 
 
@@ -139,7 +141,7 @@ async def forget(request: web.Request) -> web.Response:
 async def kick(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, TargetBody)
-    await request.app[ROOMS].kick(caller.user_id, _room_id(request), body.user_id, body.reason)
+    await request.app[ROOMS].kick(caller.user_id, room_id_param(request), body.user_id, body.reason)
     return ok()
 
 
@@ -148,7 +150,7 @@ async def kick(request: web.Request) -> web.Response:
 async def ban(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, TargetBody)
-    await request.app[ROOMS].ban(caller.user_id, _room_id(request), body.user_id, body.reason)
+    await request.app[ROOMS].ban(caller.user_id, room_id_param(request), body.user_id, body.reason)
     return ok()
 
 
@@ -157,7 +159,9 @@ async def ban(request: web.Request) -> web.Response:
 async def unban(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, TargetBody)
-    await request.app[ROOMS].unban(caller.user_id, _room_id(request), body.user_id, body.reason)
+    await request.app[ROOMS].unban(
+        caller.user_id, room_id_param(request), body.user_id, body.reason
+    )
     return ok()
 
 
@@ -172,7 +176,7 @@ async def joined_rooms(request: web.Request) -> web.Response:
 @routes.get(V3 + "/rooms/{room_id}/joined_members")
 async def joined_members(request: web.Request) -> web.Response:
     caller = await requester(request)
-    joined = await request.app[ROOMS].joined_members(caller.user_id, _room_id(request))
+    joined = await request.app[ROOMS].joined_members(caller.user_id, room_id_param(request))
     return ok({"joined": joined})
 
 
@@ -182,7 +186,7 @@ async def members(request: web.Request) -> web.Response:
     caller = await requester(request)
     chunk = await request.app[ROOMS].members(
         caller.user_id,
-        _room_id(request),
+        room_id_param(request),
         request.query.get("membership"),
         request.query.get("not_membership"),
         parse_pagination_token(at) if (at := request.query.get("at")) else None,
@@ -194,7 +198,7 @@ async def members(request: web.Request) -> web.Response:
 @routes.get(V3 + "/rooms/{room_id}/state")
 async def room_state(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok(await request.app[ROOMS].state(caller.user_id, _room_id(request)))
+    return ok(await request.app[ROOMS].state(caller.user_id, room_id_param(request)))
 
 
 # GET /_matrix/client/v3/rooms/{room_id}/state/{event_type}/{state_key}
@@ -205,7 +209,7 @@ async def get_state_event(request: web.Request) -> web.Response:
     rooms = request.app[ROOMS]
     event = await rooms.state_event(
         caller.user_id,
-        _room_id(request),
+        room_id_param(request),
         request.match_info["event_type"],
         request.match_info.get("state_key", ""),
     )
@@ -225,7 +229,7 @@ async def put_state_event(request: web.Request) -> web.Response:
     check_event_values(content)
     event_id = await request.app[ROOMS].set_state(
         caller.user_id,
-        _room_id(request),
+        room_id_param(request),
         request.match_info["event_type"],
         request.match_info.get("state_key", ""),
         content,
@@ -241,7 +245,7 @@ async def send_event(request: web.Request) -> web.Response:
     check_event_values(content)
     txn = TxnKey(caller.user_id, caller.device_id, request.match_info["txn_id"])
     event_id = await request.app[ROOMS].send(
-        caller.user_id, _room_id(request), request.match_info["event_type"], content, txn
+        caller.user_id, room_id_param(request), request.match_info["event_type"], content, txn
     )
     return ok({"event_id": event_id})
 
@@ -255,7 +259,7 @@ async def redact_event(request: web.Request) -> web.Response:
         caller.user_id, caller.device_id, REDACTION_TXN_PREFIX + request.match_info["txn_id"]
     )
     event_id = await request.app[ROOMS].redact(
-        caller.user_id, _room_id(request), request.match_info["event_id"], body.reason, txn
+        caller.user_id, room_id_param(request), request.match_info["event_id"], body.reason, txn
     )
     return ok({"event_id": event_id})
 
@@ -265,7 +269,7 @@ async def redact_event(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     caller = await requester(request)
     event = await request.app[ROOMS].event(
-        caller.user_id, caller.device_id, _room_id(request), request.match_info["event_id"]
+        caller.user_id, caller.device_id, room_id_param(request), request.match_info["event_id"]
     )
     return ok(event)
 
@@ -274,4 +278,6 @@ async def get_event(request: web.Request) -> web.Response:
 @routes.get(V3 + "/rooms/{room_id}/aliases")
 async def room_aliases(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok({"aliases": await request.app[ROOMS].room_aliases(caller.user_id, _room_id(request))})
+    return ok(
+        {"aliases": await request.app[ROOMS].room_aliases(caller.user_id, room_id_param(request))}
+    )

@@ -98,18 +98,6 @@ async def current_state(
     return found
 
 
-async def state_at(conn: asyncpg.Connection, room_id: str, position: int) -> list[Event]:
-    """The room's state as of `position`, from the log."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT ON (type, state_key) event_id, stream_position, json FROM events"
-        " WHERE room_id = $1 AND state_key IS NOT NULL AND stream_position <= $2"
-        " ORDER BY type, state_key, stream_position DESC",
-        room_id,
-        position,
-    )
-    return sorted((_event(r) for r in rows), key=lambda event: event.stream_position)
-
-
 async def state_changes(
     conn: asyncpg.Connection, windows: Sequence[tuple[str, int, int]]
 ) -> dict[str, list[Event]]:

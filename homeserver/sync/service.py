@@ -18,6 +18,7 @@ from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
+from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.filters import Filter, apply_event_fields
@@ -500,7 +501,7 @@ class SyncService:
             limited = len(events) > limit
             timeline = [e for e in events[-limit:] if options.timeline_allows(e)] if limit else []
             first = timeline[0].stream_position if timeline else membership.stream_position + 1
-            state = await sync_store.state_at(conn, membership.room_id, first - 1)
+            state = await room_store.state_events_at(conn, membership.room_id, first - 1)
             sections[membership.room_id] = {
                 "timeline": {
                     "events": _Unserved(timeline),
