@@ -23,6 +23,7 @@ RULES: dict[str, set[str]] = {
     "typing_notices": {"store", "errors", "sync", "bus"},
     "to_device": {"store", "events", "errors", "sync"},
     "push": {"events", "errors"},
+    "audit": {"events", "errors", "store", "projections"},
     "metrics": {"events"},
     "config": set(),
     "api": {
