@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homeserver.accounts.service import Requester
 from homeserver.api.keys import ACCOUNTS
-from homeserver.errors import MatrixError, bad_json, forbidden, not_json
+from homeserver.errors import MatrixError, bad_json, not_json
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -97,11 +97,6 @@ async def requester(request: web.Request) -> Requester:
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
     found = await request.app[ACCOUNTS].requester_for_token(token)
     return found
-
-
-def require_self(requester_: Requester, user_id: str) -> None:
-    if requester_.user_id != user_id:
-        raise forbidden("You may only act on your own account.")
 
 
 def room_id_param(request: web.Request) -> str:

@@ -96,15 +96,6 @@ async def events_by_ids(conn: asyncpg.Connection, event_ids: Sequence[str]) -> d
     return {row["event_id"]: _event_from_row(row) for row in rows}
 
 
-async def event_ids_for_txn(conn: asyncpg.Connection, event_ids: Sequence[str]) -> dict[str, str]:
-    """Transaction IDs of the given events (for `unsigned.transaction_id`), keyed by event ID."""
-    rows = await conn.fetch(
-        "SELECT event_id, txn_id FROM event_txn_ids WHERE event_id = ANY($1::text[])",
-        list(event_ids),
-    )
-    return {row["event_id"]: row["txn_id"] for row in rows}
-
-
 async def redactions_of(conn: asyncpg.Connection, event_ids: Sequence[str]) -> dict[str, Event]:
     """The redaction event of each redacted event among `event_ids`."""
     rows = await conn.fetch(

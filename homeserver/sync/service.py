@@ -58,7 +58,6 @@ class SyncOptions:
     account_data_allows: Callable[[str], bool] = _everything
     include_leave: bool = False
     lazy_load_members: bool = False
-    event_fields: list[str] | None = None
     shape: Callable[[JsonDict], JsonDict] = lambda served: served
 
 
@@ -78,7 +77,6 @@ def options_from_filter(sync_filter: Filter) -> SyncOptions:
         account_data_allows=sync_filter.account_data.allows_type,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
-        event_fields=fields,
         shape=shape,
     )
 
@@ -267,15 +265,15 @@ class SyncService:
             user_id, device_id, since
         )
         sections = {room_id: room for room_id, room in sections.items() if _room_has_content(room)}
-        body: JsonDict = {
-            "next_batch": str(SyncToken(upper, typing_serial, to_device_position)),
-            "rooms": {"join": sections, "invite": {}, "leave": {}},
-            "account_data": {"events": []},
-            "presence": {"events": []},
-            "to_device": {"events": to_device_events},
-            "device_one_time_keys_count": {},
-        }
-        return SyncResult(body, bool(sections or to_device_events), list(joined))
+        return _sync_result(
+            SyncToken(upper, typing_serial, to_device_position),
+            sections,
+            {},
+            {},
+            [],
+            to_device_events,
+            list(joined),
+        )
 
     async def _pending_to_device(
         self, user_id: str, device_id: str, since: SyncToken | None
@@ -349,20 +347,17 @@ class SyncService:
             for room_id, room in join_section.items()
             if _room_has_content(room) or after is None or full_state
         }
-        token = SyncToken(upper, typing_serial, to_device_position)
-        body: JsonDict = {
-            "next_batch": str(token),
-            "rooms": {"join": join_section, "invite": invite_section, "leave": leave_section},
-            "account_data": {"events": account_data},
-            "presence": {"events": []},
-            "to_device": {"events": to_device_events},
-            "device_one_time_keys_count": {},
-        }
-        has_changes = bool(
-            join_section or invite_section or leave_section or account_data or to_device_events
+        result = _sync_result(
+            SyncToken(upper, typing_serial, to_device_position),
+            join_section,
+            invite_section,
+            leave_section,
+            account_data,
+            to_device_events,
+            [m.room_id for m in joined],
         )
-        await self._serve_all(body, user_id, device_id, options)
-        return SyncResult(body, has_changes, [m.room_id for m in joined])
+        await self._serve_all(result.body, user_id, device_id, options)
+        return result
 
     async def _serve_all(
         self, body: JsonDict, user_id: str, device_id: str, options: SyncOptions
@@ -587,6 +582,28 @@ def _add_receipt(receipts: dict[str, JsonDict], event: Event) -> None:
     room.setdefault(str(content.get("event_id")), {}).setdefault(receipt_type, {})[
         event.room_id
     ] = read
+
+
+def _sync_result(
+    token: SyncToken,
+    join: dict[str, JsonDict],
+    invite: dict[str, JsonDict],
+    leave: dict[str, JsonDict],
+    account_data: list[JsonDict],
+    to_device: list[JsonDict],
+    joined_rooms: list[str],
+) -> SyncResult:
+    """The /sync body, and whether it carries anything new."""
+    body: JsonDict = {
+        "next_batch": str(token),
+        "rooms": {"join": join, "invite": invite, "leave": leave},
+        "account_data": {"events": account_data},
+        "presence": {"events": []},
+        "to_device": {"events": to_device},
+        "device_one_time_keys_count": {},
+    }
+    has_changes = bool(join or invite or leave or account_data or to_device)
+    return SyncResult(body, has_changes, joined_rooms)
 
 
 def _empty_room(upper: int) -> JsonDict:
