@@ -1,0 +1,2 @@
+-- Reserved for work in progress; filled in or removed before it lands.
+SELECT 1;
