@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import media as media_scenario
+from bench import search as search_scenario
 from bench.client import MatrixRequestError
 from bench.report import Report
 from bench.scenario import Scenario
@@ -24,6 +26,7 @@ from bench.spawn import (
     DEFAULT_SERVER_DIR,
     SpawnError,
     SpawnOptions,
+    merge_config,
     spawned_server,
 )
 
@@ -36,6 +39,10 @@ SCENARIOS: dict[str, Scenario] = {
         fanout.SCENARIO,
         initial_sync.SCENARIO,
         idle_syncs.SCENARIO,
+        channel_fanout.SCENARIO,
+        audit.SCENARIO,
+        media_scenario.SCENARIO,
+        search_scenario.SCENARIO,
     ]
 }
 
@@ -128,7 +135,7 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace) -> Report:
         python=args.server_python,
         admin_dsn=args.pg_admin_dsn,
         port=args.spawn_port,
-        config_overrides=args.server_config,
+        config_overrides=merge_config(scenario.server_config, args.server_config),
         keep=args.keep_server,
     )
     async with spawned_server(options) as server:

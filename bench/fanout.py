@@ -8,6 +8,9 @@ when the median member and when the last member had it, and how many never
 did within `--round-timeout`. `--rounds` rounds, each after every member is
 polling again.
 
+`measure_fanout` is the scenario with the room left open: `channel_fanout`
+runs it in a broadcast channel.
+
 Setup is slow on purpose and timed apart: registration hashes a password on
 the server (about 50 ms each, so 1000 members take a minute or more), and
 joining a room grows its state one member at a time.
@@ -19,11 +22,12 @@ import argparse
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.client import TRANSPORT_ERRORS, ApiResponse, Homeserver
+from bench.client import TRANSPORT_ERRORS, ApiResponse, Homeserver, MatrixClient
 from bench.process import ServerWatch
 from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
 from bench.report import Report, Table, format_number
@@ -42,9 +46,10 @@ class FanoutOptions:
     setup_parallel: int
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> FanoutOptions:
+    def from_args(cls, args: argparse.Namespace, members: int | None = None) -> FanoutOptions:
+        """Options from the parsed arguments; `members` instead of `--members` when given."""
         return cls(
-            members=max(1, int(args.members)),
+            members=max(1, int(args.members if members is None else members)),
             rounds=max(1, int(args.rounds)),
             settle_s=float(args.settle),
             round_timeout_s=float(args.round_timeout),
@@ -61,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="room members holding syncs, the sender included (default 1000)",
     )
+    add_round_arguments(parser)
+
+
+def add_round_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of every fan-out scenario but the audience size."""
     parser.add_argument("--rounds", type=int, default=3, help="messages sent, one per round")
     parser.add_argument(
         "--settle",
@@ -228,8 +238,33 @@ def build_table(members: int, rounds: list[RoundResult]) -> Table:
     return table
 
 
+# Creates the measured room as its owner, who is also the one who sends.
+RoomFactory = Callable[[MatrixClient], Awaitable[str]]
+# Describes the room once everyone is in it (a note for the report).
+RoomCheck = Callable[[MatrixClient, str], Awaitable[str]]
+
+
 async def run(base_url: str, args: argparse.Namespace) -> Report:
-    options = FanoutOptions.from_args(args)
+    return await measure_fanout(
+        base_url,
+        FanoutOptions.from_args(args),
+        scenario="fanout",
+        server_pid=args.server_pid,
+        create_room=lambda owner: owner.create_room(preset="public_chat", name="bench fanout"),
+    )
+
+
+async def measure_fanout(
+    base_url: str,
+    options: FanoutOptions,
+    *,
+    scenario: str,
+    server_pid: int | None,
+    create_room: RoomFactory,
+    describe_room: RoomCheck | None = None,
+) -> Report:
+    """Run the rounds: `options.members` users in the room `create_room` makes, its owner
+    sending; the report names `scenario`."""
     started_at = datetime.now(UTC)
     run_id = secrets.token_hex(4)
     # Members only ever see their own messages' senders: lazy-loading keeps the
@@ -238,11 +273,11 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         "room": {"timeline": {"limit": 50}, "state": {"lazy_load_members": True}},
     }
     connections = options.members + options.setup_parallel + 4
-    watch = ServerWatch(args.server_pid, None)
+    watch = ServerWatch(server_pid, None)
     async with Homeserver.connect(base_url, connections=connections) as server:
         setup_started = time.perf_counter()
         owner = await server.register(prefix="bench_owner")
-        room_id = await owner.create_room(preset="public_chat", name="bench fanout")
+        room_id = await create_room(owner)
         registered_at = time.perf_counter()
         others = await server.register_many(options.members - 1, parallel=options.setup_parallel)
         register_s = time.perf_counter() - registered_at
@@ -259,6 +294,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         await catch_up_all(receivers, options.setup_parallel)
         initial_sync_s = time.perf_counter() - synced_at
         setup_s = time.perf_counter() - setup_started
+        room_note = await describe_room(owner, room_id) if describe_room is not None else None
 
         per_round = options.round_timeout_s * 2 + options.settle_s
         deadline = time.perf_counter() + per_round * options.rounds + 60
@@ -296,8 +332,10 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
             f"last member over rounds: p50 {summary.p50_ms:.1f} ms, max {summary.max_ms:.1f} ms."
         )
     notes.extend(f"sync: first {c}: {e}" for c, e in polls.examples.items())
+    if room_note is not None:
+        notes.append(room_note)
     return Report(
-        scenario="fanout",
+        scenario=scenario,
         base_url=base_url,
         params={**asdict(options), "room_id": room_id},
         results=[

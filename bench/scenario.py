@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.report import Report
 
@@ -16,10 +17,13 @@ class Scenario:
     `add_arguments` adds the scenario's own options to its subcommand (the
     common ones, `--base-url`, `--json`, `--spawn-server`..., are added by
     `__main__`). `run` receives the base URL to measure and the parsed
-    arguments, and returns the report to print and save.
+    arguments, and returns the report to print and save. `server_config` is
+    merged into the config of a `--spawn-server` server (under the user's own
+    `--server-config`), for a scenario that needs e.g. a bigger upload limit.
     """
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[str, argparse.Namespace], Awaitable[Report]]
+    server_config: Mapping[str, Any] = field(default_factory=dict)

@@ -12,13 +12,25 @@ from pydantic import ValidationError
 
 from homeserver import logs
 from homeserver.accounts.service import AccountService, RegistrationPolicy
+from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
+from homeserver.api import blocks as blocks_api
+from homeserver.api import channels as channels_api
+from homeserver.api import device_control as device_control_api
 from homeserver.api import filters as filters_api
+from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
+from homeserver.api import media as media_api
+from homeserver.api import presence as presence_api
+from homeserver.api import profile as profile_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import roles as roles_api
+from homeserver.api import room_directory as room_directory_api
+from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
+from homeserver.api import user_directory as user_directory_api
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.keys import ACCOUNTS, ADMINS, METRICS, POOL, ROOMS, SERVER_KEY, SERVER_NAME
@@ -29,14 +41,31 @@ from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
+from homeserver.channels.presets import channel_power_levels
+from homeserver.channels.service import ChannelService
 from homeserver.config import Config
+from homeserver.device_control.expiry import CommandExpiry
+from homeserver.device_control.facts import load_facts as load_device_facts
+from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
-from homeserver.events.signing import load_or_create_key
+from homeserver.events import types
+from homeserver.events.signing import load_key_ring
+from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
+from homeserver.media.service import MediaService
+from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
+from homeserver.presence.service import create_presence_service
+from homeserver.profiles.account_data import AccountDataService
+from homeserver.profiles.directory import UserDirectoryService
+from homeserver.profiles.service import ProfileService
 from homeserver.receipts.service import ReceiptService
+from homeserver.roles.ladder import RoleLadder
+from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.service import RoomService
+from homeserver.search.directory import RoomDirectoryService
+from homeserver.search.service import SearchService
 from homeserver.store.database import create_pool
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
@@ -141,12 +170,20 @@ def create_app(config: Config, dsn: str) -> web.Application:
             applied = await migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        key = load_or_create_key(config.effective_signing_key_path, config.server_name)
+        # The key loaded now signs until restart: after `homeserver keys rotate`,
+        # restart every process within the grace period (homeserver/events/signing.py).
+        key_ring = load_key_ring(config.effective_signing_key_path, config.server_name)
+        key = key_ring.current
         bus: Bus = (
             RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
         )
         appender = Appender(
-            pool, key, chain_rules.authorize, max_event_bytes=config.limits.max_event_bytes
+            pool,
+            key,
+            chain_rules.authorize,
+            max_event_bytes=config.limits.max_event_bytes,
+            # Device results are decided against their command's status (device_control/facts.py).
+            load_facts=load_device_facts,
         )
         appender.add_listener(app[METRICS].record_batch)
         recent = RecentEvents(pool)
@@ -156,6 +193,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[POOL] = pool
         app[APPENDER] = appender
         app[SERVER_KEY] = key
+        app[server.KEY_RING] = key_ring
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -165,17 +203,65 @@ def create_app(config: Config, dsn: str) -> web.Application:
             ),
             bus,
         )
-        room_service = RoomService(pool, appender, config.server_name)
+        ladder = RoleLadder(**config.roles.model_dump())
+        room_service = RoomService(
+            pool,
+            appender,
+            config.server_name,
+            room_type_levels={
+                types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
+            },
+        )
+        app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
+        app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
+        app[friends_api.FRIENDS] = FriendService(
+            pool, appender, room_service, config.friends.requests_from
+        )
+        device_service = DeviceService(
+            pool,
+            appender,
+            app[ACCOUNTS],
+            room_service,
+            config.server_name,
+            DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
+        )
+        app[device_control_api.DEVICES] = device_service
+        command_expiry = CommandExpiry(
+            pool,
+            appender,
+            device_service.system_user,
+            sweep_seconds=config.devices.expiry_sweep_seconds,
+        )
+        appender.add_listener(command_expiry.committed)
         filter_service = FilterService(pool, appender)
         app[FILTERS] = filter_service
         app[HISTORY] = HistoryService(pool, room_service)
+        app[search_api.SEARCH] = SearchService(pool, room_service)
+        app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
+        app[profile_api.PROFILES] = ProfileService(pool, appender)
+        app[account_data_api.ACCOUNT_DATA] = AccountDataService(pool, appender)
+        app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
+            pool, search_all_users=config.user_directory.search_all_users
+        )
         typing_service = create_typing_service(pool, notifier, config.redis.url, config.server_name)
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
+        presence_service = create_presence_service(
+            pool,
+            notifier,
+            bus,
+            enabled=config.presence.enabled,
+            idle_timeout_seconds=config.presence.idle_timeout_seconds,
+            offline_timeout_seconds=config.presence.offline_timeout_seconds,
+            redis_url=config.redis.url,
+            namespace=config.server_name,
+        )
+        appender.add_listener(presence_service.committed)
+        app[presence_api.PRESENCE] = presence_service
         sync_service = SyncService(
             pool,
             notifier,
@@ -184,14 +270,28 @@ def create_app(config: Config, dsn: str) -> web.Application:
             receipts=receipt_service,
             account_data=receipt_service,
             typing=typing_service,
+            presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,
         )
         app[SYNC] = sync_service
+        app[media_api.MEDIA] = MediaService(
+            pool,
+            appender,
+            config.server_name,
+            MediaStore(config.effective_media_store_path),
+            notifier,
+            max_upload_bytes=config.media.max_upload_bytes,
+            allow_unauthenticated_download=config.media.allow_unauthenticated_download,
+        )
         await bus.start()
         await typing_service.start()
+        await presence_service.start()
         await sync_service.start()
+        command_expiry.start()
         yield
+        await command_expiry.stop()
         await typing_service.stop()
+        await presence_service.stop()
         await appender.stop()
         await notifier.close()
         await bus.stop()
@@ -211,6 +311,18 @@ def create_app(config: Config, dsn: str) -> web.Application:
         typing_api,
         to_device_api,
         push_rules_api,
+        presence_api,
+        search_api,
+        room_directory_api,
+        media_api,
+        friends_api,
+        blocks_api,
+        roles_api,
+        channels_api,
+        profile_api,
+        account_data_api,
+        user_directory_api,
+        device_control_api,
     ):
         app.router.add_routes(module.routes)
     return app

@@ -1,4 +1,4 @@
-"""The `homeserver` command: run, migrate, check-config."""
+"""The `homeserver` command: run, migrate, check-config, audit, keys, admin."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -36,14 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     command("run", "serve the Client-Server API (migrates first)")
     command("migrate", "apply database migrations and exit")
     command("check-config", "validate the config file; print every problem")
-    audit = commands.add_parser("audit", help="verify the event log")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser(
-        "verify", help="check hashes, signatures, chains and positions of the log"
-    )
-    verify.add_argument("--config", type=Path, default=None)
-    verify.add_argument("--room", default=None, help="only this chain (room, user or alias)")
-    verify.add_argument("--since", type=int, default=0, help="start after this position")
+    _add_audit_commands(commands)
     return parser
 
 
@@ -90,43 +85,6 @@ async def _run(config: Config) -> None:
             await runner.cleanup()
 
 
-async def _audit_verify(config: Config, room: str | None, since: int) -> int:
-    import time
-
-    from homeserver.audit.verify import LogVerifier
-    from homeserver.events.signing import load_or_create_key
-    from homeserver.store import audit as audit_store
-    from homeserver.store.database import create_pool
-
-    key = load_or_create_key(config.effective_signing_key_path, config.server_name)
-    verifier = LogVerifier(config.server_name, {key.key_id: key.verify_key})
-    started = time.monotonic()
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            async with pool.acquire() as conn:
-                if since:
-                    verifier.heads = await audit_store.chain_heads_at(conn, since)
-                    verifier.last_position = since
-                async for position, event_id, pdu in audit_store.log_in_order(conn, since):
-                    if room is not None:
-                        if pdu.get("room_id") != room:
-                            continue
-                        verifier.last_position = position - 1  # other chains sit between
-                    failure = verifier.check(position, event_id, pdu)
-                    if failure is not None:
-                        print(f"FAILED: {failure}", file=sys.stderr)
-                        return 1
-        finally:
-            await pool.close()
-    elapsed = time.monotonic() - started
-    print(
-        f"ok: {verifier.checked} events in {len(verifier.heads)} chains verified"
-        f" with 1 key in {elapsed:.2f} s"
-    )
-    return 0
-
-
 async def _migrate(config: Config) -> None:
     from homeserver.store.database import create_pool
     from homeserver.store.migrate import migrate
@@ -144,6 +102,9 @@ async def _migrate(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     path: Path = args.config or default_config_path()
+    if args.command == "audit" and args.audit_command == "verify" and args.file is not None:
+        # An export verifies offline: no config, no database.
+        return asyncio.run(_audit_verify_file(args.file, args.keys, args.workers))
     if args.command == "check-config":
         problems = check_config(path)
         for problem in problems:
@@ -164,10 +125,296 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.run(_run(config))
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
-        elif args.command == "audit" and args.audit_command == "verify":
-            return asyncio.run(_audit_verify(config, args.room, args.since))
+        elif args.command in ("audit", "keys", "admin"):
+            return _run_audit_command(config, args)
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+# --- audit, keys, admin ---------------------------------------------------------------------
+
+
+def _duration_ms(text: str) -> int:
+    """`30d`, `12h`, `15m`, `45s` or `0` as milliseconds."""
+    units = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    if text == "0":
+        return 0
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration like 30d, 12h, 15m or 45s")
+    return int(number) * units[unit]
+
+
+def _add_audit_commands(commands: Any) -> None:
+    def sub(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="config file (default: config.yaml, else config.sample.yaml)",
+        )
+        return parser
+
+    audit = commands.add_parser("audit", help="verify, replay and export the event log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = sub(
+        audit_commands,
+        "verify",
+        "check hashes, signatures (by the key valid at the time), chains and positions",
+    )
+    scope = verify.add_mutually_exclusive_group()
+    scope.add_argument("--room", default=None, help="only this chain (room, user or alias)")
+    scope.add_argument(
+        "--file", type=Path, default=None, help="verify an export (offline, no database)"
+    )
+    verify.add_argument("--since", type=int, default=0, help="start after this position")
+    verify.add_argument(
+        "--keys",
+        type=Path,
+        default=None,
+        help="trusted public keys: a key ring file or a saved /_matrix/key/v2/server answer"
+        " (default: the key ring next to signing_key_path, or the export's own keys)",
+    )
+    verify.add_argument(
+        "--workers", type=int, default=None, help="processes checking signatures (default: cores)"
+    )
+    replay = sub(
+        audit_commands, "replay", "rebuild every projection from the log and compare with live"
+    )
+    replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
+    replay.add_argument(
+        "--schema", default="audit_replay", help="scratch schema name (default audit_replay)"
+    )
+    export = sub(audit_commands, "export", "write signed events and public keys as JSON Lines")
+    what = export.add_mutually_exclusive_group(required=True)
+    what.add_argument("--room", default=None, help="one chain (room, user or alias)")
+    what.add_argument("--all", action="store_true", help="the whole log")
+    export.add_argument("--out", type=Path, required=True, help="file to write (.jsonl)")
+
+    keys = commands.add_parser("keys", help="the server's signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = sub(keys_commands, "rotate", "new signing key; the old one verifies old events")
+    rotate.add_argument(
+        "--grace",
+        type=_duration_ms,
+        default=_duration_ms("1h"),
+        help="how long running processes may still sign with the old key (default 1h):"
+        " restart every process within it",
+    )
+    sub(keys_commands, "list", "every key with its validity window")
+
+    admin = commands.add_parser("admin", help="operator actions on the stored log")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    purge = sub(
+        admin_commands,
+        "purge-redacted",
+        "remove for good the content of events redacted longer ago than --older-than",
+    )
+    purge.add_argument(
+        "--older-than", type=_duration_ms, required=True, help="e.g. 30d, 12h, 15m, 0"
+    )
+
+
+def _run_audit_command(config: Config, args: argparse.Namespace) -> int:
+    if args.command == "keys":
+        return _keys_command(config, args)
+    if args.command == "admin":
+        return asyncio.run(_admin_purge_redacted(config, args.older_than))
+    if args.audit_command == "verify":
+        return asyncio.run(_audit_verify(config, args.room, args.since, args.keys, args.workers))
+    if args.audit_command == "replay":
+        return asyncio.run(_audit_replay(config, args.schema, args.keep))
+    return asyncio.run(_audit_export(config, None if args.all else args.room, args.out))
+
+
+def _trusted_keys(path: Path) -> dict[str, Any]:
+    import json
+
+    from homeserver.events.signing import public_keys_from_json
+
+    return public_keys_from_json(json.loads(path.read_text()))
+
+
+def _verified(kind: str, verifier: Any, started: float, note: str = "") -> str:
+    elapsed = time.monotonic() - started
+    keys = sorted(verifier.keys_used)
+    purged = f", {verifier.purged} purged" if verifier.purged else ""
+    rate = verifier.checked / elapsed if elapsed > 0 else 0.0
+    return (
+        f"ok: {kind}{verifier.checked} events in {len(verifier.heads)} chains verified with"
+        f" {len(keys)} key{'s' if len(keys) != 1 else ''} ({', '.join(keys) or 'none'}){purged}"
+        f" in {elapsed:.2f} s ({rate:,.0f} events/s){note}"
+    )
+
+
+async def _audit_verify(
+    config: Config, room: str | None, since: int, keys_path: Path | None, workers: int | None
+) -> int:
+    from homeserver.audit.verify import LogVerifier, verify_database
+    from homeserver.events.signing import KeyRingError, read_public_keys
+    from homeserver.store.database import create_pool
+
+    try:
+        if keys_path is not None:
+            keys = _trusted_keys(keys_path)
+        else:
+            keys = read_public_keys(config.effective_signing_key_path)
+    except (OSError, ValueError, KeyRingError) as error:
+        print(f"cannot read the public keys: {error}", file=sys.stderr)
+        return 2
+    verifier = LogVerifier(config.server_name, keys)
+    started = time.monotonic()
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                failure = await verify_database(conn, verifier, room, since, workers)
+        finally:
+            await pool.close()
+    if failure is not None:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    print(_verified("", verifier, started))
+    return 0
+
+
+async def _audit_verify_file(path: Path, keys_path: Path | None, workers: int | None) -> int:
+    from homeserver.audit.export import ExportError, verify_export
+    from homeserver.events.signing import KeyRingError
+
+    started = time.monotonic()
+    try:
+        trusted = _trusted_keys(keys_path) if keys_path is not None else None
+        outcome = await verify_export(path, trusted, workers)
+    except (OSError, ValueError, KeyRingError, ExportError) as error:
+        print(f"cannot verify {path}: {error}", file=sys.stderr)
+        return 2
+    if outcome.failure is not None:
+        print(f"FAILED: {path}: {outcome.failure}", file=sys.stderr)
+        return 1
+    if outcome.scope == "all":
+        note = "; positions contiguous"
+    else:
+        note = (
+            f"; export of the chain {outcome.scope}: positions are not contiguous in a one-chain"
+            " export (other chains' events sit between), so they were checked to increase and"
+            " the chain to be continuous from its first event"
+        )
+    keys = "trusted keys" if keys_path is not None else "the export's own keys"
+    print(_verified(f"export {path}: ", outcome.verifier, started, f"{note}; keys: {keys}"))
+    return 0
+
+
+async def _audit_replay(config: Config, schema: str, keep: bool) -> int:
+    from homeserver.audit.replay import ReplayError, replay
+    from homeserver.store.database import create_pool
+
+    started = time.monotonic()
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                result = await replay(conn, schema, keep)
+        except ReplayError as error:
+            print(f"cannot replay: {error}", file=sys.stderr)
+            return 2
+        finally:
+            await pool.close()
+    elapsed = time.monotonic() - started
+    rate = result.events / elapsed if elapsed > 0 else 0.0
+    kept = f"; kept in schema {result.schema}" if result.kept else ""
+    if not result.identical:
+        print(
+            f"DIFFERENT: {len(result.differences)} of {result.tables} projection tables differ"
+            f" from a replay of {result.events} events{kept}",
+            file=sys.stderr,
+        )
+        for difference in result.differences:
+            print(difference.describe(), file=sys.stderr)
+        return 1
+    print(
+        f"ok: {result.tables} projection tables ({result.rows} rows) identical to a replay of"
+        f" {result.events} events in {elapsed:.2f} s ({rate:,.0f} events/s){kept}"
+    )
+    return 0
+
+
+async def _audit_export(config: Config, room: str | None, out: Path) -> int:
+    from homeserver.audit.export import export_log
+    from homeserver.events.signing import KeyRingError, read_public_keys
+    from homeserver.store.database import create_pool
+
+    try:
+        keys = read_public_keys(config.effective_signing_key_path)
+    except KeyRingError as error:
+        print(f"cannot read the public keys: {error}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                # The exporter is the only task of this process: plain writes.
+                with open(out, "w", encoding="utf-8") as handle:  # noqa: ASYNC230
+                    summary = await export_log(
+                        conn, handle, config.server_name, keys, room, int(time.time() * 1000)
+                    )
+        finally:
+            await pool.close()
+    if room is not None and summary.events == 0:
+        print(f"no events of {room} in the log", file=sys.stderr)
+        return 1
+    print(
+        f"exported {summary.events} events of {summary.chains} chains and {len(keys)} public"
+        f" keys to {out} in {time.monotonic() - started:.2f} s"
+    )
+    return 0
+
+
+def _keys_command(config: Config, args: argparse.Namespace) -> int:
+    from homeserver.events.signing import KeyRingError, load_key_ring, rotate_key
+
+    path = config.effective_signing_key_path
+    try:
+        if args.keys_command == "rotate":
+            now = int(time.time() * 1000)
+            ring = rotate_key(path, config.server_name, now, args.grace)
+            print(
+                f"new signing key {ring.current.key_id}, valid from {now}; the old key expires at"
+                f" {now + args.grace}. Restart every server process before then: a running"
+                " process signs with the key it loaded at start."
+            )
+        else:
+            ring = load_key_ring(path, config.server_name)
+        for key in sorted(ring.keys.values(), key=lambda key: key.valid_from):
+            expiry = "current" if key.expired_ts is None else f"expired_ts {key.expired_ts}"
+            print(f"{key.key_id} {key.key} valid_from {key.valid_from} {expiry}")
+    except (OSError, KeyRingError) as error:
+        print(f"signing keys at {path}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _admin_purge_redacted(config: Config, older_than_ms: int) -> int:
+    from homeserver.audit.purge import purge_redacted
+    from homeserver.store.database import create_pool
+    from homeserver.store.migrate import migrate
+
+    cutoff = int(time.time() * 1000) - older_than_ms
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+                result = await purge_redacted(conn, cutoff)
+        finally:
+            await pool.close()
+    print(
+        f"purged the content of {result.events} redacted events (redacted before {cutoff});"
+        f" {result.rows_rewritten} projection rows rewritten"
+    )
     return 0
 
 

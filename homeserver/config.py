@@ -163,6 +163,62 @@ class Presence(Section):
 
     enabled: bool = True
     idle_timeout_seconds: int = Field(default=300, ge=1)
+    offline_timeout_seconds: int = Field(default=30, ge=1)
+
+
+# Canonical JSON integers, the range of a Matrix power level.
+_MAX_LEVEL = 2**53 - 1
+
+
+class Roles(Section):
+    """Named roles of groups and channels: the Matrix power level each one stands for."""
+
+    # At most 100, the level a room's creator gets, so a creator is an owner;
+    # member at most 0, the level of everyone a room does not name.
+    owner: int = Field(default=100, ge=-_MAX_LEVEL, le=100)
+    admin: int = Field(default=75, ge=-_MAX_LEVEL, le=_MAX_LEVEL)
+    moderator: int = Field(default=50, ge=-_MAX_LEVEL, le=_MAX_LEVEL)
+    member: int = Field(default=0, ge=-_MAX_LEVEL, le=0)
+
+    @model_validator(mode="after")
+    def _strictly_ordered(self) -> Roles:
+        # A user's role is the highest one whose level they reach: with two
+        # roles on one level, or out of order, that would not be one role.
+        if not self.owner > self.admin > self.moderator > self.member:
+            raise ValueError(
+                "levels must be strictly ordered: owner > admin > moderator > member"
+                f" (got {self.owner}, {self.admin}, {self.moderator}, {self.member})"
+            )
+        return self
+
+
+class Friends(Section):
+    """Friend requests (/_linkchat/v1/friends)."""
+
+    # anyone: any user of this server; shares_room: only users joined to a
+    # room the target is joined to; nobody: friend requests are turned off.
+    requests_from: Literal["anyone", "shares_room", "nobody"] = "anyone"
+
+
+class Devices(Section):
+    """Device rooms and commands (/_linkchat/v1/devices)."""
+
+    # Lifetime of the single-use login token a device agent exchanges at POST /login.
+    login_token_ttl_seconds: int = Field(default=120, ge=1, le=86_400)
+    # Power level needed to send commands in a new device room, and the level a
+    # grant gives: above the device's own (10), below its owner's (100).
+    command_level: int = Field(default=50, ge=11, le=99)
+    # How often each process looks for commands whose expiry another process
+    # missed (it stopped); a process expires its own commands on time.
+    expiry_sweep_seconds: int = Field(default=30, ge=1, le=3600)
+
+
+class UserDirectory(Section):
+    """Who POST /user_directory/search finds."""
+
+    # false: users sharing a room with the searcher and members of public rooms
+    # (the spec's minimum); true: every user of this server.
+    search_all_users: bool = False
 
 
 # --- top level --------------------------------------------------------------
@@ -219,6 +275,10 @@ class Config(Section):
     rate_limits: RateLimits = RateLimits()
     logging: Logging = Logging()
     presence: Presence = Presence()
+    friends: Friends = Friends()
+    roles: Roles = Roles()
+    user_directory: UserDirectory = UserDirectory()
+    devices: Devices = Devices()
 
     # A section written with every key commented out (`redis:` alone) is
     # YAML null; it means "all defaults", not an error.

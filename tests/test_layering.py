@@ -16,15 +16,38 @@ RULES: dict[str, set[str]] = {
     "store": {"events", "projections", "errors"},
     # Services: may use each other (never in a cycle: checked below).
     "log": {"store", "events", "projections", "errors", "bus"},
-    "rooms": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
+    "rooms": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "bus",
+        "friends",
+        "device_control",
+    },
     "accounts": {"store", "events", "projections", "errors", "log", "bus"},
     "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
     "receipts": {"store", "events", "projections", "errors", "log"},
     "typing_notices": {"store", "errors", "sync", "bus"},
+    "presence": {"store", "events", "errors", "sync", "bus"},
     "to_device": {"store", "events", "errors", "sync"},
     "push": {"events", "errors"},
     "audit": {"events", "errors", "store", "projections"},
     "metrics": {"events"},
+    "roles": {"store", "events", "projections", "errors", "rooms"},
+    "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
+    # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
+    "friends": {"store", "events", "projections", "errors", "log", "receipts"},
+    # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
+    "media": {"store", "events", "projections", "errors", "log"},
+    # search/: message search and the public room directory.
+    "search": {"store", "events", "projections", "errors", "log", "rooms", "sync"},
+    # profiles/: profiles, account data and tags, the user directory.
+    "profiles": {"store", "events", "errors", "log", "rooms", "receipts", "push", "media"},
+    # rooms/ calls device_control/ (chain rules), so device_control/ never imports rooms/.
+    "device_control": {"store", "events", "projections", "errors", "log", "accounts"},
     "config": set(),
     "api": {
         "accounts",
@@ -37,8 +60,16 @@ RULES: dict[str, set[str]] = {
         "log",
         "receipts",
         "typing_notices",
+        "presence",
         "to_device",
         "push",
+        "friends",
+        "roles",
+        "channels",
+        "media",
+        "search",
+        "profiles",
+        "device_control",
     },
 }
 WIRING = {"app", "cli", "__main__"}

@@ -22,6 +22,7 @@ from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.log.appender import Appender
 from homeserver.store import accounts as account_store
+from homeserver.store import device_control as device_store
 
 # What the device list shows of a device.
 Device = account_store.DeviceRow
@@ -184,6 +185,34 @@ class AccountService:
             await self._revoke_tokens(user_id, [device])
         token = await self._issue_token(user_id, device)
         return Session(user_id, device, token)
+
+    async def login_with_token(
+        self, token: str, device_id: str | None, device_display_name: str | None
+    ) -> Session:
+        """m.login.token: a single-use, short-lived login token (a device agent's)."""
+        async with self._pool.acquire() as conn:
+            taken = await device_store.take_login_token(conn, hash_token(token))
+            deactivated = await account_store.user_deactivated(conn, taken[0]) if taken else None
+        # Taking the token used it up: a second login with it finds nothing.
+        if taken is None or taken[1] <= _now_ms() or deactivated is not False:
+            raise forbidden("Invalid, used or expired login token.")
+        user_id = taken[0]
+        device = device_id or _new_device_id()
+        async with self._pool.acquire() as conn:
+            existing = await account_store.device(conn, user_id, device)
+        if existing is None:
+            await self._appender.append(
+                self._device_draft(user_id, device, device_display_name, _now_ms())
+            )
+        else:
+            await self._revoke_tokens(user_id, [device])
+        return Session(user_id, device, await self._issue_token(user_id, device))
+
+    async def end_sessions(self, user_id: str) -> None:
+        """Log `user_id` out everywhere: every device removed, every access token dead."""
+        async with self._pool.acquire() as conn:
+            rows = await account_store.devices(conn, user_id)
+        await self._remove_devices(user_id, [row.device_id for row in rows])
 
     async def check_password(self, user: str, password: str) -> str:
         """The user ID for `user` when `password` is right; M_FORBIDDEN otherwise."""

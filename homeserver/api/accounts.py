@@ -35,6 +35,7 @@ class LoginBody(RequestBody):
     identifier: Identifier | None = None
     user: str | None = None
     password: str | None = None
+    token: str | None = Field(None, max_length=512)
     device_id: str | None = Field(None, min_length=1, max_length=255)
     initial_device_display_name: str | None = Field(None, max_length=512)
 
@@ -107,13 +108,28 @@ async def register_available(request: web.Request) -> web.Response:
 # GET /_matrix/client/v3/login
 @routes.get(V3 + "/login")
 async def login_flows(request: web.Request) -> web.Response:
-    return ok({"flows": [{"type": "m.login.password"}]})
+    return ok({"flows": [{"type": "m.login.password"}, {"type": "m.login.token"}]})
 
 
 # POST /_matrix/client/v3/login
 @routes.post(V3 + "/login")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
+    if body.type == "m.login.token":
+        # A device agent's single-use login token (POST /_linkchat/v1/devices).
+        if not body.token:
+            raise missing_param("token is required.")
+        session = await request.app[ACCOUNTS].login_with_token(
+            body.token, body.device_id, body.initial_device_display_name
+        )
+        return ok(
+            {
+                "user_id": session.user_id,
+                "access_token": session.access_token,
+                "device_id": session.device_id,
+                "home_server": request.app[SERVER_NAME],
+            }
+        )
     if body.type != "m.login.password":
         raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}.")
     user = body.user

@@ -7,19 +7,32 @@ from signedjson.sign import sign_json
 
 from homeserver.api.keys import METRICS, POOL, SERVER_KEY
 from homeserver.api.requests import ok, requester
+from homeserver.events.signing import KeyRing
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.service import DEFAULT_ROOM_VERSION
 
 routes = web.RouteTableDef()
 
-# Spec versions whose endpoints this server really serves.
-SPEC_VERSIONS = ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"]
+# Spec versions a client may rely on here. SDKs switch behaviour on these, so a
+# version is listed only when what it switches on is served:
+# - v1.1: the /v3 paths every endpoint here uses (POST /knock is not served; a
+#   client only knocks on a room whose join rule is knock).
+# - v1.2, v1.3: no SDK we interoperate with gates anything on them; their new
+#   endpoints (/v1/rooms/{id}/hierarchy, /v1/rooms/{id}/relations) are probed
+#   by clients and answered 404 M_UNRECOGNIZED, which they handle.
+# - v1.4 is left out: with it matrix-js-sdk (doesServerSupportThread) takes
+#   threads as served and lists them through /v1/rooms/{id}/threads and
+#   /relations, which are not. Private read receipts (a v1.4 feature we do
+#   serve) are announced by their stable MSC2285 flag below instead.
+# Later versions imply v1.4; list them once threads and relations are served.
+SPEC_VERSIONS = ["v1.1", "v1.2", "v1.3"]
+UNSTABLE_FEATURES = {"org.matrix.msc2285.stable": True}
 
 
 # GET /_matrix/client/versions
 @routes.get("/_matrix/client/versions")
 async def versions(request: web.Request) -> web.Response:
-    return ok({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    return ok({"versions": SPEC_VERSIONS, "unstable_features": UNSTABLE_FEATURES})
 
 
 # GET /_matrix/client/v3/capabilities
@@ -34,8 +47,9 @@ async def capabilities(request: web.Request) -> web.Response:
                     "default": DEFAULT_ROOM_VERSION,
                     "available": {version: "stable" for version in SUPPORTED_ROOM_VERSIONS},
                 },
-                "m.set_displayname": {"enabled": False},
-                "m.set_avatar_url": {"enabled": False},
+                "m.set_displayname": {"enabled": True},
+                "m.set_avatar_url": {"enabled": True},
+                # No third-party identifier (email, phone) endpoints are served.
                 "m.3pid_changes": {"enabled": False},
             }
         }
@@ -61,14 +75,22 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+# The current signing key and the old public keys, each with its expiry.
+KEY_RING = web.AppKey("key_ring", KeyRing)
+
+
 # GET /_matrix/key/v2/server
 @routes.get("/_matrix/key/v2/server")
 async def server_keys(request: web.Request) -> web.Response:
     key = request.app[SERVER_KEY]
+    ring = request.app[KEY_RING]
     body = {
         "server_name": key.server_name,
         "verify_keys": {key.key_id: {"key": key.public_key_base64}},
-        "old_verify_keys": {},
+        # Keys that signed events before a rotation, so those events still verify.
+        "old_verify_keys": {
+            old.key_id: {"key": old.key, "expired_ts": old.expired_ts} for old in ring.old_keys
+        },
         "valid_until_ts": 2**53 - 1,
     }
     # The spec requires the response to be signed by the keys it publishes, so a

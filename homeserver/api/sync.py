@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.filters import FILTERS
+from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import ok, requester
 from homeserver.errors import invalid_param
 from homeserver.sync.service import SyncService, options_from_filter
@@ -37,12 +38,13 @@ async def sync(request: web.Request) -> web.Response:
         raise invalid_param(f"set_presence must be one of {', '.join(PRESENCE_STATES)}.")
     full_state = query.get("full_state", "false") == "true"
     sync_filter = await request.app[FILTERS].resolve(caller.user_id, query.get("filter"))
-    body = await request.app[SYNC].sync(
-        caller.user_id,
-        caller.device_id,
-        since,
-        _timeout_ms(query.get("timeout")),
-        options_from_filter(sync_filter),
-        full_state,
-    )
+    async with request.app[PRESENCE].syncing(caller.user_id, presence):
+        body = await request.app[SYNC].sync(
+            caller.user_id,
+            caller.device_id,
+            since,
+            _timeout_ms(query.get("timeout")),
+            options_from_filter(sync_filter),
+            full_state,
+        )
     return ok(body)

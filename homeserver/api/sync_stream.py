@@ -15,10 +15,11 @@ import json
 from aiohttp import WSMsgType, web
 
 from homeserver.api.filters import FILTERS
+from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
 from homeserver.errors import MatrixError, bad_json, not_json
-from homeserver.sync.service import options_from_filter
+from homeserver.sync.service import SyncService, options_from_filter
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()
@@ -69,8 +70,14 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
         return ws
 
     async def push() -> None:
-        nonlocal since, full_state
         service = request.app[SYNC]
+        # A client holding a stream is connected, as one long-polling with the default
+        # set_presence=online.
+        async with request.app[PRESENCE].syncing(caller.user_id, "online"):
+            await stream(service)
+
+    async def stream(service: SyncService) -> None:
+        nonlocal since, full_state
         while True:
             result = await service.wait_for_changes(
                 caller.user_id, caller.device_id, since, POLL_MS, options, full_state

@@ -25,6 +25,53 @@ RECEIPT = "com.linkchat.receipt"
 ACCOUNT_DATA = "com.linkchat.account_data"
 FILTER = "com.linkchat.filter"
 
+# Friends and blocks (homeserver/friends): state in the account chain of each
+# side, keyed by the other user's ID; a relation is written into both chains
+# in one append group.
+FRIEND = "com.linkchat.friend"
+FRIEND_BLOCK = "com.linkchat.friend.block"
+
+# Roles and broadcast channels: a channel is a room whose m.room.create content
+# has this `type`; its subscribers may only react (and redact their reactions).
+CHANNEL_ROOM_TYPE = "com.linkchat.channel"
+REACTION = "m.reaction"
+
+# Media (homeserver/media): one non-state event per uploaded file in the
+# uploader's account chain, {media_id, content_type, filename, size, sha256,
+# created_ts}; the bytes stay on disk. Not state, so the chain's state does
+# not grow with every upload.
+MEDIA = "com.linkchat.media"
+
+# Search and the public room directory (homeserver/search): a room is listed
+# while its state event of this type (state key "") says {"visibility": "public"};
+# the directory shows its avatar among the summary state.
+ROOM_DIRECTORY = "com.linkchat.room.directory"
+AVATAR = "m.room.avatar"
+
+# Device rooms (homeserver/device_control): a device room is a room whose
+# m.room.create content has this `type`; its owner and those they grant send
+# commands, the device answers with results, the server's system user appends
+# the expiry of a command nobody finished in time. A result or an expiry names
+# its command with an `m.relates_to` of rel_type DEVICE_RESULT_RELATION.
+DEVICE_ROOM_TYPE = "com.linkchat.device"
+DEVICE_COMMAND = "com.linkchat.device.command"
+DEVICE_RESULT = "com.linkchat.device.result"
+DEVICE_CAPABILITIES = "com.linkchat.device.capabilities"
+DEVICE_COMMAND_EXPIRED = "com.linkchat.device.command.expired"
+DEVICE_RESULT_RELATION = "com.linkchat.result"
+# In the owner's account chain, state key the device's user ID: {room_id,
+# display_name, created_ts}, or {} once the device is retired.
+OWNED_DEVICE = "com.linkchat.account.owned_device"
+ENCRYPTION = "m.room.encryption"
+
+# Profiles (homeserver/profiles): the user's global profile, state with state
+# key "" in their account chain, {displayname?, avatar_url?}; a change is also
+# a new m.room.member join event in each room they are joined to. The account
+# data types the server reads: a user's ignore list, and room tags.
+PROFILE = "com.linkchat.profile"
+IGNORED_USER_LIST = "m.ignored_user_list"
+TAG = "m.tag"
+
 
 def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")

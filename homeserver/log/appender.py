@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import asyncpg
 
@@ -33,8 +34,23 @@ from homeserver.store.projections import apply_changes
 
 log = logging.getLogger(__name__)
 
-# authorize(state, draft, sender of the event a redaction targets) raises MatrixError.
-Authorizer = Callable[[RoomState, Draft, str | None], None]
+
+class BatchFacts(Protocol):
+    """What some rules need beyond a chain's state (the status of the device command
+    a result answers), read once per batch under the append lock.
+
+    Immutable: `accepted` returns the facts as they are after one more event of
+    the batch, so a group refused half-way leaves them as they were.
+    """
+
+    def accepted(self, event: Event) -> BatchFacts: ...
+
+
+# Reads the facts a batch's drafts need, in the batch's transaction, under the lock.
+FactsLoader = Callable[[asyncpg.Connection, Sequence[Draft]], Awaitable[BatchFacts]]
+# authorize(state, draft, sender of the event a redaction targets, the batch's facts)
+# raises MatrixError.
+Authorizer = Callable[[RoomState, Draft, str | None, BatchFacts | None], None]
 AppendListener = Callable[[Sequence[Event]], None]
 
 MAX_EVENT_BYTES = 65_536
@@ -57,10 +73,12 @@ class Appender:
         queue_size: int = 10_000,
         state_cache_size: int = 10_000,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        load_facts: FactsLoader | None = None,
     ) -> None:
         self._pool = pool
         self._key = key
         self._authorize = authorize
+        self._load_facts = load_facts
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._states: OrderedDict[str, RoomState] = OrderedDict()
@@ -131,7 +149,7 @@ class Appender:
     async def _write(self, batch: list[_Request]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             position = await event_store.lock_for_append(conn)
-            plan = await _BatchPlan.load(conn, batch, self._states)
+            plan = await _BatchPlan.load(conn, batch, self._states, self._load_facts)
             outcomes: list[list[Event] | MatrixError] = []
             for request in batch:
                 try:
@@ -167,6 +185,7 @@ class Appender:
     ) -> tuple[list[Event], int]:
         """Authorize and build one group's events; on refusal the plan is left unchanged."""
         saved_states = {draft.room_id: plan.states[draft.room_id] for draft in drafts}
+        saved_facts = plan.facts
         accepted: list[Event] = []
         fresh: list[tuple[Draft, Event]] = []
         added_annotations: list[tuple[str, str, str]] = []
@@ -177,7 +196,7 @@ class Appender:
                     continue
                 check_draft_fields(draft.type, draft.state_key)
                 state = plan.states[draft.room_id]
-                self._authorize(state, draft, plan.redacted_sender(draft))
+                self._authorize(state, draft, plan.redacted_sender(draft), plan.facts)
                 if (annotation := plan.annotation(draft)) is not None:
                     if annotation in plan.annotations:
                         raise MatrixError(
@@ -187,6 +206,8 @@ class Appender:
                     added_annotations.append(annotation)
                 event = self._build(state, draft, position + len(fresh) + 1)
                 plan.states[draft.room_id] = room_state_reducer.apply(state, event)
+                if plan.facts is not None:
+                    plan.facts = plan.facts.accepted(event)
                 plan.senders[event.event_id] = (event.sender, event.room_id)
                 if draft.txn is not None:
                     plan.by_txn[draft.txn] = event
@@ -194,6 +215,7 @@ class Appender:
                 fresh.append((draft, event))
         except MatrixError:
             plan.states.update(saved_states)
+            plan.facts = saved_facts
             plan.annotations.difference_update(added_annotations)
             for draft, event in fresh:
                 plan.senders.pop(event.event_id, None)
@@ -240,6 +262,7 @@ class _BatchPlan:
     by_txn: dict[TxnKey, Event]
     senders: dict[str, tuple[str, str]]  # event ID -> (sender, room)
     annotations: set[tuple[str, str, str]]
+    facts: BatchFacts | None = None
     new_events: list[Event] = field(default_factory=list)
     new_txns: list[tuple[TxnKey, str]] = field(default_factory=list)
 
@@ -261,7 +284,11 @@ class _BatchPlan:
 
     @classmethod
     async def load(
-        cls, conn: asyncpg.Connection, batch: list[_Request], cache: OrderedDict[str, RoomState]
+        cls,
+        conn: asyncpg.Connection,
+        batch: list[_Request],
+        cache: OrderedDict[str, RoomState],
+        load_facts: FactsLoader | None = None,
     ) -> _BatchPlan:
         drafts = [draft for request in batch for draft in request.drafts]
         room_ids = list(dict.fromkeys(draft.room_id for draft in drafts))
@@ -287,4 +314,5 @@ class _BatchPlan:
         senders = {event_id: (event.sender, event.room_id) for event_id, event in found.items()}
         wanted_annotations = [a for d in drafts if (a := cls.annotation(d)) is not None]
         annotations = await event_store.live_annotations(conn, wanted_annotations)
-        return cls(states, by_txn, senders, annotations)
+        facts = await load_facts(conn, drafts) if load_facts is not None else None
+        return cls(states, by_txn, senders, annotations, facts)

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from homeserver.events.model import Event
-from homeserver.projections import accounts, relations, rooms
+from homeserver.projections import accounts, relations, room_directory, rooms, search
+from homeserver.projections import device_control as device_commands
+from homeserver.projections import friends as friend_relations
+from homeserver.projections import media as media_records
+from homeserver.projections import profiles as user_profiles
 from homeserver.projections.changes import Change
 
-_REDUCERS = (rooms.changes, relations.changes, accounts.changes)
+_REDUCERS = (
+    rooms.changes,
+    relations.changes,
+    accounts.changes,
+    friend_relations.changes,
+    media_records.changes,
+    search.changes,
+    room_directory.changes,
+    user_profiles.changes,
+    device_commands.changes,
+)
 
 
 def project(event: Event) -> list[Change]:

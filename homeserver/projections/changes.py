@@ -87,6 +87,88 @@ ACCOUNT_DATA = Table(
     ("user_id", "room_id", "type", "content", "stream_position"),
 )
 USER_FILTERS = Table("user_filters", ("user_id", "filter_id"), ("user_id", "filter_id", "filter"))
+# Friends and blocks (projections/friends.py), from the account chains.
+FRIEND_RELATIONS = Table(
+    "friend_relations",
+    ("user_id", "other_id"),
+    ("user_id", "other_id", "relation", "message", "ts", "room_id", "stream_position"),
+)
+USER_BLOCKS = Table(
+    "user_blocks", ("user_id", "blocked_id"), ("user_id", "blocked_id", "ts", "stream_position")
+)
+
+# Media (homeserver/media): one row per uploaded file.
+MEDIA = Table(
+    "media",
+    ("media_id",),
+    (
+        "media_id",
+        "user_id",
+        "content_type",
+        "filename",
+        "size",
+        "sha256",
+        "created_ts",
+        "event_id",
+        "stream_position",
+    ),
+)
+
+# Search and the public room directory (projections/search.py, room_directory.py).
+EVENT_SEARCH = Table(
+    "event_search",
+    ("event_id",),
+    ("event_id", "room_id", "stream_position", "sender", "type", "key", "value", "contains_url"),
+)
+ROOM_DIRECTORY = Table(
+    "room_directory", ("room_id",), ("room_id", "published_by", "stream_position")
+)
+
+# Device rooms and their commands (projections/device_control.py).
+LINKCHAT_DEVICES = Table(
+    "linkchat_devices",
+    ("device_user_id",),
+    ("device_user_id", "owner_id", "room_id", "display_name", "created_ts", "stream_position"),
+)
+DEVICE_COMMANDS = Table(
+    "device_commands",
+    ("command_id",),
+    (
+        "command_id",
+        "room_id",
+        "sender",
+        "action",
+        "args",
+        "ttl_ms",
+        "sent_ts",
+        "expires_ts",
+        "stream_position",
+    ),
+)
+DEVICE_COMMAND_STATUS = Table(
+    "device_command_status",
+    ("command_id",),
+    ("command_id", "room_id", "status", "event_id", "updated_ts", "stream_position"),
+)
+DEVICE_COMMAND_RESULTS = Table(
+    "device_command_results",
+    ("event_id",),
+    (
+        "event_id",
+        "command_id",
+        "room_id",
+        "sender",
+        "status",
+        "output",
+        "error",
+        "ts",
+        "stream_position",
+    ),
+)
+
+# Profiles and the user directory (projections/profiles.py).
+PROFILES = Table("profiles", ("user_id",), ("user_id", "displayname", "avatar_url"))
+USER_DIRECTORY_PUBLIC_ROOMS = Table("user_directory_public_rooms", ("room_id",), ("room_id",))
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -102,4 +184,15 @@ ALL_TABLES: tuple[Table, ...] = (
     RECEIPTS,
     ACCOUNT_DATA,
     USER_FILTERS,
+    FRIEND_RELATIONS,
+    USER_BLOCKS,
+    MEDIA,
+    EVENT_SEARCH,
+    ROOM_DIRECTORY,
+    LINKCHAT_DEVICES,
+    DEVICE_COMMANDS,
+    DEVICE_COMMAND_STATUS,
+    DEVICE_COMMAND_RESULTS,
+    PROFILES,
+    USER_DIRECTORY_PUBLIC_ROOMS,
 )

@@ -6,16 +6,45 @@ rules here are decided against the state the log really has.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from homeserver.device_control import rules as device_rules
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
+from homeserver.events.content.profile import parse_profile
 from homeserver.events.model import Draft
+from homeserver.friends import rules as friend_rules
+from homeserver.log.appender import BatchFacts
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.auth import authorize as authorize_room_event
 
+# Errcode of a StateEdit whose state changed since it was read; the editor retries.
+STATE_CHANGED = "LINKCHAT_STATE_CHANGED"
 
-def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> None:
+
+@dataclass(frozen=True, slots=True)
+class StateEdit(Draft):
+    """A state draft computed from the state event `replaces` (its ID; None: there was none).
+
+    Refused (409 STATE_CHANGED) if another event has replaced that state since,
+    so a read-modify-write such as a role change, which edits one user's entry
+    in m.room.power_levels, can never overwrite a concurrent edit it did not see.
+    """
+
+    replaces: str | None = None
+
+
+def authorize(
+    state: RoomState, draft: Draft, redacted_sender: str | None, facts: BatchFacts | None = None
+) -> None:
+    if isinstance(draft, StateEdit):
+        current = state.get(draft.type, draft.state_key or "")
+        if (current.event_id if current is not None else None) != draft.replaces:
+            raise MatrixError(409, STATE_CHANGED, f"{draft.type} changed while being edited.")
     if types.is_room_chain(draft.room_id):
         authorize_room_event(state, draft, redacted_sender)
+        # Device rooms: capabilities, commands, results, expiries (device_control/rules.py).
+        device_rules.authorize(state, draft, facts)
     elif types.is_account_chain(draft.room_id):
         _authorize_account_fact(state, draft)
     elif types.is_alias_chain(draft.room_id):
@@ -25,7 +54,11 @@ def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> No
 
 
 def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
-    if draft.state_key is None:
+    if draft.type == types.MEDIA:
+        # An upload record is the one account fact that is not state (it never changes).
+        if draft.state_key is not None:
+            raise forbidden("media records are not state")
+    elif draft.state_key is None:
         raise forbidden("account facts are state")
     if draft.type == types.ACCOUNT:
         # The account fact is written once, at registration, into an empty chain.
@@ -34,6 +67,13 @@ def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
         return
     if state.get(types.ACCOUNT) is None:
         raise not_found(f"no account {draft.room_id}")
+    if draft.type == types.PROFILE:
+        # Profiles (homeserver/profiles): only their owner changes them.
+        if draft.sender != draft.room_id or draft.state_key != "":
+            raise forbidden("Only its owner may change a profile.")
+        parse_profile(draft.content)
+    # Friends and blocks: relations, blocks and the account data kept from them.
+    friend_rules.authorize(state, draft)
 
 
 def _authorize_alias_fact(state: RoomState, draft: Draft) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +19,17 @@ from homeserver.accounts.identifiers import localpart_of
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.client_format import client_event
+from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
+from homeserver.friends import blocks as friend_blocks
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
+from homeserver.rooms.chain_rules import STATE_CHANGED, StateEdit
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
+from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 
 DEFAULT_ROOM_VERSION = "11"
@@ -35,6 +39,12 @@ DEFAULT_ROOM_VERSION = "11"
 REDACTION_TXN_PREFIX = "redact:"
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
 _USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
+# Attempts of a state edit that keeps finding its state changed by others.
+STATE_EDIT_ATTEMPTS = 20
+
+# Power levels a room type (`type` in m.room.create content) gives a new room,
+# from the preset's: a broadcast channel's (channels/presets.py), wired in app.py.
+RoomTypeLevels = Mapping[str, Callable[[JsonDict], JsonDict]]
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,17 @@ def _new_room_id(server_name: str) -> str:
 
 
 class RoomService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender, server_name: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        appender: Appender,
+        server_name: str,
+        room_type_levels: RoomTypeLevels | None = None,
+    ) -> None:
         self._pool = pool
         self._appender = appender
         self._server_name = server_name
+        self._room_type_levels = room_type_levels or {}
 
     # Creation
 
@@ -96,6 +113,7 @@ class RoomService:
             )
         for invitee in request.invite:
             await self._require_local_user(invitee)
+        await friend_blocks.refuse_invites(self._pool, creator, request.invite)
         room_id = _new_room_id(self._server_name)
         alias = None
         if request.room_alias_name is not None:
@@ -110,7 +128,7 @@ class RoomService:
                 raise
         try:
             await self._appender.append_group(
-                self._creation_drafts(room_id, creator, preset, version, alias, request)
+                await self._creation_drafts(room_id, creator, preset, version, alias, request)
             )
         except MatrixError as refused:
             if alias is not None:
@@ -121,7 +139,15 @@ class RoomService:
             raise
         return room_id, alias
 
-    def _creation_drafts(
+    async def create_direct_chat(self, creator: str, invitee: str) -> str:
+        """A direct chat as Synapse and Element make one: the creator joined, the
+        invitee invited with is_direct, both at power level 100 (trusted_private_chat)."""
+        room_id, _ = await self.create_room(
+            creator, RoomCreation(preset="trusted_private_chat", invite=[invitee], is_direct=True)
+        )
+        return room_id
+
+    async def _creation_drafts(
         self,
         room_id: str,
         creator: str,
@@ -136,11 +162,14 @@ class RoomService:
         create_content = {**request.creation_content, "room_version": version}
         create_content.pop("creator", None)
         power_levels = default_power_levels(creator, preset, request.invite)
+        room_type = create_content.get("type")
+        if isinstance(room_type, str) and room_type in self._room_type_levels:
+            power_levels = self._room_type_levels[room_type](power_levels)
         if request.power_level_content_override:
             power_levels.update(request.power_level_content_override)
         drafts = [
             state(types.CREATE, create_content),
-            state(types.MEMBER, self._member_content("join", creator), creator),
+            state(types.MEMBER, await self._member_content("join", creator), creator),
             state(types.POWER_LEVELS, power_levels),
         ]
         if alias is not None:
@@ -151,17 +180,29 @@ class RoomService:
             drafts.append(state(types.NAME, {"name": request.name}))
         if request.topic is not None:
             drafts.append(state(types.TOPIC, {"topic": request.topic}))
+        if request.visibility == "public":
+            # Published in the room directory (search/directory.py) with the room itself.
+            drafts.append(state(types.ROOM_DIRECTORY, {"visibility": "public"}))
         for invitee in request.invite:
-            content = self._member_content("invite", invitee)
+            content = await self._member_content("invite", invitee)
             if request.is_direct:
                 content["is_direct"] = True
             drafts.append(state(types.MEMBER, content, invitee))
         return drafts
 
-    def _member_content(self, membership: str, user_id: str) -> JsonDict:
+    async def _member_content(self, membership: str, user_id: str) -> JsonDict:
         content: JsonDict = {"membership": membership}
         if membership in ("join", "invite"):
-            content["displayname"] = localpart_of(user_id, self._server_name) or user_id
+            # The member's current profile (homeserver/profiles), as Synapse does.
+            async with self._pool.acquire() as conn:
+                profile = await profile_store.profile(conn, user_id)
+            if profile is None:
+                content["displayname"] = localpart_of(user_id, self._server_name) or user_id
+            else:
+                shown = ProfileContent(
+                    displayname=profile.displayname, avatar_url=profile.avatar_url
+                )
+                content.update(shown.fields())
         return content
 
     async def _require_local_user(self, user_id: str) -> None:
@@ -198,6 +239,7 @@ class RoomService:
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
         await self._require_local_user(target)
+        await friend_blocks.refuse_invites(self._pool, sender, [target])
         await self._set_membership(room_id, sender, target, "invite", reason)
 
     async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
@@ -238,7 +280,7 @@ class RoomService:
     async def _set_membership(
         self, room_id: str, sender: str, target: str, membership: str, reason: str | None
     ) -> Event:
-        content = self._member_content(membership, target)
+        content = await self._member_content(membership, target)
         if reason:
             content["reason"] = reason
         return await self._appender.append(
@@ -355,6 +397,42 @@ class RoomService:
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
         return event.event_id
+
+    async def edit_state(
+        self,
+        sender: str,
+        room_id: str,
+        event_type: str,
+        state_key: str,
+        edit: Callable[[JsonDict], JsonDict],
+    ) -> str:
+        """Append `edit(current content)` as the new state, losing no concurrent change.
+
+        The edit is read-modify-write: it is appended as a StateEdit naming the
+        event it was computed from, refused under the append lock if another
+        has replaced it meanwhile, and then computed again from the new state.
+        """
+        await self._require_room(room_id)
+        for _ in range(STATE_EDIT_ATTEMPTS):
+            async with self._pool.acquire() as conn:
+                current = await room_store.state_event(conn, room_id, event_type, state_key)
+            content = edit(dict(current.content) if current is not None else {})
+            draft = StateEdit(
+                room_id,
+                sender,
+                event_type,
+                content,
+                state_key=state_key,
+                replaces=current.event_id if current is not None else None,
+            )
+            try:
+                event = await self._appender.append(draft)
+            except MatrixError as refused:
+                if refused.errcode == STATE_CHANGED:
+                    continue
+                raise
+            return event.event_id
+        raise MatrixError(409, STATE_CHANGED, f"{event_type} kept changing; try again.")
 
     async def _check_canonical_alias(self, room_id: str, content: JsonDict) -> None:
         # The spec: new aliases must be well formed and point to this room; aliases

@@ -15,8 +15,10 @@ import asyncpg
 
 from homeserver.errors import forbidden, not_found
 from homeserver.events import types
+from homeserver.events.content.profile import ignored_user_ids
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
+from homeserver.store import account_data as account_data_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
@@ -41,6 +43,20 @@ async def visible_events(
     if not events:
         return []
     return (await load_access(conn, user_id, room_id)).filter(events)
+
+
+async def load_ignored(conn: asyncpg.Connection, user_id: str) -> frozenset[str]:
+    """Whom the user ignores (m.ignored_user_list)."""
+    content = await account_data_store.content(
+        conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
+    )
+    return ignored_user_ids(content, user_id)
+
+
+def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
+    """The events an ignoring user is shown: all but what ignored users sent, state
+    excepted (as Synapse: the room's state stays whole)."""
+    return [event for event in events if event.is_state or event.sender not in ignored]
 
 
 async def _page(
@@ -123,6 +139,7 @@ class HistoryService:
         to = parse_pagination_token(to_token) if to_token is not None else None
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
+            ignored = await load_ignored(conn, user_id)
             latest = await history_store.latest_position(conn)
             if start is None:
                 start = latest if backwards else 0
@@ -147,7 +164,7 @@ class HistoryService:
                 newest = max(event.stream_position for event in chunk)
                 members = await history_store.member_events_at(conn, room_id, senders, newest)
         body: JsonDict = {
-            "chunk": await self._rooms.serve(chunk, (user_id, device_id)),
+            "chunk": await self._rooms.serve(_shown(chunk, ignored), (user_id, device_id)),
             "start": from_token if from_token is not None else pagination_token(start),
         }
         if more and chunk:
@@ -180,7 +197,10 @@ class HistoryService:
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
             event = await event_store.event_by_id(conn, event_id)
+            ignored = await load_ignored(conn, user_id)
             if event is None or event.room_id != room_id or not access.allows(event):
+                raise not_found("Event not found.")
+            if not _shown([event], ignored):
                 raise not_found("Event not found.")
             position = event.stream_position
             latest = await history_store.latest_position(conn)
@@ -214,8 +234,8 @@ class HistoryService:
         device = (user_id, device_id)
         return {
             "event": (await self._rooms.serve([event], device))[0],
-            "events_before": await self._rooms.serve(before, device),
-            "events_after": await self._rooms.serve(after, device),
+            "events_before": await self._rooms.serve(_shown(before, ignored), device),
+            "events_after": await self._rooms.serve(_shown(after, ignored), device),
             "state": await self._rooms.serve(state, device),
             "start": pagination_token(first - 1),
             "end": pagination_token(last),

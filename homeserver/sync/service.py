@@ -8,16 +8,19 @@ seen, which is a prefix of the log (positions become visible in order).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
 from homeserver.events import types
 from homeserver.events.client_format import client_event
+from homeserver.events.content.profile import ignored_user_ids
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
+from homeserver.store import account_data as account_data_store
+from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
@@ -25,7 +28,13 @@ from homeserver.sync.filters import Filter, apply_event_fields
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.recent import RecentEvent, RecentEvents
-from homeserver.sync.sources import AccountDataSource, ReceiptSource, ToDeviceSource, TypingSource
+from homeserver.sync.sources import (
+    AccountDataSource,
+    PresenceSource,
+    ReceiptSource,
+    ToDeviceSource,
+    TypingSource,
+)
 from homeserver.sync.tokens import SyncToken, pagination_token
 
 # State a client needs to show an invite (the spec's stripped state).
@@ -56,7 +65,12 @@ class SyncOptions:
     state_allows: Callable[[Event], bool] = _everything
     ephemeral_allows: Callable[[str], bool] = _everything
     account_data_allows: Callable[[str], bool] = _everything
+    # The filter's `presence` section: whether any m.presence is wanted, and whose.
+    wants_presence: bool = True
+    presence_allows: Callable[[str], bool] = _everything
     include_leave: bool = False
+    # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
+    ignored: frozenset[str] = frozenset()
     lazy_load_members: bool = False
     shape: Callable[[JsonDict], JsonDict] = lambda served: served
 
@@ -75,6 +89,8 @@ def options_from_filter(sync_filter: Filter) -> SyncOptions:
         state_allows=room.state.allows_event,
         ephemeral_allows=room.ephemeral.allows_type,
         account_data_allows=sync_filter.account_data.allows_type,
+        wants_presence=sync_filter.presence.allows_type("m.presence"),
+        presence_allows=sync_filter.presence.allows_sender,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
         shape=shape,
@@ -98,11 +114,13 @@ class SyncService:
         receipts: ReceiptSource | None = None,
         account_data: AccountDataSource | None = None,
         typing: TypingSource | None = None,
+        presence: PresenceSource | None = None,
         to_device: ToDeviceSource | None = None,
         recent: RecentEvents | None = None,
     ) -> None:
         self._recent = recent
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
+        self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
         self._pool = pool
         self._notifier = notifier
         self._rooms = rooms
@@ -110,6 +128,7 @@ class SyncService:
         self._account_data = account_data
         self._typing = typing
         self._to_device = to_device
+        self._presence = presence
 
     async def start(self) -> None:
         async with self._pool.acquire() as conn:
@@ -184,6 +203,23 @@ class SyncService:
             self._joined_cache.pop(next(iter(self._joined_cache)))
         return dict(joined)
 
+    async def _ignored(self, user_id: str) -> frozenset[str]:
+        """Whom the user ignores (m.ignored_user_list); cached like `_joined`: a change of
+        their account data names them, so the next sync reads the list again."""
+        generation = self._notifier.generation(user_id)
+        cached = self._ignored_cache.get(user_id)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        async with self._pool.acquire() as conn:
+            content = await account_data_store.content(
+                conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
+            )
+        ignored = ignored_user_ids(content, user_id)
+        self._ignored_cache[user_id] = (generation, ignored)
+        while len(self._ignored_cache) > JOINED_CACHE_SIZE:
+            self._ignored_cache.pop(next(iter(self._ignored_cache)))
+        return ignored
+
     async def _build_from_recent(
         self,
         user_id: str,
@@ -198,6 +234,7 @@ class SyncService:
         or when something in it needs more than the tail: the user's own
         membership or account facts changed, or a room's timeline is limited.
         """
+        options = _hiding_ignored(options, await self._ignored(user_id))
         upper = self._notifier.position
         window = self._recent.window(since.events, upper) if self._recent else None
         if window is None:
@@ -215,7 +252,10 @@ class SyncService:
                 redacted_by.setdefault(event.redacts, event)
             room_of_receipt = event.content.get("room_id")
             if event.type == types.RECEIPT and room_of_receipt in joined:
-                if options.allows_room(str(room_of_receipt)):
+                if (
+                    options.allows_room(str(room_of_receipt))
+                    and event.room_id not in options.ignored
+                ):
                     _add_receipt(receipts, event)
             elif (
                 event.room_id in joined
@@ -264,15 +304,31 @@ class SyncService:
         to_device_events, to_device_position = await self._pending_to_device(
             user_id, device_id, since
         )
+        presence_events, presence_position = await self._presence_since(
+            user_id, joined, since, options
+        )
         sections = {room_id: room for room_id, room in sections.items() if _room_has_content(room)}
-        return _sync_result(
-            SyncToken(upper, typing_serial, to_device_position),
+        result = _sync_result(
+            SyncToken(upper, typing_serial, to_device_position, presence_position),
             sections,
             {},
             {},
             [],
             to_device_events,
             list(joined),
+        )
+        return _with_presence(result, presence_events)
+
+    async def _presence_since(
+        self, user_id: str, room_ids: Collection[str], since: SyncToken | None, options: SyncOptions
+    ) -> tuple[list[JsonDict], int]:
+        """The m.presence events of this sync and the presence position of its token;
+        when nothing changed, one comparison in the presence service."""
+        if self._presence is None or not options.wants_presence:
+            return [], since.presence if since is not None else 0
+        after = since.presence if since is not None else None
+        return await self._presence.presence_for_sync(
+            user_id, room_ids, after, options.presence_allows
         )
 
     async def _pending_to_device(
@@ -293,6 +349,7 @@ class SyncService:
         options: SyncOptions,
         full_state: bool,
     ) -> SyncResult:
+        options = _hiding_ignored(options, await self._ignored(user_id))
         upper = self._notifier.position
         typing_serial = await self._typing.current_serial() if self._typing else 0
         to_device_events, to_device_position = await self._pending_to_device(
@@ -325,6 +382,11 @@ class SyncService:
             )
             leave_section = await self._left_rooms(conn, user_id, device_id, left, after, options)
             invite_section = await self._invites(conn, invited)
+        invite_section = {
+            room_id: room
+            for room_id, room in invite_section.items()
+            if _inviter(room, user_id) not in options.ignored
+        }
         await self._add_ephemeral(join_section, user_id, joined, after, upper, since, options)
         account_data: list[JsonDict] = []
         if self._account_data is not None:
@@ -347,8 +409,11 @@ class SyncService:
             for room_id, room in join_section.items()
             if _room_has_content(room) or after is None or full_state
         }
+        presence_events, presence_position = await self._presence_since(
+            user_id, await self._joined(user_id), since, options
+        )
         result = _sync_result(
-            SyncToken(upper, typing_serial, to_device_position),
+            SyncToken(upper, typing_serial, to_device_position, presence_position),
             join_section,
             invite_section,
             leave_section,
@@ -356,6 +421,7 @@ class SyncService:
             to_device_events,
             [m.room_id for m in joined],
         )
+        _with_presence(result, presence_events)
         await self._serve_all(result.body, user_id, device_id, options)
         return result
 
@@ -398,6 +464,12 @@ class SyncService:
     ) -> dict[str, JsonDict]:
         limit = options.timeline_limit
         fresh = [m for m in joined if after is None or full_state or m.stream_position > after]
+        if after is not None and not full_state and fresh:
+            # A join event after a join only changed the member's profile: no new room.
+            rejoined = await profile_store.joined_at(
+                conn, user_id, [m.room_id for m in fresh], after
+            )
+            fresh = [m for m in fresh if m.room_id not in rejoined]
         fresh_ids = {m.room_id for m in fresh}
         continuing = [m.room_id for m in joined if m.room_id not in fresh_ids]
         active = (
@@ -542,6 +614,7 @@ class SyncService:
         typing: dict[str, list[str]] = {}
         if self._receipts is not None and options.ephemeral_allows("m.receipt"):
             receipts = await self._receipts.receipts_for_sync(user_id, room_ids, after, upper)
+            receipts = _without_readers(receipts, options.ignored)
         if self._typing is not None and options.ephemeral_allows("m.typing"):
             typing = await self._typing.typing_for_sync(
                 room_ids, since.typing if since is not None else None
@@ -567,6 +640,41 @@ class _Unserved:
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
+
+
+def _hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOptions:
+    """Options leaving out what ignored users send: timeline events (not state, as in
+    Synapse, so the room's members stay right), invites and receipts."""
+    if not ignored:
+        return options
+    allows = options.timeline_allows
+
+    def timeline_allows(event: Event) -> bool:
+        return (event.is_state or event.sender not in ignored) and allows(event)
+
+    return replace(options, timeline_allows=timeline_allows, ignored=ignored)
+
+
+def _without_readers(receipts: dict[str, JsonDict], ignored: frozenset[str]) -> dict[str, JsonDict]:
+    """m.receipt contents ({event: {type: {user: receipt}}}) without the ignored users'."""
+    if not ignored:
+        return receipts
+    kept: dict[str, JsonDict] = {}
+    for room_id, content in receipts.items():
+        for event_id, by_type in content.items():
+            for receipt_type, by_user in by_type.items():
+                readers = {user: r for user, r in by_user.items() if user not in ignored}
+                if readers:
+                    kept.setdefault(room_id, {}).setdefault(event_id, {})[receipt_type] = readers
+    return kept
+
+
+def _inviter(invite: JsonDict, user_id: str) -> str | None:
+    """Who sent the invite an invite section shows (its member event's sender)."""
+    for event in invite["invite_state"]["events"]:
+        if event["type"] == types.MEMBER and event["state_key"] == user_id:
+            return str(event["sender"])
+    return None
 
 
 def _add_receipt(receipts: dict[str, JsonDict], event: Event) -> None:
@@ -604,6 +712,13 @@ def _sync_result(
     }
     has_changes = bool(join or invite or leave or account_data or to_device)
     return SyncResult(body, has_changes, joined_rooms)
+
+
+def _with_presence(result: SyncResult, events: list[JsonDict]) -> SyncResult:
+    if events:
+        result.body["presence"]["events"] = events
+        result.has_changes = True
+    return result
 
 
 def _empty_room(upper: int) -> JsonDict:

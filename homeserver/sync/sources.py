@@ -1,8 +1,9 @@
-"""What the sync builder needs from the receipt, typing, to-device and account-data services."""
+"""What the sync builder needs from the receipt, typing, to-device, account-data and
+presence services."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 JsonDict = dict[str, Any]
@@ -38,3 +39,13 @@ class ToDeviceSource(Protocol):
     ) -> tuple[list[JsonDict], int]: ...
 
     async def acknowledge(self, user_id: str, device_id: str, up_to: int) -> None: ...
+
+
+class PresenceSource(Protocol):
+    async def presence_for_sync(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: Callable[[str], bool],
+    ) -> tuple[list[JsonDict], int]: ...

@@ -1,8 +1,11 @@
 """Sync and pagination tokens.
 
-A sync token `s{events}_{typing}_{to_device}` names a point in each stream:
-the event log position, the typing serial, and the last to-device message the
-device has received. A pagination token `t{position}` names the gap between
+A sync token `s{events}_{typing}_{to_device}_{presence}` names a point in each
+stream: the event log position, the typing serial, the last to-device message
+the device has received, and the presence stream position. Tokens from before
+presence (three parts) still parse, with presence 0: "send everyone's".
+
+A pagination token `t{position}` names the gap between
 log positions `position` and `position + 1`; a sync token works as one too
 (its events part). Paginating backwards from T returns positions <= T;
 forwards from T, positions > T. So `prev_batch` of a timeline whose first event
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 from homeserver.errors import MatrixError
 
-_SYNC = re.compile(r"^s(\d+)_(\d+)_(\d+)$")
+_SYNC = re.compile(r"^s(\d+)_(\d+)_(\d+)(?:_(\d+))?$")
 _TOPOLOGICAL = re.compile(r"^t(\d+)$")
 
 
@@ -29,16 +32,19 @@ class SyncToken:
     events: int
     typing: int
     to_device: int
+    presence: int = 0
 
     def __str__(self) -> str:
-        return f"s{self.events}_{self.typing}_{self.to_device}"
+        return f"s{self.events}_{self.typing}_{self.to_device}_{self.presence}"
 
     @classmethod
     def parse(cls, token: str) -> SyncToken:
         match = _SYNC.match(token)
         if match is None:
             raise invalid_token(token)
-        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        return cls(
+            int(match.group(1)), int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)
+        )
 
 
 def pagination_token(position: int) -> str:

@@ -1,0 +1,86 @@
+"""Account data and room tags: /user/{userId}/account_data/{type},
+/user/{userId}/rooms/{roomId}/account_data/{type} and /user/{userId}/rooms/{roomId}/tags."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.api.requests import json_object, ok, requester, room_id_param
+from homeserver.errors import forbidden
+from homeserver.profiles.account_data import GLOBAL, AccountDataService
+
+ACCOUNT_DATA = web.AppKey("account_data", AccountDataService)
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+USER = V3 + "/user/{user_id}"
+ROOM = USER + "/rooms/{room_id}"
+
+
+async def _owner(request: web.Request) -> str:
+    """The caller, who must be the user the path names: nobody reads another's data."""
+    caller = await requester(request)
+    if request.match_info["user_id"] != caller.user_id:
+        raise forbidden("You may only use your own account data.")
+    return caller.user_id
+
+
+# GET /_matrix/client/v3/user/{user_id}/account_data/{type}
+@routes.get(USER + "/account_data/{type}")
+async def get_account_data(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    service = request.app[ACCOUNT_DATA]
+    return ok(await service.get(user_id, GLOBAL, request.match_info["type"]))
+
+
+# PUT /_matrix/client/v3/user/{user_id}/account_data/{type}
+@routes.put(USER + "/account_data/{type}")
+async def put_account_data(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    body = await json_object(request)
+    await request.app[ACCOUNT_DATA].put(user_id, GLOBAL, request.match_info["type"], body)
+    return ok()
+
+
+# GET /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
+@routes.get(ROOM + "/account_data/{type}")
+async def get_room_account_data(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    room_id = room_id_param(request)
+    return ok(await request.app[ACCOUNT_DATA].get(user_id, room_id, request.match_info["type"]))
+
+
+# PUT /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
+@routes.put(ROOM + "/account_data/{type}")
+async def put_room_account_data(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    room_id = room_id_param(request)
+    body = await json_object(request)
+    await request.app[ACCOUNT_DATA].put(user_id, room_id, request.match_info["type"], body)
+    return ok()
+
+
+# GET /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags
+@routes.get(ROOM + "/tags")
+async def get_tags(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    return ok(await request.app[ACCOUNT_DATA].tags(user_id, room_id_param(request)))
+
+
+# PUT /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags/{tag}
+@routes.put(ROOM + "/tags/{tag}")
+async def put_tag(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    room_id = room_id_param(request)
+    body = await json_object(request)
+    await request.app[ACCOUNT_DATA].put_tag(user_id, room_id, request.match_info["tag"], body)
+    return ok()
+
+
+# DELETE /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags/{tag}
+@routes.delete(ROOM + "/tags/{tag}")
+async def delete_tag(request: web.Request) -> web.Response:
+    user_id = await _owner(request)
+    room_id = room_id_param(request)
+    await request.app[ACCOUNT_DATA].delete_tag(user_id, room_id, request.match_info["tag"])
+    return ok()

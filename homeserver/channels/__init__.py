@@ -1,0 +1,1 @@
+"""Broadcast channels: rooms where admins post and subscribers read and react."""

@@ -1,0 +1,1 @@
+"""Device rooms: device accounts, capabilities, commands, results and their expiry."""

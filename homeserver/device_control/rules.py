@@ -1,0 +1,256 @@
+"""The rules of device rooms, decided under the append lock.
+
+`rooms/chain_rules.authorize` calls `authorize` for every room draft, after
+the Matrix rules passed: so the sender is in the room and their power level
+allows the event type (the device room's power levels put commands at the
+command level, results and capabilities at the device's level). What the
+Matrix rules cannot say is checked here, against the room's state and the
+batch's `CommandFacts`:
+
+- capabilities: only the device sets them; every argument schema is a valid,
+  self-contained JSON Schema (draft 2020-12);
+- a command: never from the device (nor the system user), only while the
+  device is in its room, for an action among its capabilities, with
+  arguments its schema accepts;
+- a result: only from the device, for a known command of this room that is
+  neither finished nor past its ttl;
+- an expiry: only from the system user, for a command past its ttl and not
+  finished.
+
+Commands, results and capabilities outside a device room, a device room made
+any other way than by the device service, and encryption of a device room
+(the server could no longer check a command) are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+from referencing.exceptions import Unresolvable
+
+from homeserver.device_control.content import (
+    ACTION_NAME,
+    CapabilitiesContent,
+    CommandContent,
+    ExpiredContent,
+    ResultContent,
+    parse,
+)
+from homeserver.device_control.facts import CommandFacts
+from homeserver.errors import MatrixError, bad_json, forbidden
+from homeserver.events import types
+from homeserver.events.model import Draft
+from homeserver.log.appender import BatchFacts
+from homeserver.projections.device_control import EXPIRED, TERMINAL
+from homeserver.projections.room_state import RoomState
+
+# Namespaced errcodes (spec/devices.md).
+UNKNOWN_COMMAND = "LINKCHAT_UNKNOWN_COMMAND"
+COMMAND_EXPIRED = "LINKCHAT_COMMAND_EXPIRED"
+COMMAND_FINISHED = "LINKCHAT_COMMAND_FINISHED"
+COMMAND_NOT_EXPIRED = "LINKCHAT_COMMAND_NOT_EXPIRED"
+
+# The server's own user, a member of every device room, which appends expiries.
+# A localpart starting with "_" cannot be registered (accounts/identifiers.py).
+SYSTEM_LOCALPART = "_linkchat"
+DEVICE_EVENT_TYPES = frozenset(
+    {
+        types.DEVICE_CAPABILITIES,
+        types.DEVICE_COMMAND,
+        types.DEVICE_RESULT,
+        types.DEVICE_COMMAND_EXPIRED,
+    }
+)
+_CHECKED = DEVICE_EVENT_TYPES | {types.ENCRYPTION}
+ACTION_NAME_PATTERN = re.compile(ACTION_NAME.removeprefix("^").removesuffix("$"))
+
+
+def system_user(server_name: str) -> str:
+    return f"@{SYSTEM_LOCALPART}:{server_name}"
+
+
+def system_user_of(room_id: str) -> str:
+    return system_user(room_id.partition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRoomCreation(Draft):
+    """The m.room.create of a device room: only the device service makes one."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRoom:
+    device_user_id: str
+    owner_user_id: str
+
+
+def device_room_of(state: RoomState) -> DeviceRoom | None:
+    """Who the device and its owner are, when `state` is a device room's."""
+    create = state.content(types.CREATE)
+    if create is None or create.get("type") != types.DEVICE_ROOM_TYPE:
+        return None
+    device, owner = create.get("device_user_id"), create.get("owner_user_id")
+    if not isinstance(device, str) or not isinstance(owner, str):
+        return None
+    return DeviceRoom(device, owner)
+
+
+def authorize(
+    state: RoomState, draft: Draft, facts: BatchFacts | None, now_ms: int | None = None
+) -> None:
+    """Raise MatrixError unless `draft` may be appended to the room `state`, by these rules."""
+    if draft.type == types.CREATE:
+        if draft.content.get("type") == types.DEVICE_ROOM_TYPE and not isinstance(
+            draft, DeviceRoomCreation
+        ):
+            raise forbidden("Device rooms are made with POST /_linkchat/v1/devices.")
+        return
+    if draft.type not in _CHECKED:
+        return
+    room = device_room_of(state)
+    if room is None:
+        if draft.type in DEVICE_EVENT_TYPES:
+            raise forbidden(f"{draft.type} events belong in device rooms.")
+        return
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    commands = facts if isinstance(facts, CommandFacts) else None
+    if draft.type == types.ENCRYPTION:
+        raise forbidden("A device room is not encrypted: the server checks every command.")
+    if draft.type == types.DEVICE_CAPABILITIES:
+        _authorize_capabilities(room, draft)
+    elif draft.type == types.DEVICE_COMMAND:
+        _authorize_command(state, room, draft)
+    elif draft.type == types.DEVICE_RESULT:
+        _authorize_result(room, draft, commands, now)
+    else:
+        _authorize_expiry(draft, commands, now)
+
+
+# Capabilities
+
+
+def _authorize_capabilities(room: DeviceRoom, draft: Draft) -> None:
+    if draft.sender != room.device_user_id:
+        raise forbidden("Only the device publishes its capabilities.")
+    if draft.state_key != "":
+        raise bad_json(f"{types.DEVICE_CAPABILITIES} is a state event with the state key ''.")
+    capabilities = parse(CapabilitiesContent, draft.content)
+    for name, action in capabilities.actions.items():
+        where = f"content.actions.{name}"
+        if not ACTION_NAME_PATTERN.fullmatch(name):
+            raise bad_json(f"{where}: an action name is 1-64 of A-Z a-z 0-9 _ . : -")
+        try:
+            Draft202012Validator.check_schema(action.args_schema)
+        except SchemaError as error:
+            raise bad_json(
+                f"{where}.args_schema: not a valid JSON Schema: {error.message}"
+            ) from None
+        for ref in _refs(action.args_schema):
+            if not ref.startswith("#"):
+                raise bad_json(
+                    f"{where}.args_schema: $ref {ref!r} points outside the schema;"
+                    " an argument schema must be self-contained."
+                )
+
+
+def _refs(schema: object) -> Iterator[str]:
+    pending = [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for key, value in item.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    yield value
+                else:
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+# Commands
+
+
+def _authorize_command(state: RoomState, room: DeviceRoom, draft: Draft) -> None:
+    if draft.is_state:
+        raise bad_json(f"{types.DEVICE_COMMAND} is not a state event.")
+    # The device's power level is below the command level; this holds even if
+    # someone raised it: a device never commands itself.
+    if draft.sender in (room.device_user_id, system_user_of(draft.room_id)):
+        raise forbidden("A device does not send commands.")
+    if state.membership(room.device_user_id) != "join":
+        raise forbidden("This device has been retired: it is no longer in its room.")
+    command = parse(CommandContent, draft.content)
+    published = state.content(types.DEVICE_CAPABILITIES)
+    actions = published.get("actions") if published is not None else None
+    if not isinstance(actions, Mapping):
+        raise bad_json("content.action: the device has not published its capabilities yet.")
+    action = actions.get(command.action)
+    schema = action.get("args_schema") if isinstance(action, Mapping) else None
+    if not isinstance(schema, Mapping):
+        accepted = ", ".join(sorted(actions)) or "none"
+        raise bad_json(
+            f"content.action: the device does not accept {command.action!r}"
+            f" (it accepts: {accepted})."
+        )
+    _check_args(command.action, schema, command.args)
+
+
+def _check_args(action: str, schema: Mapping[str, Any], args: dict[str, Any]) -> None:
+    try:
+        error = best_match(Draft202012Validator(schema).iter_errors(args))
+    except (Unresolvable, RecursionError):
+        raise bad_json(
+            f"content.args: the device's schema for {action!r} cannot be used."
+        ) from None
+    if error is not None:
+        where = "content.args" + error.json_path.removeprefix("$")
+        raise bad_json(f"{where}: {error.message}")
+
+
+# Results and expiries
+
+
+def _authorize_result(
+    room: DeviceRoom, draft: Draft, commands: CommandFacts | None, now_ms: int
+) -> None:
+    if draft.sender != room.device_user_id:
+        raise forbidden("Only the device sends results.")
+    if draft.is_state:
+        raise bad_json(f"{types.DEVICE_RESULT} is not a state event.")
+    result = parse(ResultContent, draft.content)
+    command_id = result.relates_to.event_id
+    expires_ts = _open_command(draft, commands, command_id)
+    if now_ms >= expires_ts:
+        raise MatrixError(410, COMMAND_EXPIRED, f"Command {command_id} has expired.")
+
+
+def _authorize_expiry(draft: Draft, commands: CommandFacts | None, now_ms: int) -> None:
+    if draft.sender != system_user_of(draft.room_id):
+        raise forbidden("Only the server marks a command expired.")
+    if draft.is_state:
+        raise bad_json(f"{types.DEVICE_COMMAND_EXPIRED} is not a state event.")
+    expiry = parse(ExpiredContent, draft.content)
+    command_id = expiry.relates_to.event_id
+    expires_ts = _open_command(draft, commands, command_id)
+    if now_ms < expires_ts:
+        raise MatrixError(409, COMMAND_NOT_EXPIRED, f"Command {command_id} has not expired yet.")
+
+
+def _open_command(draft: Draft, commands: CommandFacts | None, command_id: str) -> int:
+    """The expiry time of a command of this room nobody finished yet; refused otherwise."""
+    found = commands.commands.get(command_id) if commands is not None else None
+    if found is None or found.room_id != draft.room_id:
+        raise MatrixError(404, UNKNOWN_COMMAND, f"No command {command_id} in this room.")
+    if found.status == EXPIRED:
+        raise MatrixError(410, COMMAND_EXPIRED, f"Command {command_id} has expired.")
+    if found.status in TERMINAL:
+        raise MatrixError(
+            409, COMMAND_FINISHED, f"Command {command_id} is finished ({found.status})."
+        )
+    return found.expires_ts

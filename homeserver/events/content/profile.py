@@ -1,0 +1,60 @@
+"""What a profile fact holds, and what an ignore list says: read by rules, sync and services.
+
+`com.linkchat.profile` (state key ""), in the account chain of its owner:
+`{"displayname"?: str, "avatar_url"?: str}`; a missing key is an unset field.
+JSON Schema: spec/events/com.linkchat.profile.json (tests/test_profiles.py
+checks it agrees with this model).
+
+`m.ignored_user_list` is global account data, `{"ignored_users": {user_id: {}}}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from homeserver.errors import invalid_param
+
+# As Synapse: a display name of at most 256 characters, an avatar URL of at most 1000.
+MAX_DISPLAYNAME_LENGTH = 256
+MAX_AVATAR_URL_LENGTH = 1000
+
+
+class ProfileContent(BaseModel):
+    # A logged event is forever: keys this version does not know are kept.
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    displayname: str | None = Field(default=None, max_length=MAX_DISPLAYNAME_LENGTH)
+    avatar_url: str | None = Field(default=None, max_length=MAX_AVATAR_URL_LENGTH)
+
+    def fields(self) -> dict[str, str]:
+        """The set fields, as a profile fact and an m.room.member event carry them."""
+        found: dict[str, str] = {}
+        if self.displayname is not None:
+            found["displayname"] = self.displayname
+        if self.avatar_url is not None:
+            found["avatar_url"] = self.avatar_url
+        return found
+
+
+def parse_profile(content: Mapping[str, Any]) -> ProfileContent:
+    """The model of a profile fact's content; M_INVALID_PARAM naming the field if it fits not."""
+    try:
+        return ProfileContent.model_validate(dict(content))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise invalid_param(f"{where}: {first['msg']}") from None
+
+
+def ignored_user_ids(content: Mapping[str, Any] | None, owner: str) -> frozenset[str]:
+    """The users an `m.ignored_user_list` content names (never its owner). Lenient, as
+    the list is client-written account data: anything malformed ignores nobody."""
+    ignored = content.get("ignored_users") if content is not None else None
+    if not isinstance(ignored, dict):
+        return frozenset()
+    return frozenset(
+        user for user in ignored if isinstance(user, str) and user.startswith("@") and user != owner
+    )

@@ -1,0 +1,1 @@
+"""The content repository: uploads, downloads and thumbnails of media (`mxc://` URIs)."""

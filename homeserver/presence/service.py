@@ -1,0 +1,435 @@
+"""Presence: the rules of who may set and see it, when it changes, and what sync shows.
+
+Presence is not in the log (DESIGN: truly ephemeral signals); `rules.py` says
+how a record changes, `state.py` where records live (this process, or Redis for
+several). This service decides when to change them, and keeps that cheap:
+
+- A sync only writes when it would change what room-mates see (an offline user
+  coming online); the "still connected" time of users whose syncs are in flight
+  or just ended is written by a heartbeat every `touch_interval_ms`, in one
+  batch. Activity (events this process appends) works the same way: a user
+  already online and currently active is only noted, and written at most once
+  per interval.
+- A visible change takes a new stream position. It is published on the bus
+  (other processes learn the position and drop what they remembered of the
+  user) before the notifier wakes the long-polls of every room the user is
+  in, so a woken sync on any process already knows the new position.
+- The sync path first compares the token's presence position with the latest
+  one this process knows: nothing changed costs one integer comparison.
+- Who shares a room with whom comes from `room_members`, cached per user until
+  the notifier reports a change naming them (a membership change does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from homeserver.bus.base import Bus
+from homeserver.errors import forbidden
+from homeserver.events import types
+from homeserver.events.model import Event
+from homeserver.presence.rules import (
+    NOBODY,
+    OFFLINE,
+    ONLINE,
+    Presence,
+    Timeouts,
+    UserPresence,
+    acted,
+    chosen,
+    content,
+    deadline,
+    expired,
+    synced,
+)
+from homeserver.presence.state import (
+    Change,
+    LocalPresenceState,
+    PresenceState,
+    RedisPresenceState,
+    now_ms,
+)
+from homeserver.store import presence as presence_store
+from homeserver.sync.notifier import Change as StreamChange
+from homeserver.sync.notifier import Notifier
+
+log = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+CHANNEL = "presence"
+ROOMS_CACHE_SIZE = 50_000
+MEMO_SIZE = 100_000
+# Concurrent store writes of one heartbeat or sweep batch.
+BATCH = 64
+# Users taken from the timeout index per sweep round.
+SWEEP_LIMIT = 1_000
+
+
+def _bounded_put(cache: dict[str, Any], key: str, value: Any, size: int) -> None:
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > size:
+        cache.pop(next(iter(cache)))
+
+
+class PresenceService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        notifier: Notifier,
+        bus: Bus,
+        state: PresenceState,
+        timeouts: Timeouts,
+        *,
+        enabled: bool = True,
+    ) -> None:
+        self._pool = pool
+        self._notifier = notifier
+        self._bus = bus
+        self._state = state
+        self.timeouts = timeouts
+        self.enabled = enabled
+        self._origin = secrets.token_hex(6)
+        # The latest visible change this process knows of (own writes, bus messages).
+        self._position = 0
+        # The last record this process wrote or read per user; dropped when the
+        # bus says another process changed the user.
+        self._known: dict[str, UserPresence] = {}
+        self._rooms: dict[str, tuple[int, frozenset[str]]] = {}
+        # user -> (syncs in flight, set_presence of the latest one)
+        self._in_flight: dict[str, tuple[int, str]] = {}
+        self._ended: dict[str, int] = {}
+        self._active: dict[str, int] = {}
+        self._next_heartbeat = 0
+        self._sleeping_until = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        bus.subscribe(CHANNEL, self._on_bus_message)
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        await self._state.open()
+        self._position = max(self._position, await self._state.position())
+        self._task = asyncio.create_task(self._run(), name="presence")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        await self._state.close()
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    # PUT /presence/{userId}/status
+
+    async def set_status(
+        self, requester: str, user_id: str, presence: Presence, status_msg: str | None
+    ) -> None:
+        if requester != user_id:
+            raise forbidden("You cannot set the presence of another user.")
+        if not self.enabled:
+            return  # accepted and ignored, as Synapse does with presence off
+        now = now_ms()
+        await self._apply(user_id, lambda record: chosen(record, presence, status_msg, now))
+
+    # GET /presence/{userId}/status
+
+    async def status(self, requester: str, user_id: str) -> JsonDict:
+        if requester != user_id:
+            # A membership change this process just committed must count already.
+            await self._notifier.settled()
+            rooms = await self._rooms_of([requester, user_id])
+            if rooms[requester].isdisjoint(rooms[user_id]):
+                raise forbidden("You are not allowed to see their presence.")
+        now = now_ms()
+        if not self.enabled:
+            return content(NOBODY, now)
+        record = (await self._state.get([user_id])).get(user_id, NOBODY)
+        return content(expired(record, now, self.timeouts), now)
+
+    # GET /sync: the caller's syncs and what they receive
+
+    @contextlib.asynccontextmanager
+    async def syncing(self, user_id: str, set_presence: str) -> AsyncIterator[None]:
+        """Around one sync (or a sync stream): the user is connected while it runs.
+        `set_presence=offline` syncs leave presence alone (the spec)."""
+        if not self.enabled or set_presence == OFFLINE:
+            yield
+            return
+        count, _ = self._in_flight.get(user_id, (0, set_presence))
+        self._in_flight[user_id] = (count + 1, set_presence)
+        try:
+            await self._sync_started(user_id, set_presence)
+            yield
+        finally:
+            count, kind = self._in_flight.pop(user_id, (1, set_presence))
+            if count > 1:
+                self._in_flight[user_id] = (count - 1, kind)
+            else:
+                self._ended[user_id] = now_ms()
+
+    async def _sync_started(self, user_id: str, set_presence: str) -> None:
+        now = now_ms()
+        known = self._known.get(user_id)
+        if known is not None and synced(known, set_presence, now).visible() == known.visible():
+            return  # nothing room-mates would see; the heartbeat keeps the time
+        try:
+            await self._apply(user_id, lambda record: synced(record, set_presence, now))
+        except Exception:
+            # A sync must not fail because presence could not be written.
+            log.exception("recording that %s syncs failed", user_id)
+
+    async def presence_for_sync(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: Callable[[str], bool],
+    ) -> tuple[list[JsonDict], int]:
+        """m.presence events of the user and of everyone sharing one of `room_ids`
+        with them: those changed after position `since`, or (`since` None or 0,
+        or from before a reset of the store) everyone not offline. Returns the
+        events and the position to put in the next token."""
+        position = self._position
+        if since is not None and since == position:
+            return [], position
+        if since is not None and since > position:
+            # Another process took it; ours has not heard yet (or the store was reset).
+            position = self._position = max(position, await self._state.position())
+            if since == position:
+                return [], position
+        if since is None or since == 0 or since > position:
+            async with self._pool.acquire() as conn:
+                members = await presence_store.joined_members_of(conn, list(room_ids))
+            records = await self._state.get(sorted({*members, user_id}))
+            records = {u: r for u, r in records.items() if r.presence != OFFLINE}
+        else:
+            changed = await self._state.changed(since, position)
+            if not changed:
+                return [], position
+            others = [u for u in changed if u != user_id]
+            rooms = await self._rooms_of(others) if others else {}
+            mine = set(room_ids)
+            shown = [u for u in changed if u == user_id or not rooms[u].isdisjoint(mine)]
+            records = await self._state.get(shown) if shown else {}
+        now = now_ms()
+        events = [
+            {
+                "type": "m.presence",
+                "sender": sender,
+                "content": content(expired(record, now, self.timeouts), now),
+            }
+            for sender, record in sorted(records.items(), key=lambda item: item[1].position)
+            if allows(sender)
+        ]
+        return events, position
+
+    # Activity: the appender's listener
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Events this process appended: their senders were active (sending,
+        reading). Noted now, written by the background task."""
+        if not self.enabled:
+            return
+        now = now_ms()
+        urgent = False
+        for event in events:
+            if types.is_room_chain(event.room_id) or event.type == types.RECEIPT:
+                self._active[event.sender] = now
+                known = self._known.get(event.sender)
+                if known is None or known.presence != ONLINE or not known.currently_active:
+                    urgent = True
+        if urgent:
+            self._wakeup.set()
+
+    # Writing
+
+    async def _apply(
+        self, user_id: str, change: Change, *, reschedule: bool = False
+    ) -> UserPresence:
+        updated = await self._state.update(user_id, change, reschedule=reschedule)
+        record = updated.record
+        _bounded_put(self._known, user_id, record, MEMO_SIZE)
+        if updated.visible:
+            self._position = max(self._position, record.position)
+            await self._announce(user_id, record.position)
+        due = deadline(record, self.timeouts)
+        if updated.changed and due is not None and due < self._sleeping_until:
+            self._wakeup.set()
+        return record
+
+    async def _announce(self, user_id: str, position: int) -> None:
+        # The bus first: a process woken by the notifier must already know the position.
+        message = json.dumps({"o": self._origin, "p": position, "u": user_id})
+        try:
+            await self._bus.publish(CHANNEL, message)
+        except Exception:
+            log.exception("publishing a presence change failed")
+        rooms = (await self._rooms_of([user_id]))[user_id]
+        users = frozenset() if rooms else frozenset({user_id})
+        self._notifier.notify(StreamChange(self._notifier.position, rooms, users))
+
+    def _on_bus_message(self, message: str) -> None:
+        data = json.loads(message)
+        if data.get("o") == self._origin:
+            return
+        self._position = max(self._position, int(data["p"]))
+        self._known.pop(str(data["u"]), None)
+
+    async def _rooms_of(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Each user's joined rooms, cached until a change names the user."""
+        found: dict[str, frozenset[str]] = {}
+        missing: dict[str, int] = {}
+        for user_id in user_ids:
+            generation = self._notifier.generation(user_id)
+            cached = self._rooms.get(user_id)
+            if cached is not None and cached[0] == generation:
+                found[user_id] = cached[1]
+            else:
+                missing[user_id] = generation  # recorded before the read it guards
+        if missing:
+            async with self._pool.acquire() as conn:
+                fetched = await presence_store.joined_rooms_of(conn, list(missing))
+            for user_id, generation in missing.items():
+                rooms = frozenset(fetched.get(user_id, ()))
+                _bounded_put(self._rooms, user_id, (generation, rooms), ROOMS_CACHE_SIZE)
+                found[user_id] = rooms
+        return found
+
+    # The background task: activity, heartbeats, timeouts
+
+    async def _run(self) -> None:
+        interval = self.timeouts.touch_interval_ms
+        while True:
+            self._wakeup.clear()
+            upcoming: int | None = None
+            try:
+                now = now_ms()
+                await self._flush_activity(now)
+                if now >= self._next_heartbeat:
+                    self._next_heartbeat = now + interval
+                    await self._heartbeat(now)
+                upcoming = await self._sweep(now_ms())
+            except Exception:
+                log.exception("presence upkeep failed")
+            # Other processes add timeouts too: look again at least every interval.
+            wake_at = min(self._next_heartbeat, now_ms() + interval)
+            if upcoming is not None:
+                wake_at = min(wake_at, upcoming)
+            self._sleeping_until = wake_at
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0, wake_at - now_ms()) / 1000):
+                    await self._wakeup.wait()
+
+    async def _flush_activity(self, now: int) -> None:
+        pending, self._active = self._active, {}
+        interval = self.timeouts.touch_interval_ms
+        changes: list[tuple[str, Change]] = []
+        for user_id, at in pending.items():
+            known = self._known.get(user_id)
+            if (
+                known is not None
+                and known.presence == ONLINE
+                and known.currently_active
+                and at - known.last_active_ts < interval
+            ):
+                continue  # written recently enough
+            changes.append((user_id, _acted_at(at)))
+        await self._apply_all(changes)
+
+    async def _heartbeat(self, now: int) -> None:
+        """Users with a sync in flight, or one that ended since the last heartbeat,
+        are still connected: store that, so no process times them out."""
+        ended, self._ended = self._ended, {}
+        half = self.timeouts.touch_interval_ms // 2
+        changes: list[tuple[str, Change]] = []
+        for user_id, (_, set_presence) in self._in_flight.items():
+            known = self._known.get(user_id)
+            if known is not None and known.presence != OFFLINE and now - known.last_sync_ts < half:
+                continue
+            changes.append((user_id, _connected(set_presence, now)))
+        for user_id, at in ended.items():
+            if user_id not in self._in_flight:
+                changes.append((user_id, _connected(None, at)))
+        await self._apply_all(changes)
+
+    async def _sweep(self, now: int) -> int | None:
+        """Apply the timeouts that are due; the next one's time."""
+        while True:
+            due, upcoming = await self._state.due(now, SWEEP_LIMIT)
+            await self._apply_all(
+                [(user_id, _expired_at(now, self.timeouts)) for user_id in due], reschedule=True
+            )
+            if len(due) < SWEEP_LIMIT:
+                return upcoming
+
+    async def _apply_all(
+        self, changes: list[tuple[str, Change]], *, reschedule: bool = False
+    ) -> None:
+        for start in range(0, len(changes), BATCH):
+            batch = changes[start : start + BATCH]
+            results = await asyncio.gather(
+                *(self._apply(u, change, reschedule=reschedule) for u, change in batch),
+                return_exceptions=True,
+            )
+            for (user_id, _), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("updating the presence of %s failed: %s", user_id, result)
+
+
+def _acted_at(at: int) -> Change:
+    return lambda record: acted(record, at)
+
+
+def _expired_at(now: int, timeouts: Timeouts) -> Change:
+    return lambda record: expired(record, now, timeouts)
+
+
+def _connected(set_presence: str | None, at: int) -> Change:
+    """Still connected at `at`; a sync still in flight also brings back a user who
+    timed out meanwhile (say, a lost heartbeat), as its start would have."""
+
+    def change(record: UserPresence) -> UserPresence:
+        if set_presence is not None and record.presence == OFFLINE:
+            return synced(record, set_presence, at)
+        if record.last_sync_ts >= at:
+            return record
+        return replace(record, last_sync_ts=at)
+
+    return change
+
+
+def create_presence_service(
+    pool: asyncpg.Pool,
+    notifier: Notifier,
+    bus: Bus,
+    *,
+    enabled: bool,
+    idle_timeout_seconds: int,
+    offline_timeout_seconds: int,
+    redis_url: str,
+    namespace: str,
+) -> PresenceService:
+    """Shared through Redis when a Redis URL is configured, else in this process."""
+    timeouts = Timeouts(idle_timeout_seconds * 1000, offline_timeout_seconds * 1000)
+    state: PresenceState = (
+        RedisPresenceState(redis_url, namespace, timeouts)
+        if redis_url
+        else LocalPresenceState(timeouts)
+    )
+    return PresenceService(pool, notifier, bus, state, timeouts, enabled=enabled)

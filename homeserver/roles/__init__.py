@@ -1,0 +1,1 @@
+"""Named roles (owner, admin, moderator, member) over Matrix power levels."""

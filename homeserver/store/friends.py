@@ -1,0 +1,134 @@
+"""Friends and blocks: the projection tables, and the facts behind them as the rules see them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from homeserver.events import types
+from homeserver.events.canonical import decode
+
+
+@dataclass(frozen=True, slots=True)
+class RelationRow:
+    other_id: str
+    relation: str  # outgoing | incoming | friends
+    message: str | None
+    ts: int  # when the request was sent, or since when they are friends
+    room_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    blocked_id: str
+    ts: int
+
+
+def _relation(row: asyncpg.Record) -> RelationRow:
+    return RelationRow(row["other_id"], row["relation"], row["message"], row["ts"], row["room_id"])
+
+
+async def relations(
+    conn: asyncpg.Connection, user_id: str, kinds: Sequence[str]
+) -> list[RelationRow]:
+    rows = await conn.fetch(
+        "SELECT other_id, relation, message, ts, room_id FROM friend_relations"
+        " WHERE user_id = $1 AND relation = ANY($2::text[]) ORDER BY ts, other_id",
+        user_id,
+        list(kinds),
+    )
+    return [_relation(row) for row in rows]
+
+
+async def relation(conn: asyncpg.Connection, user_id: str, other_id: str) -> RelationRow | None:
+    row = await conn.fetchrow(
+        "SELECT other_id, relation, message, ts, room_id FROM friend_relations"
+        " WHERE user_id = $1 AND other_id = $2",
+        user_id,
+        other_id,
+    )
+    return _relation(row) if row is not None else None
+
+
+async def blocks(conn: asyncpg.Connection, user_id: str) -> list[BlockRow]:
+    rows = await conn.fetch(
+        "SELECT blocked_id, ts FROM user_blocks WHERE user_id = $1 ORDER BY ts, blocked_id",
+        user_id,
+    )
+    return [BlockRow(row["blocked_id"], row["ts"]) for row in rows]
+
+
+async def has_blocked(conn: asyncpg.Connection, user_id: str, other_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT 1 FROM user_blocks WHERE user_id = $1 AND blocked_id = $2", user_id, other_id
+        )
+    )
+
+
+async def blockers_among(
+    conn: asyncpg.Connection, blocked_id: str, user_ids: Sequence[str]
+) -> list[str]:
+    """Which of `user_ids` have blocked `blocked_id`."""
+    rows = await conn.fetch(
+        "SELECT user_id FROM user_blocks WHERE blocked_id = $1 AND user_id = ANY($2::text[])",
+        blocked_id,
+        list(user_ids),
+    )
+    return [row["user_id"] for row in rows]
+
+
+async def share_a_room(conn: asyncpg.Connection, user_id: str, other_id: str) -> bool:
+    """Whether both are joined to at least one room."""
+    return bool(
+        await conn.fetchval(
+            "SELECT 1 FROM room_members a JOIN room_members b ON b.room_id = a.room_id"
+            " WHERE a.user_id = $1 AND a.membership = 'join'"
+            " AND b.user_id = $2 AND b.membership = 'join' LIMIT 1",
+            user_id,
+            other_id,
+        )
+    )
+
+
+async def present_members(conn: asyncpg.Connection, room_id: str) -> dict[str, str]:
+    """Joined and invited members of a room, with their membership."""
+    rows = await conn.fetch(
+        "SELECT user_id, membership FROM room_members"
+        " WHERE room_id = $1 AND membership IN ('join', 'invite')",
+        room_id,
+    )
+    return {row["user_id"]: row["membership"] for row in rows}
+
+
+async def friend_facts(conn: asyncpg.Connection, user_id: str) -> dict[str, dict[str, Any]]:
+    """Content of every com.linkchat.friend fact in the user's chain, by the other user:
+    exactly what the rules see in the chain's state."""
+    rows = await conn.fetch(
+        "SELECT s.state_key, e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = $1 AND s.type = $2",
+        user_id,
+        types.FRIEND,
+    )
+    return {row["state_key"]: decode(row["json"])["content"] for row in rows}
+
+
+async def account_data_fact(
+    conn: asyncpg.Connection, user_id: str, state_key: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The account-data event now in force under `state_key` in the user's chain:
+    its ID and the account data's own content."""
+    row = await conn.fetchrow(
+        "SELECT e.event_id, e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3",
+        user_id,
+        types.ACCOUNT_DATA,
+        state_key,
+    )
+    if row is None:
+        return None
+    data = decode(row["json"])["content"].get("content")
+    return row["event_id"], data if isinstance(data, dict) else {}

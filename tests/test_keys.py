@@ -1,0 +1,201 @@
+"""Signing-key rotation: new events get the new key, old events still verify with the old one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, generate_signing_key
+from signedjson.sign import verify_signed_json
+from unpaddedbase64 import decode_base64
+
+from homeserver.api.keys import SERVER_KEY
+from homeserver.audit.verify import Failure, LogVerifier, verify_database
+from homeserver.events.sealing import seal
+from homeserver.events.signing import (
+    load_key_ring,
+    read_public_keys,
+    ring_path,
+    rotate_key,
+)
+from tests.conftest import AppFactory
+from tests.matrix import MatrixClient
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER = "localhost"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _verify(dsn: str, key_path: Path) -> tuple[Failure | None, LogVerifier]:
+    verifier = LogVerifier(SERVER, read_public_keys(key_path))
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await verify_database(conn, verifier, workers=0), verifier
+    finally:
+        await conn.close()
+
+
+async def _chat(hs: MatrixClient, messages: int = 3) -> str:
+    alice = await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    for n in range(messages):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"before {n}"})
+    return room
+
+
+async def test_events_signed_before_and_after_a_rotation_all_verify(
+    start_app: AppFactory, fresh_dsn: str, tmp_path: Path
+) -> None:
+    key_path = tmp_path / "signing.key"
+    before = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
+    await _chat(before)
+    old_key_id = before.app[SERVER_KEY].key_id
+    await asyncio.sleep(0.01)
+    rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)
+    await asyncio.sleep(0.01)
+    after = await start_app(dsn=fresh_dsn, signing_key_path=key_path)  # the restart
+    assert after.app[SERVER_KEY].key_id != old_key_id
+    await _chat(after)
+    failure, verifier = await _verify(fresh_dsn, key_path)
+    assert failure is None, str(failure)
+    assert verifier.keys_used == {old_key_id, after.app[SERVER_KEY].key_id}
+
+
+async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
+    start_app: AppFactory, fresh_dsn: str, tmp_path: Path
+) -> None:
+    key_path = tmp_path / "signing.key"
+    old = load_key_ring(key_path, SERVER).current
+    rotated_at = _now_ms()
+    rotate_key(key_path, SERVER, rotated_at, grace_ms=60_000)
+    hs = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
+    body = await hs.ok("GET", "/_matrix/key/v2/server")
+    current = hs.app[SERVER_KEY]
+    assert body["verify_keys"] == {current.key_id: {"key": current.public_key_base64}}
+    assert body["old_verify_keys"] == {
+        old.key_id: {"key": old.public_key_base64, "expired_ts": rotated_at + 60_000}
+    }
+    published = decode_verify_key_bytes(
+        current.key_id, decode_base64(body["verify_keys"][current.key_id]["key"])
+    )
+    verify_signed_json(body, SERVER, published)
+
+
+async def test_an_event_signed_by_the_old_key_after_its_expiry_fails(
+    start_app: AppFactory, fresh_dsn: str, tmp_path: Path
+) -> None:
+    key_path = tmp_path / "signing.key"
+    stale = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
+    room = await _chat(stale)
+    assert (await _verify(fresh_dsn, key_path))[0] is None
+    rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)
+    await asyncio.sleep(0.01)
+    # A process not restarted after the rotation keeps signing with the old key.
+    user = await stale.register()
+    await stale.join(user, room)
+    failure, _ = await _verify(fresh_dsn, key_path)
+    assert failure is not None
+    assert failure.check == "signature"
+    assert stale.app[SERVER_KEY].key_id in failure.reason
+    assert "outside the key's validity" in failure.reason
+
+
+def test_an_event_dated_before_the_new_key_existed_fails(tmp_path: Path) -> None:
+    key_path = tmp_path / "signing.key"
+    load_key_ring(key_path, SERVER)
+    ring = rotate_key(key_path, SERVER, 2_000_000_000_000, grace_ms=0)
+    pdu = {
+        "auth_events": [],
+        "content": {"msgtype": "m.text", "body": "backdated"},
+        "depth": 1,
+        "origin_server_ts": 1_999_999_999_999,
+        "prev_events": [],
+        "room_id": "!r:localhost",
+        "sender": "@a:localhost",
+        "type": "m.room.message",
+    }
+    event_id, _ = seal(pdu, ring.current)
+    failure = LogVerifier(SERVER, ring.keys).check(1, event_id, pdu)
+    assert failure is not None and failure.check == "signature"
+    assert "outside the key's validity" in failure.reason
+
+
+def test_a_rotation_keeps_old_public_keys_and_no_old_secret(tmp_path: Path) -> None:
+    key_path = tmp_path / "signing.key"
+    first = load_key_ring(key_path, SERVER).current
+    second = rotate_key(key_path, SERVER, 1_000, grace_ms=500).current
+    third = rotate_key(key_path, SERVER, 2_000, grace_ms=0).current
+    keys = read_public_keys(key_path)
+    assert [(k.key_id, k.valid_from, k.expired_ts) for k in keys.values()] == sorted(
+        [
+            (first.key_id, 0, 1_500),
+            (second.key_id, 1_000, 2_000),
+            (third.key_id, 2_000, None),
+        ]
+    )
+    assert load_key_ring(key_path, SERVER).current.key_id == third.key_id
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    secrets = [p.name for p in tmp_path.iterdir() if p.read_text().startswith("ed25519 ")]
+    assert secrets == ["signing.key"]  # the old secret keys are gone
+
+
+def test_a_rotation_interrupted_by_a_crash_is_finished_or_discarded(tmp_path: Path) -> None:
+    key_path = tmp_path / "signing.key"
+    old = load_key_ring(key_path, SERVER).current
+    # Crash after the ring recorded the new key, before the new secret replaced the old.
+    new = rotate_key(key_path, SERVER, 1_000, grace_ms=0).current
+    next_path = key_path.with_name("signing.key.next")
+    os.replace(key_path, next_path)
+    key_path.write_text(f"ed25519 {old.key.version} {encode_signing_key_base64(old.key)}\n")
+    assert load_key_ring(key_path, SERVER).current.key_id == new.key_id
+    assert not next_path.exists()
+    # Crash after a new secret was written, before the ring recorded it: no rotation.
+    ring_before = ring_path(key_path).read_text()
+    stray = generate_signing_key("a_stray")
+    next_path.write_text(f"ed25519 a_stray {encode_signing_key_base64(stray)}\n")
+    assert load_key_ring(key_path, SERVER).current.key_id == new.key_id
+    assert not next_path.exists()
+    assert ring_path(key_path).read_text() == ring_before
+
+
+async def test_keys_rotate_and_list_commands(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"data_dir": str(tmp_path / "data")}))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
+
+    async def homeserver(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "homeserver",
+            *args,
+            "--config",
+            str(config),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    code, listed = await homeserver("keys", "list")
+    assert code == 0, listed
+    assert "current" in listed and listed.count("ed25519:") == 1
+    code, rotated = await homeserver("keys", "rotate", "--grace", "10m")
+    assert code == 0, rotated
+    assert "Restart every server process" in rotated
+    assert rotated.count("ed25519:") == 3  # the new key named, then both listed
+    assert "expired_ts" in rotated
+    code, bad = await homeserver("keys", "rotate", "--grace", "ten minutes")
+    assert code == 2 and "duration" in bad
