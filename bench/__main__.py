@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import device_roundtrip as device_roundtrip_scenario
 from bench import media as media_scenario
 from bench import search as search_scenario
 from bench.client import MatrixRequestError
@@ -43,6 +44,7 @@ SCENARIOS: dict[str, Scenario] = {
         audit.SCENARIO,
         media_scenario.SCENARIO,
         search_scenario.SCENARIO,
+        device_roundtrip_scenario.SCENARIO,
     ]
 }
 

@@ -152,3 +152,20 @@ async def test_channel_info_of_a_plain_room(api: Api, alice: Registered) -> None
     room_id = await api.create_room(alice.access_token)
     status, body = await _info(api, alice, room_id)
     assert_error(status, body, 404, "LINKCHAT_NOT_A_CHANNEL")
+
+
+async def test_public_channel_listed_in_the_directory_with_its_type(
+    api: Api, alice: Registered
+) -> None:
+    room_id = await api.create_room(
+        alice.access_token, visibility="public", name="Listed", creation_content=CHANNEL
+    )
+    status, body = await api.request(
+        "POST",
+        "/publicRooms",
+        json={"limit": 500, "filter": {"room_types": ["com.linkchat.channel"]}},
+        token=alice.access_token,
+    )
+    assert status == 200, body
+    listed = {entry["room_id"]: entry for entry in body["chunk"]}
+    assert listed[room_id]["room_type"] == "com.linkchat.channel", listed.get(room_id)

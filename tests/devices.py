@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import jsonschema
 
 from tests.matrix import MatrixClient, Reply, User
 
@@ -14,6 +18,7 @@ COMMAND = "com.linkchat.device.command"
 RESULT = "com.linkchat.device.result"
 CAPABILITIES = "com.linkchat.device.capabilities"
 EXPIRED = "com.linkchat.device.command.expired"
+SPEC = Path(__file__).resolve().parent.parent / "spec"
 
 OPEN_URL_SCHEMA = {
     "type": "object",
@@ -132,3 +137,10 @@ async def sync(
 def timeline(body: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
     room = body.get("rooms", {}).get("join", {}).get(room_id)
     return list(room["timeline"]["events"]) if room else []
+
+
+def check_shape(definition: str, body: Any) -> None:
+    """`body` is what spec/devices.schema.json says `definition` is."""
+    bundle = json.loads((SPEC / "devices.schema.json").read_text())
+    schema = {"$defs": bundle["$defs"], "$ref": f"#/$defs/{definition}"}
+    jsonschema.Draft202012Validator(schema).validate(body)

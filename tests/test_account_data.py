@@ -144,7 +144,9 @@ async def test_room_tags_are_added_listed_and_removed(hs: MatrixClient) -> None:
         "tags": {"m.favourite": {"order": 0.25}, "u.work": {}}
     }
     body = await _sync(hs, alice, since)
-    assert _per_room(body, room)["m.tag"] == {"tags": {"m.favourite": {"order": 0.25}, "u.work": {}}}
+    assert _per_room(body, room)["m.tag"] == {
+        "tags": {"m.favourite": {"order": 0.25}, "u.work": {}}
+    }
 
     await hs.ok("DELETE", f"{tags}/m.favourite", user=alice)
     await hs.ok("DELETE", f"{tags}/never.set", user=alice)

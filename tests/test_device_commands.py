@@ -33,6 +33,7 @@ from tests.devices import (
     RESULT,
     V1,
     Paired,
+    check_shape,
     command,
     commands,
     create_device,
@@ -192,7 +193,11 @@ async def test_device_reports_progress_until_a_terminal_status(hs: MatrixClient)
         hs, paired.device, paired.room_id, command_id, "succeeded", output={"title": "Example"}
     )
     assert reply.status == 200
-    [listed] = await commands(hs, paired.owner, paired.device.user_id, "?status=done")
+    page = await hs.ok(
+        "GET", device_path(paired.device.user_id, "/commands?status=done"), user=paired.owner
+    )
+    check_shape("commands_response", page)
+    [listed] = page["commands"]
     assert listed["status"] == "succeeded"
     assert [r["status"] for r in listed["results"]] == ["accepted", "running", "succeeded"]
     assert listed["results"][-1]["output"] == {"title": "Example"}
@@ -277,6 +282,7 @@ async def test_an_unanswered_command_expires_by_an_event_from_the_server(
     paired = await paired_device(hs)
     command_id = await command(hs, paired, ttl_ms=300)
     listed = await _wait_for_status(hs, paired.owner, paired.device.user_id, command_id, "expired")
+    check_shape("command", listed)
     [expiry] = listed["results"]
     assert expiry["sender"] == "@_linkchat:localhost" and expiry["status"] == "expired"
     assert expiry["ts"] >= listed["expires_ts"]
@@ -582,8 +588,8 @@ async def test_device_projections_equal_a_replay_of_the_log(
     await _scenario(hs)
     conn = await asyncpg.connect(fresh_dsn)
     try:
-        for table in ("device_commands", "device_command_status", "device_command_results"):
-            assert await conn.fetchval(f"SELECT count(*) FROM {table}") > 0
+        for name in ("device_commands", "device_command_status", "device_command_results"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {name}") > 0
         assert await conn.fetchval("SELECT count(*) FROM linkchat_devices") == 1
         await conn.execute("CREATE SCHEMA replay")
         for table in ALL_TABLES:

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import quote
 
 from tests.conftest import AppFactory
 from tests.devices import (
     CAPABILITIES,
+    COMMAND,
     DEVICE_CAPABILITIES,
+    EXPIRED,
+    RESULT,
     V1,
+    check_shape,
+    commands,
     create_device,
     device_login,
     device_path,
     paired_device,
     publish_capabilities,
+    result_content,
     send_command,
+    send_event,
     token_login,
 )
-from tests.matrix import MatrixClient
+from tests.matrix import MatrixClient, User
 
 
-async def _state(hs: MatrixClient, user: object, room_id: str, event_type: str) -> dict:
+async def _state(hs: MatrixClient, user: User, room_id: str, event_type: str) -> dict[str, Any]:
     body = await hs.ok("GET", f"rooms/{room_id}/state/{event_type}", user=user)
     return dict(body)
 
@@ -31,6 +39,7 @@ async def test_owner_creates_a_device_with_its_own_account_room_and_login_token(
 ) -> None:
     owner = await hs.register()
     created = await create_device(hs, owner, "Living room PC")
+    check_shape("create_device_response", created)
     localpart = owner.user_id[1:].partition(":")[0]
     assert created["device_user_id"].startswith(f"@{localpart}.dev.")
     assert created["room_id"].startswith("!")
@@ -42,11 +51,12 @@ async def test_owner_creates_a_device_with_its_own_account_room_and_login_token(
     assert create["device_user_id"] == created["device_user_id"]
     levels = await _state(hs, owner, room, "m.room.power_levels")
     assert levels["users"][owner.user_id] == 100
-    assert levels["users"][created["device_user_id"]] < levels["events"][COMMAND_TYPE] == 50
+    assert levels["users"][created["device_user_id"]] < levels["events"][COMMAND] == 50
     members = await hs.ok("GET", f"rooms/{room}/joined_members", user=owner)
     assert created["device_user_id"] in members["joined"]
 
     listed = await hs.ok("GET", f"{V1}/devices", user=owner)
+    check_shape("devices_response", listed)
     assert listed["devices"] == [
         {
             "device_user_id": created["device_user_id"],
@@ -56,9 +66,6 @@ async def test_owner_creates_a_device_with_its_own_account_room_and_login_token(
             "grants": [],
         }
     ]
-
-
-COMMAND_TYPE = "com.linkchat.device.command"
 
 
 async def test_devices_list_shows_only_the_callers_devices(hs: MatrixClient) -> None:
@@ -118,6 +125,7 @@ async def test_owner_gets_a_new_login_token_for_their_device_others_do_not(
     refused = await hs.request("POST", path, {}, user=stranger)
     assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
     fresh = await hs.ok("POST", path, {}, user=owner)
+    check_shape("login_token_response", fresh)
     device = await device_login(hs, fresh["login_token"])
     assert device.user_id == created["device_user_id"]
 
@@ -184,10 +192,14 @@ async def test_capabilities_with_an_invalid_json_schema_are_refused(hs: MatrixCl
     reply = await publish_capabilities(hs, paired.device, paired.room_id, remote)
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
     assert "self-contained" in reply.body["error"]
+    for loop in ({"$ref": "#"}, {"$ref": "#/$defs/missing"}):
+        looping = {"actions": {"beep": {"args_schema": loop}}}
+        reply = await publish_capabilities(hs, paired.device, paired.room_id, looping)
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), loop
     no_schema = {"actions": {"beep": {"description": "no schema"}}}
     reply = await publish_capabilities(hs, paired.device, paired.room_id, no_schema)
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
-    bad_name = {"actions": {"be ep": {"args_schema": {}}}}
+    bad_name: dict[str, Any] = {"actions": {"be ep": {"args_schema": {}}}}
     reply = await publish_capabilities(hs, paired.device, paired.room_id, bad_name)
     assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
     # The capabilities published first still stand.
@@ -213,13 +225,24 @@ async def test_capabilities_are_state_with_an_empty_state_key(hs: MatrixClient) 
     assert (timeline.status, timeline.errcode) == (400, "M_BAD_JSON")
 
 
-async def test_device_event_types_are_refused_outside_device_rooms(hs: MatrixClient) -> None:
+async def test_device_event_types_outside_device_rooms_are_carried_untouched(
+    hs: MatrixClient,
+) -> None:
+    paired = await paired_device(hs)
     alice = await hs.register()
     room = await hs.create_room(alice)
-    reply = await publish_capabilities(hs, alice, room)
-    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
-    reply = await send_command(hs, alice, room)
-    assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+    assert (await publish_capabilities(hs, alice, room, {"anything": True})).status == 200
+    assert (await send_command(hs, alice, room, action="reboot", ttl_ms=100)).status == 200
+    # A "result" elsewhere naming a device room's command does not answer it.
+    command_id = (await send_command(hs, paired.owner, paired.room_id)).body["event_id"]
+    forged = await send_event(hs, alice, room, RESULT, result_content(command_id, "succeeded"))
+    assert forged.status == 200
+    await asyncio.sleep(0.4)
+    [listed] = await commands(hs, paired.owner, paired.device.user_id)
+    assert (listed["status"], listed["results"]) == ("pending", [])
+    # Nor does anything expire there.
+    events = await hs.ok("GET", f"rooms/{room}/messages?dir=b&limit=10", user=alice)
+    assert EXPIRED not in {e["type"] for e in events["chunk"]}
 
 
 # Grants
@@ -231,7 +254,8 @@ async def test_grant_invites_the_user_at_the_command_level_and_revoke_kicks_them
     paired = await paired_device(hs)
     friend = await hs.register()
     grants = device_path(paired.device.user_id, "/grants")
-    await hs.ok("POST", grants, {"user_id": friend.user_id}, user=paired.owner)
+    granted = await hs.ok("POST", grants, {"user_id": friend.user_id}, user=paired.owner)
+    check_shape("empty", granted)
     levels = await _state(hs, paired.owner, paired.room_id, "m.room.power_levels")
     assert levels["users"][friend.user_id] == 50
     invited = await hs.ok("GET", "sync?timeout=0", user=friend)

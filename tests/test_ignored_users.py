@@ -119,7 +119,7 @@ async def test_receipts_of_an_ignored_user_are_left_out(hs: MatrixClient) -> Non
 
 
 async def test_unignoring_restores_what_is_sent_afterwards(hs: MatrixClient) -> None:
-    alice, bob, troll, room = await _room_of_three(hs)
+    _alice, bob, troll, room = await _room_of_three(hs)
     await _ignore(hs, bob, troll)
     await _say(hs, troll, room, "while ignored")
     since = (await _sync(hs, bob))["next_batch"]
@@ -144,7 +144,7 @@ async def test_ignoring_takes_effect_in_the_next_sync(hs: MatrixClient) -> None:
 
 
 async def test_a_malformed_ignore_list_ignores_nobody(hs: MatrixClient) -> None:
-    alice, bob, troll, room = await _room_of_three(hs)
+    _alice, bob, troll, room = await _room_of_three(hs)
     await hs.ok(
         "PUT",
         f"user/{bob.user_id}/account_data/m.ignored_user_list",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import nio  # type: ignore[import-untyped]
 import pytest
 
 from homeserver.presence.rules import (
@@ -25,6 +26,7 @@ from homeserver.presence.state import LocalPresenceState
 from homeserver.sync.tokens import SyncToken
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
+from tests.test_interop_nio import RecordingClient
 
 Start = Callable[..., Awaitable[MatrixClient]]
 
@@ -425,3 +427,30 @@ async def test_local_store_lists_changes_after_a_position_and_due_timeouts() -> 
     assert await state.due(31_000, 10) == ([], 32_000)
     assert await state.due(32_000, 10) == (["@b:x"], 35_000)
     assert await state.due(35_000, 10) == (["@a:x"], None)
+
+
+async def test_matrix_nio_sets_reads_and_syncs_presence(hs: MatrixClient) -> None:
+    alice, bob, _ = await _room_with(hs)
+    clients = []
+    for user in (alice, bob):
+        client = RecordingClient(hs.base_url, user.user_id)
+        client.restore_login(user.user_id, user.device_id, user.token)
+        clients.append(client)
+    nio_alice, nio_bob = clients
+    try:
+        first = await nio_bob.sync(timeout=0, set_presence="offline")
+        assert isinstance(first, nio.SyncResponse), first
+        assert isinstance(
+            await nio_alice.set_presence("unavailable", "reading"), nio.PresenceSetResponse
+        )
+        got = await nio_bob.get_presence(alice.user_id)
+        assert isinstance(got, nio.PresenceGetResponse), got
+        assert (got.presence, got.status_msg) == ("unavailable", "reading")
+        synced_body = await nio_bob.sync(timeout=5_000, set_presence="offline")
+        assert isinstance(synced_body, nio.SyncResponse), synced_body
+        by_sender = {e.user_id: e for e in synced_body.presence_events}
+        assert by_sender[alice.user_id].presence == "unavailable"
+        assert by_sender[alice.user_id].status_msg == "reading"
+    finally:
+        for client in clients:
+            await client.close()

@@ -180,9 +180,24 @@ async def test_the_changer_gets_the_change_without_the_rooms_state_again(
     section = (await _sync(hs, alice, since))["rooms"]["join"][room]
     assert section["state"]["events"] == []
     assert section["timeline"]["limited"] is False
-    assert [(e["type"], e["content"].get("displayname")) for e in section["timeline"]["events"]] == [
-        ("m.room.member", "Renamed")
-    ]
+    assert [
+        (e["type"], e["content"].get("displayname")) for e in section["timeline"]["events"]
+    ] == [("m.room.member", "Renamed")]
+
+
+async def test_leaving_and_joining_again_between_two_syncs_is_still_a_new_join(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat", name="Back again")
+    await hs.join(bob, room)
+    since = (await _sync(hs, bob))["next_batch"]
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
+    await hs.join(bob, room)
+    for n in range(12):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
+    section = (await _sync(hs, bob, since))["rooms"]["join"][room]
+    assert "m.room.create" in {e["type"] for e in section["state"]["events"]}
 
 
 async def test_a_room_the_user_left_is_not_rejoined_by_a_profile_change(hs: MatrixClient) -> None:
@@ -202,7 +217,9 @@ async def test_a_room_refusing_the_join_event_does_not_stop_the_change(hs: Matri
     await hs.join(bob, open_room)
     await hs.join(bob, closed)
     # Nobody may join a room whose join rule is "private", not even again.
-    await hs.ok("PUT", f"rooms/{closed}/state/m.room.join_rules/", {"join_rule": "private"}, user=alice)
+    await hs.ok(
+        "PUT", f"rooms/{closed}/state/m.room.join_rules/", {"join_rule": "private"}, user=alice
+    )
     await _set(hs, bob, "displayname", "Bob Everywhere")
     assert (await hs.ok("GET", f"profile/{bob.user_id}"))["displayname"] == "Bob Everywhere"
     assert (await _member(hs, alice, open_room, bob))["displayname"] == "Bob Everywhere"
@@ -240,7 +257,9 @@ async def test_profiles_are_rebuilt_identically_from_the_log(
     await _set(hs, alice, "displayname", "Alice")
     await _set(hs, alice, "avatar_url", AVATAR)
     await _set(hs, bob, "displayname", "")
-    await hs.ok("PUT", f"rooms/{room}/state/m.room.join_rules/", {"join_rule": "invite"}, user=alice)
+    await hs.ok(
+        "PUT", f"rooms/{room}/state/m.room.join_rules/", {"join_rule": "invite"}, user=alice
+    )
     conn = await asyncpg.connect(fresh_dsn)
     try:
         await conn.execute("CREATE SCHEMA replay")

@@ -48,7 +48,7 @@ class CommandFacts:
             return self._with(event.event_id, CommandState(event.room_id, sent.expires_ts, PENDING))
         answer = status_of(event)
         current = self.commands.get(answer.command_id) if answer is not None else None
-        if answer is None or current is None:
+        if answer is None or current is None or current.room_id != event.room_id:
             return self
         return self._with(answer.command_id, replace(current, status=answer.status))
 

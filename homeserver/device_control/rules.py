@@ -17,9 +17,11 @@ batch's `CommandFacts`:
 - an expiry: only from the system user, for a command past its ttl and not
   finished.
 
-Commands, results and capabilities outside a device room, a device room made
-any other way than by the device service, and encryption of a device room
-(the server could no longer check a command) are refused.
+A device room made any other way than by the device service, and encryption
+of a device room (the server could no longer check a command), are refused.
+Outside device rooms these types are carried untouched, as any custom type:
+no rules, and the readers of the commands projection only look at device
+rooms.
 """
 
 from __future__ import annotations
@@ -115,8 +117,6 @@ def authorize(
         return
     room = device_room_of(state)
     if room is None:
-        if draft.type in DEVICE_EVENT_TYPES:
-            raise forbidden(f"{draft.type} events belong in device rooms.")
         return
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     commands = facts if isinstance(facts, CommandFacts) else None
@@ -157,6 +157,11 @@ def _authorize_capabilities(room: DeviceRoom, draft: Draft) -> None:
                     f"{where}.args_schema: $ref {ref!r} points outside the schema;"
                     " an argument schema must be self-contained."
                 )
+        # A trial run finds a $ref to nowhere, or one to itself, before any command does.
+        try:
+            Draft202012Validator(action.args_schema).is_valid({})
+        except (Unresolvable, RecursionError):
+            raise bad_json(f"{where}.args_schema: a $ref in it cannot be resolved.") from None
 
 
 def _refs(schema: object) -> Iterator[str]:

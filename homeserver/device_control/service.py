@@ -400,7 +400,9 @@ class DeviceService:
             rows = await device_store.commands(
                 conn, device.room_id, statuses, after_position, limit
             )
-            results = await device_store.results_of(conn, [row.command_id for row in rows])
+            results = await device_store.results_of(
+                conn, device.room_id, [row.command_id for row in rows]
+            )
         next_batch = str(rows[-1].stream_position) if len(rows) == limit else None
         return CommandPage(rows, results, next_batch)
 

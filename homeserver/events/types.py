@@ -43,10 +43,8 @@ REACTION = "m.reaction"
 MEDIA = "com.linkchat.media"
 
 # Search and the public room directory (homeserver/search): a room is listed
-# while its state event of this type (state key "") says {"visibility": "public"};
-# the directory shows its avatar among the summary state.
+# while its state event of this type (state key "") says {"visibility": "public"}.
 ROOM_DIRECTORY = "com.linkchat.room.directory"
-AVATAR = "m.room.avatar"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send

@@ -41,6 +41,7 @@ from homeserver.presence.rules import (
     NOBODY,
     OFFLINE,
     ONLINE,
+    UNAVAILABLE,
     Presence,
     Timeouts,
     UserPresence,
@@ -68,8 +69,9 @@ JsonDict = dict[str, Any]
 CHANNEL = "presence"
 ROOMS_CACHE_SIZE = 50_000
 MEMO_SIZE = 100_000
-# Concurrent store writes of one heartbeat or sweep batch.
-BATCH = 64
+# Concurrent writes of one heartbeat or sweep batch; each may take a pooled
+# connection (whose rooms to wake), so a few, not the pool.
+BATCH = 8
 # Users taken from the timeout index per sweep round.
 SWEEP_LIMIT = 1_000
 
@@ -184,10 +186,12 @@ class PresenceService:
                 self._ended[user_id] = now_ms()
 
     async def _sync_started(self, user_id: str, set_presence: str) -> None:
-        now = now_ms()
         known = self._known.get(user_id)
-        if known is not None and synced(known, set_presence, now).visible() == known.visible():
-            return  # nothing room-mates would see; the heartbeat keeps the time
+        if known is not None and (
+            known.presence != OFFLINE if set_presence == ONLINE else known.presence == UNAVAILABLE
+        ):
+            return  # `synced` would change nothing room-mates see; the heartbeat keeps the time
+        now = now_ms()
         try:
             await self._apply(user_id, lambda record: synced(record, set_presence, now))
         except Exception:

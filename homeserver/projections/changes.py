@@ -147,8 +147,8 @@ DEVICE_COMMANDS = Table(
 )
 DEVICE_COMMAND_STATUS = Table(
     "device_command_status",
-    ("command_id",),
-    ("command_id", "room_id", "status", "event_id", "updated_ts", "stream_position"),
+    ("room_id", "command_id"),
+    ("room_id", "command_id", "status", "event_id", "updated_ts", "stream_position"),
 )
 DEVICE_COMMAND_RESULTS = Table(
     "device_command_results",

@@ -9,9 +9,11 @@
 
 Pure: a command's expiry is an event in the log (appended by the server when
 the ttl passed), never this reducer reading a clock, so a replay agrees with
-the live server. The rules (device_control/rules.py) accepted every event
-seen here; the reducer still reads them leniently, as logged events are
-forever.
+the live server. In device rooms the rules (device_control/rules.py)
+accepted every event seen here; elsewhere these types are carried untouched,
+so a status row is keyed by the room of the event that set it, and readers
+join it with the command of that same room only. Logged events are forever:
+their content is read leniently.
 """
 
 from __future__ import annotations

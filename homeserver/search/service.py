@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -25,7 +26,7 @@ from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
 from homeserver.rooms.service import RoomService
 from homeserver.search import query as search_query
-from homeserver.search.tokens import decode_token, encode_token, int_field
+from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
 from homeserver.store import account_data as account_data_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
@@ -34,7 +35,7 @@ from homeserver.store import sync as sync_store
 from homeserver.store.search import ContextWindow, GroupKey, Match, Order, VisibleRange
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.tokens import pagination_token
-from homeserver.sync.visibility import HistoryAccess
+from homeserver.sync.visibility import HistoryAccess, membership_of, setting_of
 
 DEFAULT_LIMIT = 10
 # Each result may carry context and profiles; a page of more is a client bug.
@@ -43,6 +44,7 @@ MAX_CONTEXT = 100
 IGNORED_USER_LIST = "m.ignored_user_list"
 _READABLE = ("join", "leave", "ban")
 _TOKEN = "next_batch"
+_FOREVER = 2**62
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,6 @@ class _Batch:
         order = value.get("o")
         if order not in ("rank", "recent"):
             raise invalid_param("Invalid next_batch token.")
-        rank = value.get("r")
-        if order == "rank" and (not isinstance(rank, int | float) or isinstance(rank, bool)):
-            raise invalid_param("Invalid next_batch token.")
         group = value.get("g")
         parsed_group: tuple[GroupKey, str] | None = None
         if group is not None:
@@ -106,7 +105,7 @@ class _Batch:
             order="rank" if order == "rank" else "recent",
             upto=int_field(value, "u", _TOKEN),
             position=int_field(value, "p", _TOKEN),
-            rank=float(rank) if order == "rank" and rank is not None else None,
+            rank=rank_field(value, "r", _TOKEN) if order == "rank" else None,
             group=parsed_group,
         )
 
@@ -115,6 +114,14 @@ def _ignored(content: dict[str, Any] | None) -> list[str]:
     """User IDs in an m.ignored_user_list content; nothing if it is malformed."""
     ignored = content.get("ignored_users") if content is not None else None
     return [user for user in ignored if isinstance(user, str)] if isinstance(ignored, dict) else []
+
+
+@lru_cache(maxsize=65_536)
+def _open_ranges(access: HistoryAccess) -> tuple[tuple[int, int], ...]:
+    """Every position the access allows, as ranges (the last one open-ended). The
+    same deciding events give the same ranges, so they are worked out once: for a
+    user in 50 rooms that was 2.5 ms of every search."""
+    return tuple(access.visible_ranges(1, _FOREVER))
 
 
 def _range_of(ranges: Sequence[VisibleRange], position: int) -> VisibleRange:
@@ -217,13 +224,22 @@ class SearchService:
     async def _visible_ranges(
         self, conn: asyncpg.Connection, user_id: str, room_ids: list[str], upto: int
     ) -> dict[str, list[VisibleRange]]:
-        deciding: dict[str, list[Event]] = defaultdict(list)
-        for event in await search_store.visibility_events(conn, room_ids, user_id):
-            deciding[event.room_id].append(event)
+        memberships: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        settings: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for event in await search_store.deciding_events(conn, room_ids, user_id):
+            if event.is_membership:
+                value = membership_of(event.content)
+                memberships[event.room_id].append((event.stream_position, value))
+            else:
+                settings[event.room_id].append((event.stream_position, setting_of(event.content)))
         ranges: dict[str, list[VisibleRange]] = {}
         for room_id in room_ids:
-            access = HistoryAccess.from_events(user_id, deciding[room_id])
-            found = [VisibleRange(room_id, a, b) for a, b in access.visible_ranges(1, upto)]
+            access = HistoryAccess(tuple(memberships[room_id]), tuple(settings[room_id]))
+            found = [
+                VisibleRange(room_id, first, min(last, upto))
+                for first, last in _open_ranges(access)
+                if first <= upto
+            ]
             if found:
                 ranges[room_id] = found
         return ranges

@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Any
 
 from homeserver.errors import MatrixError, invalid_param
 
 MAX_TOKEN_CHARS = 2048
+# Stream positions and counts fit a BIGINT; anything larger is not one of ours.
+MAX_INT = 2**63 - 1
 
 
 def encode_token(value: dict[str, Any]) -> str:
@@ -43,9 +46,19 @@ def _bad(what: str) -> MatrixError:
 
 def int_field(value: dict[str, Any], key: str, what: str) -> int:
     found = value.get(key)
-    if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+    if not isinstance(found, int) or isinstance(found, bool) or not 0 <= found <= MAX_INT:
         raise _bad(what)
     return found
+
+
+def rank_field(value: dict[str, Any], key: str, what: str) -> float:
+    """A search rank: a finite number a PostgreSQL `real` holds (ts_rank is 0..1)."""
+    found = value.get(key)
+    if not isinstance(found, int | float) or isinstance(found, bool):
+        raise _bad(what)
+    if not math.isfinite(found) or abs(found) > 1e30:
+        raise _bad(what)
+    return float(found)
 
 
 def str_field(value: dict[str, Any], key: str, what: str) -> str:

@@ -109,12 +109,20 @@ async def schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
 async def create_scratch_schema(
     conn: asyncpg.Connection, schema: str, tables: Sequence[Table]
 ) -> None:
-    """An empty copy of every projection table (columns, keys, defaults, indexes)."""
+    """An empty copy of every projection table: columns, defaults, checks and its key.
+
+    Without the other indexes of the live table: the replay only needs the
+    key (for ON CONFLICT); maintaining the search index's GIN as it goes cost
+    more than all the reducers together.
+    """
     await conn.execute(f'CREATE SCHEMA "{schema}"')
     for table in tables:
+        scratch = f'"{schema}".{table.name}'
         await conn.execute(
-            f'CREATE TABLE "{schema}".{table.name} (LIKE public.{table.name} INCLUDING ALL)'
+            f"CREATE TABLE {scratch} (LIKE public.{table.name}"
+            " INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)"
         )
+        await conn.execute(f"CREATE UNIQUE INDEX ON {scratch} ({', '.join(table.key)})")
 
 
 async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:

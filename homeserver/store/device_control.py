@@ -100,7 +100,8 @@ async def command_states(
 ) -> list[CommandStateRow]:
     rows = await conn.fetch(
         "SELECT c.command_id, c.room_id, c.expires_ts, s.status FROM device_commands c"
-        " JOIN device_command_status s USING (command_id) WHERE c.command_id = ANY($1::text[])",
+        " JOIN device_command_status s USING (room_id, command_id)"
+        " WHERE c.command_id = ANY($1::text[])",
         list(command_ids),
     )
     return [
@@ -112,10 +113,12 @@ async def command_states(
 async def open_commands(
     conn: asyncpg.Connection, *, due_by: int | None = None, command_ids: Sequence[str] | None = None
 ) -> list[CommandStateRow]:
-    """Commands nobody finished yet: all, those due by `due_by` (ms), or among `command_ids`."""
+    """Device rooms' commands nobody finished yet: all, those due by `due_by` (ms), or
+    among `command_ids`."""
     rows = await conn.fetch(
         "SELECT c.command_id, c.room_id, c.expires_ts, s.status FROM device_command_status s"
-        " JOIN device_commands c USING (command_id)"
+        " JOIN device_commands c USING (room_id, command_id)"
+        " JOIN rooms r ON r.room_id = s.room_id AND r.room_type = 'com.linkchat.device'"
         " WHERE s.status IN ('pending', 'accepted', 'running')"
         " AND ($1::bigint IS NULL OR c.expires_ts <= $1)"
         " AND ($2::text[] IS NULL OR s.command_id = ANY($2::text[]))"
@@ -140,7 +143,7 @@ async def commands(
     rows = await conn.fetch(
         "SELECT c.command_id, c.sender, c.action, c.args, c.ttl_ms, c.sent_ts, c.expires_ts,"
         " s.status, s.updated_ts, c.stream_position FROM device_commands c"
-        " JOIN device_command_status s USING (command_id)"
+        " JOIN device_command_status s USING (room_id, command_id)"
         " WHERE c.room_id = $1 AND c.stream_position > $2"
         " AND ($3::text[] IS NULL OR s.status = ANY($3::text[]))"
         " ORDER BY c.stream_position LIMIT $4",
@@ -167,12 +170,14 @@ async def commands(
 
 
 async def results_of(
-    conn: asyncpg.Connection, command_ids: Sequence[str]
+    conn: asyncpg.Connection, room_id: str, command_ids: Sequence[str]
 ) -> dict[str, list[ResultRow]]:
+    """The results and expiries, sent in the commands' own room, of each command."""
     rows = await conn.fetch(
         "SELECT command_id, event_id, sender, status, output, error, ts FROM device_command_results"
-        " WHERE command_id = ANY($1::text[]) ORDER BY stream_position",
+        " WHERE command_id = ANY($1::text[]) AND room_id = $2 ORDER BY stream_position",
         list(command_ids),
+        room_id,
     )
     found: dict[str, list[ResultRow]] = {}
     for row in rows:

@@ -50,10 +50,11 @@ async def joined_member_events(conn: asyncpg.Connection, user_id: str) -> list[E
 async def joined_at(
     conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str], position: int
 ) -> set[str]:
-    """Those of `room_ids` the user was already joined to as of `position`.
+    """Those of `room_ids` the user was joined to as of `position` and since, throughout.
 
     A join event after a join only changed the member's profile: sync must not
-    take the room for a new one (and send its whole state again)."""
+    take the room for a new one (and send its whole state again). A leave and a
+    join again since `position` is a new join."""
     if not room_ids:
         return set()
     rows = await conn.fetch(
@@ -61,7 +62,11 @@ async def joined_at(
         " CROSS JOIN LATERAL (SELECT json FROM events"
         "   WHERE room_id = r.room_id AND type = 'm.room.member' AND state_key = $2"
         "   AND stream_position <= $3 ORDER BY stream_position DESC LIMIT 1) e"
-        " WHERE e.json::jsonb -> 'content' ->> 'membership' = 'join'",
+        " WHERE e.json::jsonb -> 'content' ->> 'membership' = 'join'"
+        " AND NOT EXISTS (SELECT 1 FROM events later"
+        "   WHERE later.room_id = r.room_id AND later.type = 'm.room.member'"
+        "   AND later.state_key = $2 AND later.stream_position > $3"
+        "   AND later.json::jsonb -> 'content' ->> 'membership' <> 'join')",
         list(room_ids),
         user_id,
         position,
