@@ -374,7 +374,7 @@ async def _audit_export(config: Config, room: str | None, out: Path) -> int:
 
 
 def _keys_command(config: Config, args: argparse.Namespace) -> int:
-    from homeserver.events.signing import KeyRingError, load_key_ring, rotate_key
+    from homeserver.events.signing import KeyRingError, read_public_keys, rotate_key
 
     path = config.effective_signing_key_path
     try:
@@ -386,9 +386,8 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
                 f" {now + args.grace}. Restart every server process before then: a running"
                 " process signs with the key it loaded at start."
             )
-        else:
-            ring = load_key_ring(path, config.server_name)
-        for key in sorted(ring.keys.values(), key=lambda key: key.valid_from):
+        keys = read_public_keys(path)
+        for key in sorted(keys.values(), key=lambda key: key.valid_from):
             expiry = "current" if key.expired_ts is None else f"expired_ts {key.expired_ts}"
             print(f"{key.key_id} {key.key} valid_from {key.valid_from} {expiry}")
     except (OSError, KeyRingError) as error:

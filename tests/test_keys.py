@@ -190,6 +190,9 @@ async def test_keys_rotate_and_list_commands(tmp_path: Path) -> None:
         return process.returncode, out.decode()
 
     code, listed = await homeserver("keys", "list")
+    assert code == 2 and "no signing key" in listed  # and none was made
+    load_key_ring(tmp_path / "data" / "signing.key", SERVER)  # as `run` does on first start
+    code, listed = await homeserver("keys", "list")
     assert code == 0, listed
     assert "current" in listed and listed.count("ed25519:") == 1
     code, rotated = await homeserver("keys", "rotate", "--grace", "10m")

@@ -9,10 +9,6 @@ from urllib.parse import quote
 
 import pytest
 
-from homeserver.app import APPENDER
-from homeserver.events import types
-from homeserver.events.model import Draft
-from homeserver.receipts.service import account_data_key
 from tests.matrix import MatrixClient, Reply, User
 
 
@@ -294,19 +290,11 @@ async def test_messages_of_ignored_users_are_not_found(hs: MatrixClient) -> None
     word = _word()
     mine = await _say(hs, alice, room, f"{word} from alice")
     await _say(hs, bob, room, f"{word} from bob")
-    # What PUT /user/{userId}/account_data/m.ignored_user_list records.
-    await hs.app[APPENDER].append(
-        Draft(
-            alice.user_id,
-            alice.user_id,
-            types.ACCOUNT_DATA,
-            {
-                "room_id": "",
-                "type": "m.ignored_user_list",
-                "content": {"ignored_users": {bob.user_id: {}}},
-            },
-            state_key=account_data_key("", "m.ignored_user_list"),
-        )
+    await hs.ok(
+        "PUT",
+        f"user/{quote(alice.user_id)}/account_data/m.ignored_user_list",
+        {"ignored_users": {bob.user_id: {}}},
+        user=alice,
     )
     assert _ids(await _found(hs, alice, word)) == [mine]
 

@@ -7,18 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from homeserver.events.canonical import decode
-from homeserver.events.model import JsonDict
 from homeserver.projections.changes import CHAIN_HEADS, Table
-
-
-async def log_in_order(
-    conn: asyncpg.Connection, since: int = 0, batch: int = 5_000
-) -> AsyncIterator[tuple[int, str, JsonDict]]:
-    """(position, event ID, logged event) from `since` onwards, a batch at a time."""
-    async for rows in log_batches(conn, since, batch=batch):
-        for position, event_id, raw in rows:
-            yield position, event_id, decode(raw)
 
 
 async def log_batches(
@@ -81,20 +70,6 @@ async def projected_chain_heads(
         room_id,
     )
     return {row[0]: (row[1], row[2]) for row in rows}
-
-
-async def chain_events(conn: asyncpg.Connection, room_id: str) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM events WHERE room_id = $1", room_id))
-
-
-async def event_count(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM events"))
-
-
-async def room_of(conn: asyncpg.Connection, room_id: str) -> bool:
-    return bool(
-        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE room_id = $1)", room_id)
-    )
 
 
 # --- replay: projections rebuilt into a scratch schema ----------------------------------------
@@ -185,7 +160,3 @@ async def projection_row(
         f"SELECT {', '.join(table.columns)} FROM {table.name} WHERE {where}", *key
     )
     return dict(row) if row is not None else None
-
-
-async def purged_count(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM purged_events"))
