@@ -273,6 +273,24 @@ async def test_of_two_racing_final_results_exactly_one_is_accepted(hs: MatrixCli
     assert listed["status"] == listed["results"][0]["status"]
 
 
+async def test_a_group_refused_half_way_leaves_the_command_unanswered(hs: MatrixClient) -> None:
+    paired = await paired_device(hs)
+    command_id = await command(hs, paired)
+    device = paired.device.user_id
+    final = Draft(paired.room_id, device, RESULT, result_content(command_id, "succeeded"))
+    refused = Draft(paired.room_id, device, COMMAND, {"action": "beep", "ttl_ms": 10})
+    progress = Draft(paired.room_id, device, RESULT, result_content(command_id, "running"))
+    appender = hs.app[APPENDER]
+    # Queued together, so usually one batch: the group's result must not count.
+    outcomes = await asyncio.gather(
+        appender.append_group([final, refused]), appender.append(progress), return_exceptions=True
+    )
+    assert isinstance(outcomes[0], MatrixError) and outcomes[0].errcode == "M_FORBIDDEN"
+    assert isinstance(outcomes[1], Event)
+    [listed] = await commands(hs, paired.owner, device)
+    assert listed["status"] == "running"
+
+
 # Expiry
 
 

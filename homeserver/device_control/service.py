@@ -305,8 +305,11 @@ class DeviceService:
     async def retire(self, owner: str, device_user_id: str) -> None:
         """The device's tokens die, it leaves its room and its owner's list; its log stays."""
         device = await self._owned(owner, device_user_id)
+        # Its tokens die first: whatever happens next, the agent can no longer act.
         async with self._pool.acquire() as conn:
             await device_store.delete_login_tokens(conn, device.device_user_id)
+        await self._accounts.end_sessions(device.device_user_id)
+        async with self._pool.acquire() as conn:
             current = await room_store.membership(conn, device.room_id, device.device_user_id)
         drafts = [Draft(owner, owner, types.OWNED_DEVICE, {}, state_key=device.device_user_id)]
         if current is not None and current.membership in ("join", "invite"):
@@ -320,7 +323,6 @@ class DeviceService:
                 )
             )
         await self._appender.append_group(drafts)
-        await self._accounts.end_sessions(device.device_user_id)
 
     # Grants
 
