@@ -6,8 +6,9 @@ from aiohttp import web
 
 from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
-from homeserver.api.requests import ok, requester
+from homeserver.api.requests import requester
 from homeserver.errors import invalid_param
+from homeserver.sync.encoding import encode_body
 from homeserver.sync.service import SyncService, options_from_filter
 from homeserver.sync.tokens import SyncToken
 
@@ -47,4 +48,5 @@ async def sync(request: web.Request) -> web.Response:
             options_from_filter(sync_filter),
             full_state,
         )
-    return ok(body)
+    # Encoded here, not by `ok`: the body holds events already encoded (sync/encoding.py).
+    return web.Response(body=encode_body(body), content_type="application/json", charset="utf-8")

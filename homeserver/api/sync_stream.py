@@ -19,6 +19,7 @@ from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
 from homeserver.errors import MatrixError, bad_json, not_json
+from homeserver.sync.encoding import encode_body
 from homeserver.sync.service import SyncService, options_from_filter
 from homeserver.sync.tokens import SyncToken
 
@@ -83,7 +84,7 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
                 caller.user_id, caller.device_id, since, POLL_MS, options, full_state
             )
             if result.has_changes or since is None or full_state:
-                await ws.send_str(json.dumps(result.body))
+                await ws.send_str(encode_body(result.body).decode())
             since = SyncToken.parse(result.body["next_batch"])
             full_state = False
 

@@ -301,10 +301,13 @@ class LogVerifier:
 
 
 def _pool(server_name: str, keys: Mapping[str, PublicKey], workers: int) -> ProcessPoolExecutor:
-    # forkserver: the workers must not inherit the event loop or database sockets.
+    # forkserver: the workers must not inherit the event loop or database
+    # sockets; it imports this module once, and each worker forks from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=context,
         initializer=_start_worker,
         initargs=(server_name, dict(keys)),
     )
@@ -354,6 +357,8 @@ async def verify_stream(
             for start in range(0, len(chunk), _WORKER_CHUNK):
                 piece = chunk[start : start + _WORKER_CHUNK]
                 in_flight.append(loop.run_in_executor(executor, _check_in_worker, check, piece))
+            # Reading the next chunk (a few ms) while two per worker are queued
+            # never leaves a worker idle.
             while len(in_flight) > 2 * workers:
                 if (failure := _accept_all(verifier, await in_flight.popleft())) is not None:
                     return failure

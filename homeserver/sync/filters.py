@@ -241,6 +241,10 @@ def _filter_id(body: JsonDict) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+# What a sync without a filter gets (frozen, so one for all).
+_NO_FILTER = Filter()
+
+
 class FilterService:
     def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
         self._pool = pool
@@ -274,7 +278,7 @@ class FilterService:
 
         Unknown IDs are 400 M_INVALID_PARAM, as Synapse answers /sync."""
         if param is None or param == "":
-            return Filter()
+            return _NO_FILTER
         key = (user_id if not param.startswith("{") else "", param)
         if (cached := self._resolved.get(key)) is not None:
             self._resolved.move_to_end(key)

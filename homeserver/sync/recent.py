@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from homeserver.events.model import Event
 from homeserver.store import sync as sync_store
+from homeserver.sync.encoding import EncodedEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecentEvent:
     event: Event
     device_id: str | None  # the sending device and its transaction ID, when it gave one
     txn_id: str | None
+    _encoded: EncodedEvent | None = field(default=None, repr=False, compare=False)
+
+    def encoded(self) -> EncodedEvent:
+        """The event's client JSON, encoded once for every sync that serves it."""
+        if self._encoded is None:
+            self._encoded = EncodedEvent(self.event)
+        return self._encoded
 
 
 class RecentEvents:

@@ -24,6 +24,7 @@ from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
+from homeserver.sync.encoding import RawJson
 from homeserver.sync.filters import Filter, apply_event_fields
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
@@ -55,6 +56,10 @@ def _everything(_: Any) -> bool:
     return True
 
 
+def _unshaped(served: JsonDict) -> JsonDict:
+    return served
+
+
 @dataclass(frozen=True)
 class SyncOptions:
     """What a sync filter asks for, reduced to what the builder decides on."""
@@ -72,10 +77,28 @@ class SyncOptions:
     # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
     ignored: frozenset[str] = frozenset()
     lazy_load_members: bool = False
-    shape: Callable[[JsonDict], JsonDict] = lambda served: served
+    # event_fields: what of each served event to keep (`_unshaped`: all of it).
+    shape: Callable[[JsonDict], JsonDict] = _unshaped
+
+
+# Options of the filters recently used, by the identity of the (cached, immutable) Filter;
+# the Filter is held so its id is not reused while its entry lives.
+_OPTIONS: dict[int, tuple[Filter, SyncOptions]] = {}
+_OPTIONS_CACHE_SIZE = 10_000
 
 
 def options_from_filter(sync_filter: Filter) -> SyncOptions:
+    cached = _OPTIONS.get(id(sync_filter))
+    if cached is not None and cached[0] is sync_filter:
+        return cached[1]
+    options = _options_from_filter(sync_filter)
+    _OPTIONS[id(sync_filter)] = (sync_filter, options)
+    while len(_OPTIONS) > _OPTIONS_CACHE_SIZE:
+        _OPTIONS.pop(next(iter(_OPTIONS)))
+    return options
+
+
+def _options_from_filter(sync_filter: Filter) -> SyncOptions:
     room = sync_filter.room
     fields = sync_filter.event_fields
 
@@ -93,7 +116,7 @@ def options_from_filter(sync_filter: Filter) -> SyncOptions:
         presence_allows=sync_filter.presence.allows_sender,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
-        shape=shape,
+        shape=shape if fields is not None else _unshaped,
     )
 
 
@@ -270,21 +293,13 @@ class SyncService:
         now = int(time.time() * 1000)
         for room_id, items in by_room.items():
             timeline = [
-                client_event(
-                    item.event,
-                    redacted_by=redacted_by.get(item.event.event_id),
-                    transaction_id=item.txn_id
-                    if item.device_id == device_id and item.event.sender == user_id
-                    else None,
-                    now_ms=now,
-                    include_room_id=False,
-                )
+                _serve_recent(item, redacted_by, user_id, device_id, now, options)
                 for item in items
                 if options.timeline_allows(item.event)
             ]
             room = _empty_room(upper)
             room["timeline"] = {
-                "events": [options.shape(served) for served in timeline],
+                "events": timeline,
                 "limited": False,
                 "prev_batch": pagination_token(items[0].event.stream_position - 1),
             }
@@ -640,6 +655,32 @@ class _Unserved:
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
+
+
+def _serve_recent(
+    item: RecentEvent,
+    redacted_by: dict[str, Event],
+    user_id: str,
+    device_id: str,
+    now: int,
+    options: SyncOptions,
+) -> JsonDict | RawJson:
+    """An event of the recent tail in client form; pre-encoded unless it is redacted in the
+    same window or the filter's event_fields reshape it."""
+    event = item.event
+    own = item.device_id == device_id and event.sender == user_id
+    redaction = redacted_by.get(event.event_id) if redacted_by else None
+    if redaction is None and options.shape is _unshaped:
+        return item.encoded().serve(now, item.txn_id if own else None)
+    return options.shape(
+        client_event(
+            event,
+            redacted_by=redaction,
+            transaction_id=item.txn_id if own else None,
+            now_ms=now,
+            include_room_id=False,
+        )
+    )
 
 
 def _hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOptions:

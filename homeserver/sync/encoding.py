@@ -1,0 +1,86 @@
+"""Sync responses as bytes: encoded once per response with orjson, events spliced in pre-encoded.
+
+Every member of a busy room is woken by the same committed batch and is sent
+the same events, so the fast path (`SyncService._build_from_recent`) encodes
+each event once (`EncodedEvent`, held with the event in the recent tail) and
+puts per-response copies of it in the body (`RawJson`, spliced in as they are by
+`encode_body`): only the age, and the sender's own transaction ID, differ from
+one response to the next.
+
+Signing never goes through here: canonical JSON stays `homeserver.events.canonical`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from homeserver.events.client_format import client_event
+from homeserver.events.model import Event, JsonDict
+
+
+class EncodedEvent:
+    """One event in client form (no room ID, not redacted), encoded around its
+    `unsigned` object: `head` ends just after `"unsigned":{"age":`, `tail` starts
+    with the rest of `unsigned`'s closing brace. Same keys, same order as
+    `client_event`, so a client cannot tell the two apart."""
+
+    __slots__ = ("head", "origin_server_ts", "tail")
+
+    def __init__(self, event: Event) -> None:
+        served = client_event(event, now_ms=event.origin_server_ts, include_room_id=False)
+        keys = list(served)
+        at = keys.index("unsigned")
+        before = {key: served[key] for key in keys[:at]}
+        after = {key: served[key] for key in keys[at + 1 :]}
+        # Unredacted, `unsigned` is {"age": ..., "transaction_id"?: ...}.
+        self.head = orjson.dumps(before)[:-1] + b',"unsigned":{"age":'
+        self.tail = b"}" + (b"," + orjson.dumps(after)[1:] if after else b"}")
+        self.origin_server_ts = event.origin_server_ts
+
+    def serve(self, now_ms: int, transaction_id: str | None) -> RawJson:
+        """The event as `client_event` serves it at `now_ms`, with the sender's own
+        device's `transaction_id` when given."""
+        age = str(max(0, now_ms - self.origin_server_ts)).encode()
+        if transaction_id is None:
+            return RawJson(self.head + age + self.tail)
+        txn = b',"transaction_id":' + orjson.dumps(transaction_id)
+        return RawJson(self.head + age + txn + self.tail)
+
+
+class RawJson:
+    """A value of a response body that is already JSON."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawJson) and other.raw == self.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+
+def encode_body(body: JsonDict) -> bytes:
+    """A response body as JSON bytes; orjson, or the standard library for what orjson refuses
+    (integers beyond 64 bits, which event JSON cannot hold but other content might)."""
+    try:
+        return orjson.dumps(body, default=_fragment)
+    except TypeError:
+        return json.dumps(body, default=_decoded).encode()
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, RawJson):
+        return orjson.Fragment(value.raw)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, RawJson):
+        return json.loads(value.raw)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
