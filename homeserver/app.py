@@ -128,9 +128,7 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
     resource = request.match_info.route.resource
     endpoint = resource.canonical if resource is not None else "unmatched"
     elapsed = time.perf_counter() - started
-    metrics = request.app[METRICS]
-    metrics.requests.labels(endpoint, request.method, str(response.status)).inc()
-    metrics.latency.labels(endpoint, request.method).observe(elapsed)
+    request.app[METRICS].record_request(endpoint, request.method, response.status, elapsed)
     if response.status >= 500:
         log.error("%s %s -> %d", request.method, request.path, response.status)
     return response
@@ -257,6 +255,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             enabled=config.presence.enabled,
             idle_timeout_seconds=config.presence.idle_timeout_seconds,
             offline_timeout_seconds=config.presence.offline_timeout_seconds,
+            max_room_members=config.presence.max_room_members,
             redis_url=config.redis.url,
             namespace=config.server_name,
         )

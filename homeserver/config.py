@@ -164,6 +164,8 @@ class Presence(Section):
     enabled: bool = True
     idle_timeout_seconds: int = Field(default=300, ge=1)
     offline_timeout_seconds: int = Field(default=30, ge=1)
+    # Rooms larger than this (and broadcast channels) do not share presence.
+    max_room_members: int = Field(default=100, ge=2)
 
 
 # Canonical JSON integers, the range of a Matrix power level.

@@ -157,6 +157,26 @@ class PresenceBehaviour:
         reply = await server.request("GET", f"presence/{bob.user_id}/status", user=alice)
         assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
 
+    async def test_a_broadcast_channel_does_not_share_presence(self, server: MatrixClient) -> None:
+        owner, subscriber = await server.register(), await server.register()
+        channel = await server.create_room(
+            owner, preset="public_chat", creation_content={"type": "com.linkchat.channel"}
+        )
+        await server.join(subscriber, channel)
+        await _set(server, owner, "online")
+        reply = await server.request("GET", f"presence/{owner.user_id}/status", user=subscriber)
+        assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+
+    async def test_a_room_above_the_size_limit_does_not_share_presence(self, start: Start) -> None:
+        server = await start(presence={"max_room_members": 2})
+        alice, bob, room = await _room_with(server)
+        await _set(server, bob, "online")
+        assert (await _get(server, alice, bob))["presence"] == "online"
+        carol = await server.register()
+        await server.join(carol, room)
+        reply = await server.request("GET", f"presence/{bob.user_id}/status", user=carol)
+        assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+
     # What syncing does to presence
 
     async def test_syncing_brings_an_offline_user_online(self, server: MatrixClient) -> None:

@@ -93,8 +93,10 @@ class PresenceService:
         timeouts: Timeouts,
         *,
         enabled: bool = True,
+        max_room_members: int = 100,
     ) -> None:
         self._pool = pool
+        self._max_room_members = max_room_members
         self._notifier = notifier
         self._bus = bus
         self._state = state
@@ -219,7 +221,9 @@ class PresenceService:
                 return [], position
         if since is None or since == 0 or since > position:
             async with self._pool.acquire() as conn:
-                members = await presence_store.joined_members_of(conn, list(room_ids))
+                members = await presence_store.joined_members_of(
+                    conn, list(room_ids), self._max_room_members
+                )
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
         else:
@@ -308,7 +312,9 @@ class PresenceService:
                 missing[user_id] = generation  # recorded before the read it guards
         if missing:
             async with self._pool.acquire() as conn:
-                fetched = await presence_store.joined_rooms_of(conn, list(missing))
+                fetched = await presence_store.joined_rooms_of(
+                    conn, list(missing), self._max_room_members
+                )
             for user_id, generation in missing.items():
                 rooms = frozenset(fetched.get(user_id, ()))
                 _bounded_put(self._rooms, user_id, (generation, rooms), ROOMS_CACHE_SIZE)
@@ -426,6 +432,7 @@ def create_presence_service(
     enabled: bool,
     idle_timeout_seconds: int,
     offline_timeout_seconds: int,
+    max_room_members: int,
     redis_url: str,
     namespace: str,
 ) -> PresenceService:
@@ -436,4 +443,6 @@ def create_presence_service(
         if redis_url
         else LocalPresenceState(timeouts)
     )
-    return PresenceService(pool, notifier, bus, state, timeouts, enabled=enabled)
+    return PresenceService(
+        pool, notifier, bus, state, timeouts, enabled=enabled, max_room_members=max_room_members
+    )

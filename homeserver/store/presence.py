@@ -1,4 +1,9 @@
-"""Who shares a room with whom, as presence needs it (presence itself is not in PostgreSQL)."""
+"""Who shares a room with whom, as presence needs it (presence itself is not in PostgreSQL).
+
+Presence is shared through the rooms that share it: not broadcast channels
+(subscribers are not each other's contacts) and not rooms with more than
+`max_members` joined members (each change would wake every member's sync).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,23 @@ from collections.abc import Sequence
 
 import asyncpg
 
+_SHARES_PRESENCE = (
+    " AND m.room_id IN (SELECT r.room_id FROM rooms r"
+    " WHERE r.room_type IS DISTINCT FROM 'com.linkchat.channel'"
+    " AND (SELECT count(*) FROM room_members c"
+    "      WHERE c.room_id = r.room_id AND c.membership = 'join') <= $2)"
+)
+
 
 async def joined_rooms_of(
-    conn: asyncpg.Connection, user_ids: Sequence[str]
+    conn: asyncpg.Connection, user_ids: Sequence[str], max_members: int
 ) -> dict[str, list[str]]:
-    """Each user's joined rooms; users in none are left out."""
+    """Each user's joined rooms that share presence; users in none are left out."""
     rows = await conn.fetch(
-        "SELECT user_id, room_id FROM room_members"
-        " WHERE user_id = ANY($1::text[]) AND membership = 'join'",
+        "SELECT m.user_id, m.room_id FROM room_members m"
+        " WHERE m.user_id = ANY($1::text[]) AND m.membership = 'join'" + _SHARES_PRESENCE,
         list(user_ids),
+        max_members,
     )
     rooms: dict[str, list[str]] = {}
     for row in rows:
@@ -22,11 +35,14 @@ async def joined_rooms_of(
     return rooms
 
 
-async def joined_members_of(conn: asyncpg.Connection, room_ids: Sequence[str]) -> list[str]:
-    """Everyone joined to any of the rooms, once each."""
+async def joined_members_of(
+    conn: asyncpg.Connection, room_ids: Sequence[str], max_members: int
+) -> list[str]:
+    """Everyone joined to any of the rooms that share presence, once each."""
     rows = await conn.fetch(
-        "SELECT DISTINCT user_id FROM room_members"
-        " WHERE room_id = ANY($1::text[]) AND membership = 'join'",
+        "SELECT DISTINCT m.user_id FROM room_members m"
+        " WHERE m.room_id = ANY($1::text[]) AND m.membership = 'join'" + _SHARES_PRESENCE,
         list(room_ids),
+        max_members,
     )
     return [row["user_id"] for row in rows]
