@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from yarl import URL
 
 JsonDict = dict[str, Any]
@@ -96,7 +97,8 @@ def _decode_body(raw: bytes) -> JsonDict:
     # Error pages from proxies or a crashing server are not JSON; keep a prefix
     # of them so a report can show what came back.
     try:
-        decoded = json.loads(raw) if raw else {}
+        # orjson: a load generator sharing the machine with the server should parse cheaply.
+        decoded = orjson.loads(raw) if raw else {}
     except ValueError:
         return {"_raw": raw[:500].decode("utf-8", "replace")}
     if isinstance(decoded, dict):

@@ -33,7 +33,7 @@ from bench.client import (
     path_segment,
 )
 from bench.report import Report, Table, format_number
-from bench.scenario import Scenario
+from bench.scenario import Scenario, add_timeout_ms
 from bench.stats import LatencySummary
 
 DEVICES = "/_linkchat/v1/devices"
@@ -62,13 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", type=int, default=5, help="unmeasured round trips per pair first (default 5)"
     )
-    parser.add_argument(
-        "--timeout-ms",
-        type=int,
-        default=30_000,
-        metavar="MS",
-        help="long-poll timeout of each sync (default 30000)",
-    )
+    add_timeout_ms(parser)
     parser.add_argument(
         "--deadline",
         type=float,

@@ -31,7 +31,7 @@ from bench.client import TRANSPORT_ERRORS, ApiResponse, Homeserver, MatrixClient
 from bench.process import ServerWatch
 from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
 from bench.report import Report, Table, format_number
-from bench.scenario import Scenario
+from bench.scenario import Scenario, add_timeout_ms
 from bench.send import join_all
 from bench.stats import LatencySummary, percentile
 
@@ -86,13 +86,7 @@ def add_round_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on members that have not received a round's message by then (default 60)",
     )
-    parser.add_argument(
-        "--timeout-ms",
-        type=int,
-        default=30_000,
-        metavar="MS",
-        help="long-poll timeout of each sync (default 30000)",
-    )
+    add_timeout_ms(parser)
     parser.add_argument(
         "--setup-parallel",
         type=int,

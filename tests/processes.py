@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,10 +11,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+V3 = "/_matrix/client/v3"
 
 
 def free_port() -> int:
@@ -69,3 +76,83 @@ class ServerProcess:
                 self._proc.wait()
         self._log.close()
         return self._proc.returncode
+
+
+@contextmanager
+def running_pair(
+    work_dir: Path, dsn: str, **config: Any
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two processes over one database (and the Redis `config` names), stopped cleanly.
+
+    Both share the signing key in `work_dir`, like replicas of one server.
+    """
+    first = ServerProcess(work_dir, dsn, **config)
+    first.wait_ready()
+    second = ServerProcess(work_dir, dsn, **config)
+    try:
+        second.wait_ready()
+        yield first, second
+    finally:
+        assert second.stop() == 0
+        assert first.stop() == 0
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: Any = None
+) -> Any:
+    """One request that must answer 200; its JSON body."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as reply:
+        data = await reply.json()
+        assert reply.status == 200, (method, url, reply.status, data)
+        return data
+
+
+async def register(http: aiohttp.ClientSession, base: str, name: str) -> dict[str, Any]:
+    body = {"username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}}
+    return dict(await call(http, "POST", f"{base}{V3}/register", body=body))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_homeserver(*args: str, merged: bool = False, timeout_s: float = 120) -> Outcome:
+    """`python -m homeserver *args`, as an operator runs it; `merged`: stderr into stdout."""
+    # HOMESERVER_* variables of the caller's shell would override the file under test.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "homeserver",
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merged else asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
+    assert process.returncode is not None
+    return Outcome(process.returncode, stdout.decode(), (stderr or b"").decode())
+
+
+async def room_of_two(
+    http: aiohttp.ClientSession, a: ServerProcess, b: ServerProcess
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """alice registered on `a` creates a public room, bob registered on `b` joins it."""
+    alice = await register(http, a.base_url, "alice")
+    bob = await register(http, b.base_url, "bob")
+    room = (
+        await call(
+            http,
+            "POST",
+            f"{a.base_url}{V3}/createRoom",
+            alice["access_token"],
+            {"preset": "public_chat"},
+        )
+    )["room_id"]
+    await call(http, "POST", f"{b.base_url}{V3}/join/{room}", bob["access_token"], {})
+    return alice, bob, str(room)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -17,8 +15,7 @@ from homeserver.audit.export import ExportError, export_log, verify_export
 from homeserver.events.signing import load_key_ring, public_keys_from_json
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.processes import run_homeserver
 
 
 async def _log(hs: MatrixClient) -> str:
@@ -131,20 +128,8 @@ async def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
 
 
 async def _homeserver(*args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "homeserver",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    outcome = await run_homeserver(*args)
+    return outcome.code, outcome.stdout, outcome.stderr
 
 
 async def test_export_and_verify_file_commands(

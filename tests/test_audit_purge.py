@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,16 +11,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from homeserver.api.server import KEY_RING
 from homeserver.audit.purge import purge_redacted
-from homeserver.audit.replay import replay
-from homeserver.audit.verify import Failure, LogVerifier, verify_database
+from homeserver.audit.verify import Failure, LogVerifier
 from homeserver.events.canonical import decode, encode
 from homeserver.events.redaction import redact_content
+from tests.audit_log import assert_replay_identical, server_verifier, verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
+from tests.processes import run_homeserver
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "zebrapassword"  # one word, so the search index would keep it as written
 
 
@@ -49,13 +46,8 @@ async def _secrets_in_database(dsn: str, needle: str = SECRET) -> list[str]:
 
 
 async def _verify(hs: MatrixClient, dsn: str) -> tuple[Failure | None, LogVerifier]:
-    ring = hs.app[KEY_RING]
-    verifier = LogVerifier(ring.server_name, ring.keys)
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await verify_database(conn, verifier, workers=0), verifier
-    finally:
-        await conn.close()
+    verifier = server_verifier(hs)
+    return await verify(dsn, verifier), verifier
 
 
 async def _purge(dsn: str, older_than_ms: int = 0) -> int:
@@ -66,15 +58,6 @@ async def _purge(dsn: str, older_than_ms: int = 0) -> int:
     finally:
         await conn.close()
     return result.events
-
-
-async def _replay_identical(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        result = await replay(conn)
-    finally:
-        await conn.close()
-    assert result.identical, "\n".join(d.describe() for d in result.differences)
 
 
 async def _secret_room(hs: MatrixClient) -> tuple[User, User, str, list[str]]:
@@ -137,7 +120,7 @@ async def test_purged_content_is_gone_from_every_table_and_the_log_still_verifie
     failure, verifier = await _verify(hs, fresh_dsn)
     assert failure is None, str(failure)
     assert verifier.purged == len(redacted)
-    await _replay_identical(fresh_dsn)
+    await assert_replay_identical(fresh_dsn)
     # Served as before: redacted, and the room still works.
     event = await hs.ok("GET", f"rooms/{room}/event/{redacted[0]}", user=alice)
     assert event["content"] == {}
@@ -251,24 +234,10 @@ async def test_purge_redacted_command(
     await _one_redacted(hs)
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps({"database": {"dsn": fresh_dsn}, "data_dir": str(data_dir)}))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
 
     async def homeserver(*args: str) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "homeserver",
-            *args,
-            "--config",
-            str(config),
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, out.decode()
+        outcome = await run_homeserver(*args, "--config", str(config), merged=True)
+        return outcome.code, outcome.stdout
 
     code, out = await homeserver("admin", "purge-redacted", "--older-than", "30d")
     assert code == 0, out

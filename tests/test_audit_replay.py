@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,32 +17,16 @@ from hypothesis import strategies as st
 from homeserver.api.server import KEY_RING
 from homeserver.audit.export import export_log, verify_export
 from homeserver.audit.purge import purge_redacted
-from homeserver.audit.replay import ReplayError, ReplayResult, replay
-from homeserver.audit.verify import LogVerifier, verify_database
+from homeserver.audit.replay import ReplayError, replay
+from tests.audit_log import assert_replay_identical, replayed, server_verifier, verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-async def _replay(dsn: str, **options: Any) -> ReplayResult:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await replay(conn, **options)
-    finally:
-        await conn.close()
+from tests.processes import run_homeserver
 
 
 async def _assert_replay_identical_and_log_verifies(hs: MatrixClient, dsn: str) -> None:
-    result = await _replay(dsn)
-    assert result.identical, "\n".join(d.describe() for d in result.differences)
-    ring = hs.app[KEY_RING]
-    verifier = LogVerifier(ring.server_name, ring.keys)
-    conn = await asyncpg.connect(dsn)
-    try:
-        failure = await verify_database(conn, verifier, workers=0)
-    finally:
-        await conn.close()
+    await assert_replay_identical(dsn)
+    failure = await verify(dsn, server_verifier(hs))
     assert failure is None, str(failure)
 
 
@@ -148,7 +130,7 @@ async def test_replay_names_the_first_differing_rows_of_a_tampered_projection(
         await conn.execute("DELETE FROM rooms WHERE room_id = $1", room)
     finally:
         await conn.close()
-    result = await _replay(fresh_dsn)
+    result = await replayed(fresh_dsn)
     assert not result.identical
     by_table = {difference.table: difference for difference in result.differences}
     assert set(by_table) == {"room_members", "rooms"}
@@ -165,7 +147,7 @@ async def test_replay_keeps_its_schema_only_when_asked(
 ) -> None:
     hs = await start_app(dsn=fresh_dsn)
     await hs.create_room(await hs.register())
-    assert (await _replay(fresh_dsn)).identical
+    assert (await replayed(fresh_dsn)).identical
     conn = await asyncpg.connect(fresh_dsn)
     try:
         schemas = "SELECT count(*) FROM pg_namespace WHERE nspname = 'audit_replay'"
@@ -189,25 +171,10 @@ async def test_audit_replay_command_exits_0_then_1_showing_the_rows(
     room = await hs.create_room(alice)
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps({"database": {"dsn": fresh_dsn}, "data_dir": str(data_dir)}))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
 
     async def audit_replay() -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "homeserver",
-            "audit",
-            "replay",
-            "--config",
-            str(config),
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
+        outcome = await run_homeserver("audit", "replay", "--config", str(config))
+        return outcome.code, outcome.stdout, outcome.stderr
 
     code, out, err = await audit_replay()
     assert code == 0, err

@@ -13,10 +13,10 @@ import pytest
 from signedjson.key import generate_signing_key
 
 from homeserver.api.keys import SERVER_KEY
-from homeserver.api.server import KEY_RING
-from homeserver.audit.verify import Failure, LogVerifier, verify_database
+from homeserver.audit.verify import Failure
 from homeserver.events.canonical import decode, encode
 from homeserver.events.signing import ServerKey
+from tests.audit_log import server_verifier, verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient
 
@@ -41,13 +41,7 @@ async def _verify(
     hs: MatrixClient, dsn: str, workers: int = 0, room: str | None = None, since: int = 0
 ) -> Failure | None:
     """The database check as the command runs it; small batches, so the pool sees many chunks."""
-    ring = hs.app[KEY_RING]
-    verifier = LogVerifier(ring.server_name, ring.keys)
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await verify_database(conn, verifier, room, since, workers=workers, batch=7)
-    finally:
-        await conn.close()
+    return await verify(dsn, server_verifier(hs), room, since, workers=workers, batch=7)
 
 
 async def _tamper(dsn: str, sql: str, *args: object) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -13,34 +9,14 @@ import pytest
 import yaml
 
 from tests.conftest import AppFactory
+from tests.processes import Outcome, run_homeserver
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "config.sample.yaml"
 
 
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
 async def homeserver(*args: str) -> Outcome:
-    # HOMESERVER_* variables of the caller's shell would override the file under test.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "homeserver",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return Outcome(process.returncode, stdout.decode(), stderr.decode())
+    return await run_homeserver(*args, timeout_s=60)
 
 
 def _write_config(path: Path, config: dict[str, object]) -> Path:

@@ -20,12 +20,9 @@ from homeserver.device_control.content import MODELS
 from homeserver.device_control.expiry import expiry_draft
 from homeserver.device_control.facts import CommandFacts, CommandState
 from homeserver.errors import MatrixError
-from homeserver.events.canonical import decode
 from homeserver.events.model import Draft, Event
-from homeserver.projections import project
-from homeserver.projections.changes import ALL_TABLES
 from homeserver.projections.room_state import RoomState, StateEntry
-from homeserver.store.projections import apply_changes
+from tests.audit_log import assert_replay_identical
 from tests.conftest import AppFactory
 from tests.devices import (
     COMMAND,
@@ -609,27 +606,9 @@ async def test_device_projections_equal_a_replay_of_the_log(
         for name in ("device_commands", "device_command_status", "device_command_results"):
             assert await conn.fetchval(f"SELECT count(*) FROM {name}") > 0
         assert await conn.fetchval("SELECT count(*) FROM linkchat_devices") == 1
-        await conn.execute("CREATE SCHEMA replay")
-        for table in ALL_TABLES:
-            await conn.execute(
-                f"CREATE TABLE replay.{table.name} (LIKE public.{table.name} INCLUDING ALL)"
-            )
-        rows = await conn.fetch("SELECT event_id, stream_position, json FROM events ORDER BY 2")
-        async with conn.transaction():
-            for row in rows:
-                event = Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
-                await apply_changes(conn, project(event), schema="replay")
-        for table in ALL_TABLES:
-            columns = ", ".join(table.columns)
-            differing = await conn.fetch(
-                f"(SELECT {columns} FROM public.{table.name}"
-                f" EXCEPT SELECT {columns} FROM replay.{table.name})"
-                f" UNION ALL (SELECT {columns} FROM replay.{table.name}"
-                f" EXCEPT SELECT {columns} FROM public.{table.name})"
-            )
-            assert differing == [], f"{table.name} differs from its replay"
     finally:
         await conn.close()
+    await assert_replay_identical(fresh_dsn)
 
 
 # The JSON Schemas of spec/ agree with the content models

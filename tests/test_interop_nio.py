@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -60,8 +61,12 @@ class RecordingClient(nio.AsyncClient):  # type: ignore[misc]
         response: ClientResponse = await super().send(
             method, path, data, headers, trace_context, timeout
         )
-        answer = await response.text()  # aiohttp caches the body for nio's own read
-        self.exchanges.append(Exchange(method, path, data, response.status, answer))
+        # Read as bytes (aiohttp caches the body for nio's own read): downloads
+        # are binary and long, so the answer is kept decoded and shortened.
+        raw = await response.read()
+        answer = raw[:2000].decode("utf-8", "replace")
+        body = data if isinstance(data, str | bytes | dict | None) else type(data).__name__
+        self.exchanges.append(Exchange(method, path, body, response.status, answer))
         return response
 
 
@@ -78,8 +83,8 @@ def expect(client: RecordingClient, resp: object, kind: type[R]) -> R:
 ClientFactory = Callable[[str], Awaitable[RecordingClient]]
 
 
-@pytest.fixture
-async def nio_clients(hs: MatrixClient) -> AsyncIterator[ClientFactory]:
+@asynccontextmanager
+async def recording_clients(hs: MatrixClient) -> AsyncIterator[ClientFactory]:
     """Makes RecordingClients on the running homeserver; closes them all at the end."""
     made: list[RecordingClient] = []
 
@@ -93,6 +98,12 @@ async def nio_clients(hs: MatrixClient) -> AsyncIterator[ClientFactory]:
     finally:
         for client in made:
             await client.close()
+
+
+@pytest.fixture
+async def nio_clients(hs: MatrixClient) -> AsyncIterator[ClientFactory]:
+    async with recording_clients(hs) as make:
+        yield make
 
 
 async def register(make: ClientFactory, prefix: str) -> RecordingClient:

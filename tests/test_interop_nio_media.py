@@ -10,53 +10,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
 
 import nio  # type: ignore[import-untyped]
 import pytest
-from aiohttp import ClientResponse
 from PIL import Image
 
 from tests.matrix import MatrixClient
-from tests.test_interop_nio import ClientFactory, Exchange, RecordingClient, expect, register
-
-
-class MediaRecordingClient(RecordingClient):
-    """RecordingClient that also records binary answers (downloads), shortened."""
-
-    async def send(
-        self,
-        method: str,
-        path: str,
-        data: Any = None,
-        headers: dict[str, str] | None = None,
-        trace_context: Any | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> ClientResponse:
-        response: ClientResponse = await nio.AsyncClient.send(
-            self, method, path, data, headers, trace_context, timeout
-        )
-        raw = await response.read()  # cached for nio's own read
-        answer = raw[:300].decode("utf-8", "replace")
-        body = data if isinstance(data, str | bytes | dict | None) else type(data).__name__
-        self.exchanges.append(Exchange(method, path, body, response.status, answer))
-        return response
+from tests.test_interop_nio import ClientFactory, expect, recording_clients, register
 
 
 @pytest.fixture
 async def nio_clients(hs: MatrixClient) -> AsyncIterator[ClientFactory]:
-    made: list[RecordingClient] = []
-
-    async def make(user: str = "") -> RecordingClient:
-        client = MediaRecordingClient(hs.base_url, user)
-        made.append(client)
-        return client
-
-    try:
+    async with recording_clients(hs) as make:
         yield make
-    finally:
-        for client in made:
-            await client.close()
 
 
 def _picture() -> bytes:

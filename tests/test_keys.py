@@ -6,17 +6,15 @@ import asyncio
 import json
 import os
 import stat
-import sys
 import time
 from pathlib import Path
 
-import asyncpg
 from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, generate_signing_key
 from signedjson.sign import verify_signed_json
 from unpaddedbase64 import decode_base64
 
 from homeserver.api.keys import SERVER_KEY
-from homeserver.audit.verify import Failure, LogVerifier, verify_database
+from homeserver.audit.verify import Failure, LogVerifier
 from homeserver.events.sealing import seal
 from homeserver.events.signing import (
     load_key_ring,
@@ -24,10 +22,11 @@ from homeserver.events.signing import (
     ring_path,
     rotate_key,
 )
+from tests.audit_log import verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient
+from tests.processes import run_homeserver
 
-REPO = Path(__file__).resolve().parent.parent
 SERVER = "localhost"
 
 
@@ -37,11 +36,7 @@ def _now_ms() -> int:
 
 async def _verify(dsn: str, key_path: Path) -> tuple[Failure | None, LogVerifier]:
     verifier = LogVerifier(SERVER, read_public_keys(key_path))
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await verify_database(conn, verifier, workers=0), verifier
-    finally:
-        await conn.close()
+    return await verify(dsn, verifier), verifier
 
 
 async def _chat(hs: MatrixClient, messages: int = 3) -> str:
@@ -170,24 +165,10 @@ def test_a_rotation_interrupted_by_a_crash_is_finished_or_discarded(tmp_path: Pa
 async def test_keys_rotate_and_list_commands(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps({"data_dir": str(tmp_path / "data")}))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMESERVER_")}
 
     async def homeserver(*args: str) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "homeserver",
-            *args,
-            "--config",
-            str(config),
-            cwd=REPO,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, out.decode()
+        outcome = await run_homeserver(*args, "--config", str(config), merged=True)
+        return outcome.code, outcome.stdout
 
     code, listed = await homeserver("keys", "list")
     assert code == 2 and "no signing key" in listed  # and none was made

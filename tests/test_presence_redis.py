@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.processes import ServerProcess
+from tests.processes import V3, ServerProcess, call, room_of_two, running_pair
 
-V3 = "/_matrix/client/v3"
 NO_PRESENCE = json.dumps({"presence": {"not_types": ["*"]}})
 
 
@@ -27,48 +26,8 @@ def two_processes(
         "redis": {"url": redis_url},
         "presence": {"offline_timeout_seconds": 1},
     }
-    first = ServerProcess(tmp_path, fresh_dsn, **config)
-    first.wait_ready()
-    second = ServerProcess(tmp_path, fresh_dsn, **config)
-    try:
-        second.wait_ready()
-        yield first, second
-    finally:
-        assert second.stop() == 0
-        assert first.stop() == 0
-
-
-async def _call(
-    http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: Any = None
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as reply:
-        data = await reply.json()
-        assert reply.status == 200, (method, url, reply.status, data)
-        return data
-
-
-async def _register(http: aiohttp.ClientSession, base: str, name: str) -> dict[str, Any]:
-    body = {"username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}}
-    return dict(await _call(http, "POST", f"{base}{V3}/register", body=body))
-
-
-async def _room_of_two(
-    http: aiohttp.ClientSession, a: ServerProcess, b: ServerProcess
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    alice = await _register(http, a.base_url, "alice")
-    bob = await _register(http, b.base_url, "bob")
-    room = (
-        await _call(
-            http,
-            "POST",
-            f"{a.base_url}{V3}/createRoom",
-            alice["access_token"],
-            {"preset": "public_chat"},
-        )
-    )["room_id"]
-    await _call(http, "POST", f"{b.base_url}{V3}/join/{room}", bob["access_token"], {})
-    return alice, bob
+    with running_pair(tmp_path, fresh_dsn, **config) as pair:
+        yield pair
 
 
 async def test_presence_set_on_one_process_is_seen_on_another(
@@ -76,12 +35,12 @@ async def test_presence_set_on_one_process_is_seen_on_another(
 ) -> None:
     a, b = two_processes
     async with aiohttp.ClientSession() as http:
-        alice, bob = await _room_of_two(http, a, b)
+        alice, bob, _ = await room_of_two(http, a, b)
         bob_token = bob["access_token"]
-        first = await _call(http, "GET", f"{b.base_url}{V3}/sync?set_presence=offline", bob_token)
+        first = await call(http, "GET", f"{b.base_url}{V3}/sync?set_presence=offline", bob_token)
         # A long-poll held on B is woken by a change made on A.
         poll = asyncio.create_task(
-            _call(
+            call(
                 http,
                 "GET",
                 f"{b.base_url}{V3}/sync?since={first['next_batch']}&timeout=10000"
@@ -91,7 +50,7 @@ async def test_presence_set_on_one_process_is_seen_on_another(
         )
         await asyncio.sleep(0.3)
         started = time.monotonic()
-        await _call(
+        await call(
             http,
             "PUT",
             f"{a.base_url}{V3}/presence/{alice['user_id']}/status",
@@ -104,7 +63,7 @@ async def test_presence_set_on_one_process_is_seen_on_another(
         assert events[alice["user_id"]]["presence"] == "unavailable"
         assert events[alice["user_id"]]["status_msg"] == "on a train"
         # And B's GET reads the same shared record.
-        status = await _call(
+        status = await call(
             http, "GET", f"{b.base_url}{V3}/presence/{alice['user_id']}/status", bob_token
         )
         assert (status["presence"], status["status_msg"]) == ("unavailable", "on a train")
@@ -115,12 +74,12 @@ async def test_a_long_poll_on_one_process_keeps_the_user_online_for_all(
 ) -> None:
     a, b = two_processes
     async with aiohttp.ClientSession() as http:
-        alice, bob = await _room_of_two(http, a, b)
+        alice, bob, _ = await room_of_two(http, a, b)
         bob_token = bob["access_token"]
-        first = await _call(http, "GET", f"{b.base_url}{V3}/sync", bob_token)
+        first = await call(http, "GET", f"{b.base_url}{V3}/sync", bob_token)
         # Bob holds a 3 s long-poll on B; A's sweep must not time him out (1 s).
         poll = asyncio.create_task(
-            _call(
+            call(
                 http,
                 "GET",
                 f"{b.base_url}{V3}/sync?since={first['next_batch']}&timeout=3000"
@@ -130,10 +89,10 @@ async def test_a_long_poll_on_one_process_keeps_the_user_online_for_all(
         )
         await asyncio.sleep(2)
         url = f"{a.base_url}{V3}/presence/{bob['user_id']}/status"
-        assert (await _call(http, "GET", url, alice["access_token"]))["presence"] == "online"
+        assert (await call(http, "GET", url, alice["access_token"]))["presence"] == "online"
         await poll
         # Once his syncs stop, every process shows him offline.
         deadline = time.monotonic() + 5
-        while (await _call(http, "GET", url, alice["access_token"]))["presence"] != "offline":
+        while (await call(http, "GET", url, alice["access_token"]))["presence"] != "offline":
             assert time.monotonic() < deadline, "bob never went offline"
             await asyncio.sleep(0.1)

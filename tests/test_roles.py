@@ -14,7 +14,7 @@ import pytest
 from homeserver.app import APPENDER
 from homeserver.config import check_config
 from homeserver.errors import MatrixError
-from homeserver.rooms.chain_rules import STATE_CHANGED, StateEdit
+from homeserver.events.model import STATE_CHANGED, StateEdit
 from tests.matrix import MatrixClient, Reply, User
 
 CHANNEL = {"type": "com.linkchat.channel"}

@@ -173,6 +173,24 @@ class AccountService:
         device_display_name: str | None,
     ) -> Session:
         user_id = await self.check_password(user, password)
+        return await self._log_in(user_id, device_id, device_display_name)
+
+    async def login_with_token(
+        self, token: str, device_id: str | None, device_display_name: str | None
+    ) -> Session:
+        """m.login.token: a single-use, short-lived login token (a device agent's)."""
+        async with self._pool.acquire() as conn:
+            taken = await device_store.take_login_token(conn, hash_token(token))
+            deactivated = await account_store.user_deactivated(conn, taken[0]) if taken else None
+        # Taking the token used it up: a second login with it finds nothing.
+        if taken is None or taken[1] <= _now_ms() or deactivated is not False:
+            raise forbidden("Invalid, used or expired login token.")
+        return await self._log_in(taken[0], device_id, device_display_name)
+
+    async def _log_in(
+        self, user_id: str, device_id: str | None, device_display_name: str | None
+    ) -> Session:
+        """A new access token on the device, which is created unless it exists."""
         device = device_id or _new_device_id()
         async with self._pool.acquire() as conn:
             existing = await account_store.device(conn, user_id, device)
@@ -185,28 +203,6 @@ class AccountService:
             await self._revoke_tokens(user_id, [device])
         token = await self._issue_token(user_id, device)
         return Session(user_id, device, token)
-
-    async def login_with_token(
-        self, token: str, device_id: str | None, device_display_name: str | None
-    ) -> Session:
-        """m.login.token: a single-use, short-lived login token (a device agent's)."""
-        async with self._pool.acquire() as conn:
-            taken = await device_store.take_login_token(conn, hash_token(token))
-            deactivated = await account_store.user_deactivated(conn, taken[0]) if taken else None
-        # Taking the token used it up: a second login with it finds nothing.
-        if taken is None or taken[1] <= _now_ms() or deactivated is not False:
-            raise forbidden("Invalid, used or expired login token.")
-        user_id = taken[0]
-        device = device_id or _new_device_id()
-        async with self._pool.acquire() as conn:
-            existing = await account_store.device(conn, user_id, device)
-        if existing is None:
-            await self._appender.append(
-                self._device_draft(user_id, device, device_display_name, _now_ms())
-            )
-        else:
-            await self._revoke_tokens(user_id, [device])
-        return Session(user_id, device, await self._issue_token(user_id, device))
 
     async def end_sessions(self, user_id: str) -> None:
         """Log `user_id` out everywhere: every device removed, every access token dead."""

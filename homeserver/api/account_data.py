@@ -25,38 +25,30 @@ async def _owner(request: web.Request) -> str:
     return caller.user_id
 
 
+def _scope(request: web.Request) -> str:
+    """GLOBAL, or the room the path names."""
+    return room_id_param(request) if "room_id" in request.match_info else GLOBAL
+
+
 # GET /_matrix/client/v3/user/{user_id}/account_data/{type}
+# GET /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
 @routes.get(USER + "/account_data/{type}")
+@routes.get(ROOM + "/account_data/{type}")
 async def get_account_data(request: web.Request) -> web.Response:
     user_id = await _owner(request)
-    service = request.app[ACCOUNT_DATA]
-    return ok(await service.get(user_id, GLOBAL, request.match_info["type"]))
+    scope = _scope(request)
+    return ok(await request.app[ACCOUNT_DATA].get(user_id, scope, request.match_info["type"]))
 
 
 # PUT /_matrix/client/v3/user/{user_id}/account_data/{type}
+# PUT /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
 @routes.put(USER + "/account_data/{type}")
+@routes.put(ROOM + "/account_data/{type}")
 async def put_account_data(request: web.Request) -> web.Response:
     user_id = await _owner(request)
+    scope = _scope(request)
     body = await json_object(request)
-    await request.app[ACCOUNT_DATA].put(user_id, GLOBAL, request.match_info["type"], body)
-    return ok()
-
-
-# GET /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
-@routes.get(ROOM + "/account_data/{type}")
-async def get_room_account_data(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    room_id = room_id_param(request)
-    return ok(await request.app[ACCOUNT_DATA].get(user_id, room_id, request.match_info["type"]))
-
-
-# PUT /_matrix/client/v3/user/{user_id}/rooms/{room_id}/account_data/{type}
-@routes.put(ROOM + "/account_data/{type}")
-async def put_room_account_data(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    room_id = room_id_param(request)
-    body = await json_object(request)
-    await request.app[ACCOUNT_DATA].put(user_id, room_id, request.match_info["type"], body)
+    await request.app[ACCOUNT_DATA].put(user_id, scope, request.match_info["type"], body)
     return ok()
 
 

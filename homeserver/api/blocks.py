@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.friends import FRIENDS, V1
-from homeserver.api.requests import json_object, ok, requester
+from homeserver.api.requests import json_object, ok, requester, user_id_param
 
 routes = web.RouteTableDef()
 
@@ -19,7 +19,7 @@ routes = web.RouteTableDef()
 async def put_block(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
-    await request.app[FRIENDS].block(caller.user_id, request.match_info["user_id"])
+    await request.app[FRIENDS].block(caller.user_id, user_id_param(request))
     return ok()
 
 
@@ -27,7 +27,7 @@ async def put_block(request: web.Request) -> web.Response:
 @routes.delete(V1 + "/blocks/{user_id}")
 async def delete_block(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[FRIENDS].unblock(caller.user_id, request.match_info["user_id"])
+    await request.app[FRIENDS].unblock(caller.user_id, user_id_param(request))
     return ok()
 
 

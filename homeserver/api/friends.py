@@ -11,7 +11,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
+from homeserver.api.requests import (
+    RequestBody,
+    json_object,
+    ok,
+    parse_body,
+    requester,
+    user_id_param,
+)
 from homeserver.friends.content import MAX_MESSAGE_LENGTH
 from homeserver.friends.service import Friend, FriendRequest, FriendService
 
@@ -64,7 +71,7 @@ async def get_friend_requests(request: web.Request) -> web.Response:
 async def accept_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
-    friend = await request.app[FRIENDS].accept(caller.user_id, request.match_info["user_id"])
+    friend = await request.app[FRIENDS].accept(caller.user_id, user_id_param(request))
     return ok(friend_json(friend))
 
 
@@ -73,7 +80,7 @@ async def accept_friend_request(request: web.Request) -> web.Response:
 async def decline_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
-    await request.app[FRIENDS].decline(caller.user_id, request.match_info["user_id"])
+    await request.app[FRIENDS].decline(caller.user_id, user_id_param(request))
     return ok()
 
 
@@ -81,7 +88,7 @@ async def decline_friend_request(request: web.Request) -> web.Response:
 @routes.delete(V1 + "/friends/requests/{user_id}")
 async def cancel_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[FRIENDS].cancel(caller.user_id, request.match_info["user_id"])
+    await request.app[FRIENDS].cancel(caller.user_id, user_id_param(request))
     return ok()
 
 
@@ -97,5 +104,5 @@ async def get_friends(request: web.Request) -> web.Response:
 @routes.delete(V1 + "/friends/{user_id}")
 async def remove_friend(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[FRIENDS].remove_friend(caller.user_id, request.match_info["user_id"])
+    await request.app[FRIENDS].remove_friend(caller.user_id, user_id_param(request))
     return ok()

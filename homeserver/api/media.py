@@ -109,12 +109,18 @@ async def upload_reserved(request: web.Request) -> web.Response:
     return ok({})
 
 
-async def _download(request: web.Request, *, authenticated: bool) -> web.StreamResponse:
+async def _readable(request: web.Request, authenticated: bool) -> MediaService:
+    """The media service, once the caller may read media by this path (legacy or not)."""
     media = request.app[MEDIA]
     if authenticated:
         await requester(request)
     elif not media.allow_unauthenticated_download:
         raise not_found("Not found")
+    return media
+
+
+async def _download(request: web.Request, *, authenticated: bool) -> web.StreamResponse:
+    media = await _readable(request, authenticated)
     server_name, media_id = _media_path(request)
     file_name = request.match_info.get("file_name")
     if file_name is not None:
@@ -126,11 +132,7 @@ async def _download(request: web.Request, *, authenticated: bool) -> web.StreamR
 
 
 async def _thumbnail(request: web.Request, *, authenticated: bool) -> web.StreamResponse:
-    media = request.app[MEDIA]
-    if authenticated:
-        await requester(request)
-    elif not media.allow_unauthenticated_download:
-        raise not_found("Not found")
+    media = await _readable(request, authenticated)
     server_name, media_id = _media_path(request)
     width = _int_param(request, "width")
     height = _int_param(request, "height")

@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
 from homeserver.api.keys import ACCOUNTS
-from homeserver.errors import MatrixError, bad_json, not_json
+from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
+from homeserver.events.types import is_user_id
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -105,6 +107,14 @@ def room_id_param(request: web.Request) -> str:
     if not room_id.startswith("!") or ":" not in room_id:
         raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID.")
     return room_id
+
+
+def user_id_param(request: web.Request, name: str = "user_id") -> str:
+    """The `{name}` of the path, which must look like a user ID."""
+    user_id = request.match_info[name]
+    if not is_user_id(user_id) or len(user_id) > MAX_USER_ID_LENGTH:
+        raise invalid_param(f"{user_id!r} is not a valid user ID.")
+    return user_id
 
 
 def ok(body: object = None, status: int = 200) -> web.Response:

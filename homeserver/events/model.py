@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.errors import MatrixError
+
 JsonDict = dict[str, Any]
 
 
@@ -38,6 +40,28 @@ class Draft:
     @property
     def is_state(self) -> bool:
         return self.state_key is not None
+
+
+# Errcode of a StateEdit whose state changed since it was read; the editor retries.
+STATE_CHANGED = "LINKCHAT_STATE_CHANGED"
+
+
+@dataclass(frozen=True, slots=True)
+class StateEdit(Draft):
+    """A state draft computed from the state event `replaces` (its ID; None: there was none).
+
+    Refused (409 STATE_CHANGED) under the append lock, for every chain (see
+    rooms/chain_rules.authorize), if another event has replaced that state
+    since, so a read-modify-write such as a role change (one user's entry in
+    m.room.power_levels) or a server-kept account data update (m.direct) can
+    never overwrite a concurrent edit it did not see.
+    """
+
+    replaces: str | None = None
+
+
+def state_changed(what: str) -> MatrixError:
+    return MatrixError(409, STATE_CHANGED, f"{what} changed while being edited.")
 
 
 @dataclass(frozen=True, slots=True)

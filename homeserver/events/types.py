@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 CREATE = "m.room.create"
 MEMBER = "m.room.member"
 POWER_LEVELS = "m.room.power_levels"
@@ -73,6 +75,14 @@ TAG = "m.tag"
 
 def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")
+
+
+# The outline of a user ID (@localpart:server), as every service checks one it is given.
+_USER_ID = re.compile(r"@[^:\s]+:\S+")
+
+
+def is_user_id(text: str) -> bool:
+    return _USER_ID.fullmatch(text) is not None
 
 
 def is_account_chain(chain_id: str) -> bool:

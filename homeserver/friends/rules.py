@@ -17,7 +17,7 @@ from typing import Any
 
 from homeserver.errors import MatrixError, forbidden, invalid_param
 from homeserver.events import types
-from homeserver.events.model import Draft
+from homeserver.events.model import Draft, StateEdit
 from homeserver.friends import errors
 from homeserver.friends.content import (
     DECLINED,
@@ -34,12 +34,6 @@ from homeserver.friends.content import (
     relation_of,
 )
 from homeserver.projections.room_state import RoomState
-
-# The key of server-written account data naming the account-data event it
-# replaces (None: there was none): a compare-and-set, so a server-side update
-# of m.direct or m.ignored_user_list never overwrites one it has not seen.
-# Clients cannot set it: their account data is only the inner `content`.
-REPLACES = "replaces"
 
 
 def authorize(state: RoomState, draft: Draft) -> None:
@@ -134,14 +128,14 @@ def _authorize_block(state: RoomState, draft: Draft) -> None:
 
 
 def _authorize_account_data(state: RoomState, draft: Draft) -> None:
+    # Server-written account data is a StateEdit naming the event it replaces
+    # (checked for every chain in rooms/chain_rules.authorize), so an update of
+    # m.direct or m.ignored_user_list never overwrites one it has not seen.
+    # Clients cannot write a StateEdit: their account data is a plain Draft.
     content = draft.content
-    if REPLACES in content:
-        current = state.get(types.ACCOUNT_DATA, draft.state_key or "")
-        if (current.event_id if current is not None else None) != content[REPLACES]:
-            raise errors.conflict()
     if content.get("type") != FRIENDS_ACCOUNT_DATA or content.get("room_id") != "":
         return
-    if REPLACES not in content:
+    if not isinstance(draft, StateEdit):
         # As the spec answers for m.fully_read: the server keeps this one.
         raise MatrixError(
             405, "M_BAD_JSON", f"{FRIENDS_ACCOUNT_DATA} is kept by the server; it cannot be set."

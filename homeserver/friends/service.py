@@ -11,14 +11,14 @@ the server keeps current for each side:
 - `m.ignored_user_list`: a blocked user is added on block, removed on unblock.
 
 Account data is computed from what this service read, so each write names
-the event it replaces; if another change landed in between, the group is
-refused (COM.LINKCHAT_CONFLICT) and rebuilt from a fresh read.
+the event it replaces (a StateEdit); if another change landed in between, the
+group is refused (LINKCHAT_STATE_CHANGED, or COM.LINKCHAT_CONFLICT when the
+friend facts themselves changed) and rebuilt from a fresh read.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ import asyncpg
 
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import Draft
+from homeserver.events.model import STATE_CHANGED, Draft, StateEdit
 from homeserver.friends import errors
 from homeserver.friends.content import (
     CANCELLED,
@@ -42,7 +42,6 @@ from homeserver.friends.content import (
     friends_view,
     relation_of,
 )
-from homeserver.friends.rules import REPLACES
 from homeserver.log.appender import Appender
 from homeserver.receipts.service import account_data_key
 from homeserver.store import account_data as account_data_store
@@ -60,10 +59,11 @@ REQUEST_POLICIES = (ANYONE, SHARES_ROOM, NOBODY)
 # A refused group is rebuilt from a fresh read this many times at most; only a
 # user whose friends change continuously could exhaust it.
 MAX_ATTEMPTS = 5
-_USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
 # What ends each relation when a block ends it: what the other side sees is
 # an ordinary decline, cancel or removal, never a block.
 _ENDED_BY_BLOCK = {INCOMING: DECLINED, OUTGOING: CANCELLED, FRIENDS: REMOVED}
+# The refusals of a group built from a read that another change overtook.
+_CHANGED = (STATE_CHANGED, errors.CONFLICT)
 
 
 class DirectChats(Protocol):
@@ -99,12 +99,13 @@ def _now() -> int:
 def _account_data_draft(
     owner: str, data_type: str, content: JsonDict, replaces: str | None
 ) -> Draft:
-    return Draft(
+    return StateEdit(
         owner,
         owner,
         types.ACCOUNT_DATA,
-        {"room_id": "", "type": data_type, "content": content, REPLACES: replaces},
+        {"room_id": "", "type": data_type, "content": content},
         state_key=account_data_key("", data_type),
+        replaces=replaces,
     )
 
 
@@ -308,7 +309,7 @@ class FriendService:
             )
 
         # A relation that changed since it was read makes its end refused; read again.
-        await self._commit(build, retry_on=(errors.CONFLICT, errors.NO_REQUEST, errors.NOT_FRIENDS))
+        await self._commit(build, retry_on=(*_CHANGED, errors.NO_REQUEST, errors.NOT_FRIENDS))
 
     async def unblock(self, user_id: str, target: str) -> None:
         """DELETE /blocks/{userId}: also un-ignores the user."""
@@ -354,7 +355,7 @@ class FriendService:
     async def _commit(
         self,
         build: Callable[[_Change], Awaitable[None]],
-        retry_on: Sequence[str] = (errors.CONFLICT,),
+        retry_on: Sequence[str] = _CHANGED,
     ) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             async with self._pool.acquire() as conn:
@@ -367,6 +368,9 @@ class FriendService:
                 await self._appender.append_group(drafts)
                 return
             except MatrixError as refused:
+                if refused.errcode == STATE_CHANGED and attempt == MAX_ATTEMPTS:
+                    # The friends API's own errcode for "kept changing" (spec/friends.md).
+                    raise errors.conflict() from refused
                 if refused.errcode not in retry_on or attempt == MAX_ATTEMPTS:
                     raise
 
@@ -390,7 +394,7 @@ class FriendService:
 
     @staticmethod
     def _check_user_id(user_id: str) -> None:
-        if not _USER_ID.match(user_id) or len(user_id) > 255:
+        if not types.is_user_id(user_id) or len(user_id) > 255:
             raise invalid_param(f"{user_id!r} is not a valid user ID.")
 
     async def _require_other_user(

@@ -17,11 +17,10 @@ import asyncpg
 
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import Draft
+from homeserver.events.model import STATE_CHANGED, Draft, StateEdit
 from homeserver.log.appender import Appender
 from homeserver.push.default_rules import default_ruleset
 from homeserver.receipts.service import account_data_key
-from homeserver.rooms.chain_rules import STATE_CHANGED, StateEdit
 from homeserver.store import account_data as account_data_store
 from homeserver.store import rooms as room_store
 

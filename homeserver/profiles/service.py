@@ -11,7 +11,6 @@ a fresh read: a profile change never loses another, nor rejoins a room.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 
 import asyncpg
@@ -23,10 +22,9 @@ from homeserver.events.content.profile import (
     MAX_DISPLAYNAME_LENGTH,
     ProfileContent,
 )
-from homeserver.events.model import Draft, Event
+from homeserver.events.model import STATE_CHANGED, Draft, Event, StateEdit
 from homeserver.log.appender import Appender
 from homeserver.media.uris import is_valid_mxc
-from homeserver.rooms.chain_rules import STATE_CHANGED, StateEdit
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 
@@ -37,11 +35,10 @@ AVATAR_URL = "avatar_url"
 FIELDS = (DISPLAYNAME, AVATAR_URL)
 # A refused group is rebuilt from a fresh read this many times at most.
 MAX_ATTEMPTS = 10
-_USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
 
 
 def check_user_id(user_id: str) -> None:
-    if not _USER_ID.fullmatch(user_id):
+    if not types.is_user_id(user_id):
         raise invalid_param(f"{user_id!r} is not a valid user ID.")
 
 

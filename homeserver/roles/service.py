@@ -9,7 +9,6 @@ read-modify-write: `RoomService.edit_state` makes it lose no concurrent edit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +24,6 @@ from homeserver.store import accounts as account_store
 from homeserver.store import groups as group_store
 from homeserver.store import rooms as room_store
 
-_USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
 # Whose roles a room lists: its members, and those invited with a role waiting.
 LISTED_MEMBERSHIPS = ("join", "invite")
 
@@ -67,7 +65,7 @@ class RoleService:
     async def set_role(self, sender: str, room_id: str, target: str, role: str) -> str:
         """Give `target` the level of `role`; the event ID of the power levels written."""
         level = self._ladder.level_of(role)
-        if not _USER_ID.match(target):
+        if not types.is_user_id(target):
             raise invalid_param(f"{target!r} is not a valid user ID.")
         async with self._pool.acquire() as conn:
             await self._require_joined(conn, room_id, sender)

@@ -16,18 +16,17 @@ redactions"): the redact level, or redacting one's own event.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from homeserver.errors import forbidden
 from homeserver.events.model import Draft
+from homeserver.events.types import is_user_id
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.power_levels import MAX_LEVEL, MIN_LEVEL, PowerLevels, as_level
 
 SUPPORTED_ROOM_VERSIONS = frozenset({"11"})
 
-_USER_ID = re.compile(r"@[^:\s]+:\S+")
 
 _LEVEL_KEYS = (
     "users_default",
@@ -113,7 +112,7 @@ def _authorize_membership(state: RoomState, draft: Draft) -> None:
     membership = draft.content.get("membership")
     if target is None or not isinstance(membership, str):
         raise forbidden("A membership event needs a state key and a membership.")
-    if not _USER_ID.fullmatch(target):
+    if not is_user_id(target):
         raise forbidden(f"{target!r} is not a user ID.")
     levels = PowerLevels.of_room(state)
     if membership == "join":
@@ -252,7 +251,7 @@ def _validate_power_levels(content: Mapping[str, Any]) -> None:
     if "users" in content:
         users = content["users"]
         if not isinstance(users, Mapping) or not all(
-            isinstance(user, str) and _USER_ID.fullmatch(user) and _is_level(level)
+            isinstance(user, str) and is_user_id(user) and _is_level(level)
             for user, level in users.items()
         ):
             raise forbidden("Power levels 'users' must map user IDs to integers.")

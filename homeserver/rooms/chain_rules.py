@@ -6,41 +6,25 @@ rules here are decided against the state the log really has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from homeserver.device_control import rules as device_rules
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
 from homeserver.events.content.profile import parse_profile
-from homeserver.events.model import Draft
+from homeserver.events.model import Draft, StateEdit, state_changed
 from homeserver.friends import rules as friend_rules
 from homeserver.log.appender import BatchFacts
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.auth import authorize as authorize_room_event
 
-# Errcode of a StateEdit whose state changed since it was read; the editor retries.
-STATE_CHANGED = "LINKCHAT_STATE_CHANGED"
-
-
-@dataclass(frozen=True, slots=True)
-class StateEdit(Draft):
-    """A state draft computed from the state event `replaces` (its ID; None: there was none).
-
-    Refused (409 STATE_CHANGED) if another event has replaced that state since,
-    so a read-modify-write such as a role change, which edits one user's entry
-    in m.room.power_levels, can never overwrite a concurrent edit it did not see.
-    """
-
-    replaces: str | None = None
-
 
 def authorize(
     state: RoomState, draft: Draft, redacted_sender: str | None, facts: BatchFacts | None = None
 ) -> None:
+    # The one compare-and-set of every chain: an edit of state replaced meanwhile.
     if isinstance(draft, StateEdit):
         current = state.get(draft.type, draft.state_key or "")
         if (current.event_id if current is not None else None) != draft.replaces:
-            raise MatrixError(409, STATE_CHANGED, f"{draft.type} changed while being edited.")
+            raise state_changed(draft.type)
     if types.is_room_chain(draft.room_id):
         authorize_room_event(state, draft, redacted_sender)
         # Device rooms: capabilities, commands, results, expiries (device_control/rules.py).

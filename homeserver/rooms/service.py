@@ -20,11 +20,10 @@ from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, n
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.content.profile import ProfileContent
-from homeserver.events.model import Draft, Event, JsonDict, TxnKey
+from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.friends import blocks as friend_blocks
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
-from homeserver.rooms.chain_rules import STATE_CHANGED, StateEdit
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
 from homeserver.store import accounts as account_store
@@ -38,7 +37,6 @@ DEFAULT_ROOM_VERSION = "11"
 # stored with this prefix so it never answers a retried send, and vice versa.
 REDACTION_TXN_PREFIX = "redact:"
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
-_USER_ID = re.compile(r"^@[^:\s]+:[^\s]+$")
 # Attempts of a state edit that keeps finding its state changed by others.
 STATE_EDIT_ATTEMPTS = 20
 
@@ -206,7 +204,7 @@ class RoomService:
         return content
 
     async def _require_local_user(self, user_id: str) -> None:
-        if not _USER_ID.match(user_id):
+        if not types.is_user_id(user_id):
             raise invalid_param(f"{user_id!r} is not a valid user ID.")
         async with self._pool.acquire() as conn:
             if not await account_store.user_exists(conn, user_id):

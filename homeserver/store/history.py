@@ -7,8 +7,9 @@ by the database so a selective filter does not pull non-matching rows over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -29,9 +30,41 @@ class EventSelection:
     contains_url: bool | None = None
 
 
+class Selecting(Protocol):
+    """The type and sender conditions of a RoomEventFilter (EventSelection, a search query)."""
+
+    @property
+    def types(self) -> Sequence[str] | None: ...
+    @property
+    def not_types(self) -> Sequence[str]: ...
+    @property
+    def senders(self) -> Sequence[str] | None: ...
+    @property
+    def not_senders(self) -> Sequence[str]: ...
+
+
 def _like(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%")
+
+
+def selection_conditions(
+    chosen: Selecting, param: Callable[[object], str], prefix: str = ""
+) -> list[str]:
+    """SQL conditions on the `type` and `sender` columns (named with `prefix`);
+    `param(value)` adds a query argument and returns its placeholder."""
+    conditions = []
+    if chosen.types is not None:
+        likes = param([_like(t) for t in chosen.types])
+        conditions.append(f"{prefix}type LIKE ANY({likes}::text[])")
+    if chosen.not_types:
+        likes = param([_like(t) for t in chosen.not_types])
+        conditions.append(f"NOT ({prefix}type LIKE ANY({likes}::text[]))")
+    if chosen.senders is not None:
+        conditions.append(f"{prefix}sender = ANY({param(list(chosen.senders))}::text[])")
+    if chosen.not_senders:
+        conditions.append(f"NOT ({prefix}sender = ANY({param(list(chosen.not_senders))}::text[]))")
+    return conditions
 
 
 def _event(row: asyncpg.Record) -> Event:
@@ -60,16 +93,7 @@ async def room_events(
         return f"${len(args)}"
 
     chosen = selection or EventSelection()
-    if chosen.types is not None:
-        conditions.append(f"type LIKE ANY({param([_like(t) for t in chosen.types])}::text[])")
-    if chosen.not_types:
-        conditions.append(
-            f"NOT (type LIKE ANY({param([_like(t) for t in chosen.not_types])}::text[]))"
-        )
-    if chosen.senders is not None:
-        conditions.append(f"sender = ANY({param(list(chosen.senders))}::text[])")
-    if chosen.not_senders:
-        conditions.append(f"NOT (sender = ANY({param(list(chosen.not_senders))}::text[]))")
+    conditions += selection_conditions(chosen, param)
     if chosen.contains_url is not None:
         has_url = "coalesce(jsonb_typeof(json::jsonb -> 'content' -> 'url') = 'string', false)"
         conditions.append(f"{has_url} = {param(chosen.contains_url)}::boolean")

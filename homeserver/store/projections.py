@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,8 @@ import asyncpg
 from homeserver.projections.changes import Change, Delete, InsertIfAbsent, Table, Upsert, key_of
 
 
+# Cached: built once per table and schema, not once per change.
+@lru_cache(maxsize=512)
 def _upsert_sql(table: Table, schema: str) -> str:
     columns = ", ".join(table.columns)
     placeholders = ", ".join(f"${i}" for i in range(1, len(table.columns) + 1))
@@ -21,6 +24,7 @@ def _upsert_sql(table: Table, schema: str) -> str:
     )
 
 
+@lru_cache(maxsize=512)
 def _insert_sql(table: Table, schema: str) -> str:
     columns = ", ".join(table.columns)
     placeholders = ", ".join(f"${i}" for i in range(1, len(table.columns) + 1))
@@ -30,19 +34,25 @@ def _insert_sql(table: Table, schema: str) -> str:
     )
 
 
+@lru_cache(maxsize=512)
 def _delete_sql(table: Table, schema: str) -> str:
     where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(table.key, start=1))
     return f"DELETE FROM {schema}.{table.name} WHERE {where}"
 
 
 def compact(changes: Iterable[Change]) -> list[Change]:
-    """One change per row: the last upsert or delete wins, the first insert-if-absent wins."""
+    """One change per row, with the effect of applying them all in order: the
+    last upsert or delete wins; an insert-if-absent does nothing after an
+    upsert or insert of its row, and after a delete of it is an upsert."""
     final: dict[tuple[str, tuple[Any, ...]], Change] = {}
     for change in changes:
         slot = (change.table.name, key_of(change))
         earlier = final.get(slot)
         if isinstance(change, InsertIfAbsent) and earlier is not None:
-            continue
+            if not isinstance(earlier, Delete):
+                continue
+            # The row is gone by then, so the insert happens whatever was there before.
+            change = Upsert(change.table, change.row)
         final.pop(slot, None)  # re-insert so dict order follows the latest write
         final[slot] = change
     return list(final.values())
@@ -51,22 +61,24 @@ def compact(changes: Iterable[Change]) -> list[Change]:
 async def apply_changes(
     conn: asyncpg.Connection, changes: Iterable[Change], schema: str = "public"
 ) -> None:
-    grouped: dict[tuple[str, str], tuple[str, list[tuple[Any, ...]]]] = {}
+    grouped: dict[tuple[str, type[Change]], tuple[str, list[tuple[Any, ...]]]] = {}
     for change in compact(changes):
         table = change.table
-        if isinstance(change, Upsert):
-            slot = (table.name, "upsert")
-            sql = _upsert_sql(table, schema)
-            args = tuple(change.row[c] for c in table.columns)
-        elif isinstance(change, InsertIfAbsent):
-            slot = (table.name, "insert")
-            sql = _insert_sql(table, schema)
-            args = tuple(change.row[c] for c in table.columns)
-        else:
-            assert isinstance(change, Delete)
-            slot = (table.name, "delete")
-            sql = _delete_sql(table, schema)
+        if isinstance(change, Delete):
             args = tuple(change.key[c] for c in table.key)
-        grouped.setdefault(slot, (sql, []))[1].append(args)
+        else:
+            args = tuple(change.row[c] for c in table.columns)
+        slot = (table.name, type(change))
+        if slot not in grouped:
+            grouped[slot] = (_statement(change, schema), [])
+        grouped[slot][1].append(args)
     for sql, rows in grouped.values():
         await conn.executemany(sql, rows)
+
+
+def _statement(change: Change, schema: str) -> str:
+    if isinstance(change, Upsert):
+        return _upsert_sql(change.table, schema)
+    if isinstance(change, InsertIfAbsent):
+        return _insert_sql(change.table, schema)
+    return _delete_sql(change.table, schema)

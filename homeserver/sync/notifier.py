@@ -121,11 +121,23 @@ class Notifier:
     # Changes
 
     def committed(self, events: Sequence[Event]) -> None:
-        """Appender listener: wake local waiters now, tell other processes."""
-        self.notify(change_of(events))
+        """Appender listener: wake local waiters now, tell other processes.
+
+        A batch that directly follows what the recent log holds goes into it as is,
+        and its waiters wake at once: no read of the log back, no task to wait for."""
+        change = change_of(events)
+        if self._recent.extend(events):
+            self._wake(change)
+            self._publish(change)
+        else:
+            self.notify(change)
 
     def notify(self, change: Change) -> None:
         """Wake local waiters (once the recent log holds the change), tell other processes."""
+        self._deliveries.add(self._spawn(self._deliver(change)))
+        self._publish(change)
+
+    def _publish(self, change: Change) -> None:
         message = json.dumps(
             {
                 "o": self._origin,
@@ -134,7 +146,6 @@ class Notifier:
                 "u": sorted(change.users),
             }
         )
-        self._deliveries.add(self._spawn(self._deliver(change)))
         self._spawn(self._bus.publish(CHANNEL, message))
 
     async def settled(self) -> None:

@@ -1,15 +1,20 @@
 """The tail of the log, in memory: what most incremental syncs need, read once per process.
 
-When a change is committed (here or in another process), `advance` reads the
-new events once; every long-poll woken by that change then builds its answer
-from memory instead of querying PostgreSQL itself. With 1,000 members waiting
-in one room, that is one query instead of ten for each of them.
+When a change is committed in another process, `advance` reads the new events
+once; every long-poll woken by that change then builds its answer from memory
+instead of querying PostgreSQL itself. With 1,000 members waiting in one room,
+that is one query instead of ten for each of them. A batch this process
+committed right after the head is taken as the appender hands it over
+(`extend`), without reading it back; only its transaction IDs are then unknown
+(`txn_known`), which matters to the sender's own device alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -24,6 +29,8 @@ class RecentEvent:
     event: Event
     device_id: str | None  # the sending device and its transaction ID, when it gave one
     txn_id: str | None
+    # False when taken from the appender: device_id/txn_id are then not known.
+    txn_known: bool = True
     _encoded: EncodedEvent | None = field(default=None, repr=False, compare=False)
 
     def encoded(self) -> EncodedEvent:
@@ -47,6 +54,20 @@ class RecentEvents:
     def start_at(self, position: int) -> None:
         self.floor = self.head = position
 
+    def extend(self, events: Sequence[Event]) -> bool:
+        """Hold a batch this process committed, if it directly follows the head (no
+        other process's events in between, none being read); False when it does not."""
+        if self._lock.locked() or not events or events[0].stream_position != self.head + 1:
+            return False
+        for before, after in itertools.pairwise(events):
+            if after.stream_position != before.stream_position + 1:
+                return False
+        for event in events:
+            self._events.append(RecentEvent(event, None, None, txn_known=False))
+        self.head = events[-1].stream_position
+        self._trim()
+        return True
+
     async def advance(self, position: int) -> None:
         """Read the log up to `position` (one query, shared by all who ask at once)."""
         async with self._lock:
@@ -62,8 +83,11 @@ class RecentEvents:
             for event, device_id, txn_id in rows:
                 self._events.append(RecentEvent(event, device_id, txn_id))
             self.head = position
-            while len(self._events) > self._capacity:
-                self.floor = self._events.popleft().event.stream_position
+            self._trim()
+
+    def _trim(self) -> None:
+        while len(self._events) > self._capacity:
+            self.floor = self._events.popleft().event.stream_position
 
     def window(self, after: int, upto: int) -> list[RecentEvent] | None:
         """Events in (after, upto], or None when they are not all held."""

@@ -25,7 +25,7 @@ from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.encoding import RawJson
-from homeserver.sync.filters import Filter, apply_event_fields
+from homeserver.sync.filters import Filter, RoomEventFilter, apply_event_fields
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.recent import RecentEvent, RecentEvents
@@ -98,6 +98,22 @@ def options_from_filter(sync_filter: Filter) -> SyncOptions:
     return options
 
 
+def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
+    """The filter's `allows_event`, or `_everything` when it constrains nothing (the
+    test runs for every event of every sync)."""
+    if (
+        event_filter.rooms is None
+        and not event_filter.not_rooms
+        and event_filter.types is None
+        and not event_filter.not_types
+        and event_filter.senders is None
+        and not event_filter.not_senders
+        and event_filter.contains_url is None
+    ):
+        return _everything
+    return event_filter.allows_event
+
+
 def _options_from_filter(sync_filter: Filter) -> SyncOptions:
     room = sync_filter.room
     fields = sync_filter.event_fields
@@ -108,8 +124,8 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
     return SyncOptions(
         timeline_limit=sync_filter.timeline_limit,
         allows_room=room.allows_room,
-        timeline_allows=room.timeline.allows_event,
-        state_allows=room.state.allows_event,
+        timeline_allows=_event_test(room.timeline),
+        state_allows=_event_test(room.state),
         ephemeral_allows=room.ephemeral.allows_type,
         account_data_allows=sync_filter.account_data.allows_type,
         wants_presence=sync_filter.presence.allows_type("m.presence"),
@@ -271,7 +287,7 @@ class SyncService:
                 event.type == types.MEMBER and event.state_key == user_id
             ):
                 return None
-            if event.redacts is not None:
+            if event.type == types.REDACTION and event.redacts is not None:
                 redacted_by.setdefault(event.redacts, event)
             room_of_receipt = event.content.get("room_id")
             if event.type == types.RECEIPT and room_of_receipt in joined:
@@ -289,11 +305,12 @@ class SyncService:
         limit = options.timeline_limit
         if any(len(items) > limit for items in by_room.values()):
             return None
+        txn_ids = await self._own_transaction_ids(by_room, user_id, device_id)
         sections: dict[str, JsonDict] = {}
         now = int(time.time() * 1000)
         for room_id, items in by_room.items():
             timeline = [
-                _serve_recent(item, redacted_by, user_id, device_id, now, options)
+                _serve_recent(item, redacted_by, txn_ids.get(item.event.event_id), now, options)
                 for item in items
                 if options.timeline_allows(item.event)
             ]
@@ -333,6 +350,28 @@ class SyncService:
             list(joined),
         )
         return _with_presence(result, presence_events)
+
+    async def _own_transaction_ids(
+        self, by_room: dict[str, list[RecentEvent]], user_id: str, device_id: str
+    ) -> dict[str, str]:
+        """The transaction IDs this device gave the user's own events among `by_room`'s.
+
+        Events the recent log took from this process's appender carry none: for those
+        (only ever the sender's own), ask the database."""
+        found: dict[str, str] = {}
+        unknown: list[str] = []
+        for items in by_room.values():
+            for item in items:
+                if item.event.sender != user_id:
+                    continue
+                if not item.txn_known:
+                    unknown.append(item.event.event_id)
+                elif item.device_id == device_id and item.txn_id is not None:
+                    found[item.event.event_id] = item.txn_id
+        if unknown:
+            async with self._pool.acquire() as conn:
+                found.update(await room_store.transaction_ids(conn, unknown, user_id, device_id))
+        return found
 
     async def _presence_since(
         self, user_id: str, room_ids: Collection[str], since: SyncToken | None, options: SyncOptions
@@ -660,23 +699,21 @@ class _Unserved:
 def _serve_recent(
     item: RecentEvent,
     redacted_by: dict[str, Event],
-    user_id: str,
-    device_id: str,
+    transaction_id: str | None,
     now: int,
     options: SyncOptions,
 ) -> JsonDict | RawJson:
     """An event of the recent tail in client form; pre-encoded unless it is redacted in the
     same window or the filter's event_fields reshape it."""
     event = item.event
-    own = item.device_id == device_id and event.sender == user_id
     redaction = redacted_by.get(event.event_id) if redacted_by else None
     if redaction is None and options.shape is _unshaped:
-        return item.encoded().serve(now, item.txn_id if own else None)
+        return item.encoded().serve(now, transaction_id)
     return options.shape(
         client_event(
             event,
             redacted_by=redaction,
-            transaction_id=item.txn_id if own else None,
+            transaction_id=transaction_id,
             now_ms=now,
             include_room_id=False,
         )
