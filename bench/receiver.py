@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.client import TRANSPORT_ERRORS, JsonDict, MatrixClient, SyncResponse
+from bench.client import TRANSPORT_ERRORS, JsonDict, LongPoller, MatrixClient, SyncResponse
 from bench.stats import Outcomes
 
 RUN_KEY = "com.linkchat.bench.run"
@@ -87,11 +87,22 @@ class Receiver:
 
     async def run(self, deadline: float) -> None:
         """Poll until `deadline` (a perf_counter value) or until cancelled."""
+        # A connection of its own, without aiohttp's per-request CPU (bench/client.py).
+        poller = self.client.long_poller()
+        try:
+            await self._poll(poller, deadline)
+        finally:
+            await poller.close()
+
+    async def _poll(self, poller: LongPoller, deadline: float) -> None:
         while time.perf_counter() < deadline:
             self.in_flight = True
             try:
-                response = await self.client.sync_raw(
-                    since=self.since, timeout_ms=self.timeout_ms, sync_filter=self._filter_param
+                response = await self.client.poll_sync(
+                    poller,
+                    since=self.since,
+                    timeout_ms=self.timeout_ms,
+                    filter_param=self._filter_param,
                 )
             except TRANSPORT_ERRORS as error:
                 self.polls.record_exception(error)

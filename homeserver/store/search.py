@@ -1,12 +1,18 @@
 """Queries of full-text search: matching events, their context, and what decides who sees them.
 
-One query finds a page of results. Its plan, measured on 200,000 indexed
-messages (EXPLAIN ANALYZE, README "Search"): a bitmap scan of the GIN index
-finds the events with the words, a hash join keeps those inside the searcher's
-visible ranges (room, first and last position, from history visibility), a
-window counts them all (`count`), and only the page is sorted out (top-N) and
-highlighted. The ranges are computed by the service from the few events that
-decide visibility, so the database never evaluates visibility per event.
+A page of results takes two queries in one transaction (plans measured with
+EXPLAIN ANALYZE on 200,000 indexed messages, docs/search_and_directory.md):
+
+- newest first: a count of the matches inside the searcher's visible ranges
+  (room, first and last position, from history visibility), stopped at
+  COUNT_LIMIT; then the page. Under the limit the page comes from a bitmap scan
+  of the GIN index and a top-N sort; over it (a common word) the planner walks
+  positions backwards and stops when the page is full.
+- by rank: one query; every match is ranked, a window counts them.
+
+Only the page is highlighted, joined to its events and, newest first, ranked.
+The ranges are computed by the service from the few events that decide
+visibility, so the database never evaluates visibility per event.
 """
 
 from __future__ import annotations
@@ -66,9 +72,9 @@ class Match:
 
 
 # `count` is exact up to this many matches; a search with more answers this many
-# (the spec's `count` is "an approximate count"). An exact count of a common
-# word's matches read a row of nearly every page of the index's table: 60 ms of
-# a 70 ms search at 200,000 messages.
+# (the spec's `count` is "an approximate count"). Counting all of a common
+# word's matches read nearly every page of the table: 8,315 matches of 200,000
+# messages took 50-60 ms; to the limit, 10-20 ms.
 COUNT_LIMIT = 1000
 
 # Set for the queries of one search. Each search's plan must be made for its own
@@ -118,35 +124,21 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
           ON s.room_id = r.room_id AND s.stream_position BETWEEN r.first AND r.last
         WHERE {" AND ".join(conditions)}
     """
-    # Ranked or grouped, every match is read anyway: a window counts them (cheaper
-    # than a second look-up of a common word's matches).
-    counted_apart = not by_rank and not query.group_by
+    matching_args = list(args)
+    count = 0
     async with conn.transaction():
         await conn.execute(_PLANNING)
-        count = 0
-        if counted_apart:
-            # MATERIALIZED: planned to read every match (the GIN index), and read
-            # only up to the limit.
+        rows = await conn.fetch(_page_sql(query, matched, param), *args)
+        if rows:
+            count = min(int(rows[0]["total"]), COUNT_LIMIT)
+        elif query.after is not None:
+            # Past the last page (its results were redacted since): still count.
             count = await conn.fetchval(
                 f"WITH matched AS MATERIALIZED ({matched})"
-                f" SELECT count(*) FROM (SELECT 1 FROM matched LIMIT ${len(args) + 1}) c",
-                *args,
+                f" SELECT count(*) FROM (SELECT 1 FROM matched LIMIT ${len(matching_args) + 1}) c",
+                *matching_args,
                 COUNT_LIMIT,
             )
-            if not count:
-                return [], 0
-        sql = _page_sql(
-            query,
-            matched,
-            param,
-            # Newest first, few matches: read them all through the GIN index and
-            # sort out the page. Many: left to the planner, which walks the
-            # positions backwards (event_search_position) until the page is full.
-            # It must not when the searcher's rooms hold few of them (a word common
-            # in other rooms), which its estimates cannot tell.
-            materialize=counted_apart and count < COUNT_LIMIT,
-        )
-        rows = await conn.fetch(sql, *args)
     matches = [
         Match(
             event=Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"]),
@@ -158,23 +150,14 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
         )
         for row in rows
     ]
-    if not counted_apart:
-        count = min(int(rows[0]["total"]), COUNT_LIMIT) if rows else 0
     return matches, count
 
 
-def _page_sql(
-    query: SearchQuery, matched: str, param: Callable[[object], str], *, materialize: bool
-) -> str:
-    """The page after the keyset, its events, ranks and highlights, from the matches."""
+def _page_sql(query: SearchQuery, matched: str, param: Callable[[object], str]) -> str:
+    """The page after the keyset, its events, ranks and highlights, and on each row
+    the count of all matches (`total`)."""
     by_rank = query.order == "rank"
     order = "rank DESC, stream_position DESC" if by_rank else "stream_position DESC"
-    windows = ", count(*) OVER () AS total" if by_rank or query.group_by else ""
-    windows += "".join(
-        f", count(*) OVER (PARTITION BY {key}) AS {key}_total"
-        f", row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS {key}_index"
-        for key in query.group_by
-    )
     keyset = "TRUE"
     if query.after is not None:
         after_rank, position = query.after
@@ -184,23 +167,58 @@ def _page_sql(
             )
         else:
             keyset = f"stream_position < {param(position)}"
+    limit = param(query.limit)
+    if by_rank or query.group_by:
+        # Ranked or grouped, every match is read anyway: a window counts them
+        # (cheaper than a second look-up of a common word's matches).
+        windows = "".join(
+            f", count(*) OVER (PARTITION BY {key}) AS {key}_total"
+            f", row_number() OVER (PARTITION BY {key} ORDER BY {order}) AS {key}_index"
+            for key in query.group_by
+        )
+        common = f"matched AS ({matched})"
+        total = "page.total"
+        page = f"""
+            SELECT * FROM (
+                SELECT matched.*, count(*) OVER () AS total{windows} FROM matched
+            ) counted
+            WHERE {keyset} ORDER BY {order} LIMIT {limit}
+        """
+    else:
+        # Newest first: the matches are counted up to COUNT_LIMIT (MATERIALIZED:
+        # planned to read them all through the GIN index, read only that far).
+        # Under it, the page is sorted out of them. Over it, a second branch is
+        # left to the planner, which walks the positions backwards
+        # (event_search_position) until the page is full. It must not when the
+        # searcher's rooms hold few of the matches (a word common in other
+        # rooms): its estimates cannot tell, the count can. Each branch runs
+        # only when its condition on the count (an InitPlan) holds.
+        cap = param(COUNT_LIMIT)
+        common = (
+            f"matched AS MATERIALIZED ({matched}),"
+            f" counted AS (SELECT count(*) AS total FROM (SELECT 1 FROM matched LIMIT {cap}) c)"
+        )
+        total = "(SELECT total FROM counted)"
+        page = f"""
+            (SELECT event_id, stream_position FROM matched
+             WHERE {keyset} AND {total} < {cap}
+             ORDER BY stream_position DESC LIMIT {limit})
+            UNION ALL
+            (SELECT event_id, stream_position FROM ({matched}) walked
+             WHERE {keyset} AND {total} >= {cap}
+             ORDER BY stream_position DESC LIMIT {limit})
+        """
     columns = "".join(f", page.{key}_total, page.{key}_index" for key in query.group_by)
-    if windows:
-        columns += ", page.total"
     # Ordered by recency, only the page's results are ranked (for the `rank` field).
     rank = "page.rank" if by_rank else "ts_rank(v.vector, to_tsquery('english', $4))"
     outer_order = "page." + order.replace(", ", ", page.")
     return f"""
-        WITH matched AS {"MATERIALIZED" if materialize else "NOT MATERIALIZED"} ({matched})
-        SELECT page.event_id, page.stream_position{columns}, e.json, {rank} AS rank,
+        WITH {common}
+        SELECT page.event_id, page.stream_position, {total} AS total{columns}, e.json,
+               {rank} AS rank,
                ts_headline('english', v.value, to_tsquery('english', $4),
                            {param(_HEADLINE_OPTIONS)}) AS headline
-        FROM (
-            SELECT * FROM (SELECT matched.*{windows} FROM matched) counted
-            WHERE {keyset}
-            ORDER BY {order}
-            LIMIT {param(query.limit)}
-        ) page
+        FROM ({page}) page
         JOIN event_search v ON v.event_id = page.event_id
         JOIN events e ON e.event_id = page.event_id
         ORDER BY {outer_order}
@@ -276,37 +294,33 @@ async def context_events(
     conn: asyncpg.Connection, windows: Sequence[ContextWindow], before: int, after: int
 ) -> list[tuple[list[Event], list[Event]]]:
     """For each window: up to `before` events before its position (nearest first) and
-    up to `after` events after it (oldest first). Two queries for all windows."""
+    up to `after` events after it (oldest first). One query for all windows."""
     result: list[tuple[list[Event], list[Event]]] = [([], []) for _ in windows]
-    if not windows:
+    if not windows or (before <= 0 and after <= 0):
         return result
-    rooms = [w.room_id for w in windows]
-    positions = [w.position for w in windows]
-    for limit, bounds, going_back in (
-        (before, [w.first for w in windows], True),
-        (after, [w.last for w in windows], False),
-    ):
-        if limit <= 0:
-            continue
-        compare, direction = ("< c.position AND stream_position >= c.bound", "DESC")
-        if not going_back:
-            compare, direction = ("> c.position AND stream_position <= c.bound", "ASC")
-        rows = await conn.fetch(
-            "SELECT c.idx, e.event_id, e.stream_position, e.json"
-            " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) WITH ORDINALITY"
-            "   AS c(room_id, position, bound, idx)"
-            " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
-            f"   WHERE room_id = c.room_id AND stream_position {compare}"
-            f"   ORDER BY stream_position {direction} LIMIT $4) e"
-            f" ORDER BY c.idx, e.stream_position {direction}",
-            rooms,
-            positions,
-            bounds,
-            limit,
-        )
-        for row in rows:
-            event = Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
-            result[row["idx"] - 1][0 if going_back else 1].append(event)
+    rows = await conn.fetch(
+        "SELECT c.idx, e.before, e.event_id, e.stream_position, e.json"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) WITH ORDINALITY"
+        "   AS c(room_id, position, first, last, idx)"
+        " CROSS JOIN LATERAL ("
+        "   (SELECT TRUE AS before, event_id, stream_position, json FROM events"
+        "    WHERE room_id = c.room_id AND stream_position < c.position"
+        "    AND stream_position >= c.first ORDER BY stream_position DESC LIMIT $5)"
+        "   UNION ALL"
+        "   (SELECT FALSE, event_id, stream_position, json FROM events"
+        "    WHERE room_id = c.room_id AND stream_position > c.position"
+        "    AND stream_position <= c.last ORDER BY stream_position LIMIT $6)) e"
+        " ORDER BY c.idx, e.before, abs(e.stream_position - c.position)",
+        [w.room_id for w in windows],
+        [w.position for w in windows],
+        [w.first for w in windows],
+        [w.last for w in windows],
+        max(before, 0),
+        max(after, 0),
+    )
+    for row in rows:
+        event = Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+        result[row["idx"] - 1][0 if row["before"] else 1].append(event)
     return result
 
 

@@ -327,7 +327,11 @@ class SyncService:
                     {"type": "m.receipt", "content": content}
                 )
         typing_serial = await self._typing.current_serial() if self._typing else 0
-        if self._typing is not None and options.ephemeral_allows("m.typing"):
+        if (
+            self._typing is not None
+            and typing_serial != since.typing  # equal: nobody started or stopped typing
+            and options.ephemeral_allows("m.typing")
+        ):
             typing = await self._typing.typing_for_sync(list(joined), since.typing)
             for room_id, users in typing.items():
                 sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
