@@ -88,22 +88,31 @@ class Receiver:
     async def run(self, deadline: float) -> None:
         """Poll until `deadline` (a perf_counter value) or until cancelled."""
         # A connection of its own, without aiohttp's per-request CPU (bench/client.py).
-        poller = self.client.long_poller()
+        # Plain http only; over https the polls go through aiohttp.
+        poller = (
+            self.client.long_poller() if self.client.server.base_url.startswith("http:") else None
+        )
         try:
             await self._poll(poller, deadline)
         finally:
-            await poller.close()
+            if poller is not None:
+                await poller.close()
 
-    async def _poll(self, poller: LongPoller, deadline: float) -> None:
+    async def _poll(self, poller: LongPoller | None, deadline: float) -> None:
         while time.perf_counter() < deadline:
             self.in_flight = True
             try:
-                response = await self.client.poll_sync(
-                    poller,
-                    since=self.since,
-                    timeout_ms=self.timeout_ms,
-                    filter_param=self._filter_param,
-                )
+                if poller is None:
+                    response = await self.client.sync_raw(
+                        since=self.since, timeout_ms=self.timeout_ms, sync_filter=self._filter_param
+                    )
+                else:
+                    response = await self.client.poll_sync(
+                        poller,
+                        since=self.since,
+                        timeout_ms=self.timeout_ms,
+                        filter_param=self._filter_param,
+                    )
             except TRANSPORT_ERRORS as error:
                 self.polls.record_exception(error)
                 await asyncio.sleep(RETRY_PAUSE_S)
