@@ -163,9 +163,14 @@ class PresenceBehaviour:
             owner, preset="public_chat", creation_content={"type": "com.linkchat.channel"}
         )
         await server.join(subscriber, channel)
+        first = await server.ok("GET", "sync", user=subscriber)
+        assert owner.user_id not in _presence_of(first)
         await _set(server, owner, "online")
         reply = await server.request("GET", f"presence/{owner.user_id}/status", user=subscriber)
         assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
+        await _set(server, subscriber, "unavailable")
+        later = await server.ok("GET", f"sync?since={first['next_batch']}", user=subscriber)
+        assert set(_presence_of(later)) == {subscriber.user_id}
 
     async def test_a_room_above_the_size_limit_does_not_share_presence(self, start: Start) -> None:
         server = await start(presence={"max_room_members": 2})

@@ -230,10 +230,15 @@ class PresenceService:
             changed = await self._state.changed(since, position)
             if not changed:
                 return [], position
-            others = [u for u in changed if u != user_id]
+            # Only rooms that share presence count; a user in none of them (say,
+            # only in broadcast channels) sees only their own, without looking
+            # up the rooms of everyone who changed.
+            mine = set(room_ids) & (await self._rooms_of([user_id]))[user_id]
+            others = [u for u in changed if u != user_id] if mine else []
             rooms = await self._rooms_of(others) if others else {}
-            mine = set(room_ids)
-            shown = [u for u in changed if u == user_id or not rooms[u].isdisjoint(mine)]
+            shown = [
+                u for u in changed if u == user_id or (u in rooms and not rooms[u].isdisjoint(mine))
+            ]
             records = await self._state.get(shown) if shown else {}
         now = now_ms()
         events = [
