@@ -25,8 +25,6 @@ from homeserver.sync.recent import RecentEvents
 log = logging.getLogger(__name__)
 
 CHANNEL = "stream"
-# Long-polls woken per turn of the event loop (see Notifier._wake_in_turns).
-WAKE_TURN = int(__import__("os").environ.get("LC_WAKE_TURN", "1000000"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,21 +185,13 @@ class Notifier:
 
     def _wake(self, change: Change) -> None:
         self.position = max(self.position, change.position)
-        woken: list[Waiter] = []
         for room in change.rooms:
-            woken.extend(self._by_room.get(room, ()))
+            for waiter in self._by_room.get(room, ()):
+                waiter.wake()
         for user in change.users:
             self._generations[user] = self._generations.get(user, 0) + 1
-            woken.extend(self._by_user.get(user, ()))
-        self._wake_in_turns(woken)
-
-    def _wake_in_turns(self, woken: list[Waiter]) -> None:
-        """Wake `WAKE_TURN` waiters per turn of the event loop: a thousand long-polls
-        answered in one turn would keep the appender (and every send) waiting behind them."""
-        for waiter in woken[:WAKE_TURN]:
-            waiter.wake()
-        if len(woken) > WAKE_TURN:
-            asyncio.get_running_loop().call_soon(self._wake_in_turns, woken[WAKE_TURN:])
+            for waiter in self._by_user.get(user, ()):
+                waiter.wake()
 
     async def close(self) -> None:
         for task in list(self._tasks):
