@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -68,6 +69,7 @@ async def _run(config: Config) -> None:
         await runner.setup()
         site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=2048)
         await site.start()
+        _settle_garbage_collection()
         log.info(
             "listening on http://%s:%d as %s",
             config.listen.host,
@@ -83,6 +85,19 @@ async def _run(config: Config) -> None:
             log.info("shutting down")
         finally:
             await runner.cleanup()
+
+
+def _settle_garbage_collection() -> None:
+    """Keep what start-up built out of later collections, and collect the oldest
+    generation less often.
+
+    Modules, config, caches and pools live as long as the process, yet every
+    full collection walked them again: under load that stopped the event loop
+    for 60-100 ms about every second, which was the delivery p99.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(700, 20, 100)
 
 
 async def _migrate(config: Config) -> None:
