@@ -11,12 +11,16 @@ from collections.abc import Sequence
 
 import asyncpg
 
-_SHARES_PRESENCE = (
-    " AND m.room_id IN (SELECT r.room_id FROM rooms r"
-    " WHERE r.room_type IS DISTINCT FROM 'com.linkchat.channel'"
-    " AND (SELECT count(*) FROM room_members c"
-    "      WHERE c.room_id = r.room_id AND c.membership = 'join') <= $2)"
-)
+
+def _shares_presence(room: str) -> str:
+    """SQL: the room `room` is not a channel and has at most $2 joined members
+    (counted only up to $2 + 1)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM rooms r WHERE r.room_id = {room}"
+        "   AND r.room_type = 'com.linkchat.channel')"
+        " AND (SELECT count(*) FROM (SELECT 1 FROM room_members c"
+        f"   WHERE c.room_id = {room} AND c.membership = 'join' LIMIT $2 + 1) AS joined) <= $2"
+    )
 
 
 async def joined_rooms_of(
@@ -25,7 +29,8 @@ async def joined_rooms_of(
     """Each user's joined rooms that share presence; users in none are left out."""
     rows = await conn.fetch(
         "SELECT m.user_id, m.room_id FROM room_members m"
-        " WHERE m.user_id = ANY($1::text[]) AND m.membership = 'join'" + _SHARES_PRESENCE,
+        " WHERE m.user_id = ANY($1::text[]) AND m.membership = 'join'"
+        " AND " + _shares_presence("m.room_id"),
         list(user_ids),
         max_members,
     )
@@ -41,7 +46,8 @@ async def joined_members_of(
     """Everyone joined to any of the rooms that share presence, once each."""
     rows = await conn.fetch(
         "SELECT DISTINCT m.user_id FROM room_members m"
-        " WHERE m.room_id = ANY($1::text[]) AND m.membership = 'join'" + _SHARES_PRESENCE,
+        " WHERE m.membership = 'join' AND m.room_id IN"
+        " (SELECT asked FROM unnest($1::text[]) AS asked WHERE " + _shares_presence("asked") + ")",
         list(room_ids),
         max_members,
     )
