@@ -116,6 +116,7 @@ class PresenceService:
         self._next_heartbeat = 0
         self._sleeping_until = 0
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         bus.subscribe(CHANNEL, self._on_bus_message)
 
@@ -129,6 +130,10 @@ class PresenceService:
     async def stop(self) -> None:
         if self._task is None:
             return
+        # The flag as well as the cancel: a cancel that lands as the upkeep's own
+        # timeout fires can be taken for that timeout, and the loop would go on.
+        self._stopping = True
+        self._wakeup.set()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -330,7 +335,7 @@ class PresenceService:
 
     async def _run(self) -> None:
         interval = self.timeouts.touch_interval_ms
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             upcoming: int | None = None
             try:
