@@ -65,6 +65,7 @@ class CommandExpiry:
         self._waiting: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.expired = 0
 
     def _now_ms(self) -> int:
@@ -90,6 +91,10 @@ class CommandExpiry:
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag as well: on Python 3.11 a cancel landing as the loop's own
+            # timeout fires can be taken for that timeout (presence does the same).
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             try:
                 await self._task
@@ -99,7 +104,7 @@ class CommandExpiry:
 
     async def _run(self) -> None:
         next_sweep: int | None = None  # None: the first sweep, of every open command
-        while True:
+        while not self._stopping:
             # Cleared before deciding, so a command watched meanwhile wakes the wait below.
             self._wake.clear()
             try:

@@ -278,6 +278,7 @@ class TypingService:
         self._default_timeout_ms = default_timeout_ms
         self._max_timeout_ms = max_timeout_ms
         self._rescheduled = asyncio.Event()
+        self._stopping = False
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -286,6 +287,10 @@ class TypingService:
 
     async def stop(self) -> None:
         if self._sweeper is not None:
+            # The flag as well: on Python 3.11 a cancel landing as the sweep's own
+            # timeout fires can be taken for that timeout (presence does the same).
+            self._stopping = True
+            self._rescheduled.set()
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
@@ -332,7 +337,7 @@ class TypingService:
         self._notifier.notify(Change(self._notifier.position, frozenset(room_ids), frozenset()))
 
     async def _sweep(self) -> None:
-        while True:
+        while not self._stopping:
             self._rescheduled.clear()
             delay = self._sweep_seconds
             try:
