@@ -11,13 +11,15 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from homeserver.events import types
+
 
 def _shares_presence(room: str) -> str:
-    """SQL: the room `room` is not a channel and has at most $2 joined members
+    """SQL: the room `room` is not a channel ($3) and has at most $2 joined members
     (counted only up to $2 + 1)."""
     return (
         f"NOT EXISTS (SELECT 1 FROM rooms r WHERE r.room_id = {room}"
-        "   AND r.room_type = 'com.linkchat.channel')"
+        "   AND r.room_type = $3)"
         " AND (SELECT count(*) FROM (SELECT 1 FROM room_members c"
         f"   WHERE c.room_id = {room} AND c.membership = 'join' LIMIT $2 + 1) AS joined) <= $2"
     )
@@ -33,6 +35,7 @@ async def joined_rooms_of(
         " AND " + _shares_presence("m.room_id"),
         list(user_ids),
         max_members,
+        types.CHANNEL_ROOM_TYPE,
     )
     rooms: dict[str, list[str]] = {}
     for row in rows:
@@ -50,5 +53,6 @@ async def joined_members_of(
         " (SELECT asked FROM unnest($1::text[]) AS asked WHERE " + _shares_presence("asked") + ")",
         list(room_ids),
         max_members,
+        types.CHANNEL_ROOM_TYPE,
     )
     return [row["user_id"] for row in rows]
