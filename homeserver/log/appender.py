@@ -30,7 +30,6 @@ from homeserver.projections import room_state as room_state_reducer
 from homeserver.projections.room_state import RoomState
 from homeserver.store import chains
 from homeserver.store import events as event_store
-from homeserver.store.projections import apply_changes
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +146,12 @@ class Appender:
             request.done.set_exception(unknown("could not store event"))
 
     async def _write(self, batch: list[_Request]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            position = await event_store.lock_for_append(conn)
+        # Round trips, not rows, are what a batch costs on a busy server: each is a
+        # turn of an event loop that is also answering syncs. So: lock, read, write,
+        # commit (plus state, facts and redaction targets when the cache lacks them).
+        async with self._pool.acquire() as conn, event_store.append_transaction(conn):
             plan = await _BatchPlan.load(conn, batch, self._states, self._load_facts)
+            position = plan.position
             outcomes: list[list[Event] | MatrixError] = []
             for request in batch:
                 try:
@@ -159,10 +161,11 @@ class Appender:
                     continue
                 outcomes.append(events)
             if plan.new_events:
-                await event_store.insert_events(conn, plan.new_events)
-                await event_store.insert_txn_ids(conn, plan.new_txns)
-                await apply_changes(
-                    conn, [change for event in plan.new_events for change in project(event)]
+                await event_store.write_batch(
+                    conn,
+                    plan.new_events,
+                    plan.new_txns,
+                    [change for event in plan.new_events for change in project(event)],
                 )
         self.batches_written += 1
         self._remember(plan.states)
@@ -258,6 +261,7 @@ class Appender:
 class _BatchPlan:
     """What one batch reads before it decides, and what it has decided so far."""
 
+    position: int  # the last stream position in the log
     states: dict[str, RoomState]
     by_txn: dict[TxnKey, Event]
     senders: dict[str, tuple[str, str]]  # event ID -> (sender, room)
@@ -292,17 +296,17 @@ class _BatchPlan:
     ) -> _BatchPlan:
         drafts = [draft for request in batch for draft in request.drafts]
         room_ids = list(dict.fromkeys(draft.room_id for draft in drafts))
-        heads = await chains.heads(conn, room_ids)
+        txn_keys = [draft.txn for draft in drafts if draft.txn is not None]
+        read = await event_store.read_append_heads(conn, room_ids, txn_keys)
         states: dict[str, RoomState] = {}
         for room_id in room_ids:
             cached = cache.get(room_id)
-            head = heads.get(room_id)
+            head = read.heads.get(room_id)
             if cached is not None and cached.head == head:
                 states[room_id] = cached
             else:
                 states[room_id] = await chains.load_state(conn, room_id, head)
-        txn_keys = [draft.txn for draft in drafts if draft.txn is not None]
-        known = await event_store.events_for_txns(conn, txn_keys)
+        known = read.txns
         targets = [
             draft.content["redacts"]
             for draft in drafts
@@ -315,4 +319,4 @@ class _BatchPlan:
         wanted_annotations = [a for d in drafts if (a := cls.annotation(d)) is not None]
         annotations = await event_store.live_annotations(conn, wanted_annotations)
         facts = await load_facts(conn, drafts) if load_facts is not None else None
-        return cls(states, by_txn, senders, annotations, facts)
+        return cls(read.position, states, by_txn, senders, annotations, facts)

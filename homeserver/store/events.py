@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
+import orjson
 
 from homeserver.events.canonical import decode, encode
 from homeserver.events.model import Event, TxnKey
+from homeserver.projections.changes import Change
+from homeserver.projections.room_state import ChainHead
+from homeserver.store.projections import changes_as_ctes
 
 # Taken by every append transaction before it reads the head of the log: two
 # batches that took positions 10 and 11 could otherwise commit 11 first, and a
@@ -17,7 +23,8 @@ APPEND_LOCK = 7_240_000
 
 
 async def lock_for_append(conn: asyncpg.Connection) -> int:
-    """Take the append lock; returns the last stream position in the log."""
+    """Take the append lock in the caller's transaction; returns the last stream
+    position in the log."""
     # Two statements, not one: under READ COMMITTED a statement's snapshot is
     # taken before it waits for the lock, and would miss the batch before it.
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
@@ -25,56 +32,137 @@ async def lock_for_append(conn: asyncpg.Connection) -> int:
     return int(position or 0)
 
 
-async def insert_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    await conn.copy_records_to_table(
-        "events",
-        records=[
-            (
-                event.stream_position,
-                event.event_id,
-                event.room_id,
-                event.type,
-                event.state_key,
-                event.sender,
-                event.origin_server_ts,
-                event.depth,
-                (event.logged or encode(event.pdu)).decode(),
-            )
-            for event in events
-        ],
-        columns=[
-            "stream_position",
-            "event_id",
-            "room_id",
-            "type",
-            "state_key",
-            "sender",
-            "origin_server_ts",
-            "depth",
-            "json",
-        ],
-    )
+_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
 
 
-async def insert_txn_ids(conn: asyncpg.Connection, entries: Sequence[tuple[TxnKey, str]]) -> None:
-    await conn.executemany(
-        "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)",
-        [(key.user_id, key.device_id, key.txn_id, event_id) for key, event_id in entries],
-    )
+@asynccontextmanager
+async def append_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction holding the append lock, in one round trip (BEGIN and the
+    lock go as one simple query); commits when the block ends, else rolls back."""
+    await conn.execute(_BEGIN_LOCKED)
+    try:
+        yield
+    except asyncpg.PostgresError:
+        await conn.execute("ROLLBACK")
+        raise
+    except BaseException:
+        # Cancelled or broken mid-way: the connection's state is unknown.
+        conn.terminate()
+        raise
+    await conn.execute("COMMIT")
 
 
-async def events_for_txns(conn: asyncpg.Connection, keys: Sequence[TxnKey]) -> dict[TxnKey, str]:
-    if not keys:
-        return {}
+@dataclass(frozen=True)
+class AppendHeads:
+    """What a batch reads under the append lock before it decides."""
+
+    position: int  # the last stream position in the log
+    heads: dict[str, ChainHead]  # of the batch's chains that exist
+    txns: dict[TxnKey, str]  # transaction IDs already used, and their event IDs
+
+
+# Three reads as one statement (each part typed alike so UNION ALL can stack them).
+_READ_HEADS = (
+    "SELECT 0 AS part, NULL::text AS chain, NULL::text AS event_id, NULL::text AS device_id,"
+    " NULL::text AS txn_id, NULL::bigint AS depth,"
+    " (SELECT max(stream_position) FROM events) AS position"
+    " UNION ALL"
+    " SELECT 1, room_id, event_id, NULL, NULL, depth, stream_position FROM chain_heads"
+    " WHERE room_id = ANY($1::text[])"
+    " UNION ALL"
+    " SELECT 2, t.user_id, t.event_id, t.device_id, t.txn_id, NULL, NULL FROM event_txn_ids t"
+    " JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(user_id, device_id, txn_id)"
+    " USING (user_id, device_id, txn_id)"
+)
+
+
+async def read_append_heads(
+    conn: asyncpg.Connection, room_ids: Sequence[str], txn_keys: Sequence[TxnKey]
+) -> AppendHeads:
+    """The log position, the chains' heads and the used transaction IDs, in one
+    round trip; call it under the append lock."""
     rows = await conn.fetch(
-        "SELECT t.user_id, t.device_id, t.txn_id, t.event_id FROM event_txn_ids t"
-        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(user_id, device_id, txn_id)"
-        " USING (user_id, device_id, txn_id)",
-        [key.user_id for key in keys],
-        [key.device_id for key in keys],
-        [key.txn_id for key in keys],
+        _READ_HEADS,
+        list(room_ids),
+        [key.user_id for key in txn_keys],
+        [key.device_id for key in txn_keys],
+        [key.txn_id for key in txn_keys],
     )
-    return {TxnKey(r["user_id"], r["device_id"], r["txn_id"]): r["event_id"] for r in rows}
+    position = 0
+    heads: dict[str, ChainHead] = {}
+    txns: dict[TxnKey, str] = {}
+    for part, chain, event_id, device_id, txn_id, depth, stream_position in rows:
+        if part == 0:
+            position = int(stream_position or 0)
+        elif part == 1:
+            heads[chain] = ChainHead(event_id, depth, stream_position)
+        else:
+            txns[TxnKey(chain, device_id, txn_id)] = event_id
+    return AppendHeads(position, heads, txns)
+
+
+_EVENT_COLUMNS = (
+    "stream_position, event_id, room_id, type, state_key, sender, origin_server_ts, depth, json"
+)
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    events: Sequence[Event],
+    txns: Sequence[tuple[TxnKey, str]],
+    changes: Iterable[Change],
+) -> None:
+    """Insert a batch's events, their transaction IDs and their projection
+    changes as one statement (one round trip), in the caller's transaction."""
+    params: list[str] = []
+    parts = changes_as_ctes(changes, "public", params)
+    if txns:
+        params.append(
+            orjson.dumps(
+                [
+                    {
+                        "user_id": key.user_id,
+                        "device_id": key.device_id,
+                        "txn_id": key.txn_id,
+                        "event_id": event_id,
+                    }
+                    for key, event_id in txns
+                ]
+            ).decode()
+        )
+        parts.append(
+            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id)"
+            " SELECT user_id, device_id, txn_id, event_id"
+            f" FROM json_populate_recordset(NULL::event_txn_ids, ${len(params)}::json)"
+        )
+    params.append(
+        orjson.dumps(
+            [
+                {
+                    "stream_position": event.stream_position,
+                    "event_id": event.event_id,
+                    "room_id": event.room_id,
+                    "type": event.type,
+                    "state_key": event.state_key,
+                    "sender": event.sender,
+                    "origin_server_ts": event.origin_server_ts,
+                    "depth": event.depth,
+                    "json": (event.logged or encode(event.pdu)).decode(),
+                }
+                for event in events
+            ]
+        ).decode()
+    )
+    with_clause = (
+        "WITH " + ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts)) + " "
+        if parts
+        else ""
+    )
+    await conn.execute(
+        f"{with_clause}INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS}"
+        f" FROM json_populate_recordset(NULL::events, ${len(params)}::json)",
+        *params,
+    )
 
 
 def _event_from_row(row: asyncpg.Record) -> Event:

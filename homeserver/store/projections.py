@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 
 from homeserver.projections.changes import Change, Delete, InsertIfAbsent, Table, Upsert, key_of
 
@@ -82,3 +83,47 @@ def _statement(change: Change, schema: str) -> str:
     if isinstance(change, InsertIfAbsent):
         return _insert_sql(change.table, schema)
     return _delete_sql(change.table, schema)
+
+
+def changes_as_ctes(changes: Iterable[Change], schema: str, params: list[str]) -> list[str]:
+    """Data-modifying statements applying `changes`, to run as the CTEs of one
+    statement: one per table and kind of change, each reading its rows from one
+    JSON parameter it appends to `params` (numbered by its place there).
+
+    One statement is one round trip however many tables a batch touches; the
+    appender's batches cost a loop turn per round trip on a busy server.
+    `compact` leaves at most one change per row, which data-modifying CTEs need:
+    they run on one snapshot and cannot see each other's writes.
+    """
+    grouped: dict[tuple[Table, str], list[dict[str, Any]]] = {}
+    for change in compact(changes):
+        table = change.table
+        if isinstance(change, Delete):
+            row = {column: change.key[column] for column in table.key}
+        else:
+            row = {column: change.row[column] for column in table.columns}
+        kind = type(change).__name__
+        grouped.setdefault((table, kind), []).append(row)
+    statements = []
+    for (table, kind), rows in grouped.items():
+        params.append(orjson.dumps(rows).decode())
+        statements.append(_json_rows_sql(table, kind, schema, len(params)))
+    return statements
+
+
+@lru_cache(maxsize=512)
+def _json_rows_sql(table: Table, kind: str, schema: str, param: int) -> str:
+    rows = f"json_populate_recordset(NULL::{schema}.{table.name}, ${param}::json)"
+    if kind == "Delete":
+        where = " AND ".join(f"t.{c} = d.{c}" for c in table.key)
+        return f"DELETE FROM {schema}.{table.name} t USING {rows} d WHERE {where}"
+    columns = ", ".join(table.columns)
+    if kind == "Upsert":
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in table.columns if c not in table.key)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    else:
+        action = "DO NOTHING"
+    return (
+        f"INSERT INTO {schema}.{table.name} ({columns}) SELECT {columns} FROM {rows}"
+        f" ON CONFLICT ({', '.join(table.key)}) {action}"
+    )
