@@ -19,7 +19,6 @@ catches `TRANSPORT_ERRORS` and counts them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import secrets
@@ -27,7 +26,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -65,6 +64,8 @@ class ApiResponse:
     status: int
     body: JsonDict
     elapsed: float
+    # perf_counter() when the response's last byte arrived, where the transport knows it.
+    received_at: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -312,83 +313,182 @@ class SyncResponse:
         return [event for event in events if isinstance(event, dict)]
 
 
-class LongPoller:
-    """One member's /sync long-polls over one keep-alive HTTP/1.1 connection of its own.
+@dataclass(frozen=True)
+class RawResponse:
+    """One exchange over a `RawConnection`: status, body bytes, and when (perf_counter)
+    the request's bytes were handed to the socket and the response's last byte came in."""
+
+    status: int
+    body: bytes
+    sent_at: float
+    received_at: float
+
+    @property
+    def elapsed(self) -> float:
+        return self.received_at - self.sent_at
+
+
+def _complete_response(buffer: bytearray) -> tuple[int, bytes, int, bool] | None:
+    """(status, body, bytes used, keep-alive) of the HTTP/1.1 response at the start
+    of `buffer`, or None while it is incomplete. Content-Length or chunked bodies."""
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = bytes(buffer[:head_end]).split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length: int | None = None
+    chunked, keep_alive = False, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            keep_alive = b"close" not in value.lower()
+    at = head_end + 4
+    if length is not None and not chunked:
+        if len(buffer) < at + length:
+            return None
+        return status, bytes(buffer[at : at + length]), at + length, keep_alive
+    if not chunked:
+        raise ValueError("response without Content-Length or chunked body")
+    parts: list[bytes] = []
+    while True:
+        line_end = buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[at:line_end]).split(b";")[0], 16)
+        at = line_end + 2
+        if size == 0:
+            trailer_end = buffer.find(b"\r\n", at)
+            if trailer_end < 0:
+                return None
+            return status, b"".join(parts), trailer_end + 2, keep_alive
+        if len(buffer) < at + size + 2:
+            return None
+        parts.append(bytes(buffer[at : at + size]))
+        at += size + 2
+
+
+class _ResponseReader(asyncio.Protocol):
+    """Collects one response at a time and notes the moment its last byte arrived."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bytes, bool, float]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def expect(self) -> asyncio.Future[tuple[int, bytes, bool, float]]:
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    def data_received(self, data: bytes) -> None:
+        received_at = time.perf_counter()
+        self._buffer += data
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            complete = _complete_response(self._buffer)
+        except ValueError as error:
+            waiter.set_exception(error)
+            return
+        if complete is not None:
+            status, body, used, keep_alive = complete
+            del self._buffer[:used]
+            waiter.set_result((status, body, keep_alive, received_at))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(EOFError(f"connection closed: {exc!r}"))
+
+
+class RawConnection:
+    """Requests over one keep-alive HTTP/1.1 connection of its own, one at a time.
 
     Latency scenarios hold dozens of polls that are each answered many times a
     second; aiohttp's client spends more CPU per request (URL and header
     objects, cookie jar, timers, connection pool) than the server spends
     answering, and on a shared machine that CPU is taken from the server being
-    measured. This speaks just what a poll needs: a GET, a status, a
-    Content-Length or chunked body. Times are taken the same way (request
-    written -> body read); failures raise `aiohttp.ClientConnectionError`, so
-    they count as transport errors like any other.
+    measured. This speaks just what the scenarios need: a request, a status, a
+    Content-Length or chunked body.
+
+    Times are taken at the socket: `sent_at` when the request's bytes are handed
+    to the transport, `received_at` in the protocol callback that completes the
+    response, before the scenario parses it. So a load generator busy with other
+    members' responses does not add its own queueing to the server's latency.
+    Failures raise `aiohttp.ClientConnectionError`, so they count as transport
+    errors like any other.
     """
 
     def __init__(self, base_url: str, access_token: str) -> None:
         url = URL(base_url)
         if url.scheme != "http" or url.host is None:
-            raise ValueError(f"LongPoller speaks plain http only, not {base_url}")
+            raise ValueError(f"RawConnection speaks plain http only, not {base_url}")
         self._host = url.host
         self._port = url.port or 80
         self._head = (
             f"Host: {url.host}:{self._port}\r\nAuthorization: Bearer {access_token}\r\n"
-            "Accept: application/json\r\n\r\n"
+            "Accept: application/json\r\n"
         ).encode()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._reader: _ResponseReader | None = None
+
+    async def connect(self) -> None:
+        if self._reader is None or self._reader.closed:
+            loop = asyncio.get_running_loop()
+            _, self._reader = await loop.create_connection(_ResponseReader, self._host, self._port)
+
+    def send(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[float, asyncio.Future[tuple[int, bytes, bool, float]]]:
+        """Write a request now (call `connect` first); returns when its bytes went to
+        the socket and the future of its response."""
+        reader = self._reader
+        if reader is None or reader.transport is None or reader.closed:
+            raise aiohttp.ClientConnectionError("not connected")
+        head = method.encode() + b" " + path.encode() + b" HTTP/1.1\r\n" + self._head
+        if body is not None:
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        response = reader.expect()
+        reader.transport.write(head + b"\r\n" + (body or b""))
+        return time.perf_counter(), response
+
+    async def request(
+        self, method: str, path: str, timeout_s: float, body: bytes | None = None
+    ) -> RawResponse:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.connect()
+                sent_at, response = self.send(method, path, body)
+                status, raw, keep_alive, received_at = await response
+        except (OSError, EOFError, ValueError, TimeoutError) as error:
+            await self.close()
+            raise aiohttp.ClientConnectionError(f"request failed: {error!r}") from error
+        if not keep_alive:
+            await self.close()
+        return RawResponse(status, raw, sent_at, received_at)
 
     async def get(self, path: str, timeout_s: float) -> tuple[int, bytes, float]:
         """GET `path` (already encoded, query included): status, body, elapsed seconds."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._exchange(path)
-        except (OSError, EOFError, ValueError, TimeoutError) as error:
-            await self.close()
-            raise aiohttp.ClientConnectionError(f"long poll failed: {error!r}") from error
-
-    async def _exchange(self, path: str) -> tuple[int, bytes, float]:
-        if self._writer is None or self._writer.is_closing():
-            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        reader, writer = self._reader, self._writer
-        assert reader is not None
-        started = time.perf_counter()
-        writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self._head)
-        status_line = await reader.readuntil(b"\r\n")
-        status = int(status_line.split(b" ", 2)[1])
-        length: int | None = None
-        chunked, keep_alive = False, True
-        for line in (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                keep_alive = b"close" not in value.lower()
-        if chunked:
-            parts = []
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                parts.append(await reader.readexactly(size + 2))
-            await reader.readuntil(b"\r\n")  # trailer end
-            body = b"".join(part[:-2] for part in parts)
-        elif length is not None:
-            body = await reader.readexactly(length)
-        else:
-            body = await reader.read()
-            keep_alive = False
-        elapsed = time.perf_counter() - started
-        if not keep_alive:
-            await self.close()
-        return status, body, elapsed
+        response = await self.request("GET", path, timeout_s)
+        return response.status, response.body, response.elapsed
 
     async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        reader, self._reader = self._reader, None
+        if reader is not None and reader.transport is not None:
+            reader.transport.close()
+
+
+# Long-polls were this class's first use.
+LongPoller = RawConnection
 
 
 @dataclass
@@ -553,9 +653,11 @@ class MatrixClient:
             request_timeout=timeout_ms / 1000 + LONG_POLL_GRACE_S,
         )
 
-    def long_poller(self) -> LongPoller:
-        """A connection of this client's own for `poll_sync` (see `LongPoller`)."""
-        return LongPoller(self.server.base_url, self.access_token)
+    def raw_connection(self) -> RawConnection:
+        """A connection of this client's own, for `poll_sync` or timed sends."""
+        return RawConnection(self.server.base_url, self.access_token)
+
+    long_poller = raw_connection
 
     async def poll_sync(
         self, poller: LongPoller, *, since: str | None, timeout_ms: int, filter_param: str
@@ -566,8 +668,15 @@ class MatrixClient:
         if since is not None:
             query += f"&since={quote(since, safe='')}"
         path = f"{CLIENT_V3}/sync?{query}"
-        status, raw, elapsed = await poller.get(path, timeout_ms / 1000 + LONG_POLL_GRACE_S)
-        return ApiResponse("GET", f"{CLIENT_V3}/sync", status, _decode_body(raw), elapsed)
+        raw = await poller.request("GET", path, timeout_ms / 1000 + LONG_POLL_GRACE_S)
+        return ApiResponse(
+            "GET",
+            f"{CLIENT_V3}/sync",
+            raw.status,
+            _decode_body(raw.body),
+            raw.elapsed,
+            received_at=raw.received_at,
+        )
 
     async def sync(
         self,

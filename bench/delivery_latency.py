@@ -25,7 +25,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.client import TRANSPORT_ERRORS, Homeserver, MatrixClient
+import aiohttp
+import orjson
+
+from bench.client import (
+    CLIENT_V3,
+    TRANSPORT_ERRORS,
+    ApiResponse,
+    Homeserver,
+    MatrixClient,
+    RawConnection,
+    path_segment,
+)
 from bench.process import ServerWatch
 from bench.receiver import Receiver, catch_up_all, marked_content, poll_outcomes, stop_all
 from bench.report import Report, Table, format_number
@@ -117,15 +128,46 @@ class SendLog:
     max_behind_s: float
 
 
+# A send not answered by then counts as a transport error.
+SEND_TIMEOUT_S = 60.0
+SEND_ERRORS: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, OSError, EOFError, ValueError)
+
+
 async def send_at_rate(
     sender: MatrixClient, room_id: str, run_id: str, options: DeliveryOptions
 ) -> SendLog:
+    """Send `options.messages` messages at `options.rate`, each noted as issued when
+    its request's bytes reach the socket (plain http; aiohttp over https)."""
     issued_at: dict[int, float] = {}
     accepted: list[int] = []
     outcomes = Outcomes()
     gate = asyncio.Semaphore(options.max_in_flight)
     tasks: list[asyncio.Task[None]] = []
     max_behind = 0.0
+    raw = sender.server.base_url.startswith("http:")
+    idle: list[RawConnection] = []
+    path_prefix = f"{CLIENT_V3}/rooms/{path_segment(room_id)}/send/m.room.message/"
+
+    async def one_raw(seq: int, connection: RawConnection) -> None:
+        try:
+            await connection.connect()
+            body = orjson.dumps(marked_content(run_id, seq))
+            sent_at, pending = connection.send(
+                "PUT", path_prefix + path_segment(sender.next_txn_id()), body
+            )
+            issued_at[seq] = sent_at
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                status, _, _, received_at = await pending
+        except SEND_ERRORS as error:
+            await connection.close()
+            outcomes.record_exception(aiohttp.ClientConnectionError(repr(error)))
+            return
+        finally:
+            idle.append(connection)
+            gate.release()
+        outcomes.record(ApiResponse("PUT", path_prefix, status, {}, received_at - sent_at))
+        if status == 200:
+            accepted.append(seq)
 
     async def one(seq: int) -> None:
         try:
@@ -151,9 +193,16 @@ async def send_at_rate(
         await gate.acquire()
         now = time.perf_counter()
         max_behind = max(max_behind, now - due)
-        issued_at[seq] = now
-        tasks.append(asyncio.create_task(one(seq)))
+        if raw:
+            connection = idle.pop() if idle else sender.raw_connection()
+            issued_at[seq] = now  # replaced by the moment its bytes are written
+            tasks.append(asyncio.create_task(one_raw(seq, connection)))
+        else:
+            issued_at[seq] = now
+            tasks.append(asyncio.create_task(one(seq)))
     await asyncio.gather(*tasks)
+    for connection in idle:
+        await connection.close()
     wall_s = time.perf_counter() - started
     return SendLog(issued_at, sorted(accepted), outcomes, wall_s, max_behind)
 

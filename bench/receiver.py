@@ -119,7 +119,7 @@ class Receiver:
                 continue
             finally:
                 self.in_flight = False
-            arrived_at = time.perf_counter()
+            arrived_at = response.received_at or time.perf_counter()
             self.polls.record(response)
             next_batch = response.body.get("next_batch")
             if not response.ok or not isinstance(next_batch, str):

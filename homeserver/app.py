@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -108,10 +109,20 @@ def _http_error(error: web.HTTPException) -> MatrixError:
     return MatrixError(error.status, "M_UNKNOWN", error.reason)
 
 
+# Request IDs: a random prefix per process and a counter; unique without a
+# call into the OS's random source per request.
+_REQUEST_ID_PREFIX = secrets.token_hex(4)
+_request_numbers = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"
+
+
 @web.middleware
 async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request IDs, CORS, metrics, and every error rendered as a Matrix error."""
-    request_id = request.headers.get("X-Request-ID") or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-ID") or _next_request_id()
     token = logs.request_id.set(request_id)
     started = time.perf_counter()
     response: web.StreamResponse

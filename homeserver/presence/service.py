@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -81,6 +81,26 @@ def _bounded_put(cache: dict[str, Any], key: str, value: Any, size: int) -> None
     cache[key] = value
     while len(cache) > size:
         cache.pop(next(iter(cache)))
+
+
+class Syncing:
+    """`PresenceService.syncing`: a plain class, as it wraps every long-poll
+    (an `asynccontextmanager` adds a generator and its frames to each)."""
+
+    __slots__ = ("_counted", "_service", "_set_presence", "_user_id")
+
+    def __init__(self, service: PresenceService, user_id: str, set_presence: str) -> None:
+        self._service = service
+        self._user_id = user_id
+        self._set_presence = set_presence
+        self._counted = False
+
+    async def __aenter__(self) -> None:
+        self._counted = await self._service._begin_sync(self._user_id, self._set_presence)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._counted:
+            self._service._end_sync(self._user_id, self._set_presence)
 
 
 class PresenceService:
@@ -173,24 +193,30 @@ class PresenceService:
 
     # GET /sync: the caller's syncs and what they receive
 
-    @contextlib.asynccontextmanager
-    async def syncing(self, user_id: str, set_presence: str) -> AsyncIterator[None]:
+    def syncing(self, user_id: str, set_presence: str) -> Syncing:
         """Around one sync (or a sync stream): the user is connected while it runs.
         `set_presence=offline` syncs leave presence alone (the spec)."""
+        return Syncing(self, user_id, set_presence)
+
+    async def _begin_sync(self, user_id: str, set_presence: str) -> bool:
+        """Count a sync in; False when it does not count (see `syncing`)."""
         if not self.enabled or set_presence == OFFLINE:
-            yield
-            return
+            return False
         count, _ = self._in_flight.get(user_id, (0, set_presence))
         self._in_flight[user_id] = (count + 1, set_presence)
         try:
             await self._sync_started(user_id, set_presence)
-            yield
-        finally:
-            count, kind = self._in_flight.pop(user_id, (1, set_presence))
-            if count > 1:
-                self._in_flight[user_id] = (count - 1, kind)
-            else:
-                self._ended[user_id] = now_ms()
+        except BaseException:
+            self._end_sync(user_id, set_presence)
+            raise
+        return True
+
+    def _end_sync(self, user_id: str, set_presence: str) -> None:
+        count, kind = self._in_flight.pop(user_id, (1, set_presence))
+        if count > 1:
+            self._in_flight[user_id] = (count - 1, kind)
+        else:
+            self._ended[user_id] = now_ms()
 
     async def _sync_started(self, user_id: str, set_presence: str) -> None:
         known = self._known.get(user_id)

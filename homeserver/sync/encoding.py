@@ -27,7 +27,7 @@ class EncodedEvent:
     with the rest of `unsigned`'s closing brace. Same keys, same order as
     `client_event`, so a client cannot tell the two apart."""
 
-    __slots__ = ("head", "origin_server_ts", "tail")
+    __slots__ = ("_served", "_served_at", "head", "origin_server_ts", "tail")
 
     def __init__(self, event: Event) -> None:
         served = client_event(event, now_ms=event.origin_server_ts, include_room_id=False)
@@ -39,13 +39,21 @@ class EncodedEvent:
         self.head = orjson.dumps(before)[:-1] + b',"unsigned":{"age":'
         self.tail = b"}" + (b"," + orjson.dumps(after)[1:] if after else b"}")
         self.origin_server_ts = event.origin_server_ts
+        # The last answer without a transaction ID: the members a commit wakes are
+        # mostly served within the same millisecond.
+        self._served_at = -1
+        self._served = RawJson(b"")
 
     def serve(self, now_ms: int, transaction_id: str | None) -> RawJson:
         """The event as `client_event` serves it at `now_ms`, with the sender's own
         device's `transaction_id` when given."""
+        if transaction_id is None and now_ms == self._served_at:
+            return self._served
         age = str(max(0, now_ms - self.origin_server_ts)).encode()
         if transaction_id is None:
-            return RawJson(self.head + age + self.tail)
+            self._served = RawJson(self.head + age + self.tail)
+            self._served_at = now_ms
+            return self._served
         txn = b',"transaction_id":' + orjson.dumps(transaction_id)
         return RawJson(self.head + age + txn + self.tail)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.store import sync as sync_store
 from homeserver.sync.encoding import EncodedEvent
@@ -40,6 +41,46 @@ class RecentEvent:
         return self._encoded
 
 
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """The events of a window sorted the way every incremental sync reads them.
+
+    Long-polls woken by one commit share their `since` and the new head, so they
+    share this, computed once instead of once per member. Read-only: the lists
+    and dicts are shared between syncs.
+    """
+
+    # Chains with events in the window, and users whose membership changed in it:
+    # a sync for such a user needs more than the tail (its own facts changed).
+    touched: frozenset[str]
+    by_room: dict[str, list[RecentEvent]]  # every event but receipts, by chain
+    receipts: list[Event]  # receipt facts naming a room
+    redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
+
+
+def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
+    touched: set[str] = set()
+    by_room: dict[str, list[RecentEvent]] = {}
+    receipts: list[Event] = []
+    redacted_by: dict[str, Event] = {}
+    for item in window:
+        event = item.event
+        touched.add(event.room_id)
+        if event.type == types.MEMBER and event.state_key is not None:
+            touched.add(event.state_key)
+        if event.type == types.REDACTION and event.redacts is not None:
+            redacted_by.setdefault(event.redacts, event)
+        if event.type == types.RECEIPT and isinstance(event.content.get("room_id"), str):
+            receipts.append(event)
+        else:
+            by_room.setdefault(event.room_id, []).append(item)
+    return WindowSummary(frozenset(touched), by_room, receipts, redacted_by)
+
+
+# Summaries kept: a few rounds of wake-ups in flight at once.
+SUMMARY_CACHE_SIZE = 8
+
+
 class RecentEvents:
     def __init__(self, pool: asyncpg.Pool, capacity: int = 20_000, max_fetch: int = 5_000) -> None:
         self._pool = pool
@@ -50,6 +91,7 @@ class RecentEvents:
         # Every event with floor < position <= head is held.
         self.floor = 0
         self.head = 0
+        self._summaries: dict[tuple[int, int], WindowSummary] = {}
 
     def start_at(self, position: int) -> None:
         self.floor = self.head = position
@@ -88,6 +130,21 @@ class RecentEvents:
     def _trim(self) -> None:
         while len(self._events) > self._capacity:
             self.floor = self._events.popleft().event.stream_position
+
+    def summary(self, after: int, upto: int) -> WindowSummary | None:
+        """`summarize` of `window(after, upto)`, shared by the syncs that ask for the same."""
+        if after < self.floor or upto > self.head:
+            return None
+        key = (after, upto)
+        found = self._summaries.get(key)
+        if found is None:
+            window = self.window(after, upto)
+            if window is None:
+                return None
+            found = self._summaries[key] = summarize(window)
+            while len(self._summaries) > SUMMARY_CACHE_SIZE:
+                del self._summaries[next(iter(self._summaries))]
+        return found
 
     def window(self, after: int, upto: int) -> list[RecentEvent] | None:
         """Events in (after, upto], or None when they are not all held."""

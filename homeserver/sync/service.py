@@ -275,33 +275,26 @@ class SyncService:
         """
         options = _hiding_ignored(options, await self._ignored(user_id))
         upper = self._notifier.position
-        window = self._recent.window(since.events, upper) if self._recent else None
-        if window is None:
+        summary = self._recent.summary(since.events, upper) if self._recent else None
+        if summary is None or user_id in summary.touched:
             return None
-        by_room: dict[str, list[RecentEvent]] = {}
-        redacted_by: dict[str, Event] = {}
+        redacted_by = summary.redacted_by
         receipts: dict[str, JsonDict] = {}
-        for item in window:
-            event = item.event
-            if event.room_id == user_id or (
-                event.type == types.MEMBER and event.state_key == user_id
+        for event in summary.receipts:
+            room_of_receipt = str(event.content["room_id"])
+            if (
+                room_of_receipt in joined
+                and options.allows_room(room_of_receipt)
+                and event.room_id not in options.ignored
             ):
-                return None
-            if event.type == types.REDACTION and event.redacts is not None:
-                redacted_by.setdefault(event.redacts, event)
-            room_of_receipt = event.content.get("room_id")
-            if event.type == types.RECEIPT and room_of_receipt in joined:
-                if (
-                    options.allows_room(str(room_of_receipt))
-                    and event.room_id not in options.ignored
-                ):
-                    _add_receipt(receipts, event)
-            elif (
-                event.room_id in joined
-                and joined[event.room_id] <= since.events
-                and options.allows_room(event.room_id)
-            ):
-                by_room.setdefault(event.room_id, []).append(item)
+                _add_receipt(receipts, event)
+        by_room = {
+            room_id: items
+            for room_id, items in summary.by_room.items()
+            if (joined_at := joined.get(room_id)) is not None
+            and joined_at <= since.events
+            and options.allows_room(room_id)
+        }
         limit = options.timeline_limit
         if any(len(items) > limit for items in by_room.values()):
             return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from homeserver.errors import MatrixError
 
@@ -37,14 +38,20 @@ class SyncToken:
     def __str__(self) -> str:
         return f"s{self.events}_{self.typing}_{self.to_device}_{self.presence}"
 
-    @classmethod
-    def parse(cls, token: str) -> SyncToken:
-        match = _SYNC.match(token)
-        if match is None:
-            raise invalid_token(token)
-        return cls(
-            int(match.group(1)), int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)
-        )
+    @staticmethod
+    def parse(token: str) -> SyncToken:
+        return _parse_sync_token(token)
+
+
+# Every long-poll of a busy room arrives with the same `since`: parse it once.
+@lru_cache(maxsize=4096)
+def _parse_sync_token(token: str) -> SyncToken:
+    match = _SYNC.match(token)
+    if match is None:
+        raise invalid_token(token)
+    return SyncToken(
+        int(match.group(1)), int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)
+    )
 
 
 def pagination_token(position: int) -> str:
