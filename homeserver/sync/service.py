@@ -206,6 +206,14 @@ class SyncService:
         joined = await self._joined(user_id)
         waiter = self._notifier.subscribe(user_id, joined)
         try:
+            if (
+                since is not None
+                and not full_state
+                and timeout_ms > 0
+                and await self._nothing_new(user_id, device_id, since, options)
+            ):
+                # The answer now would be empty: wait first, build once something moved.
+                await waiter.wait(deadline - time.monotonic())
             while True:
                 result = None
                 if since is not None and not full_state:
@@ -224,6 +232,25 @@ class SyncService:
                     return result
         finally:
             self._notifier.unsubscribe(waiter)
+
+    async def _nothing_new(
+        self, user_id: str, device_id: str, since: SyncToken, options: SyncOptions
+    ) -> bool:
+        """True when no stream this sync reads has moved past `since`, as most long-polls
+        find when they arrive: then building an answer only to find it empty is skipped."""
+        if since.events != self._notifier.position:
+            return False
+        if self._typing is not None and await self._typing.current_serial() != since.typing:
+            return False
+        if (
+            self._presence is not None
+            and options.wants_presence
+            and self._presence.position != since.presence
+        ):
+            return False
+        return self._to_device is None or self._to_device.known_empty(
+            user_id, device_id, since.to_device
+        )
 
     async def _joined(self, user_id: str) -> dict[str, int]:
         """The user's joined rooms and join positions; cached until a change names them."""

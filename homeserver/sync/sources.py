@@ -40,8 +40,13 @@ class ToDeviceSource(Protocol):
 
     async def acknowledge(self, user_id: str, device_id: str, up_to: int) -> None: ...
 
+    def known_empty(self, user_id: str, device_id: str, after: int) -> bool: ...
+
 
 class PresenceSource(Protocol):
+    @property
+    def position(self) -> int: ...
+
     async def presence_for_sync(
         self,
         user_id: str,

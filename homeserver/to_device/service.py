@@ -91,6 +91,18 @@ class ToDeviceService:
         events = [{"type": m.type, "sender": m.sender, "content": m.content} for m in found]
         return events, found[-1].position if found else after
 
+    def known_empty(self, user_id: str, device_id: str, after: int) -> bool:
+        """True when the device is known to have nothing queued after `after` and nothing
+        up to it left to delete: `pending` and `acknowledge` would do nothing."""
+        key = (user_id, device_id)
+        empty = self._empty_at.get(key)
+        return (
+            empty is not None
+            and empty[0] == self._notifier.generation(user_id)
+            and after >= empty[1]
+            and self._acknowledged.get(key, 0) >= after
+        )
+
     async def acknowledge(self, user_id: str, device_id: str, up_to: int) -> None:
         """The device has received everything up to `up_to` (it synced with a later token)."""
         key = (user_id, device_id)
