@@ -94,6 +94,47 @@ async def test_ignored_users_leave_history_and_context(hs: MatrixClient) -> None
     assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
 
 
+async def test_an_ignored_users_event_is_not_found_by_id(hs: MatrixClient) -> None:
+    alice, bob, troll, room = await _room_of_three(hs)
+    spam = await _say(hs, troll, room, "spam")
+    hello = await _say(hs, alice, room, "hello")
+    await _ignore(hs, bob, troll)
+    reply = await hs.request("GET", f"rooms/{room}/event/{spam}", user=bob)
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
+    assert (await hs.ok("GET", f"rooms/{room}/event/{hello}", user=bob))["event_id"] == hello
+    # Their state is still served, and everyone else still sees the message.
+    join = await hs.ok("GET", f"rooms/{room}/state/m.room.member/{troll.user_id}", user=bob)
+    assert join["membership"] == "join"
+    assert (await hs.ok("GET", f"rooms/{room}/event/{spam}", user=alice))["event_id"] == spam
+
+
+def _typers(body: dict[str, Any], room: str) -> list[list[str]]:
+    section = body["rooms"]["join"].get(room, {"ephemeral": {"events": []}})
+    return [
+        event["content"]["user_ids"]
+        for event in section["ephemeral"]["events"]
+        if event["type"] == "m.typing"
+    ]
+
+
+async def test_an_ignored_user_is_never_shown_typing(hs: MatrixClient) -> None:
+    alice, bob, troll, room = await _room_of_three(hs)
+    await _ignore(hs, bob, troll)
+    since = (await _sync(hs, bob))["next_batch"]
+    for typist in (troll, alice):
+        await hs.ok(
+            "PUT",
+            f"rooms/{room}/typing/{typist.user_id}",
+            {"typing": True, "timeout": 30000},
+            user=typist,
+        )
+    assert _typers(await _sync(hs, bob, since), room) == [[alice.user_id]]
+    assert _typers(await _sync(hs, bob), room) == [[alice.user_id]]
+    assert sorted(_typers(await _sync(hs, alice), room)[0]) == sorted(
+        [alice.user_id, troll.user_id]
+    )
+
+
 async def test_invites_from_an_ignored_user_are_not_shown(hs: MatrixClient) -> None:
     bob, troll, friend = await hs.register(), await hs.register(), await hs.register()
     await _ignore(hs, bob, troll)

@@ -19,13 +19,14 @@ from homeserver.accounts.identifiers import localpart_of
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.client_format import client_event
-from homeserver.events.content.profile import ProfileContent
+from homeserver.events.content.profile import ProfileContent, ignored_user_ids
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.friends import blocks as friend_blocks
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
+from homeserver.store import account_data as account_data_store
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import profiles as profile_store
@@ -491,6 +492,16 @@ class RoomService:
             raise not_found("Event not found.") from None
         async with self._pool.acquire() as conn:
             event = await event_store.event_by_id(conn, event_id)
+            if event is not None and not event.is_state and event.sender != user_id:
+                # What an ignored user sent is hidden here as in sync and history.
+                ignored = ignored_user_ids(
+                    await account_data_store.content(
+                        conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
+                    ),
+                    user_id,
+                )
+                if event.sender in ignored:
+                    raise not_found("Event not found.")
         visible = event is not None and event.room_id == room_id
         if visible and current.membership != "join":
             assert event is not None

@@ -355,7 +355,7 @@ class SyncService:
             typing = await self._typing.typing_for_sync(list(joined), since.typing)
             for room_id, users in typing.items():
                 sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
-                    {"type": "m.typing", "content": {"user_ids": users}}
+                    {"type": "m.typing", "content": {"user_ids": _unignored(users, options)}}
                 )
         to_device_events, to_device_position = await self._pending_to_device(
             user_id, device_id, since
@@ -702,7 +702,12 @@ class SyncService:
             if room_id in receipts:
                 events.append({"type": "m.receipt", "content": receipts[room_id]})
             if room_id in typing:
-                events.append({"type": "m.typing", "content": {"user_ids": typing[room_id]}})
+                events.append(
+                    {
+                        "type": "m.typing",
+                        "content": {"user_ids": _unignored(typing[room_id], options)},
+                    }
+                )
             if events:
                 sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"] = events
 
@@ -755,6 +760,13 @@ def _hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOption
         return (event.is_state or event.sender not in ignored) and allows(event)
 
     return replace(options, timeline_allows=timeline_allows, ignored=ignored)
+
+
+def _unignored(user_ids: list[str], options: SyncOptions) -> list[str]:
+    """Typing users without those the syncing user ignores."""
+    if not options.ignored:
+        return user_ids
+    return [user_id for user_id in user_ids if user_id not in options.ignored]
 
 
 def _without_readers(receipts: dict[str, JsonDict], ignored: frozenset[str]) -> dict[str, JsonDict]:
