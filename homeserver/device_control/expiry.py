@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
+from homeserver.alarm import Alarm
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.model import Draft, Event
@@ -63,9 +64,8 @@ class CommandExpiry:
         # (expires_ts, command ID, room ID) of the commands waiting to expire.
         self._heap: list[tuple[int, str, str]] = []
         self._waiting: set[str] = set()
-        self._wake = asyncio.Event()
+        self._wake = Alarm()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self.expired = 0
 
     def _now_ms(self) -> int:
@@ -84,17 +84,14 @@ class CommandExpiry:
         heapq.heappush(self._heap, (expires_ts, command_id, room_id))
         self._waiting.add(command_id)
         if first is None or expires_ts < first:
-            self._wake.set()
+            self._wake.ring()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-expiry")
 
     async def stop(self) -> None:
         if self._task is not None:
-            # The flag as well: on Python 3.11 a cancel landing as the loop's own
-            # timeout fires can be taken for that timeout (presence does the same).
-            self._stopping = True
-            self._wake.set()
+            self._wake.close()
             self._task.cancel()
             try:
                 await self._task
@@ -104,9 +101,9 @@ class CommandExpiry:
 
     async def _run(self) -> None:
         next_sweep: int | None = None  # None: the first sweep, of every open command
-        while not self._stopping:
-            # Cleared before deciding, so a command watched meanwhile wakes the wait below.
-            self._wake.clear()
+        while not self._wake.closed:
+            # A command watched while deciding rings the alarm: the sleep below then
+            # returns at once.
             try:
                 now = self._now_ms()
                 if next_sweep is None or now >= next_sweep:
@@ -121,11 +118,7 @@ class CommandExpiry:
             wait_ms = next_sweep - now
             if self._heap:
                 wait_ms = min(wait_ms, self._heap[0][0] - now)
-            try:
-                async with asyncio.timeout(max(wait_ms, 0) / 1000):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await self._wake.sleep(max(wait_ms, 0) / 1000)
 
     async def _sweep(self, due_by: int | None) -> None:
         async with self._pool.acquire() as conn:

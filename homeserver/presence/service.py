@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
 from homeserver.errors import forbidden
 from homeserver.events import types
@@ -135,8 +136,7 @@ class PresenceService:
         self._active: dict[str, int] = {}
         self._next_heartbeat = 0
         self._sleeping_until = 0
-        self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._wakeup = Alarm()
         self._task: asyncio.Task[None] | None = None
         bus.subscribe(CHANNEL, self._on_bus_message)
 
@@ -150,10 +150,7 @@ class PresenceService:
     async def stop(self) -> None:
         if self._task is None:
             return
-        # The flag as well as the cancel: a cancel that lands as the upkeep's own
-        # timeout fires can be taken for that timeout, and the loop would go on.
-        self._stopping = True
-        self._wakeup.set()
+        self._wakeup.close()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -299,7 +296,7 @@ class PresenceService:
                 if known is None or known.presence != ONLINE or not known.currently_active:
                     urgent = True
         if urgent:
-            self._wakeup.set()
+            self._wakeup.ring()
 
     # Writing
 
@@ -314,7 +311,7 @@ class PresenceService:
             await self._announce(user_id, record.position)
         due = deadline(record, self.timeouts)
         if updated.changed and due is not None and due < self._sleeping_until:
-            self._wakeup.set()
+            self._wakeup.ring()
         return record
 
     async def _announce(self, user_id: str, position: int) -> None:
@@ -361,8 +358,7 @@ class PresenceService:
 
     async def _run(self) -> None:
         interval = self.timeouts.touch_interval_ms
-        while not self._stopping:
-            self._wakeup.clear()
+        while not self._wakeup.closed:
             upcoming: int | None = None
             try:
                 now = now_ms()
@@ -378,9 +374,7 @@ class PresenceService:
             if upcoming is not None:
                 wake_at = min(wake_at, upcoming)
             self._sleeping_until = wake_at
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0, wake_at - now_ms()) / 1000):
-                    await self._wakeup.wait()
+            await self._wakeup.sleep(max(0, wake_at - now_ms()) / 1000)
 
     async def _flush_activity(self, now: int) -> None:
         pending, self._active = self._active, {}

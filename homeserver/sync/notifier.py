@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
 from homeserver.events import types
 from homeserver.events.model import Event
@@ -52,46 +53,21 @@ def change_of(events: Sequence[Event]) -> Change:
 
 
 class Waiter:
-    """One long-poll's subscription; `wait` returns when woken or timed out.
+    """One long-poll's subscription; `wait` returns when woken or timed out."""
 
-    A future and a timer handle rather than `asyncio.Event` under `asyncio.timeout`:
-    every long-poll waits once per message it is woken for, and the timeout
-    context manager cost more than the rest of the wait."""
-
-    __slots__ = ("_future", "_woken", "rooms", "user_id")
+    __slots__ = ("_alarm", "rooms", "user_id")
 
     def __init__(self, user_id: str, rooms: frozenset[str]) -> None:
         self.user_id = user_id
         self.rooms = rooms
-        self._woken = False
-        self._future: asyncio.Future[None] | None = None
+        self._alarm = Alarm()
 
     def wake(self) -> None:
-        self._woken = True
-        future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
+        self._alarm.ring()
 
     async def wait(self, seconds: float) -> bool:
         """True when woken (now or earlier), False on timeout."""
-        if not self._woken:
-            loop = asyncio.get_running_loop()
-            future = self._future = loop.create_future()
-            timer = loop.call_later(max(0.0, seconds), _expire, future)
-            try:
-                await future
-            finally:
-                timer.cancel()
-                self._future = None
-            if not self._woken:
-                return False
-        self._woken = False
-        return True
-
-
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+        return await self._alarm.sleep(seconds)
 
 
 class Notifier:

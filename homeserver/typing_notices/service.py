@@ -27,6 +27,7 @@ from typing import Protocol
 import asyncpg
 import redis.asyncio as aioredis
 
+from homeserver.alarm import Alarm
 from homeserver.errors import forbidden
 from homeserver.store import rooms as room_store
 from homeserver.sync.notifier import Change, Notifier
@@ -277,8 +278,7 @@ class TypingService:
         self._sweep_seconds = sweep_seconds
         self._default_timeout_ms = default_timeout_ms
         self._max_timeout_ms = max_timeout_ms
-        self._rescheduled = asyncio.Event()
-        self._stopping = False
+        self._rescheduled = Alarm()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -287,10 +287,7 @@ class TypingService:
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            # The flag as well: on Python 3.11 a cancel landing as the sweep's own
-            # timeout fires can be taken for that timeout (presence does the same).
-            self._stopping = True
-            self._rescheduled.set()
+            self._rescheduled.close()
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
@@ -317,7 +314,7 @@ class TypingService:
             self._changed([room_id])
         if expires_at is not None:
             # The sweep may be sleeping past this expiry.
-            self._rescheduled.set()
+            self._rescheduled.ring()
 
     # What sync reads
 
@@ -337,8 +334,7 @@ class TypingService:
         self._notifier.notify(Change(self._notifier.position, frozenset(room_ids), frozenset()))
 
     async def _sweep(self) -> None:
-        while not self._stopping:
-            self._rescheduled.clear()
+        while not self._rescheduled.closed:
             delay = self._sweep_seconds
             try:
                 changed, upcoming = await self._state.expire(now_ms())
@@ -351,9 +347,7 @@ class TypingService:
             if upcoming is not None:
                 until_next = max(0.0, (upcoming - now_ms()) / 1000)
                 delay = until_next if delay is None else min(delay, until_next)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._rescheduled.wait()
+            await self._rescheduled.sleep(delay)
 
 
 def create_typing_service(
