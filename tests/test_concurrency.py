@@ -197,3 +197,43 @@ async def test_a_later_position_cannot_commit_before_an_earlier_one_so_no_reader
     finally:
         await slow.close()
         await reader.close()
+
+
+async def test_a_batch_whose_commit_landed_is_not_written_again_when_the_answer_is_lost(
+    hs: MatrixClient,
+) -> None:
+    """The COMMIT goes through but the reply does not come back (the connection drops,
+    or the next batch's lock, sent with it, fails): the batch is in the log, and
+    retrying it would write every event without a transaction ID twice."""
+    from homeserver.app import APPENDER, POOL
+    from homeserver.events.model import Draft
+    from homeserver.store.events import AppendSession
+
+    class LostReply(AppendSession):
+        failures = 1
+
+        async def commit(self, then_lock: bool) -> None:
+            await super().commit(then_lock)
+            if LostReply.failures:
+                LostReply.failures -= 1
+                raise ConnectionResetError("reply lost")
+
+    room, (sender,) = await _room_with_senders(hs, 1)
+    appender = hs.app[APPENDER]
+    await appender._session.close()
+    appender._session = LostReply(hs.app[POOL])
+    event = await appender.append(Draft(room, sender.user_id, "m.room.message", {"body": "once"}))
+    assert LostReply.failures == 0
+    conn = await hs.app[POOL].acquire()
+    try:
+        copies = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE room_id = $1 AND json::jsonb -> 'content' ->> 'body'"
+            " = 'once'",
+            room,
+        )
+    finally:
+        await hs.app[POOL].release(conn)
+    assert copies == 1
+    assert event.content == {"body": "once"}
+    # The appender goes on writing.
+    await hs.send(sender, room)

@@ -75,6 +75,7 @@ class Appender:
         load_facts: FactsLoader | None = None,
     ) -> None:
         self._pool = pool
+        self._session = event_store.AppendSession(pool)
         self._key = key
         self._authorize = authorize
         self._load_facts = load_facts
@@ -102,6 +103,7 @@ class Appender:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        await self._session.close()
         while not self._queue.empty():
             request = self._queue.get_nowait()
             if not request.done.done():
@@ -147,9 +149,10 @@ class Appender:
 
     async def _write(self, batch: list[_Request]) -> None:
         # Round trips, not rows, are what a batch costs on a busy server: each is a
-        # turn of an event loop that is also answering syncs. So: lock, read, write,
-        # commit (plus state, facts and redaction targets when the cache lacks them).
-        async with self._pool.acquire() as conn, event_store.append_transaction(conn):
+        # turn of an event loop that is also answering syncs. So: lock (carried by
+        # the last batch's commit when this one was waiting), read, write, commit.
+        conn = await self._session.begin()
+        try:
             plan = await _BatchPlan.load(conn, batch, self._states, self._load_facts)
             position = plan.position
             outcomes: list[list[Event] | MatrixError] = []
@@ -167,6 +170,21 @@ class Appender:
                     plan.new_txns,
                     [change for event in plan.new_events for change in project(event)],
                 )
+        except BaseException as error:
+            await self._session.abort(error)
+            raise
+        try:
+            await self._session.commit(then_lock=not self._queue.empty())
+        except BaseException as error:
+            await self._session.abort(error)
+            if not isinstance(error, Exception):
+                raise  # cancelled: shutting down
+            # The COMMIT may have landed and only what followed it failed (the next
+            # batch's lock, or the connection before the answer came): then the
+            # batch is written, and writing it again would duplicate it.
+            if plan.new_events and not await self._landed(plan.new_events[-1]):
+                raise
+            log.warning("append commit reported %r, but the batch is in the log", error)
         self.batches_written += 1
         self._remember(plan.states)
         for request, outcome in zip(batch, outcomes, strict=True):
@@ -182,6 +200,10 @@ class Appender:
                     listener(plan.new_events)
                 except Exception:
                     log.exception("append listener failed")
+
+    async def _landed(self, event: Event) -> bool:
+        async with self._pool.acquire() as conn:
+            return await event_store.event_by_id(conn, event.event_id) is not None
 
     def _accept(
         self, plan: _BatchPlan, drafts: Sequence[Draft], position: int

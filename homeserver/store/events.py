@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,21 +34,62 @@ async def lock_for_append(conn: asyncpg.Connection) -> int:
 _BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
 
 
-@asynccontextmanager
-async def append_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction holding the append lock, in one round trip (BEGIN and the
-    lock go as one simple query); commits when the block ends, else rolls back."""
-    await conn.execute(_BEGIN_LOCKED)
-    try:
-        yield
-    except asyncpg.PostgresError:
-        await conn.execute("ROLLBACK")
-        raise
-    except BaseException:
+class AppendSession:
+    """The appender's own connection, and on it one transaction per batch that
+    holds the append lock.
+
+    Opening a batch's transaction (BEGIN and the lock, one simple query) costs a
+    round trip, and on a busy server a round trip is a turn of an event loop
+    that is also waking every long-poll the last batch concerns. So when the next
+    batch is already waiting, a batch's COMMIT carries the next BEGIN and lock in
+    the same query (`commit(then_lock=True)`). The lock is never held idle: only
+    with work waiting, and other processes waiting for it queue ahead of our
+    next request (PostgreSQL grants a contended lock in order).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: asyncpg.Connection | None = None
+        self._locked = False
+
+    async def begin(self) -> asyncpg.Connection:
+        """The connection, in a transaction that holds the append lock."""
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        if not self._locked:
+            await self._conn.execute(_BEGIN_LOCKED)
+        self._locked = False  # this batch has it now
+        return self._conn
+
+    async def commit(self, then_lock: bool) -> None:
+        assert self._conn is not None
+        await self._conn.execute(f"COMMIT; {_BEGIN_LOCKED}" if then_lock else "COMMIT")
+        self._locked = then_lock
+
+    async def abort(self, error: BaseException) -> None:
+        """After `error` in a batch: roll back, or drop a connection in an unknown state."""
+        self._locked = False
+        conn = self._conn
+        if conn is None:
+            return
+        if isinstance(error, asyncpg.PostgresError) and not conn.is_closed():
+            try:
+                await conn.execute("ROLLBACK")
+                return
+            except (asyncpg.PostgresError, OSError):
+                pass
         # Cancelled or broken mid-way: the connection's state is unknown.
+        self._conn = None
         conn.terminate()
-        raise
-    await conn.execute("COMMIT")
+        await self._pool.release(conn)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if self._locked:
+                conn.terminate()
+            await self._pool.release(conn)
+        self._locked = False
 
 
 @dataclass(frozen=True)
