@@ -102,7 +102,12 @@ class ProfileService:
 
     async def _change(self, user_id: str, field: str, value: str | None) -> None:
         for _ in range(MAX_ATTEMPTS):
-            async with self._pool.acquire() as conn:
+            # One snapshot: a profile read before a change committed and a fact ID
+            # read after it would let this edit overwrite that change unseen.
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
                 current = await profile_store.profile(conn, user_id)
                 fact_id = await profile_store.profile_fact_id(conn, user_id)
                 members = await profile_store.joined_member_events(conn, user_id)

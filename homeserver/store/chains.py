@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from types import MappingProxyType
 
 import asyncpg
 
 from homeserver.events.canonical import decode
 from homeserver.projections.room_state import ChainHead, RoomState, StateEntry
-
-
-async def heads(conn: asyncpg.Connection, room_ids: Sequence[str]) -> dict[str, ChainHead]:
-    rows = await conn.fetch(
-        "SELECT room_id, event_id, depth, stream_position FROM chain_heads"
-        " WHERE room_id = ANY($1::text[])",
-        list(room_ids),
-    )
-    return {
-        row["room_id"]: ChainHead(row["event_id"], row["depth"], row["stream_position"])
-        for row in rows
-    }
 
 
 async def load_state(conn: asyncpg.Connection, room_id: str, head: ChainHead | None) -> RoomState:

@@ -12,7 +12,7 @@ from homeserver.events.canonical import decode, encode
 from homeserver.events.model import Event, TxnKey
 from homeserver.projections.changes import Change
 from homeserver.projections.room_state import ChainHead
-from homeserver.store.projections import changes_as_ctes
+from homeserver.store.projections import changes_as_ctes, with_statements
 
 # Taken by every append transaction before it reads the head of the log: two
 # batches that took positions 10 and 11 could otherwise commit 11 first, and a
@@ -193,14 +193,12 @@ async def write_batch(
             ]
         ).decode()
     )
-    with_clause = (
-        "WITH " + ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts)) + " "
-        if parts
-        else ""
-    )
     await conn.execute(
-        f"{with_clause}INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS}"
-        f" FROM json_populate_recordset(NULL::events, ${len(params)}::json)",
+        with_statements(
+            parts,
+            f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS}"
+            f" FROM json_populate_recordset(NULL::events, ${len(params)}::json)",
+        ),
         *params,
     )
 

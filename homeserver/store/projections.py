@@ -12,35 +12,6 @@ import orjson
 from homeserver.projections.changes import Change, Delete, InsertIfAbsent, Table, Upsert, key_of
 
 
-# Cached: built once per table and schema, not once per change.
-@lru_cache(maxsize=512)
-def _upsert_sql(table: Table, schema: str) -> str:
-    columns = ", ".join(table.columns)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(table.columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in table.columns if c not in table.key)
-    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-    return (
-        f"INSERT INTO {schema}.{table.name} ({columns}) VALUES ({placeholders})"
-        f" ON CONFLICT ({', '.join(table.key)}) {action}"
-    )
-
-
-@lru_cache(maxsize=512)
-def _insert_sql(table: Table, schema: str) -> str:
-    columns = ", ".join(table.columns)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(table.columns) + 1))
-    return (
-        f"INSERT INTO {schema}.{table.name} ({columns}) VALUES ({placeholders})"
-        f" ON CONFLICT ({', '.join(table.key)}) DO NOTHING"
-    )
-
-
-@lru_cache(maxsize=512)
-def _delete_sql(table: Table, schema: str) -> str:
-    where = " AND ".join(f"{c} = ${i}" for i, c in enumerate(table.key, start=1))
-    return f"DELETE FROM {schema}.{table.name} WHERE {where}"
-
-
 def compact(changes: Iterable[Change]) -> list[Change]:
     """One change per row, with the effect of applying them all in order: the
     last upsert or delete wins; an insert-if-absent does nothing after an
@@ -62,27 +33,19 @@ def compact(changes: Iterable[Change]) -> list[Change]:
 async def apply_changes(
     conn: asyncpg.Connection, changes: Iterable[Change], schema: str = "public"
 ) -> None:
-    grouped: dict[tuple[str, type[Change]], tuple[str, list[tuple[Any, ...]]]] = {}
-    for change in compact(changes):
-        table = change.table
-        if isinstance(change, Delete):
-            args = tuple(change.key[c] for c in table.key)
-        else:
-            args = tuple(change.row[c] for c in table.columns)
-        slot = (table.name, type(change))
-        if slot not in grouped:
-            grouped[slot] = (_statement(change, schema), [])
-        grouped[slot][1].append(args)
-    for sql, rows in grouped.values():
-        await conn.executemany(sql, rows)
+    """Apply `changes` in the caller's transaction, as one statement."""
+    params: list[str] = []
+    statements = changes_as_ctes(changes, schema, params)
+    if statements:
+        await conn.execute(with_statements(statements, "SELECT 1"), *params)
 
 
-def _statement(change: Change, schema: str) -> str:
-    if isinstance(change, Upsert):
-        return _upsert_sql(change.table, schema)
-    if isinstance(change, InsertIfAbsent):
-        return _insert_sql(change.table, schema)
-    return _delete_sql(change.table, schema)
+def with_statements(statements: list[str], main: str) -> str:
+    """`main` with `statements` run before it as data-modifying CTEs (all of them run,
+    whether or not `main` reads them)."""
+    if not statements:
+        return main
+    return "WITH " + ", ".join(f"w{i} AS ({s})" for i, s in enumerate(statements)) + " " + main
 
 
 def changes_as_ctes(changes: Iterable[Change], schema: str, params: list[str]) -> list[str]:
