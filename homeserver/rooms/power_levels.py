@@ -25,6 +25,12 @@ CREATOR_LEVEL = 100
 _NUMERIC = re.compile(r"[+-]?[0-9]+")
 
 
+# Power levels events parsed lately: event ID -> (the content parsed, its levels).
+# PowerLevels is immutable, so sharing one between rooms' states is safe.
+PARSED_CACHE_SIZE = 4096
+_PARSED: dict[str, tuple[Mapping[str, Any], PowerLevels]] = {}
+
+
 def _empty() -> Mapping[str, int]:
     return MappingProxyType({})
 
@@ -96,10 +102,18 @@ class PowerLevels:
 
     @classmethod
     def of_room(cls, state: RoomState) -> PowerLevels:
-        content = state.content("m.room.power_levels")
-        if content is None:
+        entry = state.get("m.room.power_levels")
+        if entry is None:
             return cls.without_event(state.creator())
-        return cls.from_content(content)
+        # Every draft's authorization asks; parse each power levels event once.
+        cached = _PARSED.get(entry.event_id)
+        if cached is not None and cached[0] is entry.content:
+            return cached[1]
+        levels = cls.from_content(entry.content)
+        _PARSED[entry.event_id] = (entry.content, levels)
+        while len(_PARSED) > PARSED_CACHE_SIZE:
+            del _PARSED[next(iter(_PARSED))]
+        return levels
 
     def user_level(self, user_id: str) -> int:
         return self.users.get(user_id, self.users_default)
