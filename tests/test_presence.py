@@ -421,6 +421,23 @@ def test_rules_follow_a_user_through_a_day() -> None:
     assert expired(back, 302_000 + 30_000, TIMEOUTS).presence == "offline"
 
 
+def test_activity_from_before_a_chosen_presence_does_not_undo_it() -> None:
+    # The service notes activity after the fact: a join sent at 1,000 may be applied
+    # after the user chose "unavailable" at 2,000.
+    online = synced(NOBODY, "online", 500)
+    away = chosen(online, "unavailable", "in a meeting", 2_000)
+    late = acted(away, 1_000)
+    assert (late.presence, late.status_msg, late.currently_active) == (
+        "unavailable",
+        "in a meeting",
+        False,
+    )
+    assert late.last_active_ts == 1_000
+    # Activity after the choice brings them back.
+    assert acted(away, 3_000).presence == "online"
+    assert acted(synced(online, "unavailable", 2_000), 1_500).presence == "unavailable"
+
+
 def test_deadline_is_when_the_record_next_times_out() -> None:
     record = chosen(NOBODY, "online", None, 10_000)
     due = deadline(record, TIMEOUTS)

@@ -67,6 +67,9 @@ class UserPresence:
     last_sync_ts: int = 0
     # Stream position of the last visible change (0: never changed).
     position: int = 0
+    # When the user last chose their presence (PUT, or set_presence=unavailable):
+    # activity from before then does not undo that choice.
+    chosen_ts: int = 0
 
     def visible(self) -> tuple[str, str | None, bool]:
         """What a change must alter to be announced to room-mates."""
@@ -82,12 +85,16 @@ def synced(record: UserPresence, set_presence: str, now: int) -> UserPresence:
     if set_presence == ONLINE and record.presence == OFFLINE:
         return replace(record, presence=ONLINE, currently_active=True, last_active_ts=now)
     if set_presence == UNAVAILABLE and record.presence != UNAVAILABLE:
-        return replace(record, presence=UNAVAILABLE, currently_active=False)
+        return replace(record, presence=UNAVAILABLE, currently_active=False, chosen_ts=now)
     return record
 
 
 def acted(record: UserPresence, now: int) -> UserPresence:
-    """The user did something pro-active: sent an event, a receipt."""
+    """The user did something pro-active at `now`: sent an event, a receipt. Activity
+    is noted after it happened (the service gathers it), so a presence the user chose
+    after `now` stands: it only moves the last-active time."""
+    if now < record.chosen_ts:
+        return replace(record, last_active_ts=max(record.last_active_ts, now))
     return replace(
         record,
         presence=ONLINE,
@@ -103,8 +110,10 @@ def chosen(
     Setting online is activity too (the spec)."""
     record = replace(record, last_sync_ts=max(record.last_sync_ts, now))
     if presence == ONLINE:
-        return replace(acted(record, now), status_msg=status_msg)
-    return replace(record, presence=presence, status_msg=status_msg, currently_active=False)
+        return replace(acted(record, now), status_msg=status_msg, chosen_ts=now)
+    return replace(
+        record, presence=presence, status_msg=status_msg, currently_active=False, chosen_ts=now
+    )
 
 
 def expired(record: UserPresence, now: int, timeouts: Timeouts) -> UserPresence:

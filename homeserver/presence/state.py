@@ -181,6 +181,8 @@ def _encode(record: UserPresence) -> list[str]:
         str(record.last_active_ts),
         "ls",
         str(record.last_sync_ts),
+        "cs",
+        str(record.chosen_ts),
     ]
     if record.status_msg is not None:
         fields += ["m", record.status_msg]
@@ -200,6 +202,7 @@ def _decode(raw: dict[str, str]) -> tuple[UserPresence, str]:
             last_active_ts=int(raw.get("la", 0)),
             last_sync_ts=int(raw.get("ls", 0)),
             position=int(raw.get("pos", 0)),
+            chosen_ts=int(raw.get("cs", 0)),
         ),
         raw.get("v", "0"),
     )
