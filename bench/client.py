@@ -487,10 +487,6 @@ class RawConnection:
             reader.transport.close()
 
 
-# Long-polls were this class's first use.
-LongPoller = RawConnection
-
-
 @dataclass
 class MatrixClient:
     """One logged-in user on a `Homeserver`."""
@@ -657,10 +653,8 @@ class MatrixClient:
         """A connection of this client's own, for `poll_sync` or timed sends."""
         return RawConnection(self.server.base_url, self.access_token)
 
-    long_poller = raw_connection
-
     async def poll_sync(
-        self, poller: LongPoller, *, since: str | None, timeout_ms: int, filter_param: str
+        self, poller: RawConnection, *, since: str | None, timeout_ms: int, filter_param: str
     ) -> ApiResponse:
         """`sync_raw` over `poller`: GET /sync with `since`, `timeout` and an encoded filter
         (an ID, or inline JSON text)."""

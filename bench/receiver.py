@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.client import TRANSPORT_ERRORS, JsonDict, LongPoller, MatrixClient, SyncResponse
+from bench.client import TRANSPORT_ERRORS, JsonDict, MatrixClient, RawConnection, SyncResponse
 from bench.stats import Outcomes
 
 RUN_KEY = "com.linkchat.bench.run"
@@ -90,7 +90,9 @@ class Receiver:
         # A connection of its own, without aiohttp's per-request CPU (bench/client.py).
         # Plain http only; over https the polls go through aiohttp.
         poller = (
-            self.client.long_poller() if self.client.server.base_url.startswith("http:") else None
+            self.client.raw_connection()
+            if self.client.server.base_url.startswith("http:")
+            else None
         )
         try:
             await self._poll(poller, deadline)
@@ -98,7 +100,7 @@ class Receiver:
             if poller is not None:
                 await poller.close()
 
-    async def _poll(self, poller: LongPoller | None, deadline: float) -> None:
+    async def _poll(self, poller: RawConnection | None, deadline: float) -> None:
         while time.perf_counter() < deadline:
             self.in_flight = True
             try:

@@ -19,7 +19,7 @@ from homeserver.accounts.identifiers import localpart_of
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.client_format import client_event
-from homeserver.events.content.profile import ProfileContent, ignored_user_ids
+from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.friends import blocks as friend_blocks
 from homeserver.log.appender import Appender
@@ -494,13 +494,7 @@ class RoomService:
             event = await event_store.event_by_id(conn, event_id)
             if event is not None and not event.is_state and event.sender != user_id:
                 # What an ignored user sent is hidden here as in sync and history.
-                ignored = ignored_user_ids(
-                    await account_data_store.content(
-                        conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
-                    ),
-                    user_id,
-                )
-                if event.sender in ignored:
+                if event.sender in await account_data_store.ignored_users(conn, user_id):
                     raise not_found("Event not found.")
         visible = event is not None and event.room_id == room_id
         if visible and current.membership != "join":

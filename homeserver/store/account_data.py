@@ -7,7 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.events import types
 from homeserver.events.canonical import decode
+from homeserver.events.content.profile import ignored_user_ids
 
 GLOBAL = ""
 
@@ -32,6 +34,11 @@ async def content(
         return None
     decoded = decode(value)
     return decoded if isinstance(decoded, dict) else None
+
+
+async def ignored_users(conn: asyncpg.Connection, user_id: str) -> frozenset[str]:
+    """Whom the user ignores (their global m.ignored_user_list)."""
+    return ignored_user_ids(await content(conn, user_id, GLOBAL, types.IGNORED_USER_LIST), user_id)
 
 
 async def changed_between(

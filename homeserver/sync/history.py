@@ -15,7 +15,6 @@ import asyncpg
 
 from homeserver.errors import forbidden, not_found
 from homeserver.events import types
-from homeserver.events.content.profile import ignored_user_ids
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
 from homeserver.store import account_data as account_data_store
@@ -43,14 +42,6 @@ async def visible_events(
     if not events:
         return []
     return (await load_access(conn, user_id, room_id)).filter(events)
-
-
-async def load_ignored(conn: asyncpg.Connection, user_id: str) -> frozenset[str]:
-    """Whom the user ignores (m.ignored_user_list)."""
-    content = await account_data_store.content(
-        conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
-    )
-    return ignored_user_ids(content, user_id)
 
 
 def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
@@ -139,7 +130,7 @@ class HistoryService:
         to = parse_pagination_token(to_token) if to_token is not None else None
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            ignored = await load_ignored(conn, user_id)
+            ignored = await account_data_store.ignored_users(conn, user_id)
             latest = await history_store.latest_position(conn)
             if start is None:
                 start = latest if backwards else 0
@@ -197,7 +188,7 @@ class HistoryService:
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
             event = await event_store.event_by_id(conn, event_id)
-            ignored = await load_ignored(conn, user_id)
+            ignored = await account_data_store.ignored_users(conn, user_id)
             if event is None or event.room_id != room_id or not access.allows(event):
                 raise not_found("Event not found.")
             if not _shown([event], ignored):

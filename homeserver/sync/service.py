@@ -16,7 +16,6 @@ import asyncpg
 
 from homeserver.events import types
 from homeserver.events.client_format import client_event
-from homeserver.events.content.profile import ignored_user_ids
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.service import RoomService
 from homeserver.store import account_data as account_data_store
@@ -277,10 +276,7 @@ class SyncService:
         if cached is not None and cached[0] == generation:
             return cached[1]
         async with self._pool.acquire() as conn:
-            content = await account_data_store.content(
-                conn, user_id, account_data_store.GLOBAL, types.IGNORED_USER_LIST
-            )
-        ignored = ignored_user_ids(content, user_id)
+            ignored = await account_data_store.ignored_users(conn, user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))
