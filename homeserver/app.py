@@ -46,7 +46,6 @@ from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config
 from homeserver.device_control.expiry import CommandExpiry
-from homeserver.device_control.facts import load_facts as load_device_facts
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
 from homeserver.events import types
@@ -191,8 +190,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
             key,
             chain_rules.authorize,
             max_event_bytes=config.limits.max_event_bytes,
-            # Device results are decided against their command's status (device_control/facts.py).
-            load_facts=load_device_facts,
+            # Device results against their command's status, invites against blocks.
+            load_facts=chain_rules.load_chain_facts,
         )
         appender.add_listener(app[METRICS].record_batch)
         recent = RecentEvents(pool)

@@ -4,8 +4,14 @@ telling them why."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+from homeserver.app import APPENDER
+from homeserver.errors import MatrixError
+from homeserver.events import types
+from homeserver.events.model import Draft, Event
 from tests.matrix import MatrixClient, Reply, User
 from tests.test_friends import (
     V1,
@@ -187,6 +193,75 @@ async def test_after_unblocking_the_user_may_invite_again(hs: MatrixClient) -> N
     await block(hs, alice, bob)
     await hs.ok("DELETE", f"{V1}/blocks/{bob.user_id}", user=alice)
     await hs.ok("POST", f"rooms/{room}/invite", {"user_id": alice.user_id}, user=bob)
+
+
+# --- invites racing a block: decided under the append lock -------------------------
+
+
+def _invite(room: str, inviter: User, invitee: User) -> Draft:
+    return Draft(room, inviter.user_id, types.MEMBER, {"membership": "invite"}, invitee.user_id)
+
+
+def _block_fact(blocker: User, blocked: User, in_force: bool) -> Draft:
+    content: dict[str, Any] = {"blocked": True, "ts": int(time.time() * 1000)}
+    return Draft(
+        blocker.user_id,
+        blocker.user_id,
+        types.FRIEND_BLOCK,
+        content if in_force else {"blocked": False},
+        blocked.user_id,
+    )
+
+
+async def test_an_invite_checked_before_the_block_landed_is_still_refused(
+    hs: MatrixClient,
+) -> None:
+    # The invite reaches the append lock after the block committed, as one
+    # sent a moment before the block would if it was checked only beforehand.
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(bob)
+    await block(hs, alice, bob)
+    try:
+        await hs.app[APPENDER].append(_invite(room, bob, alice))
+    except MatrixError as refused:
+        assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
+        assert "block" not in refused.error.lower()
+    else:
+        raise AssertionError("the invite of the blocker landed")
+    assert (await sync(hs, alice))["rooms"]["invite"] == {}
+
+
+async def test_an_invite_in_the_same_batch_as_the_block_is_refused(hs: MatrixClient) -> None:
+    alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(bob)
+    appender = hs.app[APPENDER]
+    # Queued together, so usually one batch: the invite must see the block before it.
+    blocked, invited, other = await asyncio.gather(
+        appender.append(_block_fact(alice, bob, True)),
+        appender.append(_invite(room, bob, alice)),
+        appender.append(_invite(room, bob, carol)),
+        return_exceptions=True,
+    )
+    assert isinstance(blocked, Event)
+    assert isinstance(invited, MatrixError) and invited.status == 403, invited
+    assert isinstance(other, Event)  # an invite of someone else is not held up
+    assert (await sync(hs, alice))["rooms"]["invite"] == {}
+    assert room in (await sync(hs, carol))["rooms"]["invite"]
+
+
+async def test_an_invite_in_the_same_group_as_the_unblock_lands(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(bob)
+    await block(hs, alice, bob)
+    appender = hs.app[APPENDER]
+    _, invited = await appender.append_group(
+        [_block_fact(alice, bob, False), _invite(room, bob, alice)]
+    )
+    assert invited.content["membership"] == "invite"
+    # (The bare unblock fact leaves bob in alice's ignore list, so her sync
+    # would still hide the invite; the room's state has it.)
+    path = f"rooms/{room}/state/m.room.member/{alice.user_id}"
+    assert (await hs.ok("GET", path, user=bob))["membership"] == "invite"
 
 
 async def test_a_request_accepted_after_unblocking_makes_friends(hs: MatrixClient) -> None:

@@ -48,7 +48,6 @@ from homeserver.device_control.facts import CommandFacts
 from homeserver.errors import MatrixError, bad_json, forbidden
 from homeserver.events import types
 from homeserver.events.model import Draft
-from homeserver.log.appender import BatchFacts
 from homeserver.projections.device_control import EXPIRED, TERMINAL
 from homeserver.projections.room_state import RoomState
 
@@ -104,7 +103,7 @@ def device_room_of(state: RoomState) -> DeviceRoom | None:
 
 
 def authorize(
-    state: RoomState, draft: Draft, facts: BatchFacts | None, now_ms: int | None = None
+    state: RoomState, draft: Draft, commands: CommandFacts | None, now_ms: int | None = None
 ) -> None:
     """Raise MatrixError unless `draft` may be appended to the room `state`, by these rules."""
     if draft.type == types.CREATE:
@@ -119,7 +118,6 @@ def authorize(
     if room is None:
         return
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    commands = facts if isinstance(facts, CommandFacts) else None
     if draft.type == types.ENCRYPTION:
         raise forbidden("A device room is not encrypted: the server checks every command.")
     if draft.type == types.DEVICE_CAPABILITIES:

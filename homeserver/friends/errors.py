@@ -64,5 +64,10 @@ def request_refused() -> MatrixError:
     return forbidden("You cannot send a friend request to this user.")
 
 
-def invite_refused() -> MatrixError:
-    return forbidden("You cannot invite this user.")
+class InviteRefused(MatrixError):
+    """An invite of someone who blocked the inviter: a 403 like any other, but createRoom
+    passes it on as it is rather than as M_INVALID_ROOM_STATE."""
+
+
+def invite_refused() -> InviteRefused:
+    return InviteRefused(403, "M_FORBIDDEN", "You cannot invite this user.")

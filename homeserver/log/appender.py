@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 class BatchFacts(Protocol):
-    """What some rules need beyond a chain's state (the status of the device command
-    a result answers), read once per batch under the append lock.
+    """What some rules need beyond a chain's state (the status of the command a device
+    result answers, whether an invitee blocked the inviter), read once per batch
+    under the append lock.
 
     Immutable: `accepted` returns the facts as they are after one more event of
     the batch, so a group refused half-way leaves them as they were.

@@ -20,9 +20,10 @@ def changes(event: Event) -> list[Change]:
         return []
     if event.type == types.FRIEND:
         return [_relation_change(event, event.state_key)]
-    if event.type == types.FRIEND_BLOCK:
-        key = {"user_id": event.room_id, "blocked_id": event.state_key}
-        if event.content.get("blocked") is not True:
+    if (block := block_of(event)) is not None:
+        blocker, blocked, in_force = block
+        key = {"user_id": blocker, "blocked_id": blocked}
+        if not in_force:
             return [Delete(USER_BLOCKS, key)]
         return [
             Upsert(
@@ -35,6 +36,17 @@ def changes(event: Event) -> list[Change]:
             )
         ]
     return []
+
+
+def block_of(event: Event) -> tuple[str, str, bool] | None:
+    """(blocker, blocked, whether the block is in force) of a block fact; None for other events."""
+    if (
+        event.type != types.FRIEND_BLOCK
+        or event.state_key is None
+        or not types.is_account_chain(event.room_id)
+    ):
+        return None
+    return event.room_id, event.state_key, event.content.get("blocked") is True
 
 
 def _relation_change(event: Event, other: str) -> Change:

@@ -1,20 +1,50 @@
 """Authorization for every chain: rooms by the Matrix rules, accounts and aliases by ours.
 
 The appender calls `authorize` under the append lock for every draft, so the
-rules here are decided against the state the log really has.
+rules here are decided against the state the log really has, and against the
+facts beyond a chain's state that some rules need (`ChainFacts`), read once
+per batch under the same lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
 from homeserver.device_control import rules as device_rules
+from homeserver.device_control.facts import CommandFacts
+from homeserver.device_control.facts import load_facts as load_command_facts
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
 from homeserver.events.content.profile import parse_profile
-from homeserver.events.model import Draft, StateEdit, state_changed
+from homeserver.events.model import Draft, Event, StateEdit, state_changed
+from homeserver.friends import errors as friend_errors
 from homeserver.friends import rules as friend_rules
+from homeserver.friends.blocks import BlockFacts, load_block_facts
 from homeserver.log.appender import BatchFacts
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.auth import authorize as authorize_room_event
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFacts:
+    """The commands a batch's device results answer, and the blocks its invites meet."""
+
+    commands: CommandFacts
+    blocks: BlockFacts
+
+    def accepted(self, event: Event) -> ChainFacts:
+        commands, blocks = self.commands.accepted(event), self.blocks.accepted(event)
+        if commands is self.commands and blocks is self.blocks:
+            return self
+        return ChainFacts(commands, blocks)
+
+
+async def load_chain_facts(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> ChainFacts:
+    """The appender's `load_facts`: no query unless the batch answers a command or invites."""
+    return ChainFacts(await load_command_facts(conn, drafts), await load_block_facts(conn, drafts))
 
 
 def authorize(
@@ -25,10 +55,14 @@ def authorize(
         current = state.get(draft.type, draft.state_key or "")
         if (current.event_id if current is not None else None) != draft.replaces:
             raise state_changed(draft.type)
+    known = facts if isinstance(facts, ChainFacts) else None
     if types.is_room_chain(draft.room_id):
         authorize_room_event(state, draft, redacted_sender)
+        # Nobody may invite a user who has blocked them (friends/blocks.py).
+        if known is not None and known.blocks.refuses(draft):
+            raise friend_errors.invite_refused()
         # Device rooms: capabilities, commands, results, expiries (device_control/rules.py).
-        device_rules.authorize(state, draft, facts)
+        device_rules.authorize(state, draft, known.commands if known is not None else None)
     elif types.is_account_chain(draft.room_id):
         _authorize_account_fact(state, draft)
     elif types.is_alias_chain(draft.room_id):

@@ -21,7 +21,7 @@ from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
-from homeserver.friends import blocks as friend_blocks
+from homeserver.friends.errors import InviteRefused
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
@@ -112,7 +112,6 @@ class RoomService:
             )
         for invitee in request.invite:
             await self._require_local_user(invitee)
-        await friend_blocks.refuse_invites(self._pool, creator, request.invite)
         room_id = _new_room_id(self._server_name)
         alias = None
         if request.room_alias_name is not None:
@@ -132,7 +131,7 @@ class RoomService:
         except MatrixError as refused:
             if alias is not None:
                 await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
-            if refused.errcode == "M_FORBIDDEN":
+            if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, InviteRefused):
                 # The spec's createRoom: initial state the rules refuse is M_INVALID_ROOM_STATE.
                 raise MatrixError(400, "M_INVALID_ROOM_STATE", refused.error) from None
             raise
@@ -238,7 +237,6 @@ class RoomService:
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
         await self._require_local_user(target)
-        await friend_blocks.refuse_invites(self._pool, sender, [target])
         await self._set_membership(room_id, sender, target, "invite", reason)
 
     async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:

@@ -69,16 +69,18 @@ async def has_blocked(conn: asyncpg.Connection, user_id: str, other_id: str) -> 
     )
 
 
-async def blockers_among(
-    conn: asyncpg.Connection, blocked_id: str, user_ids: Sequence[str]
-) -> list[str]:
-    """Which of `user_ids` have blocked `blocked_id`."""
+async def blocks_among(
+    conn: asyncpg.Connection, pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Which of the (blocker, blocked) pairs are blocks in force."""
     rows = await conn.fetch(
-        "SELECT user_id FROM user_blocks WHERE blocked_id = $1 AND user_id = ANY($2::text[])",
-        blocked_id,
-        list(user_ids),
+        "SELECT b.user_id, b.blocked_id FROM user_blocks b"
+        " JOIN unnest($1::text[], $2::text[]) AS p(user_id, blocked_id)"
+        " ON b.user_id = p.user_id AND b.blocked_id = p.blocked_id",
+        [blocker for blocker, _ in pairs],
+        [blocked for _, blocked in pairs],
     )
-    return [row["user_id"] for row in rows]
+    return [(row["user_id"], row["blocked_id"]) for row in rows]
 
 
 async def share_a_room(conn: asyncpg.Connection, user_id: str, other_id: str) -> bool:
