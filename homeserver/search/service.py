@@ -41,7 +41,6 @@ DEFAULT_LIMIT = 10
 # Each result may carry context and profiles; a page of more is a client bug.
 MAX_LIMIT = 100
 MAX_CONTEXT = 100
-IGNORED_USER_LIST = "m.ignored_user_list"
 _READABLE = ("join", "leave", "ban")
 _TOKEN = "next_batch"
 _FOREVER = 2**62
@@ -110,12 +109,6 @@ class _Batch:
         )
 
 
-def _ignored(content: dict[str, Any] | None) -> list[str]:
-    """User IDs in an m.ignored_user_list content; nothing if it is malformed."""
-    ignored = content.get("ignored_users") if content is not None else None
-    return [user for user in ignored if isinstance(user, str)] if isinstance(ignored, dict) else []
-
-
 @lru_cache(maxsize=65_536)
 def _open_ranges(access: HistoryAccess) -> tuple[tuple[int, int], ...]:
     """Every position the access allows, as ranges (the last one open-ended). The
@@ -170,9 +163,7 @@ class SearchService:
                 and (group_room is None or m.room_id == group_room)
             }
             ranges = await self._visible_ranges(conn, user_id, list(memberships), upto)
-            ignored = _ignored(
-                await account_data_store.content(conn, user_id, "", IGNORED_USER_LIST)
-            )
+            ignored = await account_data_store.ignored_users(conn, user_id)
             matches, count = await search_store.search(
                 conn,
                 search_store.SearchQuery(
@@ -185,7 +176,7 @@ class SearchService:
                     types=chosen.types,
                     not_types=chosen.not_types or (),
                     senders=senders,
-                    not_senders=[*(chosen.not_senders or ()), *ignored],
+                    not_senders=[*(chosen.not_senders or ()), *sorted(ignored)],
                     contains_url=chosen.contains_url,
                     after=(batch.rank, batch.position) if batch is not None else None,
                     group_by=criteria.group_by,
