@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from typing import Any
 
@@ -334,3 +335,80 @@ async def test_random_bodies_never_cause_a_server_error(
     uia_challenge = reply.status == 401 and "flows" in reply.body
     if reply.status >= 400 and not uia_challenge:
         assert isinstance(reply.errcode, str) and reply.errcode.startswith("M_"), reply
+
+
+# --- every route ----------------------------------------------------------------------
+
+# Bodies no route accepts as they are: not JSON, JSON but not an object, and
+# objects whose fields (named as the routes name theirs) all have wrong types.
+WRONG_FIELDS = {
+    name: 5
+    for name in (
+        "user_id body type displayname avatar_url presence reason new_password device_keys"
+        " filter room_id action message role pushkey kind app_id data token password"
+        " identifier email client_secret search_term since thread_id state_key name topic"
+        " preset room_version room_alias_name visibility display_name user msgtype"
+    ).split()
+} | {
+    name: "x"
+    for name in (
+        "content limit timeout rooms events messages search_categories typing score"
+        " devices auth invite initial_state power_level_content_override creation_content"
+        " is_direct logout_devices capabilities args ttl_ms level m.fully_read m.read"
+    ).split()
+}
+ROUTE_BODIES = [b"", b"not json", b"[]", b"null", b'"s"', b"{}", json.dumps(WRONG_FIELDS).encode()]
+WRONG_QUERY = (
+    "?limit=x&from=zz&to=zz&dir=q&timeout=x&since=zz&filter=%7B&at=zz&membership=zz"
+    "&not_membership=zz&allow_remote=maybe&width=x&height=x&method=zz&order_by=zz&next_batch=zz"
+)
+
+
+def _routes(hs: MatrixClient) -> list[tuple[str, str]]:
+    found = []
+    for resource in hs.app.router.resources():
+        info = resource.get_info()
+        template = info.get("path") or info.get("formatter")
+        found.extend(
+            (route.method, str(template))
+            for route in resource
+            if template and route.method not in ("HEAD", "OPTIONS", "*")
+        )
+    return found
+
+
+def _fill(template: str, known: dict[str, str], other: str) -> str:
+    return re.sub(r"\{([^}:]+)[^}]*\}", lambda m: known.get(m.group(1), other), template)
+
+
+async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClient) -> None:
+    routes = _routes(hs)
+    assert len(routes) > 100  # the sweep really covers the API
+    failures = []
+    for method, template in routes:
+        # A fresh user for each route: the sweep logs out and changes passwords too.
+        user = await hs.register()
+        room = await hs.create_room(user)
+        known = {
+            "room_id": room,
+            "room_id_or_alias": room,
+            "user_id": user.user_id,
+            "device_id": user.device_id,
+        }
+        # Well-formed values, then truncated UTF-8, then NUL, in every path parameter.
+        paths = [
+            _fill(template, known, "zz"),
+            _fill(template, {}, "%E2%82"),
+            _fill(template, {}, "a%00b"),
+        ]
+        for path in paths:
+            for query in ("", WRONG_QUERY):
+                for body in ROUTE_BODIES if method in ("POST", "PUT", "DELETE") else [b""]:
+                    for who in (user, None):
+                        reply = await hs.request(method, path + query, raw=body, user=who)
+                        challenge = reply.status == 401 and "flows" in (reply.body or {})
+                        if reply.status >= 500 or (
+                            reply.status >= 400 and not challenge and reply.errcode is None
+                        ):
+                            failures.append((method, path + query, body, reply))
+    assert failures == []
