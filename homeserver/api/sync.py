@@ -9,7 +9,8 @@ from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.errors import invalid_param
 from homeserver.sync.encoding import encode_body
-from homeserver.sync.service import SyncService, options_from_filter
+from homeserver.sync.options import options_from_filter
+from homeserver.sync.service import SyncService
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()

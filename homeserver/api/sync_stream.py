@@ -20,7 +20,8 @@ from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
 from homeserver.errors import MatrixError, bad_json, not_json
 from homeserver.sync.encoding import encode_body
-from homeserver.sync.service import SyncService, options_from_filter
+from homeserver.sync.options import options_from_filter
+from homeserver.sync.service import SyncService
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()

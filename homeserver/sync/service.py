@@ -8,9 +8,8 @@ seen, which is a prefix of the log (positions become visible in order).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -24,10 +23,25 @@ from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.encoding import RawJson
-from homeserver.sync.filters import Filter, RoomEventFilter, apply_event_fields
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
+from homeserver.sync.options import (
+    SyncOptions,
+    hiding_ignored,
+    unignored,
+    unshaped,
+    without_readers,
+)
 from homeserver.sync.recent import RecentEvent, RecentEvents
+from homeserver.sync.response import (
+    SyncResult,
+    add_receipt,
+    empty_room,
+    inviter,
+    room_has_content,
+    sync_result,
+    with_presence,
+)
 from homeserver.sync.sources import (
     AccountDataSource,
     PresenceSource,
@@ -49,97 +63,6 @@ INVITE_STATE_TYPES = (
 )
 MAX_TO_DEVICE = 100
 JOINED_CACHE_SIZE = 50_000
-
-
-def _everything(_: Any) -> bool:
-    return True
-
-
-def _unshaped(served: JsonDict) -> JsonDict:
-    return served
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """What a sync filter asks for, reduced to what the builder decides on."""
-
-    timeline_limit: int = 10
-    allows_room: Callable[[str], bool] = _everything
-    timeline_allows: Callable[[Event], bool] = _everything
-    state_allows: Callable[[Event], bool] = _everything
-    ephemeral_allows: Callable[[str], bool] = _everything
-    account_data_allows: Callable[[str], bool] = _everything
-    # The filter's `presence` section: whether any m.presence is wanted, and whose.
-    wants_presence: bool = True
-    presence_allows: Callable[[str], bool] = _everything
-    include_leave: bool = False
-    # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
-    ignored: frozenset[str] = frozenset()
-    lazy_load_members: bool = False
-    # event_fields: what of each served event to keep (`_unshaped`: all of it).
-    shape: Callable[[JsonDict], JsonDict] = _unshaped
-
-
-# Options of the filters recently used, by the identity of the (cached, immutable) Filter;
-# the Filter is held so its id is not reused while its entry lives.
-_OPTIONS: dict[int, tuple[Filter, SyncOptions]] = {}
-_OPTIONS_CACHE_SIZE = 10_000
-
-
-def options_from_filter(sync_filter: Filter) -> SyncOptions:
-    cached = _OPTIONS.get(id(sync_filter))
-    if cached is not None and cached[0] is sync_filter:
-        return cached[1]
-    options = _options_from_filter(sync_filter)
-    _OPTIONS[id(sync_filter)] = (sync_filter, options)
-    while len(_OPTIONS) > _OPTIONS_CACHE_SIZE:
-        _OPTIONS.pop(next(iter(_OPTIONS)))
-    return options
-
-
-def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
-    """The filter's `allows_event`, or `_everything` when it constrains nothing (the
-    test runs for every event of every sync)."""
-    if (
-        event_filter.rooms is None
-        and not event_filter.not_rooms
-        and event_filter.types is None
-        and not event_filter.not_types
-        and event_filter.senders is None
-        and not event_filter.not_senders
-        and event_filter.contains_url is None
-    ):
-        return _everything
-    return event_filter.allows_event
-
-
-def _options_from_filter(sync_filter: Filter) -> SyncOptions:
-    room = sync_filter.room
-    fields = sync_filter.event_fields
-
-    def shape(served: JsonDict) -> JsonDict:
-        return apply_event_fields(served, fields) if fields is not None else served
-
-    return SyncOptions(
-        timeline_limit=sync_filter.timeline_limit,
-        allows_room=room.allows_room,
-        timeline_allows=_event_test(room.timeline),
-        state_allows=_event_test(room.state),
-        ephemeral_allows=room.ephemeral.allows_type,
-        account_data_allows=sync_filter.account_data.allows_type,
-        wants_presence=sync_filter.presence.allows_type("m.presence"),
-        presence_allows=sync_filter.presence.allows_sender,
-        include_leave=room.include_leave,
-        lazy_load_members=room.state.lazy_load_members,
-        shape=shape if fields is not None else _unshaped,
-    )
-
-
-@dataclass
-class SyncResult:
-    body: JsonDict
-    has_changes: bool
-    joined_rooms: list[str] = field(default_factory=list)
 
 
 class SyncService:
@@ -296,7 +219,7 @@ class SyncService:
         or when something in it needs more than the tail: the user's own
         membership or account facts changed, or a room's timeline is limited.
         """
-        options = _hiding_ignored(options, await self._ignored(user_id))
+        options = hiding_ignored(options, await self._ignored(user_id))
         upper = self._notifier.position
         summary = self._recent.summary(since.events, upper) if self._recent else None
         if summary is None or user_id in summary.touched:
@@ -310,7 +233,7 @@ class SyncService:
                 and options.allows_room(room_of_receipt)
                 and event.room_id not in options.ignored
             ):
-                _add_receipt(receipts, event)
+                add_receipt(receipts, event)
         by_room = {
             room_id: items
             for room_id, items in summary.by_room.items()
@@ -330,7 +253,7 @@ class SyncService:
                 for item in items
                 if options.timeline_allows(item.event)
             ]
-            room = _empty_room(upper)
+            room = empty_room(upper)
             room["timeline"] = {
                 "events": timeline,
                 "limited": False,
@@ -339,7 +262,7 @@ class SyncService:
             sections[room_id] = room
         if options.ephemeral_allows("m.receipt"):
             for room_id, content in receipts.items():
-                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
+                sections.setdefault(room_id, empty_room(upper))["ephemeral"]["events"].append(
                     {"type": "m.receipt", "content": content}
                 )
         typing_serial = await self._typing.current_serial() if self._typing else 0
@@ -350,8 +273,8 @@ class SyncService:
         ):
             typing = await self._typing.typing_for_sync(list(joined), since.typing)
             for room_id, users in typing.items():
-                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"].append(
-                    {"type": "m.typing", "content": {"user_ids": _unignored(users, options)}}
+                sections.setdefault(room_id, empty_room(upper))["ephemeral"]["events"].append(
+                    {"type": "m.typing", "content": {"user_ids": unignored(users, options)}}
                 )
         to_device_events, to_device_position = await self._pending_to_device(
             user_id, device_id, since
@@ -359,8 +282,8 @@ class SyncService:
         presence_events, presence_position = await self._presence_since(
             user_id, joined, since, options
         )
-        sections = {room_id: room for room_id, room in sections.items() if _room_has_content(room)}
-        result = _sync_result(
+        sections = {room_id: room for room_id, room in sections.items() if room_has_content(room)}
+        result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
             sections,
             {},
@@ -369,7 +292,7 @@ class SyncService:
             to_device_events,
             list(joined),
         )
-        return _with_presence(result, presence_events)
+        return with_presence(result, presence_events)
 
     async def _own_transaction_ids(
         self, by_room: dict[str, list[RecentEvent]], user_id: str, device_id: str
@@ -423,7 +346,7 @@ class SyncService:
         options: SyncOptions,
         full_state: bool,
     ) -> SyncResult:
-        options = _hiding_ignored(options, await self._ignored(user_id))
+        options = hiding_ignored(options, await self._ignored(user_id))
         upper = self._notifier.position
         typing_serial = await self._typing.current_serial() if self._typing else 0
         to_device_events, to_device_position = await self._pending_to_device(
@@ -459,7 +382,7 @@ class SyncService:
         invite_section = {
             room_id: room
             for room_id, room in invite_section.items()
-            if _inviter(room, user_id) not in options.ignored
+            if inviter(room, user_id) not in options.ignored
         }
         await self._add_ephemeral(join_section, user_id, joined, after, upper, since, options)
         account_data: list[JsonDict] = []
@@ -481,12 +404,12 @@ class SyncService:
         join_section = {
             room_id: room
             for room_id, room in join_section.items()
-            if _room_has_content(room) or after is None or full_state
+            if room_has_content(room) or after is None or full_state
         }
         presence_events, presence_position = await self._presence_since(
             user_id, await self._joined(user_id), since, options
         )
-        result = _sync_result(
+        result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
             join_section,
             invite_section,
@@ -495,7 +418,7 @@ class SyncService:
             to_device_events,
             [m.room_id for m in joined],
         )
-        _with_presence(result, presence_events)
+        with_presence(result, presence_events)
         await self._serve_all(result.body, user_id, device_id, options)
         return result
 
@@ -594,7 +517,7 @@ class SyncService:
                 "account_data": {"events": []},
             }
         for room_id in continuing:
-            sections.setdefault(room_id, _empty_room(upper))
+            sections.setdefault(room_id, empty_room(upper))
         members_changed = [
             room_id
             for room_id, room in sections.items()
@@ -610,7 +533,7 @@ class SyncService:
                 "m.joined_member_count": summary.joined,
                 "m.invited_member_count": summary.invited,
             }
-        counted = [room_id for room_id, room in sections.items() if _room_has_content(room)]
+        counted = [room_id for room_id, room in sections.items() if room_has_content(room)]
         for room_id, unread in (await sync_store.unread_counts(conn, user_id, counted)).items():
             sections[room_id]["unread_notifications"] = {
                 "notification_count": unread,
@@ -688,7 +611,7 @@ class SyncService:
         typing: dict[str, list[str]] = {}
         if self._receipts is not None and options.ephemeral_allows("m.receipt"):
             receipts = await self._receipts.receipts_for_sync(user_id, room_ids, after, upper)
-            receipts = _without_readers(receipts, options.ignored)
+            receipts = without_readers(receipts, options.ignored)
         if self._typing is not None and options.ephemeral_allows("m.typing"):
             typing = await self._typing.typing_for_sync(
                 room_ids, since.typing if since is not None else None
@@ -701,11 +624,11 @@ class SyncService:
                 events.append(
                     {
                         "type": "m.typing",
-                        "content": {"user_ids": _unignored(typing[room_id], options)},
+                        "content": {"user_ids": unignored(typing[room_id], options)},
                     }
                 )
             if events:
-                sections.setdefault(room_id, _empty_room(upper))["ephemeral"]["events"] = events
+                sections.setdefault(room_id, empty_room(upper))["ephemeral"]["events"] = events
 
 
 @dataclass(frozen=True, slots=True)
@@ -732,7 +655,7 @@ def _serve_recent(
     same window or the filter's event_fields reshape it."""
     event = item.event
     redaction = redacted_by.get(event.event_id) if redacted_by else None
-    if redaction is None and options.shape is _unshaped:
+    if redaction is None and options.shape is unshaped:
         return item.encoded().serve(now, transaction_id)
     return options.shape(
         client_event(
@@ -742,108 +665,4 @@ def _serve_recent(
             now_ms=now,
             include_room_id=False,
         )
-    )
-
-
-def _hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOptions:
-    """Options leaving out what ignored users send: timeline events (not state, as in
-    Synapse, so the room's members stay right), invites and receipts."""
-    if not ignored:
-        return options
-    allows = options.timeline_allows
-
-    def timeline_allows(event: Event) -> bool:
-        return (event.is_state or event.sender not in ignored) and allows(event)
-
-    return replace(options, timeline_allows=timeline_allows, ignored=ignored)
-
-
-def _unignored(user_ids: list[str], options: SyncOptions) -> list[str]:
-    """Typing users without those the syncing user ignores."""
-    if not options.ignored:
-        return user_ids
-    return [user_id for user_id in user_ids if user_id not in options.ignored]
-
-
-def _without_readers(receipts: dict[str, JsonDict], ignored: frozenset[str]) -> dict[str, JsonDict]:
-    """m.receipt contents ({event: {type: {user: receipt}}}) without the ignored users'."""
-    if not ignored:
-        return receipts
-    kept: dict[str, JsonDict] = {}
-    for room_id, content in receipts.items():
-        for event_id, by_type in content.items():
-            for receipt_type, by_user in by_type.items():
-                readers = {user: r for user, r in by_user.items() if user not in ignored}
-                if readers:
-                    kept.setdefault(room_id, {}).setdefault(event_id, {})[receipt_type] = readers
-    return kept
-
-
-def _inviter(invite: JsonDict, user_id: str) -> str | None:
-    """Who sent the invite an invite section shows (its member event's sender)."""
-    for event in invite["invite_state"]["events"]:
-        if event["type"] == types.MEMBER and event["state_key"] == user_id:
-            return str(event["sender"])
-    return None
-
-
-def _add_receipt(receipts: dict[str, JsonDict], event: Event) -> None:
-    """Fold a receipt fact (from its owner's chain) into the room's m.receipt content."""
-    content = event.content
-    receipt_type = content.get("receipt_type")
-    if receipt_type == "m.read.private" or not isinstance(receipt_type, str):
-        return  # private receipts reach only their owner, whose sync takes the slow path
-    read: JsonDict = {"ts": content.get("ts", event.origin_server_ts)}
-    if content.get("thread_id"):
-        read["thread_id"] = content["thread_id"]
-    room = receipts.setdefault(str(content["room_id"]), {})
-    room.setdefault(str(content.get("event_id")), {}).setdefault(receipt_type, {})[
-        event.room_id
-    ] = read
-
-
-def _sync_result(
-    token: SyncToken,
-    join: dict[str, JsonDict],
-    invite: dict[str, JsonDict],
-    leave: dict[str, JsonDict],
-    account_data: list[JsonDict],
-    to_device: list[JsonDict],
-    joined_rooms: list[str],
-) -> SyncResult:
-    """The /sync body, and whether it carries anything new."""
-    body: JsonDict = {
-        "next_batch": str(token),
-        "rooms": {"join": join, "invite": invite, "leave": leave},
-        "account_data": {"events": account_data},
-        "presence": {"events": []},
-        "to_device": {"events": to_device},
-        "device_one_time_keys_count": {},
-    }
-    has_changes = bool(join or invite or leave or account_data or to_device)
-    return SyncResult(body, has_changes, joined_rooms)
-
-
-def _with_presence(result: SyncResult, events: list[JsonDict]) -> SyncResult:
-    if events:
-        result.body["presence"]["events"] = events
-        result.has_changes = True
-    return result
-
-
-def _empty_room(upper: int) -> JsonDict:
-    return {
-        "timeline": {"events": [], "limited": False, "prev_batch": pagination_token(upper)},
-        "state": {"events": []},
-        "ephemeral": {"events": []},
-        "account_data": {"events": []},
-    }
-
-
-def _room_has_content(room: JsonDict) -> bool:
-    return bool(
-        room["timeline"]["events"]
-        or room["state"]["events"]
-        or room["ephemeral"]["events"]
-        or room["account_data"]["events"]
     )

@@ -1,0 +1,133 @@
+"""What a sync's filter asks for, reduced to what the sync builder decides on.
+
+`options_from_filter` turns a (cached, immutable) Filter into `SyncOptions`
+once; `hiding_ignored` and its helpers narrow them to leave out what the
+syncing user's ignored users send (m.ignored_user_list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from homeserver.events.model import Event, JsonDict
+from homeserver.sync.filters import Filter, RoomEventFilter, apply_event_fields
+
+
+def _everything(_: Any) -> bool:
+    return True
+
+
+def unshaped(served: JsonDict) -> JsonDict:
+    return served
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What a sync filter asks for, reduced to what the builder decides on."""
+
+    timeline_limit: int = 10
+    allows_room: Callable[[str], bool] = _everything
+    timeline_allows: Callable[[Event], bool] = _everything
+    state_allows: Callable[[Event], bool] = _everything
+    ephemeral_allows: Callable[[str], bool] = _everything
+    account_data_allows: Callable[[str], bool] = _everything
+    # The filter's `presence` section: whether any m.presence is wanted, and whose.
+    wants_presence: bool = True
+    presence_allows: Callable[[str], bool] = _everything
+    include_leave: bool = False
+    # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
+    ignored: frozenset[str] = frozenset()
+    lazy_load_members: bool = False
+    # event_fields: what of each served event to keep (`unshaped`: all of it).
+    shape: Callable[[JsonDict], JsonDict] = unshaped
+
+
+# Options of the filters recently used, by the identity of the (cached, immutable) Filter;
+# the Filter is held so its id is not reused while its entry lives.
+_OPTIONS: dict[int, tuple[Filter, SyncOptions]] = {}
+_OPTIONS_CACHE_SIZE = 10_000
+
+
+def options_from_filter(sync_filter: Filter) -> SyncOptions:
+    cached = _OPTIONS.get(id(sync_filter))
+    if cached is not None and cached[0] is sync_filter:
+        return cached[1]
+    options = _options_from_filter(sync_filter)
+    _OPTIONS[id(sync_filter)] = (sync_filter, options)
+    while len(_OPTIONS) > _OPTIONS_CACHE_SIZE:
+        _OPTIONS.pop(next(iter(_OPTIONS)))
+    return options
+
+
+def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
+    """The filter's `allows_event`, or `_everything` when it constrains nothing (the
+    test runs for every event of every sync)."""
+    if (
+        event_filter.rooms is None
+        and not event_filter.not_rooms
+        and event_filter.types is None
+        and not event_filter.not_types
+        and event_filter.senders is None
+        and not event_filter.not_senders
+        and event_filter.contains_url is None
+    ):
+        return _everything
+    return event_filter.allows_event
+
+
+def _options_from_filter(sync_filter: Filter) -> SyncOptions:
+    room = sync_filter.room
+    fields = sync_filter.event_fields
+
+    def shape(served: JsonDict) -> JsonDict:
+        return apply_event_fields(served, fields) if fields is not None else served
+
+    return SyncOptions(
+        timeline_limit=sync_filter.timeline_limit,
+        allows_room=room.allows_room,
+        timeline_allows=_event_test(room.timeline),
+        state_allows=_event_test(room.state),
+        ephemeral_allows=room.ephemeral.allows_type,
+        account_data_allows=sync_filter.account_data.allows_type,
+        wants_presence=sync_filter.presence.allows_type("m.presence"),
+        presence_allows=sync_filter.presence.allows_sender,
+        include_leave=room.include_leave,
+        lazy_load_members=room.state.lazy_load_members,
+        shape=shape if fields is not None else unshaped,
+    )
+
+
+def hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOptions:
+    """Options leaving out what ignored users send: timeline events (not state, as in
+    Synapse, so the room's members stay right), invites and receipts."""
+    if not ignored:
+        return options
+    allows = options.timeline_allows
+
+    def timeline_allows(event: Event) -> bool:
+        return (event.is_state or event.sender not in ignored) and allows(event)
+
+    return replace(options, timeline_allows=timeline_allows, ignored=ignored)
+
+
+def unignored(user_ids: list[str], options: SyncOptions) -> list[str]:
+    """Typing users without those the syncing user ignores."""
+    if not options.ignored:
+        return user_ids
+    return [user_id for user_id in user_ids if user_id not in options.ignored]
+
+
+def without_readers(receipts: dict[str, JsonDict], ignored: frozenset[str]) -> dict[str, JsonDict]:
+    """m.receipt contents ({event: {type: {user: receipt}}}) without the ignored users'."""
+    if not ignored:
+        return receipts
+    kept: dict[str, JsonDict] = {}
+    for room_id, content in receipts.items():
+        for event_id, by_type in content.items():
+            for receipt_type, by_user in by_type.items():
+                readers = {user: r for user, r in by_user.items() if user not in ignored}
+                if readers:
+                    kept.setdefault(room_id, {}).setdefault(event_id, {})[receipt_type] = readers
+    return kept
