@@ -34,7 +34,7 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
-from homeserver.api.keys import ACCOUNTS, ADMINS, METRICS, POOL, ROOMS, SERVER_KEY, SERVER_NAME
+from homeserver.api.keys import ACCOUNTS, ADMINS, KEYS, METRICS, POOL, ROOMS, SERVER_NAME
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
@@ -49,6 +49,7 @@ from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
 from homeserver.events import types
+from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
@@ -178,16 +179,16 @@ def create_app(config: Config, dsn: str) -> web.Application:
             applied = await migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        # The key loaded now signs until restart: after `homeserver keys rotate`,
-        # restart every process within the grace period (homeserver/events/signing.py).
-        key_ring = load_key_ring(config.effective_signing_key_path, config.server_name)
-        key = key_ring.current
+        # Loaded (a first key made, an interrupted rotation finished) now, then
+        # re-read whenever `homeserver keys rotate` changes the files.
+        key_path = config.effective_signing_key_path
+        keys = LiveKeyRing(key_path, load_key_ring(key_path, config.server_name))
         bus: Bus = (
             RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
         )
         appender = Appender(
             pool,
-            key,
+            keys,
             chain_rules.authorize,
             max_event_bytes=config.limits.max_event_bytes,
             # Device results against their command's status, invites against blocks.
@@ -200,8 +201,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender
-        app[SERVER_KEY] = key
-        app[server.KEY_RING] = key_ring
+        app[KEYS] = keys
         app[ACCOUNTS] = AccountService(
             pool,
             appender,

@@ -215,8 +215,8 @@ def _add_audit_commands(commands: Any) -> None:
         "--grace",
         type=_duration_ms,
         default=_duration_ms("1h"),
-        help="how long running processes may still sign with the old key (default 1h):"
-        " restart every process within it",
+        help="how long the old key still signs (default 1h); running processes switch to"
+        " the new key at their next write, so 0 is for a compromised key",
     )
     sub(keys_commands, "list", "every key with its validity window")
 
@@ -398,8 +398,8 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
             ring = rotate_key(path, config.server_name, now, args.grace)
             print(
                 f"new signing key {ring.current.key_id}, valid from {now}; the old key expires at"
-                f" {now + args.grace}. Restart every server process before then: a running"
-                " process signs with the key it loaded at start."
+                f" {now + args.grace}. Running server processes switch to it at their next"
+                " write; on other machines, copy the key ring file, then the key, before then."
             )
         keys = read_public_keys(path)
         for key in sorted(keys.values(), key=lambda key: key.valid_from):

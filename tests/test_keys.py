@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, g
 from signedjson.sign import verify_signed_json
 from unpaddedbase64 import decode_base64
 
-from homeserver.api.keys import SERVER_KEY
+from homeserver.api.keys import KEYS
 from homeserver.audit.verify import Failure, LogVerifier
+from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.sealing import seal
 from homeserver.events.signing import (
     load_key_ring,
@@ -53,16 +55,16 @@ async def test_events_signed_before_and_after_a_rotation_all_verify(
     key_path = tmp_path / "signing.key"
     before = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
     await _chat(before)
-    old_key_id = before.app[SERVER_KEY].key_id
+    old_key_id = before.app[KEYS].current.key_id
     await asyncio.sleep(0.01)
     rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)
     await asyncio.sleep(0.01)
     after = await start_app(dsn=fresh_dsn, signing_key_path=key_path)  # the restart
-    assert after.app[SERVER_KEY].key_id != old_key_id
+    assert after.app[KEYS].current.key_id != old_key_id
     await _chat(after)
     failure, verifier = await _verify(fresh_dsn, key_path)
     assert failure is None, str(failure)
-    assert verifier.keys_used == {old_key_id, after.app[SERVER_KEY].key_id}
+    assert verifier.keys_used == {old_key_id, after.app[KEYS].current.key_id}
 
 
 async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
@@ -74,7 +76,7 @@ async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
     rotate_key(key_path, SERVER, rotated_at, grace_ms=60_000)
     hs = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
     body = await hs.ok("GET", "/_matrix/key/v2/server")
-    current = hs.app[SERVER_KEY]
+    current = hs.app[KEYS].current
     assert body["verify_keys"] == {current.key_id: {"key": current.public_key_base64}}
     assert body["old_verify_keys"] == {
         old.key_id: {"key": old.public_key_base64, "expired_ts": rotated_at + 60_000}
@@ -85,22 +87,63 @@ async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
     verify_signed_json(body, SERVER, published)
 
 
-async def test_an_event_signed_by_the_old_key_after_its_expiry_fails(
+async def test_a_running_server_signs_with_the_rotated_key_without_a_restart(
     start_app: AppFactory, fresh_dsn: str, tmp_path: Path
 ) -> None:
     key_path = tmp_path / "signing.key"
-    stale = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
-    room = await _chat(stale)
-    assert (await _verify(fresh_dsn, key_path))[0] is None
-    rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)
+    hs = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
+    room = await _chat(hs)
+    old_key_id = hs.app[KEYS].current.key_id
+    rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)  # --grace 0: the old key expires now
     await asyncio.sleep(0.01)
-    # A process not restarted after the rotation keeps signing with the old key.
-    user = await stale.register()
-    await stale.join(user, room)
-    failure, _ = await _verify(fresh_dsn, key_path)
-    assert failure is not None
-    assert failure.check == "signature"
-    assert stale.app[SERVER_KEY].key_id in failure.reason
+    user = await hs.register()
+    await hs.join(user, room)
+    await hs.send(user, room, {"msgtype": "m.text", "body": "after the rotation"})
+    new_key_id = hs.app[KEYS].current.key_id
+    assert new_key_id != old_key_id
+    failure, verifier = await _verify(fresh_dsn, key_path)
+    assert failure is None, str(failure)
+    assert verifier.keys_used == {old_key_id, new_key_id}
+    published = await hs.ok("GET", "/_matrix/key/v2/server")
+    assert list(published["verify_keys"]) == [new_key_id]
+    assert list(published["old_verify_keys"]) == [old_key_id]
+
+
+async def test_key_files_that_disagree_keep_the_key_in_use(tmp_path: Path) -> None:
+    # Another machine rotated; its ring arrives here before its key.
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    old = load_key_ring(here / "signing.key", SERVER)
+    for name in ("signing.key", "signing.key.verify_keys.json"):
+        shutil.copy2(here / name, there / name)
+    new = rotate_key(there / "signing.key", SERVER, _now_ms(), grace_ms=60_000).current
+    live = LiveKeyRing(here / "signing.key", old)
+    shutil.copy2(there / "signing.key.verify_keys.json", here / "signing.key.verify_keys.json")
+    assert (await live.refresh()).key_id == old.current.key_id
+    shutil.copy2(there / "signing.key", here / "signing.key")
+    assert (await live.refresh()).key_id == new.key_id
+    assert live.ring.keys[old.current.key_id].expired_ts is not None
+
+
+def test_an_event_signed_by_the_old_key_after_its_expiry_fails(tmp_path: Path) -> None:
+    key_path = tmp_path / "signing.key"
+    old = load_key_ring(key_path, SERVER).current
+    ring = rotate_key(key_path, SERVER, 2_000_000_000_000, grace_ms=1_000)
+    pdu = {
+        "auth_events": [],
+        "content": {"msgtype": "m.text", "body": "stale"},
+        "depth": 1,
+        "origin_server_ts": 2_000_000_001_000,
+        "prev_events": [],
+        "room_id": "!r:localhost",
+        "sender": "@a:localhost",
+        "type": "m.room.message",
+    }
+    event_id, _ = seal(pdu, old)
+    failure = LogVerifier(SERVER, ring.keys).check(1, event_id, pdu)
+    assert failure is not None and failure.check == "signature"
+    assert old.key_id in failure.reason
     assert "outside the key's validity" in failure.reason
 
 
@@ -178,7 +221,7 @@ async def test_keys_rotate_and_list_commands(tmp_path: Path) -> None:
     assert "current" in listed and listed.count("ed25519:") == 1
     code, rotated = await homeserver("keys", "rotate", "--grace", "10m")
     assert code == 0, rotated
-    assert "Restart every server process" in rotated
+    assert "switch to it at their next write" in rotated
     assert rotated.count("ed25519:") == 3  # the new key named, then both listed
     assert "expired_ts" in rotated
     code, bad = await homeserver("keys", "rotate", "--grace", "ten minutes")

@@ -6,7 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from homeserver.accounts.service import AccountService
-from homeserver.events.signing import ServerKey
+from homeserver.events.live_keys import LiveKeyRing
 from homeserver.metrics import Metrics
 from homeserver.rooms.service import RoomService
 
@@ -14,6 +14,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 ACCOUNTS = web.AppKey("accounts", AccountService)
 ROOMS = web.AppKey("rooms", RoomService)
 METRICS = web.AppKey("metrics", Metrics)
-SERVER_KEY = web.AppKey("server_key", ServerKey)
+# The signing key ring, re-read when `keys rotate` changes it.
+KEYS = web.AppKey("keys", LiveKeyRing)
 SERVER_NAME = web.AppKey("server_name", str)
 ADMINS = web.AppKey("admins", frozenset)

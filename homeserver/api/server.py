@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from signedjson.sign import sign_json
 
-from homeserver.api.keys import METRICS, POOL, SERVER_KEY
+from homeserver.api.keys import KEYS, METRICS, POOL
 from homeserver.api.requests import ok, requester
-from homeserver.events.signing import KeyRing
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.service import DEFAULT_ROOM_VERSION
 
@@ -75,15 +74,12 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-# The current signing key and the old public keys, each with its expiry.
-KEY_RING = web.AppKey("key_ring", KeyRing)
-
-
 # GET /_matrix/key/v2/server
 @routes.get("/_matrix/key/v2/server")
 async def server_keys(request: web.Request) -> web.Response:
-    key = request.app[SERVER_KEY]
-    ring = request.app[KEY_RING]
+    keys = request.app[KEYS]
+    key = await keys.refresh()
+    ring = keys.ring
     body = {
         "server_name": key.server_name,
         "verify_keys": {key.key_id: {"key": key.public_key_base64}},

@@ -14,8 +14,9 @@ Two files, side by side:
 period) without ever leaving the two files disagreeing: the new secret goes to
 `<signing_key_path>.next` first, then the ring is replaced atomically, then the
 new secret replaces the old. `load_key_ring` finishes or discards a rotation
-that a crash interrupted. A running server keeps the key it loaded at start,
-so every process must be restarted within the grace period.
+that a crash interrupted. A running server re-reads the files when they
+change (`LiveKeyRing`, with `read_key_ring`, which changes nothing), before
+each batch it signs.
 """
 
 from __future__ import annotations
@@ -281,15 +282,35 @@ def load_key_ring(key_path: Path, server_name: str, now_ms: int | None = None) -
                     keys[key_id] = replace(key, expired_ts=stamp)
             keys[current.key_id] = _public_key_of(current, valid_from)
             _write_ring(ring_path(key_path), server_name, keys)
-        elif recorded.expired_ts is not None:
-            raise KeyRingError(
-                f"{key_path}: the signing key {current.key_id} expired at {recorded.expired_ts}"
-                " in the key ring; run `homeserver keys rotate` for a new one"
-            )
-        elif recorded.key != current.public_key_base64:
-            raise KeyRingError(
-                f"{key_path}: the key ring has another public key for {current.key_id}"
-            )
+        else:
+            _check_current(key_path, current, recorded)
+    return KeyRing(current, keys)
+
+
+def _check_current(key_path: Path, current: ServerKey, recorded: PublicKey) -> None:
+    if recorded.expired_ts is not None:
+        raise KeyRingError(
+            f"{key_path}: the signing key {current.key_id} expired at {recorded.expired_ts}"
+            " in the key ring; run `homeserver keys rotate` for a new one"
+        )
+    if recorded.key != current.public_key_base64:
+        raise KeyRingError(f"{key_path}: the key ring has another public key for {current.key_id}")
+
+
+def read_key_ring(key_path: Path, server_name: str) -> KeyRing:
+    """The key ring as the files hold it, changing nothing: a running server's re-read.
+
+    Refused (KeyRingError) while the files disagree, as when the ring was copied
+    to this machine before the key, or a rotation was cut off half-way (the next
+    start or `homeserver keys rotate` finishes it).
+    """
+    with _locked(key_path):
+        current = _read_secret(key_path, server_name)
+        keys = _read_ring(ring_path(key_path))
+    recorded = keys.get(current.key_id)
+    if recorded is None:
+        raise KeyRingError(f"{ring_path(key_path)} does not hold the key {current.key_id}")
+    _check_current(key_path, current, recorded)
     return KeyRing(current, keys)
 
 

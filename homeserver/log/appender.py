@@ -21,6 +21,7 @@ import asyncpg
 
 from homeserver.errors import MatrixError, not_found, too_large, unknown
 from homeserver.events import types
+from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
 from homeserver.events.sealing import seal
 from homeserver.events.signing import ServerKey
@@ -66,7 +67,7 @@ class Appender:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        key: ServerKey,
+        key: ServerKey | LiveKeyRing,
         authorize: Authorizer,
         *,
         max_batch: int = 1000,
@@ -77,7 +78,9 @@ class Appender:
     ) -> None:
         self._pool = pool
         self._session = event_store.AppendSession(pool)
-        self._key = key
+        # A live ring is re-read before each batch, so a rotation needs no restart.
+        self._live_keys = key if isinstance(key, LiveKeyRing) else None
+        self._key = key.current if isinstance(key, LiveKeyRing) else key
         self._authorize = authorize
         self._load_facts = load_facts
         self._max_batch = max_batch
@@ -125,6 +128,8 @@ class Appender:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if self._live_keys is not None:
+                self._key = await self._live_keys.refresh()
             try:
                 await self._write(batch)
             except Exception:
