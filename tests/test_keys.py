@@ -9,6 +9,7 @@ import shutil
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, generate_signing_key
 from signedjson.sign import verify_signed_json
@@ -34,6 +35,20 @@ SERVER = "localhost"
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _message(origin_server_ts: int) -> dict[str, Any]:
+    """A message event's PDU, before sealing."""
+    return {
+        "auth_events": [],
+        "content": {"msgtype": "m.text", "body": "hello"},
+        "depth": 1,
+        "origin_server_ts": origin_server_ts,
+        "prev_events": [],
+        "room_id": "!r:localhost",
+        "sender": "@a:localhost",
+        "type": "m.room.message",
+    }
 
 
 async def _verify(dsn: str, key_path: Path) -> tuple[Failure | None, LogVerifier]:
@@ -130,16 +145,7 @@ def test_an_event_signed_by_the_old_key_after_its_expiry_fails(tmp_path: Path) -
     key_path = tmp_path / "signing.key"
     old = load_key_ring(key_path, SERVER).current
     ring = rotate_key(key_path, SERVER, 2_000_000_000_000, grace_ms=1_000)
-    pdu = {
-        "auth_events": [],
-        "content": {"msgtype": "m.text", "body": "stale"},
-        "depth": 1,
-        "origin_server_ts": 2_000_000_001_000,
-        "prev_events": [],
-        "room_id": "!r:localhost",
-        "sender": "@a:localhost",
-        "type": "m.room.message",
-    }
+    pdu = _message(origin_server_ts=2_000_000_001_000)
     event_id, _ = seal(pdu, old)
     failure = LogVerifier(SERVER, ring.keys).check(1, event_id, pdu)
     assert failure is not None and failure.check == "signature"
@@ -151,16 +157,7 @@ def test_an_event_dated_before_the_new_key_existed_fails(tmp_path: Path) -> None
     key_path = tmp_path / "signing.key"
     load_key_ring(key_path, SERVER)
     ring = rotate_key(key_path, SERVER, 2_000_000_000_000, grace_ms=0)
-    pdu = {
-        "auth_events": [],
-        "content": {"msgtype": "m.text", "body": "backdated"},
-        "depth": 1,
-        "origin_server_ts": 1_999_999_999_999,
-        "prev_events": [],
-        "room_id": "!r:localhost",
-        "sender": "@a:localhost",
-        "type": "m.room.message",
-    }
+    pdu = _message(origin_server_ts=1_999_999_999_999)
     event_id, _ = seal(pdu, ring.current)
     failure = LogVerifier(SERVER, ring.keys).check(1, event_id, pdu)
     assert failure is not None and failure.check == "signature"
