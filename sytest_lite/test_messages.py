@@ -1,5 +1,6 @@
 """Spec: GET /rooms/{roomId}/messages (pagination), GET /rooms/{roomId}/context/{eventId},
-GET /rooms/{roomId}/members?at=, and "Room History Visibility" as they apply to them."""
+GET /rooms/{roomId}/members?at=, GET /v1/rooms/{roomId}/relations/{eventId}, and "Room
+History Visibility" as they apply to them."""
 
 from __future__ import annotations
 
@@ -243,3 +244,36 @@ async def test_members_at_a_pagination_token(api: Api, alice: Registered, bob: R
     )
     assert status == 200, body
     assert {e["state_key"] for e in body["chunk"]} == {alice.user_id, bob.user_id}
+
+
+async def test_relations_of_an_event(api: Api, alice: Registered) -> None:
+    room_id = await _room_with_texts(api, alice, 1)
+    [root] = await _paginate(api, alice, room_id, dir="b", filter={"types": ["m.room.message"]})
+    edit = {
+        "msgtype": "m.text",
+        "body": "* m0!",
+        "m.new_content": {"msgtype": "m.text", "body": "m0!"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": root["event_id"]},
+    }
+    reaction = {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": root["event_id"], "key": "x"}
+    }
+    status, edited = await api.send(alice.access_token, room_id, "m.room.message", edit)
+    assert status == 200, edited
+    status, reacted = await api.send(alice.access_token, room_id, "m.reaction", reaction)
+    assert status == 200, reacted
+    base = f"/_matrix/client/v1/rooms/{q(room_id)}/relations/{q(root['event_id'])}"
+    for suffix, expected in (
+        ("", [reacted["event_id"], edited["event_id"]]),
+        ("/m.replace", [edited["event_id"]]),
+        ("/m.annotation/m.reaction", [reacted["event_id"]]),
+    ):
+        status, body = await api.request("GET", base + suffix, token=alice.access_token)
+        assert status == 200, body
+        assert [e["event_id"] for e in body["chunk"]] == expected, suffix
+    status, body = await api.request(
+        "GET",
+        f"/_matrix/client/v1/rooms/{q(room_id)}/relations/{q('$unknown')}",
+        token=alice.access_token,
+    )
+    assert_error(status, body, 404, "M_NOT_FOUND")

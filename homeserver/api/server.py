@@ -16,14 +16,15 @@ routes = web.RouteTableDef()
 # version is listed only when what it switches on is served:
 # - v1.1: the /v3 paths every endpoint here uses (POST /knock is not served; a
 #   client only knocks on a room whose join rule is knock).
-# - v1.2, v1.3: no SDK we interoperate with gates anything on them; their new
-#   endpoints (/v1/rooms/{id}/hierarchy, /v1/rooms/{id}/relations) are probed
-#   by clients and answered 404 M_UNRECOGNIZED, which they handle.
+# - v1.2, v1.3: no SDK we interoperate with gates anything on them. Of their
+#   new endpoints /v1/rooms/{id}/relations is served (api/history.py);
+#   /v1/rooms/{id}/hierarchy (spaces) is answered 404 M_UNRECOGNIZED, which
+#   clients handle.
 # - v1.4 is left out: with it matrix-js-sdk (doesServerSupportThread) takes
-#   threads as served and lists them through /v1/rooms/{id}/threads and
-#   /relations, which are not. Private read receipts (a v1.4 feature we do
-#   serve) are announced by their stable MSC2285 flag below instead.
-# Later versions imply v1.4; list them once threads and relations are served.
+#   threads as served and lists them through /v1/rooms/{id}/threads, which is
+#   not. Private read receipts (a v1.4 feature we do serve) are announced by
+#   their stable MSC2285 flag below instead.
+# Later versions imply v1.4; list them once the thread list is served.
 SPEC_VERSIONS = ["v1.1", "v1.2", "v1.3"]
 UNSTABLE_FEATURES = {"org.matrix.msc2285.stable": True}
 

@@ -18,6 +18,16 @@ from homeserver.events.model import Event
 
 
 @dataclass(frozen=True)
+class RelationSelection:
+    """Events relating to one event (GET /relations), by rel_type and event type if given.
+    A redacted relation no longer counts (redaction strips its m.relates_to)."""
+
+    relates_to: str
+    rel_type: str | None = None
+    event_type: str | None = None
+
+
+@dataclass(frozen=True)
 class EventSelection:
     """Which events a page keeps: a RoomEventFilter's conditions, for SQL.
 
@@ -28,6 +38,7 @@ class EventSelection:
     senders: list[str] | None = None
     not_senders: Sequence[str] = ()
     contains_url: bool | None = None
+    relation: RelationSelection | None = None
 
 
 class Selecting(Protocol):
@@ -97,6 +108,17 @@ async def room_events(
     if chosen.contains_url is not None:
         has_url = "coalesce(jsonb_typeof(json::jsonb -> 'content' -> 'url') = 'string', false)"
         conditions.append(f"{has_url} = {param(chosen.contains_url)}::boolean")
+    if (relation := chosen.relation) is not None:
+        related = [f"r.relates_to = {param(relation.relates_to)}"]
+        if relation.rel_type is not None:
+            related.append(f"r.rel_type = {param(relation.rel_type)}")
+        if relation.event_type is not None:
+            related.append(f"r.type = {param(relation.event_type)}")
+        conditions.append(
+            "event_id IN (SELECT r.event_id FROM event_relations r"
+            f" WHERE {' AND '.join(related)}"
+            " AND NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id))"
+        )
     order = "DESC" if backwards else "ASC"
     rows = await conn.fetch(
         "SELECT event_id, stream_position, json FROM events"

@@ -1,4 +1,5 @@
-"""Room history for clients: /messages and /context, within what history visibility allows.
+"""Room history for clients: /messages, /context and /relations, within what history
+visibility allows.
 
 Pagination follows sync/tokens.py: a token `t{T}` is the gap between positions
 T and T+1; backwards from T returns positions <= T, forwards positions > T. The
@@ -9,6 +10,7 @@ and no duplicate; `end` is left out once nothing further is visible.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 import asyncpg
@@ -21,6 +23,7 @@ from homeserver.store import account_data as account_data_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
+from homeserver.store.history import RelationSelection
 from homeserver.sync.filters import MAX_LIMIT, RoomEventFilter
 from homeserver.sync.tokens import pagination_token, parse_pagination_token
 from homeserver.sync.visibility import WORLD_READABLE, HistoryAccess
@@ -50,6 +53,34 @@ def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
     return [event for event in events if event.is_state or event.sender not in ignored]
 
 
+def _window(start: int, to: int | None, latest: int, *, backwards: bool) -> tuple[int, int]:
+    """(after, upto]: the positions a page from `start` toward `to` (or the log's end) covers."""
+    if backwards:
+        return (to or 0), start
+    return start, (to if to is not None else latest)
+
+
+def _continuation(chunk: Sequence[Event], more: bool, *, backwards: bool) -> str | None:
+    """The token a next page in the same direction starts from; None after the last page."""
+    if not (more and chunk):
+        return None
+    last = chunk[-1].stream_position
+    return pagination_token(last - 1 if backwards else last)
+
+
+async def _seen_event(
+    conn: asyncpg.Connection, access: HistoryAccess, user_id: str, room_id: str, event_id: str
+) -> tuple[Event, frozenset[str]]:
+    """The event of the room, if the user may see it (else 404), and whom the user ignores."""
+    event = await event_store.event_by_id(conn, event_id)
+    ignored = await account_data_store.ignored_users(conn, user_id)
+    if event is None or event.room_id != room_id or not access.allows(event):
+        raise not_found("Event not found.")
+    if not _shown([event], ignored):
+        raise not_found("Event not found.")
+    return event, ignored
+
+
 async def _page(
     conn: asyncpg.Connection,
     access: HistoryAccess,
@@ -60,15 +91,17 @@ async def _page(
     backwards: bool,
     limit: int,
     event_filter: RoomEventFilter,
+    relation: RelationSelection | None = None,
 ) -> tuple[list[Event], bool]:
-    """Up to `limit` visible events matching the filter in (after, upto], in the direction
-    asked, and whether any further one exists in that window."""
+    """Up to `limit` visible events matching the filter (and relating to an event, if
+    `relation` says so) in (after, upto], in the direction asked, and whether any
+    further one exists in that window."""
     if limit <= 0 or upto <= after or not event_filter.allows_room(room_id):
         return [], False
     ranges = access.visible_ranges(after + 1, upto)
     if backwards:
         ranges.reverse()
-    selection = event_filter.selection()
+    selection = replace(event_filter.selection(), relation=relation)
     found: list[Event] = []
     for first, last in ranges:
         # One more than asked: it tells whether the page is the last.
@@ -134,10 +167,7 @@ class HistoryService:
             latest = await history_store.latest_position(conn)
             if start is None:
                 start = latest if backwards else 0
-            if backwards:
-                after, upto = (to or 0), start
-            else:
-                after, upto = start, (to if to is not None else latest)
+            after, upto = _window(start, to, latest, backwards=backwards)
             chunk, more = await _page(
                 conn,
                 access,
@@ -158,9 +188,8 @@ class HistoryService:
             "chunk": await self._rooms.serve(_shown(chunk, ignored), (user_id, device_id)),
             "start": from_token if from_token is not None else pagination_token(start),
         }
-        if more and chunk:
-            last = chunk[-1].stream_position
-            body["end"] = pagination_token(last - 1 if backwards else last)
+        if (end := _continuation(chunk, more, backwards=backwards)) is not None:
+            body["end"] = end
         elif limit == 0:
             # Nothing was asked for, so nothing is known to be over.
             body["end"] = body["start"]
@@ -187,12 +216,7 @@ class HistoryService:
         after_limit = limit - before_limit
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            event = await event_store.event_by_id(conn, event_id)
-            ignored = await account_data_store.ignored_users(conn, user_id)
-            if event is None or event.room_id != room_id or not access.allows(event):
-                raise not_found("Event not found.")
-            if not _shown([event], ignored):
-                raise not_found("Event not found.")
+            event, ignored = await _seen_event(conn, access, user_id, room_id, event_id)
             position = event.stream_position
             latest = await history_store.latest_position(conn)
             before, _ = await _page(
@@ -231,3 +255,53 @@ class HistoryService:
             "start": pagination_token(first - 1),
             "end": pagination_token(last),
         }
+
+    async def relations(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        event_id: str,
+        *,
+        rel_type: str | None = None,
+        event_type: str | None = None,
+        direction: Direction = "b",
+        from_token: str | None = None,
+        to_token: str | None = None,
+        limit: int = 10,
+    ) -> JsonDict:
+        """GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]: the events
+        relating to one the user may see, newest first unless `dir=f`, paginated with the
+        same tokens as /messages."""
+        limit = min(limit, MAX_LIMIT)
+        backwards = direction == "b"
+        start = parse_pagination_token(from_token) if from_token is not None else None
+        to = parse_pagination_token(to_token) if to_token is not None else None
+        async with self._pool.acquire() as conn:
+            access = await self._readable(conn, user_id, room_id)
+            parent, ignored = await _seen_event(conn, access, user_id, room_id, event_id)
+            latest = await history_store.latest_position(conn)
+            if start is None:
+                start = latest if backwards else parent.stream_position
+            # Nothing before the event relates to it.
+            after, upto = _window(start, to, latest, backwards=backwards)
+            after = max(after, parent.stream_position)
+            chunk, more = await _page(
+                conn,
+                access,
+                room_id,
+                after,
+                upto,
+                backwards=backwards,
+                limit=limit,
+                event_filter=RoomEventFilter(),
+                relation=RelationSelection(event_id, rel_type, event_type),
+            )
+        body: JsonDict = {
+            "chunk": await self._rooms.serve(_shown(chunk, ignored), (user_id, device_id))
+        }
+        if (following := _continuation(chunk, more, backwards=backwards)) is not None:
+            body["next_batch"] = following
+        if from_token is not None:
+            body["prev_batch"] = from_token
+        return body
