@@ -87,3 +87,10 @@ async def test_stream_without_a_token_is_refused_before_upgrading(hs: MatrixClie
     reply = await hs.request("GET", STREAM)
     assert reply.status == 401
     assert reply.errcode == "M_MISSING_TOKEN"
+
+
+async def test_a_plain_request_is_told_the_endpoint_is_a_websocket(hs: MatrixClient) -> None:
+    user = await hs.register()
+    reply = await hs.request("GET", STREAM, user=user)
+    assert (reply.status, reply.errcode) == (400, "M_UNRECOGNIZED")
+    assert "WebSocket" in reply.body["error"]

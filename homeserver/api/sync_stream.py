@@ -50,6 +50,12 @@ async def _hello(ws: web.WebSocketResponse) -> dict[str, object]:
 async def sync_stream(request: web.Request) -> web.StreamResponse:
     caller = await requester(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=65_536)
+    if not ws.can_prepare(request).ok:
+        raise MatrixError(
+            400,
+            "M_UNRECOGNIZED",
+            "This endpoint is a WebSocket: connect with an Upgrade: websocket request.",
+        )
     await ws.prepare(request)
     try:
         hello = await _hello(ws)
