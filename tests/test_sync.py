@@ -170,8 +170,7 @@ async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_i
     # A timeline limit above what can arrive between two polls: never `limited`.
     big = quote(json.dumps({"room": {"timeline": {"limit": 500}}}))
 
-    async def receive(user: User) -> list[tuple[str, str]]:
-        since = (await _sync(hs, user))["next_batch"]
+    async def receive(user: User, since: str) -> list[tuple[str, str]]:
         got: list[tuple[str, str]] = []
         while len(got) < expected:
             body = await _sync(hs, user, since, wait_ms=10_000, filter=big)
@@ -193,8 +192,14 @@ async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_i
             for n in range(per_sender)
         ]
 
-    receiving = [asyncio.create_task(receive(user)) for user in receivers]
-    await asyncio.sleep(0.3)
+    # Every receiver holds its starting token before anyone sends (an initial sync
+    # finishing after a send would start past it, and wait forever for it).
+    starts = await asyncio.gather(*(_sync(hs, user) for user in receivers))
+    receiving = [
+        asyncio.create_task(receive(user, start["next_batch"]))
+        for user, start in zip(receivers, starts, strict=True)
+    ]
+    await asyncio.sleep(0.3)  # most polls are held when the sends begin
     sent = await asyncio.gather(*(send(i, s) for i, s in enumerate(senders)))
     results = await asyncio.wait_for(asyncio.gather(*receiving), timeout=60)
     all_sent = {event_id for ids in sent for event_id in ids}
