@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 import asyncpg
+import pytest
 
 from homeserver.api.keys import POOL
 from homeserver.events.canonical import decode
@@ -464,33 +465,15 @@ async def test_redacted_display_name_is_gone_from_joined_members(hs: MatrixClien
     assert joined[member.user_id]["display_name"] is None
 
 
-async def test_redaction_sent_as_a_message_cannot_reach_another_room(hs: MatrixClient) -> None:
+@pytest.mark.parametrize("path", ["send/m.room.redaction/r1", "state/m.room.redaction/x"])
+async def test_redaction_sent_as_a_message_or_state_cannot_reach_another_room(
+    hs: MatrixClient, path: str
+) -> None:
     victim, _, target_room = await _room_with_member(hs)
     target = await hs.send(victim, target_room, {"body": "mine"})
     mallory = await hs.register()
     own_room = await hs.create_room(mallory)
-    reply = await hs.request(
-        "PUT",
-        f"rooms/{own_room}/send/m.room.redaction/r1",
-        {"redacts": target},
-        user=mallory,
-    )
-    assert reply.status == 404
-    assert reply.errcode == "M_NOT_FOUND"
-    assert (await _get(hs, victim, target_room, target))["content"] == {"body": "mine"}
-
-
-async def test_redaction_sent_as_state_cannot_reach_another_room(hs: MatrixClient) -> None:
-    victim, _, target_room = await _room_with_member(hs)
-    target = await hs.send(victim, target_room, {"body": "mine"})
-    mallory = await hs.register()
-    own_room = await hs.create_room(mallory)
-    reply = await hs.request(
-        "PUT",
-        f"rooms/{own_room}/state/m.room.redaction/x",
-        {"redacts": target},
-        user=mallory,
-    )
+    reply = await hs.request("PUT", f"rooms/{own_room}/{path}", {"redacts": target}, user=mallory)
     assert reply.status == 404
     assert reply.errcode == "M_NOT_FOUND"
     assert (await _get(hs, victim, target_room, target))["content"] == {"body": "mine"}
