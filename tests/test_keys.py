@@ -139,6 +139,9 @@ async def test_key_files_that_disagree_keep_the_key_in_use(tmp_path: Path) -> No
     shutil.copy2(there / "signing.key", here / "signing.key")
     assert (await live.refresh()).key_id == new.key_id
     assert live.ring.keys[old.current.key_id].expired_ts is not None
+    # A ring file broken by hand (or half copied) is no reason to stop signing.
+    (here / "signing.key.verify_keys.json").write_text("{not json")
+    assert (await live.refresh()).key_id == new.key_id
 
 
 def test_an_event_signed_by_the_old_key_after_its_expiry_fails(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from homeserver.events.signing import KeyRing, KeyRingError, ServerKey, read_key_ring, ring_path
+from homeserver.events.signing import KeyRing, ServerKey, read_key_ring, ring_path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ Stamp = tuple[int, int, int] | None
 def _stamp(path: Path) -> Stamp:
     try:
         found = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: the re-read says why
         return None
     return found.st_ino, found.st_mtime_ns, found.st_size
 
@@ -66,7 +66,7 @@ class LiveKeyRing:
         stamps = self._stamps()  # before reading: a change during the read is seen next time
         try:
             ring = await asyncio.to_thread(read_key_ring, self._key_path, self.current.server_name)
-        except (OSError, ValueError, KeyRingError) as error:
+        except Exception as error:  # never stop the appender: keep the key in use
             log.error("still signing with %s: %s", self.current.key_id, error)
         else:
             if ring.current.key_id != self.current.key_id:
