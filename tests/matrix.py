@@ -87,6 +87,13 @@ class MatrixClient:
         reply = await self.ok("POST", "createRoom", body, user=user)
         return str(reply["room_id"])
 
+    async def room_of_two(self) -> tuple[User, User, str]:
+        """Two new users in a new public room: alice created it, bob joined."""
+        alice, bob = await self.register(), await self.register()
+        room = await self.create_room(alice, preset="public_chat")
+        await self.join(bob, room)
+        return alice, bob, room
+
     async def join(self, user: User, room: str) -> None:
         await self.ok("POST", f"join/{room}", {}, user=user)
 

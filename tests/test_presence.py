@@ -31,13 +31,6 @@ from tests.test_interop_nio import RecordingClient
 Start = Callable[..., Awaitable[MatrixClient]]
 
 
-async def _room_with(hs: MatrixClient) -> tuple[User, User, str]:
-    alice, bob = await hs.register(), await hs.register()
-    room = await hs.create_room(alice, preset="public_chat")
-    await hs.join(bob, room)
-    return alice, bob, room
-
-
 async def _set(hs: MatrixClient, user: User, presence: str, status_msg: str | None = None) -> None:
     body: dict[str, Any] = {"presence": presence}
     if status_msg is not None:
@@ -105,7 +98,7 @@ class PresenceBehaviour:
         assert status["currently_active"] is False
 
     async def test_cannot_set_someone_elses_presence(self, server: MatrixClient) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         reply = await server.request(
             "PUT", f"presence/{alice.user_id}/status", {"presence": "offline"}, user=bob
         )
@@ -128,14 +121,14 @@ class PresenceBehaviour:
         assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
 
     async def test_room_mate_sees_presence(self, server: MatrixClient) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         await _set(server, bob, "unavailable", "in a meeting")
         status = await _get(server, alice, bob)
         assert status["presence"] == "unavailable"
         assert status["status_msg"] == "in a meeting"
 
     async def test_presence_of_a_stranger_is_forbidden(self, server: MatrixClient) -> None:
-        alice, _, _ = await _room_with(server)
+        alice, _, _ = await server.room_of_two()
         stranger = await server.register()
         await _set(server, stranger, "online")
         reply = await server.request("GET", f"presence/{stranger.user_id}/status", user=alice)
@@ -146,7 +139,7 @@ class PresenceBehaviour:
     async def test_presence_is_hidden_again_after_leaving_the_shared_room(
         self, server: MatrixClient
     ) -> None:
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
 
         # Joining the room was activity: bob shows online to alice.
         async def online() -> bool:
@@ -174,7 +167,7 @@ class PresenceBehaviour:
 
     async def test_a_room_above_the_size_limit_does_not_share_presence(self, start: Start) -> None:
         server = await start(presence={"max_room_members": 2})
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
         await _set(server, bob, "online")
         assert (await _get(server, alice, bob))["presence"] == "online"
         carol = await server.register()
@@ -224,7 +217,7 @@ class PresenceBehaviour:
         assert (await _get(server, alice, alice))["presence"] == "unavailable"
 
     async def test_sending_a_message_makes_an_idle_user_online(self, server: MatrixClient) -> None:
-        alice, _, room = await _room_with(server)
+        alice, _, room = await server.room_of_two()
         await _set(server, alice, "unavailable")
         await server.send(alice, room)
 
@@ -239,7 +232,7 @@ class PresenceBehaviour:
     async def test_initial_sync_has_the_presence_of_room_mates_only(
         self, server: MatrixClient
     ) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         stranger = await server.register()
         await _set(server, bob, "online", "hi")
         await _set(server, stranger, "online")
@@ -253,7 +246,7 @@ class PresenceBehaviour:
     async def test_incremental_sync_reports_only_changes_since_its_token(
         self, server: MatrixClient
     ) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         carol = await server.register()
         await server.join(
             carol, (await server.ok("GET", "joined_rooms", user=alice))["joined_rooms"][0]
@@ -271,7 +264,7 @@ class PresenceBehaviour:
         }
 
     async def test_presence_change_of_a_stranger_is_not_sent(self, server: MatrixClient) -> None:
-        alice, _, _ = await _room_with(server)
+        alice, _, _ = await server.room_of_two()
         stranger = await server.register()
         first = await server.ok("GET", "sync", user=alice)
         await _set(server, stranger, "online", "you cannot see me")
@@ -279,7 +272,7 @@ class PresenceBehaviour:
         assert stranger.user_id not in _presence_of(body)
 
     async def test_presence_change_wakes_a_room_mates_long_poll(self, server: MatrixClient) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         first = await server.ok("GET", "sync", user=alice)
         poll = asyncio.create_task(
             server.ok("GET", f"sync?since={first['next_batch']}&timeout=10000", user=alice)
@@ -292,7 +285,7 @@ class PresenceBehaviour:
         assert _presence_of(body)[bob.user_id]["status_msg"] == "here"
 
     async def test_token_without_a_presence_part_still_works(self, server: MatrixClient) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         await _set(server, bob, "online")
         first = await server.ok("GET", "sync", user=alice)
         token = SyncToken.parse(first["next_batch"])
@@ -302,7 +295,7 @@ class PresenceBehaviour:
         assert SyncToken.parse(body["next_batch"]).presence >= token.presence
 
     async def test_a_filter_can_leave_presence_out(self, server: MatrixClient) -> None:
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         await _set(server, bob, "online")
         no_presence = json.dumps({"presence": {"not_types": ["*"]}})
         body = await server.ok("GET", f"sync?filter={no_presence}", user=alice)
@@ -315,7 +308,7 @@ class PresenceBehaviour:
 
     async def test_online_user_without_activity_becomes_idle(self, start: Start) -> None:
         server = await start(presence={"idle_timeout_seconds": 1})
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         first = await server.ok("GET", "sync?set_presence=offline", user=alice)
         await _set(server, bob, "online")
 
@@ -334,7 +327,7 @@ class PresenceBehaviour:
 
     async def test_user_goes_offline_when_their_syncs_stop(self, start: Start) -> None:
         server = await start(presence={"offline_timeout_seconds": 1})
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         first = await server.ok("GET", "sync?set_presence=offline", user=alice)
         await server.ok("GET", "sync", user=bob)
         assert (await _get(server, alice, bob))["presence"] == "online"
@@ -350,7 +343,7 @@ class PresenceBehaviour:
 
     async def test_a_long_poll_in_flight_keeps_the_user_online(self, start: Start) -> None:
         server = await start(presence={"offline_timeout_seconds": 1})
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         first = await server.ok("GET", "sync", user=bob)
         # Without presence in it, alice going offline does not end bob's long-poll.
         no_presence = json.dumps({"presence": {"not_types": ["*"]}})
@@ -371,7 +364,7 @@ class PresenceBehaviour:
 
     async def test_disabled_presence_answers_but_tracks_nothing(self, start: Start) -> None:
         server = await start(presence={"enabled": False})
-        alice, bob, _ = await _room_with(server)
+        alice, bob, _ = await server.room_of_two()
         await _set(server, bob, "online", "ignored")
         await server.ok("GET", "sync", user=bob)
         assert await _get(server, alice, bob) == {"presence": "offline", "currently_active": False}
@@ -472,7 +465,7 @@ async def test_local_store_lists_changes_after_a_position_and_due_timeouts() -> 
 
 
 async def test_matrix_nio_sets_reads_and_syncs_presence(hs: MatrixClient) -> None:
-    alice, bob, _ = await _room_with(hs)
+    alice, bob, _ = await hs.room_of_two()
     clients = []
     for user in (alice, bob):
         client = RecordingClient(hs.base_url, user.user_id)

@@ -15,13 +15,6 @@ from tests.matrix import MatrixClient, User
 EVERYTHING = 2**62
 
 
-async def _room_with(hs: MatrixClient) -> tuple[User, User, str]:
-    alice, bob = await hs.register(), await hs.register()
-    room = await hs.create_room(alice, preset="public_chat")
-    await hs.join(bob, room)
-    return alice, bob, room
-
-
 async def _position(hs: MatrixClient) -> int:
     async with hs.app[POOL].acquire() as conn:
         return await event_store.last_position(conn)
@@ -53,7 +46,7 @@ async def _receipt(
 
 
 async def test_read_receipt_is_shown_to_other_members(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     assert await _receipt(hs, bob, room, event) == (200, {})
     seen = await hs.app[RECEIPTS].receipts_for_sync(alice.user_id, [room], None, EVERYTHING)
@@ -62,21 +55,21 @@ async def test_read_receipt_is_shown_to_other_members(hs: MatrixClient) -> None:
 
 
 async def test_receipt_without_body_is_accepted(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     reply = await hs.request("POST", f"rooms/{room}/receipt/m.read/{event}", user=bob)
     assert reply.status == 200, reply.body
 
 
 async def test_unknown_receipt_type_is_rejected(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     status, body = await _receipt(hs, bob, room, event, kind="m.seen")
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")  # type: ignore[index]
 
 
 async def test_user_outside_the_room_cannot_send_a_receipt(hs: MatrixClient) -> None:
-    alice, _, room = await _room_with(hs)
+    alice, _, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     stranger = await hs.register()
     status, body = await _receipt(hs, stranger, room, event)
@@ -84,7 +77,7 @@ async def test_user_outside_the_room_cannot_send_a_receipt(hs: MatrixClient) -> 
 
 
 async def test_user_who_left_cannot_send_a_receipt(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
     status, _ = await _receipt(hs, bob, room, event)
@@ -92,13 +85,13 @@ async def test_user_who_left_cannot_send_a_receipt(hs: MatrixClient) -> None:
 
 
 async def test_receipt_for_unknown_event_is_not_found(hs: MatrixClient) -> None:
-    _, bob, room = await _room_with(hs)
+    _, bob, room = await hs.room_of_two()
     status, body = await _receipt(hs, bob, room, "$nosuchevent")
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")  # type: ignore[index]
 
 
 async def test_receipt_for_event_of_another_room_is_not_found(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     other = await hs.create_room(alice)
     elsewhere = await hs.send(alice, other)
     status, _ = await _receipt(hs, bob, room, elsewhere)
@@ -107,21 +100,21 @@ async def test_receipt_for_event_of_another_room_is_not_found(hs: MatrixClient) 
 
 @pytest.mark.parametrize("thread_id", ["", 5, None])
 async def test_malformed_thread_id_is_rejected(hs: MatrixClient, thread_id: object) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     status, body = await _receipt(hs, bob, room, event, body={"thread_id": thread_id})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")  # type: ignore[index]
 
 
 async def test_fully_read_marker_cannot_be_threaded(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     status, _ = await _receipt(hs, bob, room, event, "m.fully_read", {"thread_id": "main"})
     assert status == 400
 
 
 async def test_threaded_receipts_are_kept_apart_per_thread(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     root = await hs.send(alice, room)
     reply = await hs.send(alice, room, _in_thread(root))
     later = await hs.send(alice, room)
@@ -135,7 +128,7 @@ async def test_threaded_receipts_are_kept_apart_per_thread(hs: MatrixClient) -> 
 
 
 async def test_threaded_receipt_must_name_the_events_thread(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     root = await hs.send(alice, room)
     reply = await hs.send(alice, room, _in_thread(root))
     unrelated = await hs.send(alice, room)
@@ -146,7 +139,7 @@ async def test_threaded_receipt_must_name_the_events_thread(hs: MatrixClient) ->
 
 
 async def test_receipt_never_moves_backwards(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     first = await hs.send(alice, room)
     second = await hs.send(alice, room)
     await _receipt(hs, bob, room, second)
@@ -156,7 +149,7 @@ async def test_receipt_never_moves_backwards(hs: MatrixClient) -> None:
 
 
 async def test_private_receipt_is_seen_only_by_its_owner(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     assert (await _receipt(hs, bob, room, event, "m.read.private"))[0] == 200
     receipts = hs.app[RECEIPTS]
@@ -166,7 +159,7 @@ async def test_private_receipt_is_seen_only_by_its_owner(hs: MatrixClient) -> No
 
 
 async def test_incremental_receipts_hold_only_what_changed_since(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     first = await hs.send(alice, room)
     await _receipt(hs, bob, room, first)
     since = await _position(hs)
@@ -184,7 +177,7 @@ async def test_incremental_receipts_hold_only_what_changed_since(hs: MatrixClien
 
 
 async def test_fully_read_receipt_sets_the_rooms_read_marker(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     assert (await _receipt(hs, bob, room, event, "m.fully_read"))[0] == 200
     data = await hs.app[RECEIPTS].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
@@ -194,7 +187,7 @@ async def test_fully_read_receipt_sets_the_rooms_read_marker(hs: MatrixClient) -
 
 
 async def test_read_markers_set_marker_and_both_receipts(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     first = await hs.send(alice, room)
     second = await hs.send(alice, room)
     await hs.ok(
@@ -211,7 +204,7 @@ async def test_read_markers_set_marker_and_both_receipts(hs: MatrixClient) -> No
 
 
 async def test_read_markers_with_an_unknown_event_change_nothing(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     reply = await hs.request(
         "POST",
@@ -224,7 +217,7 @@ async def test_read_markers_with_an_unknown_event_change_nothing(hs: MatrixClien
 
 
 async def test_read_markers_need_membership(hs: MatrixClient) -> None:
-    alice, _, room = await _room_with(hs)
+    alice, _, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     stranger = await hs.register()
     reply = await hs.request(
@@ -234,7 +227,7 @@ async def test_read_markers_need_membership(hs: MatrixClient) -> None:
 
 
 async def test_fully_read_marker_never_moves_backwards(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     first = await hs.send(alice, room)
     second = await hs.send(alice, room)
     await hs.ok("POST", f"rooms/{room}/read_markers", {"m.fully_read": second}, user=bob)
@@ -244,7 +237,7 @@ async def test_fully_read_marker_never_moves_backwards(hs: MatrixClient) -> None
 
 
 async def test_global_account_data_is_served_apart_from_room_account_data(hs: MatrixClient) -> None:
-    alice, bob, room = await _room_with(hs)
+    alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     await hs.ok("POST", f"rooms/{room}/read_markers", {"m.fully_read": event}, user=bob)
     await hs.app[APPENDER].append(

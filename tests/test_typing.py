@@ -23,13 +23,6 @@ from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
 
 
-async def _room_with(hs: MatrixClient) -> tuple[User, User, str]:
-    alice, bob = await hs.register(), await hs.register()
-    room = await hs.create_room(alice, preset="public_chat")
-    await hs.join(bob, room)
-    return alice, bob, room
-
-
 async def _type(
     hs: MatrixClient, user: User, room: str, typing: bool = True, timeout_ms: int | None = 30_000
 ) -> None:
@@ -50,7 +43,7 @@ class TypingBehaviour:
     """What every typing backend must do; subclasses provide the `server` fixture."""
 
     async def test_typing_user_is_listed_for_the_room(self, server: MatrixClient) -> None:
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
         await _type(server, bob, room)
         typing = server.app[TYPING]
         assert await typing.typing_for_sync([room], None) == {room: [bob.user_id]}
@@ -62,7 +55,7 @@ class TypingBehaviour:
     async def test_stopping_is_a_change_reported_as_nobody_typing(
         self, server: MatrixClient
     ) -> None:
-        _, bob, room = await _room_with(server)
+        _, bob, room = await server.room_of_two()
         typing = server.app[TYPING]
         await _type(server, bob, room)
         before = await typing.current_serial()
@@ -74,7 +67,7 @@ class TypingBehaviour:
     async def test_only_rooms_changed_since_a_serial_are_reported(
         self, server: MatrixClient
     ) -> None:
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
         quiet = await server.create_room(alice)
         await _type(server, alice, quiet)
         since = await server.app[TYPING].current_serial()
@@ -84,7 +77,7 @@ class TypingBehaviour:
         }
 
     async def test_still_typing_again_is_not_a_change(self, server: MatrixClient) -> None:
-        _, bob, room = await _room_with(server)
+        _, bob, room = await server.room_of_two()
         typing = server.app[TYPING]
         await _type(server, bob, room)
         serial = await typing.current_serial()
@@ -92,14 +85,14 @@ class TypingBehaviour:
         assert await typing.current_serial() == serial
 
     async def test_stopping_when_not_typing_changes_nothing(self, server: MatrixClient) -> None:
-        _, bob, room = await _room_with(server)
+        _, bob, room = await server.room_of_two()
         typing = server.app[TYPING]
         serial = await typing.current_serial()
         await _type(server, bob, room, typing=False, timeout_ms=None)
         assert await typing.current_serial() == serial
 
     async def test_typing_expires_after_its_timeout(self, server: MatrixClient) -> None:
-        _, bob, room = await _room_with(server)
+        _, bob, room = await server.room_of_two()
         typing = server.app[TYPING]
         await _type(server, bob, room, timeout_ms=300)
         since = await typing.current_serial()
@@ -113,14 +106,14 @@ class TypingBehaviour:
         assert await typing.typing_for_sync([room], None) == {}
 
     async def test_cannot_set_someone_elses_typing(self, server: MatrixClient) -> None:
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
         reply = await server.request(
             "PUT", f"rooms/{room}/typing/{alice.user_id}", {"typing": True}, user=bob
         )
         assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
 
     async def test_non_member_cannot_type(self, server: MatrixClient) -> None:
-        _, _, room = await _room_with(server)
+        _, _, room = await server.room_of_two()
         stranger = await server.register()
         reply = await server.request(
             "PUT", f"rooms/{room}/typing/{stranger.user_id}", {"typing": True}, user=stranger
@@ -132,12 +125,12 @@ class TypingBehaviour:
     async def test_malformed_typing_body_is_rejected(
         self, server: MatrixClient, body: dict[str, object]
     ) -> None:
-        _, bob, room = await _room_with(server)
+        _, bob, room = await server.room_of_two()
         reply = await server.request("PUT", f"rooms/{room}/typing/{bob.user_id}", body, user=bob)
         assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
 
     async def test_typing_wakes_a_long_poll_in_the_room(self, server: MatrixClient) -> None:
-        alice, bob, room = await _room_with(server)
+        alice, bob, room = await server.room_of_two()
         first = await server.ok("GET", "sync", user=alice)
         poll = asyncio.create_task(
             server.ok("GET", f"sync?since={first['next_batch']}&timeout=10000", user=alice)
@@ -167,7 +160,7 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
     ) -> None:
         first = await start_app(redis={"url": redis_url})
         second = await start_app(redis={"url": redis_url})
-        _, bob, room = await _room_with(first)
+        _, bob, room = await first.room_of_two()
         since = await second.app[TYPING].current_serial()
         await _type(first, bob, room)
         assert await second.app[TYPING].typing_for_sync([room], since) == {room: [bob.user_id]}
@@ -179,7 +172,7 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
     ) -> None:
         first = await start_app(redis={"url": redis_url})
         second = await start_app(redis={"url": redis_url})
-        alice, bob, room = await _room_with(first)
+        alice, bob, room = await first.room_of_two()
         initial = await second.ok("GET", "sync", user=alice)
         poll = asyncio.create_task(
             second.ok("GET", f"sync?since={initial['next_batch']}&timeout=10000", user=alice)
@@ -192,7 +185,7 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
 
 
 async def test_typing_timeout_is_capped_at_two_minutes(hs: MatrixClient) -> None:
-    _, bob, room = await _room_with(hs)
+    _, bob, room = await hs.room_of_two()
     state = LocalTypingState()
     service = TypingService(hs.app[POOL], Notifier(LocalBus(), RecentEvents(hs.app[POOL])), state)
     before = now_ms()

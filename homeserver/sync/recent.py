@@ -23,6 +23,7 @@ from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.store import sync as sync_store
 from homeserver.sync.encoding import EncodedEvent
+from homeserver.sync.unread import counts_for
 
 
 @dataclass(slots=True)
@@ -56,6 +57,8 @@ class WindowSummary:
     by_room: dict[str, list[RecentEvent]]  # every event but receipts, by chain
     receipts: list[Event]  # receipt facts naming a room
     redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
+    # Per room, the messages that raise unread counts, by sender (sync/unread.py).
+    messages: dict[str, dict[str, int]]
 
 
 def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
@@ -63,9 +66,13 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     by_room: dict[str, list[RecentEvent]] = {}
     receipts: list[Event] = []
     redacted_by: dict[str, Event] = {}
+    messages: dict[str, dict[str, int]] = {}
     for item in window:
         event = item.event
         touched.add(event.room_id)
+        if counts_for(event):
+            by_sender = messages.setdefault(event.room_id, {})
+            by_sender[event.sender] = by_sender.get(event.sender, 0) + 1
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
         if event.type == types.REDACTION and event.redacts is not None:
@@ -74,7 +81,7 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             receipts.append(event)
         else:
             by_room.setdefault(event.room_id, []).append(item)
-    return WindowSummary(frozenset(touched), by_room, receipts, redacted_by)
+    return WindowSummary(frozenset(touched), by_room, receipts, redacted_by, messages)
 
 
 # Summaries kept: a few rounds of wake-ups in flight at once.

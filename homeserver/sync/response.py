@@ -47,6 +47,11 @@ def with_presence(result: SyncResult, events: list[JsonDict]) -> SyncResult:
     return result
 
 
+def unread_notifications(count: int) -> JsonDict:
+    """A joined room's badge; highlights (mentions) are not counted: always 0."""
+    return {"notification_count": count, "highlight_count": 0}
+
+
 def empty_room(upper: int) -> JsonDict:
     return {
         "timeline": {"events": [], "limited": False, "prev_batch": pagination_token(upper)},

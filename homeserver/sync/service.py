@@ -40,6 +40,7 @@ from homeserver.sync.response import (
     inviter,
     room_has_content,
     sync_result,
+    unread_notifications,
     with_presence,
 )
 from homeserver.sync.sources import (
@@ -50,6 +51,7 @@ from homeserver.sync.sources import (
     TypingSource,
 )
 from homeserver.sync.tokens import SyncToken, pagination_token
+from homeserver.sync.unread import COUNTED_TYPES, UnreadCounts, moved_on, shown_counts
 
 # State a client needs to show an invite (the spec's stripped state).
 INVITE_STATE_TYPES = (
@@ -82,6 +84,7 @@ class SyncService:
         self._recent = recent
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
+        self._unread = UnreadCounts()
         self._pool = pool
         self._notifier = notifier
         self._rooms = rooms
@@ -220,6 +223,7 @@ class SyncService:
         membership or account facts changed, or a room's timeline is limited.
         """
         options = hiding_ignored(options, await self._ignored(user_id))
+        generation = self._notifier.generation(user_id)
         upper = self._notifier.position
         summary = self._recent.summary(since.events, upper) if self._recent else None
         if summary is None or user_id in summary.touched:
@@ -283,6 +287,20 @@ class SyncService:
             user_id, joined, since, options
         )
         sections = {room_id: room for room_id, room in sections.items() if room_has_content(room)}
+        # Every kept count moves on, its room shown or not; only counts never kept are read.
+        kept = self._unread.continuing(user_id, device_id, generation, since.events)
+        moved = moved_on(kept, user_id, summary.messages) if kept is not None else {}
+        unread, missing = shown_counts(kept, moved, sections)
+        if missing:
+            async with self._pool.acquire() as conn:
+                read = await sync_store.unread_counts(
+                    conn, user_id, missing, upper, sorted(COUNTED_TYPES)
+                )
+            unread.update(read)
+            moved.update(read)
+        self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
+        for room_id, room in sections.items():
+            room["unread_notifications"] = unread_notifications(unread[room_id])
         result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
             sections,
@@ -347,6 +365,8 @@ class SyncService:
         full_state: bool,
     ) -> SyncResult:
         options = hiding_ignored(options, await self._ignored(user_id))
+        # Read before the counts below: a change naming the user from now on voids them.
+        generation = self._notifier.generation(user_id)
         upper = self._notifier.position
         typing_serial = await self._typing.current_serial() if self._typing else 0
         to_device_events, to_device_position = await self._pending_to_device(
@@ -377,6 +397,7 @@ class SyncService:
             join_section = await self._joined_rooms(
                 conn, user_id, device_id, joined, after, upper, options, full_state
             )
+
             leave_section = await self._left_rooms(conn, user_id, device_id, left, after, options)
             invite_section = await self._invites(conn, invited)
         invite_section = {
@@ -406,6 +427,15 @@ class SyncService:
             for room_id, room in join_section.items()
             if room_has_content(room) or after is None or full_state
         }
+        # Counted once the sections are whole: a receipt of one's own, say, shows the
+        # room with its count back at 0.
+        async with self._pool.acquire() as conn:
+            unread = await sync_store.unread_counts(
+                conn, user_id, list(join_section), upper, sorted(COUNTED_TYPES)
+            )
+        self._unread.keep(user_id, device_id, generation, upper, unread)
+        for room_id, count in unread.items():
+            join_section[room_id]["unread_notifications"] = unread_notifications(count)
         presence_events, presence_position = await self._presence_since(
             user_id, await self._joined(user_id), since, options
         )
@@ -532,12 +562,6 @@ class SyncService:
                 "m.heroes": summary.heroes,
                 "m.joined_member_count": summary.joined,
                 "m.invited_member_count": summary.invited,
-            }
-        counted = [room_id for room_id, room in sections.items() if room_has_content(room)]
-        for room_id, unread in (await sync_store.unread_counts(conn, user_id, counted)).items():
-            sections[room_id]["unread_notifications"] = {
-                "notification_count": unread,
-                "highlight_count": 0,
             }
         return sections
 
