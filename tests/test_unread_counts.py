@@ -55,6 +55,26 @@ async def test_own_messages_and_state_do_not_count(hs: MatrixClient) -> None:
     assert _unread(body, room) == 1
 
 
+async def test_messages_of_ignored_users_do_not_count(hs: MatrixClient) -> None:
+    alice, bob, room = await hs.room_of_two()
+    troll = await hs.register()
+    await hs.join(troll, room)
+    await hs.ok(
+        "PUT",
+        f"user/{bob.user_id}/account_data/m.ignored_user_list",
+        {"ignored_users": {troll.user_id: {}}},
+        user=bob,
+    )
+    await hs.send(troll, room, {"msgtype": "m.text", "body": "before"})
+    body = await _sync(hs, bob)  # built from the database
+    assert _unread(body, room) == 0
+    for n in range(2):  # answered from memory
+        await hs.send(troll, room, {"msgtype": "m.text", "body": f"noise {n}"})
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"signal {n}"})
+        body = await _sync(hs, bob, body["next_batch"])
+        assert _unread(body, room) == n + 1
+
+
 async def test_a_read_receipt_clears_the_count_and_counting_starts_again(
     hs: MatrixClient,
 ) -> None:

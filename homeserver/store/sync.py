@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -151,9 +151,10 @@ async def unread_counts(
     room_ids: Sequence[str],
     upto: int,
     counted_types: Sequence[str],
+    ignored: Collection[str] = (),
 ) -> dict[str, int]:
-    """Events of the counted types from others after the user's latest m.read receipt
-    (or their join), up to position `upto`."""
+    """Events of the counted types from others (not `ignored`) after the user's latest
+    m.read receipt (or their join), up to position `upto`."""
     if not room_ids:
         return {}
     rows = await conn.fetch(
@@ -165,12 +166,13 @@ async def unread_counts(
         "     (SELECT m.stream_position FROM room_members m"
         "       WHERE m.room_id = r.room_id AND m.user_id = $1))"
         "   AND e.sender <> $1 AND e.state_key IS NULL"
-        "   AND e.type = ANY($4::text[])) AS unread"
+        "   AND e.type = ANY($4::text[]) AND NOT e.sender = ANY($5::text[])) AS unread"
         " FROM unnest($2::text[]) AS r(room_id)",
         user_id,
         list(room_ids),
         upto,
         list(counted_types),
+        list(ignored),
     )
     return {r["room_id"]: int(r["unread"]) for r in rows}
 

@@ -289,12 +289,14 @@ class SyncService:
         sections = {room_id: room for room_id, room in sections.items() if room_has_content(room)}
         # Every kept count moves on, its room shown or not; only counts never kept are read.
         kept = self._unread.continuing(user_id, device_id, generation, since.events)
-        moved = moved_on(kept, user_id, summary.messages) if kept is not None else {}
+        moved = (
+            moved_on(kept, user_id, summary.messages, options.ignored) if kept is not None else {}
+        )
         unread, missing = shown_counts(kept, moved, sections)
         if missing:
             async with self._pool.acquire() as conn:
                 read = await sync_store.unread_counts(
-                    conn, user_id, missing, upper, sorted(COUNTED_TYPES)
+                    conn, user_id, missing, upper, sorted(COUNTED_TYPES), options.ignored
                 )
             unread.update(read)
             moved.update(read)
@@ -431,7 +433,7 @@ class SyncService:
         # room with its count back at 0.
         async with self._pool.acquire() as conn:
             unread = await sync_store.unread_counts(
-                conn, user_id, list(join_section), upper, sorted(COUNTED_TYPES)
+                conn, user_id, list(join_section), upper, sorted(COUNTED_TYPES), options.ignored
             )
         self._unread.keep(user_id, device_id, generation, upper, unread)
         for room_id, count in unread.items():

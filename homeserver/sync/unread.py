@@ -1,7 +1,7 @@
 """Unread counts (`unread_notifications`) for syncs built from the in-memory tail.
 
 A room's count is the number of messages (`m.room.message`, `m.room.encrypted`)
-from others after the user's latest read receipt there, or after their join
+from others (not ignored) after the user's latest read receipt there, or after their join
 (store/sync.unread_counts reads it from the database). A long-poll woken by
 new messages must not query that again: each device's stream keeps the counts
 it last served (`DeviceCounts`, as of one position) and moves them on by the
@@ -83,14 +83,23 @@ class UnreadCounts:
             self._devices.pop(next(iter(self._devices)))
 
 
-def moved_on(kept: DeviceCounts, user_id: str, tallies: Tallies) -> dict[str, int]:
-    """The kept counts of the window's rooms plus the messages others sent there (rooms
-    whose count was not kept are left out)."""
+def moved_on(
+    kept: DeviceCounts, user_id: str, tallies: Tallies, ignored: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """The kept counts of the window's rooms plus the messages others sent there, but
+    not those the user ignores (rooms whose count was not kept are left out)."""
     return {
-        room_id: before + sum(by_sender.values()) - by_sender.get(user_id, 0)
+        room_id: before + _from_others(by_sender, user_id, ignored)
         for room_id, by_sender in tallies.items()
         if (before := kept.by_room.get(room_id)) is not None
     }
+
+
+def _from_others(by_sender: Mapping[str, int], user_id: str, ignored: frozenset[str]) -> int:
+    count = sum(by_sender.values()) - by_sender.get(user_id, 0)
+    if ignored:
+        count -= sum(n for sender, n in by_sender.items() if sender in ignored)
+    return count
 
 
 def shown_counts(
