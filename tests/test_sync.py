@@ -333,3 +333,35 @@ async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
         e for e in own["rooms"]["join"][room]["timeline"]["events"] if e["event_id"] == event_id
     )
     assert mine["unsigned"]["transaction_id"] == "t-1"
+
+
+async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixClient) -> None:
+    alice, bob, room = await hs.room_of_two()
+    body = await _sync(hs, bob)
+
+    def counts(summary: dict[str, Any]) -> tuple[int, int, list[str]]:
+        return (
+            summary["m.joined_member_count"],
+            summary["m.invited_member_count"],
+            summary["m.heroes"],
+        )
+
+    assert counts(body["rooms"]["join"][room]["summary"]) == (2, 0, [alice.user_id])
+    carol = await hs.register()
+    await hs.join(carol, room)
+    body = await _sync(hs, bob, body["next_batch"])
+    heroes = sorted([alice.user_id, carol.user_id])
+    assert counts(body["rooms"]["join"][room]["summary"]) == (3, 0, heroes)
+    dave = await hs.register()
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": dave.user_id}, user=alice)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=carol)
+    body = await _sync(hs, bob, body["next_batch"])
+    assert counts(body["rooms"]["join"][room]["summary"]) == (
+        2,
+        1,
+        sorted([alice.user_id, dave.user_id]),
+    )
+    # A message alone changes no member: the summary is left out, as the spec allows.
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"})
+    body = await _sync(hs, bob, body["next_batch"])
+    assert "summary" not in body["rooms"]["join"][room]

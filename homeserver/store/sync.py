@@ -133,6 +133,9 @@ class Summary:
 async def summaries(
     conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
 ) -> dict[str, Summary]:
+    """Member counts and up to 5 heroes (other members, by user ID) of each room."""
+    if not room_ids:
+        return {}
     rows = await conn.fetch(
         "SELECT room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
         " count(*) FILTER (WHERE membership = 'invite') AS invited,"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
+from homeserver.store.sync import Summary
 from homeserver.sync.tokens import SyncToken, pagination_token
 
 
@@ -45,6 +46,16 @@ def with_presence(result: SyncResult, events: list[JsonDict]) -> SyncResult:
         result.body["presence"]["events"] = events
         result.has_changes = True
     return result
+
+
+def room_summary(summary: Summary) -> JsonDict:
+    """A joined room's `summary`: sent whenever its members changed (the spec requires
+    the counts then), so clients name and count the room right."""
+    return {
+        "m.heroes": summary.heroes,
+        "m.joined_member_count": summary.joined,
+        "m.invited_member_count": summary.invited,
+    }
 
 
 def unread_notifications(count: int) -> JsonDict:

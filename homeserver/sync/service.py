@@ -21,7 +21,7 @@ from homeserver.store import account_data as account_data_store
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
-from homeserver.store.sync import RoomMembership
+from homeserver.store.sync import RoomMembership, Summary
 from homeserver.sync.encoding import RawJson
 from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
@@ -39,6 +39,7 @@ from homeserver.sync.response import (
     empty_room,
     inviter,
     room_has_content,
+    room_summary,
     sync_result,
     unread_notifications,
     with_presence,
@@ -293,16 +294,26 @@ class SyncService:
             moved_on(kept, user_id, summary.messages, options.ignored) if kept is not None else {}
         )
         unread, missing = shown_counts(kept, moved, sections)
-        if missing:
+        # Someone joined or left: the room's member counts and heroes changed.
+        members_changed = [
+            room_id
+            for room_id in sections
+            if any(item.event.type == types.MEMBER for item in summary.by_room.get(room_id, ()))
+        ]
+        room_summaries: dict[str, Summary] = {}
+        if missing or members_changed:
             async with self._pool.acquire() as conn:
                 read = await sync_store.unread_counts(
                     conn, user_id, missing, upper, sorted(COUNTED_TYPES), options.ignored
                 )
+                room_summaries = await sync_store.summaries(conn, members_changed, user_id)
             unread.update(read)
             moved.update(read)
         self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
         for room_id, room in sections.items():
             room["unread_notifications"] = unread_notifications(unread[room_id])
+            if room_id in room_summaries:
+                room["summary"] = room_summary(room_summaries[room_id])
         result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
             sections,
@@ -560,11 +571,7 @@ class SyncService:
         for room_id, summary in (
             await sync_store.summaries(conn, members_changed, user_id)
         ).items():
-            sections[room_id]["summary"] = {
-                "m.heroes": summary.heroes,
-                "m.joined_member_count": summary.joined,
-                "m.invited_member_count": summary.invited,
-            }
+            sections[room_id]["summary"] = room_summary(summary)
         return sections
 
     async def _visible(
