@@ -59,6 +59,8 @@ class WindowSummary:
     redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
     # Per room, the messages that raise unread counts, by sender (sync/unread.py).
     messages: dict[str, dict[str, int]]
+    # Rooms someone joined, left, was invited to...: their summary changed.
+    members_changed: frozenset[str]
 
 
 def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
@@ -67,6 +69,7 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     receipts: list[Event] = []
     redacted_by: dict[str, Event] = {}
     messages: dict[str, dict[str, int]] = {}
+    members_changed: set[str] = set()
     for item in window:
         event = item.event
         touched.add(event.room_id)
@@ -75,13 +78,16 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             by_sender[event.sender] = by_sender.get(event.sender, 0) + 1
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
+            members_changed.add(event.room_id)
         if event.type == types.REDACTION and event.redacts is not None:
             redacted_by.setdefault(event.redacts, event)
         if event.type == types.RECEIPT and isinstance(event.content.get("room_id"), str):
             receipts.append(event)
         else:
             by_room.setdefault(event.room_id, []).append(item)
-    return WindowSummary(frozenset(touched), by_room, receipts, redacted_by, messages)
+    return WindowSummary(
+        frozenset(touched), by_room, receipts, redacted_by, messages, frozenset(members_changed)
+    )
 
 
 # Summaries kept: a few rounds of wake-ups in flight at once.

@@ -295,11 +295,7 @@ class SyncService:
         )
         unread, missing = shown_counts(kept, moved, sections)
         # Someone joined or left: the room's member counts and heroes changed.
-        members_changed = [
-            room_id
-            for room_id in sections
-            if any(item.event.type == types.MEMBER for item in summary.by_room.get(room_id, ()))
-        ]
+        members_changed = [room_id for room_id in sections if room_id in summary.members_changed]
         room_summaries: dict[str, Summary] = {}
         if missing or members_changed:
             async with self._pool.acquire() as conn:
