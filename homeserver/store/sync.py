@@ -153,7 +153,7 @@ async def unread_counts(
     user_id: str,
     room_ids: Sequence[str],
     upto: int,
-    counted_types: Sequence[str],
+    counted_types: Collection[str],
     ignored: Collection[str] = (),
 ) -> dict[str, int]:
     """Events of the counted types from others (not `ignored`) after the user's latest

@@ -32,7 +32,7 @@ from homeserver.sync.options import (
     unshaped,
     without_readers,
 )
-from homeserver.sync.recent import RecentEvent, RecentEvents
+from homeserver.sync.recent import RecentEvent, RecentEvents, WindowSummary
 from homeserver.sync.response import (
     SyncResult,
     add_receipt,
@@ -288,28 +288,9 @@ class SyncService:
             user_id, joined, since, options
         )
         sections = {room_id: room for room_id, room in sections.items() if room_has_content(room)}
-        # Every kept count moves on, its room shown or not; only counts never kept are read.
-        kept = self._unread.continuing(user_id, device_id, generation, since.events)
-        moved = (
-            moved_on(kept, user_id, summary.messages, options.ignored) if kept is not None else {}
+        await self._add_counts_and_summaries(
+            user_id, device_id, generation, since.events, upper, summary, sections, options.ignored
         )
-        unread, missing = shown_counts(kept, moved, sections)
-        # Someone joined or left: the room's member counts and heroes changed.
-        members_changed = [room_id for room_id in sections if room_id in summary.members_changed]
-        room_summaries: dict[str, Summary] = {}
-        if missing or members_changed:
-            async with self._pool.acquire() as conn:
-                read = await sync_store.unread_counts(
-                    conn, user_id, missing, upper, sorted(COUNTED_TYPES), options.ignored
-                )
-                room_summaries = await sync_store.summaries(conn, members_changed, user_id)
-            unread.update(read)
-            moved.update(read)
-        self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
-        for room_id, room in sections.items():
-            room["unread_notifications"] = unread_notifications(unread[room_id])
-            if room_id in room_summaries:
-                room["summary"] = room_summary(room_summaries[room_id])
         result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
             sections,
@@ -320,6 +301,40 @@ class SyncService:
             list(joined),
         )
         return with_presence(result, presence_events)
+
+    async def _add_counts_and_summaries(
+        self,
+        user_id: str,
+        device_id: str,
+        generation: int,
+        since: int,
+        upper: int,
+        summary: WindowSummary,
+        sections: dict[str, JsonDict],
+        ignored: frozenset[str],
+    ) -> None:
+        """`unread_notifications` in every room shown, and `summary` where members changed.
+
+        Every count this device's stream kept moves on, its room shown or not; only
+        counts never kept, and the summaries, are read from the database."""
+        kept = self._unread.continuing(user_id, device_id, generation, since)
+        moved = moved_on(kept, user_id, summary.messages, ignored) if kept is not None else {}
+        unread, missing = shown_counts(kept, moved, sections)
+        members_changed = [room_id for room_id in sections if room_id in summary.members_changed]
+        room_summaries: dict[str, Summary] = {}
+        if missing or members_changed:
+            async with self._pool.acquire() as conn:
+                read = await sync_store.unread_counts(
+                    conn, user_id, missing, upper, COUNTED_TYPES, ignored
+                )
+                room_summaries = await sync_store.summaries(conn, members_changed, user_id)
+            unread.update(read)
+            moved.update(read)
+        self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
+        for room_id, room in sections.items():
+            room["unread_notifications"] = unread_notifications(unread[room_id])
+            if room_id in room_summaries:
+                room["summary"] = room_summary(room_summaries[room_id])
 
     async def _own_transaction_ids(
         self, by_room: dict[str, list[RecentEvent]], user_id: str, device_id: str
@@ -440,7 +455,7 @@ class SyncService:
         # room with its count back at 0.
         async with self._pool.acquire() as conn:
             unread = await sync_store.unread_counts(
-                conn, user_id, list(join_section), upper, sorted(COUNTED_TYPES), options.ignored
+                conn, user_id, list(join_section), upper, COUNTED_TYPES, options.ignored
             )
         self._unread.keep(user_id, device_id, generation, upper, unread)
         for room_id, count in unread.items():
