@@ -32,7 +32,7 @@ from homeserver.sync.options import (
     unshaped,
     without_readers,
 )
-from homeserver.sync.recent import RecentEvent, RecentEvents, WindowSummary
+from homeserver.sync.recent import RecentEvent, RecentEvents
 from homeserver.sync.response import (
     SyncResult,
     add_receipt,
@@ -52,7 +52,14 @@ from homeserver.sync.sources import (
     TypingSource,
 )
 from homeserver.sync.tokens import SyncToken, pagination_token
-from homeserver.sync.unread import COUNTED_TYPES, UnreadCounts, moved_on, shown_counts
+from homeserver.sync.unread import (
+    COUNTED_TYPES,
+    DeviceCounts,
+    Tallies,
+    UnreadCounts,
+    moved_on,
+    shown_counts,
+)
 
 # State a client needs to show an invite (the spec's stripped state).
 INVITE_STATE_TYPES = (
@@ -289,7 +296,14 @@ class SyncService:
         )
         sections = {room_id: room for room_id, room in sections.items() if room_has_content(room)}
         await self._add_counts_and_summaries(
-            user_id, device_id, generation, since.events, upper, summary, sections, options.ignored
+            user_id,
+            device_id,
+            generation,
+            upper,
+            sections,
+            summary.members_changed,
+            options.ignored,
+            window=(since.events, summary.messages),
         )
         result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
@@ -307,27 +321,34 @@ class SyncService:
         user_id: str,
         device_id: str,
         generation: int,
-        since: int,
         upper: int,
-        summary: WindowSummary,
         sections: dict[str, JsonDict],
+        members_changed: Collection[str],
         ignored: frozenset[str],
+        window: tuple[int, Tallies] | None = None,
     ) -> None:
-        """`unread_notifications` in every room shown, and `summary` where members changed.
+        """`unread_notifications` in every room shown, and `summary` in those whose
+        members changed, for syncs built either way.
 
-        Every count this device's stream kept moves on, its room shown or not; only
-        counts never kept, and the summaries, are read from the database."""
-        kept = self._unread.continuing(user_id, device_id, generation, since)
-        moved = moved_on(kept, user_id, summary.messages, ignored) if kept is not None else {}
+        With `window` (a long-poll answered from memory: its `since` and the window's
+        message tallies), every count this device's stream kept moves on, its room shown
+        or not, and only counts never kept are read; without it, every count is read."""
+        kept: DeviceCounts | None = None
+        moved: dict[str, int] = {}
+        if window is not None:
+            since, tallies = window
+            kept = self._unread.continuing(user_id, device_id, generation, since)
+            if kept is not None:
+                moved = moved_on(kept, user_id, tallies, ignored)
         unread, missing = shown_counts(kept, moved, sections)
-        members_changed = [room_id for room_id in sections if room_id in summary.members_changed]
+        changed = [room_id for room_id in sections if room_id in members_changed]
         room_summaries: dict[str, Summary] = {}
-        if missing or members_changed:
+        if missing or changed:
             async with self._pool.acquire() as conn:
                 read = await sync_store.unread_counts(
                     conn, user_id, missing, upper, COUNTED_TYPES, ignored
                 )
-                room_summaries = await sync_store.summaries(conn, members_changed, user_id)
+                room_summaries = await sync_store.summaries(conn, changed, user_id)
             unread.update(read)
             moved.update(read)
         self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
@@ -418,10 +439,9 @@ class SyncService:
                     or (after is None and options.include_leave)
                 )
             ]
-            join_section = await self._joined_rooms(
+            join_section, members_changed = await self._joined_rooms(
                 conn, user_id, device_id, joined, after, upper, options, full_state
             )
-
             leave_section = await self._left_rooms(conn, user_id, device_id, left, after, options)
             invite_section = await self._invites(conn, invited)
         invite_section = {
@@ -453,13 +473,9 @@ class SyncService:
         }
         # Counted once the sections are whole: a receipt of one's own, say, shows the
         # room with its count back at 0.
-        async with self._pool.acquire() as conn:
-            unread = await sync_store.unread_counts(
-                conn, user_id, list(join_section), upper, COUNTED_TYPES, options.ignored
-            )
-        self._unread.keep(user_id, device_id, generation, upper, unread)
-        for room_id, count in unread.items():
-            join_section[room_id]["unread_notifications"] = unread_notifications(count)
+        await self._add_counts_and_summaries(
+            user_id, device_id, generation, upper, join_section, members_changed, options.ignored
+        )
         presence_events, presence_position = await self._presence_since(
             user_id, await self._joined(user_id), since, options
         )
@@ -512,7 +528,8 @@ class SyncService:
         upper: int,
         options: SyncOptions,
         full_state: bool,
-    ) -> dict[str, JsonDict]:
+    ) -> tuple[dict[str, JsonDict], set[str]]:
+        """The joined rooms' sections, and the rooms whose members changed (or are new)."""
         limit = options.timeline_limit
         fresh = [m for m in joined if after is None or full_state or m.stream_position > after]
         if after is not None and not full_state and fresh:
@@ -572,18 +589,14 @@ class SyncService:
             }
         for room_id in continuing:
             sections.setdefault(room_id, empty_room(upper))
-        members_changed = [
+        members_changed = {
             room_id
             for room_id, room in sections.items()
             if room_id in fresh_ids
             or any(e.type == types.MEMBER for e in room["timeline"]["events"])
             or any(e.type == types.MEMBER for e in room["state"]["events"])
-        ]
-        for room_id, summary in (
-            await sync_store.summaries(conn, members_changed, user_id)
-        ).items():
-            sections[room_id]["summary"] = room_summary(summary)
-        return sections
+        }
+        return sections, members_changed
 
     async def _visible(
         self, conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]

@@ -1,4 +1,4 @@
-"""Unread counts (`unread_notifications`) for syncs built from the in-memory tail.
+"""Unread counts (`unread_notifications`), read from the database or moved on in memory.
 
 A room's count is the number of messages (`m.room.message`, `m.room.encrypted`)
 from others (not ignored) after the user's latest read receipt there, or after their join
