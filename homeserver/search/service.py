@@ -1,6 +1,6 @@
 """POST /search over room events: full-text search within what each user may see.
 
-Which events a user may find is decided as for /messages (sync/visibility.py):
+Which events a user may find is decided as for /messages (rooms/visibility.py):
 the rooms they are in or have left (not forgotten), and in each the positions
 history visibility lets them see, up to their leave. Those positions are a
 handful of ranges per room, computed from the few events that decide them,
@@ -25,6 +25,7 @@ from homeserver.errors import invalid_param
 from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
 from homeserver.store import account_data as account_data_store
@@ -35,7 +36,6 @@ from homeserver.store import sync as sync_store
 from homeserver.store.search import ContextWindow, GroupKey, Match, Order, VisibleRange
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.tokens import pagination_token
-from homeserver.sync.visibility import HistoryAccess, membership_of, setting_of
 
 DEFAULT_LIMIT = 10
 # Each result may carry context and profiles; a page of more is a client bug.
