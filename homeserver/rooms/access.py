@@ -14,6 +14,10 @@ Two questions, asked as Synapse asks them:
 
 A user who forgot the room is a stranger to it until they join again: forgetting
 gives up one's history in it.
+
+What serves events next (the threads list, /notifications) calls `room_access` and
+keeps to `RoomAccess.require_readable` and `RoomAccess.filter` (or `visible_events`,
+`visible_event`); it never decides on its own.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 
-_READING = ("join", "leave", "ban")
+# The memberships that let one read a room whatever its setting: members, and those who
+# left or were banned (what they could see up to then).
+READING_MEMBERSHIPS = ("join", "leave", "ban")
 _DEPARTED = ("leave", "ban")
 
 
@@ -42,7 +48,8 @@ class RoomAccess:
     @property
     def may_read(self) -> bool:
         """Whether the user may read the room's history and state at all."""
-        return self.history.membership in _READING or self.history.setting == WORLD_READABLE
+        history = self.history
+        return history.membership in READING_MEMBERSHIPS or history.setting == WORLD_READABLE
 
     def require_readable(self) -> None:
         if not self.may_read:
