@@ -1,6 +1,6 @@
 """Spec: GET /rooms/{roomId}/messages (pagination), GET /rooms/{roomId}/context/{eventId},
 GET /rooms/{roomId}/members?at=, GET /v1/rooms/{roomId}/relations/{eventId}, and "Room
-History Visibility" as they apply to them."""
+History Visibility" as they and GET /rooms/{roomId}/event/{eventId} apply it."""
 
 from __future__ import annotations
 
@@ -199,6 +199,82 @@ async def test_invited_visibility_shows_history_from_the_invite(
     await api.send_text(alice.access_token, room_id, "while invited")
     await api.join_ok(bob.access_token, room_id)
     assert _texts(await _paginate(api, bob, room_id, dir="b")) == ["while invited"]
+
+
+async def _event(api: Api, who: Registered, room_id: str, event_id: str) -> tuple[int, Any]:
+    return await api.request(
+        "GET", f"/rooms/{q(room_id)}/event/{q(event_id)}", token=who.access_token
+    )
+
+
+async def _context(api: Api, who: Registered, room_id: str, event_id: str) -> tuple[int, Any]:
+    return await api.request(
+        "GET", f"/rooms/{q(room_id)}/context/{q(event_id)}", token=who.access_token
+    )
+
+
+async def test_joined_visibility_hides_earlier_events_from_event_and_context(
+    api: Api, alice: Registered, bob: Registered
+) -> None:
+    room_id = await api.create_room(alice.access_token, preset="public_chat")
+    await _set_visibility(api, alice, room_id, "joined")
+    hidden = await api.send_text(alice.access_token, room_id, "before bob")
+    await api.join_ok(bob.access_token, room_id)
+    seen = await api.send_text(alice.access_token, room_id, "after bob")
+    # "Not found" whether the event is unknown or the user may not see it.
+    for fetch in (_event, _context):
+        status, body = await fetch(api, bob, room_id, hidden)
+        assert_error(status, body, 404, "M_NOT_FOUND")
+    status, body = await _event(api, bob, room_id, seen)
+    assert status == 200 and body["content"]["body"] == "after bob", body
+    status, body = await _context(api, bob, room_id, seen)
+    assert status == 200 and body["event"]["event_id"] == seen, body
+    assert "before bob" not in _texts(body["events_before"])
+    status, body = await _event(api, alice, room_id, hidden)
+    assert status == 200 and body["content"]["body"] == "before bob", body
+
+
+async def test_events_after_leaving_are_not_found(
+    api: Api, alice: Registered, bob: Registered
+) -> None:
+    room_id = await api.create_room(alice.access_token, preset="public_chat")
+    await api.join_ok(bob.access_token, room_id)
+    seen = await api.send_text(alice.access_token, room_id, "bob saw this")
+    await api.membership_action_ok(bob.access_token, room_id, "leave")
+    hidden = await api.send_text(alice.access_token, room_id, "bob never sees this")
+    for fetch in (_event, _context):
+        status, body = await fetch(api, bob, room_id, hidden)
+        assert_error(status, body, 404, "M_NOT_FOUND")
+        status, body = await fetch(api, bob, room_id, seen)
+        assert status == 200, body
+    status, body = await _context(api, bob, room_id, seen)
+    assert "bob never sees this" not in _texts(body["events_after"])
+
+
+async def test_invited_visibility_shows_an_invitee_events_from_the_invite(
+    api: Api, alice: Registered, bob: Registered
+) -> None:
+    room_id = await api.create_room(alice.access_token, preset="private_chat")
+    await _set_visibility(api, alice, room_id, "invited")
+    hidden = await api.send_text(alice.access_token, room_id, "before invite")
+    await api.membership_action_ok(alice.access_token, room_id, "invite", bob.user_id)
+    seen = await api.send_text(alice.access_token, room_id, "while invited")
+    status, body = await _event(api, bob, room_id, hidden)
+    assert_error(status, body, 404, "M_NOT_FOUND")
+    status, body = await _event(api, bob, room_id, seen)
+    assert status == 200 and body["content"]["body"] == "while invited", body
+
+
+async def test_world_readable_events_are_served_to_anyone(
+    api: Api, alice: Registered, bob: Registered
+) -> None:
+    room_id = await api.create_room(alice.access_token, preset="public_chat")
+    await _set_visibility(api, alice, room_id, "world_readable")
+    target = await api.send_text(alice.access_token, room_id, "for everyone")
+    status, body = await _event(api, bob, room_id, target)
+    assert status == 200 and body["content"]["body"] == "for everyone", body
+    status, body = await _context(api, bob, room_id, target)
+    assert status == 200 and body["event"]["event_id"] == target, body
 
 
 async def test_context_around_an_event(api: Api, alice: Registered) -> None:

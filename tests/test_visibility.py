@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from homeserver.events.model import Event
-from homeserver.sync.visibility import (
+from homeserver.rooms.visibility import (
     HistoryAccess,
     may_see,
     setting_of,
@@ -89,9 +89,22 @@ def test_joined_visibility_hides_ones_own_invite_but_shows_the_join() -> None:
     assert access.allows_position(10)
 
 
-def test_nothing_after_leaving_is_visible_even_in_a_world_readable_room() -> None:
-    access = _access(_setting(2, "world_readable"), _member(5, "join"), _member(10, "leave"))
-    assert _visible(access, range(1, 15)) == list(range(1, 11))
+def test_nothing_after_leaving_is_visible_unless_the_room_is_world_readable() -> None:
+    access = _access(_member(5, "join"), _member(10, "leave"), _setting(12, "world_readable"))
+    # 11 was sent after the leave while shared; 12 on, anyone may see (rule 1), so one
+    # who left does too.
+    assert _visible(access, range(1, 15)) == [*range(1, 11), 12, 13, 14]
+
+
+def test_one_who_forgot_the_room_sees_it_as_a_stranger() -> None:
+    access = _access(
+        _member(3, "join"),
+        _setting(5, "world_readable"),
+        _setting(8, "shared"),
+        _member(9, "leave"),
+    ).as_stranger()
+    assert access.membership is None
+    assert _visible(access, range(1, 12)) == [5, 6, 7, 8]
 
 
 def test_a_kicked_or_banned_user_sees_their_removal_and_nothing_after() -> None:

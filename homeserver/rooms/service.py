@@ -23,12 +23,14 @@ from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.friends.errors import InviteRefused
 from homeserver.log.appender import Appender
+from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
 from homeserver.store import account_data as account_data_store
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
+from homeserver.store import history as history_store
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 
@@ -330,13 +332,21 @@ class RoomService:
         not_membership: str | None,
         at_position: int | None = None,
     ) -> list[JsonDict]:
-        """Member events as of `at_position` (a pagination token's position) when given;
-        one who has left sees them as of their leaving at the latest."""
-        current = await self._membership_or_forbidden(room_id, user_id)
-        at = None if current.membership == "join" else current.stream_position
-        if at_position is not None:
-            at = at_position if at is None else min(at, at_position)
+        """Member events: the current ones, or as of their leave for one who left; as of
+        `at_position` (a token) when given, to one who could see the room then (as Synapse:
+        the state at the room's last event before the token, else 403)."""
         async with self._pool.acquire() as conn:
+            access = await room_access(conn, user_id, room_id)
+            if at_position is None:
+                access.require_readable()
+                at = access.state_position
+            else:
+                last = await history_store.last_room_position(conn, room_id, at_position)
+                if last is None:
+                    raise not_found("The room has no event at or before that token.")
+                if not access.sees_position(last):
+                    raise forbidden("You could not see the room at that point.")
+                at = last
             events = await room_store.member_events(conn, room_id, at)
         chosen = [
             event
@@ -348,18 +358,15 @@ class RoomService:
 
     # State
 
-    async def _state_position(self, user_id: str, room_id: str) -> int | None:
-        """None for a member (current state); for one who left or was banned, when they did."""
-        current = await self._membership_or_forbidden(room_id, user_id)
-        if current.membership == "join":
-            return None
-        if current.membership in ("leave", "ban"):
-            return current.stream_position
-        raise forbidden("You are not joined to this room.")
+    async def _state_at(self, conn: asyncpg.Connection, user_id: str, room_id: str) -> int | None:
+        """Where the state the user reads is taken (None: current), or 403."""
+        access = await room_access(conn, user_id, room_id)
+        access.require_readable()
+        return access.state_position
 
     async def state(self, user_id: str, room_id: str) -> list[JsonDict]:
-        position = await self._state_position(user_id, room_id)
         async with self._pool.acquire() as conn:
+            position = await self._state_at(conn, user_id, room_id)
             if position is None:
                 events = await room_store.state_events(conn, room_id)
             else:
@@ -369,8 +376,8 @@ class RoomService:
     async def state_event(
         self, user_id: str, room_id: str, event_type: str, state_key: str
     ) -> Event:
-        position = await self._state_position(user_id, room_id)
         async with self._pool.acquire() as conn:
+            position = await self._state_at(conn, user_id, room_id)
             if position is None:
                 event = await room_store.state_event(conn, room_id, event_type, state_key)
             else:
@@ -483,25 +490,12 @@ class RoomService:
             raise not_found("Event not found.")
 
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
-        try:
-            current = await self._membership_or_forbidden(room_id, user_id)
-        except MatrixError:
-            # The spec answers "not found or no permission" alike, so nothing leaks.
-            raise not_found("Event not found.") from None
+        """GET /rooms/{roomId}/event/{eventId}: the event if history visibility lets the
+        user see it, else 404 (rooms/access.py)."""
         async with self._pool.acquire() as conn:
-            event = await event_store.event_by_id(conn, event_id)
-            if event is not None and not event.is_state and event.sender != user_id:
-                # What an ignored user sent is hidden here as in sync and history.
-                if event.sender in await account_data_store.ignored_users(conn, user_id):
-                    raise not_found("Event not found.")
-        visible = event is not None and event.room_id == room_id
-        if visible and current.membership != "join":
-            assert event is not None
-            visible = current.membership in ("leave", "ban") and event.stream_position <= (
-                current.stream_position
-            )
-        if not visible or event is None:
-            raise not_found("Event not found.")
+            access = await room_access(conn, user_id, room_id)
+            ignored = await account_data_store.ignored_users(conn, user_id)
+            event = await visible_event(conn, access, event_id, ignored)
         return (await self.serve([event], for_device=(user_id, device_id)))[0]
 
     async def serve(

@@ -1,11 +1,11 @@
 """POST /search over room events: full-text search within what each user may see.
 
-Which events a user may find is decided as for /messages (sync/visibility.py):
+Which events a user may find is decided as for /messages (rooms/access.py):
 the rooms they are in or have left (not forgotten), and in each the positions
-history visibility lets them see, up to their leave. Those positions are a
-handful of ranges per room, computed from the few events that decide them,
-and the database matches words only inside them. Events from users on the
-searcher's m.ignored_user_list are left out.
+history visibility lets them see (up to their leave, world_readable stretches
+excepted). Those positions are a handful of ranges per room, computed from the
+few events that decide them, and the database matches words only inside them.
+Events from users on the searcher's m.ignored_user_list are left out.
 
 Paging (`next_batch`) is a keyset over the order asked, bounded by the last
 position of the first page, so new messages never shift or repeat results.
@@ -24,7 +24,9 @@ import asyncpg
 from homeserver.errors import invalid_param
 from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
+from homeserver.rooms.access import READING_MEMBERSHIPS
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
 from homeserver.store import account_data as account_data_store
@@ -35,13 +37,11 @@ from homeserver.store import sync as sync_store
 from homeserver.store.search import ContextWindow, GroupKey, Match, Order, VisibleRange
 from homeserver.sync.filters import RoomEventFilter
 from homeserver.sync.tokens import pagination_token
-from homeserver.sync.visibility import HistoryAccess, membership_of, setting_of
 
 DEFAULT_LIMIT = 10
 # Each result may carry context and profiles; a page of more is a client bug.
 MAX_LIMIT = 100
 MAX_CONTEXT = 100
-_READABLE = ("join", "leave", "ban")
 _TOKEN = "next_batch"
 _FOREVER = 2**62
 
@@ -158,7 +158,7 @@ class SearchService:
             memberships = {
                 m.room_id: m
                 for m in await sync_store.memberships(conn, user_id)
-                if m.membership in _READABLE
+                if m.membership in READING_MEMBERSHIPS
                 and chosen.allows_room(m.room_id)
                 and (group_room is None or m.room_id == group_room)
             }

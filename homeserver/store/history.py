@@ -129,18 +129,36 @@ async def room_events(
     return [_event(row) for row in rows]
 
 
-async def visibility_events(conn: asyncpg.Connection, room_id: str, user_id: str) -> list[Event]:
+async def visibility_events(
+    conn: asyncpg.Connection, room_id: str, user_id: str
+) -> tuple[list[Event], int | None]:
     """The user's own m.room.member events and the room's m.room.history_visibility
-    events, oldest first: all that decides which of the room's events the user may see."""
+    events, oldest first: all that decides which of the room's events the user may see;
+    and where the user last forgot the room (None if never), in the same round trip.
+    Without a membership event there is nothing to forget, so no row needs to carry it."""
     rows = await conn.fetch(
-        "SELECT event_id, stream_position, json FROM events WHERE room_id = $1"
+        "SELECT event_id, stream_position, json,"
+        " (SELECT stream_position FROM forgotten_rooms WHERE user_id = $2 AND room_id = $1)"
+        "   AS forgotten_at"
+        " FROM events WHERE room_id = $1"
         " AND ((type = 'm.room.member' AND state_key = $2)"
         " OR (type = 'm.room.history_visibility' AND state_key = ''))"
         " ORDER BY stream_position",
         room_id,
         user_id,
     )
-    return [_event(row) for row in rows]
+    forgotten_at = rows[0]["forgotten_at"] if rows else None
+    return [_event(row) for row in rows], forgotten_at
+
+
+async def last_room_position(conn: asyncpg.Connection, room_id: str, upto: int) -> int | None:
+    """The position of the room's last event at or before `upto` (None if it has none)."""
+    position = await conn.fetchval(
+        "SELECT max(stream_position) FROM events WHERE room_id = $1 AND stream_position <= $2",
+        room_id,
+        upto,
+    )
+    return int(position) if position is not None else None
 
 
 async def member_events_at(

@@ -1,5 +1,5 @@
 """Room history for clients: /messages, /context and /relations, within what history
-visibility allows.
+visibility allows (decided in rooms/access.py).
 
 Pagination follows sync/tokens.py: a token `t{T}` is the gap between positions
 T and T+1; backwards from T returns positions <= T, forwards positions > T. The
@@ -15,42 +15,23 @@ from typing import Literal
 
 import asyncpg
 
-from homeserver.errors import forbidden, not_found
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.access import RoomAccess, room_access, sent_by_ignored, visible_event
 from homeserver.rooms.service import RoomService
 from homeserver.store import account_data as account_data_store
-from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
 from homeserver.store.history import RelationSelection
 from homeserver.sync.filters import MAX_LIMIT, RoomEventFilter
 from homeserver.sync.tokens import pagination_token, parse_pagination_token
-from homeserver.sync.visibility import WORLD_READABLE, HistoryAccess
 
 Direction = Literal["b", "f"]
 
 
-async def load_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> HistoryAccess:
-    """What decides which of the room's events the user may see (a few rows of the log)."""
-    return HistoryAccess.from_events(
-        user_id, await history_store.visibility_events(conn, room_id, user_id)
-    )
-
-
-async def visible_events(
-    conn: asyncpg.Connection, user_id: str, room_id: str, events: Sequence[Event]
-) -> list[Event]:
-    """The events of `room_id` among `events` that history visibility lets the user see."""
-    if not events:
-        return []
-    return (await load_access(conn, user_id, room_id)).filter(events)
-
-
 def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
-    """The events an ignoring user is shown: all but what ignored users sent, state
-    excepted (as Synapse: the room's state stays whole)."""
-    return [event for event in events if event.is_state or event.sender not in ignored]
+    """The events an ignoring user is shown."""
+    return [event for event in events if not sent_by_ignored(event, ignored)]
 
 
 def _window(start: int, to: int | None, latest: int, *, backwards: bool) -> tuple[int, int]:
@@ -69,21 +50,16 @@ def _continuation(chunk: Sequence[Event], more: bool, *, backwards: bool) -> str
 
 
 async def _seen_event(
-    conn: asyncpg.Connection, access: HistoryAccess, user_id: str, room_id: str, event_id: str
+    conn: asyncpg.Connection, access: RoomAccess, event_id: str
 ) -> tuple[Event, frozenset[str]]:
     """The event of the room, if the user may see it (else 404), and whom the user ignores."""
-    event = await event_store.event_by_id(conn, event_id)
-    ignored = await account_data_store.ignored_users(conn, user_id)
-    if event is None or event.room_id != room_id or not access.allows(event):
-        raise not_found("Event not found.")
-    if not _shown([event], ignored):
-        raise not_found("Event not found.")
-    return event, ignored
+    ignored = await account_data_store.ignored_users(conn, access.user_id)
+    return await visible_event(conn, access, event_id, ignored), ignored
 
 
 async def _page(
     conn: asyncpg.Connection,
-    access: HistoryAccess,
+    access: RoomAccess,
     room_id: str,
     after: int,
     upto: int,
@@ -98,7 +74,7 @@ async def _page(
     further one exists in that window."""
     if limit <= 0 or upto <= after or not event_filter.allows_room(room_id):
         return [], False
-    ranges = access.visible_ranges(after + 1, upto)
+    ranges = access.history.visible_ranges(after + 1, upto)
     if backwards:
         ranges.reverse()
     selection = replace(event_filter.selection(), relation=relation)
@@ -124,24 +100,11 @@ class HistoryService:
         self._pool = pool
         self._rooms = rooms
 
-    async def _readable(
-        self, conn: asyncpg.Connection, user_id: str, room_id: str
-    ) -> HistoryAccess:
-        """The user's access to the room's history, or 403.
-
-        Members, and those who left or were banned (up to then), may read; anyone
-        else only a world_readable room, as Synapse does (an invitee reads once joined)."""
-        access = await load_access(conn, user_id, room_id)
-        current = await room_store.membership(conn, room_id, user_id)
-        if current is not None:
-            forgotten = await room_store.forgotten_at(conn, room_id, user_id)
-            if forgotten is not None and forgotten > current.stream_position:
-                raise forbidden("You have forgotten this room.")
-            if current.membership in ("join", "leave", "ban"):
-                return access
-        if access.setting == WORLD_READABLE and await room_store.room_exists(conn, room_id):
-            return access
-        raise forbidden("You are not a member of this room.")
+    async def _readable(self, conn: asyncpg.Connection, user_id: str, room_id: str) -> RoomAccess:
+        """The user's access to the room's history, or 403 (rooms/access.py)."""
+        access = await room_access(conn, user_id, room_id)
+        access.require_readable()
+        return access
 
     async def messages(
         self,
@@ -216,7 +179,7 @@ class HistoryService:
         after_limit = limit - before_limit
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            event, ignored = await _seen_event(conn, access, user_id, room_id, event_id)
+            event, ignored = await _seen_event(conn, access, event_id)
             position = event.stream_position
             latest = await history_store.latest_position(conn)
             before, _ = await _page(
@@ -279,7 +242,7 @@ class HistoryService:
         to = parse_pagination_token(to_token) if to_token is not None else None
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            parent, ignored = await _seen_event(conn, access, user_id, room_id, event_id)
+            parent, ignored = await _seen_event(conn, access, event_id)
             latest = await history_store.latest_position(conn)
             if start is None:
                 start = latest if backwards else parent.stream_position

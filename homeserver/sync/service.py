@@ -16,6 +16,7 @@ import asyncpg
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.access import visible_events
 from homeserver.rooms.service import RoomService
 from homeserver.store import account_data as account_data_store
 from homeserver.store import profiles as profile_store
@@ -23,7 +24,6 @@ from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import RoomMembership, Summary
 from homeserver.sync.encoding import RawJson
-from homeserver.sync.history import visible_events
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.options import (
     SyncOptions,
@@ -558,7 +558,8 @@ class SyncService:
             limited[room_id] = len(events) > limit
             events = events[-limit:] if limit else []
             if room_id in fresh_ids:
-                events = await self._visible(conn, user_id, room_id, events)
+                # A room the user just joined: only what history visibility allows.
+                events = await visible_events(conn, user_id, room_id, events)
             timelines[room_id] = [e for e in events if options.timeline_allows(e)]
             if room_id not in fresh_ids and limited[room_id] and events:
                 gaps.append((room_id, after or 0, events[0].stream_position))
@@ -598,12 +599,6 @@ class SyncService:
         }
         return sections, members_changed
 
-    async def _visible(
-        self, conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]
-    ) -> list[Event]:
-        """Events of a room the user just joined: only what history visibility allows."""
-        return await visible_events(conn, user_id, room_id, events)
-
     async def _left_rooms(
         self,
         conn: asyncpg.Connection,
@@ -620,7 +615,11 @@ class SyncService:
         for membership in left:
             events = fetched.get(membership.room_id, [])
             limited = len(events) > limit
-            timeline = [e for e in events[-limit:] if options.timeline_allows(e)] if limit else []
+            # The window may reach back before the user could see the room (an invite
+            # refused, a join and leave within the window, an initial sync with leave).
+            events = events[-limit:] if limit else []
+            events = await visible_events(conn, user_id, membership.room_id, events)
+            timeline = [e for e in events if options.timeline_allows(e)]
             first = timeline[0].stream_position if timeline else membership.stream_position + 1
             state = await room_store.state_events_at(conn, membership.room_id, first - 1)
             sections[membership.room_id] = {

@@ -13,7 +13,11 @@ own membership then.
 A history_visibility event is visible if the setting before *or* after it
 allows; the user's own membership event if their membership before *or* after
 it does. And "after a user has left a room, they may see any events which they
-were allowed to see before they left, but no events received after they left".
+were allowed to see before they left, but no events received after they left":
+that sentence is about the settings that need a membership, so a world_readable
+event stays visible to one who left, as to anyone (rule 1; Synapse alike).
+
+rooms/access.py applies these rules for every endpoint; nothing else decides.
 
 Everything here depends only on the positions of the user's membership events
 and of the visibility events, so between two of those positions every event is
@@ -90,6 +94,10 @@ class HistoryAccess:
         """The room's visibility setting now."""
         return self.settings[-1][1] if self.settings else DEFAULT_SETTING
 
+    def as_stranger(self) -> HistoryAccess:
+        """The same room seen by one with no membership in it (one who forgot it)."""
+        return HistoryAccess((), self.settings)
+
     def membership_at(self, position: int) -> str | None:
         """The user's membership once the event at `position` has taken effect."""
         index = bisect_right(self.memberships, (position, "\uffff"))
@@ -115,11 +123,13 @@ class HistoryAccess:
         Before and after are asked alike for every event: they differ only for
         a visibility event (in the setting) or the user's own membership event
         (in the membership), which is exactly where the spec asks for either."""
+        settings = {self.setting_at(position - 1), self.setting_at(position)}
+        if WORLD_READABLE in settings:
+            return True
         left_at = self._left_at
         if left_at is not None and position > left_at:
             return False
         joined_later = self._joined_after(position)
-        settings = {self.setting_at(position - 1), self.setting_at(position)}
         memberships = {self.membership_at(position - 1), self.membership_at(position)}
         return any(may_see(s, m, joined_later) for s in settings for m in memberships)
 

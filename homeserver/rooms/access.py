@@ -1,0 +1,112 @@
+"""What of a room one user may see: the one place that decides it for every endpoint
+serving a room's events or state (/event, /context, /messages, /relations, /state,
+/members, /search, /sync and its stream, and whatever serves events next).
+
+Two questions, asked as Synapse asks them:
+
+- May the user read the room at all (`RoomAccess.require_readable`, 403 otherwise)?
+  Yes if they are joined, or have left or been banned (and not forgotten the room
+  since), or the room is world_readable now; an invitee reads once joined. Endpoints
+  that list a room's events or state ask this first.
+- May they see one event (`RoomAccess.sees`)? The spec's history visibility rules at
+  that event (rooms/visibility.py), nothing else. A single event (/event) is served on
+  this alone, so an invitee of an `invited` room sees what was sent since the invite.
+
+A user who forgot the room is a stranger to it until they join again: forgetting
+gives up one's history in it.
+
+What serves events next (the threads list, /notifications) calls `room_access` and
+keeps to `RoomAccess.require_readable` and `RoomAccess.filter` (or `visible_events`,
+`visible_event`); it never decides on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+from homeserver.errors import forbidden, not_found
+from homeserver.events.model import Event
+from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
+from homeserver.store import events as event_store
+from homeserver.store import history as history_store
+
+# The memberships that let one read a room whatever its setting: members, and those who
+# left or were banned (what they could see up to then).
+READING_MEMBERSHIPS = ("join", "leave", "ban")
+_DEPARTED = ("leave", "ban")
+
+
+@dataclass(frozen=True)
+class RoomAccess:
+    user_id: str
+    room_id: str
+    history: HistoryAccess
+
+    @property
+    def may_read(self) -> bool:
+        """Whether the user may read the room's history and state at all."""
+        history = self.history
+        return history.membership in READING_MEMBERSHIPS or history.setting == WORLD_READABLE
+
+    def require_readable(self) -> None:
+        if not self.may_read:
+            raise forbidden("You are not a member of this room.")
+
+    @property
+    def state_position(self) -> int | None:
+        """Where the room's state the user reads is taken: None for the current state,
+        else their leave or ban ("if the user has left the room then the state is taken
+        from the state of the room when they left")."""
+        if self.history.membership in _DEPARTED:
+            return self.history.memberships[-1][0]
+        return None
+
+    def sees(self, event: Event) -> bool:
+        return event.room_id == self.room_id and self.history.allows(event)
+
+    def sees_position(self, position: int) -> bool:
+        """Whether the user may see the room's event at `position` (and so its state then)."""
+        return self.history.allows_position(position)
+
+    def filter(self, events: Iterable[Event]) -> list[Event]:
+        return [event for event in events if self.sees(event)]
+
+
+async def room_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> RoomAccess:
+    """The user's access to the room, from a few rows of the log (one round trip)."""
+    events, forgotten_at = await history_store.visibility_events(conn, room_id, user_id)
+    history = HistoryAccess.from_events(user_id, events)
+    if forgotten_at is not None and history.memberships:
+        if forgotten_at > history.memberships[-1][0]:
+            history = history.as_stranger()
+    return RoomAccess(user_id, room_id, history)
+
+
+def sent_by_ignored(event: Event, ignored: frozenset[str]) -> bool:
+    """Whether the event is hidden as sent by an ignored user: state never is (as Synapse:
+    the room's state stays whole)."""
+    return not event.is_state and event.sender in ignored
+
+
+async def visible_event(
+    conn: asyncpg.Connection, access: RoomAccess, event_id: str, ignored: frozenset[str]
+) -> Event:
+    """The event, if it is the room's and the user may see it; else 404, for an unknown
+    event and a hidden one alike, so nothing leaks (the spec's "not found or no
+    permission")."""
+    event = await event_store.event_by_id(conn, event_id)
+    if event is None or not access.sees(event) or sent_by_ignored(event, ignored):
+        raise not_found("Event not found.")
+    return event
+
+
+async def visible_events(
+    conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]
+) -> list[Event]:
+    """The events of `room_id` among `events` the user may see."""
+    if not events:
+        return []
+    return (await room_access(conn, user_id, room_id)).filter(events)
