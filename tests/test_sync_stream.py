@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import WSMsgType
 
+from homeserver.api.keys import POOL
+from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
 
 STREAM = "/_linkchat/v1/sync/stream"
@@ -136,6 +138,18 @@ async def test_unknown_filter_id_in_the_first_frame_is_an_invalid_parameter(
     alice = await hs.register()
     error, code = await _refusal(hs, alice, json.dumps({"filter": "nosuchfilter"}))
     assert (error["errcode"], code) == ("M_INVALID_PARAM", 4400)
+
+
+async def test_server_failure_on_the_first_frame_gets_an_error_frame_and_1011(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    hs = await start_app(dsn=fresh_dsn)
+    alice = await hs.register()
+    # A failure no handler foresees: the filters table is gone from under the server.
+    async with hs.app[POOL].acquire() as conn:
+        await conn.execute("ALTER TABLE user_filters RENAME TO user_filters_gone")
+    error, code = await _refusal(hs, alice, json.dumps({"filter": "somefilter"}))
+    assert (error["errcode"], code) == ("M_UNKNOWN", 1011)
 
 
 async def test_stream_without_a_token_is_refused_before_upgrading(hs: MatrixClient) -> None:
