@@ -147,9 +147,12 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        # PostgreSQL text cannot hold U+0000, and no Matrix identifier, token or
+        # parameter value contains it: refused here, no handler can let one through.
         if any("\x00" in value for value in request.match_info.values()):
-            # PostgreSQL text cannot hold U+0000; no Matrix identifier contains it.
             raise MatrixError(400, "M_INVALID_PARAM", "Path parameters may not contain U+0000.")
+        if any("\x00" in name or "\x00" in value for name, value in request.query.items()):
+            raise MatrixError(400, "M_INVALID_PARAM", "Query parameters may not contain U+0000.")
         return await handler(request)
     except MatrixError as error:
         return _error_response(error)

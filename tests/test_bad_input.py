@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -234,6 +236,111 @@ async def test_nul_in_a_path_parameter_is_a_client_error(hs: MatrixClient) -> No
     assert [r.status for r in replies] == [400, 400, 400], replies
 
 
+# --- query parameters -----------------------------------------------------------------
+
+
+def _nested_filter(depth: int) -> str:
+    """An inline filter (an object, as /sync wants) holding lists nested `depth` deep,
+    percent-encoded: lists, as `[` is the shortest opener to encode in a URL."""
+    return quote('{"a":' + "[" * depth + "]" * depth + "}", safe="")
+
+
+async def test_nul_as_sync_filter_is_an_invalid_parameter(hs: MatrixClient) -> None:
+    # Neither JSON nor a filter ID this server could have made: Synapse answers an
+    # unknown filter ID with 400 M_INVALID_PARAM.
+    user = await hs.register()
+    for value in ["%00", "a%00b"]:
+        _assert_error(
+            await hs.request("GET", f"sync?filter={value}", user=user), 400, "M_INVALID_PARAM"
+        )
+
+
+async def test_nul_in_any_query_parameter_is_an_invalid_parameter(hs: MatrixClient) -> None:
+    user, room = await _room(hs)
+    event_id = await hs.send(user, room)
+    search = {"search_categories": {"room_events": {"search_term": "x"}}}
+    for path in [
+        f"rooms/{room}/messages?dir=b&from=a%00b",
+        f"rooms/{room}/messages?dir=b&to=a%00b",
+        f"rooms/{room}/messages?dir=%00",
+        f"rooms/{room}/members?at=a%00b",
+        f"rooms/{room}/members?membership=a%00b",
+        f"rooms/{room}/context/{event_id}?filter=a%00b",
+        "sync?since=a%00b",
+        "publicRooms?since=a%00b",
+        "publicRooms?server=a%00b",
+        "register/available?username=a%00b",
+        "account/whoami?access_token=a%00b",
+        "search?next_batch=a%00b",
+        "sync?a%00b=1",
+    ]:
+        if path.startswith("search"):
+            reply = await hs.request("POST", path, search, user=user)
+        else:
+            reply = await hs.request("GET", path, user=user)
+        _assert_error(reply, 400, "M_INVALID_PARAM")
+
+
+async def test_inline_filter_nested_too_deep_is_bad_json(hs: MatrixClient) -> None:
+    user, room = await _room(hs)
+    event_id = await hs.send(user, room)
+    # 200: deeper than request bodies may nest; 1100: deeper than Python's recursion limit.
+    for depth in [200, 1100]:
+        nested = _nested_filter(depth)
+        for path in [
+            f"sync?filter={nested}",
+            f"rooms/{room}/messages?dir=b&filter={nested}",
+            f"rooms/{room}/context/{event_id}?filter={nested}",
+        ]:
+            _assert_error(await hs.request("GET", path, user=user), 400, "M_BAD_JSON")
+
+
+async def test_inline_filter_with_a_nul_string_is_bad_json(hs: MatrixClient) -> None:
+    user, room = await _room(hs)
+    nul = quote('{"room": {"rooms": ["!a\\u0000b:localhost"]}}', safe="")
+    _assert_error(await hs.request("GET", f"sync?filter={nul}", user=user), 400, "M_BAD_JSON")
+    nul = quote('{"senders": ["@a\\u0000b:localhost"]}', safe="")
+    reply = await hs.request("GET", f"rooms/{room}/messages?dir=b&filter={nul}", user=user)
+    _assert_error(reply, 400, "M_BAD_JSON")
+
+
+async def test_token_with_numbers_past_bigint_is_an_invalid_parameter(hs: MatrixClient) -> None:
+    user, room = await _room(hs)
+    event_id = await hs.send(user, room)
+    huge = "9" * 25
+    for path in [
+        f"sync?since=s1_0_{huge}_0",
+        f"sync?since=s{huge}_0_0_0",
+        f"rooms/{room}/messages?dir=b&from=t{huge}",
+        f"rooms/{room}/messages?dir=b&from=s{huge}_0_0",
+        f"rooms/{room}/messages?dir=f&from=t1&to=t{huge}",
+        f"rooms/{room}/members?at=t{huge}",
+        f"v1/rooms/{room}/relations/{event_id}?from=t{huge}",
+    ]:
+        path = "/_matrix/client/" + path if path.startswith("v1/") else path
+        _assert_error(await hs.request("GET", path, user=user), 400, "M_INVALID_PARAM")
+
+
+def _paging_token(text: str) -> str:
+    """A token shaped as /search's and /publicRooms' are: URL-safe base64 of JSON."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def test_paging_token_hiding_deep_json_or_nul_is_an_invalid_parameter(
+    hs: MatrixClient,
+) -> None:
+    user = await hs.register()
+    search = {"search_categories": {"room_events": {"search_term": "x"}}}
+    deep = _paging_token("[" * 1200)
+    for token in [deep, _paging_token('{"d": "f", "j": 1, "r": "!a\\u0000b:localhost"}')]:
+        reply = await hs.request("GET", f"publicRooms?since={token}", user=user)
+        _assert_error(reply, 400, "M_INVALID_PARAM")
+    nul = '{"o": "recent", "u": 1, "p": 1, "g": ["room_id", "!a\\u0000b:localhost"]}'
+    for token in [deep, _paging_token(nul)]:
+        reply = await hs.request("POST", f"search?next_batch={token}", search, user=user)
+        _assert_error(reply, 400, "M_INVALID_PARAM")
+
+
 async def test_one_bad_request_does_not_fail_other_users_messages(hs: MatrixClient) -> None:
     user, room = await _room(hs)
     good = [
@@ -362,6 +469,20 @@ WRONG_QUERY = (
     "?limit=x&from=zz&to=zz&dir=q&timeout=x&since=zz&filter=%7B&at=zz&membership=zz"
     "&not_membership=zz&allow_remote=maybe&width=x&height=x&method=zz&order_by=zz&next_batch=zz"
 )
+# Every query parameter a route reads, to be given U+0000, which PostgreSQL refuses.
+QUERY_NAMES = (
+    "limit from to dir timeout timeout_ms since filter at membership not_membership"
+    " allow_remote width height method order_by next_batch kind username server format"
+    " filename status full_state set_presence animated user event access_token"
+).split()
+# Tokens shaped as ours but with numbers past PostgreSQL's BIGINT, and an inline
+# filter nested deeper than Python's recursion limit.
+_HUGE = "9" * 25
+OTHER_QUERIES = [
+    f"?dir=b&from=t{_HUGE}&at=t{_HUGE}&since=s1_0_{_HUGE}_0",
+    f"?dir=f&from=t1&to=s{_HUGE}_0_0",
+    "?dir=b&filter=" + _nested_filter(1100),
+]
 
 
 def _routes(hs: MatrixClient) -> list[tuple[str, str]]:
@@ -406,9 +527,19 @@ async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClien
                 for body in ROUTE_BODIES if method in ("POST", "PUT", "DELETE") else [b""]:
                     for who in (user, None):
                         reply = await hs.request(method, path + query, raw=body, user=who)
-                        challenge = reply.status == 401 and "flows" in (reply.body or {})
-                        if reply.status >= 500 or (
-                            reply.status >= 400 and not challenge and reply.errcode is None
-                        ):
+                        if not _is_matrix_answer(reply):
                             failures.append((method, path + query, body, reply))
+        # One bad query parameter at a time (with all at once, the first one a route
+        # reads would hide the others), after a well-formed path and body.
+        body = b"{}" if method in ("POST", "PUT", "DELETE") else b""
+        for query in [f"?{name}=a%00b" for name in QUERY_NAMES] + OTHER_QUERIES:
+            reply = await hs.request(method, paths[0] + query, raw=body, user=user)
+            if not _is_matrix_answer(reply):
+                failures.append((method, paths[0] + query, body, reply))
     assert failures == []
+
+
+def _is_matrix_answer(reply: Reply) -> bool:
+    """Not a server error, and an error with an errcode (bar the first UIA challenge)."""
+    challenge = reply.status == 401 and "flows" in (reply.body or {})
+    return reply.status < 500 and (reply.status < 400 or challenge or reply.errcode is not None)

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import WSMsgType
 
+from homeserver.api.keys import POOL
+from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
 
 STREAM = "/_linkchat/v1/sync/stream"
@@ -81,6 +83,73 @@ async def test_bad_first_frame_gets_a_matrix_error_and_the_socket_closes(hs: Mat
     closing = await asyncio.wait_for(ws.receive(), 5)
     assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
     assert ws.close_code == 4400
+
+
+async def _refusal(hs: MatrixClient, user: User, first_frame: str) -> tuple[dict[str, Any], int]:
+    """The error frame the server answers `first_frame` with, and its close code."""
+    ws = await hs.http.ws_connect(STREAM, headers={"Authorization": f"Bearer {user.token}"})
+    try:
+        await ws.send_str(first_frame)
+        error = await _next_frame(ws)
+        closing = await asyncio.wait_for(ws.receive(), 5)
+        assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED), closing
+        assert ws.close_code is not None
+        return error, ws.close_code
+    finally:
+        await ws.close()
+
+
+async def test_first_frame_with_nul_in_the_filter_gets_the_error_frame_and_4400(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    for hello in [
+        {"filter": "\x00"},
+        {"filter": "a\x00b"},
+        {"filter": {"room": {"rooms": ["!a\x00b:localhost"]}}},
+        {"since": "s1\x00"},
+    ]:
+        error, code = await _refusal(hs, alice, json.dumps(hello))
+        assert code == 4400, hello
+        assert error["errcode"] == "M_BAD_JSON", hello
+        assert isinstance(error["error"], str)
+    # The stream still serves a good first frame afterwards.
+    ws = await _connect(hs, alice, {})
+    try:
+        assert "next_batch" in await _next_frame(ws)
+    finally:
+        await ws.close()
+
+
+async def test_first_frame_nested_5000_deep_gets_the_error_frame_and_4400(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    for frame in ['{"a":' * 5000 + "1" + "}" * 5000, '{"filter": ' + "[" * 5000 + "]" * 5000 + "}"]:
+        error, code = await _refusal(hs, alice, frame)
+        assert code == 4400
+        assert error["errcode"] == "M_BAD_JSON"
+        assert isinstance(error["error"], str)
+
+
+async def test_unknown_filter_id_in_the_first_frame_is_an_invalid_parameter(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    error, code = await _refusal(hs, alice, json.dumps({"filter": "nosuchfilter"}))
+    assert (error["errcode"], code) == ("M_INVALID_PARAM", 4400)
+
+
+async def test_server_failure_on_the_first_frame_gets_an_error_frame_and_1011(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    hs = await start_app(dsn=fresh_dsn)
+    alice = await hs.register()
+    # A failure no handler foresees: the filters table is gone from under the server.
+    async with hs.app[POOL].acquire() as conn:
+        await conn.execute("ALTER TABLE user_filters RENAME TO user_filters_gone")
+    error, code = await _refusal(hs, alice, json.dumps({"filter": "somefilter"}))
+    assert (error["errcode"], code) == ("M_UNKNOWN", 1011)
 
 
 async def test_stream_without_a_token_is_refused_before_upgrading(hs: MatrixClient) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
 from homeserver.api.keys import ACCOUNTS
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
+from homeserver.events.client_json import decode_client_json
 from homeserver.events.types import is_user_id
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -23,59 +23,15 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-# Deeper than serde_json's default recursion limit no Rust client could read the
-# value back, and far deeper Python's own limit turns parsing into a 500.
-MAX_JSON_DEPTH = 128
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _check_string(text: str) -> None:
-    # PostgreSQL text cannot hold U+0000, and a lone surrogate ("\ud800") has no
-    # UTF-8 form: either would fail deep in a query or an append batch as a 500,
-    # failing every other request of that batch with it (synapse#9341).
-    if "\x00" in text:
-        raise bad_json("Strings may not contain U+0000.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise bad_json("Strings may not contain unpaired surrogates.") from None
-
-
-def _check_values(value: object) -> None:
-    """Refuse what JSON allows but the server cannot store: see _check_string, MAX_JSON_DEPTH."""
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, str):
-            _check_string(item)
-        elif isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise bad_json(f"JSON may not nest deeper than {MAX_JSON_DEPTH} levels.")
-            if isinstance(item, dict):
-                for key in item:
-                    _check_string(key)
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-
-
 async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         if empty_ok:
             return {}
         raise not_json("Request body is empty; a JSON object is required.")
-    try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise not_json("Content not JSON.") from None
-    except RecursionError:
-        raise bad_json(f"JSON may not nest deeper than {MAX_JSON_DEPTH} levels.") from None
+    value = decode_client_json(raw)
     if not isinstance(value, dict):
         raise bad_json("Content must be a JSON object.")
-    _check_values(value)
     return value
 
 

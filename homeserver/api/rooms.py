@@ -19,7 +19,7 @@ from homeserver.api.requests import (
 from homeserver.errors import bad_json
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
-from homeserver.rooms.service import REDACTION_TXN_PREFIX, RoomCreation
+from homeserver.rooms.service import RoomCreation
 from homeserver.sync.tokens import parse_pagination_token
 
 routes = web.RouteTableDef()
@@ -243,10 +243,11 @@ async def send_event(request: web.Request) -> web.Response:
     caller = await requester(request)
     content = await json_object(request)
     check_event_values(content)
-    txn = TxnKey(caller.user_id, caller.device_id, request.match_info["txn_id"])
-    event_id = await request.app[ROOMS].send(
-        caller.user_id, room_id_param(request), request.match_info["event_type"], content, txn
+    room_id, event_type = room_id_param(request), request.match_info["event_type"]
+    txn = TxnKey.for_path(
+        caller.user_id, caller.device_id, request.match_info["txn_id"], "send", room_id, event_type
     )
+    event_id = await request.app[ROOMS].send(caller.user_id, room_id, event_type, content, txn)
     return ok({"event_id": event_id})
 
 
@@ -255,12 +256,11 @@ async def send_event(request: web.Request) -> web.Response:
 async def redact_event(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, ReasonBody, empty_ok=True)
-    txn = TxnKey(
-        caller.user_id, caller.device_id, REDACTION_TXN_PREFIX + request.match_info["txn_id"]
+    room_id, target = room_id_param(request), request.match_info["event_id"]
+    txn = TxnKey.for_path(
+        caller.user_id, caller.device_id, request.match_info["txn_id"], "redact", room_id, target
     )
-    event_id = await request.app[ROOMS].redact(
-        caller.user_id, room_id_param(request), request.match_info["event_id"], body.reason, txn
-    )
+    event_id = await request.app[ROOMS].redact(caller.user_id, room_id, target, body.reason, txn)
     return ok({"event_id": event_id})
 
 

@@ -11,20 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
-from homeserver.errors import MatrixError, bad_json, not_json
+from homeserver.errors import MatrixError, bad_json, unknown
+from homeserver.events.client_json import decode_client_json
 from homeserver.sync.encoding import encode_body
 from homeserver.sync.options import options_from_filter
 from homeserver.sync.service import SyncService
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 # Each long-poll inside the stream; the connection itself lives on, kept alive by pings.
 POLL_MS = 30_000
@@ -36,13 +39,18 @@ async def _hello(ws: web.WebSocketResponse) -> dict[str, object]:
     message = await ws.receive(timeout=HELLO_TIMEOUT_S)
     if message.type != WSMsgType.TEXT:
         raise bad_json("The first frame must be a JSON object (text).")
-    try:
-        hello = json.loads(message.data)
-    except ValueError:
-        raise not_json("The first frame is not JSON.") from None
+    # The request bodies' decoder: JSON nested past the recursion limit, or a string
+    # PostgreSQL cannot hold, is a client error here too, never a crash mid-socket.
+    hello = decode_client_json(message.data, "The first frame")
     if not isinstance(hello, dict):
         raise bad_json("The first frame must be a JSON object.")
     return hello
+
+
+async def _refuse(ws: web.WebSocketResponse, error: MatrixError, code: int) -> None:
+    """The documented refusal: one frame with the Matrix error body, then close."""
+    await ws.send_json(error.body())
+    await ws.close(code=code, message=error.errcode.encode())
 
 
 # GET /_linkchat/v1/sync/stream
@@ -73,8 +81,13 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
         full_state = hello.get("full_state") is True
     except (MatrixError, TimeoutError) as error:
         matrix = error if isinstance(error, MatrixError) else bad_json("No first frame.")
-        await ws.send_json(matrix.body())
-        await ws.close(code=CLOSE_BAD_REQUEST, message=matrix.errcode.encode())
+        await _refuse(ws, matrix, CLOSE_BAD_REQUEST)
+        return ws
+    except Exception:
+        # The socket is upgraded: the middleware's 500 response would reach the
+        # client as a garbage frame (and close 1002). Say it in the protocol instead.
+        log.exception("sync stream: the first frame could not be handled")
+        await _refuse(ws, unknown("Internal server error"), WSCloseCode.INTERNAL_ERROR)
         return ws
 
     async def push() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.events.model import TxnKey
 from homeserver.to_device.service import ToDeviceService
 
 TO_DEVICE = web.AppKey("to_device", ToDeviceService)
@@ -24,11 +25,9 @@ class SendToDeviceBody(RequestBody):
 async def send_to_device(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, SendToDeviceBody)
-    await request.app[TO_DEVICE].send(
-        caller.user_id,
-        caller.device_id,
-        request.match_info["event_type"],
-        request.match_info["txn_id"],
-        body.messages,
+    event_type = request.match_info["event_type"]
+    txn = TxnKey.for_path(
+        caller.user_id, caller.device_id, request.match_info["txn_id"], "sendToDevice", event_type
     )
+    await request.app[TO_DEVICE].send(txn, event_type, body.messages)
     return ok()

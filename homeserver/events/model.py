@@ -19,11 +19,34 @@ JsonDict = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class TxnKey:
-    """A client's transaction ID, which makes a send idempotent per device."""
+    """A client's transaction ID, which makes a request idempotent.
+
+    The spec identifies a retransmission by the access token's device, the
+    transaction ID and the request path; `scope` is that path's identity (see
+    `for_path`). A key without it would take `send/!R2/...` with the ID
+    `send/!R1/...` used for a retry of the first, and drop the second message.
+    """
 
     user_id: str
     device_id: str
     txn_id: str
+    scope: str
+
+    @classmethod
+    def for_path(
+        cls, user_id: str, device_id: str, txn_id: str, endpoint: str, *params: str
+    ) -> TxnKey:
+        """The key of `PUT .../{endpoint}/{params...}/{txn_id}` from this device."""
+        return cls(user_id, device_id, txn_id, txn_scope(endpoint, *params))
+
+
+def txn_scope(endpoint: str, *params: str) -> str:
+    """A request path without its version prefix and transaction ID, one way to
+    write it: `send/!room:hs/m.room.message`, `redact/!room:hs/$event`,
+    `sendToDevice/m.room_key`. Parameters are percent-escaped ('%' and '/'), as
+    decoded path segments may hold a '/', so two paths never share a scope."""
+    escaped = (param.replace("%", "%25").replace("/", "%2F") for param in params)
+    return "/".join((endpoint, *escaped))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,9 +36,6 @@ from homeserver.store import rooms as room_store
 
 DEFAULT_ROOM_VERSION = "11"
 
-# A transaction ID is scoped to one device and one endpoint: a redaction's is
-# stored with this prefix so it never answers a retried send, and vice versa.
-REDACTION_TXN_PREFIX = "redact:"
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
 # Attempts of a state edit that keeps finding its state changed by others.
 STATE_EDIT_ATTEMPTS = 20
@@ -63,13 +60,6 @@ class RoomCreation:
     initial_state: list[tuple[str, str, JsonDict]] = field(default_factory=list)
     is_direct: bool = False
     power_level_content_override: JsonDict | None = None
-
-
-def _client_txn_id(event: Event, stored: str | None) -> str | None:
-    """The transaction ID as the client gave it (without our endpoint prefix)."""
-    if stored is not None and event.type == types.REDACTION:
-        return stored.removeprefix(REDACTION_TXN_PREFIX)
-    return stored
 
 
 def _listed_aliases(content: Mapping[str, Any]) -> list[object]:
@@ -515,7 +505,7 @@ class RoomService:
             client_event(
                 event,
                 redacted_by=redactions.get(event.event_id),
-                transaction_id=_client_txn_id(event, txn_ids.get(event.event_id)),
+                transaction_id=txn_ids.get(event.event_id),
                 include_room_id=include_room_id,
             )
             for event in events

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from homeserver.errors import MatrixError, invalid_param
+from homeserver.events.client_json import decode_client_json
 
 MAX_TOKEN_CHARS = 2048
 # Stream positions and counts fit a BIGINT; anything larger is not one of ours.
@@ -32,8 +33,10 @@ def decode_token(token: str, what: str) -> dict[str, Any]:
         raise _bad(what)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError):
+        # The client JSON decoder: a token is client input, and one nesting past the
+        # recursion limit or carrying U+0000 on to a query must not be a 500.
+        value = decode_client_json(raw)
+    except (binascii.Error, ValueError, MatrixError):
         raise _bad(what) from None
     if not isinstance(value, dict):
         raise _bad(what)

@@ -104,15 +104,16 @@ class AppendHeads:
 # Three reads as one statement (each part typed alike so UNION ALL can stack them).
 _READ_HEADS = (
     "SELECT 0 AS part, NULL::text AS chain, NULL::text AS event_id, NULL::text AS device_id,"
-    " NULL::text AS txn_id, NULL::bigint AS depth,"
+    " NULL::text AS txn_id, NULL::text AS scope, NULL::bigint AS depth,"
     " (SELECT max(stream_position) FROM events) AS position"
     " UNION ALL"
-    " SELECT 1, room_id, event_id, NULL, NULL, depth, stream_position FROM chain_heads"
+    " SELECT 1, room_id, event_id, NULL, NULL, NULL, depth, stream_position FROM chain_heads"
     " WHERE room_id = ANY($1::text[])"
     " UNION ALL"
-    " SELECT 2, t.user_id, t.event_id, t.device_id, t.txn_id, NULL, NULL FROM event_txn_ids t"
-    " JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(user_id, device_id, txn_id)"
-    " USING (user_id, device_id, txn_id)"
+    " SELECT 2, t.user_id, t.event_id, t.device_id, t.txn_id, t.scope, NULL, NULL"
+    " FROM event_txn_ids t"
+    " JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[])"
+    " AS k(user_id, device_id, txn_id, scope) USING (user_id, device_id, txn_id, scope)"
 )
 
 
@@ -127,17 +128,18 @@ async def read_append_heads(
         [key.user_id for key in txn_keys],
         [key.device_id for key in txn_keys],
         [key.txn_id for key in txn_keys],
+        [key.scope for key in txn_keys],
     )
     position = 0
     heads: dict[str, ChainHead] = {}
     txns: dict[TxnKey, str] = {}
-    for part, chain, event_id, device_id, txn_id, depth, stream_position in rows:
+    for part, chain, event_id, device_id, txn_id, scope, depth, stream_position in rows:
         if part == 0:
             position = int(stream_position or 0)
         elif part == 1:
             heads[chain] = ChainHead(event_id, depth, stream_position)
         else:
-            txns[TxnKey(chain, device_id, txn_id)] = event_id
+            txns[TxnKey(chain, device_id, txn_id, scope)] = event_id
     return AppendHeads(position, heads, txns)
 
 
@@ -164,6 +166,7 @@ async def write_batch(
                         "user_id": key.user_id,
                         "device_id": key.device_id,
                         "txn_id": key.txn_id,
+                        "scope": key.scope,
                         "event_id": event_id,
                     }
                     for key, event_id in txns
@@ -171,8 +174,8 @@ async def write_batch(
             ).decode()
         )
         parts.append(
-            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id)"
-            " SELECT user_id, device_id, txn_id, event_id"
+            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, scope, event_id)"
+            " SELECT user_id, device_id, txn_id, scope, event_id"
             f" FROM json_populate_recordset(NULL::event_txn_ids, ${len(params)}::json)"
         )
     params.append(

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from homeserver.events.canonical import decode
+from homeserver.events.model import TxnKey
 
 # The first half of the advisory lock key every to-device write takes per target user.
 INBOX_LOCK = 7_240_001
@@ -23,14 +24,24 @@ class InboxMessage:
     content: dict[str, Any]
 
 
-async def claim_txn(conn: asyncpg.Connection, user_id: str, device_id: str, txn_id: str) -> bool:
-    """Record a sendToDevice transaction ID; False when this device already used it."""
+# Rows stored before transaction IDs were scoped to their path have this scope:
+# their event type is not known, so they still answer a retry on any path.
+_LEGACY_SCOPE = ""
+
+
+async def claim_txn(conn: asyncpg.Connection, txn: TxnKey) -> bool:
+    """Record a sendToDevice transaction ID; False when this device already used it
+    on the same path (or before the upgrade that scoped IDs to paths)."""
     inserted = await conn.fetchval(
-        "INSERT INTO device_inbox_txns (user_id, device_id, txn_id) VALUES ($1, $2, $3)"
+        "INSERT INTO device_inbox_txns (user_id, device_id, txn_id, scope)"
+        " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM device_inbox_txns"
+        "  WHERE user_id = $1 AND device_id = $2 AND txn_id = $3 AND scope = $5)"
         " ON CONFLICT DO NOTHING RETURNING 1",
-        user_id,
-        device_id,
-        txn_id,
+        txn.user_id,
+        txn.device_id,
+        txn.txn_id,
+        txn.scope,
+        _LEGACY_SCOPE,
     )
     return inserted is not None
 

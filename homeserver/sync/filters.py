@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import re
 from collections import OrderedDict
 from functools import lru_cache
@@ -20,9 +19,10 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from homeserver.errors import MatrixError, bad_json, invalid_param, not_found, not_json
+from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.canonical import encode
+from homeserver.events.client_json import decode_client_json
 from homeserver.events.model import Draft, Event, JsonDict
 from homeserver.events.validation import check_event_values
 from homeserver.log.appender import Appender
@@ -187,10 +187,9 @@ def parse_room_event_filter(text: str | None) -> RoomEventFilter:
 
 
 def _decode_inline(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise not_json("filter: not valid JSON") from None
+    # The decoder request bodies use: its depth limit keeps a deeply nested filter
+    # from Python's recursion limit, its string check keeps U+0000 from PostgreSQL.
+    return decode_client_json(text, "filter")
 
 
 def split_field_path(path: str) -> list[str]:
@@ -233,6 +232,9 @@ def apply_event_fields(served: JsonDict, fields: list[str]) -> JsonDict:
             target = child
         target[parts[-1]] = copy.deepcopy(source[parts[-1]])
     return result
+
+
+_FILTER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _filter_id(body: JsonDict) -> str:
@@ -285,6 +287,10 @@ class FilterService:
             return cached
         if param.startswith("{"):
             resolved = parse_filter(_decode_inline(param))
+        elif not _FILTER_ID.fullmatch(param):
+            # Not one this server could have made (_filter_id), so no query is needed;
+            # nor could PostgreSQL take one holding U+0000.
+            raise invalid_param("No such filter.")
         else:
             async with self._pool.acquire() as conn:
                 body = await filter_store.user_filter(conn, user_id, param)

@@ -20,8 +20,11 @@ from functools import lru_cache
 
 from homeserver.errors import MatrixError
 
-_SYNC = re.compile(r"^s(\d+)_(\d+)_(\d+)(?:_(\d+))?$")
-_TOPOLOGICAL = re.compile(r"^t(\d+)$")
+_SYNC = re.compile(r"s([0-9]+)_([0-9]+)_([0-9]+)(?:_([0-9]+))?")
+_TOPOLOGICAL = re.compile(r"t([0-9]+)")
+# Every position is a PostgreSQL BIGINT: a larger number was never one of ours,
+# and would fail the query it reached as a 500.
+MAX_POSITION = 2**63 - 1
 
 
 def invalid_token(token: str) -> MatrixError:
@@ -46,12 +49,13 @@ class SyncToken:
 # Every long-poll of a busy room arrives with the same `since`: parse it once.
 @lru_cache(maxsize=4096)
 def _parse_sync_token(token: str) -> SyncToken:
-    match = _SYNC.match(token)
+    match = _SYNC.fullmatch(token)
     if match is None:
         raise invalid_token(token)
-    return SyncToken(
-        int(match.group(1)), int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)
-    )
+    parts = [int(part) for part in match.groups("0")]
+    if max(parts) > MAX_POSITION:
+        raise invalid_token(token)
+    return SyncToken(*parts)
 
 
 def pagination_token(position: int) -> str:
@@ -60,6 +64,8 @@ def pagination_token(position: int) -> str:
 
 def parse_pagination_token(token: str) -> int:
     """The log position a pagination or sync token names."""
-    if (match := _TOPOLOGICAL.match(token)) is not None:
-        return int(match.group(1))
+    if (match := _TOPOLOGICAL.fullmatch(token)) is not None:
+        if (position := int(match.group(1))) > MAX_POSITION:
+            raise invalid_token(token)
+        return position
     return SyncToken.parse(token).events

@@ -2,8 +2,9 @@
 
 Not in the log (see migrations/0004_read_path.sql): a message is a delivery,
 not a fact anyone needs to replay. A send is idempotent per (sender, sender's
-device, transaction ID): the transaction ID is recorded in the same
-transaction as the messages, so a retried request queues nothing twice.
+device, transaction ID, event type of the path): the transaction ID is recorded
+in the same transaction as the messages, so a retried request queues nothing
+twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from homeserver.events.canonical import encode
+from homeserver.events.model import TxnKey
 from homeserver.store import to_device as inbox_store
 from homeserver.sync.notifier import Change, Notifier
 
@@ -34,19 +36,16 @@ class ToDeviceService:
         self._acknowledged: dict[tuple[str, str], int] = {}
 
     async def send(
-        self,
-        sender: str,
-        sender_device: str,
-        event_type: str,
-        txn_id: str,
-        messages: Mapping[str, Mapping[str, JsonDict]],
+        self, txn: TxnKey, event_type: str, messages: Mapping[str, Mapping[str, JsonDict]]
     ) -> None:
         """PUT /sendToDevice/{eventType}/{txnId}: `messages` maps user ID -> device ID
         (or "*" for all the user's devices) -> content. Users and devices this server
-        does not know are skipped silently, as the spec has it."""
+        does not know are skipped silently, as the spec has it. The sender is
+        `txn`'s user."""
+        sender = txn.user_id
         targets = list(messages)
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await inbox_store.claim_txn(conn, sender, sender_device, txn_id):
+            if not await inbox_store.claim_txn(conn, txn):
                 return
             await inbox_store.lock_inboxes(conn, targets)
             known = await inbox_store.devices_of(conn, targets)
