@@ -116,7 +116,8 @@ class Media(Section):
 
     store_path: Path | None = Field(default=None, strict=False)
     max_upload_bytes: int = Field(default=50 * MiB, gt=0)
-    allow_unauthenticated_download: bool = True
+    # Off: a file's URI alone must not give away a private room's file.
+    allow_unauthenticated_download: bool = False
 
     @field_validator("store_path", mode="before")
     @classmethod
