@@ -22,6 +22,7 @@ from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
 from homeserver.api import media as media_api
+from homeserver.api import metrics as metrics_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
 from homeserver.api import push_rules as push_rules_api
@@ -44,7 +45,7 @@ from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
-from homeserver.config import Config
+from homeserver.config import Config, MetricsListener
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
@@ -165,6 +166,34 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
+
+
+def _metrics_listener(
+    settings: MetricsListener, metrics: Metrics
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context serving `metrics` at GET /metrics on a listener of its own."""
+
+    async def listen(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        metrics_app[METRICS] = metrics
+        metrics_app.router.add_routes(metrics_api.routes)
+        runner = web.AppRunner(metrics_app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as error:
+            await runner.cleanup()
+            raise OSError(
+                error.errno,
+                f"metrics: cannot listen on {settings.host}:{settings.port}: {error.strerror}",
+            ) from error
+        log.info("metrics on http://%s:%d/metrics", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    return listen
 
 
 def create_app(config: Config, dsn: str) -> web.Application:
@@ -309,6 +338,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await bus.stop()
         await pool.close()
 
+    if config.metrics.enabled:
+        # Before the services: a port already taken stops start-up before migrating.
+        app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))
     app.cleanup_ctx.append(services)
     for module in (
         server,

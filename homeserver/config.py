@@ -73,6 +73,21 @@ class Listen(Section):
         return value
 
 
+class MetricsListener(Section):
+    """Prometheus metrics, served on a listener of their own, never on the client port."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9000, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+
 class Database(Section):
     """PostgreSQL connection; an empty DSN starts an embedded server in data_dir."""
 
@@ -116,7 +131,8 @@ class Media(Section):
 
     store_path: Path | None = Field(default=None, strict=False)
     max_upload_bytes: int = Field(default=50 * MiB, gt=0)
-    allow_unauthenticated_download: bool = True
+    # Off: a file's URI alone must not give away a private room's file.
+    allow_unauthenticated_download: bool = False
 
     @field_validator("store_path", mode="before")
     @classmethod
@@ -269,6 +285,7 @@ class Config(Section):
     admins: list[str] = []
 
     listen: Listen = Listen()
+    metrics: MetricsListener = MetricsListener()
     database: Database = Database()
     redis: Redis = Redis()
     media: Media = Media()
@@ -293,6 +310,21 @@ class Config(Section):
         return {
             key: {} if value is None and key in sections else value for key, value in data.items()
         }
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_port_is_not_the_client_port(
+        cls, metrics: MetricsListener, info: ValidationInfo
+    ) -> MetricsListener:
+        listen = info.data.get("listen")
+        if not metrics.enabled or not isinstance(listen, Listen) or metrics.port != listen.port:
+            return metrics
+        wildcards = ("0.0.0.0", "::")
+        if metrics.host == listen.host or metrics.host in wildcards or listen.host in wildcards:
+            raise ValueError(
+                f"port {metrics.port} is listen.port; metrics need a listener of their own"
+            )
+        return metrics
 
     @field_validator("server_name")
     @classmethod

@@ -129,10 +129,14 @@ async def test_authenticated_download_without_a_token_is_refused(
     assert_error(reply.status, reply.json(), 401, "M_MISSING_TOKEN")
 
 
-async def test_legacy_download_needs_no_token(media: Media, alice: Registered) -> None:
-    uri = await media.upload(alice, b"public", "text/plain")
+async def test_legacy_unauthenticated_download_is_off_by_default(
+    media: Media, alice: Registered
+) -> None:
+    uri = await media.upload(alice, b"not for strangers", "text/plain")
     reply = await media.request("GET", f"{LEGACY}/download/{_path(uri)}")
-    assert reply.status == 200 and reply.body == b"public"
+    assert_error(reply.status, reply.json(), 404, "M_NOT_FOUND")
+    reply = await media.request("GET", f"{MEDIA}/download/{_path(uri)}", alice)
+    assert reply.status == 200 and reply.body == b"not for strangers"
 
 
 async def test_create_then_upload_once(media: Media, alice: Registered, bob: Registered) -> None:

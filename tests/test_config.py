@@ -181,6 +181,16 @@ def test_quoted_number_is_refused_not_coerced(tmp_path: Path) -> None:
     assert problems_of(path) == [f"{path}: listen.port: must be an integer"]
 
 
+def test_metrics_are_off_by_default_and_refused_on_the_client_port(tmp_path: Path) -> None:
+    assert load_config(None, {}).metrics.enabled is False
+    path = write(tmp_path, "listen:\n  port: 8008\nmetrics:\n  enabled: true\n  port: 8008\n")
+    assert problems_of(path) == [
+        f"{path}: metrics: port 8008 is listen.port; metrics need a listener of their own"
+    ]
+    other_host = "listen:\n  host: 10.0.0.5\nmetrics:\n  enabled: true\n  port: 8008\n"
+    assert load_config(write(tmp_path, other_host), {}).metrics.port == 8008
+
+
 def test_wrongly_typed_values_are_named(tmp_path: Path) -> None:
     path = write(tmp_path, "registration:\n  enabled: maybe\npresence: 5\n")
     assert problems_of(path) == [

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
+from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, Reply, User
 
 
@@ -110,6 +111,49 @@ async def test_creating_an_alias_needs_an_access_token(hs: MatrixClient) -> None
     reply = await hs.request("PUT", _path(_new_alias()), {"room_id": room})
     assert reply.status == 401
     assert reply.errcode == "M_MISSING_TOKEN"
+
+
+async def test_outsider_cannot_point_an_alias_at_a_private_room(hs: MatrixClient) -> None:
+    alice, mallory = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="private_chat")
+    alias = _new_alias()
+    reply = await _put(hs, mallory, alias, room)
+    assert reply.status == 403
+    assert reply.errcode == "M_FORBIDDEN"
+    assert (await hs.request("GET", _path(alias))).status == 404
+
+
+async def test_invited_or_departed_user_cannot_create_an_alias_for_the_room(
+    hs: MatrixClient,
+) -> None:
+    alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="private_chat", invite=[bob.user_id])
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": carol.user_id}, user=alice)
+    await hs.join(carol, room)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=carol)
+    for user in (bob, carol):
+        reply = await _put(hs, user, _new_alias(), room)
+        assert reply.status == 403, user.user_id
+        assert reply.errcode == "M_FORBIDDEN"
+
+
+async def test_joined_member_can_create_an_alias_for_the_room(hs: MatrixClient) -> None:
+    _, bob, room = await hs.room_of_two()
+    alias = _new_alias()
+    assert (await _put(hs, bob, alias, room)).status == 200
+    assert (await hs.ok("GET", _path(alias)))["room_id"] == room
+
+
+async def test_server_admin_can_create_an_alias_for_a_room_they_are_not_in(
+    start_app: AppFactory,
+) -> None:
+    localpart = f"op_{secrets.token_hex(4)}"
+    hs = await start_app(admins=[f"@{localpart}:localhost"])
+    alice, admin = await hs.register(), await hs.register(localpart)
+    room = await hs.create_room(alice, preset="private_chat")
+    alias = _new_alias()
+    assert (await _put(hs, admin, alias, room)).status == 200
+    assert (await hs.ok("GET", _path(alias)))["room_id"] == room
 
 
 # Deleting

@@ -270,7 +270,26 @@ async def test_uploading_and_authenticated_downloads_need_an_access_token(
     assert got.status == 200 and got.body == b"secret"
 
 
-async def test_unauthenticated_legacy_download_works_by_default(hs: MatrixClient) -> None:
+async def test_file_of_a_private_room_is_not_served_without_a_token_by_default(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice, preset="private_chat")
+    uri = await upload_ok(hs, alice, image_bytes((300, 200)), "image/png", "p.png")
+    await hs.send(alice, room, {"msgtype": "m.image", "body": "p.png", "url": str(uri)})
+    # Whoever learns the URI gets nothing through the legacy, unauthenticated paths.
+    for path in (download_path(uri, base=LEGACY_MEDIA), thumbnail_path(uri, base=LEGACY_MEDIA)):
+        got = await get(hs, path, width="32", height="32")
+        assert got.status == 404, path
+        assert got.json()["errcode"] == "M_NOT_FOUND"
+    # The authenticated paths still serve it.
+    assert (await get(hs, download_path(uri), alice)).status == 200
+
+
+async def test_unauthenticated_legacy_download_can_be_turned_on_for_old_clients(
+    start_app: AppFactory,
+) -> None:
+    hs = await start_app(media={"allow_unauthenticated_download": True})
     alice = await hs.register()
     uri = await upload_ok(hs, alice, image_bytes((300, 200)), "image/png", "p.png")
     got = await get(hs, download_path(uri, base=LEGACY_MEDIA))
@@ -279,7 +298,9 @@ async def test_unauthenticated_legacy_download_works_by_default(hs: MatrixClient
     assert thumb.status == 200 and thumb.headers["Content-Type"] == "image/png"
 
 
-async def test_unauthenticated_legacy_download_can_be_frozen(start_app: AppFactory) -> None:
+async def test_legacy_download_is_refused_even_with_a_token_when_off(
+    start_app: AppFactory,
+) -> None:
     hs = await start_app(media={"allow_unauthenticated_download": False})
     alice = await hs.register()
     uri = await upload_ok(hs, alice, image_bytes((300, 200)), "image/png")

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import aiohttp
+import pytest
 from signedjson.key import decode_verify_key_bytes
 from signedjson.sign import verify_signed_json
 from unpaddedbase64 import decode_base64
 
+from tests.conftest import AppFactory
 from tests.matrix import V3, MatrixClient
+from tests.processes import ServerProcess, free_port
+
+
+@pytest.fixture
+async def hs_with_metrics(start_app: AppFactory) -> tuple[MatrixClient, str]:
+    """A server with its metrics listener on; the listener's /metrics URL."""
+    port = free_port()
+    hs = await start_app(metrics={"enabled": True, "port": port})
+    return hs, f"http://127.0.0.1:{port}/metrics"
 
 
 async def test_health_reports_ok_with_the_database_reachable(hs: MatrixClient) -> None:
@@ -17,8 +30,8 @@ async def test_health_reports_ok_with_the_database_reachable(hs: MatrixClient) -
     assert body["database"] == "ok"
 
 
-async def _metrics(hs: MatrixClient) -> str:
-    async with hs.http.get("/metrics") as response:
+async def _metrics(url: str) -> str:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
         assert response.status == 200
         assert response.content_type == "text/plain"
         return await response.text()
@@ -36,14 +49,31 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-async def test_metrics_count_requests_by_endpoint_and_appended_events(hs: MatrixClient) -> None:
+async def test_client_port_does_not_serve_metrics(hs: MatrixClient) -> None:
+    reply = await hs.request("GET", "/metrics")
+    assert reply.status == 404
+    assert reply.errcode == "M_UNRECOGNIZED"
+
+
+async def test_client_port_does_not_serve_metrics_with_the_listener_on(
+    hs_with_metrics: tuple[MatrixClient, str],
+) -> None:
+    hs, url = hs_with_metrics
+    assert (await hs.request("GET", "/metrics")).status == 404
+    assert "homeserver_http_requests_total" in await _metrics(url)
+
+
+async def test_metrics_count_requests_by_endpoint_and_appended_events(
+    hs_with_metrics: tuple[MatrixClient, str],
+) -> None:
+    hs, url = hs_with_metrics
     alice = await hs.register()
     room = await hs.create_room(alice)
     for _ in range(3):
         await hs.send(alice, room)
     await hs.request("GET", "account/whoami")
 
-    text = await _metrics(hs)
+    text = await _metrics(url)
     send = V3.rstrip("/") + "/rooms/{room_id}/send/{event_type}/{txn_id}"
     assert _sample(text, "homeserver_http_requests_total", endpoint=send, method="PUT") == 3
     assert (
@@ -63,9 +93,12 @@ async def test_metrics_count_requests_by_endpoint_and_appended_events(hs: Matrix
     assert "homeserver_http_request_seconds_bucket" in text
 
 
-async def test_metrics_label_unknown_paths_as_unmatched(hs: MatrixClient) -> None:
+async def test_metrics_label_unknown_paths_as_unmatched(
+    hs_with_metrics: tuple[MatrixClient, str],
+) -> None:
+    hs, url = hs_with_metrics
     await hs.request("GET", "/no/such/path/" + "x" * 20)
-    text = await _metrics(hs)
+    text = await _metrics(url)
     assert _sample(text, "homeserver_http_requests_total", endpoint="unmatched", status="404")
     assert "/no/such/path" not in text
 
@@ -106,3 +139,23 @@ async def test_server_key_is_published_and_self_signed(hs: MatrixClient) -> None
     verify_signed_json(body, "localhost", verify_key)  # raises if the signature is wrong
     # The same key is served again: it is the server's lasting identity.
     assert (await hs.ok("GET", "/_matrix/key/v2/server"))["verify_keys"] == body["verify_keys"]
+
+
+async def test_run_serves_metrics_on_their_own_port_and_closes_it_on_shutdown(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    port = free_port()
+    server = ServerProcess(
+        tmp_path, fresh_dsn, metrics={"enabled": True, "host": "127.0.0.1", "port": port}
+    )
+    try:
+        server.wait_ready()
+        text = await _metrics(f"http://127.0.0.1:{port}/metrics")
+        assert "# TYPE homeserver_events_appended_total counter" in text
+        async with aiohttp.ClientSession() as http:
+            async with http.get(server.base_url + "/metrics") as response:
+                assert response.status == 404
+    finally:
+        assert server.stop() == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await _metrics(f"http://127.0.0.1:{port}/metrics")

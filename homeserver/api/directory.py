@@ -28,7 +28,10 @@ async def put_alias(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, AliasBody)
     await request.app[ROOMS].create_alias(
-        caller.user_id, request.match_info["room_alias"], body.room_id
+        caller.user_id,
+        request.match_info["room_alias"],
+        body.room_id,
+        caller.user_id in request.app[ADMINS],
     )
     return ok()
 

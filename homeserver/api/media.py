@@ -6,10 +6,13 @@ size limit is media.max_upload_bytes, checked against Content-Length before
 reading and counted while streaming. Downloads and thumbnails are served from
 disk by `web.FileResponse` (sendfile, Range, ETag).
 
-`/_matrix/client/v1/media/*` requires an access token; the deprecated
-`/_matrix/media/v3/download|thumbnail` do not, and answer 404 M_NOT_FOUND for
-everything when media.allow_unauthenticated_download is false (the spec's
-"freeze", as Synapse does it).
+`/_matrix/client/v1/media/*` requires an access token. The deprecated
+`/_matrix/media/v3/download|thumbnail` take none, so they answer 404
+M_NOT_FOUND for every file unless media.allow_unauthenticated_download is
+true (off by default: a URI alone must not give away a private room's file).
+Unlike Synapse's freeze, which keeps serving media uploaded before it, off
+means off for old uploads too: they are just as private, and nothing records
+which were uploaded while the legacy path was on.
 """
 
 from __future__ import annotations

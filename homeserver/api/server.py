@@ -1,11 +1,14 @@
-"""Server-level endpoints: versions, capabilities, health, metrics, signing keys."""
+"""Server-level endpoints: versions, capabilities, health, signing keys.
+
+Metrics are not here: they are served on a listener of their own (api/metrics.py).
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 from signedjson.sign import sign_json
 
-from homeserver.api.keys import KEYS, METRICS, POOL
+from homeserver.api.keys import KEYS, POOL
 from homeserver.api.requests import ok, requester
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.service import DEFAULT_ROOM_VERSION
@@ -65,14 +68,6 @@ async def health(request: web.Request) -> web.Response:
     except Exception:
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return ok({"status": "ok", "database": "ok"})
-
-
-# GET /metrics
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8"
-    )
 
 
 # GET /_matrix/key/v2/server

@@ -124,7 +124,7 @@ class MediaService:
         watch: UserWatch[Any],
         *,
         max_upload_bytes: int,
-        allow_unauthenticated_download: bool = True,
+        allow_unauthenticated_download: bool = False,
         unused_expiry_ms: int = UNUSED_EXPIRY_MS,
         max_pending_uploads: int = MAX_PENDING_UPLOADS,
     ) -> None:

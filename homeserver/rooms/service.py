@@ -528,9 +528,16 @@ class RoomService:
         self.check_alias(alias)
         return await self.resolve_room(alias)
 
-    async def create_alias(self, sender: str, alias: str, room_id: str) -> None:
+    async def create_alias(self, sender: str, alias: str, room_id: str, is_admin: bool) -> None:
+        """Point `alias` at `room_id`: only a joined member (or a server admin) may, as in
+        Synapse, or anyone could give a private room a public name."""
         self.check_alias(alias)
         await self._require_room(room_id)
+        if not is_admin:
+            async with self._pool.acquire() as conn:
+                current = await room_store.membership(conn, room_id, sender)
+            if current is None or current.membership != "join":
+                raise forbidden("You must be in the room to create an alias for it.")
         await self._appender.append(
             Draft(alias, sender, types.ALIAS, {"room_id": room_id}, state_key="")
         )
