@@ -24,9 +24,10 @@ expiring mutes later) has a name and a tracking position in PostgreSQL
   batch finds the position moved and rolls back.
 - is woken by every commit, of this process (the appender) or another (the
   bus), through `wake()`, and otherwise looks again every `catch_up_seconds`
-  as a safety net. It never polls the log in a loop. A follower far behind
-  reads batch after batch on a pool connection; the appender never waits for
-  it (nothing it takes is a lock the appender needs).
+  as a safety net; it never polls the log in a loop. A burst of commits makes
+  one read (it reads WAKE_COALESCE_SECONDS after a wake-up). A follower far
+  behind reads batch after batch on a pool connection; the appender never
+  waits for it (nothing it takes is a lock the appender needs).
 
 What a follower gets and gives (`Follower`):
 
@@ -55,8 +56,8 @@ How the next followers fit:
   when the gateway took it, and backs off and retries on failure, so a dead
   gateway holds up its own pusher only, never the follower or the others.
   A crash between the POST and the delete sends that one notification again:
-  at least once, which is what push gateways get from any server (the
-  event ID lets a client drop the duplicate).
+  at least once (the notification carries the event ID, so a client can drop
+  the duplicate), never lost.
 - **Notification emails**: the same shape, with a `send_after` time on each
   outbox row (the user may read the message first) and `lead` sending what
   is due.
@@ -67,7 +68,8 @@ How the next followers fit:
   and the event it appends when a time comes is refused if already there.
 
 A follower that fails on a batch retries it, backing off up to a minute; it
-never skips an event. Its lag shows in the metrics (`statuses`).
+never skips an event, so one it cannot handle stops it there until fixed, and
+its lag shows in the metrics (`statuses`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ READ_SPAN = 20_000
 # got at most this often: a restart reads that stretch again, and finds nothing.
 EMPTY_PROGRESS_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
+WAKE_COALESCE_SECONDS = 0.02
 # How long a lease check may take, and a silent holder keep its leases, at least.
 CHECK_TIMEOUT_SECONDS = 6.0
 
@@ -334,8 +337,10 @@ class Followers:
                     await after()
                 except Exception:
                     log.exception("follower %s: its after-commit work failed", follower.name)
-            if caught_up:
-                await entry.alarm.sleep(self._catch_up)
+            if caught_up and await entry.alarm.sleep(self._catch_up):
+                # Woken by a commit: a busy server commits hundreds of batches a
+                # second, and one read a moment later serves all of them.
+                await asyncio.sleep(WAKE_COALESCE_SECONDS)
 
     async def _step(self, entry: _Entry, progress: _Progress) -> tuple[bool, AfterCommit | None]:
         """Read and handle one batch; (whether it reached the head, the after-commit work)."""
