@@ -3,8 +3,9 @@
     python -m tests.follower_process DSN LABEL [--hang-in-batch N]
 
 It follows the log as the follower `Recorder` named "killed" (tests/followers.py)
-and prints a line as things happen: `leading` when it took the lease, `batch
-FIRST LAST` once a batch's rows are written, still uncommitted. With
+and prints a line as things happen: `leading` when it took the lease, `not
+leading` when it lost it, `batch FIRST LAST` once a batch's rows are written,
+still uncommitted. With
 `--hang-in-batch N`, its N-th batch then waits forever inside its transaction,
 so a kill lands in the middle of that batch for sure.
 """
@@ -42,7 +43,10 @@ class AnnouncingRecorder(Recorder):
 
     async def lead(self) -> None:
         print("leading", flush=True)
-        await super().lead()
+        try:
+            await super().lead()
+        finally:
+            print("not leading", flush=True)
 
 
 async def main(dsn: str, label: str, hang_in_batch: int | None) -> None:

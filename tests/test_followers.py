@@ -394,6 +394,49 @@ async def test_a_follower_killed_mid_batch_is_finished_by_another_process_exactl
                 await process.wait()
 
 
+async def test_a_follower_whose_process_stops_answering_is_taken_over_and_fenced(
+    log: Log,
+) -> None:
+    """A frozen holder (SIGSTOP: a machine that stopped answering sends no FIN) keeps
+    its connection open; the server ends its idle session, and another process
+    takes over. When the frozen one wakes up it may try a batch before it notices:
+    the position's compare-and-set refuses it."""
+    head = (await log.append(60))[-1]
+    a = await _follower_process(log.dsn, "a")
+    b: asyncio.subprocess.Process | None = None
+    try:
+        assert await _next_line(a) == "leading"
+        while int((await _next_line(a)).split()[2]) < head:
+            pass
+        await _handled_once_up_to(log, KILLED, head)
+        a.send_signal(signal.SIGSTOP)
+        b = await _follower_process(log.dsn, "b")
+        more = await log.append(60)
+        assert await _next_line(b) == "leading"
+        await _handled_once_up_to(log, KILLED, more[-1])
+
+        a.send_signal(signal.SIGCONT)
+        assert await _next_line(a) == "not leading"
+        last = await log.append(60)
+        await _handled_once_up_to(log, KILLED, last[-1])
+        conn = await asyncpg.connect(log.dsn)
+        try:
+            by_a = await conn.fetchval(
+                "SELECT max(position) FROM followed_events"
+                " WHERE follower = $1 AND handled_by = 'a'",
+                KILLED,
+            )
+        finally:
+            await conn.close()
+        assert by_a == head
+    finally:
+        for process in (a, b):
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+                await process.wait()
+
+
 EXPIRY = "device_control.command_expiry"
 
 
