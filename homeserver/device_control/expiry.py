@@ -128,6 +128,8 @@ class CommandExpiry:
                 try:
                     await self._expire_due(self._now_ms())
                 except Exception:
+                    if (task := asyncio.current_task()) is not None and task.cancelling():
+                        raise asyncio.CancelledError from None  # lost the lease meanwhile
                     log.exception("expiring device commands failed; trying again")
                     await asyncio.sleep(1)
                     continue

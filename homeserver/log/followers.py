@@ -32,9 +32,12 @@ expiring mutes later) has a name and a tracking position in PostgreSQL
 What a follower gets and gives (`Follower`):
 
 - `handle` writes its output with `conn`, in the transaction: rows of its own
-  tables, an outbox of work. It may return an `AfterCommit`, awaited once the
-  transaction committed: for in-memory effects only (wake a delivery loop,
-  schedule a timer), because a crash just after the commit loses it for good.
+  tables, an outbox of work. It waits on nothing else (no HTTP): PostgreSQL
+  ends a transaction that waited on its process for BATCH_IDLE_SECONDS, so
+  that a process frozen in a batch cannot hold up the next lease holder. It
+  may return an `AfterCommit`, awaited once the transaction committed: for
+  in-memory effects only (wake a delivery loop, schedule a timer), because a
+  crash just after the commit loses it for good.
 - `lead()` runs only while this process holds the lease, from when it takes
   it until it loses it (then it is cancelled). It is for the work that is not
   one event's: timers, and sending what `handle` put in an outbox. It must
@@ -101,8 +104,13 @@ READ_SPAN = 20_000
 EMPTY_PROGRESS_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 60.0
 WAKE_COALESCE_SECONDS = 0.02
+STOP_SECONDS = 1.0
 # How long a lease check may take, and a silent holder keep its leases, at least.
 CHECK_TIMEOUT_SECONDS = 6.0
+# How long a batch's transaction may wait on its process (a `handle` must not sit
+# that long between statements): a holder frozen in the middle of a batch holds
+# up the next one at most this long.
+BATCH_IDLE_SECONDS = 10.0
 
 
 class Start(enum.Enum):
@@ -251,6 +259,7 @@ class Followers:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                _raise_if_cancelling()
                 log.warning("follower leases: %r; taking them again", error)
             finally:
                 await self._stop_leading()
@@ -276,9 +285,7 @@ class Followers:
         for entry in self._entries.values():
             task, entry.task = entry.task, None
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel_and_wait(task, f"follower {entry.follower.name}")
             entry.status.leading = False
             entry.status.oldest_unhandled_ts = None
 
@@ -289,9 +296,7 @@ class Followers:
         try:
             await self._follow(entry)
         finally:
-            leading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await leading
+            await _cancel_and_wait(leading, f"the lead() of follower {entry.follower.name}")
 
     async def _keep_leading(self, follower: Follower) -> None:
         failures = 0
@@ -300,6 +305,7 @@ class Followers:
                 await follower.lead()
                 return
             except Exception:
+                _raise_if_cancelling()
                 failures += 1
                 log.exception("follower %s: its lead() failed; starting it again", follower.name)
                 await asyncio.sleep(_backoff(failures))
@@ -318,11 +324,13 @@ class Followers:
                 caught_up, after = await self._step(entry, progress)
                 failures = 0
             except _PositionMoved:
+                _raise_if_cancelling()
                 log.warning("follower %s: another process moved its position", follower.name)
                 progress = None
                 await asyncio.sleep(self._check)
                 continue
             except Exception:
+                _raise_if_cancelling()
                 failures += 1
                 log.exception(
                     "follower %s: handling the events after %d failed (attempt %d)",
@@ -360,6 +368,11 @@ class Followers:
             )
             if record:
                 async with conn.transaction():
+                    # Its lock on the position would hold up the next holder for
+                    # as long as a frozen process sat in it.
+                    await follower_store.bound_idle_in_transaction(
+                        conn, int(BATCH_IDLE_SECONDS * 1000)
+                    )
                     now_ms = int(self._clock() * 1000)
                     if not await follower_store.advance(
                         conn, follower.name, progress.persisted, piece.end, now_ms
@@ -380,6 +393,26 @@ class _Progress:
     persisted: int  # the position in follower_positions
     position: int  # handled up to here; between the two were no events of its types
     recorded_at: float  # monotonic time `persisted` was last written
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancel that became another error on the way (asyncpg leaving a
+    transaction on a connection the server closed raises InterfaceError)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _cancel_and_wait(task: asyncio.Task[None], what: str) -> None:
+    # Cancelled again until it ends: a cancel that some code swallowed must not
+    # leave it running without the lease, nor this process unable to take it again.
+    while not task.done():
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=STOP_SECONDS)
+        if not done:
+            log.warning("%s did not stop when cancelled; cancelling it again", what)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("%s ended with %r", what, error)
 
 
 def _backoff(failures: int) -> float:

@@ -59,6 +59,14 @@ async def position(conn: asyncpg.Connection, name: str) -> int:
     return int(await conn.fetchval("SELECT position FROM follower_positions WHERE name = $1", name))
 
 
+async def bound_idle_in_transaction(conn: asyncpg.Connection, timeout_ms: int) -> None:
+    """For the caller's transaction: the server ends the session (so rolls the
+    transaction back, releasing its locks) once it waits on the client that long."""
+    await conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', $1, true)", str(timeout_ms)
+    )
+
+
 async def advance(
     conn: asyncpg.Connection, name: str, expected: int, new: int, now_ms: int
 ) -> bool:
