@@ -245,7 +245,12 @@ class Followers:
                     for entry in self._entries.values():
                         if entry.task is not None and entry.task.done():
                             # Never meant to end: it is still ours, run it again.
-                            log.error("follower %s stopped; starting it again", entry.follower.name)
+                            error = None if entry.task.cancelled() else entry.task.exception()
+                            log.error(
+                                "follower %s ended (%r); starting it again",
+                                entry.follower.name,
+                                error,
+                            )
                             self._lead(entry)
                         elif entry.task is None and entry.follower_id is not None:
                             wanted[entry.follower_id] = entry
@@ -382,7 +387,8 @@ class Followers:
                         after = await follower.handle(conn, piece.events)
                 progress.persisted = piece.end
                 progress.recorded_at = time.monotonic()
-        # Without events of its types there, it moves on in memory only (see above).
+        # Past a stretch without events of its types, it moves on in memory and
+        # records that only every EMPTY_PROGRESS_SECONDS.
         progress.position = status.position = piece.end
         status.oldest_unhandled_ts = None
         return piece.end >= piece.head, after
