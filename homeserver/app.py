@@ -54,6 +54,7 @@ from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
+from homeserver.log.followers import Followers
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
@@ -72,6 +73,7 @@ from homeserver.store.database import create_pool
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
+from homeserver.sync.notifier import CHANNEL as STREAM_CHANNEL
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.recent import RecentEvents
 from homeserver.sync.service import SyncService
@@ -267,13 +269,17 @@ def create_app(config: Config, dsn: str) -> web.Application:
             DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
         )
         app[device_control_api.DEVICES] = device_service
-        command_expiry = CommandExpiry(
+        followers = Followers(
             pool,
-            appender,
-            device_service.system_user,
-            sweep_seconds=config.devices.expiry_sweep_seconds,
+            dsn,
+            catch_up_seconds=config.followers.catch_up_seconds,
+            lease_check_seconds=config.followers.lease_check_seconds,
         )
-        appender.add_listener(command_expiry.committed)
+        followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        # Woken by this process's commits at once, and by other processes' on the bus.
+        appender.add_listener(lambda _events: followers.wake())
+        bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
+        app[METRICS].watch_followers(followers.statuses)
         filter_service = FilterService(pool, appender)
         app[FILTERS] = filter_service
         app[HISTORY] = HistoryService(pool, room_service)
@@ -328,9 +334,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
-        command_expiry.start()
+        followers.start()
         yield
-        await command_expiry.stop()
+        await followers.stop()
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()

@@ -226,9 +226,18 @@ class Devices(Section):
     # Power level needed to send commands in a new device room, and the level a
     # grant gives: above the device's own (10), below its owner's (100).
     command_level: int = Field(default=50, ge=11, le=99)
-    # How often each process looks for commands whose expiry another process
-    # missed (it stopped); a process expires its own commands on time.
-    expiry_sweep_seconds: int = Field(default=30, ge=1, le=3600)
+
+
+class Followers(Section):
+    """What reacts to the log (command expiry): each follower runs in one process at a time."""
+
+    # Seconds between a follower's looks at the log when no commit woke it: a
+    # safety net, since every commit wakes it (through Redis from other processes).
+    catch_up_seconds: int = Field(default=30, ge=1, le=3600)
+    # Seconds between a process's tries to take the lease of a follower another
+    # process runs, and its checks that it still holds its own: a follower whose
+    # process died is taken over within about this long.
+    lease_check_seconds: int = Field(default=2, ge=1, le=60)
 
 
 class UserDirectory(Section):
@@ -298,6 +307,7 @@ class Config(Section):
     roles: Roles = Roles()
     user_directory: UserDirectory = UserDirectory()
     devices: Devices = Devices()
+    followers: Followers = Followers()
 
     # A section written with every key commented out (`redis:` alone) is
     # YAML null; it means "all defaults", not an error.

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -67,6 +74,62 @@ class RequestMetrics(Collector):
         yield latency
 
 
+class FollowerState(Protocol):
+    """What the metrics read of a follower (log/followers.py FollowerStatus)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def leading(self) -> bool: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def lag_events(self) -> int: ...
+    def lag_seconds(self, now: float) -> float: ...
+
+
+class FollowerMetrics(Collector):
+    """Each follower's lease, position and lag. A follower runs in one process at a
+    time: only that process reports its position and lag."""
+
+    def __init__(self, source: Callable[[], Iterable[FollowerState]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["follower"]
+        leading = GaugeMetricFamily(
+            "homeserver_follower_leading",
+            "1 when this process holds the follower's lease and runs it",
+            labels=labels,
+        )
+        position = GaugeMetricFamily(
+            "homeserver_follower_position",
+            "Stream position up to which the follower handled the log",
+            labels=labels,
+        )
+        lag_events = GaugeMetricFamily(
+            "homeserver_follower_lag_events",
+            "Events in the log after the follower's position, at its last read",
+            labels=labels,
+        )
+        lag_seconds = GaugeMetricFamily(
+            "homeserver_follower_lag_seconds",
+            "Age of the oldest event the follower read but has not handled yet",
+            labels=labels,
+        )
+        now = time.time()
+        for follower in self._source():
+            leading.add_metric([follower.name], 1 if follower.leading else 0)
+            if follower.leading:
+                position.add_metric([follower.name], follower.position)
+                lag_events.add_metric([follower.name], follower.lag_events)
+                lag_seconds.add_metric([follower.name], follower.lag_seconds(now))
+        yield leading
+        yield position
+        yield lag_events
+        yield lag_seconds
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -81,6 +144,9 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=self.registry,
         )
+
+    def watch_followers(self, source: Callable[[], Iterable[FollowerState]]) -> None:
+        self.registry.register(FollowerMetrics(source))
 
     def record_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.record(endpoint, method, status, seconds)

@@ -77,6 +77,12 @@ class ServerProcess:
         self._log.close()
         return self._proc.returncode
 
+    def kill(self) -> None:
+        """kill -9: no shutdown at all, as when the process or its machine dies."""
+        self._proc.kill()
+        self._proc.wait()
+        self._log.close()
+
 
 @contextmanager
 def running_pair(

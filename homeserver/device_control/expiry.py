@@ -3,18 +3,23 @@
 The commands projection never reads a clock (a replay must agree with the
 live server), so when a command's ttl passes unfinished, the server appends
 its expiry to the device room, and the reducer marks it expired on that
-event. One `CommandExpiry` task per process does it:
+event. `CommandExpiry` is a durable follower (log/followers.py), so exactly
+one process does it at a time, and another carries on when that one dies:
 
-- the commands this process appends (its appender listener) wait in a heap
-  until their expiry time, when the task wakes for them;
-- at start, and every `sweep_seconds`, it reads the open commands from the
-  projection (at start all of them; later those overdue by SWEEP_GRACE_MS),
-  which catches the commands of a process that stopped before they expired.
+- its schedule survives a crash because it is a projection: when a process
+  takes the lease, `lead` reads every open command (`device_command_status`)
+  into a heap of deadlines, then wakes for the earliest;
+- `handle` adds the commands appended after that (and drops those finished
+  in time), as the log wakes it: no process's commands are missed, wherever
+  they were sent;
+- the expiry append is idempotent: the rules refuse a second expiry, or one
+  for a finished command, under the append lock (LINKCHAT_COMMAND_EXPIRED,
+  LINKCHAT_COMMAND_FINISHED), so a process that dies half-way through the
+  commands due, and the one that takes over and expires them again, still
+  write one expiry each.
 
-With several processes two may append the same expiry: the rules refuse the
-second under the append lock (LINKCHAT_COMMAND_FINISHED), so it is written
-once. Before appending, the task skips commands the projection says are
-finished, so a command answered in time costs no append.
+Before appending, it skips commands the projection says are finished, so a
+command answered in time costs no append.
 """
 
 from __future__ import annotations
@@ -28,17 +33,24 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from homeserver.alarm import Alarm
+from homeserver.device_control.rules import COMMAND_NOT_EXPIRED
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.model import Draft, Event
 from homeserver.log.appender import Appender
-from homeserver.projections.device_control import command_of
+from homeserver.log.followers import AfterCommit, Start
+from homeserver.projections.device_control import TERMINAL, command_of, status_of
 from homeserver.store import device_control as device_store
 
 log = logging.getLogger(__name__)
 
-# How late a command of another process may be before a sweep expires it.
-SWEEP_GRACE_MS = 2_000
+# Expiries appended at once: more commands due wait for the next round.
+EXPIRE_AT_ONCE = 500
+# The longest sleep, so a change of the wall clock is noticed.
+MAX_SLEEP_MS = 30_000
+# A command the rules found not yet expired (this process's clock behind the
+# one that sent it) is tried again this much later.
+RETRY_MS = 1_000
 
 
 def expiry_draft(room_id: str, command_id: str, system_user: str) -> Draft:
@@ -47,112 +59,132 @@ def expiry_draft(room_id: str, command_id: str, system_user: str) -> Draft:
 
 
 class CommandExpiry:
+    name = "device_control.command_expiry"
+    # Commands sent before its first run are in the projection `lead` reads.
+    start = Start.NOW
+    event_types = frozenset(
+        {types.DEVICE_COMMAND, types.DEVICE_RESULT, types.DEVICE_COMMAND_EXPIRED}
+    )
+
     def __init__(
         self,
         pool: asyncpg.Pool,
         appender: Appender,
         system_user: str,
         *,
-        sweep_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._pool = pool
         self._appender = appender
         self._system_user = system_user
-        self._sweep_ms = int(sweep_seconds * 1000)
         self._clock = clock
-        # (expires_ts, command ID, room ID) of the commands waiting to expire.
+        # (expires_ts, command ID, room ID) of the commands waiting to expire; an
+        # entry whose command left `_waiting` (finished in time) is skipped.
         self._heap: list[tuple[int, str, str]] = []
-        self._waiting: set[str] = set()
+        self._waiting: dict[str, str] = {}  # command ID -> its room
         self._wake = Alarm()
-        self._task: asyncio.Task[None] | None = None
-        self.expired = 0
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def committed(self, events: Sequence[Event]) -> None:
-        """Appender listener: watch the commands this process appended."""
-        for event in events:
-            if event.type == types.DEVICE_COMMAND and (sent := command_of(event)) is not None:
-                self._watch(sent.expires_ts, event.event_id, event.room_id)
+    async def handle(self, conn: asyncpg.Connection, events: Sequence[Event]) -> AfterCommit:
+        sent = [
+            (found.expires_ts, event.event_id, event.room_id)
+            for event in events
+            if (found := command_of(event)) is not None
+        ]
+        finished = [
+            (answer.command_id, event.room_id)
+            for event in events
+            if (answer := status_of(event)) is not None and answer.status in TERMINAL
+        ]
+
+        async def schedule() -> None:
+            for expires_ts, command_id, room_id in sent:
+                self._watch(expires_ts, command_id, room_id)
+            for command_id, room_id in finished:
+                # A stray "result" in another room answers nothing (see the projection).
+                if self._waiting.get(command_id) == room_id:
+                    del self._waiting[command_id]
+
+        return schedule
 
     def _watch(self, expires_ts: int, command_id: str, room_id: str) -> None:
         if command_id in self._waiting:
             return
         first = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (expires_ts, command_id, room_id))
-        self._waiting.add(command_id)
+        self._waiting[command_id] = room_id
         if first is None or expires_ts < first:
             self._wake.ring()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="command-expiry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._wake.close()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        next_sweep: int | None = None  # None: the first sweep, of every open command
-        while not self._wake.closed:
-            # A command watched while deciding rings the alarm: the sleep below then
-            # returns at once.
-            try:
-                now = self._now_ms()
-                if next_sweep is None or now >= next_sweep:
-                    await self._sweep(None if next_sweep is None else now - SWEEP_GRACE_MS)
-                    next_sweep = now + self._sweep_ms
-                await self._expire_due(self._now_ms())
-            except Exception:
-                log.exception("expiring device commands failed; trying again")
-                await asyncio.sleep(1)
-                continue
-            now = self._now_ms()
-            wait_ms = next_sweep - now
-            if self._heap:
-                wait_ms = min(wait_ms, self._heap[0][0] - now)
-            await self._wake.sleep(max(wait_ms, 0) / 1000)
-
-    async def _sweep(self, due_by: int | None) -> None:
-        async with self._pool.acquire() as conn:
-            rows = await device_store.open_commands(conn, due_by=due_by)
-        for row in rows:
-            self._watch(row.expires_ts, row.command_id, row.room_id)
+    async def lead(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await device_store.open_commands(conn)
+            for row in rows:
+                self._watch(row.expires_ts, row.command_id, row.room_id)
+            while True:
+                try:
+                    await self._expire_due(self._now_ms())
+                except Exception:
+                    if (task := asyncio.current_task()) is not None and task.cancelling():
+                        raise asyncio.CancelledError from None  # lost the lease meanwhile
+                    log.exception("expiring device commands failed; trying again")
+                    await asyncio.sleep(1)
+                    continue
+                wait_ms = MAX_SLEEP_MS
+                if self._heap:
+                    wait_ms = min(wait_ms, self._heap[0][0] - self._now_ms())
+                await self._wake.sleep(max(wait_ms, 0) / 1000)
+        finally:
+            # The next holder of the lease, perhaps this process again, starts afresh.
+            self._heap.clear()
+            self._waiting.clear()
 
     async def _expire_due(self, now_ms: int) -> None:
-        due: list[tuple[str, str]] = []
         while self._heap and self._heap[0][0] <= now_ms:
-            _, command_id, room_id = heapq.heappop(self._heap)
-            self._waiting.discard(command_id)
-            due.append((command_id, room_id))
-        if not due:
-            return
-        async with self._pool.acquire() as conn:
-            still_open = await device_store.open_commands(
-                conn, command_ids=[command_id for command_id, _ in due]
-            )
+            due: list[tuple[int, str, str]] = []
+            while self._heap and self._heap[0][0] <= now_ms and len(due) < EXPIRE_AT_ONCE:
+                expires_ts, command_id, room_id = heapq.heappop(self._heap)
+                if self._waiting.pop(command_id, None) is not None:
+                    due.append((expires_ts, command_id, room_id))
+            if due:
+                await self._expire(due)
+
+    async def _expire(self, due: list[tuple[int, str, str]]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                still_open = await device_store.open_commands(
+                    conn, command_ids=[command_id for _, command_id, _ in due]
+                )
+        except BaseException:
+            self._rewatch(due)
+            raise
         open_ids = {row.command_id for row in still_open}
+        due = [item for item in due if item[1] in open_ids]
         drafts = [
-            expiry_draft(room_id, command_id, self._system_user)
-            for command_id, room_id in due
-            if command_id in open_ids
+            expiry_draft(room_id, command_id, self._system_user) for _, command_id, room_id in due
         ]
         # Each alone: a group is all or nothing, and one may already be finished.
         outcomes = await asyncio.gather(
             *(self._appender.append(draft) for draft in drafts), return_exceptions=True
         )
-        for draft, outcome in zip(drafts, outcomes, strict=True):
+        again: list[tuple[int, str, str]] = []
+        errors = 0
+        for item, outcome in zip(due, outcomes, strict=True):
             if isinstance(outcome, MatrixError):
-                # Finished or expired meanwhile (perhaps by another process): nothing to do.
-                log.debug("expiry of %s refused: %s", draft.content, outcome.error)
+                if outcome.errcode == COMMAND_NOT_EXPIRED:
+                    again.append((max(item[0], self._now_ms() + RETRY_MS), item[1], item[2]))
+                # Otherwise finished or expired meanwhile (perhaps by another process).
+                log.debug("expiry of %s refused: %s", item[1], outcome.error)
             elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                self.expired += 1
+                again.append(item)
+                errors += 1
+        self._rewatch(again)
+        if errors:
+            raise RuntimeError(f"{errors} expiries could not be appended")
+
+    def _rewatch(self, items: list[tuple[int, str, str]]) -> None:
+        for expires_ts, command_id, room_id in items:
+            self._watch(expires_ts, command_id, room_id)
