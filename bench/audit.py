@@ -65,6 +65,7 @@ async def _generate(dsn: str, key_path: Path, args: argparse.Namespace) -> int:
     from homeserver.events.signing import load_key_ring
     from homeserver.log.appender import Appender
     from homeserver.rooms import chain_rules
+    from homeserver.rooms.rendering import EventRenderer
     from homeserver.rooms.service import RoomCreation, RoomService
     from homeserver.store.database import create_pool
     from homeserver.store.migrate import migrate
@@ -87,7 +88,7 @@ async def _generate(dsn: str, key_path: Path, args: argparse.Namespace) -> int:
                 for user in users
             ]
             await appender.append_group(accounts)
-            rooms_service = RoomService(pool, appender, SERVER_NAME)
+            rooms_service = RoomService(pool, appender, SERVER_NAME, EventRenderer(pool))
             rooms: list[str] = []
             for _ in range(max(1, args.rooms)):
                 room, _ = await rooms_service.create_room(

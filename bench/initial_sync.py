@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.client import CLIENT_V3, TRANSPORT_ERRORS, Homeserver, MatrixClient
+from bench.process import ServerWatch
 from bench.report import Report, Table, format_number
 from bench.scenario import Scenario
 from bench.stats import LatencySummary, Outcomes
@@ -90,17 +91,33 @@ class SyncSample:
     timeline_events: int
     state_events: int
     error: str | None
+    # The server process's CPU time during the request (None: its pid is unknown).
+    server_cpu_s: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "ms": round(self.elapsed_s * 1000, 1),
+            "server_cpu_ms": (
+                round(self.server_cpu_s * 1000, 2) if self.server_cpu_s is not None else None
+            ),
             "bytes": self.size_bytes,
             "joined_rooms": self.rooms,
             "timeline_events": self.timeline_events,
             "state_events": self.state_events,
             "error": self.error,
         }
+
+
+async def measured_sync(server: Homeserver, user: MatrixClient, watch: ServerWatch) -> SyncSample:
+    """An initial sync, with the server's CPU time while it was answered (it does nothing
+    else meanwhile, so that is the sync's cost, without the client's share of the core)."""
+    before = watch.sample()
+    sample = await initial_sync(server, user)
+    after = watch.sample()
+    if before is not None and after is not None:
+        sample.server_cpu_s = after.cpu_s - before.cpu_s
+    return sample
 
 
 async def initial_sync(server: Homeserver, user: MatrixClient) -> SyncSample:
@@ -125,6 +142,7 @@ def build_table(options: InitialSyncOptions, samples: list[SyncSample]) -> Table
     ok = [s for s in samples if s.error is None]
     latency = LatencySummary.from_seconds(s.elapsed_s for s in ok)
     sizes = [s.size_bytes for s in ok]
+    cpu = [s.server_cpu_s for s in ok if s.server_cpu_s is not None]
     table = Table(
         [
             "rooms",
@@ -134,6 +152,7 @@ def build_table(options: InitialSyncOptions, samples: list[SyncSample]) -> Table
             "first ms",
             "p50 ms",
             "max ms",
+            "server cpu ms/sync",
             "KiB",
             "rooms seen",
             "timeline",
@@ -149,6 +168,7 @@ def build_table(options: InitialSyncOptions, samples: list[SyncSample]) -> Table
             format_number(samples[0].elapsed_s * 1000 if samples[0].error is None else None, 1),
             format_number(latency.p50_ms, 1),
             format_number(latency.max_ms, 1),
+            format_number(sum(cpu) / len(cpu) * 1000 if cpu else None, 2),
             format_number(max(sizes) / 1024 if sizes else None, 1),
             str(ok[-1].rooms) if ok else "-",
             str(ok[-1].timeline_events) if ok else "-",
@@ -162,6 +182,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
     options = InitialSyncOptions.from_args(args)
     started_at = datetime.now(UTC)
     connections = options.setup_parallel + 4
+    watch = ServerWatch(args.server_pid, None)
     async with Homeserver.connect(
         base_url, connections=connections, request_timeout=SYNC_TIMEOUT_S
     ) as server:
@@ -169,7 +190,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         user = await server.register(prefix="bench_reader")
         room_ids, sends = await fill_rooms(user, options)
         setup_s = time.perf_counter() - setup_started
-        samples = [await initial_sync(server, user) for _ in range(options.repeats)]
+        samples = [await measured_sync(server, user, watch) for _ in range(options.repeats)]
 
     ok = [s for s in samples if s.error is None]
     latency = LatencySummary.from_seconds(s.elapsed_s for s in ok)
@@ -177,7 +198,9 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         f"setup {setup_s:.1f} s: {len(room_ids)} rooms, {sends.ok} messages accepted, "
         f"{sends.error_count} send errors {dict(sends.errors) or ''}".rstrip(),
         "each sync: GET /sync?timeout=0, no since, no filter (the server's default timeline "
-        "limit); ms until the body was read; KiB: largest body; rooms seen, timeline and state "
+        "limit); ms until the body was read; server cpu: the server process's CPU time "
+        "during each sync, read from /proc in clock ticks (10 ms), so averaged over the syncs "
+        "(ask for many: --repeats 50); KiB: largest body; rooms seen, timeline and state "
         "events: of the last successful sync.",
     ]
     if ok and ok[-1].rooms != options.rooms:

@@ -66,6 +66,7 @@ from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
 from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
+from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
@@ -198,8 +199,9 @@ def _metrics_listener(
     return listen
 
 
-def create_app(config: Config, dsn: str) -> web.Application:
-    """The application for `config`, talking to PostgreSQL at `dsn`."""
+def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
+    """The application for `config`, talking to PostgreSQL at `dsn`. With
+    `sync_from_memory=False` (for tests only) every sync is built from the database."""
     app = web.Application(
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
@@ -228,7 +230,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             # Device results against their command's status, invites against blocks.
             load_facts=chain_rules.load_chain_facts,
         )
-        appender.add_listener(app[METRICS].record_batch)
+        appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
         recent = RecentEvents(pool)
         notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
@@ -246,10 +248,12 @@ def create_app(config: Config, dsn: str) -> web.Application:
             bus,
         )
         ladder = RoleLadder(**config.roles.model_dump())
+        renderer = EventRenderer(pool)
         room_service = RoomService(
             pool,
             appender,
             config.server_name,
+            renderer,
             room_type_levels={
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
@@ -277,13 +281,13 @@ def create_app(config: Config, dsn: str) -> web.Application:
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
         # Woken by this process's commits at once, and by other processes' on the bus.
-        appender.add_listener(lambda _events: followers.wake())
+        appender.add_listener(lambda _batch: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
         app[METRICS].watch_followers(followers.statuses)
         filter_service = FilterService(pool, appender)
         app[FILTERS] = filter_service
-        app[HISTORY] = HistoryService(pool, room_service)
-        app[search_api.SEARCH] = SearchService(pool, room_service)
+        app[HISTORY] = HistoryService(pool, renderer)
+        app[search_api.SEARCH] = SearchService(pool, renderer)
         app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
@@ -307,13 +311,14 @@ def create_app(config: Config, dsn: str) -> web.Application:
             redis_url=config.redis.url,
             namespace=config.server_name,
         )
-        appender.add_listener(presence_service.committed)
+        appender.add_listener(lambda batch: presence_service.committed(batch.events))
         app[presence_api.PRESENCE] = presence_service
         sync_service = SyncService(
             pool,
             notifier,
-            room_service,
-            recent=recent,
+            renderer,
+            recent,
+            from_memory=sync_from_memory,
             receipts=receipt_service,
             account_data=receipt_service,
             typing=typing_service,

@@ -84,7 +84,7 @@ async def runners(log: Log) -> AsyncIterator[Runners]:
         )
         for follower in followers:
             runner.add(follower)
-        log.hs.app[APPENDER].add_listener(lambda _events: runner.wake())
+        log.hs.app[APPENDER].add_listener(lambda _batch: runner.wake())
         runner.start()
         made.append(runner)
         return runner

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from homeserver.events.client_format import client_event
+from homeserver.events.client_format import EncodedEvent, client_event, encode_body
 from homeserver.events.model import Event
-from homeserver.sync.encoding import EncodedEvent, encode_body
 from tests.matrix import MatrixClient, User
 
 

@@ -206,15 +206,12 @@ async def room_state(request: web.Request) -> web.Response:
 @routes.get(V3 + "/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 async def get_state_event(request: web.Request) -> web.Response:
     caller = await requester(request)
-    rooms = request.app[ROOMS]
-    event = await rooms.state_event(
+    served = await request.app[ROOMS].state_event(
         caller.user_id,
         room_id_param(request),
         request.match_info["event_type"],
         request.match_info.get("state_key", ""),
     )
-    # Served, so a redacted state event shows its redacted content here too.
-    served = (await rooms.serve([event]))[0]
     if request.query.get("format") == "event":
         return ok(served)
     return ok(served["content"])

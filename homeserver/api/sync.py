@@ -8,7 +8,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.errors import invalid_param
-from homeserver.sync.encoding import encode_body
+from homeserver.events.client_format import encode_body
 from homeserver.sync.options import options_from_filter
 from homeserver.sync.service import SyncService
 from homeserver.sync.tokens import SyncToken

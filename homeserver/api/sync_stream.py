@@ -20,8 +20,8 @@ from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
 from homeserver.errors import MatrixError, bad_json, unknown
+from homeserver.events.client_format import encode_body
 from homeserver.events.client_json import decode_client_json
-from homeserver.sync.encoding import encode_body
 from homeserver.sync.options import options_from_filter
 from homeserver.sync.service import SyncService
 from homeserver.sync.tokens import SyncToken
@@ -105,7 +105,7 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
             )
             if result.has_changes or since is None or full_state:
                 await ws.send_str(encode_body(result.body).decode())
-            since = SyncToken.parse(result.body["next_batch"])
+            since = result.token
             full_state = False
 
     pushing = asyncio.create_task(push())

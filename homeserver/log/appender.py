@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,7 +52,19 @@ FactsLoader = Callable[[asyncpg.Connection, Sequence[Draft]], Awaitable[BatchFac
 # authorize(state, draft, sender of the event a redaction targets, the batch's facts)
 # raises MatrixError.
 Authorizer = Callable[[RoomState, Draft, str | None, BatchFacts | None], None]
-AppendListener = Callable[[Sequence[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A committed batch as the appender hands it to its listeners: its new events, in
+    position order, and the transaction key each was sent with (event ID -> key; only
+    events sent with one), so no listener needs to read either back."""
+
+    events: Sequence[Event]
+    txns: Mapping[str, TxnKey]
+
+
+AppendListener = Callable[[Committed], None]
 
 MAX_EVENT_BYTES = 65_536
 
@@ -201,9 +213,12 @@ class Appender:
             else:
                 request.done.set_result(outcome)
         if plan.new_events:
+            committed = Committed(
+                plan.new_events, {event_id: txn for txn, event_id in plan.new_txns}
+            )
             for listener in self._listeners:
                 try:
-                    listener(plan.new_events)
+                    listener(committed)
                 except Exception:
                     log.exception("append listener failed")
 

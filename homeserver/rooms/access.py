@@ -22,7 +22,7 @@ keeps to `RoomAccess.require_readable` and `RoomAccess.filter` (or `visible_even
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -77,12 +77,23 @@ class RoomAccess:
 
 async def room_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> RoomAccess:
     """The user's access to the room, from a few rows of the log (one round trip)."""
-    events, forgotten_at = await history_store.visibility_events(conn, room_id, user_id)
-    history = HistoryAccess.from_events(user_id, events)
-    if forgotten_at is not None and history.memberships:
-        if forgotten_at > history.memberships[-1][0]:
-            history = history.as_stranger()
-    return RoomAccess(user_id, room_id, history)
+    return (await room_accesses(conn, user_id, [room_id]))[room_id]
+
+
+async def room_accesses(
+    conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str]
+) -> dict[str, RoomAccess]:
+    """The user's access to each of the rooms, in one round trip for them all."""
+    accesses: dict[str, RoomAccess] = {}
+    for room_id, (events, forgotten_at) in (
+        await history_store.visibility_events(conn, room_ids, user_id)
+    ).items():
+        history = HistoryAccess.from_events(user_id, events)
+        if forgotten_at is not None and history.memberships:
+            if forgotten_at > history.memberships[-1][0]:
+                history = history.as_stranger()
+        accesses[room_id] = RoomAccess(user_id, room_id, history)
+    return accesses
 
 
 def sent_by_ignored(event: Event, ignored: frozenset[str]) -> bool:
@@ -104,9 +115,12 @@ async def visible_event(
 
 
 async def visible_events(
-    conn: asyncpg.Connection, user_id: str, room_id: str, events: list[Event]
-) -> list[Event]:
-    """The events of `room_id` among `events` the user may see."""
-    if not events:
-        return []
-    return (await room_access(conn, user_id, room_id)).filter(events)
+    conn: asyncpg.Connection, user_id: str, events_by_room: Mapping[str, list[Event]]
+) -> dict[str, list[Event]]:
+    """Per room, the events among its `events_by_room` the user may see (one round trip)."""
+    wanted = [room_id for room_id, events in events_by_room.items() if events]
+    accesses = await room_accesses(conn, user_id, wanted) if wanted else {}
+    return {
+        room_id: accesses[room_id].filter(events) if events else []
+        for room_id, events in events_by_room.items()
+    }

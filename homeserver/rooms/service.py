@@ -18,7 +18,6 @@ import asyncpg
 from homeserver.accounts.identifiers import localpart_of
 from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.client_format import client_event
 from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.friends.errors import InviteRefused
@@ -27,6 +26,7 @@ from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
+from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import account_data as account_data_store
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
@@ -82,9 +82,11 @@ class RoomService:
         pool: asyncpg.Pool,
         appender: Appender,
         server_name: str,
+        renderer: EventRenderer,
         room_type_levels: RoomTypeLevels | None = None,
     ) -> None:
         self._pool = pool
+        self._renderer = renderer
         self._appender = appender
         self._server_name = server_name
         self._room_type_levels = room_type_levels or {}
@@ -310,7 +312,7 @@ class RoomService:
                 "display_name": event["content"].get("displayname"),
                 "avatar_url": event["content"].get("avatar_url"),
             }
-            for event in await self.serve(events)
+            for event in await self._renderer.serve(events)
             if event["content"].get("membership") == "join"
         }
 
@@ -344,7 +346,7 @@ class RoomService:
             if (membership is None or event.content.get("membership") == membership)
             and (not_membership is None or event.content.get("membership") != not_membership)
         ]
-        return await self.serve(chosen)
+        return await self._renderer.serve(chosen)
 
     # State
 
@@ -361,11 +363,12 @@ class RoomService:
                 events = await room_store.state_events(conn, room_id)
             else:
                 events = await room_store.state_events_at(conn, room_id, position)
-        return await self.serve(events)
+        return await self._renderer.serve(events)
 
     async def state_event(
         self, user_id: str, room_id: str, event_type: str, state_key: str
-    ) -> Event:
+    ) -> JsonDict:
+        """One state event, served (a redacted one shows its redacted content here too)."""
         async with self._pool.acquire() as conn:
             position = await self._state_at(conn, user_id, room_id)
             if position is None:
@@ -377,7 +380,7 @@ class RoomService:
                 )
         if event is None or (event.type == types.MEMBER and not event.content):
             raise not_found("Event not found.")
-        return event
+        return (await self._renderer.serve([event]))[0]
 
     async def set_state(
         self, sender: str, room_id: str, event_type: str, state_key: str, content: JsonDict
@@ -486,30 +489,7 @@ class RoomService:
             access = await room_access(conn, user_id, room_id)
             ignored = await account_data_store.ignored_users(conn, user_id)
             event = await visible_event(conn, access, event_id, ignored)
-        return (await self.serve([event], for_device=(user_id, device_id)))[0]
-
-    async def serve(
-        self,
-        events: list[Event],
-        for_device: tuple[str, str] | None = None,
-        *,
-        include_room_id: bool = True,
-    ) -> list[JsonDict]:
-        """Client form of events: redactions applied, and for `for_device` (a user ID
-        and device ID) the transaction IDs that device gave its own events."""
-        ids = [event.event_id for event in events]
-        async with self._pool.acquire() as conn:
-            redactions = await event_store.redactions_of(conn, ids)
-            txn_ids = await room_store.transaction_ids(conn, ids, *for_device) if for_device else {}
-        return [
-            client_event(
-                event,
-                redacted_by=redactions.get(event.event_id),
-                transaction_id=txn_ids.get(event.event_id),
-                include_room_id=include_room_id,
-            )
-            for event in events
-        ]
+        return (await self._renderer.serve([event], (user_id, device_id)))[0]
 
     # Aliases
 

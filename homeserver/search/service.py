@@ -25,7 +25,7 @@ from homeserver.errors import invalid_param
 from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
 from homeserver.rooms.access import READING_MEMBERSHIPS
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
@@ -125,9 +125,9 @@ def _range_of(ranges: Sequence[VisibleRange], position: int) -> VisibleRange:
 
 
 class SearchService:
-    def __init__(self, pool: asyncpg.Pool, rooms: RoomService) -> None:
+    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
         self._pool = pool
-        self._rooms = rooms
+        self._renderer = renderer
 
     async def search(
         self,
@@ -308,7 +308,7 @@ class SearchService:
             everything.update((e.event_id, e) for e in [*before, *after])
         for events in state.values():
             everything.update((e.event_id, e) for e in events)
-        served_list = await self._rooms.serve(list(everything.values()), (user_id, device_id))
+        served_list = await self._renderer.serve(list(everything.values()), (user_id, device_id))
         served = dict(zip(everything, served_list, strict=True))
         results: list[JsonDict] = []
         highlights: set[str] = set()

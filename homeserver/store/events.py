@@ -206,7 +206,8 @@ async def write_batch(
     )
 
 
-def _event_from_row(row: asyncpg.Record) -> Event:
+def event_from_row(row: asyncpg.Record) -> Event:
+    """The event of a row with its `event_id`, `stream_position` and logged `json`."""
     return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
 
 
@@ -214,7 +215,7 @@ async def event_by_id(conn: asyncpg.Connection, event_id: str) -> Event | None:
     row = await conn.fetchrow(
         "SELECT event_id, stream_position, json FROM events WHERE event_id = $1", event_id
     )
-    return _event_from_row(row) if row is not None else None
+    return event_from_row(row) if row is not None else None
 
 
 async def events_by_ids(conn: asyncpg.Connection, event_ids: Sequence[str]) -> dict[str, Event]:
@@ -222,7 +223,7 @@ async def events_by_ids(conn: asyncpg.Connection, event_ids: Sequence[str]) -> d
         "SELECT event_id, stream_position, json FROM events WHERE event_id = ANY($1::text[])",
         list(event_ids),
     )
-    return {row["event_id"]: _event_from_row(row) for row in rows}
+    return {row["event_id"]: event_from_row(row) for row in rows}
 
 
 async def redactions_of(conn: asyncpg.Connection, event_ids: Sequence[str]) -> dict[str, Event]:
@@ -232,7 +233,7 @@ async def redactions_of(conn: asyncpg.Connection, event_ids: Sequence[str]) -> d
         " JOIN events e ON e.event_id = r.redaction_id WHERE r.redacts = ANY($1::text[])",
         list(event_ids),
     )
-    return {row["redacts"]: _event_from_row(row) for row in rows}
+    return {row["redacts"]: event_from_row(row) for row in rows}
 
 
 async def last_position(conn: asyncpg.Connection) -> int:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 # A follower's lease is the session advisory lock (FOLLOWER_LOCKS, follower_id).
 # The two-key form never meets the one-key locks (append, migrations).
@@ -123,10 +123,6 @@ async def read_after(
         list(event_types) if event_types is not None else None,
     )
     head = int(rows[0]["head"])
-    events = [
-        Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
-        for row in rows
-        if row["event_id"] is not None
-    ]
+    events = [event_from_row(row) for row in rows if row["event_id"] is not None]
     end = events[-1].stream_position if len(events) == limit else min(head, after + span)
     return LogSlice(events, max(end, after), head)

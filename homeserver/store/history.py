@@ -13,8 +13,8 @@ from typing import Protocol
 
 import asyncpg
 
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,6 @@ def selection_conditions(
     return conditions
 
 
-def _event(row: asyncpg.Record) -> Event:
-    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
-
-
 async def room_events(
     conn: asyncpg.Connection,
     room_id: str,
@@ -126,29 +122,35 @@ async def room_events(
         f" ORDER BY stream_position {order} LIMIT $4",
         *args,
     )
-    return [_event(row) for row in rows]
+    return [event_from_row(row) for row in rows]
 
 
 async def visibility_events(
-    conn: asyncpg.Connection, room_id: str, user_id: str
-) -> tuple[list[Event], int | None]:
-    """The user's own m.room.member events and the room's m.room.history_visibility
-    events, oldest first: all that decides which of the room's events the user may see;
-    and where the user last forgot the room (None if never), in the same round trip.
-    Without a membership event there is nothing to forget, so no row needs to carry it."""
+    conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
+) -> dict[str, tuple[list[Event], int | None]]:
+    """Per room, the user's own m.room.member events and the room's
+    m.room.history_visibility events, oldest first: all that decides which of the room's
+    events the user may see; and where the user last forgot the room (None if never), in
+    the same round trip, for every room at once. Without a membership event there is
+    nothing to forget, so no row needs to carry it."""
     rows = await conn.fetch(
-        "SELECT event_id, stream_position, json,"
-        " (SELECT stream_position FROM forgotten_rooms WHERE user_id = $2 AND room_id = $1)"
-        "   AS forgotten_at"
-        " FROM events WHERE room_id = $1"
+        "SELECT room_id, event_id, stream_position, json,"
+        " (SELECT f.stream_position FROM forgotten_rooms f"
+        "   WHERE f.user_id = $2 AND f.room_id = e.room_id) AS forgotten_at"
+        " FROM events e WHERE room_id = ANY($1::text[])"
         " AND ((type = 'm.room.member' AND state_key = $2)"
         " OR (type = 'm.room.history_visibility' AND state_key = ''))"
         " ORDER BY stream_position",
-        room_id,
+        list(room_ids),
         user_id,
     )
-    forgotten_at = rows[0]["forgotten_at"] if rows else None
-    return [_event(row) for row in rows], forgotten_at
+    found: dict[str, tuple[list[Event], int | None]] = {room_id: ([], None) for room_id in room_ids}
+    for row in rows:
+        events, forgotten_at = found[row["room_id"]]
+        events.append(event_from_row(row))
+        if forgotten_at is None and row["forgotten_at"] is not None:
+            found[row["room_id"]] = (events, row["forgotten_at"])
+    return found
 
 
 async def last_room_position(conn: asyncpg.Connection, room_id: str, upto: int) -> int | None:
@@ -177,7 +179,7 @@ async def member_events_at(
         list(dict.fromkeys(user_ids)),
         position,
     )
-    return [_event(row) for row in rows]
+    return [event_from_row(row) for row in rows]
 
 
 async def latest_position(conn: asyncpg.Connection) -> int:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ async def member_events(
             room_id,
             at_position,
         )
-    return [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+    return [event_from_row(r) for r in rows]
 
 
 async def state_events(conn: asyncpg.Connection, room_id: str) -> list[Event]:
@@ -71,7 +71,7 @@ async def state_events(conn: asyncpg.Connection, room_id: str) -> list[Event]:
         " ORDER BY e.stream_position",
         room_id,
     )
-    return [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+    return [event_from_row(r) for r in rows]
 
 
 async def state_event(
@@ -87,7 +87,7 @@ async def state_event(
     )
     if row is None:
         return None
-    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+    return event_from_row(row)
 
 
 async def alias_target(conn: asyncpg.Connection, alias: str) -> tuple[str, str] | None:
@@ -136,5 +136,5 @@ async def state_events_at(conn: asyncpg.Connection, room_id: str, position: int)
         room_id,
         position,
     )
-    events = [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+    events = [event_from_row(r) for r in rows]
     return sorted(events, key=lambda event: event.stream_position)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,10 +17,6 @@ class RoomMembership:
     membership: str
     event_id: str
     stream_position: int
-
-
-def _event(row: asyncpg.Record) -> Event:
-    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
 
 
 async def memberships(conn: asyncpg.Connection, user_id: str) -> list[RoomMembership]:
@@ -63,7 +59,7 @@ async def timelines(
     )
     found: dict[str, list[Event]] = {}
     for row in rows:
-        found.setdefault(row["room_id"], []).append(_event(row))
+        found.setdefault(row["room_id"], []).append(event_from_row(row))
     for events in found.values():
         events.sort(key=lambda event: event.stream_position)
     return found
@@ -94,7 +90,7 @@ async def current_state(
     )
     found: dict[str, list[Event]] = {}
     for row in rows:
-        found.setdefault(row["room_id"], []).append(_event(row))
+        found.setdefault(row["room_id"], []).append(event_from_row(row))
     return found
 
 
@@ -117,7 +113,7 @@ async def state_changes(
     )
     found: dict[str, list[Event]] = {}
     for row in rows:
-        found.setdefault(row["room_id"], []).append(_event(row))
+        found.setdefault(row["room_id"], []).append(event_from_row(row))
     for events in found.values():
         events.sort(key=lambda event: event.stream_position)
     return found
@@ -191,4 +187,4 @@ async def events_between(
         after,
         upto,
     )
-    return [(_event(row), row["device_id"], row["txn_id"]) for row in rows]
+    return [(event_from_row(row), row["device_id"], row["txn_id"]) for row in rows]

@@ -18,7 +18,7 @@ import asyncpg
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.access import RoomAccess, room_access, sent_by_ignored, visible_event
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import account_data as account_data_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
@@ -96,9 +96,9 @@ async def _page(
 
 
 class HistoryService:
-    def __init__(self, pool: asyncpg.Pool, rooms: RoomService) -> None:
+    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
         self._pool = pool
-        self._rooms = rooms
+        self._renderer = renderer
 
     async def _readable(self, conn: asyncpg.Connection, user_id: str, room_id: str) -> RoomAccess:
         """The user's access to the room's history, or 403 (rooms/access.py)."""
@@ -147,8 +147,10 @@ class HistoryService:
                 senders = [event.sender for event in chunk]
                 newest = max(event.stream_position for event in chunk)
                 members = await history_store.member_events_at(conn, room_id, senders, newest)
+        shown = _shown(chunk, ignored)
+        served = await self._renderer.serve([*shown, *members], (user_id, device_id))
         body: JsonDict = {
-            "chunk": await self._rooms.serve(_shown(chunk, ignored), (user_id, device_id)),
+            "chunk": served[: len(shown)],
             "start": from_token if from_token is not None else pagination_token(start),
         }
         if (end := _continuation(chunk, more, backwards=backwards)) is not None:
@@ -157,7 +159,7 @@ class HistoryService:
             # Nothing was asked for, so nothing is known to be over.
             body["end"] = body["start"]
         if chosen.lazy_load_members:
-            body["state"] = await self._rooms.serve(members, (user_id, device_id))
+            body["state"] = served[len(shown) :]
         return body
 
     async def context(
@@ -209,12 +211,18 @@ class HistoryService:
             senders = {e.sender for e in [*before, event, *after]}
             state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
         first = before[-1].stream_position if before else position
-        device = (user_id, device_id)
+        parts = [[event], _shown(before, ignored), _shown(after, ignored), state]
+        served = iter(
+            await self._renderer.serve([e for part in parts for e in part], (user_id, device_id))
+        )
+        event_served, before_served, after_served, state_served = (
+            [next(served) for _ in part] for part in parts
+        )
         return {
-            "event": (await self._rooms.serve([event], device))[0],
-            "events_before": await self._rooms.serve(_shown(before, ignored), device),
-            "events_after": await self._rooms.serve(_shown(after, ignored), device),
-            "state": await self._rooms.serve(state, device),
+            "event": event_served[0],
+            "events_before": before_served,
+            "events_after": after_served,
+            "state": state_served,
             "start": pagination_token(first - 1),
             "end": pagination_token(last),
         }
@@ -261,7 +269,7 @@ class HistoryService:
                 relation=RelationSelection(event_id, rel_type, event_type),
             )
         body: JsonDict = {
-            "chunk": await self._rooms.serve(_shown(chunk, ignored), (user_id, device_id))
+            "chunk": await self._renderer.serve(_shown(chunk, ignored), (user_id, device_id))
         }
         if (following := _continuation(chunk, more, backwards=backwards)) is not None:
             body["next_batch"] = following

@@ -21,6 +21,7 @@ from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
 from homeserver.events import types
 from homeserver.events.model import Event
+from homeserver.log.appender import Committed
 from homeserver.sync.recent import RecentEvents
 
 log = logging.getLogger(__name__)
@@ -117,13 +118,14 @@ class Notifier:
 
     # Changes
 
-    def committed(self, events: Sequence[Event]) -> None:
+    def committed(self, batch: Committed) -> None:
         """Appender listener: wake local waiters now, tell other processes.
 
         A batch that directly follows what the recent log holds goes into it as is,
-        and its waiters wake at once: no read of the log back, no task to wait for."""
-        change = change_of(events)
-        if self._recent.extend(events):
+        with its transaction IDs, and its waiters wake at once: no read of the log
+        back, no task to wait for."""
+        change = change_of(batch.events)
+        if self._recent.extend(batch.events, batch.txns):
             self._wake(change)
             self._publish(change)
         else:

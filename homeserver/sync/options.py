@@ -19,10 +19,6 @@ def _everything(_: Any) -> bool:
     return True
 
 
-def unshaped(served: JsonDict) -> JsonDict:
-    return served
-
-
 @dataclass(frozen=True)
 class SyncOptions:
     """What a sync filter asks for, reduced to what the builder decides on."""
@@ -40,8 +36,8 @@ class SyncOptions:
     # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
     ignored: frozenset[str] = frozenset()
     lazy_load_members: bool = False
-    # event_fields: what of each served event to keep (`unshaped`: all of it).
-    shape: Callable[[JsonDict], JsonDict] = unshaped
+    # event_fields: what of each served event to keep (None: all of it).
+    shape: Callable[[JsonDict], JsonDict] | None = None
 
 
 # Options of the filters recently used, by the identity of the (cached, immutable) Filter;
@@ -77,13 +73,18 @@ def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
     return event_filter.allows_event
 
 
-def _options_from_filter(sync_filter: Filter) -> SyncOptions:
-    room = sync_filter.room
-    fields = sync_filter.event_fields
+def _shaping(fields: list[str] | None) -> Callable[[JsonDict], JsonDict] | None:
+    if fields is None:
+        return None
 
     def shape(served: JsonDict) -> JsonDict:
-        return apply_event_fields(served, fields) if fields is not None else served
+        return apply_event_fields(served, fields)
 
+    return shape
+
+
+def _options_from_filter(sync_filter: Filter) -> SyncOptions:
+    room = sync_filter.room
     return SyncOptions(
         timeline_limit=sync_filter.timeline_limit,
         allows_room=room.allows_room,
@@ -95,7 +96,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         presence_allows=sync_filter.presence.allows_sender,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
-        shape=shape if fields is not None else unshaped,
+        shape=_shaping(sync_filter.event_fields),
     )
 
 

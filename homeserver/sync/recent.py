@@ -5,8 +5,7 @@ once; every long-poll woken by that change then builds its answer from memory
 instead of querying PostgreSQL itself. With 1,000 members waiting in one room,
 that is one query instead of ten for each of them. A batch this process
 committed right after the head is taken as the appender hands it over
-(`extend`), without reading it back; only its transaction IDs are then unknown
-(`txn_known`), which matters to the sender's own device alone.
+(`extend`), with the transaction IDs it was sent with, without reading it back.
 """
 
 from __future__ import annotations
@@ -14,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from homeserver.events import types
-from homeserver.events.model import Event
+from homeserver.events.client_format import EncodedEvent
+from homeserver.events.model import Event, JsonDict, TxnKey
 from homeserver.store import sync as sync_store
-from homeserver.sync.encoding import EncodedEvent
+from homeserver.sync.response import add_receipt
 from homeserver.sync.unread import counts_for
 
 
@@ -31,8 +31,6 @@ class RecentEvent:
     event: Event
     device_id: str | None  # the sending device and its transaction ID, when it gave one
     txn_id: str | None
-    # False when taken from the appender: device_id/txn_id are then not known.
-    txn_known: bool = True
     _encoded: EncodedEvent | None = field(default=None, repr=False, compare=False)
 
     def encoded(self) -> EncodedEvent:
@@ -55,21 +53,22 @@ class WindowSummary:
     # a sync for such a user needs more than the tail (its own facts changed).
     touched: frozenset[str]
     by_room: dict[str, list[RecentEvent]]  # every event but receipts, by chain
-    receipts: list[Event]  # receipt facts naming a room
+    by_id: dict[str, RecentEvent]
+    # Per room, the m.receipt content of the window's receipts (public ones: a private
+    # receipt is its owner's own fact, whose sync is not answered from the tail).
+    receipts: dict[str, JsonDict]
     redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
     # Per room, the messages that raise unread counts, by sender (sync/unread.py).
     messages: dict[str, dict[str, int]]
-    # Rooms someone joined, left, was invited to...: their summary changed.
-    members_changed: frozenset[str]
 
 
 def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     touched: set[str] = set()
     by_room: dict[str, list[RecentEvent]] = {}
-    receipts: list[Event] = []
+    by_id: dict[str, RecentEvent] = {}
+    receipts: dict[str, JsonDict] = {}
     redacted_by: dict[str, Event] = {}
     messages: dict[str, dict[str, int]] = {}
-    members_changed: set[str] = set()
     for item in window:
         event = item.event
         touched.add(event.room_id)
@@ -78,16 +77,14 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             by_sender[event.sender] = by_sender.get(event.sender, 0) + 1
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
-            members_changed.add(event.room_id)
         if event.type == types.REDACTION and event.redacts is not None:
             redacted_by.setdefault(event.redacts, event)
         if event.type == types.RECEIPT and isinstance(event.content.get("room_id"), str):
-            receipts.append(event)
+            add_receipt(receipts, event)
         else:
             by_room.setdefault(event.room_id, []).append(item)
-    return WindowSummary(
-        frozenset(touched), by_room, receipts, redacted_by, messages, frozenset(members_changed)
-    )
+            by_id[event.event_id] = item
+    return WindowSummary(frozenset(touched), by_room, by_id, receipts, redacted_by, messages)
 
 
 # Summaries kept: a few rounds of wake-ups in flight at once.
@@ -109,16 +106,21 @@ class RecentEvents:
     def start_at(self, position: int) -> None:
         self.floor = self.head = position
 
-    def extend(self, events: Sequence[Event]) -> bool:
-        """Hold a batch this process committed, if it directly follows the head (no
-        other process's events in between, none being read); False when it does not."""
+    def extend(self, events: Sequence[Event], txns: Mapping[str, TxnKey]) -> bool:
+        """Hold a batch this process committed, with the transaction keys its events were
+        sent with, if it directly follows the head (no other process's events in between,
+        none being read); False when it does not."""
         if self._lock.locked() or not events or events[0].stream_position != self.head + 1:
             return False
         for before, after in itertools.pairwise(events):
             if after.stream_position != before.stream_position + 1:
                 return False
         for event in events:
-            self._events.append(RecentEvent(event, None, None, txn_known=False))
+            txn = txns.get(event.event_id)
+            if txn is None:
+                self._events.append(RecentEvent(event, None, None))
+            else:
+                self._events.append(RecentEvent(event, txn.device_id, txn.txn_id))
         self.head = events[-1].stream_position
         self._trim()
         return True

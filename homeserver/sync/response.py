@@ -1,6 +1,5 @@
-"""The /sync response body: its skeleton, its empty room section, and the pieces of
-it the builder assembles outside any one source (receipts folded from their
-facts, the inviter of an invite)."""
+"""The /sync response: the result, a room's empty section, and pieces of the body the
+sections share (receipts folded from their facts, the inviter of an invite)."""
 
 from __future__ import annotations
 
@@ -14,38 +13,10 @@ from homeserver.sync.tokens import SyncToken, pagination_token
 
 @dataclass
 class SyncResult:
+    token: SyncToken  # the body's next_batch
     body: JsonDict
     has_changes: bool
     joined_rooms: list[str] = field(default_factory=list)
-
-
-def sync_result(
-    token: SyncToken,
-    join: dict[str, JsonDict],
-    invite: dict[str, JsonDict],
-    leave: dict[str, JsonDict],
-    account_data: list[JsonDict],
-    to_device: list[JsonDict],
-    joined_rooms: list[str],
-) -> SyncResult:
-    """The /sync body, and whether it carries anything new."""
-    body: JsonDict = {
-        "next_batch": str(token),
-        "rooms": {"join": join, "invite": invite, "leave": leave},
-        "account_data": {"events": account_data},
-        "presence": {"events": []},
-        "to_device": {"events": to_device},
-        "device_one_time_keys_count": {},
-    }
-    has_changes = bool(join or invite or leave or account_data or to_device)
-    return SyncResult(body, has_changes, joined_rooms)
-
-
-def with_presence(result: SyncResult, events: list[JsonDict]) -> SyncResult:
-    if events:
-        result.body["presence"]["events"] = events
-        result.has_changes = True
-    return result
 
 
 def room_summary(summary: Summary) -> JsonDict:

@@ -1,0 +1,121 @@
+"""Events in their client form (the spec's ClientEvent), for every endpoint that serves
+them: /sync (built from the in-memory tail or from the database), /messages, /context,
+/relations, /search, /event, /state and /members.
+
+One rule, here only: a redacted event shows its redacted content and `redacted_because`;
+the viewer's own device sees the transaction ID it sent the event with; an event
+already encoded for everyone it goes to (`EncodedEvent`, held by the in-memory tail)
+is spliced in as it is whenever neither of those, nor a filter's `event_fields`,
+changes it. What decides the first two comes with the events (`EventFacts`): read
+from the database here (`EventRenderer.facts`), or known already by whoever holds
+the events in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+
+from homeserver.events.client_format import ClientJson, EncodedEvent, client_event
+from homeserver.events.model import Event, JsonDict
+from homeserver.store import events as event_store
+from homeserver.store import rooms as room_store
+
+# Whom events are served to: a user ID and the device ID of their access token.
+Viewer = tuple[str, str]
+# A filter's event_fields: what of each served event to keep.
+Shape = Callable[[JsonDict], JsonDict]
+
+
+class EventFacts(Protocol):
+    """What, beyond an event itself, decides how it is served to one viewer."""
+
+    def redaction_of(self, event: Event) -> Event | None: ...
+
+    def transaction_id(self, event: Event) -> str | None: ...
+
+    def encoded(self, event: Event) -> EncodedEvent | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFacts:
+    """The facts as the database has them (`EventRenderer.facts`); nothing pre-encoded."""
+
+    redactions: Mapping[str, Event]
+    transaction_ids: Mapping[str, str]
+
+    def redaction_of(self, event: Event) -> Event | None:
+        return self.redactions.get(event.event_id)
+
+    def transaction_id(self, event: Event) -> str | None:
+        return self.transaction_ids.get(event.event_id)
+
+    def encoded(self, event: Event) -> EncodedEvent | None:
+        return None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def client_form(event: Event, facts: EventFacts, now: int, include_room_id: bool) -> JsonDict:
+    """The event as a client is served it, as Python values."""
+    return client_event(
+        event,
+        redacted_by=facts.redaction_of(event),
+        transaction_id=facts.transaction_id(event),
+        now_ms=now,
+        include_room_id=include_room_id,
+    )
+
+
+def render(
+    events: Sequence[Event],
+    facts: EventFacts,
+    *,
+    now: int,
+    include_room_id: bool = True,
+    shape: Shape | None = None,
+) -> list[ClientJson]:
+    """The events as a client is served them: pre-encoded where they can be."""
+    served: list[ClientJson] = []
+    for event in events:
+        if (
+            shape is None
+            and not include_room_id  # encoded without it (sync's form)
+            and (encoded := facts.encoded(event)) is not None
+            and facts.redaction_of(event) is None
+        ):
+            served.append(encoded.serve(now, facts.transaction_id(event)))
+            continue
+        form = client_form(event, facts, now, include_room_id)
+        served.append(shape(form) if shape is not None else form)
+    return served
+
+
+class EventRenderer:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def facts(self, events: Sequence[Event], viewer: Viewer | None) -> StoredFacts:
+        """The redactions of `events`, and the transaction IDs the viewer's device gave
+        them, in one connection."""
+        if not events:
+            return StoredFacts({}, {})
+        ids = [event.event_id for event in events]
+        async with self._pool.acquire() as conn:
+            redactions = await event_store.redactions_of(conn, ids)
+            txn_ids = await room_store.transaction_ids(conn, ids, *viewer) if viewer else {}
+        return StoredFacts(redactions, txn_ids)
+
+    async def serve(
+        self, events: Sequence[Event], viewer: Viewer | None = None, *, include_room_id: bool = True
+    ) -> list[JsonDict]:
+        """The events in client form, as Python values (for bodies that are not /sync's)."""
+        facts = await self.facts(events, viewer)
+        now = now_ms()
+        return [client_form(event, facts, now, include_room_id) for event in events]

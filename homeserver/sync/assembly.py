@@ -1,0 +1,114 @@
+"""One /sync response while its sections (sync/sections/) write it, then served and
+finished into a `SyncResult`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.rendering import now_ms, render
+from homeserver.sync.response import SyncResult, empty_room
+from homeserver.sync.tokens import SyncToken
+from homeserver.sync.window import Memberships, SyncRequest, WindowSource
+
+
+@dataclass(eq=False)
+class SyncAssembly:
+    request: SyncRequest
+    source: WindowSource
+    # The user's changes seen so far (Notifier.generation), read before the window was.
+    generation: int
+    # Every room the user is joined to (the notifier's view, whatever the filter says).
+    joined: Mapping[str, int]
+    memberships: Memberships = field(default_factory=lambda: Memberships({}))
+    join: dict[str, JsonDict] = field(default_factory=dict)
+    invite: dict[str, JsonDict] = field(default_factory=dict)
+    leave: dict[str, JsonDict] = field(default_factory=dict)
+    account_data: list[JsonDict] = field(default_factory=list)
+    presence: list[JsonDict] = field(default_factory=list)
+    to_device: list[JsonDict] = field(default_factory=list)
+    # Top-level parts of the body a section adds beyond those above.
+    extra: JsonDict = field(default_factory=dict)
+    # Whether a section wrote something new outside the parts above.
+    changed: bool = False
+    # Joined rooms whose members changed in the window (or that are new to the user).
+    members_changed: set[str] = field(default_factory=set)
+    # The token's other streams, as the sections read them.
+    typing_serial: int = 0
+    to_device_position: int = 0
+    presence_position: int = 0
+    _unserved: list[tuple[JsonDict, str, list[Event]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if (since := self.request.since) is not None:
+            self.to_device_position = since.to_device
+            self.presence_position = since.presence
+
+    @property
+    def upper(self) -> int:
+        return self.source.upper
+
+    @property
+    def whole(self) -> bool:
+        """Every joined room is shown, changed or not (an initial or full-state sync)."""
+        return self.request.since is None or self.request.full_state
+
+    def joined_room(self, room_id: str) -> JsonDict:
+        """The joined room's section, made empty if it has none yet."""
+        room = self.join.get(room_id)
+        if room is None:
+            room = self.join[room_id] = empty_room(self.upper)
+        return room
+
+    def serve_later(self, parent: JsonDict, key: str, events: list[Event]) -> None:
+        """`parent[key]` is to be `events` served: all of a sync's events are served
+        together, once the sections are written (`serve`)."""
+        parent[key] = events
+        if events:
+            self._unserved.append((parent, key, events))
+
+    async def serve(self) -> None:
+        events = [event for _, _, unserved in self._unserved for event in unserved]
+        if not events:
+            return
+        shape = self.request.options.shape
+        served = iter(
+            render(
+                events,
+                await self.source.facts(events),
+                now=now_ms(),
+                include_room_id=False,
+                shape=shape,
+            )
+        )
+        for parent, key, unserved in self._unserved:
+            parent[key] = [next(served) for _ in unserved]
+        self._unserved.clear()
+
+    def result(self) -> SyncResult:
+        token = SyncToken(
+            self.upper, self.typing_serial, self.to_device_position, self.presence_position
+        )
+        body: JsonDict = {
+            "next_batch": str(token),
+            "rooms": {"join": self.join, "invite": self.invite, "leave": self.leave},
+            "account_data": {"events": self.account_data},
+            "presence": {"events": self.presence},
+            "to_device": {"events": self.to_device},
+            "device_one_time_keys_count": {},
+            **self.extra,
+        }
+        has_changes = self.changed or bool(
+            self.join
+            or self.invite
+            or self.leave
+            or self.account_data
+            or self.to_device
+            or self.presence
+        )
+        return SyncResult(token, body, has_changes, list(self.memberships.joined))
+
+
+# A section of the response: writes its part of the assembly, read through its source.
+Section = Callable[[SyncAssembly], Awaitable[None]]

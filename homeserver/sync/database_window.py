@@ -1,0 +1,149 @@
+"""The window of a sync read from PostgreSQL: initial and full-state syncs, and every
+incremental one the in-memory tail cannot answer (sync/memory_window.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.access import visible_events
+from homeserver.rooms.rendering import EventRenderer, StoredFacts
+from homeserver.store import profiles as profile_store
+from homeserver.store import rooms as room_store
+from homeserver.store import sync as sync_store
+from homeserver.sync.sources import AccountDataSource, ReceiptSource
+from homeserver.sync.unread import Tallies
+from homeserver.sync.window import (
+    AccountData,
+    Memberships,
+    SyncRequest,
+    Timeline,
+    TimelineWindow,
+)
+
+
+class DatabaseWindow:
+    name = "database"
+    tallies: Tallies | None = None
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        renderer: EventRenderer,
+        request: SyncRequest,
+        upper: int,
+        *,
+        receipts: ReceiptSource | None = None,
+        account_data: AccountDataSource | None = None,
+    ) -> None:
+        self._pool = pool
+        self._renderer = renderer
+        self.request = request
+        self.upper = upper
+        self._receipts = receipts
+        self._account_data = account_data
+
+    async def memberships(self) -> Memberships:
+        request, upper, after = self.request, self.upper, self.request.after
+        options = request.options
+        async with self._pool.acquire() as conn:
+            rooms = [
+                m
+                for m in await sync_store.memberships(conn, request.user_id)
+                if options.allows_room(m.room_id) and m.stream_position <= upper
+            ]
+            joined = {m.room_id: m.stream_position for m in rooms if m.membership == "join"}
+            whole = after is None or request.full_state
+            fresh = [
+                room for room, at in joined.items() if whole or (after is not None and at > after)
+            ]
+            if not whole and fresh:
+                # A join event after a join only changed the member's profile: no new room.
+                rejoined = await profile_store.joined_at(conn, request.user_id, fresh, after or 0)
+                fresh = [room for room in fresh if room not in rejoined]
+        invited = [
+            m
+            for m in rooms
+            if m.membership == "invite" and (after is None or m.stream_position > after)
+        ]
+        left = [
+            m
+            for m in rooms
+            if m.membership in ("leave", "ban")
+            and (
+                (after is not None and m.stream_position > after)
+                or (after is None and options.include_leave)
+            )
+        ]
+        return Memberships(joined, frozenset(fresh), invited, left)
+
+    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
+        after = self.request.after
+        if not room_ids or after is None or after >= self.upper:
+            return set()
+        async with self._pool.acquire() as conn:
+            return await sync_store.rooms_with_events(conn, room_ids, after, self.upper)
+
+    async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
+        if not windows:
+            return {}
+        async with self._pool.acquire() as conn:
+            fetched = await sync_store.timelines(
+                conn, [(w.room_id, w.after, w.upto) for w in windows], limit + 1
+            )
+            limited = {w.room_id: len(fetched.get(w.room_id, [])) > limit for w in windows}
+            # The last `limit` (the one more only tells whether there were more).
+            latest = {
+                w.room_id: fetched.get(w.room_id, [])[-limit:] if limit else [] for w in windows
+            }
+            visible = await visible_events(
+                conn,
+                self.request.user_id,
+                {w.room_id: latest[w.room_id] for w in windows if w.visibility},
+            )
+        return {
+            w.room_id: Timeline(visible.get(w.room_id, latest[w.room_id]), limited[w.room_id])
+            for w in windows
+        }
+
+    async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
+        if not room_ids:
+            return {}
+        async with self._pool.acquire() as conn:
+            return await sync_store.current_state(conn, room_ids)
+
+    async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
+        if not gaps:
+            return {}
+        async with self._pool.acquire() as conn:
+            return await sync_store.state_changes(conn, gaps)
+
+    async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
+        if not rooms:
+            return {}
+        async with self._pool.acquire() as conn:
+            return {
+                room_id: await room_store.state_events_at(conn, room_id, position)
+                for room_id, position in rooms
+            }
+
+    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+        if self._receipts is None or not room_ids:
+            return {}
+        return await self._receipts.receipts_for_sync(
+            self.request.user_id, room_ids, self.request.after, self.upper
+        )
+
+    async def account_data(self) -> AccountData:
+        if self._account_data is None:
+            return AccountData()
+        user_id, after = self.request.user_id, self.request.after
+        return AccountData(
+            await self._account_data.global_account_data_for_sync(user_id, after, self.upper),
+            await self._account_data.room_account_data_for_sync(user_id, after, self.upper),
+        )
+
+    async def facts(self, events: Sequence[Event]) -> StoredFacts:
+        return await self._renderer.facts(events, self.request.viewer)

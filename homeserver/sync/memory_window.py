@@ -1,0 +1,156 @@
+"""The window of a long-poll read from the in-memory tail of the log (sync/recent.py).
+
+Most long-polls are woken by events in rooms the user has long been in: their
+window is held in memory, summarized once for every poll the same commit wakes
+(`WindowSummary`), and its events are served pre-encoded. `MemoryWindows.open`
+answers only such polls: the tail holds the whole window, nothing in it is the
+user's own fact (a membership of theirs, their account data, receipts, ignore
+list: those need the database), and no room's timeline in it is cut short.
+What the tail cannot know (a room's state from before the window) is asked of
+the database, so an answer is never wrong, only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from homeserver.events.client_format import EncodedEvent
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.rendering import EventFacts, StoredFacts
+from homeserver.sync.database_window import DatabaseWindow
+from homeserver.sync.recent import RecentEvents, WindowSummary
+from homeserver.sync.unread import Tallies
+from homeserver.sync.window import (
+    AccountData,
+    Memberships,
+    SyncRequest,
+    Timeline,
+    TimelineWindow,
+)
+
+
+class MemoryWindows:
+    def __init__(self, recent: RecentEvents) -> None:
+        self._recent = recent
+
+    def open(
+        self,
+        request: SyncRequest,
+        upper: int,
+        joined: Mapping[str, int],
+        database: DatabaseWindow,
+    ) -> MemoryWindow | None:
+        """The window of an incremental sync if the tail can answer it, else None.
+        `joined` is the user's joined rooms (room -> join position), current for the
+        user's changes so far."""
+        since = request.after
+        if since is None or request.full_state:
+            return None
+        summary = self._recent.summary(since, upper)
+        if summary is None or request.user_id in summary.touched:
+            return None
+        options = request.options
+        rooms = {room_id: at for room_id, at in joined.items() if options.allows_room(room_id)}
+        limit = options.timeline_limit
+        for room_id, items in summary.by_room.items():
+            if len(items) > limit and room_id in rooms:
+                return None  # cut short: the gap's state is the database's (a gappy sync)
+        return MemoryWindow(summary, request, upper, Memberships(rooms), database)
+
+
+class MemoryWindow:
+    name = "memory"
+
+    def __init__(
+        self,
+        summary: WindowSummary,
+        request: SyncRequest,
+        upper: int,
+        memberships: Memberships,
+        database: DatabaseWindow,
+    ) -> None:
+        self._summary = summary
+        self.request = request
+        self.upper = upper
+        self._memberships = memberships
+        self._database = database
+
+    @property
+    def tallies(self) -> Tallies:
+        return self._summary.messages
+
+    async def memberships(self) -> Memberships:
+        return self._memberships
+
+    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
+        by_room = self._summary.by_room
+        return {room_id for room_id in room_ids if room_id in by_room}
+
+    async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
+        since, by_room = self.request.after, self._summary.by_room
+        held = [
+            w for w in windows if w.after == since and w.upto == self.upper and not w.visibility
+        ]
+        found = {
+            w.room_id: Timeline(
+                [item.event for item in by_room.get(w.room_id, ())][-limit:] if limit else [],
+                False,
+            )
+            for w in held
+        }
+        if len(held) < len(windows):
+            found.update(
+                await self._database.timelines([w for w in windows if w not in held], limit)
+            )
+        return found
+
+    async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
+        return await self._database.current_state(room_ids)
+
+    async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
+        return await self._database.state_changes(gaps)
+
+    async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
+        return await self._database.state_at(rooms)
+
+    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+        receipts = self._summary.receipts
+        return {room_id: receipts[room_id] for room_id in room_ids if room_id in receipts}
+
+    async def account_data(self) -> AccountData:
+        return AccountData()  # the user's own chain has nothing in the window
+
+    async def facts(self, events: Sequence[Event]) -> EventFacts:
+        by_id = self._summary.by_id
+        outside = [event for event in events if event.event_id not in by_id]
+        stored = await self._database.facts(outside) if outside else None
+        return _HeldFacts(self._summary, self.request.user_id, self.request.device_id, stored)
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldFacts:
+    """Facts of the window's events as the tail holds them (a redaction later than the
+    window is not yet shown); `stored` answers for any other event."""
+
+    summary: WindowSummary
+    user_id: str
+    device_id: str
+    stored: StoredFacts | None
+
+    def redaction_of(self, event: Event) -> Event | None:
+        if self.stored is not None and event.event_id not in self.summary.by_id:
+            return self.stored.redaction_of(event)
+        return self.summary.redacted_by.get(event.event_id)
+
+    def transaction_id(self, event: Event) -> str | None:
+        if event.sender != self.user_id:
+            return None
+        item = self.summary.by_id.get(event.event_id)
+        if item is None:
+            return self.stored.transaction_id(event) if self.stored is not None else None
+        return item.txn_id if item.device_id == self.device_id else None
+
+    def encoded(self, event: Event) -> EncodedEvent | None:
+        item = self.summary.by_id.get(event.event_id)
+        return item.encoded() if item is not None else None

@@ -1,0 +1,120 @@
+"""What one sync reads of the log in its window (since, upper]: the one interface the
+sync sections (sync/sections/) read through, whoever answers.
+
+Two sources answer it: the in-memory tail of the log (sync/memory_window.py), for
+the long-polls it holds everything for, which is most of them; and the database
+(sync/database_window.py), for everything else. A section is written once, against
+`WindowSource`, so the two ways a sync is built cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.rendering import EventFacts, Viewer
+from homeserver.store.sync import RoomMembership
+from homeserver.sync.options import SyncOptions
+from homeserver.sync.tokens import SyncToken
+from homeserver.sync.unread import Tallies
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    user_id: str
+    device_id: str
+    since: SyncToken | None
+    options: SyncOptions  # with the user's ignored senders (options.hiding_ignored)
+    full_state: bool = False
+
+    @property
+    def after(self) -> int | None:
+        """The log position the sync continues from (None: an initial sync)."""
+        return self.since.events if self.since is not None else None
+
+    @property
+    def viewer(self) -> Viewer:
+        return (self.user_id, self.device_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Memberships:
+    """The user's rooms at the end of the window, those the filter allows."""
+
+    joined: Mapping[str, int]  # room ID -> position of the user's join, in a stable order
+    # Joined rooms shown whole (all their state): joined in the window, or every joined
+    # room of an initial or full-state sync. A join after a join (a profile change) is
+    # not a new room.
+    fresh: frozenset[str] = frozenset()
+    invited: Sequence[RoomMembership] = ()  # invited in the window (initial: invited now)
+    left: Sequence[RoomMembership] = ()  # left or banned in the window (initial: include_leave)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineWindow:
+    """A room's events in (after, upto] that a sync shows the end of."""
+
+    room_id: str
+    after: int
+    upto: int
+    # The window may reach back before the user could see the room (a room joined or left
+    # in it, an initial sync): keep only what history visibility lets them see.
+    visibility: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    events: list[Event]  # the window's last `limit` events the user may see, oldest first
+    limited: bool  # the window held more than `limit` events
+
+
+@dataclass(frozen=True, slots=True)
+class AccountData:
+    """Account data events ({type, content}) written in the window."""
+
+    global_events: list[JsonDict] = field(default_factory=list)
+    by_room: Mapping[str, list[JsonDict]] = field(default_factory=dict)
+
+
+class WindowSource(Protocol):
+    """The log in (request.after, upper], as one sync for `request` reads it."""
+
+    @property
+    def name(self) -> str: ...  # "memory" or "database"
+
+    @property
+    def request(self) -> SyncRequest: ...
+
+    @property
+    def upper(self) -> int: ...
+
+    @property
+    def tallies(self) -> Tallies | None:
+        """The window's counted messages per room and sender, when known without reading
+        (sync/unread.py moves unread counts on by them)."""
+
+    async def memberships(self) -> Memberships: ...
+
+    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
+        """Those of `room_ids` with an event in the window."""
+
+    async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
+        """Each window's timeline, by room (a room has one window at most)."""
+
+    async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]: ...
+
+    async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
+        """Per room, the latest state event of each key changed in (after, before)."""
+
+    async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
+        """Each room's state as of a position."""
+
+    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+        """Per room, the m.receipt content of the receipts written in the window."""
+
+    async def account_data(self) -> AccountData: ...
+
+    async def facts(self, events: Sequence[Event]) -> EventFacts:
+        """What serving `events` to the request's device needs beyond the events."""
