@@ -115,12 +115,22 @@ async def visible_event(
 
 
 async def visible_events(
-    conn: asyncpg.Connection, user_id: str, events_by_room: Mapping[str, list[Event]]
+    conn: asyncpg.Connection,
+    user_id: str,
+    events_by_room: Mapping[str, list[Event]],
+    joined_at: Mapping[str, int],
 ) -> dict[str, list[Event]]:
-    """Per room, the events among its `events_by_room` the user may see (one round trip)."""
-    wanted = [room_id for room_id, events in events_by_room.items() if events]
-    accesses = await room_accesses(conn, user_id, wanted) if wanted else {}
+    """Per room, the events among its `events_by_room` the user may see (one round trip
+    for them all). `joined_at` holds where the user joined the rooms they are in now: from
+    there on they are a member (rule 2), so only what came before needs the rooms'
+    history, and a room whose events all follow the join needs no reading at all."""
+    earlier = {
+        room_id
+        for room_id, events in events_by_room.items()
+        if events and (room_id not in joined_at or events[0].stream_position < joined_at[room_id])
+    }
+    accesses = await room_accesses(conn, user_id, sorted(earlier)) if earlier else {}
     return {
-        room_id: accesses[room_id].filter(events) if events else []
+        room_id: accesses[room_id].filter(events) if room_id in accesses else list(events)
         for room_id, events in events_by_room.items()
     }

@@ -102,6 +102,7 @@ class DatabaseWindow:
                 conn,
                 self.request.user_id,
                 {w.room_id: latest[w.room_id] for w in windows if w.visibility},
+                {w.room_id: w.joined_at for w in windows if w.joined_at is not None},
             )
         return {
             w.room_id: Timeline(visible.get(w.room_id, latest[w.room_id]), limited[w.room_id])

@@ -62,6 +62,8 @@ class TimelineWindow:
     # The window may reach back before the user could see the room (a room joined or left
     # in it, an initial sync): keep only what history visibility lets them see.
     visibility: bool = False
+    # Where the user joined the room, if they are in it now (rooms/access.visible_events).
+    joined_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,10 @@ async def write_rooms(sync: SyncAssembly) -> None:
     fresh = [room_id for room_id in rooms.joined if room_id in rooms.fresh]
     stayed = [room_id for room_id in rooms.joined if room_id not in rooms.fresh]
     active = await source.rooms_with_events(stayed) if stayed and after is not None else set()
-    windows = [TimelineWindow(room_id, 0, sync.upper, visibility=True) for room_id in fresh]
+    windows = [
+        TimelineWindow(room_id, 0, sync.upper, visibility=True, joined_at=rooms.joined[room_id])
+        for room_id in fresh
+    ]
     windows += [
         TimelineWindow(room_id, after, sync.upper)
         for room_id in stayed
