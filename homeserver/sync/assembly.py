@@ -4,7 +4,6 @@ finished into a `SyncResult`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.rendering import now_ms, render
@@ -12,38 +11,62 @@ from homeserver.sync.response import SyncResult, empty_room
 from homeserver.sync.tokens import SyncToken
 from homeserver.sync.window import Memberships, SyncRequest, WindowSource
 
+NO_MEMBERSHIPS = Memberships({})
 
-@dataclass(eq=False)
+
 class SyncAssembly:
-    request: SyncRequest
-    source: WindowSource
-    # The user's changes seen so far (Notifier.generation), read before the window was.
-    generation: int
-    # Every room the user is joined to (the notifier's view, whatever the filter says).
-    joined: Mapping[str, int]
-    memberships: Memberships = field(default_factory=lambda: Memberships({}))
-    join: dict[str, JsonDict] = field(default_factory=dict)
-    invite: dict[str, JsonDict] = field(default_factory=dict)
-    leave: dict[str, JsonDict] = field(default_factory=dict)
-    account_data: list[JsonDict] = field(default_factory=list)
-    presence: list[JsonDict] = field(default_factory=list)
-    to_device: list[JsonDict] = field(default_factory=list)
-    # Top-level parts of the body a section adds beyond those above.
-    extra: JsonDict = field(default_factory=dict)
-    # Whether a section wrote something new outside the parts above.
-    changed: bool = False
-    # Joined rooms whose members changed in the window (or that are new to the user).
-    members_changed: set[str] = field(default_factory=set)
-    # The token's other streams, as the sections read them.
-    typing_serial: int = 0
-    to_device_position: int = 0
-    presence_position: int = 0
-    _unserved: list[tuple[JsonDict, str, list[Event]]] = field(default_factory=list)
+    """The response of one sync while its sections write it: a long-poll builds one
+    each time it is woken, so it is a plain class with slots (cheap to make)."""
 
-    def __post_init__(self) -> None:
-        if (since := self.request.since) is not None:
-            self.to_device_position = since.to_device
-            self.presence_position = since.presence
+    __slots__ = (
+        "_unserved",
+        "account_data",
+        "changed",
+        "extra",
+        "generation",
+        "invite",
+        "join",
+        "joined",
+        "leave",
+        "members_changed",
+        "memberships",
+        "presence",
+        "presence_position",
+        "request",
+        "source",
+        "to_device",
+        "to_device_position",
+        "typing_serial",
+    )
+
+    def __init__(
+        self, request: SyncRequest, source: WindowSource, generation: int, joined: Mapping[str, int]
+    ) -> None:
+        self.request = request
+        self.source = source
+        # The user's changes seen so far (Notifier.generation), read before the window was.
+        self.generation = generation
+        # Every room the user is joined to (the notifier's view, whatever the filter says).
+        self.joined = joined
+        self.memberships = NO_MEMBERSHIPS  # the rooms the filter allows (write_rooms)
+        self.join: dict[str, JsonDict] = {}
+        self.invite: dict[str, JsonDict] = {}
+        self.leave: dict[str, JsonDict] = {}
+        self.account_data: list[JsonDict] = []
+        self.presence: list[JsonDict] = []
+        self.to_device: list[JsonDict] = []
+        # Top-level parts of the body a section adds beyond those above, and whether a
+        # section wrote something new outside them.
+        self.extra: JsonDict = {}
+        self.changed = False
+        # Joined rooms whose members changed in the window (or that are new to the user).
+        self.members_changed: set[str] = set()
+        # The token's other streams, as the sections read them.
+        since = request.since
+        self.typing_serial = 0
+        self.to_device_position = since.to_device if since is not None else 0
+        self.presence_position = since.presence if since is not None else 0
+        self._unserved: list[tuple[JsonDict, str, list[Event]]] = []
 
     @property
     def upper(self) -> int:
@@ -97,8 +120,9 @@ class SyncAssembly:
             "presence": {"events": self.presence},
             "to_device": {"events": self.to_device},
             "device_one_time_keys_count": {},
-            **self.extra,
         }
+        if self.extra:
+            body.update(self.extra)
         has_changes = self.changed or bool(
             self.join
             or self.invite

@@ -3,7 +3,7 @@ incremental one the in-memory tail cannot answer (sync/memory_window.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import asyncpg
 
@@ -79,12 +79,13 @@ class DatabaseWindow:
         ]
         return Memberships(joined, frozenset(fresh), invited, left)
 
-    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
+    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
         after = self.request.after
         if not room_ids or after is None or after >= self.upper:
-            return set()
+            return []
         async with self._pool.acquire() as conn:
-            return await sync_store.rooms_with_events(conn, room_ids, after, self.upper)
+            found = await sync_store.rooms_with_events(conn, list(room_ids), after, self.upper)
+        return [room_id for room_id in room_ids if room_id in found]
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         if not windows:
@@ -130,11 +131,11 @@ class DatabaseWindow:
                 for room_id, position in rooms
             }
 
-    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+    async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         if self._receipts is None or not room_ids:
             return {}
         return await self._receipts.receipts_for_sync(
-            self.request.user_id, room_ids, self.request.after, self.upper
+            self.request.user_id, list(room_ids), self.request.after, self.upper
         )
 
     async def account_data(self) -> AccountData:

@@ -12,13 +12,14 @@ the database, so an answer is never wrong, only slower.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.rendering import EventFacts, StoredFacts
 from homeserver.sync.database_window import DatabaseWindow
+from homeserver.sync.options import everything
 from homeserver.sync.recent import RecentEvents, WindowSummary
 from homeserver.sync.unread import Tallies
 from homeserver.sync.window import (
@@ -28,6 +29,8 @@ from homeserver.sync.window import (
     Timeline,
     TimelineWindow,
 )
+
+_NO_ACCOUNT_DATA = AccountData()
 
 
 class MemoryWindows:
@@ -39,11 +42,12 @@ class MemoryWindows:
         request: SyncRequest,
         upper: int,
         joined: Mapping[str, int],
-        database: DatabaseWindow,
+        database: Callable[[], DatabaseWindow],
     ) -> MemoryWindow | None:
         """The window of an incremental sync if the tail can answer it, else None.
         `joined` is the user's joined rooms (room -> join position), current for the
-        user's changes so far."""
+        user's changes so far; `database` makes the window of the database, asked what
+        the tail does not hold."""
         since = request.after
         if since is None or request.full_state:
             return None
@@ -51,7 +55,11 @@ class MemoryWindows:
         if summary is None or request.user_id in summary.touched:
             return None
         options = request.options
-        rooms = {room_id: at for room_id, at in joined.items() if options.allows_room(room_id)}
+        rooms = (
+            joined
+            if options.allows_room is everything
+            else {room_id: at for room_id, at in joined.items() if options.allows_room(room_id)}
+        )
         limit = options.timeline_limit
         for room_id, items in summary.by_room.items():
             if len(items) > limit and room_id in rooms:
@@ -68,13 +76,20 @@ class MemoryWindow:
         request: SyncRequest,
         upper: int,
         memberships: Memberships,
-        database: DatabaseWindow,
+        database: Callable[[], DatabaseWindow],
     ) -> None:
         self._summary = summary
         self.request = request
         self.upper = upper
         self._memberships = memberships
-        self._database = database
+        self._make_database = database
+        self._database: DatabaseWindow | None = None
+
+    @property
+    def database(self) -> DatabaseWindow:
+        if self._database is None:
+            self._database = self._make_database()
+        return self._database
 
     @property
     def tallies(self) -> Tallies:
@@ -83,9 +98,8 @@ class MemoryWindow:
     async def memberships(self) -> Memberships:
         return self._memberships
 
-    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
-        by_room = self._summary.by_room
-        return {room_id for room_id in room_ids if room_id in by_room}
+    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
+        return [room_id for room_id in self._summary.by_room if room_id in room_ids]
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         since, by_room = self.request.after, self._summary.by_room
@@ -101,30 +115,32 @@ class MemoryWindow:
         }
         if len(held) < len(windows):
             found.update(
-                await self._database.timelines([w for w in windows if w not in held], limit)
+                await self.database.timelines([w for w in windows if w not in held], limit)
             )
         return found
 
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
-        return await self._database.current_state(room_ids)
+        return await self.database.current_state(room_ids)
 
     async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
-        return await self._database.state_changes(gaps)
+        return await self.database.state_changes(gaps)
 
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
-        return await self._database.state_at(rooms)
+        return await self.database.state_at(rooms)
 
-    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+    async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         receipts = self._summary.receipts
-        return {room_id: receipts[room_id] for room_id in room_ids if room_id in receipts}
+        if not receipts:
+            return receipts
+        return {room_id: content for room_id, content in receipts.items() if room_id in room_ids}
 
     async def account_data(self) -> AccountData:
-        return AccountData()  # the user's own chain has nothing in the window
+        return _NO_ACCOUNT_DATA  # the user's own chain has nothing in the window
 
     async def facts(self, events: Sequence[Event]) -> EventFacts:
         by_id = self._summary.by_id
         outside = [event for event in events if event.event_id not in by_id]
-        stored = await self._database.facts(outside) if outside else None
+        stored = await self.database.facts(outside) if outside else None
         return _HeldFacts(self._summary, self.request.user_id, self.request.device_id, stored)
 
 

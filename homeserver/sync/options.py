@@ -15,7 +15,8 @@ from homeserver.events.model import Event, JsonDict
 from homeserver.sync.filters import Filter, RoomEventFilter, apply_event_fields
 
 
-def _everything(_: Any) -> bool:
+def everything(_: Any) -> bool:
+    """The test of a filter that constrains nothing."""
     return True
 
 
@@ -24,14 +25,14 @@ class SyncOptions:
     """What a sync filter asks for, reduced to what the builder decides on."""
 
     timeline_limit: int = 10
-    allows_room: Callable[[str], bool] = _everything
-    timeline_allows: Callable[[Event], bool] = _everything
-    state_allows: Callable[[Event], bool] = _everything
-    ephemeral_allows: Callable[[str], bool] = _everything
-    account_data_allows: Callable[[str], bool] = _everything
+    allows_room: Callable[[str], bool] = everything
+    timeline_allows: Callable[[Event], bool] = everything
+    state_allows: Callable[[Event], bool] = everything
+    ephemeral_allows: Callable[[str], bool] = everything
+    account_data_allows: Callable[[str], bool] = everything
     # The filter's `presence` section: whether any m.presence is wanted, and whose.
     wants_presence: bool = True
-    presence_allows: Callable[[str], bool] = _everything
+    presence_allows: Callable[[str], bool] = everything
     include_leave: bool = False
     # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
     ignored: frozenset[str] = frozenset()
@@ -58,7 +59,7 @@ def options_from_filter(sync_filter: Filter) -> SyncOptions:
 
 
 def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
-    """The filter's `allows_event`, or `_everything` when it constrains nothing (the
+    """The filter's `allows_event`, or `everything` when it constrains nothing (the
     test runs for every event of every sync)."""
     if (
         event_filter.rooms is None
@@ -69,7 +70,7 @@ def _event_test(event_filter: RoomEventFilter) -> Callable[[Event], bool]:
         and not event_filter.not_senders
         and event_filter.contains_url is None
     ):
-        return _everything
+        return everything
     return event_filter.allows_event
 
 
@@ -87,7 +88,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
     room = sync_filter.room
     return SyncOptions(
         timeline_limit=sync_filter.timeline_limit,
-        allows_room=room.allows_room,
+        allows_room=room.allows_room if room.rooms is not None or room.not_rooms else everything,
         timeline_allows=_event_test(room.timeline),
         state_allows=_event_test(room.state),
         ephemeral_allows=room.ephemeral.allows_type,

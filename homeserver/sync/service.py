@@ -232,16 +232,18 @@ class SyncService:
         return sync.result()
 
     def _window(self, request: SyncRequest, upper: int, joined: dict[str, int]) -> WindowSource:
-        database = DatabaseWindow(
-            self._pool,
-            self._renderer,
-            request,
-            upper,
-            receipts=self._receipts,
-            account_data=self._account_data,
-        )
+        def database() -> DatabaseWindow:
+            return DatabaseWindow(
+                self._pool,
+                self._renderer,
+                request,
+                upper,
+                receipts=self._receipts,
+                account_data=self._account_data,
+            )
+
         if self._memory is not None:
             memory = self._memory.open(request, upper, joined, database)
             if memory is not None:
                 return memory
-        return database
+        return database()

@@ -9,7 +9,7 @@ the long-polls it holds everything for, which is most of them; and the database
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -76,8 +76,8 @@ class Timeline:
 class AccountData:
     """Account data events ({type, content}) written in the window."""
 
-    global_events: list[JsonDict] = field(default_factory=list)
-    by_room: Mapping[str, list[JsonDict]] = field(default_factory=dict)
+    global_events: Sequence[JsonDict] = ()
+    by_room: Mapping[str, Sequence[JsonDict]] = field(default_factory=dict)
 
 
 class WindowSource(Protocol):
@@ -99,7 +99,7 @@ class WindowSource(Protocol):
 
     async def memberships(self) -> Memberships: ...
 
-    async def rooms_with_events(self, room_ids: Sequence[str]) -> set[str]:
+    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
         """Those of `room_ids` with an event in the window."""
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
@@ -113,7 +113,7 @@ class WindowSource(Protocol):
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         """Each room's state as of a position."""
 
-    async def receipts(self, room_ids: Sequence[str]) -> dict[str, JsonDict]:
+    async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         """Per room, the m.receipt content of the receipts written in the window."""
 
     async def account_data(self) -> AccountData: ...

@@ -15,7 +15,7 @@ class Ephemeral:
 
     async def __call__(self, sync: SyncAssembly) -> None:
         options, since = sync.request.options, sync.request.since
-        room_ids = list(sync.memberships.joined)
+        room_ids = sync.memberships.joined
         receipts: dict[str, JsonDict] = {}
         if options.ephemeral_allows("m.receipt"):
             receipts = without_readers(await sync.source.receipts(room_ids), options.ignored)
@@ -26,11 +26,9 @@ class Ephemeral:
             unchanged = since is not None and since.typing == sync.typing_serial
             if not unchanged and options.ephemeral_allows("m.typing"):
                 typing = await self._typing.typing_for_sync(
-                    room_ids, since.typing if since is not None else None
+                    list(room_ids), since.typing if since is not None else None
                 )
-        if not receipts and not typing:
-            return
-        for room_id in room_ids:
+        for room_id in dict.fromkeys([*receipts, *typing]) if typing else receipts:
             events: list[JsonDict] = []
             if room_id in receipts:
                 events.append({"type": "m.receipt", "content": receipts[room_id]})

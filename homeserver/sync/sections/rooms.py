@@ -10,7 +10,7 @@ with its state as of its timeline's start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
@@ -22,33 +22,38 @@ _EMPTY = Timeline([], False)
 
 
 async def write_rooms(sync: SyncAssembly) -> None:
-    source, options, after = sync.source, sync.request.options, sync.request.after
+    source, options, after, upper = (
+        sync.source,
+        sync.request.options,
+        sync.request.after,
+        sync.upper,
+    )
     rooms = sync.memberships = await source.memberships()
-    fresh = [room_id for room_id in rooms.joined if room_id in rooms.fresh]
-    stayed = [room_id for room_id in rooms.joined if room_id not in rooms.fresh]
-    active = await source.rooms_with_events(stayed) if stayed and after is not None else set()
+    fresh = [room_id for room_id in rooms.joined if room_id in rooms.fresh] if rooms.fresh else []
+    stayed: Collection[str] = (
+        [room_id for room_id in rooms.joined if room_id not in rooms.fresh]
+        if rooms.fresh
+        else rooms.joined
+    )
+    active = await source.rooms_with_events(stayed) if after is not None and stayed else []
     windows = [
-        TimelineWindow(room_id, 0, sync.upper, visibility=True, joined_at=rooms.joined[room_id])
+        TimelineWindow(room_id, 0, upper, visibility=True, joined_at=rooms.joined[room_id])
         for room_id in fresh
     ]
-    windows += [
-        TimelineWindow(room_id, after, sync.upper)
-        for room_id in stayed
-        if room_id in active and after is not None
-    ]
+    windows += [TimelineWindow(room_id, after or 0, upper) for room_id in active]
     windows += [
         TimelineWindow(m.room_id, after or 0, m.stream_position, visibility=True)
         for m in rooms.left
     ]
     timelines = await source.timelines(windows, options.timeline_limit)
-    current = await source.current_state(fresh)
+    current = await source.current_state(fresh) if fresh else {}
     gaps = [
         (room_id, after or 0, timeline.events[0].stream_position)
-        for room_id in stayed
+        for room_id in active
         if (timeline := timelines.get(room_id, _EMPTY)).limited and timeline.events
     ]
-    gap_state = await source.state_changes(gaps)
-    for room_id in [*fresh, *(room_id for room_id in stayed if room_id in active)]:
+    gap_state = await source.state_changes(gaps) if gaps else {}
+    for room_id in [*fresh, *active]:
         timeline = timelines.get(room_id, _EMPTY)
         shown = _shown_timeline(sync, timeline)
         if room_id in rooms.fresh:
@@ -56,16 +61,18 @@ async def write_rooms(sync: SyncAssembly) -> None:
             state = [e for e in current.get(room_id, []) if e.event_id not in in_timeline]
         else:
             state = gap_state.get(room_id, [])
-        state = [event for event in state if options.state_allows(event)]
-        if options.lazy_load_members:
+        if state:
+            state = [event for event in state if options.state_allows(event)]
+        if state and options.lazy_load_members:
             senders = {event.sender for event in shown} | {sync.request.user_id}
             state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
         room = sync.joined_room(room_id)
-        _write_timeline(sync, room, timeline, shown, first_after=sync.upper)
+        _write_timeline(sync, room, timeline, shown, first_after=upper)
         sync.serve_later(room["state"], "events", state)
-        if room_id in rooms.fresh or _has_member_event([*timeline.events, *state]):
+        if room_id in rooms.fresh or _has_member_event(timeline.events, state):
             sync.members_changed.add(room_id)
-    await _write_left(sync, timelines)
+    if rooms.left:
+        await _write_left(sync, timelines)
 
 
 async def _write_left(sync: SyncAssembly, timelines: dict[str, Timeline]) -> None:
@@ -113,5 +120,5 @@ def _write_timeline(
     sync.serve_later(room["timeline"], "events", shown)
 
 
-def _has_member_event(events: Iterable[Event]) -> bool:
-    return any(event.type == types.MEMBER for event in events)
+def _has_member_event(*events: Iterable[Event]) -> bool:
+    return any(event.type == types.MEMBER for some in events for event in some)
