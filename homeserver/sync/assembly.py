@@ -37,6 +37,8 @@ class SyncAssembly:
         "to_device",
         "to_device_position",
         "typing_serial",
+        "upper",
+        "whole",
     )
 
     def __init__(
@@ -44,6 +46,9 @@ class SyncAssembly:
     ) -> None:
         self.request = request
         self.source = source
+        self.upper = source.upper
+        # Every joined room is shown, changed or not (an initial or full-state sync).
+        self.whole = request.since is None or request.full_state
         # The user's changes seen so far (Notifier.generation), read before the window was.
         self.generation = generation
         # Every room the user is joined to (the notifier's view, whatever the filter says).
@@ -68,15 +73,6 @@ class SyncAssembly:
         self.presence_position = since.presence if since is not None else 0
         self._unserved: list[tuple[JsonDict, str, list[Event]]] = []
 
-    @property
-    def upper(self) -> int:
-        return self.source.upper
-
-    @property
-    def whole(self) -> bool:
-        """Every joined room is shown, changed or not (an initial or full-state sync)."""
-        return self.request.since is None or self.request.full_state
-
     def joined_room(self, room_id: str) -> JsonDict:
         """The joined room's section, made empty if it has none yet."""
         room = self.join.get(room_id)
@@ -96,15 +92,8 @@ class SyncAssembly:
         if not events:
             return
         shape = self.request.options.shape
-        served = iter(
-            render(
-                events,
-                await self.source.facts(events),
-                now=now_ms(),
-                include_room_id=False,
-                shape=shape,
-            )
-        )
+        facts = await self.source.facts(events)
+        served = iter(render(events, facts, now=now_ms(), include_room_id=False, shape=shape))
         for parent, key, unserved in self._unserved:
             parent[key] = [next(served) for _ in unserved]
         self._unserved.clear()
@@ -131,7 +120,7 @@ class SyncAssembly:
             or self.to_device
             or self.presence
         )
-        return SyncResult(token, body, has_changes, list(self.memberships.joined))
+        return SyncResult(token, body, has_changes, self.memberships.joined.keys())
 
 
 # A section of the response: writes its part of the assembly, read through its source.

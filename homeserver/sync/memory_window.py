@@ -31,6 +31,7 @@ from homeserver.sync.window import (
 )
 
 _NO_ACCOUNT_DATA = AccountData()
+_NONE: list[Event] = []
 
 
 class MemoryWindows:
@@ -87,6 +88,7 @@ class MemoryWindow:
 
     @property
     def database(self) -> DatabaseWindow:
+        """The database's window, for what the tail does not hold (made when first asked)."""
         if self._database is None:
             self._database = self._make_database()
         return self._database
@@ -102,21 +104,18 @@ class MemoryWindow:
         return [room_id for room_id in self._summary.by_room if room_id in room_ids]
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
-        since, by_room = self.request.after, self._summary.by_room
-        held = [
-            w for w in windows if w.after == since and w.upto == self.upper and not w.visibility
-        ]
-        found = {
-            w.room_id: Timeline(
-                [item.event for item in by_room.get(w.room_id, ())][-limit:] if limit else [],
-                False,
-            )
-            for w in held
-        }
-        if len(held) < len(windows):
-            found.update(
-                await self.database.timelines([w for w in windows if w not in held], limit)
-            )
+        since, upper, held = self.request.after, self.upper, self._summary.events_by_room
+        found: dict[str, Timeline] = {}
+        elsewhere: list[TimelineWindow] = []
+        for window in windows:
+            if window.after != since or window.upto != upper or window.visibility:
+                elsewhere.append(window)
+            elif len(events := held.get(window.room_id, _NONE)) <= limit:
+                found[window.room_id] = Timeline(events, False)  # shared, read-only
+            else:
+                found[window.room_id] = Timeline(events[-limit:] if limit else [], True)
+        if elsewhere:
+            found.update(await self.database.timelines(elsewhere, limit))
         return found
 
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
@@ -138,13 +137,15 @@ class MemoryWindow:
         return _NO_ACCOUNT_DATA  # the user's own chain has nothing in the window
 
     async def facts(self, events: Sequence[Event]) -> EventFacts:
-        by_id = self._summary.by_id
-        outside = [event for event in events if event.event_id not in by_id]
-        stored = await self.database.facts(outside) if outside else None
+        stored = None
+        if self._database is not None:  # events may have come from it
+            by_id = self._summary.by_id
+            outside = [event for event in events if event.event_id not in by_id]
+            stored = await self._database.facts(outside) if outside else None
         return _HeldFacts(self._summary, self.request.user_id, self.request.device_id, stored)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _HeldFacts:
     """Facts of the window's events as the tail holds them (a redaction later than the
     window is not yet shown); `stored` answers for any other event."""

@@ -53,6 +53,7 @@ class WindowSummary:
     # a sync for such a user needs more than the tail (its own facts changed).
     touched: frozenset[str]
     by_room: dict[str, list[RecentEvent]]  # every event but receipts, by chain
+    events_by_room: dict[str, list[Event]]  # the same, as events
     by_id: dict[str, RecentEvent]
     # Per room, the m.receipt content of the window's receipts (public ones: a private
     # receipt is its owner's own fact, whose sync is not answered from the tail).
@@ -84,7 +85,10 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
         else:
             by_room.setdefault(event.room_id, []).append(item)
             by_id[event.event_id] = item
-    return WindowSummary(frozenset(touched), by_room, by_id, receipts, redacted_by, messages)
+    events_by_room = {room: [item.event for item in items] for room, items in by_room.items()}
+    return WindowSummary(
+        frozenset(touched), by_room, events_by_room, by_id, receipts, redacted_by, messages
+    )
 
 
 # Summaries kept: a few rounds of wake-ups in flight at once.

@@ -3,7 +3,8 @@ sections share (receipts folded from their facts, the inviter of an invite)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
@@ -16,7 +17,7 @@ class SyncResult:
     token: SyncToken  # the body's next_batch
     body: JsonDict
     has_changes: bool
-    joined_rooms: list[str] = field(default_factory=list)
+    joined_rooms: Collection[str] = ()  # those the filter allows
 
 
 def room_summary(summary: Summary) -> JsonDict:

@@ -21,25 +21,33 @@ from homeserver.sync.tokens import SyncToken
 from homeserver.sync.unread import Tallies
 
 
-@dataclass(frozen=True, slots=True)
 class SyncRequest:
-    user_id: str
-    device_id: str
-    since: SyncToken | None
-    options: SyncOptions  # with the user's ignored senders (options.hiding_ignored)
-    full_state: bool = False
+    """What one sync asks for (a plain class: a long-poll makes one each time it wakes)."""
 
-    @property
-    def after(self) -> int | None:
-        """The log position the sync continues from (None: an initial sync)."""
-        return self.since.events if self.since is not None else None
+    __slots__ = ("after", "device_id", "full_state", "options", "since", "user_id")
+
+    def __init__(
+        self,
+        user_id: str,
+        device_id: str,
+        since: SyncToken | None,
+        options: SyncOptions,  # with the user's ignored senders (options.hiding_ignored)
+        full_state: bool = False,
+    ) -> None:
+        self.user_id = user_id
+        self.device_id = device_id
+        self.since = since
+        self.options = options
+        self.full_state = full_state
+        # The log position the sync continues from (None: an initial sync).
+        self.after = since.events if since is not None else None
 
     @property
     def viewer(self) -> Viewer:
         return (self.user_id, self.device_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Memberships:
     """The user's rooms at the end of the window, those the filter allows."""
 
@@ -52,7 +60,7 @@ class Memberships:
     left: Sequence[RoomMembership] = ()  # left or banned in the window (initial: include_leave)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimelineWindow:
     """A room's events in (after, upto] that a sync shows the end of."""
 
@@ -66,7 +74,7 @@ class TimelineWindow:
     joined_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Timeline:
     events: list[Event]  # the window's last `limit` events the user may see, oldest first
     limited: bool  # the window held more than `limit` events
