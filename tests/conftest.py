@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from homeserver.api.sync import SYNC
 from homeserver.app import create_app
 from homeserver.config import Config, load_config
 from tests.matrix import MatrixClient
@@ -136,13 +138,53 @@ def config(data_dir: Path) -> Config:
 AppFactory = Callable[..., Awaitable[MatrixClient]]
 
 
+WINDOW_SOURCES = ("memory", "database")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "window_sources: run the test against both window sources of /sync (conftest.py)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "syncs_from_database: every sync the test makes is one only the database answers"
+        " (initial syncs, the user's own changes), so it runs once",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `window_sources` (or in a module so marked) runs twice, once per
+    window source a sync is built from (sync/window.py), so the two cannot drift apart:
+    "memory" (as served: the in-memory tail answers the long-polls it can, and the test
+    fails unless it answered one) and "database" (every sync built from PostgreSQL)."""
+    if (
+        metafunc.definition.get_closest_marker("window_sources") is not None
+        and metafunc.definition.get_closest_marker("syncs_from_database") is None
+        and "window_source" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("window_source", WINDOW_SOURCES, indirect=True)
+
+
 @pytest.fixture
-async def start_app(run_dsn: str, data_dir: Path) -> AsyncIterator[AppFactory]:
+def window_source(request: pytest.FixtureRequest) -> str | None:
+    """The window source the servers of this test build syncs from (None: as served)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture
+async def start_app(
+    run_dsn: str, data_dir: Path, window_source: str | None
+) -> AsyncIterator[AppFactory]:
     """Starts a homeserver app on a real port; `dsn` and config overrides may be given."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
     async def start(dsn: str | None = None, **overrides: Any) -> MatrixClient:
-        app = create_app(make_config(data_dir, **overrides), dsn or run_dsn)
+        app = create_app(
+            make_config(data_dir, **overrides),
+            dsn or run_dsn,
+            sync_from_memory=window_source != "database",
+        )
         client: TestClient[web.Request, web.Application] = TestClient(
             TestServer(app, host="127.0.0.1")
         )
@@ -151,8 +193,14 @@ async def start_app(run_dsn: str, data_dir: Path) -> AsyncIterator[AppFactory]:
         return MatrixClient(client)
 
     yield start
+    answered = Counter[str]()
     for client in clients:
+        answered.update(client.app[SYNC].answered)
         await client.close()
+    if window_source == "memory":
+        assert answered["memory"] > 0, "no sync was answered from memory"
+    if window_source == "database":
+        assert answered["memory"] == 0
 
 
 @pytest.fixture

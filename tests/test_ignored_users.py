@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.matrix import MatrixClient, User
+
+# Each test that starts a server runs against both window sources (tests/conftest.py).
+pytestmark = pytest.mark.window_sources
 
 
 async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
@@ -77,6 +82,7 @@ async def test_messages_of_an_ignored_user_vanish_from_sync(hs: MatrixClient) ->
     assert _said(await _sync(hs, alice, since), room) == ["spam", "hello"]
 
 
+@pytest.mark.syncs_from_database
 async def test_ignored_users_leave_history_and_context(hs: MatrixClient) -> None:
     alice, bob, troll, room = await _room_of_three(hs)
     await _say(hs, alice, room, "one")
@@ -94,6 +100,7 @@ async def test_ignored_users_leave_history_and_context(hs: MatrixClient) -> None
     assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
 
 
+@pytest.mark.syncs_from_database
 async def test_an_ignored_users_event_is_not_found_by_id(hs: MatrixClient) -> None:
     alice, bob, troll, room = await _room_of_three(hs)
     spam = await _say(hs, troll, room, "spam")
@@ -135,6 +142,7 @@ async def test_an_ignored_user_is_never_shown_typing(hs: MatrixClient) -> None:
     )
 
 
+@pytest.mark.syncs_from_database
 async def test_invites_from_an_ignored_user_are_not_shown(hs: MatrixClient) -> None:
     bob, troll, friend = await hs.register(), await hs.register(), await hs.register()
     await _ignore(hs, bob, troll)
@@ -159,6 +167,7 @@ async def test_receipts_of_an_ignored_user_are_left_out(hs: MatrixClient) -> Non
     assert troll.user_id in _readers(await _sync(hs, alice), room)
 
 
+@pytest.mark.syncs_from_database
 async def test_unignoring_restores_what_is_sent_afterwards(hs: MatrixClient) -> None:
     _alice, bob, troll, room = await _room_of_three(hs)
     await _ignore(hs, bob, troll)

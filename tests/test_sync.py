@@ -8,6 +8,8 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from tests.matrix import MatrixClient, User
 
 
@@ -46,6 +48,7 @@ async def test_initial_sync_shows_joined_rooms_with_state_and_recent_timeline(
     assert body["next_batch"].startswith("s")
 
 
+@pytest.mark.window_sources
 async def test_incremental_sync_returns_only_new_events(hs: MatrixClient) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice)
@@ -58,6 +61,7 @@ async def test_incremental_sync_returns_only_new_events(hs: MatrixClient) -> Non
     assert room not in third["rooms"]["join"]
 
 
+@pytest.mark.window_sources
 async def test_long_poll_returns_as_soon_as_a_message_arrives(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
@@ -72,6 +76,7 @@ async def test_long_poll_returns_as_soon_as_a_message_arrives(hs: MatrixClient) 
     assert _bodies(body["rooms"]["join"][room]) == ["wake up"]
 
 
+@pytest.mark.window_sources
 async def test_long_poll_with_nothing_new_waits_out_its_timeout(hs: MatrixClient) -> None:
     alice = await hs.register()
     await hs.create_room(alice)
@@ -107,6 +112,7 @@ async def test_invite_appears_with_stripped_state_and_join_moves_room_to_join(
     assert any(e["type"] == "m.room.name" for e in seen)
 
 
+@pytest.mark.window_sources
 async def test_member_who_left_sees_the_room_up_to_their_leave_and_nothing_after(
     hs: MatrixClient,
 ) -> None:
@@ -155,6 +161,7 @@ async def test_bad_since_token_is_invalid_param(hs: MatrixClient) -> None:
     assert reply.errcode == "M_INVALID_PARAM"
 
 
+@pytest.mark.window_sources
 async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_in_order(
     hs: MatrixClient,
 ) -> None:
@@ -284,6 +291,7 @@ async def test_new_joiner_does_not_see_history_from_before_joining_a_joined_only
     assert _bodies(body["rooms"]["join"][room]) == ["after bob"]
 
 
+@pytest.mark.window_sources
 async def test_receipts_and_typing_reach_other_members_in_ephemeral(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
@@ -312,6 +320,7 @@ async def test_include_leave_shows_left_rooms_in_initial_sync(hs: MatrixClient) 
     assert room in with_leave["rooms"]["leave"]
 
 
+@pytest.mark.window_sources
 async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
     hs: MatrixClient,
 ) -> None:
@@ -335,6 +344,7 @@ async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
     assert mine["unsigned"]["transaction_id"] == "t-1"
 
 
+@pytest.mark.window_sources
 async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixClient) -> None:
     alice, bob, room = await hs.room_of_two()
     body = await _sync(hs, bob)

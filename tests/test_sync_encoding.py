@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from homeserver.events.client_format import EncodedEvent, client_event, encode_body
 from homeserver.events.model import Event
 from tests.matrix import MatrixClient, User
+
+# Each test that starts a server runs against both window sources (tests/conftest.py).
+pytestmark = pytest.mark.window_sources
 
 
 def _event(**pdu: Any) -> Event:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType
 
 from homeserver.api.keys import POOL
@@ -32,6 +33,7 @@ async def _connect(hs: MatrixClient, user: User, hello: dict[str, Any]) -> Any:
     return ws
 
 
+@pytest.mark.window_sources
 async def test_stream_pushes_initial_sync_then_each_new_message(hs: MatrixClient) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice)
@@ -48,6 +50,7 @@ async def test_stream_pushes_initial_sync_then_each_new_message(hs: MatrixClient
         await ws.close()
 
 
+@pytest.mark.window_sources
 async def test_reconnecting_with_the_last_token_loses_nothing(hs: MatrixClient) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice)

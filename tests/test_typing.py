@@ -129,6 +129,7 @@ class TypingBehaviour:
         reply = await server.request("PUT", f"rooms/{room}/typing/{bob.user_id}", body, user=bob)
         assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
 
+    @pytest.mark.window_sources
     async def test_typing_wakes_a_long_poll_in_the_room(self, server: MatrixClient) -> None:
         alice, bob, room = await server.room_of_two()
         first = await server.ok("GET", "sync", user=alice)
@@ -167,6 +168,7 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
         await _type(first, bob, room, typing=False, timeout_ms=None)
         assert await second.app[TYPING].typing_for_sync([room], None) == {}
 
+    @pytest.mark.window_sources
     async def test_typing_in_one_process_wakes_a_long_poll_in_another(
         self, start_app: AppFactory, redis_url: str
     ) -> None:

@@ -9,10 +9,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import pytest
+
 from homeserver.events.model import Event
 from homeserver.sync.recent import RecentEvent, summarize
 from homeserver.sync.unread import UnreadCounts, moved_on, shown_counts
 from tests.matrix import MatrixClient, User
+
+# Each test that starts a server runs against both window sources (tests/conftest.py).
+pytestmark = pytest.mark.window_sources
 
 
 async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
