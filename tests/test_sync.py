@@ -375,3 +375,39 @@ async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixCl
     await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"})
     body = await _sync(hs, bob, body["next_batch"])
     assert "summary" not in body["rooms"]["join"][room]
+
+
+@pytest.mark.window_sources
+async def test_a_room_filter_leaves_out_typing_in_the_rooms_it_excludes(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    shown = await hs.create_room(alice, preset="public_chat")
+    hidden = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, shown)
+    await hs.join(bob, hidden)
+    only_shown = _filter({"room": {"rooms": [shown]}})
+    since = (await _sync(hs, bob, filter=only_shown))["next_batch"]
+    await hs.ok(
+        "PUT",
+        f"rooms/{hidden}/typing/{alice.user_id}",
+        {"typing": True, "timeout": 5000},
+        user=alice,
+    )
+    await hs.send(alice, shown, {"msgtype": "m.text", "body": "here"})
+    body = await _sync(hs, bob, since, filter=only_shown)
+    assert _bodies(body["rooms"]["join"][shown]) == ["here"]
+    assert hidden not in body["rooms"]["join"]
+
+
+@pytest.mark.window_sources
+async def test_the_room_summary_follows_a_join_the_timeline_filter_hides(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    no_members = _filter({"room": {"timeline": {"not_types": ["m.room.member"]}}})
+    since = (await _sync(hs, alice, filter=no_members))["next_batch"]
+    await hs.join(bob, room)
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "welcome"})
+    joined = (await _sync(hs, alice, since, filter=no_members))["rooms"]["join"][room]
+    assert _bodies(joined) == ["welcome"]
+    assert joined["summary"]["m.joined_member_count"] == 2
