@@ -7,8 +7,8 @@ from aiohttp import web
 
 from homeserver.api.requests import ok, requester, room_id_param
 from homeserver.errors import invalid_param, missing_param
-from homeserver.sync.filters import parse_room_event_filter
-from homeserver.sync.history import Direction, HistoryService
+from homeserver.sync.filters import RoomEventFilter, parse_room_event_filter
+from homeserver.sync.history import Direction, HistoryService, Page, Viewer
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
@@ -39,37 +39,38 @@ def _direction(request: web.Request, default: Direction | None = None) -> Direct
     return "b" if direction == "b" else "f"
 
 
+async def _viewer(request: web.Request) -> Viewer:
+    caller = await requester(request)
+    return (caller.user_id, caller.device_id)
+
+
+def _page(request: web.Request, default: Direction | None = None) -> Page:
+    query = request.query
+    return Page(
+        _direction(request, default),
+        query.get("from") or None,
+        query.get("to") or None,
+        _limit(request),
+    )
+
+
+def _filter(request: web.Request) -> RoomEventFilter:
+    return parse_room_event_filter(request.query.get("filter"))
+
+
 # GET /_matrix/client/v3/rooms/{room_id}/messages
 @routes.get(V3 + "/rooms/{room_id}/messages")
 async def messages(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    direction = _direction(request)
-    body = await request.app[HISTORY].messages(
-        caller.user_id,
-        caller.device_id,
-        room_id_param(request),
-        direction=direction,
-        from_token=request.query.get("from") or None,
-        to_token=request.query.get("to") or None,
-        limit=_limit(request),
-        event_filter=parse_room_event_filter(request.query.get("filter")),
-    )
-    return ok(body)
+    viewer, history, room_id = await _viewer(request), request.app[HISTORY], room_id_param(request)
+    return ok(await history.messages(viewer, room_id, _page(request), _filter(request)))
 
 
 # GET /_matrix/client/v3/rooms/{room_id}/context/{event_id}
 @routes.get(V3 + "/rooms/{room_id}/context/{event_id}")
 async def context(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    body = await request.app[HISTORY].context(
-        caller.user_id,
-        caller.device_id,
-        room_id_param(request),
-        request.match_info["event_id"],
-        limit=_limit(request),
-        event_filter=parse_room_event_filter(request.query.get("filter")),
-    )
-    return ok(body)
+    viewer, history, room_id = await _viewer(request), request.app[HISTORY], room_id_param(request)
+    event_id, limit = request.match_info["event_id"], _limit(request)
+    return ok(await history.context(viewer, room_id, event_id, limit, _filter(request)))
 
 
 # GET /_matrix/client/v1/rooms/{room_id}/relations/{event_id}[/{rel_type}[/{event_type}]]
@@ -77,17 +78,14 @@ async def context(request: web.Request) -> web.Response:
 @routes.get(V1 + "/rooms/{room_id}/relations/{event_id}/{rel_type}")
 @routes.get(V1 + "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}")
 async def relations(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    body = await request.app[HISTORY].relations(
-        caller.user_id,
-        caller.device_id,
-        room_id_param(request),
-        request.match_info["event_id"],
-        rel_type=request.match_info.get("rel_type"),
-        event_type=request.match_info.get("event_type"),
-        direction=_direction(request, default="b"),
-        from_token=request.query.get("from") or None,
-        to_token=request.query.get("to") or None,
-        limit=_limit(request),
+    viewer, history, room_id = await _viewer(request), request.app[HISTORY], room_id_param(request)
+    match = request.match_info
+    body = await history.relations(
+        viewer,
+        room_id,
+        match["event_id"],
+        _page(request, default="b"),
+        rel_type=match.get("rel_type"),
+        event_type=match.get("event_type"),
     )
     return ok(body)

@@ -41,7 +41,7 @@ async def sync(request: web.Request) -> web.Response:
     full_state = query.get("full_state", "false") == "true"
     sync_filter = await request.app[FILTERS].resolve(caller.user_id, query.get("filter"))
     async with request.app[PRESENCE].syncing(caller.user_id, presence):
-        body = await request.app[SYNC].sync(
+        result = await request.app[SYNC].wait_for_changes(
             caller.user_id,
             caller.device_id,
             since,
@@ -49,5 +49,7 @@ async def sync(request: web.Request) -> web.Response:
             options_from_filter(sync_filter),
             full_state,
         )
-    # Encoded here, not by `ok`: the body holds events already encoded (sync/encoding.py).
-    return web.Response(body=encode_body(body), content_type="application/json", charset="utf-8")
+    # Encoded here, not by `ok`: the body holds events already encoded (events/client_format.py).
+    return web.Response(
+        body=encode_body(result.body), content_type="application/json", charset="utf-8"
+    )

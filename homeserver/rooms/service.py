@@ -237,10 +237,13 @@ class RoomService:
         await self._require_room(room_id)
         await self._set_membership(room_id, user_id, user_id, "leave", reason)
 
+    async def _membership(self, room_id: str, user_id: str) -> room_store.Membership | None:
+        async with self._pool.acquire() as conn:
+            return await room_store.membership(conn, room_id, user_id)
+
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
-        async with self._pool.acquire() as conn:
-            current = await room_store.membership(conn, room_id, target)
+        current = await self._membership(room_id, target)
         if current is None or current.membership not in ("join", "invite", "knock"):
             raise forbidden(f"{target} is not in the room.")
         await self._set_membership(room_id, sender, target, "leave", reason)
@@ -251,15 +254,13 @@ class RoomService:
 
     async def unban(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
-        async with self._pool.acquire() as conn:
-            current = await room_store.membership(conn, room_id, target)
+        current = await self._membership(room_id, target)
         if current is None or current.membership != "ban":
             raise MatrixError(400, "M_BAD_STATE", f"{target} is not banned.")
         await self._set_membership(room_id, sender, target, "leave", reason)
 
     async def forget(self, user_id: str, room_id: str) -> None:
-        async with self._pool.acquire() as conn:
-            current = await room_store.membership(conn, room_id, user_id)
+        current = await self._membership(room_id, user_id)
         if current is None:
             raise not_found("You have never been in this room.")
         if current.membership in ("join", "invite", "knock"):

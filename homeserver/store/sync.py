@@ -28,10 +28,7 @@ async def memberships(conn: asyncpg.Connection, user_id: str) -> list[RoomMember
         " AND (f.stream_position IS NULL OR f.stream_position < m.stream_position)",
         user_id,
     )
-    return [
-        RoomMembership(r["room_id"], r["membership"], r["event_id"], r["stream_position"])
-        for r in rows
-    ]
+    return [RoomMembership(*row) for row in rows]  # the columns in the fields' order
 
 
 async def latest_position(conn: asyncpg.Connection) -> int:
@@ -44,19 +41,37 @@ async def timelines(
     limit: int,
 ) -> dict[str, list[Event]]:
     """Per room, the last `limit` events in its window (after, upto], oldest first."""
-    if not windows:
-        return {}
-    rows = await conn.fetch(
+    return await _events_in_windows(
+        conn,
         "SELECT w.room_id, e.event_id, e.stream_position, e.json"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, upto)"
         " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
         "   WHERE room_id = w.room_id AND stream_position > w.after"
         "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT $4) e",
+        windows,
+        limit,
+    )
+
+
+async def _events_in_windows(
+    conn: asyncpg.Connection, query: str, windows: Sequence[tuple[str, int, int]], *args: object
+) -> dict[str, list[Event]]:
+    """The events `query` finds for (room, after, upto) windows ($1, $2, $3 unnested), by
+    room, oldest first."""
+    if not windows:
+        return {}
+    rows = await conn.fetch(
+        query,
         [w[0] for w in windows],
         [w[1] for w in windows],
         [w[2] for w in windows],
-        limit,
+        *args,
     )
+    return _by_room(rows)
+
+
+def _by_room(rows: Sequence[asyncpg.Record]) -> dict[str, list[Event]]:
+    """The events of rows with a `room_id`, by room, oldest first."""
     found: dict[str, list[Event]] = {}
     for row in rows:
         found.setdefault(row["room_id"], []).append(event_from_row(row))
@@ -84,39 +99,26 @@ async def current_state(
 ) -> dict[str, list[Event]]:
     rows = await conn.fetch(
         "SELECT s.room_id, e.event_id, e.stream_position, e.json FROM current_state s"
-        " JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1::text[])"
-        " ORDER BY e.stream_position",
+        " JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1::text[])",
         list(room_ids),
     )
-    found: dict[str, list[Event]] = {}
-    for row in rows:
-        found.setdefault(row["room_id"], []).append(event_from_row(row))
-    return found
+    return _by_room(rows)
 
 
 async def state_changes(
     conn: asyncpg.Connection, windows: Sequence[tuple[str, int, int]]
 ) -> dict[str, list[Event]]:
     """Per room, the latest state event per key changed in (after, before)."""
-    if not windows:
-        return {}
-    rows = await conn.fetch(
+    return await _events_in_windows(
+        conn,
         "SELECT DISTINCT ON (w.room_id, e.type, e.state_key)"
         " w.room_id, e.event_id, e.stream_position, e.json, e.type, e.state_key"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, before)"
         " JOIN events e ON e.room_id = w.room_id AND e.state_key IS NOT NULL"
         " AND e.stream_position > w.after AND e.stream_position < w.before"
         " ORDER BY w.room_id, e.type, e.state_key, e.stream_position DESC",
-        [w[0] for w in windows],
-        [w[1] for w in windows],
-        [w[2] for w in windows],
+        windows,
     )
-    found: dict[str, list[Event]] = {}
-    for row in rows:
-        found.setdefault(row["room_id"], []).append(event_from_row(row))
-    for events in found.values():
-        events.sort(key=lambda event: event.stream_position)
-    return found
 
 
 @dataclass(frozen=True, slots=True)

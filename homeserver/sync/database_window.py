@@ -4,6 +4,8 @@ incremental one the in-memory tail cannot answer (sync/memory_window.py)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import asyncpg
 
@@ -24,31 +26,21 @@ from homeserver.sync.window import (
 )
 
 
+@dataclass(slots=True)
 class DatabaseWindow:
-    name = "database"
-    tallies: Tallies | None = None
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        renderer: EventRenderer,
-        request: SyncRequest,
-        upper: int,
-        *,
-        receipts: ReceiptSource | None = None,
-        account_data: AccountDataSource | None = None,
-    ) -> None:
-        self._pool = pool
-        self._renderer = renderer
-        self.request = request
-        self.upper = upper
-        self._receipts = receipts
-        self._account_data = account_data
+    pool: asyncpg.Pool
+    renderer: EventRenderer
+    request: SyncRequest
+    upper: int
+    receipt_source: ReceiptSource | None = None
+    account_data_source: AccountDataSource | None = None
+    name: ClassVar[str] = "database"
+    tallies: ClassVar[Tallies | None] = None
 
     async def memberships(self) -> Memberships:
         request, upper, after = self.request, self.upper, self.request.after
         options = request.options
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rooms = [
                 m
                 for m in await sync_store.memberships(conn, request.user_id)
@@ -83,14 +75,14 @@ class DatabaseWindow:
         after = self.request.after
         if not room_ids or after is None or after >= self.upper:
             return []
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             found = await sync_store.rooms_with_events(conn, list(room_ids), after, self.upper)
         return [room_id for room_id in room_ids if room_id in found]
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         if not windows:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             fetched = await sync_store.timelines(
                 conn, [(w.room_id, w.after, w.upto) for w in windows], limit + 1
             )
@@ -113,39 +105,39 @@ class DatabaseWindow:
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
         if not room_ids:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await sync_store.current_state(conn, room_ids)
 
     async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
         if not gaps:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await sync_store.state_changes(conn, gaps)
 
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         if not rooms:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return {
                 room_id: await room_store.state_events_at(conn, room_id, position)
                 for room_id, position in rooms
             }
 
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
-        if self._receipts is None or not room_ids:
+        if self.receipt_source is None or not room_ids:
             return {}
-        return await self._receipts.receipts_for_sync(
+        return await self.receipt_source.receipts_for_sync(
             self.request.user_id, list(room_ids), self.request.after, self.upper
         )
 
     async def account_data(self) -> AccountData:
-        if self._account_data is None:
+        if self.account_data_source is None:
             return AccountData()
         user_id, after = self.request.user_id, self.request.after
         return AccountData(
-            await self._account_data.global_account_data_for_sync(user_id, after, self.upper),
-            await self._account_data.room_account_data_for_sync(user_id, after, self.upper),
+            await self.account_data_source.global_account_data_for_sync(user_id, after, self.upper),
+            await self.account_data_source.room_account_data_for_sync(user_id, after, self.upper),
         )
 
     async def facts(self, events: Sequence[Event]) -> StoredFacts:
-        return await self._renderer.facts(events, self.request.viewer)
+        return await self.renderer.facts(events, self.request.viewer)

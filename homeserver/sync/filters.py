@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -157,6 +157,9 @@ class Filter(BaseModel):
         return self.room.timeline.limit_or(DEFAULT_TIMELINE_LIMIT)
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
 def _shape_error(what: str, error: ValidationError) -> MatrixError:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
@@ -165,23 +168,21 @@ def _shape_error(what: str, error: ValidationError) -> MatrixError:
 
 def parse_filter(value: object) -> Filter:
     """A Filter from decoded JSON; 400 M_BAD_JSON naming the field when it has the wrong shape."""
-    if not isinstance(value, dict):
-        raise bad_json("filter: must be a JSON object")
-    try:
-        return Filter.model_validate(value)
-    except ValidationError as error:
-        raise _shape_error("filter", error) from None
+    return _validated(Filter, value)
 
 
 def parse_room_event_filter(text: str | None) -> RoomEventFilter:
     """The `filter` query parameter of /messages and /context: inline RoomEventFilter JSON."""
     if text is None or not text.strip():
         return RoomEventFilter()
-    value = _decode_inline(text)
+    return _validated(RoomEventFilter, _decode_inline(text))
+
+
+def _validated(model: type[_Model], value: object) -> _Model:
     if not isinstance(value, dict):
         raise bad_json("filter: must be a JSON object")
     try:
-        return RoomEventFilter.model_validate(value)
+        return model.model_validate(value)
     except ValidationError as error:
         raise _shape_error("filter", error) from None
 

@@ -10,7 +10,7 @@ and no duplicate; `end` is left out once nothing further is visible.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import asyncpg
@@ -27,18 +27,45 @@ from homeserver.sync.filters import MAX_LIMIT, RoomEventFilter
 from homeserver.sync.tokens import pagination_token, parse_pagination_token
 
 Direction = Literal["b", "f"]
+Viewer = tuple[str, str]  # a user ID and the device ID of their access token
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which page of a room's events is asked for (/messages, /relations)."""
+
+    direction: Direction
+    from_token: str | None = None
+    to_token: str | None = None
+    limit: int = 10
+
+    @property
+    def backwards(self) -> bool:
+        return self.direction == "b"
+
+    def positions(self) -> tuple[int | None, int | None]:
+        """The positions its tokens name (M_INVALID_PARAM for a bad one)."""
+        start = parse_pagination_token(self.from_token) if self.from_token is not None else None
+        to = parse_pagination_token(self.to_token) if self.to_token is not None else None
+        return start, to
+
+
+def _bounds(
+    positions: tuple[int | None, int | None], latest: int, *, backwards: bool, first: int
+) -> tuple[int, int, int]:
+    """Where a page starts (its `from`, else the log's end backwards and `first` forwards)
+    and the positions (after, upto] it covers, toward its `to` (or the log's end)."""
+    start, to = positions
+    if start is None:
+        start = latest if backwards else first
+    if backwards:
+        return start, (to or 0), start
+    return start, start, (to if to is not None else latest)
 
 
 def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
     """The events an ignoring user is shown."""
     return [event for event in events if not sent_by_ignored(event, ignored)]
-
-
-def _window(start: int, to: int | None, latest: int, *, backwards: bool) -> tuple[int, int]:
-    """(after, upto]: the positions a page from `start` toward `to` (or the log's end) covers."""
-    if backwards:
-        return (to or 0), start
-    return start, (to if to is not None else latest)
 
 
 def _continuation(chunk: Sequence[Event], more: bool, *, backwards: bool) -> str | None:
@@ -60,18 +87,18 @@ async def _seen_event(
 async def _page(
     conn: asyncpg.Connection,
     access: RoomAccess,
-    room_id: str,
-    after: int,
-    upto: int,
+    window: tuple[int, int],
     *,
     backwards: bool,
     limit: int,
     event_filter: RoomEventFilter,
     relation: RelationSelection | None = None,
 ) -> tuple[list[Event], bool]:
-    """Up to `limit` visible events matching the filter (and relating to an event, if
-    `relation` says so) in (after, upto], in the direction asked, and whether any
-    further one exists in that window."""
+    """Up to `limit` visible events of the room matching the filter (and relating to an
+    event, if `relation` says so) in the window (after, upto], in the direction asked,
+    and whether any further one exists in that window."""
+    after, upto = window
+    room_id = access.room_id
     if limit <= 0 or upto <= after or not event_filter.allows_room(room_id):
         return [], False
     ranges = access.history.visible_ranges(after + 1, upto)
@@ -108,38 +135,22 @@ class HistoryService:
 
     async def messages(
         self,
-        user_id: str,
-        device_id: str,
+        viewer: Viewer,
         room_id: str,
-        *,
-        direction: Direction,
-        from_token: str | None = None,
-        to_token: str | None = None,
-        limit: int = 10,
+        page: Page,
         event_filter: RoomEventFilter | None = None,
     ) -> JsonDict:
         """GET /rooms/{roomId}/messages: {chunk, start, end?, state?}."""
         chosen = event_filter or RoomEventFilter()
-        limit = min(limit, chosen.limit_or(MAX_LIMIT), MAX_LIMIT)
-        backwards = direction == "b"
-        start = parse_pagination_token(from_token) if from_token is not None else None
-        to = parse_pagination_token(to_token) if to_token is not None else None
+        limit = min(page.limit, chosen.limit_or(MAX_LIMIT), MAX_LIMIT)
+        backwards, positions = page.backwards, page.positions()
         async with self._pool.acquire() as conn:
-            access = await self._readable(conn, user_id, room_id)
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            access = await self._readable(conn, viewer[0], room_id)
+            ignored = await account_data_store.ignored_users(conn, viewer[0])
             latest = await history_store.latest_position(conn)
-            if start is None:
-                start = latest if backwards else 0
-            after, upto = _window(start, to, latest, backwards=backwards)
+            start, after, upto = _bounds(positions, latest, backwards=backwards, first=0)
             chunk, more = await _page(
-                conn,
-                access,
-                room_id,
-                after,
-                upto,
-                backwards=backwards,
-                limit=limit,
-                event_filter=chosen,
+                conn, access, (after, upto), backwards=backwards, limit=limit, event_filter=chosen
             )
             members: list[Event] = []
             if chosen.lazy_load_members and chunk:
@@ -148,10 +159,10 @@ class HistoryService:
                 newest = max(event.stream_position for event in chunk)
                 members = await history_store.member_events_at(conn, room_id, senders, newest)
         shown = _shown(chunk, ignored)
-        served = await self._renderer.serve([*shown, *members], (user_id, device_id))
+        served = await self._renderer.serve([*shown, *members], viewer)
         body: JsonDict = {
             "chunk": served[: len(shown)],
-            "start": from_token if from_token is not None else pagination_token(start),
+            "start": page.from_token if page.from_token is not None else pagination_token(start),
         }
         if (end := _continuation(chunk, more, backwards=backwards)) is not None:
             body["end"] = end
@@ -164,11 +175,9 @@ class HistoryService:
 
     async def context(
         self,
-        user_id: str,
-        device_id: str,
+        viewer: Viewer,
         room_id: str,
         event_id: str,
-        *,
         limit: int = 10,
         event_filter: RoomEventFilter | None = None,
     ) -> JsonDict:
@@ -178,18 +187,15 @@ class HistoryService:
         limit = min(limit, MAX_LIMIT)
         # As Synapse: half the limit before the event, the rest after.
         before_limit = limit // 2
-        after_limit = limit - before_limit
         async with self._pool.acquire() as conn:
-            access = await self._readable(conn, user_id, room_id)
+            access = await self._readable(conn, viewer[0], room_id)
             event, ignored = await _seen_event(conn, access, event_id)
             position = event.stream_position
             latest = await history_store.latest_position(conn)
             before, _ = await _page(
                 conn,
                 access,
-                room_id,
-                0,
-                position - 1,
+                (0, position - 1),
                 backwards=True,
                 limit=before_limit,
                 event_filter=chosen,
@@ -197,24 +203,20 @@ class HistoryService:
             after, _ = await _page(
                 conn,
                 access,
-                room_id,
-                position,
-                latest,
+                (position, latest),
                 backwards=False,
-                limit=after_limit,
+                limit=limit - before_limit,
                 event_filter=chosen,
             )
             last = after[-1].stream_position if after else position
-            state = [e for e in await room_store.state_events_at(conn, room_id, last)]
+            state = await room_store.state_events_at(conn, room_id, last)
         state = [e for e in state if chosen.allows_event(e)]
         if chosen.lazy_load_members:
             senders = {e.sender for e in [*before, event, *after]}
             state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
         first = before[-1].stream_position if before else position
         parts = [[event], _shown(before, ignored), _shown(after, ignored), state]
-        served = iter(
-            await self._renderer.serve([e for part in parts for e in part], (user_id, device_id))
-        )
+        served = iter(await self._renderer.serve([e for part in parts for e in part], viewer))
         event_served, before_served, after_served, state_served = (
             [next(served) for _ in part] for part in parts
         )
@@ -229,50 +231,39 @@ class HistoryService:
 
     async def relations(
         self,
-        user_id: str,
-        device_id: str,
+        viewer: Viewer,
         room_id: str,
         event_id: str,
+        page: Page,
         *,
         rel_type: str | None = None,
         event_type: str | None = None,
-        direction: Direction = "b",
-        from_token: str | None = None,
-        to_token: str | None = None,
-        limit: int = 10,
     ) -> JsonDict:
         """GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]: the events
         relating to one the user may see, newest first unless `dir=f`, paginated with the
         same tokens as /messages."""
-        limit = min(limit, MAX_LIMIT)
-        backwards = direction == "b"
-        start = parse_pagination_token(from_token) if from_token is not None else None
-        to = parse_pagination_token(to_token) if to_token is not None else None
+        limit = min(page.limit, MAX_LIMIT)
+        backwards, positions = page.backwards, page.positions()
         async with self._pool.acquire() as conn:
-            access = await self._readable(conn, user_id, room_id)
+            access = await self._readable(conn, viewer[0], room_id)
             parent, ignored = await _seen_event(conn, access, event_id)
             latest = await history_store.latest_position(conn)
-            if start is None:
-                start = latest if backwards else parent.stream_position
-            # Nothing before the event relates to it.
-            after, upto = _window(start, to, latest, backwards=backwards)
-            after = max(after, parent.stream_position)
+            _, after, upto = _bounds(
+                positions, latest, backwards=backwards, first=parent.stream_position
+            )
             chunk, more = await _page(
                 conn,
                 access,
-                room_id,
-                after,
-                upto,
+                # Nothing before the event relates to it.
+                (max(after, parent.stream_position), upto),
                 backwards=backwards,
                 limit=limit,
                 event_filter=RoomEventFilter(),
                 relation=RelationSelection(event_id, rel_type, event_type),
             )
-        body: JsonDict = {
-            "chunk": await self._renderer.serve(_shown(chunk, ignored), (user_id, device_id))
-        }
+        body: JsonDict = {"chunk": await self._renderer.serve(_shown(chunk, ignored), viewer)}
         if (following := _continuation(chunk, more, backwards=backwards)) is not None:
             body["next_batch"] = following
-        if from_token is not None:
-            body["prev_batch"] = from_token
+        if page.from_token is not None:
+            body["prev_batch"] = page.from_token
         return body

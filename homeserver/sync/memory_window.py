@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
@@ -68,43 +69,35 @@ class MemoryWindows:
         return MemoryWindow(summary, request, upper, Memberships(rooms), database)
 
 
+@dataclass(slots=True)
 class MemoryWindow:
-    name = "memory"
-
-    def __init__(
-        self,
-        summary: WindowSummary,
-        request: SyncRequest,
-        upper: int,
-        memberships: Memberships,
-        database: Callable[[], DatabaseWindow],
-    ) -> None:
-        self._summary = summary
-        self.request = request
-        self.upper = upper
-        self._memberships = memberships
-        self._make_database = database
-        self._database: DatabaseWindow | None = None
+    summary: WindowSummary
+    request: SyncRequest
+    upper: int
+    rooms: Memberships
+    # Makes the database's window, for what the tail does not hold (when first asked).
+    make_database: Callable[[], DatabaseWindow]
+    made_database: DatabaseWindow | None = None
+    name: ClassVar[str] = "memory"
 
     @property
     def database(self) -> DatabaseWindow:
-        """The database's window, for what the tail does not hold (made when first asked)."""
-        if self._database is None:
-            self._database = self._make_database()
-        return self._database
+        if self.made_database is None:
+            self.made_database = self.make_database()
+        return self.made_database
 
     @property
     def tallies(self) -> Tallies:
-        return self._summary.messages
+        return self.summary.messages
 
     async def memberships(self) -> Memberships:
-        return self._memberships
+        return self.rooms
 
     async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
-        return [room_id for room_id in self._summary.by_room if room_id in room_ids]
+        return [room_id for room_id in self.summary.by_room if room_id in room_ids]
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
-        since, upper, held = self.request.after, self.upper, self._summary.events_by_room
+        since, upper, held = self.request.after, self.upper, self.summary.events_by_room
         found: dict[str, Timeline] = {}
         elsewhere: list[TimelineWindow] = []
         for window in windows:
@@ -128,7 +121,7 @@ class MemoryWindow:
         return await self.database.state_at(rooms)
 
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
-        receipts = self._summary.receipts
+        receipts = self.summary.receipts
         if not receipts:
             return receipts
         return {room_id: content for room_id, content in receipts.items() if room_id in room_ids}
@@ -138,11 +131,11 @@ class MemoryWindow:
 
     async def facts(self, events: Sequence[Event]) -> EventFacts:
         stored = None
-        if self._database is not None:  # events may have come from it
-            by_id = self._summary.by_id
+        if self.made_database is not None:  # events may have come from it
+            by_id = self.summary.by_id
             outside = [event for event in events if event.event_id not in by_id]
-            stored = await self._database.facts(outside) if outside else None
-        return _HeldFacts(self._summary, self.request.user_id, self.request.device_id, stored)
+            stored = await self.made_database.facts(outside) if outside else None
+        return _HeldFacts(self.summary, self.request.user_id, self.request.device_id, stored)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,6 @@ import time
 
 import asyncpg
 
-from homeserver.events.model import JsonDict
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import account_data as account_data_store
 from homeserver.store import sync as sync_store
@@ -101,20 +100,6 @@ class SyncService:
             latest = await sync_store.latest_position(conn)
         self._notifier.position = max(self._notifier.position, latest)
         self._recent.start_at(self._notifier.position)
-
-    async def sync(
-        self,
-        user_id: str,
-        device_id: str,
-        since: SyncToken | None,
-        timeout_ms: int,
-        options: SyncOptions,
-        full_state: bool = False,
-    ) -> JsonDict:
-        result = await self.wait_for_changes(
-            user_id, device_id, since, timeout_ms, options, full_state
-        )
-        return result.body
 
     async def wait_for_changes(
         self,
@@ -234,12 +219,7 @@ class SyncService:
     def _window(self, request: SyncRequest, upper: int, joined: dict[str, int]) -> WindowSource:
         def database() -> DatabaseWindow:
             return DatabaseWindow(
-                self._pool,
-                self._renderer,
-                request,
-                upper,
-                receipts=self._receipts,
-                account_data=self._account_data,
+                self._pool, self._renderer, request, upper, self._receipts, self._account_data
             )
 
         if self._memory is not None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 JsonDict = dict[str, Any]
+UserTest = Callable[[str], bool]  # whose presence a filter lets through
 
 
 class ReceiptSource(Protocol):
@@ -48,9 +49,5 @@ class PresenceSource(Protocol):
     def position(self) -> int: ...
 
     async def presence_for_sync(
-        self,
-        user_id: str,
-        room_ids: Collection[str],
-        since: int | None,
-        allows: Callable[[str], bool],
+        self, user_id: str, room_ids: Collection[str], since: int | None, allows: UserTest
     ) -> tuple[list[JsonDict], int]: ...

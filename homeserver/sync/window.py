@@ -21,26 +21,20 @@ from homeserver.sync.tokens import SyncToken
 from homeserver.sync.unread import Tallies
 
 
+@dataclass(slots=True)
 class SyncRequest:
-    """What one sync asks for (a plain class: a long-poll makes one each time it wakes)."""
+    """What one sync asks for."""
 
-    __slots__ = ("after", "device_id", "full_state", "options", "since", "user_id")
+    user_id: str
+    device_id: str
+    since: SyncToken | None
+    options: SyncOptions  # with the user's ignored senders (options.hiding_ignored)
+    full_state: bool = False
+    # The log position the sync continues from (None: an initial sync).
+    after: int | None = field(init=False)
 
-    def __init__(
-        self,
-        user_id: str,
-        device_id: str,
-        since: SyncToken | None,
-        options: SyncOptions,  # with the user's ignored senders (options.hiding_ignored)
-        full_state: bool = False,
-    ) -> None:
-        self.user_id = user_id
-        self.device_id = device_id
-        self.since = since
-        self.options = options
-        self.full_state = full_state
-        # The log position the sync continues from (None: an initial sync).
-        self.after = since.events if since is not None else None
+    def __post_init__(self) -> None:
+        self.after = self.since.events if self.since is not None else None
 
     @property
     def viewer(self) -> Viewer:
