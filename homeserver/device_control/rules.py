@@ -160,7 +160,7 @@ def _authorize_capabilities(room: DeviceRoom, draft: Draft) -> None:
 def check_capabilities(content: Mapping[str, Any]) -> None:
     """400 M_BAD_JSON naming the action unless every argument schema can be used.
 
-    Bounded: at most MAX_ACTIONS schemas of schemas.MAX_SCHEMA_BYTES each.
+    Bounded: see schemas.check_published.
     """
     capabilities = parse(CapabilitiesContent, content)
     for name, action in capabilities.actions.items():
@@ -173,10 +173,15 @@ def check_capabilities(content: Mapping[str, Any]) -> None:
                     f"{where}.args_schema: $ref {ref!r} points outside the schema;"
                     " an argument schema must be self-contained."
                 )
-        try:
-            schemas.check_published(action.args_schema)
-        except schemas.SchemaRefused as refused:
-            raise bad_json(f"{where}.args_schema: {refused}.") from None
+    try:
+        schemas.check_published(
+            {name: action.args_schema for name, action in capabilities.actions.items()}
+        )
+    except schemas.PublishRefused as refused:
+        where = "content.actions"
+        if refused.action is not None:
+            where += f".{refused.action}.args_schema"
+        raise bad_json(f"{where}: {refused.reason}.") from None
 
 
 def _refs(schema: object) -> Iterator[str]:

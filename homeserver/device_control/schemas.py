@@ -46,6 +46,9 @@ from referencing.exceptions import Unresolvable
 # action's schema far less. Real argument schemas are a few hundred bytes.
 MAX_SCHEMA_BYTES = 8 * 1024
 MAX_SCHEMA_DEPTH = 32
+# JSON values in all the schemas of one capabilities event: the meta-schema
+# check costs up to 0.25 ms per subschema (`true` and `{}` are the dearest).
+MAX_CAPABILITY_NODES = 3000
 # RE2 instructions: `^[a-z0-9._-]{1,64}$` is about 130, `.{0,1000}` about 2000.
 MAX_PROGRAM_SIZE = 2000
 # RE2's memory per pattern (program and DFA cache); its default is 8 MiB, and
@@ -60,8 +63,9 @@ MAX_ARGS_DEPTH = 32
 # worst schemas and args we could build stop at the limit after 50-150 ms
 # (tests/test_device_schemas.py). The deadline, on the clock, catches any
 # cost the units do not model; a check that hits either is refused.
-CHECK_UNITS = 200_000
-CHECK_DEADLINE_S = 0.25
+CHECK_UNITS = 100_000
+CHECK_DEADLINE_S = 0.2
+_REF_UNITS = 30
 # A regex search is charged per instruction and character: RE2 runs at 1-12 ns
 # per (instruction, character) when its DFA cache thrashes, ~0 when it does not.
 _SEARCH_STEPS_PER_UNIT = 200
@@ -75,6 +79,13 @@ _DATA_KEYWORDS = frozenset({"enum", "const", "dependentRequired"})
 
 class SchemaRefused(Exception):
     """A published argument schema this server will not check commands against."""
+
+
+class PublishRefused(Exception):
+    def __init__(self, action: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.action = action
+        self.reason = reason
 
 
 class ArgsInvalid(Exception):
@@ -175,26 +186,45 @@ def _check_shape(schema: Mapping[str, Any]) -> None:
             raise SchemaRefused(f"{keyword} is not supported")
 
 
-def check_published(schema: Mapping[str, Any]) -> None:
-    """Refuse a schema a device publishes unless commands can be checked against it."""
-    _check_shape(schema)
-    for item, _ in _schema_objects(schema):
-        if isinstance(pattern := item.get("pattern"), str):
-            compile_pattern(pattern)
-        if isinstance(patterns := item.get("patternProperties"), Mapping):
-            for pattern in patterns:
-                compile_pattern(pattern)
-    try:
-        Draft202012Validator.check_schema(schema, format_checker=_SCHEMA_FORMATS)
-    except SchemaError as error:
-        raise SchemaRefused(f"not a valid JSON Schema: {error.message}") from None
+def check_published(schemas: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse what a device publishes (action name -> args schema) unless commands
+    can be checked against every schema in it; PublishRefused names the action.
+
+    Bounded: MAX_CAPABILITY_NODES for the meta-schema check, then one budget
+    for the trial runs of all actions.
+    """
+    total = 0
+    for action, schema in schemas.items():
+        try:
+            _check_shape(schema)
+            for item, _ in _schema_objects(schema):
+                if isinstance(pattern := item.get("pattern"), str):
+                    compile_pattern(pattern)
+                if isinstance(patterns := item.get("patternProperties"), Mapping):
+                    for pattern in patterns:
+                        compile_pattern(pattern)
+        except SchemaRefused as refused:
+            raise PublishRefused(action, str(refused)) from None
+        total += _node_count(schema)
+    if total > MAX_CAPABILITY_NODES:
+        raise PublishRefused(
+            None, f"the argument schemas hold {total} JSON values, at most {MAX_CAPABILITY_NODES}"
+        )
+    for action, schema in schemas.items():
+        try:
+            Draft202012Validator.check_schema(schema, format_checker=_SCHEMA_FORMATS)
+        except (SchemaError, SchemaRefused) as error:
+            reason = error.message if isinstance(error, SchemaError) else str(error)
+            raise PublishRefused(action, f"not a valid JSON Schema: {reason}") from None
     # A trial run finds a $ref to nowhere, or one to itself, before any command does.
-    try:
-        _run(schema, {})
-    except (Unresolvable, RecursionError):
-        raise SchemaRefused("a $ref in it cannot be resolved") from None
-    except TooCostly:
-        raise SchemaRefused("checking even empty args against it is too costly") from None
+    budget = _Budget(CHECK_UNITS, time.perf_counter() + CHECK_DEADLINE_S)
+    for action, schema in schemas.items():
+        try:
+            _run(schema, {}, budget)
+        except (Unresolvable, RecursionError, SchemaRefused):
+            raise PublishRefused(action, "a $ref in it cannot be resolved") from None
+        except TooCostly:
+            raise PublishRefused(action, "checking even empty args is too costly") from None
 
 
 def check_args(schema: Mapping[str, Any], args: Mapping[str, Any]) -> None:
@@ -225,7 +255,7 @@ def args_size(args: Mapping[str, Any]) -> int:
 class _Budget:
     units: int
     deadline: float
-    root_units: int
+    root_units: int = 0
     schema_costs: dict[int, int] = field(default_factory=dict)
     patterns: dict[str, Any] = field(default_factory=dict)
     errors_seen: set[int] = field(default_factory=set)
@@ -265,9 +295,13 @@ class _Budget:
 _BUDGET: ContextVar[_Budget] = ContextVar("argument_check_budget")
 
 
-def _run(schema: Mapping[str, Any], args: object) -> ValidationError | None:
+def _run(
+    schema: Mapping[str, Any], args: object, budget: _Budget | None = None
+) -> ValidationError | None:
     checked = {key: value for key, value in schema.items() if key != "$schema"}
-    budget = _Budget(CHECK_UNITS, time.perf_counter() + CHECK_DEADLINE_S, _node_count(schema))
+    if budget is None:
+        budget = _Budget(CHECK_UNITS, time.perf_counter() + CHECK_DEADLINE_S)
+    budget.root_units = _node_count(schema)
     token = _BUDGET.set(budget)
     try:
         found: ValidationError | None = best_match(_ArgumentValidator(checked).iter_errors(args))
@@ -355,7 +389,7 @@ def _unique_items(
     seen: set[str] = set()
     for item in instance:
         encoded = json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        budget.charge(1 + len(encoded) // 64)
+        budget.charge(3 + len(encoded) // 16)
         if encoded in seen:
             yield ValidationError(f"{instance!r} has non-unique elements")
             return
@@ -367,10 +401,11 @@ def _reference(keyword_check: Any) -> Any:
         validator: Any, ref: Any, instance: Any, schema: Mapping[str, Any]
     ) -> Iterator[ValidationError]:
         budget = _BUDGET.get()
-        # A pointer is followed step by step; a plain name (an $anchor) makes
-        # the resolver look through the whole schema.
-        if isinstance(ref, str) and ref != "#" and not ref.startswith("#/"):
-            budget.charge(budget.root_units)
+        # Resolving costs several keyword calls; a pointer is followed step by
+        # step, but a plain name (an $anchor) makes the resolver look through
+        # the whole schema.
+        pointer = isinstance(ref, str) and (ref == "#" or ref.startswith("#/"))
+        budget.charge(_REF_UNITS if pointer else _REF_UNITS + 3 * budget.root_units)
         yield from keyword_check(validator, ref, instance, schema)
 
     return charged
