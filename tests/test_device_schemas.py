@@ -12,7 +12,11 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from homeserver.device_control import schemas
+from homeserver.device_control import rules, schemas
+from homeserver.errors import MatrixError
+from homeserver.events import types
+from homeserver.events.model import STATE_CHANGED
+from homeserver.projections.room_state import RoomState, StateEntry
 from tests.devices import (
     CAPABILITIES,
     V1,
@@ -199,3 +203,38 @@ def test_unique_items_compares_json_values_not_python_ones() -> None:
     for repeated in ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], [[1, {"x": None}], [1, {"x": None}]]):
         with pytest.raises(schemas.ArgsInvalid):
             schemas.check_args({"properties": {"xs": schema}}, {"xs": repeated})
+
+
+def test_a_command_checked_against_capabilities_replaced_since_is_sent_back_to_be_checked() -> None:
+    room, owner, device = "!r:hs", "@a:hs", "@a.dev.x1y2z3w4:hs"
+
+    def state(capabilities_id: str) -> RoomState:
+        create = {"type": types.DEVICE_ROOM_TYPE, "device_user_id": device, "owner_user_id": owner}
+        entries = {
+            (types.CREATE, ""): StateEntry("$create", owner, create),
+            (types.MEMBER, device): StateEntry("$join", device, {"membership": "join"}),
+            (CAPABILITIES, ""): StateEntry(capabilities_id, device, {"actions": {}}),
+        }
+        return RoomState(room, None, entries)
+
+    content = {"action": "act", "args": {}, "ttl_ms": 1000}
+    command = types.DEVICE_COMMAND
+    checked = rules.CheckedCommand(room, owner, command, content, capabilities_id="$v1")
+    rules.authorize(state("$v1"), checked, None)
+    with pytest.raises(MatrixError) as refused:
+        rules.authorize(state("$v2"), checked, None)
+    assert refused.value.errcode == STATE_CHANGED
+    # The check's verdict is raised in its place, after the rules of who may send.
+    problem = MatrixError(400, "M_BAD_JSON", "content.args: no")
+    refusing = rules.CheckedCommand(
+        room, owner, types.DEVICE_COMMAND, content, capabilities_id="$v1", problem=problem
+    )
+    with pytest.raises(MatrixError) as refused:
+        rules.authorize(state("$v1"), refusing, None)
+    assert refused.value is problem
+    from_device = rules.CheckedCommand(
+        room, device, types.DEVICE_COMMAND, content, capabilities_id="$v1", problem=problem
+    )
+    with pytest.raises(MatrixError) as refused:
+        rules.authorize(state("$v1"), from_device, None)
+    assert refused.value.errcode == "M_FORBIDDEN"
