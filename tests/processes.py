@@ -40,6 +40,8 @@ class ServerProcess:
             "listen": {"host": "127.0.0.1", "port": self.port},
             "database": {"dsn": dsn},
             "data_dir": str(work_dir / "data"),
+            # Off unless a test turns them on: the suite is faster than any person.
+            "rate_limits": {"enabled": False},
             **config,
         }
         config_path.write_text(json.dumps(body))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
-from homeserver.api.keys import ACCOUNTS
+from homeserver.api.keys import ACCOUNTS, X_FORWARDED
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.types import is_user_id
 
@@ -99,6 +99,17 @@ async def requester(request: web.Request) -> Requester:
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
     found = await request.app[ACCOUNTS].requester_for_token(token)
     return found
+
+
+def client_address(request: web.Request) -> str:
+    """The client's IP address: the peer's, or behind a proxy (listen.x_forwarded) the
+    last address X-Forwarded-For names, the one our proxy saw; earlier ones are the
+    client's to invent."""
+    if request.app[X_FORWARDED]:
+        forwarded = request.headers.get("X-Forwarded-For", "").rpartition(",")[2].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or "unknown"
 
 
 def room_id_param(request: web.Request) -> str:
