@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -174,6 +175,14 @@ class BucketsContract:
             assert await buckets.take("message:@a:x", SLOW, 1) == 0.0
         wait = await buckets.take("message:@a:x", SLOW, 1)
         assert 990 < wait <= 1000
+
+    async def test_checks_at_once_on_one_bucket_let_exactly_its_burst_through(
+        self, buckets: Buckets
+    ) -> None:
+        waits = await asyncio.gather(*(buckets.take("join:@c:x", SLOW, 1) for _ in range(20)))
+        assert sorted(wait == 0.0 for wait in waits) == [False] * 17 + [True] * 3
+        others = await asyncio.gather(*(buckets.take(f"join:@{n}:x", SLOW, 1) for n in range(20)))
+        assert others == [0.0] * 20
 
     async def test_buckets_are_independent_by_name(self, buckets: Buckets) -> None:
         for _ in range(3):

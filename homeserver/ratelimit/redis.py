@@ -1,9 +1,14 @@
 """Buckets in Redis, shared by every process of the server: one Lua script per check.
 
-The script reads the bucket, refills it by Redis's own clock (so processes on
+The script reads a bucket, refills it by Redis's own clock (so processes on
 machines whose clocks disagree still agree on every bucket), takes the cost or
 answers how long to wait, and stores the bucket with an expiry at the moment
 it is full again: an idle bucket costs Redis nothing.
+
+Checks are group-committed like appends: the checks that arrive while one
+script call is in flight go together in the next, one script call for all
+of them. A single check is one round trip; under load the round trip and
+redis-py's own cost (about 95 µs of CPU a call) are shared by the batch.
 
 When Redis cannot be reached the check falls back to buckets in this process
 rather than letting everything through: a login brute-forcer should not gain
@@ -15,8 +20,11 @@ RETRY_SECONDS; the outage and the recovery are logged once each.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,37 +38,60 @@ RETRY_SECONDS = 5.0
 # A Redis that hangs must not hang every limited request with it.
 TIMEOUT_SECONDS = 1.0
 
-# KEYS[1]: the bucket. ARGV: per_second, burst, cost, force ("1") or not ("0").
-# The value is "<tokens> <seconds>"; absent means full. Returns 0 when the cost
-# was taken, else the milliseconds until it could be (at least 1). Mirrors
-# buckets.take.
+RETRY_SECONDS = 5.0
+# A Redis that hangs must not hang every limited request with it.
+TIMEOUT_SECONDS = 1.0
+# Checks in one script call, at most.
+MAX_BATCH = 512
+
+# KEYS: the buckets. ARGV: per_second, burst, cost, force ("1") or not ("0"),
+# four for each key. A bucket's value is "<tokens> <seconds>"; absent means
+# full. Returns, for each key in order, 0 when its cost was taken, else the
+# milliseconds until it could be (at least 1). Mirrors buckets.take; a key
+# named twice sees its first take.
 _TAKE = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local tokens = burst
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local held, at = string.match(stored, '^(%S+) (%S+)$')
-  tokens = math.min(burst, tonumber(held) + math.max(0, now - tonumber(at)) * rate)
-end
-if ARGV[4] ~= '1' then
-  cost = math.min(cost, burst)
-  if tokens + 1e-9 < cost then
-    return math.max(1, math.ceil((cost - tokens) / rate * 1000))
+local waits = {}
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local cost = tonumber(ARGV[4 * i - 1])
+  local tokens = burst
+  local stored = redis.call('GET', key)
+  if stored then
+    local held, at = string.match(stored, '^(%S+) (%S+)$')
+    tokens = math.min(burst, tonumber(held) + math.max(0, now - tonumber(at)) * rate)
   end
+  local wait = 0
+  if ARGV[4 * i] ~= '1' then
+    cost = math.min(cost, burst)
+    if tokens + 1e-9 < cost then
+      wait = math.max(1, math.ceil((cost - tokens) / rate * 1000))
+    end
+  end
+  if wait == 0 then
+    tokens = math.min(burst, math.max(-burst, tokens - cost))
+    local full_in_ms = math.ceil((burst - tokens) / rate * 1000)
+    if full_in_ms > 0 then
+      redis.call('SET', key, string.format('%.17g %.6f', tokens, now), 'PX', full_in_ms)
+    else
+      redis.call('DEL', key)
+    end
+  end
+  waits[i] = wait
 end
-tokens = math.min(burst, math.max(-burst, tokens - cost))
-local full_in_ms = math.ceil((burst - tokens) / rate * 1000)
-if full_in_ms > 0 then
-  redis.call('SET', KEYS[1], string.format('%.17g %.6f', tokens, now), 'PX', full_in_ms)
-else
-  redis.call('DEL', KEYS[1])
-end
-return 0
+return waits
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    name: str
+    limit: Limit
+    cost: float
+    force: bool
+    answer: asyncio.Future[float]
 
 
 class RedisBuckets:
@@ -73,11 +104,17 @@ class RedisBuckets:
         self._fallback = fallback or LocalBuckets()
         # monotonic time before which Redis is not tried again; 0.0 while it answers.
         self._down_until = 0.0
+        self._pending: list[_Check] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         pass
 
     async def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         await self._redis.aclose()
 
     def key(self, name: str) -> str:
@@ -85,24 +122,68 @@ class RedisBuckets:
         return self._prefix + name
 
     async def take(self, name: str, limit: Limit, cost: float, *, force: bool = False) -> float:
-        if self._down_until:
-            if time.monotonic() < self._down_until:
-                return self._fallback.take_now(name, limit, cost, force=force)
-        try:
-            wait_ms = await self._script(
-                keys=[self._prefix + name],
-                args=[repr(limit.per_second), repr(limit.burst), repr(cost), int(force)],
-            )
-        except (RedisError, OSError) as error:
-            if not self._down_until:
-                log.warning(
-                    "rate limits: Redis unreachable (%s); each process limits on its own"
-                    " until it is back",
-                    error,
-                )
-            self._down_until = time.monotonic() + RETRY_SECONDS
+        if self._down_until and time.monotonic() < self._down_until:
             return self._fallback.take_now(name, limit, cost, force=force)
-        if self._down_until:
-            log.warning("rate limits: Redis reachable again; limits are shared again")
-            self._down_until = 0.0
-        return int(wait_ms) / 1000
+        answer: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Check(name, limit, cost, force, answer))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="ratelimit-redis")
+        return await answer
+
+    async def _send(self) -> None:
+        """Send what is pending, one script call at a time, until nothing is."""
+        batch: list[_Check] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                waits = await self._take_batch(batch)
+                for check, wait in zip(batch, waits, strict=True):
+                    if not check.answer.done():  # its request may have been cancelled
+                        check.answer.set_result(wait)
+                batch = []
+        except Exception as error:  # a bug, not Redis being away: the requests see it
+            self._fail([*batch, *self._pending], error)
+        except BaseException:
+            self._fail([*batch, *self._pending], RuntimeError("rate limiter closed"))
+            raise
+        finally:
+            self._sender = None
+
+    def _fail(self, checks: list[_Check], error: Exception) -> None:
+        for check in checks:
+            if not check.answer.done():
+                check.answer.set_exception(error)
+        self._pending = []
+
+    async def _take_batch(self, batch: list[_Check]) -> list[float]:
+        if not (self._down_until and time.monotonic() < self._down_until):
+            args: list[str | int] = []
+            for check in batch:
+                limit = check.limit
+                args += [
+                    repr(limit.per_second),
+                    repr(limit.burst),
+                    repr(check.cost),
+                    int(check.force),
+                ]
+            try:
+                waits_ms = await self._script(
+                    keys=[self._prefix + check.name for check in batch], args=args
+                )
+            except (RedisError, OSError) as error:
+                if not self._down_until:
+                    log.warning(
+                        "rate limits: Redis unreachable (%s); each process limits on its own"
+                        " until it is back",
+                        error,
+                    )
+                self._down_until = time.monotonic() + RETRY_SECONDS
+            else:
+                if self._down_until:
+                    log.warning("rate limits: Redis reachable again; limits are shared again")
+                    self._down_until = 0.0
+                return [int(wait_ms) / 1000 for wait_ms in waits_ms]
+        return [
+            self._fallback.take_now(check.name, check.limit, check.cost, force=check.force)
+            for check in batch
+        ]
