@@ -243,6 +243,18 @@ class TestRedisBuckets(BucketsContract):
             await first.close()
             await second.close()
 
+    async def test_checks_behind_a_cancelled_one_are_still_answered(self, buckets: Buckets) -> None:
+        # The first goes out at once and is cancelled in flight (its client hung up);
+        # the ones queued behind it must not hang, and later checks must still work.
+        first = asyncio.create_task(buckets.take("join:@d:x", SLOW, 1))
+        await asyncio.sleep(0)
+        behind = [asyncio.create_task(buckets.take("join:@e:x", SLOW, 1)) for _ in range(5)]
+        await asyncio.sleep(0)
+        first.cancel()
+        waits = await asyncio.wait_for(asyncio.gather(*behind), timeout=30)
+        assert sorted(wait == 0.0 for wait in waits) == [False, False, True, True, True]
+        assert await buckets.take("join:@f:x", SLOW, 1) == 0.0
+
     async def test_a_bucket_expires_when_it_would_be_full_again(
         self, redis_url: str, namespace: str
     ) -> None:
