@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import secrets
@@ -43,7 +44,7 @@ from homeserver.api.keys import (
     RATE_LIMITER,
     ROOMS,
     SERVER_NAME,
-    X_FORWARDED,
+    TRUSTED_PROXIES,
 )
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
@@ -204,7 +205,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app[METRICS] = Metrics()
     app[SERVER_NAME] = config.server_name
     app[ADMINS] = frozenset(config.admins)
-    app[X_FORWARDED] = config.listen.x_forwarded
+    app[TRUSTED_PROXIES] = tuple(
+        ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
+    )
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, config.database.pool_min_size, config.database.pool_max_size)

@@ -64,8 +64,21 @@ class Listen(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8008, ge=1, le=65535)
-    # Behind a reverse proxy: the client's address is the last one X-Forwarded-For names.
-    x_forwarded: bool = False
+    # Peers whose X-Forwarded-For is believed: the reverse proxies in front.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        problems: list[str] = []
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"{entry!r} is not an IP address or network like 10.0.0.0/8")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("host")
     @classmethod

@@ -216,6 +216,14 @@ def test_environment_sets_a_whole_rate_limit_class_as_yaml() -> None:
     assert (limits.report.per_second, limits.report.burst) == (3.0, 5)
 
 
+def test_trusted_proxy_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, 'listen:\n  trusted_proxies: ["10.0.0.0/8", "proxy.local"]\n')
+    assert problems_of(path) == [
+        f"{path}: listen.trusted_proxies: 'proxy.local' is not an IP address or network"
+        " like 10.0.0.0/8"
+    ]
+
+
 def test_quoted_number_is_refused_not_coerced(tmp_path: Path) -> None:
     path = write(tmp_path, 'listen:\n  port: "8009"\n')
     assert problems_of(path) == [f"{path}: listen.port: must be an integer"]

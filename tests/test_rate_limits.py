@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from homeserver.api.requests import forwarded_client
 from homeserver.config import RateLimit, RateLimits
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, Reply, User
@@ -123,10 +125,8 @@ async def test_login_attempts_from_one_address_are_limited_by_login_address(
 async def test_behind_a_proxy_each_forwarded_address_has_its_own_login_budget(
     start_app: AppFactory,
 ) -> None:
-    hs = await start_app(
-        rate_limits=only(login_address=RateLimit(per_second=NO_REFILL, burst=1)),
-        listen={"x_forwarded": True},
-    )
+    # The test client connects from 127.0.0.1: a proxy on this machine, trusted by default.
+    hs = await start_app(rate_limits=only(login_address=RateLimit(per_second=NO_REFILL, burst=1)))
     user = await hs.register()
     body = {"type": "m.login.password", "user": user.user_id, "password": user.password}
 
@@ -138,6 +138,37 @@ async def test_behind_a_proxy_each_forwarded_address_has_its_own_login_budget(
     assert (await login_from("192.0.2.1")).status == 200
     assert_limited(await login_from("192.0.2.1"))
     assert (await login_from("192.0.2.2")).status == 200
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(start_app: AppFactory) -> None:
+    hs = await start_app(
+        rate_limits=only(login_address=RateLimit(per_second=NO_REFILL, burst=1)),
+        listen={"trusted_proxies": []},
+    )
+    user = await hs.register()
+    body = {"type": "m.login.password", "user": user.user_id, "password": user.password}
+    headers = {"X-Forwarded-For": "192.0.2.1"}
+    assert (await hs.request("POST", "login", body, headers=headers)).status == 200
+    headers = {"X-Forwarded-For": "192.0.2.2"}
+    assert_limited(await hs.request("POST", "login", body, headers=headers))
+
+
+PROXIES = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8")]
+
+
+def test_the_client_is_the_first_untrusted_address_from_the_right() -> None:
+    assert forwarded_client("127.0.0.1", "203.0.113.7", PROXIES) == "203.0.113.7"
+    # Through two of our proxies; what the client wrote itself comes first.
+    forwarded = "1.2.3.4, 203.0.113.7, 10.1.2.3"
+    assert forwarded_client("127.0.0.1", forwarded, PROXIES) == "203.0.113.7"
+    assert forwarded_client("127.0.0.1", "junk, 203.0.113.7", PROXIES) == "203.0.113.7"
+    assert forwarded_client("127.0.0.1", "10.0.0.9", PROXIES) == "10.0.0.9"
+    assert forwarded_client("127.0.0.1", None, PROXIES) == "127.0.0.1"
+    assert forwarded_client("127.0.0.1", " , ", PROXIES) == "127.0.0.1"
+
+
+def test_x_forwarded_for_from_anyone_else_is_the_client_lying() -> None:
+    assert forwarded_client("198.51.100.5", "203.0.113.7", PROXIES) == "198.51.100.5"
 
 
 async def test_wrong_passwords_confirming_a_change_count_as_failed_logins(

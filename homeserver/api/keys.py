@@ -20,5 +20,5 @@ KEYS = web.AppKey("keys", LiveKeyRing)
 SERVER_NAME = web.AppKey("server_name", str)
 ADMINS = web.AppKey("admins", frozenset)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
-# listen.x_forwarded: the client's address is the last one X-Forwarded-For names.
-X_FORWARDED = web.AppKey("x_forwarded", bool)
+# listen.trusted_proxies: the peers whose X-Forwarded-For is believed.
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -10,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
-from homeserver.api.keys import ACCOUNTS, X_FORWARDED
+from homeserver.api.keys import ACCOUNTS, TRUSTED_PROXIES
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.types import is_user_id
 
@@ -101,15 +103,37 @@ async def requester(request: web.Request) -> Requester:
     return found
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def forwarded_client(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: `peer`, unless it is a trusted proxy whose X-Forwarded-For
+    names the client. Read from the right: each proxy appends the address it saw, so
+    the first address that is not a trusted proxy is the client; anything left of it
+    is the client's own to invent."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
 def client_address(request: web.Request) -> str:
-    """The client's IP address: the peer's, or behind a proxy (listen.x_forwarded) the
-    last address X-Forwarded-For names, the one our proxy saw; earlier ones are the
-    client's to invent."""
-    if request.app[X_FORWARDED]:
-        forwarded = request.headers.get("X-Forwarded-For", "").rpartition(",")[2].strip()
-        if forwarded:
-            return forwarded
-    return request.remote or "unknown"
+    """The client's IP address, behind the proxies of listen.trusted_proxies too."""
+    trusted: tuple[Network, ...] = request.app[TRUSTED_PROXIES]
+    return forwarded_client(
+        request.remote or "unknown", request.headers.get("X-Forwarded-For"), trusted
+    )
 
 
 def room_id_param(request: web.Request) -> str:
