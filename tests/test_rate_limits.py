@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 
 from homeserver.api.requests import forwarded_client
 from homeserver.config import RateLimit, RateLimits
@@ -331,14 +332,21 @@ def limited_pair(
     # left by another run (or another suite on this Redis) can be counted here.
     server_name = f"rl{secrets.token_hex(5)}.test"
     rate_limits = {"enabled": True, "failed_login": {"per_second": 0.001, "burst": 3}}
-    with running_pair(
-        tmp_path,
-        fresh_dsn,
-        server_name=server_name,
-        redis={"url": redis_url},
-        rate_limits=rate_limits,
-    ) as pair:
-        yield pair
+    try:
+        with running_pair(
+            tmp_path,
+            fresh_dsn,
+            server_name=server_name,
+            redis={"url": redis_url},
+            rate_limits=rate_limits,
+        ) as pair:
+            yield pair
+    finally:
+        # Buckets expire once full again, which at these rates is an hour away.
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(match=f"linkchat:{server_name}:*"):
+            client.delete(key)
+        client.close()
 
 
 async def test_two_processes_through_redis_share_one_bucket(
