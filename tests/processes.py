@@ -44,6 +44,8 @@ class ServerProcess:
             "database": {"dsn": dsn},
             "data_dir": str(work_dir / "data"),
             "metrics": {"enabled": True, "host": "127.0.0.1", "port": metrics_port},
+            # Off unless a test turns them on: the suite is faster than any person.
+            "rate_limits": {"enabled": False},
             **config,
         }
         config_path.write_text(json.dumps(body))
