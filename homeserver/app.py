@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import secrets
@@ -35,7 +36,17 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
-from homeserver.api.keys import ACCOUNTS, ADMINS, KEYS, METRICS, POOL, ROOMS, SERVER_NAME
+from homeserver.api.keys import (
+    ACCOUNTS,
+    ADMINS,
+    KEYS,
+    METRICS,
+    POOL,
+    RATE_LIMITER,
+    ROOMS,
+    SERVER_NAME,
+    TRUSTED_PROXIES,
+)
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
@@ -46,6 +57,7 @@ from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
+from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
@@ -62,6 +74,10 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.ratelimit.buckets import Buckets, Limit
+from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
+from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.redis import RedisBuckets
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
 from homeserver.roles.service import RoleService
@@ -94,7 +110,9 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    return web.json_response(error.body(), status=error.status)
+    response = web.json_response(error.body(), status=error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -199,6 +217,22 @@ def _metrics_listener(
     return listen
 
 
+def create_rate_limiter(config: Config) -> RateLimiter:
+    """The configured limits, in Redis when one is configured, else in this process."""
+    settings = config.rate_limits
+    limits = None
+    if settings.enabled:
+        limits = {
+            action: Limit(limit.per_second, limit.burst)
+            for action in Action
+            for limit in [getattr(settings, action.value)]
+        }
+    buckets: Buckets = (
+        RedisBuckets(config.redis.url, config.server_name) if config.redis.url else LocalBuckets()
+    )
+    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+
+
 def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
     """The application for `config`, talking to PostgreSQL at `dsn`. With
     `sync_from_memory=False` (for tests only) every sync is built from the database."""
@@ -208,6 +242,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
     app[METRICS] = Metrics()
     app[SERVER_NAME] = config.server_name
     app[ADMINS] = frozenset(config.admins)
+    app[TRUSTED_PROXIES] = tuple(
+        ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
+    )
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, config.database.pool_min_size, config.database.pool_max_size)
@@ -238,6 +275,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[KEYS] = keys
+        rate_limiter = create_rate_limiter(config)
+        app[RATE_LIMITER] = rate_limiter
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -246,6 +285,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 config.registration.enabled, config.registration.min_password_length
             ),
             bus,
+            rate_limiter,
         )
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
@@ -257,6 +297,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             room_type_levels={
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
+            draft_check=DeviceEventChecks(pool).checked,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
@@ -332,10 +373,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             config.server_name,
             MediaStore(config.effective_media_store_path),
             notifier,
+            rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
             allow_unauthenticated_download=config.media.allow_unauthenticated_download,
         )
         await bus.start()
+        await rate_limiter.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -346,6 +389,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await presence_service.stop()
         await appender.stop()
         await notifier.close()
+        await rate_limiter.close()
         await bus.stop()
         await pool.close()
 
