@@ -83,11 +83,12 @@ def render(
 ) -> list[ClientJson]:
     """The events as a client is served them: pre-encoded where they can be."""
     served: list[ClientJson] = []
+    # Encoded forms are without a room ID (sync's form) and unshaped.
+    encoded_form = facts.encoded if shape is None and not include_room_id else None
     for event in events:
         if (
-            shape is None
-            and not include_room_id  # encoded without it (sync's form)
-            and (encoded := facts.encoded(event)) is not None
+            encoded_form is not None
+            and (encoded := encoded_form(event)) is not None
             and facts.redaction_of(event) is None
         ):
             served.append(encoded.serve(now, facts.transaction_id(event)))

@@ -71,13 +71,14 @@ class DatabaseWindow:
         ]
         return Memberships(joined, frozenset(fresh), invited, left)
 
-    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
+    async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
         after = self.request.after
         if not room_ids or after is None or after >= self.upper:
-            return []
+            return {}
         async with self.pool.acquire() as conn:
             found = await sync_store.rooms_with_events(conn, list(room_ids), after, self.upper)
-        return [room_id for room_id in room_ids if room_id in found]
+        active = [room_id for room_id in room_ids if room_id in found]
+        return await self.timelines([TimelineWindow(r, after, self.upper) for r in active], limit)
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         if not windows:

@@ -93,8 +93,12 @@ class MemoryWindow:
     async def memberships(self) -> Memberships:
         return self.rooms
 
-    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
-        return [room_id for room_id in self.summary.by_room if room_id in room_ids]
+    async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
+        found: dict[str, Timeline] = {}
+        for room_id, events in self.summary.events_by_room.items():
+            if room_id in room_ids:
+                found[room_id] = _timeline(events, limit)
+        return found
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         since, upper, held = self.request.after, self.upper, self.summary.events_by_room
@@ -103,10 +107,8 @@ class MemoryWindow:
         for window in windows:
             if window.after != since or window.upto != upper or window.visibility:
                 elsewhere.append(window)
-            elif len(events := held.get(window.room_id, _NONE)) <= limit:
-                found[window.room_id] = Timeline(events, False)  # shared, read-only
             else:
-                found[window.room_id] = Timeline(events[-limit:] if limit else [], True)
+                found[window.room_id] = _timeline(held.get(window.room_id, _NONE), limit)
         if elsewhere:
             found.update(await self.database.timelines(elsewhere, limit))
         return found
@@ -164,3 +166,10 @@ class _HeldFacts:
     def encoded(self, event: Event) -> EncodedEvent | None:
         item = self.summary.by_id.get(event.event_id)
         return item.encoded() if item is not None else None
+
+
+def _timeline(events: list[Event], limit: int) -> Timeline:
+    """The timeline of a room's events in the window (the list is shared, read-only)."""
+    if len(events) <= limit:
+        return Timeline(events, False)
+    return Timeline(events[-limit:] if limit else [], True)

@@ -101,11 +101,13 @@ class WindowSource(Protocol):
 
     async def memberships(self) -> Memberships: ...
 
-    async def rooms_with_events(self, room_ids: Collection[str]) -> list[str]:
-        """Those of `room_ids` with an event in the window."""
+    async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
+        """Per room of `room_ids` with events in the window, its timeline: the window's
+        last `limit` events (the user is in those rooms throughout: all are visible)."""
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
-        """Each window's timeline, by room (a room has one window at most)."""
+        """Each window's timeline (its last `limit` events the user may see), by room (a
+        room has one window at most)."""
 
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]: ...
 

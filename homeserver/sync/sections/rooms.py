@@ -29,31 +29,30 @@ async def write_rooms(sync: SyncAssembly) -> None:
     if rooms.fresh:
         fresh = [room_id for room_id in rooms.joined if room_id in rooms.fresh]
         stayed = [room_id for room_id in rooms.joined if room_id not in rooms.fresh]
-    active = await source.rooms_with_events(stayed) if after is not None and stayed else []
-    windows = [TimelineWindow(room_id, after or 0, upper) for room_id in active]
-    if fresh:
-        windows += [
-            TimelineWindow(room_id, 0, upper, visibility=True, joined_at=rooms.joined[room_id])
-            for room_id in fresh
-        ]
+    # The rooms the user stayed in that have events in the window.
+    active = await source.new_events(stayed, limit) if after is not None and stayed else {}
+    windows = [
+        TimelineWindow(room_id, 0, upper, visibility=True, joined_at=rooms.joined[room_id])
+        for room_id in fresh
+    ]
     if rooms.left:
         windows += [
             TimelineWindow(m.room_id, after or 0, m.stream_position, visibility=True)
             for m in rooms.left
         ]
-    timelines = await source.timelines(windows, limit)
+    timelines = await source.timelines(windows, limit) if windows else {}
     if fresh:
         current = await source.current_state(fresh)
         for room_id in fresh:
             _write_joined(sync, room_id, timelines[room_id], current.get(room_id, []), fresh=True)
     gaps = [
         (room_id, after or 0, timeline.events[0].stream_position)
-        for room_id in active
-        if (timeline := timelines[room_id]).limited and timeline.events
+        for room_id, timeline in active.items()
+        if timeline.limited and timeline.events
     ]
     gap_state = await source.state_changes(gaps) if gaps else {}
-    for room_id in active:
-        _write_joined(sync, room_id, timelines[room_id], gap_state.get(room_id, []), fresh=False)
+    for room_id, timeline in active.items():
+        _write_joined(sync, room_id, timeline, gap_state.get(room_id, []), fresh=False)
     if rooms.left:
         await _write_left(sync, timelines)
 
