@@ -23,9 +23,11 @@ from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
 from homeserver.api import push_rules as push_rules_api
+from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
@@ -63,6 +65,7 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
 from homeserver.roles.service import RoleService
@@ -291,6 +294,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[RECEIPTS] = receipt_service
         app[profile_api.PROFILES] = ProfileService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = AccountDataService(pool, appender)
+        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        app[pushers_api.PUSHERS] = PusherService(pool)
+        app[notifications_api.NOTIFICATIONS] = NotificationService(pool, room_service)
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
@@ -363,6 +369,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         typing_api,
         to_device_api,
         push_rules_api,
+        pushers_api,
+        notifications_api,
         presence_api,
         search_api,
         room_directory_api,

@@ -19,7 +19,7 @@ from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.model import STATE_CHANGED, Draft, StateEdit
 from homeserver.log.appender import Appender
-from homeserver.push.default_rules import default_ruleset
+from homeserver.push import ruleset as push_ruleset
 from homeserver.receipts.service import account_data_key
 from homeserver.store import account_data as account_data_store
 from homeserver.store import rooms as room_store
@@ -69,11 +69,14 @@ class AccountDataService:
         """The content of one piece of account data (room_id "" for global), or 404."""
         async with self._pool.acquire() as conn:
             content = await account_data_store.content(conn, user_id, room_id, data_type)
+        if data_type == PUSH_RULES and room_id == GLOBAL:
+            # Push rules have their own API; here they read as Synapse shows them, with
+            # today's server defaults (push/ruleset.py).
+            return {"global": push_ruleset.effective(user_id, push_ruleset.global_of(content))}
         if content is not None:
             return content
         if data_type == PUSH_RULES:
-            # Push rules have their own API; here they read as Synapse shows them.
-            return {"global": default_ruleset(user_id)} if room_id == GLOBAL else {}
+            return {}
         if room_id == GLOBAL:
             raise not_found("Account data not found.")
         raise not_found("Room account data not found.")
