@@ -65,6 +65,8 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.push.delivery import Delivery
+from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
@@ -281,6 +283,13 @@ def create_app(config: Config, dsn: str) -> web.Application:
             lease_check_seconds=config.followers.lease_check_seconds,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        followers.add(
+            PushFollower(
+                pool,
+                Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                max_event_age_ms=config.push.max_event_age_seconds * 1000,
+            )
+        )
         # Woken by this process's commits at once, and by other processes' on the bus.
         appender.add_listener(lambda _events: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())

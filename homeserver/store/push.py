@@ -76,6 +76,7 @@ class RoomSnapshot:
     members: list[MemberRow]
     power_levels: dict[str, Any] | None
     creator: str | None
+    name: str | None
 
 
 def _text(value: object) -> str | None:
@@ -103,15 +104,22 @@ async def room_snapshot(conn: asyncpg.Connection, room_id: str, position: int) -
         )
         for row in rows
     ]
-    power = await conn.fetchrow(
-        "SELECT json FROM events WHERE room_id = $1 AND type = 'm.room.power_levels'"
-        " AND state_key = '' AND stream_position <= $2 ORDER BY stream_position DESC LIMIT 1",
+    state = await conn.fetchrow(
+        "SELECT (SELECT json FROM events WHERE room_id = $1 AND type = 'm.room.power_levels'"
+        "   AND state_key = '' AND stream_position <= $2"
+        "   ORDER BY stream_position DESC LIMIT 1) AS power,"
+        " (SELECT json::jsonb -> 'content' -> 'name' FROM events WHERE room_id = $1"
+        "   AND type = 'm.room.name' AND state_key = '' AND stream_position <= $2"
+        "   ORDER BY stream_position DESC LIMIT 1) AS name,"
+        " (SELECT creator FROM rooms WHERE room_id = $1) AS creator",
         room_id,
         position,
     )
-    creator = await conn.fetchval("SELECT creator FROM rooms WHERE room_id = $1", room_id)
-    content = decode(power["json"]).get("content") if power is not None else None
-    return RoomSnapshot(members, content if isinstance(content, dict) else None, creator)
+    content = decode(state["power"]).get("content") if state["power"] is not None else None
+    name = _text(decode(state["name"])) if state["name"] is not None else None
+    return RoomSnapshot(
+        members, content if isinstance(content, dict) else None, state["creator"], name or None
+    )
 
 
 @dataclass(frozen=True, slots=True)
