@@ -65,6 +65,7 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.push.counts import NotificationCounter
 from homeserver.push.delivery import Delivery
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
@@ -330,6 +331,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             pool,
             notifier,
             room_service,
+            NotificationCounter(pool),
             recent=recent,
             receipts=receipt_service,
             account_data=receipt_service,

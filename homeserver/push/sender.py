@@ -174,10 +174,9 @@ class PushFollower:
     def _forget_changed_facts(self, event: Event) -> None:
         """Drop what the event changes from the caches of users' rules and ignore lists."""
         if event.type == types.ACCOUNT_DATA and types.is_account_chain(event.room_id):
-            changed = event.content.get("type")
-            if changed == push_store.PUSH_RULES:
+            if event.content.get("type") in (push_store.PUSH_RULES, types.IGNORED_USER_LIST):
+                # Both are read again together (_load_users).
                 self._rules.pop(event.room_id, None)
-            elif changed == types.IGNORED_USER_LIST:
                 self._ignored.pop(event.room_id, None)
 
     async def _room(self, conn: asyncpg.Connection, event: Event) -> _Room:
