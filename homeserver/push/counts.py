@@ -23,6 +23,8 @@ for every member it is counted for (`EventView`s are kept per event).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ RoomCounts = dict[str, tuple[int, int]]
 USERS_KEPT = 50_000
 ROOMS_KEPT = 50_000
 VIEWS_KEPT = 20_000
+# How long a sync waits for the push follower after the user changed their rules.
+FOLLOWER_WAIT_SECONDS = 3.0
+FOLLOWER_POLL_SECONDS = 0.02
 
 
 def add(counts: RoomCounts, thread: str, highlight: bool) -> None:
@@ -209,6 +214,16 @@ class NotificationCounter:
         self.state_changed(window.state_changed)
         return await self._evaluate(user_id, generation, window.events_by_room, ignored, upto)
 
+    async def _after_follower(
+        self, conn: asyncpg.Connection, user_id: str, rooms: list[str], upto: int
+    ) -> tuple[int, dict[str, RoomCounts], push_store.ReadPositions]:
+        deadline = time.monotonic() + FOLLOWER_WAIT_SECONDS
+        while True:
+            found = await push_store.unread_notifications(conn, user_id, rooms, upto)
+            if found[0] >= upto or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(FOLLOWER_POLL_SECONDS)
+
     async def counts(
         self,
         user_id: str,
@@ -223,6 +238,13 @@ class NotificationCounter:
             follower, counts, read = await push_store.unread_notifications(
                 conn, user_id, rooms, upto
             )
+            if follower < upto and await push_store.account_facts_changed(
+                conn, user_id, follower, upto
+            ):
+                # The user changed their rules or ignore list after the follower's
+                # position: the events before that change count by the rules of then,
+                # which the follower applies. Give it a moment to get there.
+                follower, counts, read = await self._after_follower(conn, user_id, rooms, upto)
             tail = await push_store.events_after(conn, rooms, follower, upto)
         result: dict[str, RoomCounts] = {room_id: counts.get(room_id, {}) for room_id in rooms}
         if tail:

@@ -204,7 +204,7 @@ class PushFollower:
     async def _evaluate_in(
         self, conn: asyncpg.Connection, event: Event, room: _Room | None, user_ids: list[str]
     ) -> list[_Notified]:
-        await self._load_users(conn, user_ids)
+        await self._load_users(conn, user_ids, event.stream_position)
         groups: dict[int, tuple[CompiledRules, list[Recipient]]] = {}
         for user_id in user_ids:
             if not may_notify(event, user_id, self._ignored.get(user_id, frozenset())):
@@ -230,11 +230,14 @@ class PushFollower:
                     )
         return notified
 
-    async def _load_users(self, conn: asyncpg.Connection, user_ids: Iterable[str]) -> None:
+    async def _load_users(
+        self, conn: asyncpg.Connection, user_ids: Iterable[str], position: int
+    ) -> None:
+        """Load the rules and ignore lists of those not cached, as of `position`: kept until
+        the follower reaches a change of them (`_forget_changed_facts`)."""
         missing = [user_id for user_id in user_ids if user_id not in self._rules]
         if missing:
-            stored = await push_store.stored_rules(conn, missing)
-            ignored = await push_store.ignore_lists(conn, missing)
+            stored, ignored = await push_store.account_facts_as_of(conn, missing, position)
             for user_id in missing:
                 self._rules[user_id] = self._book.compiled(user_id, stored.get(user_id))
                 self._ignored[user_id] = ignored.get(user_id, frozenset())

@@ -42,23 +42,58 @@ async def stored_rules(
     return found
 
 
-async def ignore_lists(
-    conn: asyncpg.Connection, user_ids: Sequence[str]
-) -> dict[str, frozenset[str]]:
-    """Whom each of `user_ids` ignores (those who ignore nobody are left out)."""
+def _account_data_key(data_type: str) -> str:
+    # The state key of global account data in its owner's chain (receipts/service.py).
+    return json.dumps(["", data_type])
+
+
+async def account_facts_as_of(
+    conn: asyncpg.Connection, user_ids: Sequence[str], position: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, frozenset[str]]]:
+    """Each user's m.push_rules content and ignore list as they were at `position`, from
+    their account chains (the push follower evaluates each event with the rules of then)."""
     rows = await conn.fetch(
-        "SELECT user_id, content FROM account_data WHERE user_id = ANY($1::text[])"
-        " AND room_id = '' AND type = $2",
+        "SELECT u.user_id, k.key, e.json FROM unnest($1::text[]) AS u(user_id)"
+        " CROSS JOIN unnest($2::text[]) AS k(key)"
+        " CROSS JOIN LATERAL (SELECT json FROM events WHERE room_id = u.user_id"
+        "   AND type = $3 AND state_key = k.key AND stream_position <= $4"
+        "   ORDER BY stream_position DESC LIMIT 1) e",
         list(user_ids),
-        types.IGNORED_USER_LIST,
+        [_account_data_key(PUSH_RULES), _account_data_key(types.IGNORED_USER_LIST)],
+        types.ACCOUNT_DATA,
+        position,
     )
-    found: dict[str, frozenset[str]] = {}
+    rules: dict[str, dict[str, Any]] = {}
+    ignores: dict[str, frozenset[str]] = {}
     for row in rows:
-        content = decode(row["content"])
-        ignored = ignored_user_ids(content if isinstance(content, dict) else None, row["user_id"])
-        if ignored:
-            found[row["user_id"]] = ignored
-    return found
+        content = decode(row["json"]).get("content", {}).get("content")
+        if not isinstance(content, dict):
+            continue
+        if row["key"] == _account_data_key(PUSH_RULES):
+            rules[row["user_id"]] = content
+        else:
+            ignored = ignored_user_ids(content, row["user_id"])
+            if ignored:
+                ignores[row["user_id"]] = ignored
+    return rules, ignores
+
+
+async def account_facts_changed(
+    conn: asyncpg.Connection, user_id: str, after: int, upto: int
+) -> bool:
+    """Whether the user changed their push rules or ignore list in (after, upto]."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE room_id = $1 AND type = $2"
+            " AND state_key = ANY($3::text[]) AND stream_position > $4"
+            " AND stream_position <= $5)",
+            user_id,
+            types.ACCOUNT_DATA,
+            [_account_data_key(PUSH_RULES), _account_data_key(types.IGNORED_USER_LIST)],
+            after,
+            upto,
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
