@@ -26,6 +26,7 @@ from homeserver.api import metrics as metrics_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
+from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
@@ -47,7 +48,7 @@ from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
-from homeserver.config import Config, MetricsListener
+from homeserver.config import ApnsApp, Config, FcmApp, MetricsListener
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
@@ -67,6 +68,9 @@ from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
 from homeserver.push.counts import NotificationCounter
 from homeserver.push.delivery import Delivery
+from homeserver.push.gateway.apns import ApnsSettings
+from homeserver.push.gateway.fcm import FcmSettings
+from homeserver.push.gateway.service import PushGateway
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.receipts.service import ReceiptService
@@ -205,6 +209,22 @@ def _metrics_listener(
     return listen
 
 
+def _gateway_app(app: FcmApp | ApnsApp) -> FcmSettings | ApnsSettings:
+    if isinstance(app, FcmApp):
+        return FcmSettings(
+            app.project_id, app.service_account_file, app.data_only, app.base_url, app.token_url
+        )
+    return ApnsSettings(
+        app.team_id,
+        app.key_id,
+        app.key_file,
+        app.topic,
+        app.sandbox,
+        app.data_only,
+        app.base_url,
+    )
+
+
 def create_app(config: Config, dsn: str) -> web.Application:
     """The application for `config`, talking to PostgreSQL at `dsn`."""
     app = web.Application(
@@ -307,6 +327,11 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
         app[pushers_api.PUSHERS] = PusherService(pool)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, room_service)
+        gateway = PushGateway(
+            {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
+        )
+        gateway.start()
+        app[push_gateway_api.PUSH_GATEWAY] = gateway
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
@@ -356,6 +381,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         followers.start()
         yield
         await followers.stop()
+        await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()
@@ -382,6 +408,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         push_rules_api,
         pushers_api,
         notifications_api,
+        push_gateway_api,
         presence_api,
         search_api,
         room_directory_api,
