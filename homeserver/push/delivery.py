@@ -78,6 +78,9 @@ class Delivery:
         # not be deleted yet.
         self.sent_upto: dict[int, int] = {}
         self._session: aiohttp.ClientSession | None = None
+        # Until the outbox was read once, a new sender cannot know it was handed every
+        # row of its pusher: it reads the outbox first.
+        self._outbox_read = False
 
     @property
     def running(self) -> bool:
@@ -95,6 +98,7 @@ class Delivery:
                 waiting = await push_store.pushers_with_outbox(conn)
             for pusher_id in waiting:
                 self._sender(pusher_id, backlog=True)
+            self._outbox_read = True
             while True:
                 await asyncio.sleep(REAP_SECONDS)
                 await self._reap()
@@ -108,6 +112,7 @@ class Delivery:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._reap())
             session, self._session = self._session, None
+            self._outbox_read = False
             await session.close()
 
     def offer(self, rows: Iterable[push_store.OutboxRow]) -> None:
@@ -120,7 +125,7 @@ class Delivery:
         for pusher_id, queued in by_pusher.items():
             # A new sender takes what it is handed: every older row of its pusher was
             # sent, or read when delivery started (and has a sender still).
-            self._sender(pusher_id, backlog=False).offer(queued)
+            self._sender(pusher_id, backlog=not self._outbox_read).offer(queued)
 
     def _sender(self, pusher_id: int, *, backlog: bool) -> _PusherSender:
         sender = self._senders.get(pusher_id)
