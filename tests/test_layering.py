@@ -27,7 +27,7 @@ RULES: dict[str, set[str]] = {
         "friends",
         "device_control",
     },
-    "accounts": {"store", "events", "projections", "errors", "log", "bus"},
+    "accounts": {"store", "events", "projections", "errors", "log", "bus", "ratelimit"},
     "sync": {
         "store",
         "events",
@@ -62,7 +62,9 @@ RULES: dict[str, set[str]] = {
     # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
     "friends": {"store", "events", "projections", "errors", "log", "receipts"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
-    "media": {"store", "events", "projections", "errors", "log"},
+    "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
+    # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
+    "ratelimit": {"errors"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync"},
     # profiles/: profiles, account data and tags, the user directory.
@@ -91,6 +93,7 @@ RULES: dict[str, set[str]] = {
         "search",
         "profiles",
         "device_control",
+        "ratelimit",
     },
 }
 WIRING = {"app", "cli", "__main__"}
