@@ -178,10 +178,10 @@ def glob_matches(pattern: str, value: str, *, words: bool = False) -> bool:
     return (regex.search(value) if words else regex.fullmatch(value)) is not None
 
 
-def _contains_words(needle: str, body: str, body_lower: str) -> bool:
+def _contains_words(needle: str, lower_needle: str, body: str, body_lower: str) -> bool:
     """Whether the literal `needle` occurs in `body` between word boundaries (a
     substring test first: it is absent from nearly every body)."""
-    if not needle or needle.lower() not in body_lower:
+    if not lower_needle or lower_needle not in body_lower:
         return False
     return glob_regex(_escape_glob(needle), True).search(body) is not None
 
@@ -210,14 +210,21 @@ class RoomFacts:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One member whose rules are evaluated, with what per-user conditions read."""
+    """One member whose rules are evaluated, with what per-user conditions read (their
+    localpart and display name also in lower case, for the substring tests that run
+    once per member and event)."""
 
     user_id: str
     display_name: str | None = None  # in the event's room
+    localpart: str = field(init=False)
+    lower_localpart: str = field(init=False)
+    lower_display_name: str = field(init=False)
 
-    @property
-    def localpart(self) -> str:
-        return self.user_id.removeprefix("@").partition(":")[0]
+    def __post_init__(self) -> None:
+        localpart = self.user_id.removeprefix("@").partition(":")[0]
+        object.__setattr__(self, "localpart", localpart)
+        object.__setattr__(self, "lower_localpart", localpart.lower())
+        object.__setattr__(self, "lower_display_name", (self.display_name or "").lower())
 
 
 # Outcomes
@@ -287,12 +294,14 @@ def _event_match(condition: Mapping[str, Any]) -> SharedCheck | _UserCondition:
     if pattern == LOCALPART:
 
         def has_localpart(view: EventView, recipient: Recipient) -> bool:
-            value, lowered = view.string(key), view.body_lower() if words else None
+            value = view.string(key)
             if value is None:
                 return False
-            if words and lowered is not None:
-                return _contains_words(recipient.localpart, value, lowered)
-            return value.lower() == recipient.localpart.lower()
+            if words:
+                return _contains_words(
+                    recipient.localpart, recipient.lower_localpart, value, view.body_lower() or ""
+                )
+            return value.lower() == recipient.lower_localpart
 
         return _UserCondition(lambda view, _room: view.string(key) is not None, has_localpart)
     regex = glob_regex(pattern, words)
@@ -340,8 +349,13 @@ def _property_contains(condition: Mapping[str, Any]) -> SharedCheck | _UserCondi
 
 
 def _display_name(view: EventView, recipient: Recipient) -> bool:
-    name, body, lowered = recipient.display_name, view.string("content.body"), view.body_lower()
-    return bool(name) and body is not None and _contains_words(name or "", body, lowered or "")
+    lower_name = recipient.lower_display_name
+    if not lower_name or lower_name not in (view.body_lower() or ""):
+        return False
+    body = view.string("content.body")
+    return body is not None and _contains_words(
+        recipient.display_name or "", lower_name, body, view.body_lower() or ""
+    )
 
 
 _DISPLAY_NAME: Final = _UserCondition(
@@ -413,7 +427,10 @@ class CompiledRule:
         )
 
     def holds_for(self, view: EventView, recipient: Recipient) -> bool:
-        return all(condition.check(view, recipient) for condition in self.per_user)
+        for condition in self.per_user:
+            if not condition.check(view, recipient):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,14 +518,23 @@ def evaluate_group(
         if not rule.holds_for_all(view, room):
             continue
         if not rule.per_user:
-            for recipient in undecided:
-                outcomes[recipient.user_id] = rule.outcome
+            outcomes.update(dict.fromkeys([r.user_id for r in undecided], rule.outcome))
             break
         still: list[Recipient] = []
-        for recipient in undecided:
-            if rule.holds_for(view, recipient):
-                outcomes[recipient.user_id] = rule.outcome
-            else:
-                still.append(recipient)
+        outcome = rule.outcome
+        if len(rule.per_user) == 1:
+            # The usual case (a name or a mention): one check per member, no loop inside.
+            check = rule.per_user[0].check
+            for recipient in undecided:
+                if check(view, recipient):
+                    outcomes[recipient.user_id] = outcome
+                else:
+                    still.append(recipient)
+        else:
+            for recipient in undecided:
+                if rule.holds_for(view, recipient):
+                    outcomes[recipient.user_id] = outcome
+                else:
+                    still.append(recipient)
         undecided = still
     return outcomes
