@@ -28,7 +28,7 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -115,8 +115,13 @@ class Delivery:
             self._outbox_read = False
             await session.close()
 
-    def offer(self, rows: Iterable[push_store.OutboxRow]) -> None:
-        """Rows the follower just committed (those of a pusher in seq order)."""
+    def offer(
+        self,
+        rows: Iterable[push_store.OutboxRow],
+        pushers: Mapping[int, push_store.PusherRow] | None = None,
+    ) -> None:
+        """Rows the follower just committed (those of a pusher in seq order), and the
+        pushers it read with them."""
         if self._session is None:
             return  # not leading: whoever leads next reads them from the outbox
         by_pusher: dict[int, list[push_store.OutboxRow]] = {}
@@ -125,7 +130,9 @@ class Delivery:
         for pusher_id, queued in by_pusher.items():
             # A new sender takes what it is handed: every older row of its pusher was
             # sent, or read when delivery started (and has a sender still).
-            self._sender(pusher_id, backlog=not self._outbox_read).offer(queued)
+            self._sender(pusher_id, backlog=not self._outbox_read).offer(
+                queued, (pushers or {}).get(pusher_id)
+            )
 
     def _sender(self, pusher_id: int, *, backlog: bool) -> _PusherSender:
         sender = self._senders.get(pusher_id)
@@ -191,10 +198,17 @@ class _PusherSender:
         self._queue: deque[push_store.OutboxRow] = deque()
         self._last_seq = sent_upto  # rows up to here are queued or sent
         self._backlog = backlog  # rows may wait in the outbox that are not queued
+        self.pusher: push_store.PusherRow | None = None
+        self.checked = 0.0
         self.task = asyncio.create_task(self._run(), name=f"pusher-{pusher_id}")
         self.task.add_done_callback(lambda _task: delivery._finished(self))
 
-    def offer(self, rows: list[push_store.OutboxRow]) -> None:
+    def offer(
+        self, rows: list[push_store.OutboxRow], pusher: push_store.PusherRow | None = None
+    ) -> None:
+        if pusher is not None and self.pusher is None:
+            # Read in the transaction that queued the rows: current enough to start with.
+            self.pusher, self.checked = pusher, time.monotonic()
         if self._backlog:
             return  # it reads them from the outbox
         fresh = [row for row in rows if row.seq > self._last_seq]
@@ -207,8 +221,6 @@ class _PusherSender:
 
     async def _run(self) -> None:
         pool = self._delivery._pool
-        pusher: push_store.PusherRow | None = None
-        checked = 0.0
         failures = 0
         while True:
             if not self._queue:
@@ -225,10 +237,11 @@ class _PusherSender:
                 # Nothing waits: the next rows start a new sender (no await from here).
                 self.closing = True
                 return
-            if pusher is None or time.monotonic() - checked > PUSHER_RECHECK_SECONDS:
+            pusher = self.pusher
+            if pusher is None or time.monotonic() - self.checked > PUSHER_RECHECK_SECONDS:
                 async with pool.acquire() as conn:
-                    pusher = await push_store.pusher(conn, self.pusher_id)
-                checked = time.monotonic()
+                    pusher = self.pusher = await push_store.pusher(conn, self.pusher_id)
+                self.checked = time.monotonic()
                 if pusher is None:
                     self.closing = True
                     return  # deleted (its token is gone): its rows went with it

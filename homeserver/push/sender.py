@@ -300,8 +300,10 @@ class PushFollower:
             )
         ]
 
+        by_id = {pusher.pusher_id: pusher for pusher in pushers}
+
         async def hand_over() -> None:
-            self._delivery.offer(queued)
+            self._delivery.offer(queued, by_id)
 
         return hand_over
 
