@@ -288,6 +288,8 @@ class PushFollower:
         tweaks: list[str] = []
         for item in fresh:
             for pusher in by_user.get(item.user_id, ()):
+                if pusher.created_ts > item.event.origin_server_ts:
+                    continue  # as Synapse: a pusher gets the events sent since it was set
                 pusher_ids.append(pusher.pusher_id)
                 positions.append(item.event.stream_position)
                 bodies.append(json.dumps(notification_of(item, unread.get(item.user_id, 0))))

@@ -392,6 +392,7 @@ class PusherRow:
     profile_tag: str | None
     lang: str
     data: dict[str, Any]
+    created_ts: int
 
     def client_form(self) -> dict[str, Any]:
         """As GET /pushers shows it."""
@@ -411,7 +412,7 @@ class PusherRow:
 
 _PUSHER_COLUMNS = (
     "pusher_id, user_id, kind, app_id, pushkey, app_display_name, device_display_name,"
-    " profile_tag, lang, data"
+    " profile_tag, lang, data, created_ts"
 )
 
 
@@ -428,6 +429,7 @@ def _pusher(row: asyncpg.Record) -> PusherRow:
         row["profile_tag"],
         row["lang"],
         data if isinstance(data, dict) else {},
+        row["created_ts"],
     )
 
 
