@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.devices import COMMAND, paired_device, send_command
 from tests.matrix import MatrixClient, User
 from tests.push_gateway import RecordingGateway
 
@@ -133,3 +134,39 @@ async def test_notifications_list_what_notified(
     await hs.ok("POST", f"rooms/{room}/receipt/m.read/{second}", {}, user=bob)
     after = await hs.ok("GET", "notifications", user=bob)
     assert [n["read"] for n in after["notifications"]] == [True, True]
+
+
+async def test_a_device_command_wakes_the_device_with_a_data_only_high_priority_push(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    paired = await paired_device(hs)
+    pushkey = await add_pusher(hs, paired.device, gateway.url)
+    owners = await add_pusher(hs, paired.owner, gateway.url)
+    sent = await send_command(hs, paired.owner, paired.room_id)
+    assert sent.status == 200, sent.body
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["event_id"] == sent.body["event_id"]
+    assert notification["type"] == COMMAND
+    assert notification["prio"] == "high"
+    (device,) = notification["devices"]
+    assert device["tweaks"] == {"com.linkchat.priority": "high", "com.linkchat.data_only": True}
+    # The owner is in the device room too, but a command is not a message to them.
+    await hs.send(paired.device, paired.room_id, {"msgtype": "m.text", "body": "marker"})
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(owners)))
+    assert [n["type"] for n in gateway.for_pushkey(owners)] == ["m.room.message"]
+
+
+async def test_a_friend_request_notifies_its_recipient(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    await hs.ok("POST", "/_linkchat/v1/friends/requests", {"user_id": bob.user_id}, user=alice)
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["type"] == "com.linkchat.friend"
+    assert notification["sender"] == alice.user_id
+    assert notification["content"]["relation"] == "incoming"
+    assert "room_id" not in notification
+    assert notification["devices"][0]["tweaks"] == {"sound": "default"}
