@@ -18,9 +18,10 @@ CREATE TABLE push_notifications (
     highlight       BOOLEAN NOT NULL,
     actions         TEXT NOT NULL,   -- the matched rule's actions, JSON
     ts              BIGINT NOT NULL, -- when it was recorded
+    -- The only index, as every row costs its upkeep: counts read a room's rows after a
+    -- receipt, GET /notifications merges the user's rooms newest first.
     PRIMARY KEY (user_id, room_id, stream_position)
 );
-CREATE INDEX push_notifications_by_user ON push_notifications (user_id, stream_position);
 
 -- Pushers (POST /pushers/set). Not in the log: a pusher belongs to the access
 -- token that made it, and tokens are secrets outside the log; it dies with its

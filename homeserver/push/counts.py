@@ -41,7 +41,7 @@ from homeserver.push.evaluation import (
     thread_of,
     view_of,
 )
-from homeserver.push.rules import CompiledRules, EventView, Recipient, RoomFacts, evaluate
+from homeserver.push.rules import CompiledRules, EventView, Plan, Recipient, RoomFacts, plan
 from homeserver.store import push as push_store
 
 # Per thread ("main" or a root): (notifications, highlights).
@@ -118,6 +118,14 @@ class NotificationCounter:
         # are stale.
         self._changed_at: dict[str, int] = {}
         self._views: OrderedDict[str, EventView] = OrderedDict()
+        # Per event, ruleset and room facts: what is left to decide per member. Every
+        # member on the default rules shares one, so a long-poll woken by a message
+        # decides the shared conditions once for all of them.
+        # The ruleset and facts are kept in the entry, so their ids are not reused while
+        # it lives.
+        self._plans: OrderedDict[tuple[str, int, int], tuple[Plan, CompiledRules, RoomFacts]] = (
+            OrderedDict()
+        )
 
     def forget_user(self, user_id: str) -> None:
         self._users.pop(user_id, None)
@@ -169,6 +177,15 @@ class NotificationCounter:
                 self._rooms.popitem(last=False)
         return found
 
+    def _plan(self, event: Event, compiled: CompiledRules, facts: RoomFacts) -> Plan:
+        key = (event.event_id, id(compiled), id(facts))
+        found = self._plans.get(key)
+        if found is None or found[1] is not compiled or found[2] is not facts:
+            found = self._plans[key] = (plan(compiled, self._view(event), facts), compiled, facts)
+            while len(self._plans) > VIEWS_KEPT:
+                self._plans.popitem(last=False)
+        return found[0]
+
     def _view(self, event: Event) -> EventView:
         view = self._views.get(event.event_id)
         if view is None:
@@ -201,7 +218,8 @@ class NotificationCounter:
                 floor = max(floors.get("", 0), floors.get(thread, 0))
                 if event.stream_position <= floor:
                     continue
-                outcome = evaluate(user.compiled, self._view(event), facts[room_id], recipient)
+                decided = self._plan(event, user.compiled, facts[room_id])
+                outcome = decided.outcome_for(self._view(event), recipient)
                 if outcome is not None and outcome.notify:
                     add(counts, thread, outcome.highlight)
             counted[room_id] = counts

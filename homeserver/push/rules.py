@@ -492,14 +492,39 @@ def compile_ruleset(ruleset: Mapping[str, Any]) -> CompiledRules:
     return CompiledRules(tuple(compiled))
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What is left to decide per member once an event's shared conditions are decided:
+    the rules whose per-user conditions may hold, in order, before `settled`, the
+    outcome of the first rule that holds for everyone (None: no such rule)."""
+
+    candidates: tuple[CompiledRule, ...]
+    settled: Outcome | None
+
+    def outcome_for(self, view: EventView, recipient: Recipient) -> Outcome | None:
+        for rule in self.candidates:
+            if rule.holds_for(view, recipient):
+                return rule.outcome
+        return self.settled
+
+
+def plan(compiled: CompiledRules, view: EventView, room: RoomFacts) -> Plan:
+    """Decide the shared conditions of the event once, for every member on `compiled`."""
+    candidates: list[CompiledRule] = []
+    for rule in compiled.rules:
+        if not rule.holds_for_all(view, room):
+            continue
+        if not rule.per_user:
+            return Plan(tuple(candidates), rule.outcome)
+        candidates.append(rule)
+    return Plan(tuple(candidates), None)
+
+
 def evaluate(
     compiled: CompiledRules, view: EventView, room: RoomFacts, recipient: Recipient
 ) -> Outcome | None:
     """The outcome of the first rule the event matches for `recipient`, or None."""
-    for rule in compiled.rules:
-        if rule.holds_for_all(view, room) and rule.holds_for(view, recipient):
-            return rule.outcome
-    return None
+    return plan(compiled, view, room).outcome_for(view, recipient)
 
 
 def evaluate_group(
@@ -510,15 +535,11 @@ def evaluate_group(
 ) -> dict[str, Outcome]:
     """The outcome for each of `recipients` (who share `compiled`) the event matches a
     rule for; those it matches none for are left out."""
+    decided = plan(compiled, view, room)
     outcomes: dict[str, Outcome] = {}
     undecided = list(recipients)
-    for rule in compiled.rules:
+    for rule in decided.candidates:
         if not undecided:
-            break
-        if not rule.holds_for_all(view, room):
-            continue
-        if not rule.per_user:
-            outcomes.update(dict.fromkeys([r.user_id for r in undecided], rule.outcome))
             break
         still: list[Recipient] = []
         outcome = rule.outcome
@@ -537,4 +558,6 @@ def evaluate_group(
                 else:
                     still.append(recipient)
         undecided = still
+    if decided.settled is not None and undecided:
+        outcomes.update(dict.fromkeys([r.user_id for r in undecided], decided.settled))
     return outcomes

@@ -331,9 +331,18 @@ async def notifications_page(
 ) -> list[ListedNotification]:
     """The user's notifications, newest first, before position `before` if given."""
     rows = await conn.fetch(
-        "WITH page AS (SELECT * FROM push_notifications WHERE user_id = $1"
-        "   AND ($2::bigint IS NULL OR stream_position < $2) AND (NOT $4 OR highlight)"
-        "   ORDER BY stream_position DESC LIMIT $3),"
+        # The user's rooms by a loose scan of the primary key, then each room's newest
+        # rows (the key's order), merged.
+        "WITH RECURSIVE rooms AS ("
+        "   (SELECT room_id FROM push_notifications WHERE user_id = $1 ORDER BY room_id LIMIT 1)"
+        "   UNION ALL SELECT (SELECT n.room_id FROM push_notifications n WHERE n.user_id = $1"
+        "     AND n.room_id > r.room_id ORDER BY n.room_id LIMIT 1)"
+        "   FROM rooms r WHERE r.room_id IS NOT NULL),"
+        " page AS (SELECT p.* FROM rooms r CROSS JOIN LATERAL (SELECT * FROM push_notifications n"
+        "   WHERE n.user_id = $1 AND n.room_id = r.room_id"
+        "   AND ($2::bigint IS NULL OR n.stream_position < $2) AND (NOT $4 OR n.highlight)"
+        "   ORDER BY n.stream_position DESC LIMIT $3) p WHERE r.room_id IS NOT NULL"
+        "   ORDER BY p.stream_position DESC LIMIT $3),"
         " read AS (SELECT rc.room_id, rc.thread_id, max(x.stream_position) AS pos"
         "   FROM receipts rc JOIN events x ON x.event_id = rc.event_id WHERE rc.user_id = $1"
         "   AND rc.room_id IN (SELECT room_id FROM page) AND rc.receipt_type = ANY($5::text[])"
