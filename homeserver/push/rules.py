@@ -30,6 +30,7 @@ ends at a word boundary (the start or end of the body, or a character not in
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -239,6 +240,8 @@ class Outcome:
     notify: bool
     highlight: bool
     tweaks: Mapping[str, Any] = field(default_factory=dict)
+    # The actions as JSON, encoded once for every notification recorded with them.
+    actions_json: str = "[]"
 
 
 def clean_actions(actions: Iterable[Any]) -> list[Any]:
@@ -254,7 +257,14 @@ def outcome_of(rule_id: str, actions: Sequence[Any]) -> Outcome:
             name = action["set_tweak"]
             # "If a highlight tweak is given with no value, its value is defined to be true."
             tweaks[name] = action.get("value", True) if name == "highlight" else action.get("value")
-    return Outcome(rule_id, tuple(kept), "notify" in kept, tweaks.get("highlight") is True, tweaks)
+    return Outcome(
+        rule_id,
+        tuple(kept),
+        "notify" in kept,
+        tweaks.get("highlight") is True,
+        tweaks,
+        json.dumps(kept),
+    )
 
 
 # Conditions

@@ -70,6 +70,14 @@ class _Room:
     name: str | None = None
     joined: set[str] = field(default_factory=set)
     _facts: RoomFacts | None = None
+    # Each member as evaluation sees them, made once (until their member event changes).
+    _recipients: dict[str, Recipient] = field(default_factory=dict)
+
+    def recipient(self, user_id: str) -> Recipient:
+        found = self._recipients.get(user_id)
+        if found is None:
+            found = self._recipients[user_id] = Recipient(user_id, self.names.get(user_id))
+        return found
 
     def facts(self) -> RoomFacts:
         if self._facts is None:
@@ -84,6 +92,7 @@ class _Room:
                 self.members[event.state_key] = membership
                 name = event.content.get("displayname")
                 self.names[event.state_key] = name if isinstance(name, str) else None
+                self._recipients.pop(event.state_key, None)
                 if membership == "join":
                     self.joined.add(event.state_key)
                 else:
@@ -210,8 +219,8 @@ class PushFollower:
             if not may_notify(event, user_id, self._ignored.get(user_id, frozenset())):
                 continue
             compiled = self._rules[user_id]
-            name = room.names.get(user_id) if room is not None else None
-            groups.setdefault(id(compiled), (compiled, []))[1].append(Recipient(user_id, name))
+            recipient = room.recipient(user_id) if room is not None else Recipient(user_id)
+            groups.setdefault(id(compiled), (compiled, []))[1].append(recipient)
         facts = room.facts() if room is not None else room_facts(1, None, None)
         view = view_of(event)
         sender_name = room.names.get(event.sender) if room is not None else None
@@ -253,6 +262,7 @@ class PushFollower:
         if not notified:
             return None
         now_ms = int(self._clock() * 1000)
+        threads: dict[str, str] = {}
         await push_store.insert_notifications(
             conn,
             [
@@ -261,9 +271,10 @@ class PushFollower:
                     item.event.room_id,
                     item.event.stream_position,
                     item.event.event_id,
-                    thread_of(item.event),
+                    threads.get(item.event.event_id)
+                    or threads.setdefault(item.event.event_id, thread_of(item.event)),
                     item.outcome.highlight,
-                    json.dumps(list(item.outcome.actions)),
+                    item.outcome.actions_json,
                     now_ms,
                 )
                 for item in notified
