@@ -36,7 +36,6 @@ from homeserver.push.evaluation import (
     MAIN_THREAD,
     RulesBook,
     is_push_candidate,
-    may_notify,
     room_facts,
     thread_of,
     view_of,
@@ -91,6 +90,13 @@ class _User:
     generation: int
     compiled: CompiledRules
     names: dict[str, str | None]  # room -> display name
+    recipients: dict[str, Recipient] = field(default_factory=dict)  # room -> as evaluated
+
+    def recipient(self, user_id: str, room_id: str) -> Recipient:
+        found = self.recipients.get(room_id)
+        if found is None:
+            found = self.recipients[room_id] = Recipient(user_id, self.names.get(room_id))
+        return found
 
 
 @dataclass(slots=True)
@@ -206,19 +212,51 @@ class NotificationCounter:
         user = await self._user(user_id, generation)
         rooms = [room_id for room_id, events in events_by_room.items() if events]
         facts = await self._facts(rooms, upto)
+        return self._count(user_id, user, facts, rooms, events_by_room, ignored, read)
+
+    def _cached(
+        self, user_id: str, generation: int, rooms: Iterable[str]
+    ) -> tuple[_User, dict[str, RoomFacts]] | None:
+        """The user's rules and the rooms' facts when all are in memory and current (a
+        long-poll's usual case: no coroutine, no lock)."""
+        user = self._users.get(user_id)
+        if user is None or user.generation != generation:
+            return None
+        facts: dict[str, RoomFacts] = {}
+        for room_id in rooms:
+            kept = self._rooms.get(room_id)
+            if kept is None or kept.read_at < self._changed_at.get(room_id, 0):
+                return None
+            facts[room_id] = kept.facts
+        return user, facts
+
+    def _count(
+        self,
+        user_id: str,
+        user: _User,
+        facts: Mapping[str, RoomFacts],
+        rooms: Iterable[str],
+        events_by_room: Mapping[str, Iterable[Event]],
+        ignored: frozenset[str],
+        read: Mapping[str, Mapping[str, int]] | None,
+    ) -> dict[str, RoomCounts]:
         counted: dict[str, RoomCounts] = {}
         for room_id in rooms:
             counts: RoomCounts = {}
-            recipient = Recipient(user_id, user.names.get(room_id))
-            floors = read.get(room_id, {}) if read is not None else {}
+            recipient = user.recipient(user_id, room_id)
+            floors = read.get(room_id) if read is not None else None
+            room = facts[room_id]
             for event in events_by_room[room_id]:
-                if not is_push_candidate(event) or not may_notify(event, user_id, ignored):
+                if event.sender == user_id or event.sender in ignored:
+                    continue  # push/evaluation.may_notify
+                if not is_push_candidate(event):
                     continue
                 thread = thread_of(event)
-                floor = max(floors.get("", 0), floors.get(thread, 0))
-                if event.stream_position <= floor:
+                if floors and event.stream_position <= max(
+                    floors.get("", 0), floors.get(thread, 0)
+                ):
                     continue
-                decided = self._plan(event, user.compiled, facts[room_id])
+                decided = self._plan(event, user.compiled, room)
                 outcome = decided.outcome_for(self._view(event), recipient)
                 if outcome is not None and outcome.notify:
                     add(counts, thread, outcome.highlight)
@@ -230,6 +268,11 @@ class NotificationCounter:
     ) -> dict[str, RoomCounts]:
         """What the window's events add to each of its rooms' counts."""
         self.state_changed(window.state_changed)
+        rooms = [room_id for room_id, events in window.events_by_room.items() if events]
+        cached = self._cached(user_id, generation, rooms)
+        if cached is not None:
+            user, facts = cached
+            return self._count(user_id, user, facts, rooms, window.events_by_room, ignored, None)
         return await self._evaluate(user_id, generation, window.events_by_room, ignored, upto)
 
     async def _after_follower(

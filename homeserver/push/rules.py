@@ -513,7 +513,10 @@ class Plan:
 
     def outcome_for(self, view: EventView, recipient: Recipient) -> Outcome | None:
         for rule in self.candidates:
-            if rule.holds_for(view, recipient):
+            for condition in rule.per_user:
+                if not condition.check(view, recipient):
+                    break
+            else:
                 return rule.outcome
         return self.settled
 
