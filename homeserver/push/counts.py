@@ -49,6 +49,8 @@ RoomCounts = dict[str, tuple[int, int]]
 USERS_KEPT = 50_000
 ROOMS_KEPT = 50_000
 VIEWS_KEPT = 20_000
+# The most positions past the push follower a sync evaluates itself.
+MAX_TAIL_POSITIONS = 5_000
 # How long a sync waits for the push follower after the user changed their rules.
 FOLLOWER_WAIT_SECONDS = 3.0
 FOLLOWER_POLL_SECONDS = 0.02
@@ -306,7 +308,10 @@ class NotificationCounter:
                 # position: the events before that change count by the rules of then,
                 # which the follower applies. Give it a moment to get there.
                 follower, counts, read = await self._after_follower(conn, user_id, rooms, upto)
-            tail = await push_store.events_after(conn, rooms, follower, upto)
+            # A follower far behind (first started on a long log) is not replaced by
+            # evaluating all it has left here: only the newest stretch is counted.
+            tail_from = max(follower, upto - MAX_TAIL_POSITIONS)
+            tail = await push_store.events_after(conn, rooms, tail_from, upto)
         result: dict[str, RoomCounts] = {room_id: counts.get(room_id, {}) for room_id in rooms}
         if tail:
             # What the follower has not reached yet, counted as it will count it: events
