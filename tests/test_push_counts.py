@@ -174,3 +174,18 @@ async def test_thread_counts_when_the_filter_asks_for_them(hs: MatrixClient) -> 
         root: {"notification_count": 1, "highlight_count": 0}
     }
     assert threaded["unread_notifications"]["notification_count"] == 1
+
+
+async def test_a_member_is_notified_only_of_events_after_they_joined(hs: MatrixClient) -> None:
+    alice, bob, room = await _group(hs)
+    before = await _text(hs, alice, room, f"before {bob.user_id}")
+    carol = await hs.register()
+    await hs.join(carol, room)
+    after = await _text(hs, alice, room, "after")
+    await _notified(hs, carol, after)
+    listed = (await hs.ok("GET", "notifications", user=carol))["notifications"]
+    assert [n["event"]["event_id"] for n in listed] == [after]
+    assert before in {
+        n["event"]["event_id"]
+        for n in (await hs.ok("GET", "notifications", user=bob))["notifications"]
+    }
