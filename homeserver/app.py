@@ -33,9 +33,18 @@ from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
+from homeserver.api.app_keys import (
+    ACCOUNTS,
+    ADMINS,
+    APPENDER,
+    METRICS,
+    POOL,
+    ROOMS,
+    SERVER_NAME,
+    SIGNING_KEYS,
+)
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
-from homeserver.api.keys import ACCOUNTS, ADMINS, KEYS, METRICS, POOL, ROOMS, SERVER_NAME
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
@@ -83,7 +92,6 @@ from homeserver.typing_notices.service import create_typing_service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-APPENDER = web.AppKey("appender", Appender)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -235,7 +243,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender
-        app[KEYS] = keys
+        app[SIGNING_KEYS] = keys
         app[ACCOUNTS] = AccountService(
             pool,
             appender,

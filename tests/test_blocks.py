@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.model import Draft, Event

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import asyncpg
 import jsonschema
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.events.model import Draft
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, Reply, User

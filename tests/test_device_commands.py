@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.device_control import rules
 from homeserver.device_control.content import MODELS
 from homeserver.device_control.expiry import expiry_draft

@@ -694,7 +694,7 @@ async def test_upload_is_recorded_in_the_log_and_replays_into_the_media_table(
 
 
 async def test_media_record_must_not_be_state(hs: MatrixClient) -> None:
-    from homeserver.app import APPENDER
+    from homeserver.api.app_keys import APPENDER
     from homeserver.errors import MatrixError
     from homeserver.events.model import Draft
 

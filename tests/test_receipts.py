@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import APPENDER, POOL
 from homeserver.api.receipts import RECEIPTS
-from homeserver.app import APPENDER
 from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.store import events as event_store

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from homeserver.events.canonical import decode
 from tests.matrix import MatrixClient, User
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from homeserver.api.typing import TYPING
 from homeserver.bus.local import LocalBus
 from homeserver.sync.notifier import Notifier

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.accounts.service import Device
-from homeserver.api.keys import ACCOUNTS, SERVER_NAME
+from homeserver.api.app_keys import ACCOUNTS, SERVER_NAME
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.errors import MatrixError, bad_json, missing_param
 
