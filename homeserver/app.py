@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -206,6 +207,11 @@ def _metrics_listener(
     return listen
 
 
+def _redis_client(url: str) -> aioredis.Redis | None:
+    """The process's Redis client, or None without a Redis URL (one process, in memory)."""
+    return aioredis.Redis.from_url(url, decode_responses=True) if url else None
+
+
 def create_app(config: Config, dsn: str) -> web.Application:
     """The application for `config`, talking to PostgreSQL at `dsn`."""
     app = web.Application(
@@ -225,9 +231,11 @@ def create_app(config: Config, dsn: str) -> web.Application:
         # re-read whenever `homeserver keys rotate` changes the files.
         key_path = config.effective_signing_key_path
         keys = LiveKeyRing(key_path, load_key_ring(key_path, config.server_name))
-        bus: Bus = (
-            RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
-        )
+        # One Redis client for the bus, typing and presence: one pool of connections.
+        redis = _redis_client(config.redis.url)
+        if redis is not None:
+            await redis.ping()
+        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
         appender = Appender(
             pool,
             keys,
@@ -300,7 +308,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, config.redis.url, config.server_name)
+        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -312,7 +320,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             idle_timeout_seconds=config.presence.idle_timeout_seconds,
             offline_timeout_seconds=config.presence.offline_timeout_seconds,
             max_room_members=config.presence.max_room_members,
-            redis_url=config.redis.url,
+            redis=redis,
             namespace=config.server_name,
         )
         appender.add_listener(presence_service.committed)
@@ -350,6 +358,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await appender.stop()
         await notifier.close()
         await bus.stop()
+        if redis is not None:
+            await redis.aclose()
         await pool.close()
 
     if config.metrics.enabled:
