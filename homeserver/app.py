@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from homeserver import logs
+from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
@@ -69,7 +70,6 @@ from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
 from homeserver.presence.service import create_presence_service
-from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
 from homeserver.receipts.service import ReceiptService
@@ -304,7 +304,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
         app[profile_api.PROFILES] = ProfileService(pool, appender)
-        app[account_data_api.ACCOUNT_DATA] = AccountDataService(pool, appender)
+        account_data_service = AccountDataService(pool, appender)
+        app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
@@ -331,7 +332,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             room_service,
             recent=recent,
             receipts=receipt_service,
-            account_data=receipt_service,
+            account_data=account_data_service,
             typing=typing_service,
             presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,

@@ -23,13 +23,26 @@ RULES: dict[str, set[str]] = {
         "errors",
         "log",
         "accounts",
+        "account_data",
         "bus",
         "friends",
         "device_control",
     },
     "accounts": {"store", "events", "projections", "errors", "log", "bus"},
-    "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
-    "receipts": {"store", "events", "projections", "errors", "log"},
+    "sync": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "accounts",
+        "account_data",
+        "bus",
+    },
+    # account_data/: account data, tags and the ignore list, which many services read.
+    "account_data": {"store", "events", "errors", "log", "push"},
+    "receipts": {"store", "events", "projections", "errors", "log", "account_data"},
     "typing_notices": {"store", "errors", "sync", "bus"},
     "presence": {"store", "events", "errors", "sync", "bus"},
     "to_device": {"store", "events", "errors", "sync"},
@@ -39,13 +52,13 @@ RULES: dict[str, set[str]] = {
     "roles": {"store", "events", "projections", "errors", "rooms"},
     "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
     # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
-    "friends": {"store", "events", "projections", "errors", "log", "receipts"},
+    "friends": {"store", "events", "projections", "errors", "log", "account_data"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log"},
     # search/: message search and the public room directory.
-    "search": {"store", "events", "projections", "errors", "log", "rooms", "sync"},
-    # profiles/: profiles, account data and tags, the user directory.
-    "profiles": {"store", "events", "errors", "log", "rooms", "receipts", "push", "media"},
+    "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
+    # profiles/: profiles and the user directory.
+    "profiles": {"store", "events", "errors", "log", "rooms", "media"},
     # rooms/ calls device_control/ (chain rules), so device_control/ never imports rooms/.
     "device_control": {"store", "events", "projections", "errors", "log", "accounts"},
     "config": set(),
@@ -69,6 +82,7 @@ RULES: dict[str, set[str]] = {
         "media",
         "search",
         "profiles",
+        "account_data",
         "device_control",
     },
 }
