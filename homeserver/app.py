@@ -57,6 +57,7 @@ from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
+from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.errors import MatrixError
@@ -269,6 +270,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             room_type_levels={
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
+            draft_check=DeviceEventChecks(pool).checked,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)

@@ -13,7 +13,12 @@ from typing import Any
 import asyncpg
 
 from homeserver.accounts import passwords
-from homeserver.accounts.identifiers import check_localpart, localpart_of, user_id_for
+from homeserver.accounts.identifiers import (
+    check_localpart,
+    check_not_reserved,
+    localpart_of,
+    user_id_for,
+)
 from homeserver.accounts.token_cache import CachedOwner, TokenCache
 from homeserver.accounts.uia import DUMMY, PASSWORD, UserInteractiveAuth
 from homeserver.bus.base import Bus
@@ -86,7 +91,9 @@ class AccountService:
     # Registration
 
     def _user_id(self, username: str) -> str:
+        """The user ID a client may register as `username` (also asked by /register/available)."""
         check_localpart(username, self._server_name)
+        check_not_reserved(username)
         return user_id_for(username, self._server_name)
 
     async def username_available(self, username: str) -> bool:
