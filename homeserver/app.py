@@ -57,6 +57,7 @@ from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
+from homeserver.device_control import rules as device_rules
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
@@ -64,13 +65,16 @@ from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
+from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
 from homeserver.presence.service import create_presence_service
+from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
 from homeserver.receipts.service import ReceiptService
@@ -213,6 +217,16 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def build_chain_rules() -> ChainRules:
+    """The appender's rules: rooms/ decides the shape of every chain, and each capability
+    adds the rules of its own event types (and the facts they need)."""
+    rules = ChainRules(chain_rules.authorize)
+    device_rules.register(rules)
+    friend_rules.register(rules)
+    profile_rules.register(rules)
+    return rules
+
+
 def create_app(config: Config, dsn: str) -> web.Application:
     """The application for `config`, talking to PostgreSQL at `dsn`."""
     app = web.Application(
@@ -238,12 +252,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             await redis.ping()
         bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
         appender = Appender(
-            pool,
-            keys,
-            chain_rules.authorize,
-            max_event_bytes=config.limits.max_event_bytes,
-            # Device results against their command's status, invites against blocks.
-            load_facts=chain_rules.load_chain_facts,
+            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
         appender.add_listener(app[METRICS].record_batch)
         recent = RecentEvents(pool)

@@ -25,8 +25,6 @@ RULES: dict[str, set[str]] = {
         "accounts",
         "account_data",
         "bus",
-        "friends",
-        "device_control",
     },
     "accounts": {"store", "events", "projections", "errors", "log", "bus"},
     "sync": {
@@ -51,15 +49,13 @@ RULES: dict[str, set[str]] = {
     "metrics": {"events"},
     "roles": {"store", "events", "projections", "errors", "rooms"},
     "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
-    # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
     "friends": {"store", "events", "projections", "errors", "log", "account_data"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
-    "profiles": {"store", "events", "errors", "log", "rooms", "media"},
-    # rooms/ calls device_control/ (chain rules), so device_control/ never imports rooms/.
+    "profiles": {"store", "events", "projections", "errors", "log", "rooms", "media"},
     "device_control": {"store", "events", "projections", "errors", "log", "accounts"},
     "config": set(),
     "api": {

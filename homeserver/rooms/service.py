@@ -17,12 +17,18 @@ import asyncpg
 
 from homeserver.account_data.ignore import ignored_users
 from homeserver.accounts.identifiers import localpart_of
-from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.errors import (
+    CapabilityRefusal,
+    MatrixError,
+    bad_json,
+    forbidden,
+    invalid_param,
+    not_found,
+)
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
-from homeserver.friends.errors import InviteRefused
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
@@ -132,7 +138,7 @@ class RoomService:
         except MatrixError as refused:
             if alias is not None:
                 await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
-            if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, InviteRefused):
+            if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, CapabilityRefusal):
                 # The spec's createRoom: initial state the rules refuse is M_INVALID_ROOM_STATE.
                 raise MatrixError(400, "M_INVALID_ROOM_STATE", refused.error) from None
             raise
