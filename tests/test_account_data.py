@@ -27,10 +27,10 @@ def _per_room(body: dict[str, Any], room: str) -> dict[str, Any]:
 async def test_global_account_data_is_read_back_and_shown_in_sync(hs: MatrixClient) -> None:
     alice = await hs.register()
     path = f"user/{alice.user_id}/account_data/org.example.settings"
-    await hs.ok("PUT", path, {"theme": "dark", "scale": 1.25}, user=alice)
-    assert await hs.ok("GET", path, user=alice) == {"theme": "dark", "scale": 1.25}
+    await hs.ok("PUT", path, {"theme": "dark", "font_size": 14}, user=alice)
+    assert await hs.ok("GET", path, user=alice) == {"theme": "dark", "font_size": 14}
     first = await _sync(hs, alice)
-    assert _global(first)["org.example.settings"] == {"theme": "dark", "scale": 1.25}
+    assert _global(first)["org.example.settings"] == {"theme": "dark", "font_size": 14}
 
     await hs.ok("PUT", path, {"theme": "light"}, user=alice)
     second = await _sync(hs, alice, first["next_batch"])
@@ -121,6 +121,37 @@ async def test_account_data_bodies_must_be_json_objects(hs: MatrixClient) -> Non
     assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
     reply = await hs.request("GET", "user/" + alice.user_id + "/account_data/x")
     assert (reply.status, reply.errcode) == (401, "M_MISSING_TOKEN")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{"volume": 0.5}, {"nested": [{"ratio": 1.25}]}, {"big": 2**53}, {"small": -(2**53)}],
+    ids=["float", "nested float", "integer above 2^53-1", "integer below -(2^53-1)"],
+)
+async def test_account_data_holding_what_no_event_may_hold_is_bad_json(
+    hs: MatrixClient, content: dict[str, Any]
+) -> None:
+    # Account data is a signed fact in the log: canonical JSON, as every event.
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    for path in (
+        f"user/{alice.user_id}/account_data/org.example.settings",
+        f"user/{alice.user_id}/rooms/{room}/account_data/org.example.settings",
+    ):
+        reply = await hs.request("PUT", path, content, user=alice)
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), path
+        assert (await hs.request("GET", path, user=alice)).status == 404
+
+
+async def test_a_tag_holds_no_float_but_its_order(hs: MatrixClient) -> None:
+    # The spec's tag order is a number between 0 and 1: a fraction is what clients send.
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    tags = f"user/{alice.user_id}/rooms/{room}/tags"
+    reply = await hs.request("PUT", f"{tags}/u.x", {"order": 0.5, "weight": 0.5}, user=alice)
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    await hs.ok("PUT", f"{tags}/u.x", {"order": 0.5}, user=alice)
+    assert await hs.ok("GET", tags, user=alice) == {"tags": {"u.x": {"order": 0.5}}}
 
 
 async def test_m_direct_is_kept_and_shown_in_sync(hs: MatrixClient) -> None:

@@ -24,7 +24,11 @@ from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
 from homeserver.events.sealing import seal
 from homeserver.events.signing import ServerKey
-from homeserver.events.validation import annotation_of, check_draft_fields
+from homeserver.events.validation import (
+    annotation_of,
+    check_draft_fields,
+    check_draft_values,
+)
 from homeserver.log.rules import ChainRules, Facts
 from homeserver.projections import project
 from homeserver.projections import room_state as room_state_reducer
@@ -207,6 +211,9 @@ class Appender:
                     accepted.append(earlier)
                     continue
                 check_draft_fields(draft.type, draft.state_key)
+                # Every draft, not only what clients send as events: account data,
+                # tags and profiles are facts in the log, hashed and signed as events.
+                check_draft_values(draft.type, draft.content)
                 state = plan.states[draft.room_id]
                 self._rules.authorize(state, draft, plan.redacted_sender(draft), plan.facts)
                 if (annotation := plan.annotation(draft)) is not None:
