@@ -26,7 +26,7 @@ RULES: dict[str, set[str]] = {
         "account_data",
         "bus",
     },
-    "accounts": {"store", "events", "projections", "errors", "log", "bus"},
+    "accounts": {"store", "events", "projections", "errors", "log", "bus", "ratelimit"},
     "sync": {
         "store",
         "events",
@@ -51,7 +51,9 @@ RULES: dict[str, set[str]] = {
     "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
     "friends": {"store", "events", "projections", "errors", "log", "account_data"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
-    "media": {"store", "events", "projections", "errors", "log"},
+    "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
+    # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
+    "ratelimit": {"errors"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
@@ -80,6 +82,7 @@ RULES: dict[str, set[str]] = {
         "profiles",
         "account_data",
         "device_control",
+        "ratelimit",
     },
 }
 WIRING = {"app", "cli", "__main__"}

@@ -15,6 +15,7 @@ from homeserver.accounts.service import AccountService
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.log.appender import Appender
 from homeserver.metrics import Metrics
+from homeserver.ratelimit.limiter import RateLimiter
 from homeserver.rooms.service import RoomService
 
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -26,3 +27,6 @@ METRICS = web.AppKey("metrics", Metrics)
 SIGNING_KEYS = web.AppKey("signing_keys", LiveKeyRing)
 SERVER_NAME = web.AppKey("server_name", str)
 ADMINS = web.AppKey("admins", frozenset)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# listen.trusted_proxies: the peers whose X-Forwarded-For is believed.
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
