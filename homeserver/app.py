@@ -57,6 +57,7 @@ from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
+from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
@@ -232,6 +233,7 @@ def build_chain_rules() -> ChainRules:
     rules = ChainRules(chain_rules.authorize)
     device_rules.register(rules)
     friend_rules.register(rules)
+    channel_rules.register(rules)
     profile_rules.register(rules)
     return rules
 

@@ -71,6 +71,19 @@ async def test_a_registered_rule_decides_its_types_in_its_chain_only() -> None:
     rules.authorize(RoomState(ALICE), Draft(ALICE, ALICE, SHOUT, loud, ""), None, facts)
 
 
+async def test_a_rule_for_every_type_decides_every_draft_of_its_chain() -> None:
+    rules = ChainRules(_anything_goes)
+    rules.add_for_every_type(ROOM, _no_shouting)
+    facts = await _facts(rules)
+    loud = {"loud": True}
+    for event_type in (SHOUT, "m.room.message", "m.reaction"):
+        with pytest.raises(MatrixError):
+            rules.authorize(
+                RoomState(ROOM_ID), Draft(ROOM_ID, ALICE, event_type, loud), None, facts
+            )
+    rules.authorize(RoomState(ALICE), Draft(ALICE, ALICE, SHOUT, loud, ""), None, facts)
+
+
 async def test_a_rule_sees_its_facts_as_of_its_draft_in_the_batch() -> None:
     rules = ChainRules(_anything_goes)
     rules.add_with_facts(ROOM, {SHOUT}, _one_shout_a_batch, _no_shouts)

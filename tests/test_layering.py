@@ -48,7 +48,7 @@ RULES: dict[str, set[str]] = {
     "audit": {"events", "errors", "store", "projections"},
     "metrics": {"events"},
     "roles": {"store", "events", "projections", "errors", "rooms"},
-    "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
+    "channels": {"store", "events", "projections", "errors", "log", "rooms", "roles"},
     "friends": {"store", "events", "projections", "errors", "log", "account_data"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},

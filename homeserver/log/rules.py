@@ -72,11 +72,17 @@ class ChainRules:
     def __init__(self, chain_rule: ChainRule) -> None:
         self._chain_rule = chain_rule
         self._rules: dict[tuple[str, str], list[_Bound]] = {}
+        self._every_type: dict[str, list[Rule]] = {}
         self._loaders: list[FactsLoader[BatchFacts]] = []
 
     def add(self, chain: str, event_types: Collection[str], rule: Rule) -> None:
         """Decide drafts of these types in chains of this kind (ROOM, ACCOUNT, ALIAS) by `rule`."""
         self._bind(chain, event_types, lambda state, draft, _facts: rule(state, draft))
+
+    def add_for_every_type(self, chain: str, rule: Rule) -> None:
+        """Decide every draft in chains of this kind by `rule` too (after the rules by type)."""
+        self._check_chain(chain)
+        self._every_type.setdefault(chain, []).append(rule)
 
     def add_with_facts(
         self,
@@ -95,10 +101,14 @@ class ChainRules:
         )
 
     def _bind(self, chain: str, event_types: Collection[str], rule: _Bound) -> None:
-        if chain not in (ROOM, ACCOUNT, ALIAS):
-            raise ValueError(f"no chain {chain!r}: ROOM, ACCOUNT or ALIAS")
+        self._check_chain(chain)
         for event_type in event_types:
             self._rules.setdefault((chain, event_type), []).append(rule)
+
+    @staticmethod
+    def _check_chain(chain: str) -> None:
+        if chain not in (ROOM, ACCOUNT, ALIAS):
+            raise ValueError(f"no chain {chain!r}: ROOM, ACCOUNT or ALIAS")
 
     async def load_facts(self, conn: asyncpg.Connection, drafts: Sequence[Draft]) -> Facts:
         return Facts(tuple([await load(conn, drafts) for load in self._loaders]))
@@ -113,5 +123,8 @@ class ChainRules:
             if (current.event_id if current is not None else None) != draft.replaces:
                 raise state_changed(draft.type)
         self._chain_rule(state, draft, redacted_sender)
-        for rule in self._rules.get((draft.room_id[:1], draft.type), ()):
+        chain = draft.room_id[:1]
+        for rule in self._rules.get((chain, draft.type), ()):
             rule(state, draft, facts)
+        for every in self._every_type.get(chain, ()):
+            every(state, draft)

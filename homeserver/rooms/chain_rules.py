@@ -2,7 +2,7 @@
 
 The appender's rules (log/rules.py) decide every draft by `authorize` first,
 under the append lock, then by the rules each capability added for its own
-event types (friends/rules.py, device_control/rules.py, profiles/rules.py, ...),
+event types (friends/, device_control/, channels/, profiles/ rules.py ...),
 wired in app.py: rooms/ knows none of them.
 """
 
