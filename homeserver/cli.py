@@ -28,22 +28,29 @@ log = logging.getLogger("homeserver")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homeserver", description="LinkChat homeserver")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="config file (default: config.yaml, else config.sample.yaml)",
-        )
-        return sub
-
-    command("run", "serve the Client-Server API (migrates first)")
-    command("migrate", "apply database migrations and exit")
-    command("check-config", "validate the config file; print every problem")
+    _command(commands, "run", "serve the Client-Server API (migrates first)")
+    _command(commands, "migrate", "apply database migrations and exit")
+    _command(commands, "check-config", "validate the config file; print every problem")
     _add_audit_commands(commands)
     return parser
+
+
+def _command(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand: every one takes --config."""
+    parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: config.yaml, else config.sample.yaml)",
+    )
+    return parser
+
+
+def _group(parent: Any, name: str, help_text: str) -> Any:
+    """A command of subcommands (`audit verify`); `args.<name>_command` names the one chosen."""
+    group = parent.add_parser(name, help=help_text)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
 
 
 @contextlib.asynccontextmanager
@@ -159,19 +166,8 @@ def _duration_ms(text: str) -> int:
 
 
 def _add_audit_commands(commands: Any) -> None:
-    def sub(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="config file (default: config.yaml, else config.sample.yaml)",
-        )
-        return parser
-
-    audit = commands.add_parser("audit", help="verify, replay and export the event log")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = sub(
+    audit_commands = _group(commands, "audit", "verify, replay and export the event log")
+    verify = _command(
         audit_commands,
         "verify",
         "check hashes, signatures (by the key valid at the time), chains and positions",
@@ -192,22 +188,21 @@ def _add_audit_commands(commands: Any) -> None:
     verify.add_argument(
         "--workers", type=int, default=None, help="processes checking signatures (default: cores)"
     )
-    replay = sub(
+    replay = _command(
         audit_commands, "replay", "rebuild every projection from the log and compare with live"
     )
     replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
     replay.add_argument(
         "--schema", default="audit_replay", help="scratch schema name (default audit_replay)"
     )
-    export = sub(audit_commands, "export", "write signed events and public keys as JSON Lines")
+    export = _command(audit_commands, "export", "write signed events and public keys as JSON Lines")
     what = export.add_mutually_exclusive_group(required=True)
     what.add_argument("--room", default=None, help="one chain (room, user or alias)")
     what.add_argument("--all", action="store_true", help="the whole log")
     export.add_argument("--out", type=Path, required=True, help="file to write (.jsonl)")
 
-    keys = commands.add_parser("keys", help="the server's signing keys")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    rotate = sub(keys_commands, "rotate", "new signing key; the old one verifies old events")
+    keys_commands = _group(commands, "keys", "the server's signing keys")
+    rotate = _command(keys_commands, "rotate", "new signing key; the old one verifies old events")
     rotate.add_argument(
         "--grace",
         type=_duration_ms,
@@ -215,11 +210,10 @@ def _add_audit_commands(commands: Any) -> None:
         help="how long the old key still signs (default 1h); running processes switch to"
         " the new key at their next write, so 0 is for a compromised key",
     )
-    sub(keys_commands, "list", "every key with its validity window")
+    _command(keys_commands, "list", "every key with its validity window")
 
-    admin = commands.add_parser("admin", help="operator actions on the stored log")
-    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
-    purge = sub(
+    admin_commands = _group(commands, "admin", "operator actions on the stored log")
+    purge = _command(
         admin_commands,
         "purge-redacted",
         "remove for good the content of events redacted longer ago than --older-than",

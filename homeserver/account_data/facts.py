@@ -30,30 +30,21 @@ def account_data_key(room_id: str, data_type: str) -> str:
     return json.dumps([room_id, data_type])
 
 
-def _fact(room_id: str, data_type: str, content: JsonDict) -> JsonDict:
-    return {"room_id": room_id, "type": data_type, "content": content}
-
-
 def account_data_draft(owner: str, room_id: str, data_type: str, content: JsonDict) -> Draft:
     """A write of account data replacing whatever is there."""
-    return Draft(
-        owner,
-        owner,
-        types.ACCOUNT_DATA,
-        _fact(room_id, data_type, content),
-        state_key=account_data_key(room_id, data_type),
-    )
+    return Draft(*_fact(owner, room_id, data_type, content))
 
 
 def account_data_edit(
     owner: str, room_id: str, data_type: str, content: JsonDict, replaces: str | None
 ) -> StateEdit:
     """A write of account data computed from the event `replaces` (None: from none)."""
-    return StateEdit(
-        owner,
-        owner,
-        types.ACCOUNT_DATA,
-        _fact(room_id, data_type, content),
-        state_key=account_data_key(room_id, data_type),
-        replaces=replaces,
-    )
+    return StateEdit(*_fact(owner, room_id, data_type, content), replaces=replaces)
+
+
+def _fact(
+    owner: str, room_id: str, data_type: str, content: JsonDict
+) -> tuple[str, str, str, JsonDict, str]:
+    """(chain, sender, type, content, state key) of a piece of account data."""
+    fact = {"room_id": room_id, "type": data_type, "content": content}
+    return owner, owner, types.ACCOUNT_DATA, fact, account_data_key(room_id, data_type)

@@ -132,18 +132,9 @@ def check_event(position: int, event_id: str, pdu: JsonDict, keys: _Keys) -> Che
             if isinstance(signature, str) and signature_matches(
                 signed, signature, keys.raw_keys[key_id]
             ):
-                room_id = pdu["room_id"]
                 redacts = pdu["content"].get("redacts") if pdu["type"] == _REDACTION else None
-                return Checked(
-                    position,
-                    event_id,
-                    room_id if isinstance(room_id, str) else None,
-                    pdu.get("prev_events"),
-                    key_id,
-                    None,
-                    purged,
-                    redacts if isinstance(redacts, str) else None,
-                )
+                redacted = redacts if isinstance(redacts, str) else None
+                return _checked(pdu, position, event_id, key_id, None, purged, redacted)
             problem = f"the signature by {key_id} does not verify"
         return _result(pdu, position, event_id, "signature", problem)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -157,14 +148,22 @@ _EVENT_ID = "the event ID is not the reference hash of the event"
 
 
 def _result(pdu: JsonDict, position: int, event_id: str, check: str, reason: str) -> Checked:
+    return _checked(pdu, position, event_id, None, (check, reason))
+
+
+def _checked(
+    pdu: JsonDict,
+    position: int,
+    event_id: str,
+    key_id: str | None,
+    failure: tuple[str, str] | None,
+    purged: bool = False,
+    redacts: str | None = None,
+) -> Checked:
     room_id = pdu.get("room_id")
+    room = room_id if isinstance(room_id, str) else None
     return Checked(
-        position,
-        event_id,
-        room_id if isinstance(room_id, str) else None,
-        pdu.get("prev_events"),
-        None,
-        (check, reason),
+        position, event_id, room, pdu.get("prev_events"), key_id, failure, purged, redacts
     )
 
 
