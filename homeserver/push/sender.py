@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_user_ids
 from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.log.followers import AfterCommit, Start
@@ -246,10 +247,10 @@ class PushFollower:
         the follower reaches a change of them (`_forget_changed_facts`)."""
         missing = [user_id for user_id in user_ids if user_id not in self._rules]
         if missing:
-            stored, ignored = await push_store.account_facts_as_of(conn, missing, position)
+            stored, ignore_lists = await push_store.account_facts_as_of(conn, missing, position)
             for user_id in missing:
                 self._rules[user_id] = self._book.compiled(user_id, stored.get(user_id))
-                self._ignored[user_id] = ignored.get(user_id, frozenset())
+                self._ignored[user_id] = ignored_user_ids(ignore_lists.get(user_id), user_id)
             while len(self._rules) > USERS_KEPT:
                 evicted, _ = self._rules.popitem(last=False)
                 self._ignored.pop(evicted, None)

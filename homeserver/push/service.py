@@ -24,7 +24,6 @@ from homeserver.events.model import STATE_CHANGED, StateEdit
 from homeserver.log.appender import Appender
 from homeserver.push import ruleset as rules_of
 from homeserver.push.default_rules import Ruleset
-from homeserver.receipts.service import account_data_key
 from homeserver.rooms.service import RoomService
 from homeserver.store import account_data as account_data_store
 from homeserver.store import push as push_store
@@ -79,7 +78,7 @@ class PushRuleService:
         await self._edit(user_id, lambda rules: rules_of.set_actions(rules, kind, rule_id, body))
 
     async def _edit(self, user_id: str, edit: Callable[[Ruleset], Ruleset]) -> None:
-        key = account_data_key("", PUSH_RULES)
+        key = push_store.account_data_key(PUSH_RULES)
         for _ in range(MAX_ATTEMPTS):
             async with self._pool.acquire() as conn:
                 fact = await room_store.state_event(conn, user_id, types.ACCOUNT_DATA, key)

@@ -11,7 +11,6 @@ import asyncpg
 
 from homeserver.events import types
 from homeserver.events.canonical import decode
-from homeserver.events.content.profile import ignored_user_ids
 from homeserver.events.model import Event
 
 PUSH_RULES = "m.push_rules"
@@ -42,16 +41,17 @@ async def stored_rules(
     return found
 
 
-def _account_data_key(data_type: str) -> str:
-    # The state key of global account data in its owner's chain (receipts/service.py).
+def account_data_key(data_type: str) -> str:
+    # The state key of global account data in its owner's chain (account_data/facts.py).
     return json.dumps(["", data_type])
 
 
 async def account_facts_as_of(
     conn: asyncpg.Connection, user_ids: Sequence[str], position: int
-) -> tuple[dict[str, dict[str, Any]], dict[str, frozenset[str]]]:
-    """Each user's m.push_rules content and ignore list as they were at `position`, from
-    their account chains (the push follower evaluates each event with the rules of then)."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each user's m.push_rules and m.ignored_user_list contents as they were at
+    `position`, from their account chains (the push follower evaluates each event with
+    the rules of then)."""
     rows = await conn.fetch(
         "SELECT u.user_id, k.key, e.json FROM unnest($1::text[]) AS u(user_id)"
         " CROSS JOIN unnest($2::text[]) AS k(key)"
@@ -59,22 +59,20 @@ async def account_facts_as_of(
         "   AND type = $3 AND state_key = k.key AND stream_position <= $4"
         "   ORDER BY stream_position DESC LIMIT 1) e",
         list(user_ids),
-        [_account_data_key(PUSH_RULES), _account_data_key(types.IGNORED_USER_LIST)],
+        [account_data_key(PUSH_RULES), account_data_key(types.IGNORED_USER_LIST)],
         types.ACCOUNT_DATA,
         position,
     )
     rules: dict[str, dict[str, Any]] = {}
-    ignores: dict[str, frozenset[str]] = {}
+    ignores: dict[str, dict[str, Any]] = {}
     for row in rows:
         content = decode(row["json"]).get("content", {}).get("content")
         if not isinstance(content, dict):
             continue
-        if row["key"] == _account_data_key(PUSH_RULES):
+        if row["key"] == account_data_key(PUSH_RULES):
             rules[row["user_id"]] = content
         else:
-            ignored = ignored_user_ids(content, row["user_id"])
-            if ignored:
-                ignores[row["user_id"]] = ignored
+            ignores[row["user_id"]] = content
     return rules, ignores
 
 
@@ -89,7 +87,7 @@ async def account_facts_changed(
             " AND stream_position <= $5)",
             user_id,
             types.ACCOUNT_DATA,
-            [_account_data_key(PUSH_RULES), _account_data_key(types.IGNORED_USER_LIST)],
+            [account_data_key(PUSH_RULES), account_data_key(types.IGNORED_USER_LIST)],
             after,
             upto,
         )
