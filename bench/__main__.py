@@ -19,6 +19,8 @@ import uvloop
 from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
 from bench import device_roundtrip as device_roundtrip_scenario
 from bench import media as media_scenario
+from bench import push as push_scenario
+from bench import push_rules as push_rules_scenario
 from bench import ratelimit as ratelimit_scenario
 from bench import search as search_scenario
 from bench.client import MatrixRequestError
@@ -49,6 +51,9 @@ SCENARIOS: dict[str, Scenario] = {
         search_scenario.SCENARIO,
         device_roundtrip_scenario.SCENARIO,
         ratelimit_scenario.SCENARIO,
+        push_scenario.FANOUT,
+        push_scenario.SEND,
+        push_rules_scenario.SCENARIO,
     ]
 }
 

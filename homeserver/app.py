@@ -9,10 +9,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
 from homeserver import logs
+from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
@@ -24,9 +26,12 @@ from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
+from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
+from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
@@ -34,19 +39,20 @@ from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
-from homeserver.api.filters import FILTERS
-from homeserver.api.history import HISTORY
-from homeserver.api.keys import (
+from homeserver.api.app_keys import (
     ACCOUNTS,
     ADMINS,
-    KEYS,
+    APPENDER,
     METRICS,
     POOL,
     RATE_LIMITER,
     ROOMS,
     SERVER_NAME,
+    SIGNING_KEYS,
     TRUSTED_PROXIES,
 )
+from homeserver.api.filters import FILTERS
+from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
@@ -54,9 +60,11 @@ from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
+from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
-from homeserver.config import Config, MetricsListener
+from homeserver.config import ApnsApp, Config, FcmApp, MetricsListener
+from homeserver.device_control import rules as device_rules
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
@@ -64,16 +72,25 @@ from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
+from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
 from homeserver.presence.service import create_presence_service
-from homeserver.profiles.account_data import AccountDataService
+from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.push.counts import NotificationCounter
+from homeserver.push.delivery import Delivery
+from homeserver.push.gateway.apns import ApnsSettings
+from homeserver.push.gateway.fcm import FcmSettings
+from homeserver.push.gateway.service import PushGateway
+from homeserver.push.sender import PushFollower
+from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
@@ -100,7 +117,6 @@ from homeserver.typing_notices.service import create_typing_service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-APPENDER = web.AppKey("appender", Appender)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -217,8 +233,45 @@ def _metrics_listener(
     return listen
 
 
+def _gateway_app(app: FcmApp | ApnsApp) -> FcmSettings | ApnsSettings:
+    if isinstance(app, FcmApp):
+        return FcmSettings(
+            app.project_id, app.service_account_file, app.data_only, app.base_url, app.token_url
+        )
+    return ApnsSettings(
+        app.team_id,
+        app.key_id,
+        app.key_file,
+        app.topic,
+        app.sandbox,
+        app.data_only,
+        app.base_url,
+    )
+
+
+def _redis_client(url: str) -> aioredis.Redis | None:
+    """The process's Redis client, or None without a Redis URL (one process, in memory)."""
+    return aioredis.Redis.from_url(url, decode_responses=True) if url else None
+
+
+def build_chain_rules() -> ChainRules:
+    """The appender's rules: rooms/ decides the shape of every chain, and each capability
+    adds the rules of its own event types (and the facts they need)."""
+    rules = ChainRules(chain_rules.authorize)
+    device_rules.register(rules)
+    friend_rules.register(rules)
+    channel_rules.register(rules)
+    profile_rules.register(rules)
+    return rules
+
+
 def create_rate_limiter(config: Config) -> RateLimiter:
-    """The configured limits, in Redis when one is configured, else in this process."""
+    """The configured limits, in Redis when one is configured, else in this process.
+
+    Not on the shared Redis client: a check is on the path of every limited request,
+    and on its own RESP connection (ratelimit/resp.py) it costs 16 µs of CPU where
+    redis-py took 95.
+    """
     settings = config.rate_limits
     limits = None
     if settings.enabled:
@@ -256,16 +309,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         # re-read whenever `homeserver keys rotate` changes the files.
         key_path = config.effective_signing_key_path
         keys = LiveKeyRing(key_path, load_key_ring(key_path, config.server_name))
-        bus: Bus = (
-            RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
-        )
+        # One Redis client for the bus, typing and presence: one pool of connections.
+        # Rate limits keep a connection of their own (create_rate_limiter).
+        redis = _redis_client(config.redis.url)
+        if redis is not None:
+            await redis.ping()
+        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
         appender = Appender(
-            pool,
-            keys,
-            chain_rules.authorize,
-            max_event_bytes=config.limits.max_event_bytes,
-            # Device results against their command's status, invites against blocks.
-            load_facts=chain_rules.load_chain_facts,
+            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
         appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
         recent = RecentEvents(pool)
@@ -274,7 +325,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender
-        app[KEYS] = keys
+        app[SIGNING_KEYS] = keys
         rate_limiter = create_rate_limiter(config)
         app[RATE_LIMITER] = rate_limiter
         app[ACCOUNTS] = AccountService(
@@ -321,6 +372,13 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             lease_check_seconds=config.followers.lease_check_seconds,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        followers.add(
+            PushFollower(
+                pool,
+                Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                max_event_age_ms=config.push.max_event_age_seconds * 1000,
+            )
+        )
         # Woken by this process's commits at once, and by other processes' on the bus.
         appender.add_listener(lambda _batch: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
@@ -333,11 +391,20 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
         app[profile_api.PROFILES] = ProfileService(pool, appender)
-        app[account_data_api.ACCOUNT_DATA] = AccountDataService(pool, appender)
+        account_data_service = AccountDataService(pool, appender)
+        app[account_data_api.ACCOUNT_DATA] = account_data_service
+        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        app[pushers_api.PUSHERS] = PusherService(pool)
+        app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
+        gateway = PushGateway(
+            {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
+        )
+        gateway.start()
+        app[push_gateway_api.PUSH_GATEWAY] = gateway
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, config.redis.url, config.server_name)
+        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -349,7 +416,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             idle_timeout_seconds=config.presence.idle_timeout_seconds,
             offline_timeout_seconds=config.presence.offline_timeout_seconds,
             max_room_members=config.presence.max_room_members,
-            redis_url=config.redis.url,
+            redis=redis,
             namespace=config.server_name,
         )
         appender.add_listener(lambda batch: presence_service.committed(batch.events))
@@ -359,9 +426,10 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             notifier,
             renderer,
             recent,
+            NotificationCounter(pool),
             from_memory=sync_from_memory,
             receipts=receipt_service,
-            account_data=receipt_service,
+            account_data=account_data_service,
             typing=typing_service,
             presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,
@@ -385,12 +453,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         followers.start()
         yield
         await followers.stop()
+        await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()
         await notifier.close()
         await rate_limiter.close()
         await bus.stop()
+        if redis is not None:
+            await redis.aclose()
         await pool.close()
 
     if config.metrics.enabled:
@@ -410,6 +481,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         typing_api,
         to_device_api,
         push_rules_api,
+        pushers_api,
+        notifications_api,
+        push_gateway_api,
         presence_api,
         search_api,
         room_directory_api,

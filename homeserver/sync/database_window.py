@@ -10,13 +10,13 @@ from typing import ClassVar
 import asyncpg
 
 from homeserver.events.model import Event, JsonDict
+from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.access import visible_events
 from homeserver.rooms.rendering import EventRenderer, StoredFacts
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
 from homeserver.sync.sources import AccountDataSource, ReceiptSource
-from homeserver.sync.unread import Tallies
 from homeserver.sync.window import (
     AccountData,
     Memberships,
@@ -35,7 +35,7 @@ class DatabaseWindow:
     receipt_source: ReceiptSource | None = None
     account_data_source: AccountDataSource | None = None
     name: ClassVar[str] = "database"
-    tallies: ClassVar[Tallies | None] = None
+    held: ClassVar[HeldWindow | None] = None
 
     async def memberships(self) -> Memberships:
         request, upper, after = self.request, self.upper, self.request.after

@@ -15,11 +15,11 @@ from typing import Literal
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.access import RoomAccess, room_access, sent_by_ignored, visible_event
 from homeserver.rooms.rendering import EventRenderer
-from homeserver.store import account_data as account_data_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
 from homeserver.store.history import RelationSelection
@@ -80,7 +80,7 @@ async def _seen_event(
     conn: asyncpg.Connection, access: RoomAccess, event_id: str
 ) -> tuple[Event, frozenset[str]]:
     """The event of the room, if the user may see it (else 404), and whom the user ignores."""
-    ignored = await account_data_store.ignored_users(conn, access.user_id)
+    ignored = await ignored_users(conn, access.user_id)
     return await visible_event(conn, access, event_id, ignored), ignored
 
 
@@ -146,7 +146,7 @@ class HistoryService:
         backwards, positions = page.backwards, page.positions()
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, viewer[0], room_id)
-            ignored = await account_data_store.ignored_users(conn, viewer[0])
+            ignored = await ignored_users(conn, viewer[0])
             latest = await history_store.latest_position(conn)
             start, after, upto = _bounds(positions, latest, backwards=backwards, first=0)
             chunk, more = await _page(

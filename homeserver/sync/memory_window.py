@@ -18,11 +18,11 @@ from typing import ClassVar
 
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
+from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventFacts, StoredFacts
 from homeserver.sync.database_window import DatabaseWindow
 from homeserver.sync.options import everything
 from homeserver.sync.recent import RecentEvents, WindowSummary
-from homeserver.sync.unread import Tallies
 from homeserver.sync.window import (
     AccountData,
     Memberships,
@@ -87,8 +87,8 @@ class MemoryWindow:
         return self.made_database
 
     @property
-    def tallies(self) -> Tallies:
-        return self.summary.messages
+    def held(self) -> HeldWindow:
+        return HeldWindow(self.summary.events_by_room, self.summary.state_changed)
 
     async def memberships(self) -> Memberships:
         return self.rooms

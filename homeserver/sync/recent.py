@@ -23,7 +23,6 @@ from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict, TxnKey
 from homeserver.store import sync as sync_store
 from homeserver.sync.response import add_receipt
-from homeserver.sync.unread import counts_for
 
 
 @dataclass(slots=True)
@@ -59,8 +58,9 @@ class WindowSummary:
     # receipt is its owner's own fact, whose sync is not answered from the tail).
     receipts: dict[str, JsonDict]
     redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
-    # Per room, the messages that raise unread counts, by sender (sync/unread.py).
-    messages: dict[str, dict[str, int]]
+    # Per room, the last member or power levels change: what push rules read of the
+    # room changed (push/counts.py).
+    state_changed: dict[str, int]
 
 
 def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
@@ -69,13 +69,12 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     by_id: dict[str, RecentEvent] = {}
     receipts: dict[str, JsonDict] = {}
     redacted_by: dict[str, Event] = {}
-    messages: dict[str, dict[str, int]] = {}
+    state_changed: dict[str, int] = {}
     for item in window:
         event = item.event
         touched.add(event.room_id)
-        if counts_for(event):
-            by_sender = messages.setdefault(event.room_id, {})
-            by_sender[event.sender] = by_sender.get(event.sender, 0) + 1
+        if event.state_key is not None and event.type in (types.MEMBER, types.POWER_LEVELS):
+            state_changed[event.room_id] = event.stream_position
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
         if event.type == types.REDACTION and event.redacts is not None:
@@ -87,7 +86,7 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             by_id[event.event_id] = item
     events_by_room = {room: [item.event for item in items] for room, items in by_room.items()}
     return WindowSummary(
-        frozenset(touched), by_room, events_by_room, by_id, receipts, redacted_by, messages
+        frozenset(touched), by_room, events_by_room, by_id, receipts, redacted_by, state_changed
     )
 
 

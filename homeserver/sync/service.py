@@ -15,8 +15,9 @@ import time
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
+from homeserver.push.counts import NotificationCounter
 from homeserver.rooms.rendering import EventRenderer
-from homeserver.store import account_data as account_data_store
 from homeserver.store import sync as sync_store
 from homeserver.sync.assembly import Section, SyncAssembly
 from homeserver.sync.database_window import DatabaseWindow
@@ -26,7 +27,7 @@ from homeserver.sync.options import SyncOptions, hiding_ignored
 from homeserver.sync.recent import RecentEvents
 from homeserver.sync.response import SyncResult, room_has_content
 from homeserver.sync.sections.account_data import write_account_data
-from homeserver.sync.sections.counts import RoomCounts
+from homeserver.sync.sections.counts import CountsAndSummaries
 from homeserver.sync.sections.ephemeral import Ephemeral
 from homeserver.sync.sections.invites import write_invites
 from homeserver.sync.sections.presence import Presence
@@ -40,7 +41,6 @@ from homeserver.sync.sources import (
     TypingSource,
 )
 from homeserver.sync.tokens import SyncToken
-from homeserver.sync.unread import UnreadCounts
 from homeserver.sync.window import SyncRequest, WindowSource
 
 JOINED_CACHE_SIZE = 50_000
@@ -53,6 +53,7 @@ class SyncService:
         notifier: Notifier,
         renderer: EventRenderer,
         recent: RecentEvents,
+        counter: NotificationCounter,
         *,
         receipts: ReceiptSource | None = None,
         account_data: AccountDataSource | None = None,
@@ -84,7 +85,7 @@ class SyncService:
             write_account_data,
         ]
         self._sections: list[Section] = [
-            RoomCounts(pool, UnreadCounts()),
+            CountsAndSummaries(pool, counter),
             ToDevice(to_device),
             Presence(presence),
         ]
@@ -182,7 +183,7 @@ class SyncService:
         if cached is not None and cached[0] == generation:
             return cached[1]
         async with self._pool.acquire() as conn:
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))

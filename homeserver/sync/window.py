@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from homeserver.events.model import Event, JsonDict
+from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventFacts, Viewer
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.options import SyncOptions
 from homeserver.sync.tokens import SyncToken
-from homeserver.sync.unread import Tallies
 
 
 @dataclass(slots=True)
@@ -95,9 +95,10 @@ class WindowSource(Protocol):
     def upper(self) -> int: ...
 
     @property
-    def tallies(self) -> Tallies | None:
-        """The window's counted messages per room and sender, when known without reading
-        (sync/unread.py moves unread counts on by them)."""
+    def held(self) -> HeldWindow | None:
+        """The window's events by room, and the rooms whose members or power levels
+        changed in it, when known without reading (the tail's): sync/unread.py moves
+        unread counts on by what they add (push/counts.py)."""
 
     async def memberships(self) -> Memberships: ...
 

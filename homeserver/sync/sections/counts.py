@@ -1,50 +1,68 @@
-"""Each joined room shown: its `unread_notifications`, and its `summary` when its members
-changed (the spec requires the counts then), for syncs built either way.
+"""Each joined room shown: its `unread_notifications` (and `unread_thread_notifications`
+when the filter asks), and its `summary` when its members changed (the spec requires
+the counts then), for syncs built either way.
 
 Counted once the rooms shown are settled: a receipt of one's own, say, shows the
-room with its count back at 0. A window whose messages the source knows (the
-in-memory tail) moves on every count this device's stream kept, its room shown
-or not, and only counts never kept are read (sync/unread.py)."""
+room with its count back at 0. A window whose events the source holds (the
+in-memory tail) moves on every count this device's stream kept by what those
+events add (push/counts.py), its room shown or not, and only counts never kept
+are read (sync/unread.py)."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from homeserver.push.counts import NotificationCounter, RoomCounts
+from homeserver.push.counts import Window as HeldWindow
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import Summary
 from homeserver.sync.assembly import SyncAssembly
-from homeserver.sync.response import room_summary, unread_notifications
-from homeserver.sync.unread import COUNTED_TYPES, DeviceCounts, UnreadCounts, moved_on, shown_counts
+from homeserver.sync.response import add_unread_counts, room_summary
+from homeserver.sync.unread import DeviceCounts, UnreadCounts, moved_on, shown_counts
 
 
-class RoomCounts:
-    def __init__(self, pool: asyncpg.Pool, kept: UnreadCounts) -> None:
+class CountsAndSummaries:
+    def __init__(self, pool: asyncpg.Pool, counter: NotificationCounter) -> None:
         self._pool = pool
-        self._kept = kept
+        self._counter = counter
+        self._kept = UnreadCounts()
 
     async def __call__(self, sync: SyncAssembly) -> None:
-        request, rooms = sync.request, sync.join
-        user_id, device_id, ignored = request.user_id, request.device_id, request.options.ignored
+        request, rooms, generation, upper = sync.request, sync.join, sync.generation, sync.upper
+        user_id, device_id, options = request.user_id, request.device_id, request.options
         kept: DeviceCounts | None = None
-        moved: dict[str, int] = {}
-        tallies = sync.source.tallies
-        if tallies is not None and request.after is not None:
-            kept = self._kept.continuing(user_id, device_id, sync.generation, request.after)
+        moved: dict[str, RoomCounts] = {}
+        held = sync.source.held
+        if held is not None and request.after is not None:
+            kept = self._kept.continuing(user_id, device_id, generation, request.after)
             if kept is not None:
-                moved = moved_on(kept, user_id, tallies, ignored)
-        unread, missing = shown_counts(kept, moved, rooms)
-        changed = [room_id for room_id in rooms if room_id in sync.members_changed]
-        summaries: dict[str, Summary] = {}
-        if missing or changed:
-            async with self._pool.acquire() as conn:
-                read = await sync_store.unread_counts(
-                    conn, user_id, missing, sync.upper, COUNTED_TYPES, ignored
+                window = HeldWindow(
+                    {r: events for r, events in held.events_by_room.items() if r in kept.by_room},
+                    held.state_changed,
                 )
-                summaries = await sync_store.summaries(conn, changed, user_id)
+                added = await self._counter.window_counts(
+                    user_id, generation, window, options.ignored, upper
+                )
+                moved = moved_on(kept, added)
+        unread, missing = shown_counts(kept, moved, rooms)
+        if missing:
+            joined = sync.joined
+            read = await self._counter.counts(
+                user_id,
+                generation,
+                {room_id: joined.get(room_id, 0) for room_id in missing},
+                upper,
+                options.ignored,
+            )
             unread.update(read)
             moved.update(read)
-        self._kept.keep(user_id, device_id, sync.generation, sync.upper, moved, merge=kept)
+        changed = [room_id for room_id in rooms if room_id in sync.members_changed]
+        summaries: dict[str, Summary] = {}
+        if changed:
+            async with self._pool.acquire() as conn:
+                summaries = await sync_store.summaries(conn, changed, user_id)
+        self._kept.keep(user_id, device_id, generation, upper, moved, merge=kept)
         for room_id, room in rooms.items():
-            room["unread_notifications"] = unread_notifications(unread[room_id])
+            add_unread_counts(room, unread[room_id], options.unread_thread_notifications)
             if room_id in summaries:
                 room["summary"] = room_summary(summaries[room_id])
