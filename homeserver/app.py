@@ -18,6 +18,7 @@ from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
+from homeserver.api import e2ee_keys as e2ee_keys_api
 from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
@@ -29,6 +30,7 @@ from homeserver.api import push_rules as push_rules_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
+from homeserver.api import room_keys as room_keys_api
 from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
@@ -48,6 +50,9 @@ from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
+from homeserver.e2ee.backup import BackupService
+from homeserver.e2ee.device_lists import DeviceLists
+from homeserver.e2ee.service import KeyCounts, KeyService
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
@@ -309,6 +314,16 @@ def create_app(config: Config, dsn: str) -> web.Application:
         )
         appender.add_listener(presence_service.committed)
         app[presence_api.PRESENCE] = presence_service
+        # End-to-end encryption: keys, device lists (woken by this process's commits and
+        # telling other processes on the bus), key counts and backups.
+        device_lists = DeviceLists(pool, notifier)
+        appender.add_listener(device_lists.committed)
+        key_service = KeyService(
+            pool, appender, app[ACCOUNTS], KeyCounts(pool, bus, notifier), config.server_name
+        )
+        app[e2ee_keys_api.E2EE_KEYS] = key_service
+        app[e2ee_keys_api.DEVICE_LISTS] = device_lists
+        app[room_keys_api.BACKUPS] = BackupService(pool)
         sync_service = SyncService(
             pool,
             notifier,
@@ -319,6 +334,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
             typing=typing_service,
             presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,
+            device_lists=device_lists,
+            one_time_keys=key_service,
         )
         app[SYNC] = sync_service
         app[media_api.MEDIA] = MediaService(
@@ -340,6 +357,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()
+        await device_lists.close()
         await notifier.close()
         await bus.stop()
         await pool.close()
@@ -373,6 +391,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         account_data_api,
         user_directory_api,
         device_control_api,
+        e2ee_keys_api,
+        room_keys_api,
     ):
         app.router.add_routes(module.routes)
     return app

@@ -18,6 +18,7 @@ from homeserver.device_control.facts import CommandFacts
 from homeserver.device_control.facts import load_facts as load_command_facts
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
+from homeserver.events.content import e2ee as e2ee_content
 from homeserver.events.content.profile import parse_profile
 from homeserver.events.model import Draft, Event, StateEdit, state_changed
 from homeserver.friends import errors as friend_errors
@@ -40,6 +41,9 @@ class ChainFacts:
         if commands is self.commands and blocks is self.blocks:
             return self
         return ChainFacts(commands, blocks)
+
+
+NOT_STATE_ACCOUNT_FACTS = frozenset({types.MEDIA, types.E2EE_SIGNATURES})
 
 
 async def load_chain_facts(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> ChainFacts:
@@ -72,10 +76,10 @@ def authorize(
 
 
 def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
-    if draft.type == types.MEDIA:
-        # An upload record is the one account fact that is not state (it never changes).
+    if draft.type in NOT_STATE_ACCOUNT_FACTS:
+        # Upload records and signatures never change: each is a fact of its own.
         if draft.state_key is not None:
-            raise forbidden("media records are not state")
+            raise forbidden(f"{draft.type} facts are not state")
     elif draft.state_key is None:
         raise forbidden("account facts are state")
     if draft.type == types.ACCOUNT:
@@ -90,6 +94,11 @@ def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
         if draft.sender != draft.room_id or draft.state_key != "":
             raise forbidden("Only its owner may change a profile.")
         parse_profile(draft.content)
+    if draft.type in e2ee_content.FACT_TYPES:
+        # Keys and signatures (homeserver/e2ee): only their owner publishes them.
+        if draft.sender != draft.room_id:
+            raise forbidden("Only its owner may publish an account's keys.")
+        e2ee_content.check_fact(draft.type, draft.room_id, draft.state_key, draft.content)
     # Friends and blocks: relations, blocks and the account data kept from them.
     friend_rules.authorize(state, draft)
 

@@ -32,7 +32,7 @@ from homeserver.sync.options import (
     unshaped,
     without_readers,
 )
-from homeserver.sync.recent import RecentEvent, RecentEvents
+from homeserver.sync.recent import RecentEvent, RecentEvents, WindowSummary
 from homeserver.sync.response import (
     SyncResult,
     add_receipt,
@@ -46,6 +46,8 @@ from homeserver.sync.response import (
 )
 from homeserver.sync.sources import (
     AccountDataSource,
+    DeviceListSource,
+    OneTimeKeySource,
     PresenceSource,
     ReceiptSource,
     ToDeviceSource,
@@ -88,8 +90,12 @@ class SyncService:
         presence: PresenceSource | None = None,
         to_device: ToDeviceSource | None = None,
         recent: RecentEvents | None = None,
+        device_lists: DeviceListSource | None = None,
+        one_time_keys: OneTimeKeySource | None = None,
     ) -> None:
         self._recent = recent
+        self._device_lists = device_lists
+        self._one_time_keys = one_time_keys
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
         self._unread = UnreadCounts()
@@ -314,6 +320,7 @@ class SyncService:
             to_device_events,
             list(joined),
         )
+        await self._add_encryption(result, user_id, device_id, since.events, upper, joined, summary)
         return with_presence(result, presence_events)
 
     async def _add_counts_and_summaries(
@@ -489,8 +496,33 @@ class SyncService:
             [m.room_id for m in joined],
         )
         with_presence(result, presence_events)
+        await self._add_encryption(
+            result, user_id, device_id, after, upper, {m.room_id for m in joined}, None
+        )
         await self._serve_all(result.body, user_id, device_id, options)
         return result
+
+    async def _add_encryption(
+        self,
+        result: SyncResult,
+        user_id: str,
+        device_id: str,
+        since: int | None,
+        upper: int,
+        joined: Collection[str],
+        window: WindowSummary | None,
+    ) -> None:
+        """`device_lists`, `device_one_time_keys_count` and `device_unused_fallback_key_types`
+        (homeserver/e2ee), for syncs built either way; `window` when built from memory."""
+        if self._device_lists is not None:
+            changed, left = await self._device_lists.for_sync(user_id, since, upper, joined, window)
+            result.body["device_lists"] = {"changed": changed, "left": left}
+            if changed or left:
+                result.has_changes = True
+        if self._one_time_keys is not None:
+            counts, fallback = await self._one_time_keys.one_time_keys_for_sync(user_id, device_id)
+            result.body["device_one_time_keys_count"] = counts
+            result.body["device_unused_fallback_key_types"] = fallback
 
     async def _serve_all(
         self, body: JsonDict, user_id: str, device_id: str, options: SyncOptions
