@@ -39,6 +39,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.keys import ACCOUNTS, ADMINS, KEYS, METRICS, POOL, ROOMS, SERVER_NAME
 from homeserver.api.receipts import RECEIPTS
+from homeserver.api.releases import r0_routes
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
@@ -395,4 +396,5 @@ def create_app(config: Config, dsn: str) -> web.Application:
         room_keys_api,
     ):
         app.router.add_routes(module.routes)
+        app.router.add_routes(r0_routes(module.routes))
     return app
