@@ -19,6 +19,7 @@ import uvloop
 from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
 from bench import device_roundtrip as device_roundtrip_scenario
 from bench import media as media_scenario
+from bench import ratelimit as ratelimit_scenario
 from bench import search as search_scenario
 from bench.client import MatrixRequestError
 from bench.report import Report
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Scenario] = {
         media_scenario.SCENARIO,
         search_scenario.SCENARIO,
         device_roundtrip_scenario.SCENARIO,
+        ratelimit_scenario.SCENARIO,
     ]
 }
 

@@ -103,6 +103,9 @@ def write_config(work_dir: Path, options: SpawnOptions, dsn: str) -> Path:
             "listen": {"host": options.host, "port": options.port},
             "database": {"dsn": dsn},
             "data_dir": str(work_dir / "data"),
+            # A benchmark measures the server, not its limiter; turn them on with
+            # --server-config '{"rate_limits": {"enabled": true, ...}}'.
+            "rate_limits": {"enabled": False},
         },
         options.config_overrides,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import secrets
@@ -37,7 +38,17 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
-from homeserver.api.keys import ACCOUNTS, ADMINS, KEYS, METRICS, POOL, ROOMS, SERVER_NAME
+from homeserver.api.keys import (
+    ACCOUNTS,
+    ADMINS,
+    KEYS,
+    METRICS,
+    POOL,
+    RATE_LIMITER,
+    ROOMS,
+    SERVER_NAME,
+    TRUSTED_PROXIES,
+)
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
 from homeserver.api.sync import SYNC
@@ -49,6 +60,7 @@ from homeserver.bus.redis import RedisBus
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
+from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
 from homeserver.e2ee.backup import BackupService
@@ -68,6 +80,10 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles.account_data import AccountDataService
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.ratelimit.buckets import Buckets, Limit
+from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
+from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.redis import RedisBuckets
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
 from homeserver.roles.service import RoleService
@@ -99,7 +115,9 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    return web.json_response(error.body(), status=error.status)
+    response = web.json_response(error.body(), status=error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -204,6 +222,22 @@ def _metrics_listener(
     return listen
 
 
+def create_rate_limiter(config: Config) -> RateLimiter:
+    """The configured limits, in Redis when one is configured, else in this process."""
+    settings = config.rate_limits
+    limits = None
+    if settings.enabled:
+        limits = {
+            action: Limit(limit.per_second, limit.burst)
+            for action in Action
+            for limit in [getattr(settings, action.value)]
+        }
+    buckets: Buckets = (
+        RedisBuckets(config.redis.url, config.server_name) if config.redis.url else LocalBuckets()
+    )
+    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+
+
 def create_app(config: Config, dsn: str) -> web.Application:
     """The application for `config`, talking to PostgreSQL at `dsn`."""
     app = web.Application(
@@ -212,6 +246,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
     app[METRICS] = Metrics()
     app[SERVER_NAME] = config.server_name
     app[ADMINS] = frozenset(config.admins)
+    app[TRUSTED_PROXIES] = tuple(
+        ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
+    )
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn, config.database.pool_min_size, config.database.pool_max_size)
@@ -242,6 +279,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[POOL] = pool
         app[APPENDER] = appender
         app[KEYS] = keys
+        rate_limiter = create_rate_limiter(config)
+        app[RATE_LIMITER] = rate_limiter
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -250,6 +289,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
                 config.registration.enabled, config.registration.min_password_length
             ),
             bus,
+            rate_limiter,
         )
         ladder = RoleLadder(**config.roles.model_dump())
         room_service = RoomService(
@@ -259,6 +299,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             room_type_levels={
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
+            draft_check=DeviceEventChecks(pool).checked,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
@@ -345,10 +386,12 @@ def create_app(config: Config, dsn: str) -> web.Application:
             config.server_name,
             MediaStore(config.effective_media_store_path),
             notifier,
+            rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
             allow_unauthenticated_download=config.media.allow_unauthenticated_download,
         )
         await bus.start()
+        await rate_limiter.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -360,6 +403,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await appender.stop()
         await device_lists.close()
         await notifier.close()
+        await rate_limiter.close()
         await bus.stop()
         await pool.close()
 

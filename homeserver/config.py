@@ -64,6 +64,21 @@ class Listen(Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8008, ge=1, le=65535)
+    # Peers whose X-Forwarded-For is believed: the reverse proxies in front.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        problems: list[str] = []
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                problems.append(f"{entry!r} is not an IP address or network like 10.0.0.0/8")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("host")
     @classmethod
@@ -154,12 +169,59 @@ class Limits(Section):
     max_event_bytes: int = Field(default=65536, gt=0)
 
 
-class RateLimits(Section):
-    """Per-client request rate limiting (token bucket)."""
+class RateLimit(Section):
+    """One action class's token bucket: a sustained rate and the burst above it."""
 
-    enabled: bool = False
-    per_second: float = Field(default=10.0, gt=0, allow_inf_nan=False)
-    burst: int = Field(default=50, ge=1)
+    per_second: float = Field(gt=0, allow_inf_nan=False)
+    burst: int = Field(ge=1)
+
+
+def _limit(per_second: float, burst: int) -> RateLimit:
+    return RateLimit(per_second=per_second, burst=burst)
+
+
+class RateLimits(Section):
+    """Token buckets per requester (or IP address) and action class.
+
+    The defaults are Synapse's (synapse/config/ratelimiting.py) or more generous.
+    """
+
+    enabled: bool = True
+    message: RateLimit = _limit(0.2, 10)  # rc_message
+    room_creation: RateLimit = _limit(0.016, 10)  # rc_room_creation
+    join: RateLimit = _limit(0.1, 10)  # rc_joins.local
+    invite: RateLimit = _limit(0.3, 10)  # rc_invites.per_issuer
+    invite_recipient: RateLimit = _limit(0.003, 5)  # rc_invites.per_user
+    # rc_login.address and .account are 0.003/5; 0.17 lets an office behind one
+    # address, or a user setting up several devices, log in without a wait.
+    login_address: RateLimit = _limit(0.17, 5)
+    login_account: RateLimit = _limit(0.17, 5)
+    failed_login: RateLimit = _limit(0.17, 3)  # rc_login.failed_attempts
+    registration: RateLimit = _limit(0.17, 3)  # rc_registration
+    threepid_token: RateLimit = _limit(0.003, 5)  # rc_3pid_validation
+    # Synapse has no default limit on local uploads: a GiB at once, then 1 MiB/s.
+    media_upload_bytes: RateLimit = _limit(float(MiB), 1024 * MiB)
+    report: RateLimit = _limit(1.0, 5)  # rc_reports
+
+    # `message: {burst: 20}` keeps message's own per_second, not a shared one;
+    # `message:` with everything commented out is message's defaults.
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_limits_keep_their_defaults(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for key, value in data.items():
+            field = cls.model_fields.get(key)
+            if field is None or field.annotation is not RateLimit:
+                continue
+            default = field.default
+            assert isinstance(default, RateLimit)
+            if value is None:
+                merged[key] = default.model_dump()
+            elif isinstance(value, dict):
+                merged[key] = {**default.model_dump(), **value}
+        return merged
 
 
 class Logging(Section):
@@ -557,22 +619,48 @@ def _apply_environment(
             continue
         key = suffix[len(section) + 1 :]
         fields = sections[section].model_fields
-        if key not in fields:
-            problems.append(
-                f"{var}: {section}.{key}: unknown key{_did_you_mean(key, list(fields))}"
-            )
+        loc: Loc = (section, key)
+        annotation = fields[key].annotation if key in fields else None
+        if annotation is None and (nested := _nested_key(fields, key)) is not None:
+            # HOMESERVER_RATE_LIMITS_MESSAGE_BURST: one key of a mapping in a section.
+            loc, annotation = (section, *nested[0]), nested[1]
+        if annotation is None:
+            retired = _RETIRED_KEYS.get(loc)
+            reason = retired or f"unknown key{_did_you_mean(key, list(fields))}"
+            problems.append(f"{var}: {section}.{key}: {reason}")
             continue
-        value = _parse_env_value(var, raw, fields[key].annotation, problems)
+        value = _parse_env_value(var, raw, annotation, problems)
         if value is _UNPARSEABLE:
             continue
-        existing = data.get(section)
-        if existing is None:
-            existing = data[section] = {}
-        if isinstance(existing, dict):
-            existing[key] = value
-            sources[(section, key)] = var
-        # Otherwise the file's section is not a mapping; validation reports it.
+        _set_at(data, loc, value)
+        sources[loc] = var
     return sources
+
+
+def _nested_key(fields: Mapping[str, Any], key: str) -> tuple[Loc, Any] | None:
+    """(sub-section, key) and the key's type when `key` is `<sub-section>_<key>`."""
+    for name, field in fields.items():
+        model = field.annotation
+        if (
+            isinstance(model, type)
+            and issubclass(model, BaseModel)
+            and key.startswith(name + "_")
+            and (inner := key[len(name) + 1 :]) in model.model_fields
+        ):
+            return (name, inner), model.model_fields[inner].annotation
+    return None
+
+
+def _set_at(data: dict[str, Any], loc: Loc, value: object) -> None:
+    target = data
+    for part in loc[:-1]:
+        existing = target.get(str(part))
+        if existing is None:
+            existing = target[str(part)] = {}
+        if not isinstance(existing, dict):
+            return  # the file's value is not a mapping; validation reports it
+        target = existing
+    target[str(loc[-1])] = value
 
 
 _UNPARSEABLE = object()
@@ -689,10 +777,23 @@ def _number(value: object) -> str:
     return str(value)
 
 
+# Keys that existed once: an operator's config may still have them.
+_RETIRED_KEYS: dict[Loc, str] = {
+    key: (
+        "no longer used: limits are set per action, as"
+        " rate_limits.<action>: {per_second, burst} (e.g. rate_limits.message,"
+        " rate_limits.failed_login); config.sample.yaml lists them"
+    )
+    for key in (("rate_limits", "per_second"), ("rate_limits", "burst"))
+}
+
+
 def _describe(error: ErrorDetails, loc: Loc) -> str:
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     if kind == "extra_forbidden":
+        if (retired := _RETIRED_KEYS.get(loc)) is not None:
+            return retired
         return f"unknown key{_did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))}"
     if kind == "less_than_equal":
         return f"must be at most {_number(ctx['le'])}"

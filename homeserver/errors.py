@@ -6,6 +6,8 @@ imports nothing of ours so every layer can use it without a wrong-way arrow.
 
 from __future__ import annotations
 
+import math
+
 
 class MatrixError(Exception):
     def __init__(self, status: int, errcode: str, error: str, **extra: object) -> None:
@@ -14,6 +16,8 @@ class MatrixError(Exception):
         self.errcode = errcode
         self.error = error
         self.extra = extra
+        # HTTP headers the response carries besides the body (Retry-After).
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, object]:
         if not self.errcode:
@@ -56,3 +60,18 @@ def missing_param(reason: str) -> MatrixError:
 
 def unknown(reason: str, status: int = 500) -> MatrixError:
     return MatrixError(status, "M_UNKNOWN", reason)
+
+
+def limit_exceeded(
+    retry_after_seconds: float, reason: str = "Too many requests; try again later."
+) -> MatrixError:
+    """429 M_LIMIT_EXCEEDED: try again in `retry_after_seconds`.
+
+    The spec's retry_after_ms in the body (older clients read it) and, since
+    v1.10, a Retry-After header in whole seconds; both rounded up, so a client
+    that waits exactly that long is let through.
+    """
+    retry_after_ms = max(1, math.ceil(retry_after_seconds * 1000))
+    error = MatrixError(429, "M_LIMIT_EXCEEDED", reason, retry_after_ms=retry_after_ms)
+    error.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
+    return error

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 
 V3 = "/_matrix/client/v3/"
 
@@ -17,6 +18,7 @@ V3 = "/_matrix/client/v3/"
 class Reply:
     status: int
     body: Any
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
 
     @property
     def errcode(self) -> str | None:
@@ -67,7 +69,7 @@ class MatrixClient:
                 parsed = json.loads(text) if text else None
             except ValueError:
                 parsed = text
-            return Reply(response.status, parsed)
+            return Reply(response.status, parsed, CIMultiDict(response.headers))
 
     async def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         reply = await self.request(method, path, body, **kwargs)

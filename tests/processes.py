@@ -34,12 +34,18 @@ class ServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = work_dir / f"server-{self.port}.log"
+        # Metrics are served on a listener of their own; on unless the test configures it.
+        metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         config_path = work_dir / f"config-{self.port}.yaml"
         body = {
             "server_name": "localhost",
             "listen": {"host": "127.0.0.1", "port": self.port},
             "database": {"dsn": dsn},
             "data_dir": str(work_dir / "data"),
+            "metrics": {"enabled": True, "host": "127.0.0.1", "port": metrics_port},
+            # Off unless a test turns them on: the suite is faster than any person.
+            "rate_limits": {"enabled": False},
             **config,
         }
         config_path.write_text(json.dumps(body))

@@ -10,9 +10,12 @@ from urllib.parse import quote
 
 import asyncpg
 import jsonschema
+import pytest
 
 from homeserver.app import APPENDER
+from homeserver.errors import MatrixError
 from homeserver.events.model import Draft
+from homeserver.events.validation import check_reaction_key, grapheme_count
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, Reply, User
 
@@ -83,6 +86,66 @@ async def test_a_subscriber_reacts_and_takes_back_their_own_reaction(hs: MatrixC
         "PUT", f"rooms/{room}/redact/{reaction.body['event_id']}/r1", {}, user=bob
     )
     assert redaction.status == 200, redaction.body
+
+
+async def test_a_subscriber_cannot_post_10_kb_of_text_as_a_reaction(hs: MatrixClient) -> None:
+    room, owner, (bob,) = await _with_subscribers(hs, 1)
+    post = await hs.send(owner, room, TEXT)
+    for key in ("spam " * 2000, "x" * 65, "e\u0301" * 200):
+        reply = await _send(hs, bob, room, "m.reaction", _reaction(post, key))
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), (key[:10], reply)
+    # Nor text in a reaction that relates to nothing, shown by clients that render it.
+    reply = await _send(hs, bob, room, "m.reaction", {"body": "spam " * 2000})
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), reply
+    assert await _timeline_types(hs, bob, room, post) == []
+
+
+async def test_a_subscriber_reacts_with_emoji_and_short_words(hs: MatrixClient) -> None:
+    room, owner, (bob,) = await _with_subscribers(hs, 1)
+    post = await hs.send(owner, room, TEXT)
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    keys = ["\U0001f44d", "\U0001f44d\U0001f3fd", "\U0001f1eb\U0001f1f7", family, "+1", "x" * 64]
+    for key in keys:
+        reply = await _send(hs, bob, room, "m.reaction", _reaction(post, key))
+        assert reply.status == 200, (key, reply)
+
+
+async def test_a_long_reaction_key_is_still_accepted_outside_channels(hs: MatrixClient) -> None:
+    # Matrix sets no bound, nor does Synapse: in a room where members may post,
+    # a long key is no more than a message they could send.
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    post = await hs.send(alice, room, TEXT)
+    reply = await _send(hs, alice, room, "m.reaction", _reaction(post, "x" * 500))
+    assert reply.status == 200, reply
+
+
+def test_a_reaction_key_is_measured_in_what_a_reader_sees() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    assert grapheme_count(family) == 1
+    assert grapheme_count("\U0001f44d\U0001f3fd") == 1  # thumbs up, skin tone
+    assert grapheme_count("\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea") == 2  # two flags
+    assert grapheme_count("\u2764\ufe0f") == 1
+    assert grapheme_count("e\u0301te\u0301") == 3
+    assert grapheme_count("hello") == 5
+    assert grapheme_count("\u0301abc") == 4  # a lone mark counts
+    # Stacked marks are one cluster, so the byte bound stops them.
+    with pytest.raises(MatrixError):
+        check_reaction_key("a" + "\u0301" * 200)
+    with pytest.raises(MatrixError):
+        check_reaction_key("\u4e2d" * 65)
+    check_reaction_key("\u4e2d" * 64)
+    check_reaction_key(family * 10)
+
+
+async def _timeline_types(hs: MatrixClient, user: User, room: str, after: str) -> list[str]:
+    body = await hs.ok("GET", f"rooms/{room}/messages?dir=b&limit=50", user=user)
+    types = []
+    for event in body["chunk"]:
+        if event["event_id"] == after:
+            break
+        types.append(event["type"])
+    return types
 
 
 async def test_a_subscriber_cannot_remove_someone_elses_post_or_reaction(

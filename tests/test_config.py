@@ -161,19 +161,67 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "listen:\n  port: 0\n  prot: 1\n"
         "database:\n  pool_min_size: 5\n  pool_max_size: 3\n"
         "logging:\n  format: xml\n"
-        "rate_limits:\n  per_second: -1\n",
+        "rate_limits:\n  message: {per_second: -1}\n",
     )
     problems = problems_of(path)
     assert problems == [
         f"{path}: listen.port: must be at least 1",
         f"{path}: listen.prot: unknown key (did you mean 'port'?)",
         f"{path}: database.pool_max_size: must be at least database.pool_min_size (5)",
-        f"{path}: rate_limits.per_second: must be greater than 0",
+        f"{path}: rate_limits.message.per_second: must be greater than 0",
         f"{path}: logging.format: must be 'json' or 'text'",
     ]
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert str(caught.value) == "\n".join(problems)
+
+
+def test_rate_limits_are_on_by_default_with_synapse_like_limits() -> None:
+    limits = load_config(None, {}).rate_limits
+    assert limits.enabled is True
+    assert (limits.message.per_second, limits.message.burst) == (0.2, 10)
+    assert (limits.failed_login.per_second, limits.failed_login.burst) == (0.17, 3)
+    assert (limits.registration.per_second, limits.registration.burst) == (0.17, 3)
+
+
+def test_rate_limit_class_given_in_part_keeps_its_own_other_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "rate_limits:\n  join: {burst: 50}\n  invite:\n")
+    limits = load_config(path, {}).rate_limits
+    assert (limits.join.per_second, limits.join.burst) == (0.1, 50)
+    assert (limits.invite.per_second, limits.invite.burst) == (0.3, 10)
+
+
+def test_old_flat_rate_limit_keys_are_refused_naming_the_per_action_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "rate_limits:\n  enabled: true\n  per_second: 10.0\n  burst: 50\n")
+    problems = problems_of(path)
+    assert [problem.split(": no longer used")[0] for problem in problems] == [
+        f"{path}: rate_limits.per_second",
+        f"{path}: rate_limits.burst",
+    ]
+    assert "rate_limits.message" in problems[0]
+    [problem] = problems_of(None, {"HOMESERVER_RATE_LIMITS_PER_SECOND": "2"})
+    assert problem.startswith("HOMESERVER_RATE_LIMITS_PER_SECOND: rate_limits.per_second: no")
+
+
+def test_unknown_rate_limit_class_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "rate_limits:\n  mesage: {per_second: 1, burst: 1}\n")
+    assert problems_of(path) == [
+        f"{path}: rate_limits.mesage: unknown key (did you mean 'message'?)"
+    ]
+
+
+def test_environment_sets_a_whole_rate_limit_class_as_yaml() -> None:
+    environ = {"HOMESERVER_RATE_LIMITS_REPORT": "{per_second: 3}"}
+    limits = load_config(None, environ).rate_limits
+    assert (limits.report.per_second, limits.report.burst) == (3.0, 5)
+
+
+def test_trusted_proxy_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, 'listen:\n  trusted_proxies: ["10.0.0.0/8", "proxy.local"]\n')
+    assert problems_of(path) == [
+        f"{path}: listen.trusted_proxies: 'proxy.local' is not an IP address or network"
+        " like 10.0.0.0/8"
+    ]
 
 
 def test_quoted_number_is_refused_not_coerced(tmp_path: Path) -> None:
@@ -297,8 +345,8 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
         path,
         {
             "HOMESERVER_LISTEN_PORT": "8009",
-            "HOMESERVER_RATE_LIMITS_PER_SECOND": "2.5",
-            "HOMESERVER_RATE_LIMITS_ENABLED": "true",
+            "HOMESERVER_RATE_LIMITS_MESSAGE_PER_SECOND": "2.5",
+            "HOMESERVER_RATE_LIMITS_ENABLED": "false",
             "HOMESERVER_MEDIA_MAX_UPLOAD_BYTES": "1024",
             "HOMESERVER_DATABASE_DSN": "postgresql://u@db/linkchat",
             "HOMESERVER_REGISTRATION_ENABLED": "false",
@@ -306,8 +354,9 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
     )
     assert config.listen.port == 8009
     assert config.listen.host == "0.0.0.0"  # the rest of the section is kept
-    assert config.rate_limits.per_second == 2.5
-    assert config.rate_limits.enabled is True
+    assert config.rate_limits.message.per_second == 2.5
+    assert config.rate_limits.message.burst == 10  # the rest of the class is kept
+    assert config.rate_limits.enabled is False
     assert config.media.max_upload_bytes == 1024
     assert config.database.dsn == "postgresql://u@db/linkchat"
     assert config.registration.enabled is False
@@ -363,12 +412,13 @@ def test_environment_naming_a_whole_section_is_refused() -> None:
 def test_environment_values_are_validated_and_blamed_on_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "listen:\n  prot: 1\n")
     problems = problems_of(
-        path, {"HOMESERVER_LISTEN_PORT": "70000", "HOMESERVER_RATE_LIMITS_BURST": "lots"}
+        path,
+        {"HOMESERVER_LISTEN_PORT": "70000", "HOMESERVER_RATE_LIMITS_JOIN_BURST": "lots"},
     )
     assert problems == [
         "HOMESERVER_LISTEN_PORT: listen.port: must be at most 65535",
         f"{path}: listen.prot: unknown key (did you mean 'port'?)",
-        "HOMESERVER_RATE_LIMITS_BURST: rate_limits.burst: must be an integer",
+        "HOMESERVER_RATE_LIMITS_JOIN_BURST: rate_limits.join.burst: must be an integer",
     ]
 
 

@@ -136,6 +136,28 @@ async def test_a_device_cannot_own_devices(hs: MatrixClient) -> None:
     assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
 
 
+async def test_nobody_registers_a_user_id_in_a_device_namespace(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    device = (await create_device(hs, alice))["device_user_id"]
+    localpart = alice.user_id[1:].partition(":")[0]
+    squatted = [
+        f"{localpart}.dev.abcd1234",  # a device alice may get next
+        device[1:].partition(":")[0],  # the one she has
+        "nobody.dev.x",
+    ]
+    for username in squatted:
+        body = {"username": username, "password": "pw-long", "auth": {"type": "m.login.dummy"}}
+        reply = await hs.request("POST", "register", body)
+        assert (reply.status, reply.errcode) == (400, "M_EXCLUSIVE"), (username, reply)
+        reply = await hs.request("GET", f"register/available?username={quote(username)}")
+        assert (reply.status, reply.errcode) == (400, "M_EXCLUSIVE"), (username, reply)
+    # Names merely near it are anyone's.
+    for username in (f"{localpart}.dev", f"dev.{localpart}", f"{localpart}.devices.x"):
+        assert (await hs.register(username)).user_id.startswith(f"@{username}:")
+    # The server still makes device accounts there.
+    assert (await create_device(hs, alice))["device_user_id"].startswith(f"@{localpart}.dev.")
+
+
 async def test_a_device_room_cannot_be_made_with_create_room(hs: MatrixClient) -> None:
     alice = await hs.register()
     reply = await hs.request(

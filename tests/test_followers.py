@@ -39,7 +39,7 @@ from tests.followers import (
     until,
 )
 from tests.matrix import MatrixClient
-from tests.processes import REPO_ROOT, V3, ServerProcess, call, register
+from tests.processes import REPO_ROOT, V3, ServerProcess, call, free_port, register
 from tests.test_operations import _metrics, _sample
 
 
@@ -303,7 +303,9 @@ async def test_catching_up_a_backlog_does_not_hold_up_appends(log: Log, runners:
 async def test_metrics_show_the_followers_lease_position_and_lag(
     start_app: AppFactory, fresh_dsn: str
 ) -> None:
-    hs = await start_app(dsn=fresh_dsn)
+    port = free_port()
+    hs = await start_app(dsn=fresh_dsn, metrics={"enabled": True, "port": port})
+    url = f"http://127.0.0.1:{port}/metrics"
     paired = await paired_device(hs)
     command_id = await command(hs, paired, ttl_ms=600_000)
     async with hs.app[POOL].acquire() as conn:
@@ -313,11 +315,11 @@ async def test_metrics_show_the_followers_lease_position_and_lag(
     name = "device_control.command_expiry"
 
     async def reached() -> bool:
-        found = _sample(await _metrics(hs), "homeserver_follower_position", follower=name)
+        found = _sample(await _metrics(url), "homeserver_follower_position", follower=name)
         return found is not None and found >= position
 
     await until(reached, "the command expiry follower to pass the command")
-    text = await _metrics(hs)
+    text = await _metrics(url)
     assert _sample(text, "homeserver_follower_leading", follower=name) == 1
     assert _sample(text, "homeserver_follower_lag_events", follower=name) == 0
     assert _sample(text, "homeserver_follower_lag_seconds", follower=name) == 0
@@ -438,7 +440,7 @@ EXPIRY = "device_control.command_expiry"
 
 
 async def _leading(http: aiohttp.ClientSession, server: ServerProcess) -> bool:
-    async with http.get(server.base_url + "/metrics") as reply:
+    async with http.get(server.metrics_url) as reply:
         text = await reply.text()
     return _sample(text, "homeserver_follower_leading", follower=EXPIRY) == 1
 

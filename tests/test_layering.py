@@ -27,7 +27,7 @@ RULES: dict[str, set[str]] = {
         "friends",
         "device_control",
     },
-    "accounts": {"store", "events", "projections", "errors", "log", "bus"},
+    "accounts": {"store", "events", "projections", "errors", "log", "bus", "ratelimit"},
     "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
     "receipts": {"store", "events", "projections", "errors", "log"},
     "typing_notices": {"store", "errors", "sync", "bus"},
@@ -41,7 +41,9 @@ RULES: dict[str, set[str]] = {
     # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
     "friends": {"store", "events", "projections", "errors", "log", "receipts"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
-    "media": {"store", "events", "projections", "errors", "log"},
+    "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
+    # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
+    "ratelimit": {"errors"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync"},
     # profiles/: profiles, account data and tags, the user directory.
@@ -74,6 +76,7 @@ RULES: dict[str, set[str]] = {
         "profiles",
         "device_control",
         "e2ee",
+        "ratelimit",
     },
 }
 WIRING = {"app", "cli", "__main__"}

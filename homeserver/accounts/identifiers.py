@@ -15,6 +15,24 @@ def invalid_username(reason: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_USERNAME", reason)
 
 
+# Device accounts are `@<owner>.dev.<suffix>` (device_control/service.py): a
+# user who could register such an ID could pass for someone's device, so only
+# the server makes them.
+DEVICE_NAMESPACE = ".dev."
+
+
+def exclusive(reason: str) -> MatrixError:
+    return MatrixError(400, "M_EXCLUSIVE", reason)
+
+
+def check_not_reserved(localpart: str) -> None:
+    if DEVICE_NAMESPACE in localpart:
+        raise exclusive(
+            f"User IDs containing {DEVICE_NAMESPACE!r} are reserved for devices"
+            " (POST /_linkchat/v1/devices)."
+        )
+
+
 def user_id_for(localpart: str, server_name: str) -> str:
     return f"@{localpart}:{server_name}"
 

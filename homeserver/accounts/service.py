@@ -13,7 +13,12 @@ from typing import Any
 import asyncpg
 
 from homeserver.accounts import passwords
-from homeserver.accounts.identifiers import check_localpart, localpart_of, user_id_for
+from homeserver.accounts.identifiers import (
+    check_localpart,
+    check_not_reserved,
+    localpart_of,
+    user_id_for,
+)
 from homeserver.accounts.token_cache import CachedOwner, TokenCache
 from homeserver.accounts.uia import DUMMY, PASSWORD, UserInteractiveAuth
 from homeserver.bus.base import Bus
@@ -21,6 +26,7 @@ from homeserver.errors import MatrixError, forbidden, missing_param, not_found
 from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.log.appender import Appender
+from homeserver.ratelimit.limiter import Action, RateLimiter
 from homeserver.store import accounts as account_store
 from homeserver.store import device_control as device_store
 
@@ -73,8 +79,10 @@ class AccountService:
         server_name: str,
         policy: RegistrationPolicy,
         bus: Bus,
+        limiter: RateLimiter,
     ) -> None:
         self._pool = pool
+        self._limiter = limiter
         self._appender = appender
         self._server_name = server_name
         self._policy = policy
@@ -86,7 +94,9 @@ class AccountService:
     # Registration
 
     def _user_id(self, username: str) -> str:
+        """The user ID a client may register as `username` (also asked by /register/available)."""
         check_localpart(username, self._server_name)
+        check_not_reserved(username)
         return user_id_for(username, self._server_name)
 
     async def username_available(self, username: str) -> bool:
@@ -105,6 +115,7 @@ class AccountService:
         device_display_name: str | None,
         inhibit_login: bool,
         auth: object,
+        client_address: str,
     ) -> Session:
         if not self._policy.enabled:
             raise forbidden("Registration has been disabled.")
@@ -121,6 +132,8 @@ class AccountService:
         await self._uia.require(auth, [DUMMY])
         if password is None:
             raise missing_param("A password is required to register.")
+        # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
+        await self._limiter.limit(Action.REGISTRATION, client_address)
         password_hash = await passwords.hash_password(password)
         now = _now_ms()
         drafts = [
@@ -172,6 +185,7 @@ class AccountService:
         device_id: str | None,
         device_display_name: str | None,
     ) -> Session:
+        await self._limiter.limit(Action.LOGIN_ACCOUNT, self._account_key(user))
         user_id = await self.check_password(user, password)
         return await self._log_in(user_id, device_id, device_display_name)
 
@@ -210,15 +224,31 @@ class AccountService:
             rows = await account_store.devices(conn, user_id)
         await self._remove_devices(user_id, [row.device_id for row in rows])
 
-    async def check_password(self, user: str, password: str) -> str:
-        """The user ID for `user` when `password` is right; M_FORBIDDEN otherwise."""
+    def _user_id_of(self, user: str) -> str | None:
         localpart = localpart_of(user, self._server_name)
-        user_id = user_id_for(localpart, self._server_name) if localpart else None
+        return user_id_for(localpart, self._server_name) if localpart else None
+
+    def _account_key(self, user: str) -> str:
+        """The key of the account-keyed login limits: the user ID, however it was spelled."""
+        return self._user_id_of(user) or user.lower()
+
+    async def check_password(self, user: str, password: str) -> str:
+        """The user ID for `user` when `password` is right; M_FORBIDDEN otherwise.
+
+        Every check takes a token from the account's failed_login bucket before
+        hashing (429 when it is empty, even for the right password) and a right
+        password gives it back: only wrong ones count, and guesses sent at once
+        cannot overdraw it.
+        """
+        user_id = self._user_id_of(user)
+        account = user_id or user.lower()
+        await self._limiter.limit(Action.FAILED_LOGIN, account)
         async with self._pool.acquire() as conn:
             stored = await account_store.password_hash(conn, user_id) if user_id else None
             deactivated = await account_store.user_deactivated(conn, user_id) if user_id else None
         if not await passwords.verify_password(password, stored) or user_id is None:
             raise forbidden("Invalid username or password.")
+        await self._limiter.give_back(Action.FAILED_LOGIN, account)
         if deactivated:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated.")
         return user_id
@@ -285,7 +315,9 @@ class AccountService:
                 return False
             try:
                 await self.check_password(requester.user_id, password)
-            except MatrixError:
+            except MatrixError as error:
+                if error.status == 429:
+                    raise  # too many wrong passwords: wait, not another 401 to retype
                 return False
             return True
 

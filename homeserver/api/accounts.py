@@ -8,9 +8,10 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.accounts.service import Device
-from homeserver.api.keys import ACCOUNTS, SERVER_NAME
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.keys import ACCOUNTS, RATE_LIMITER, SERVER_NAME
+from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
 from homeserver.errors import MatrixError, bad_json, missing_param
+from homeserver.ratelimit.limiter import Action
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
@@ -85,6 +86,7 @@ async def register(request: web.Request) -> web.Response:
         device_display_name=body.initial_device_display_name,
         inhibit_login=body.inhibit_login,
         auth=body.auth,
+        client_address=client_address(request),
     )
     response: dict[str, Any] = {"user_id": session.user_id}
     if session.access_token is not None:
@@ -115,6 +117,7 @@ async def login_flows(request: web.Request) -> web.Response:
 @routes.post(V3 + "/login")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
+    await request.app[RATE_LIMITER].limit(Action.LOGIN_ADDRESS, client_address(request))
     if body.type == "m.login.token":
         # A device agent's single-use login token (POST /_linkchat/v1/devices).
         if not body.token:

@@ -80,8 +80,13 @@ async def upload(request: web.Request) -> web.Response:
     caller = await requester(request)
     media = request.app[MEDIA]
     content_type, filename = _upload_metadata(request)
-    media.check_length(request.content_length)
-    uri = await media.upload(caller.user_id, content_type, filename, request.content.iter_any())
+    uri = await media.upload(
+        caller.user_id,
+        content_type,
+        filename,
+        request.content.iter_any(),
+        request.content_length,
+    )
     return ok({"content_uri": str(uri)})
 
 
@@ -100,7 +105,6 @@ async def upload_reserved(request: web.Request) -> web.Response:
     server_name, media_id = _media_path(request)
     media = request.app[MEDIA]
     content_type, filename = _upload_metadata(request)
-    media.check_length(request.content_length)
     await media.upload_reserved(
         caller.user_id,
         server_name,
@@ -108,6 +112,7 @@ async def upload_reserved(request: web.Request) -> web.Response:
         content_type,
         filename,
         request.content.iter_any(),
+        request.content_length,
     )
     return ok({})
 

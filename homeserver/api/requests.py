@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -9,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
-from homeserver.api.keys import ACCOUNTS
+from homeserver.api.keys import ACCOUNTS, TRUSTED_PROXIES
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.client_json import decode_client_json
 from homeserver.events.types import is_user_id
@@ -55,6 +57,39 @@ async def requester(request: web.Request) -> Requester:
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
     found = await request.app[ACCOUNTS].requester_for_token(token)
     return found
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def forwarded_client(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: `peer`, unless it is a trusted proxy whose X-Forwarded-For
+    names the client. Read from the right: each proxy appends the address it saw, so
+    the first address that is not a trusted proxy is the client; anything left of it
+    is the client's own to invent."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+def client_address(request: web.Request) -> str:
+    """The client's IP address, behind the proxies of listen.trusted_proxies too."""
+    trusted: tuple[Network, ...] = request.app[TRUSTED_PROXIES]
+    return forwarded_client(
+        request.remote or "unknown", request.headers.get("X-Forwarded-For"), trusted
+    )
 
 
 def room_id_param(request: web.Request) -> str:

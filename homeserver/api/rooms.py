@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from homeserver.api.keys import ROOMS
+from homeserver.api.keys import RATE_LIMITER, ROOMS
 from homeserver.api.requests import (
     RequestBody,
     json_object,
@@ -19,6 +19,7 @@ from homeserver.api.requests import (
 from homeserver.errors import bad_json
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
+from homeserver.ratelimit.limiter import Action
 from homeserver.rooms.service import RoomCreation
 from homeserver.sync.tokens import parse_pagination_token
 
@@ -59,7 +60,11 @@ class TargetBody(RequestBody):
 @routes.post(V3 + "/createRoom")
 async def create_room(request: web.Request) -> web.Response:
     caller = await requester(request)
+    limiter = request.app[RATE_LIMITER]
+    await limiter.limit_user(Action.ROOM_CREATION, caller.user_id)
     body = await parse_body(request, CreateRoomBody)
+    if body.invite:
+        await limiter.limit_user(Action.INVITE, caller.user_id, len(body.invite))
     if body.visibility not in ("public", "private"):
         raise bad_json("visibility must be 'public' or 'private'.")
     for field_name in ("creation_content", "power_level_content_override"):
@@ -92,6 +97,7 @@ async def create_room(request: web.Request) -> web.Response:
 @routes.post(V3 + "/join/{room_id_or_alias}")
 async def join_by_id_or_alias(request: web.Request) -> web.Response:
     caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.JOIN, caller.user_id)
     body = await parse_body(request, ReasonBody, empty_ok=True)
     room_id = await request.app[ROOMS].join(
         caller.user_id, request.match_info["room_id_or_alias"], body.reason
@@ -103,6 +109,7 @@ async def join_by_id_or_alias(request: web.Request) -> web.Response:
 @routes.post(V3 + "/rooms/{room_id}/join")
 async def join_room(request: web.Request) -> web.Response:
     caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.JOIN, caller.user_id)
     body = await parse_body(request, ReasonBody, empty_ok=True)
     room_id = await request.app[ROOMS].join(caller.user_id, room_id_param(request), body.reason)
     return ok({"room_id": room_id})
@@ -113,6 +120,9 @@ async def join_room(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, TargetBody)
+    limiter = request.app[RATE_LIMITER]
+    await limiter.limit_user(Action.INVITE, caller.user_id)
+    await limiter.limit_user(Action.INVITE_RECIPIENT, caller.user_id, key=body.user_id)
     await request.app[ROOMS].invite(
         caller.user_id, room_id_param(request), body.user_id, body.reason
     )
@@ -225,6 +235,7 @@ async def get_state_event(request: web.Request) -> web.Response:
 @routes.put(V3 + "/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 async def put_state_event(request: web.Request) -> web.Response:
     caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.MESSAGE, caller.user_id)
     content = await json_object(request)
     check_event_values(content)
     event_id = await request.app[ROOMS].set_state(
@@ -241,6 +252,7 @@ async def put_state_event(request: web.Request) -> web.Response:
 @routes.put(V3 + "/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send_event(request: web.Request) -> web.Response:
     caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.MESSAGE, caller.user_id)
     content = await json_object(request)
     check_event_values(content)
     room_id, event_type = room_id_param(request), request.match_info["event_type"]
@@ -255,6 +267,7 @@ async def send_event(request: web.Request) -> web.Response:
 @routes.put(V3 + "/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact_event(request: web.Request) -> web.Response:
     caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.MESSAGE, caller.user_id)
     body = await parse_body(request, ReasonBody, empty_ok=True)
     room_id, target = room_id_param(request), request.match_info["event_id"]
     txn = TxnKey.for_path(

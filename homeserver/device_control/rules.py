@@ -8,10 +8,12 @@ Matrix rules cannot say is checked here, against the room's state and the
 batch's `CommandFacts`:
 
 - capabilities: only the device sets them; every argument schema is a valid,
-  self-contained JSON Schema (draft 2020-12);
+  self-contained JSON Schema (draft 2020-12) within the bounds of
+  device_control/schemas.py;
 - a command: never from the device (nor the system user), only while the
   device is in its room, for an action among its capabilities, with
-  arguments its schema accepts;
+  arguments its schema accepts (checked in bounded time, before the lock
+  when the sender used DeviceEventChecks: CheckedCommand);
 - a result: only from the device, for a known command of this room that is
   neither finished nor past its ttl;
 - an expiry: only from the system user, for a command past its ttl and not
@@ -32,10 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-from referencing.exceptions import Unresolvable
-
+from homeserver.device_control import schemas
 from homeserver.device_control.content import (
     ACTION_NAME,
     CapabilitiesContent,
@@ -45,9 +44,9 @@ from homeserver.device_control.content import (
     parse,
 )
 from homeserver.device_control.facts import CommandFacts
-from homeserver.errors import MatrixError, bad_json, forbidden
+from homeserver.errors import MatrixError, bad_json, forbidden, too_large
 from homeserver.events import types
-from homeserver.events.model import Draft
+from homeserver.events.model import Draft, state_changed
 from homeserver.projections.device_control import EXPIRED, TERMINAL
 from homeserver.projections.room_state import RoomState
 
@@ -133,33 +132,56 @@ def authorize(
 # Capabilities
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedCapabilities(Draft):
+    """Capabilities whose schemas were checked before the append lock (DeviceEventChecks).
+
+    Checking a schema is the costly part (up to CHECK_DEADLINE_S of the
+    meta-schema and a trial run); it depends on the content alone, so it is
+    done outside the lock, and under it only `problem`, the refusal it found if
+    any, is raised in its place among the other rules.
+    """
+
+    problem: MatrixError | None = None
+
+
 def _authorize_capabilities(room: DeviceRoom, draft: Draft) -> None:
     if draft.sender != room.device_user_id:
         raise forbidden("Only the device publishes its capabilities.")
     if draft.state_key != "":
         raise bad_json(f"{types.DEVICE_CAPABILITIES} is a state event with the state key ''.")
-    capabilities = parse(CapabilitiesContent, draft.content)
+    if isinstance(draft, CheckedCapabilities):
+        if draft.problem is not None:
+            raise draft.problem
+        return
+    check_capabilities(draft.content)
+
+
+def check_capabilities(content: Mapping[str, Any]) -> None:
+    """400 M_BAD_JSON naming the action unless every argument schema can be used.
+
+    Bounded: see schemas.check_published.
+    """
+    capabilities = parse(CapabilitiesContent, content)
     for name, action in capabilities.actions.items():
         where = f"content.actions.{name}"
         if not ACTION_NAME_PATTERN.fullmatch(name):
             raise bad_json(f"{where}: an action name is 1-64 of A-Z a-z 0-9 _ . : -")
-        try:
-            Draft202012Validator.check_schema(action.args_schema)
-        except SchemaError as error:
-            raise bad_json(
-                f"{where}.args_schema: not a valid JSON Schema: {error.message}"
-            ) from None
         for ref in _refs(action.args_schema):
             if not ref.startswith("#"):
                 raise bad_json(
                     f"{where}.args_schema: $ref {ref!r} points outside the schema;"
                     " an argument schema must be self-contained."
                 )
-        # A trial run finds a $ref to nowhere, or one to itself, before any command does.
-        try:
-            Draft202012Validator(action.args_schema).is_valid({})
-        except (Unresolvable, RecursionError):
-            raise bad_json(f"{where}.args_schema: a $ref in it cannot be resolved.") from None
+    try:
+        schemas.check_published(
+            {name: action.args_schema for name, action in capabilities.actions.items()}
+        )
+    except schemas.PublishRefused as refused:
+        where = "content.actions"
+        if refused.action is not None:
+            where += f".{refused.action}.args_schema"
+        raise bad_json(f"{where}: {refused.reason}.") from None
 
 
 def _refs(schema: object) -> Iterator[str]:
@@ -179,6 +201,20 @@ def _refs(schema: object) -> Iterator[str]:
 # Commands
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedCommand(Draft):
+    """A command whose args were checked before the append lock against the
+    capabilities event `capabilities_id` (DeviceEventChecks).
+
+    Under the lock it is refused with STATE_CHANGED if the device published
+    other capabilities since (the sender checks it again), else `problem`, the
+    refusal the check found if any, is raised in its place among the rules.
+    """
+
+    capabilities_id: str | None = None
+    problem: MatrixError | None = None
+
+
 def _authorize_command(state: RoomState, room: DeviceRoom, draft: Draft) -> None:
     if draft.is_state:
         raise bad_json(f"{types.DEVICE_COMMAND} is not a state event.")
@@ -188,9 +224,25 @@ def _authorize_command(state: RoomState, room: DeviceRoom, draft: Draft) -> None
         raise forbidden("A device does not send commands.")
     if state.membership(room.device_user_id) != "join":
         raise forbidden("This device has been retired: it is no longer in its room.")
-    command = parse(CommandContent, draft.content)
-    published = state.content(types.DEVICE_CAPABILITIES)
-    actions = published.get("actions") if published is not None else None
+    published = state.get(types.DEVICE_CAPABILITIES)
+    if isinstance(draft, CheckedCommand):
+        if (published.event_id if published is not None else None) != draft.capabilities_id:
+            raise state_changed("The device's capabilities")
+        if draft.problem is not None:
+            raise draft.problem
+        return
+    # Not checked before the lock (no sender does this today): bounded all the
+    # same, by the schema and args sizes and the check's budget.
+    check_command(published.content if published is not None else None, draft.content)
+
+
+def check_command(capabilities: Mapping[str, Any] | None, content: Mapping[str, Any]) -> None:
+    """400 M_BAD_JSON (413 M_TOO_LARGE for big args) unless the capabilities accept the command.
+
+    Bounded: see device_control/schemas.py.
+    """
+    command = parse(CommandContent, content)
+    actions = capabilities.get("actions") if capabilities is not None else None
     if not isinstance(actions, Mapping):
         raise bad_json("content.action: the device has not published its capabilities yet.")
     action = actions.get(command.action)
@@ -201,19 +253,22 @@ def _authorize_command(state: RoomState, room: DeviceRoom, draft: Draft) -> None
             f"content.action: the device does not accept {command.action!r}"
             f" (it accepts: {accepted})."
         )
-    _check_args(command.action, schema, command.args)
-
-
-def _check_args(action: str, schema: Mapping[str, Any], args: dict[str, Any]) -> None:
+    if (size := schemas.args_size(command.args)) > schemas.MAX_ARGS_BYTES:
+        raise too_large(f"content.args: {size} bytes, at most {schemas.MAX_ARGS_BYTES}.")
     try:
-        error = best_match(Draft202012Validator(schema).iter_errors(args))
-    except (Unresolvable, RecursionError):
+        schemas.check_args(schema, command.args)
+    except schemas.ArgsInvalid as invalid:
+        raise bad_json(f"content.args{invalid.path}: {invalid.message}") from None
+    except schemas.SchemaRefused as refused:
         raise bad_json(
-            f"content.args: the device's schema for {action!r} cannot be used."
+            f"content.args: the device's schema for {command.action!r} cannot be used"
+            f" ({refused}); the device must publish its capabilities again."
         ) from None
-    if error is not None:
-        where = "content.args" + error.json_path.removeprefix("$")
-        raise bad_json(f"{where}: {error.message}")
+    except schemas.TooCostly:
+        raise bad_json(
+            f"content.args: checking them against the device's schema for {command.action!r}"
+            " takes too long; send smaller arguments."
+        ) from None
 
 
 # Results and expiries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from homeserver.errors import bad_json, too_large
@@ -50,3 +51,70 @@ def annotation_of(event_type: str, content: dict[str, Any]) -> tuple[str, str] |
     if isinstance(target, str) and isinstance(key, str):
         return target, key
     return None
+
+
+# Reaction keys are what clients show in a pill under the event: an emoji or
+# a short word. Where reacting is all a member may do (a channel), a free-text
+# key would be a post by another name.
+MAX_REACTION_KEY_GRAPHEMES = 64
+# Also in bytes, since one cluster may stack any number of combining marks.
+# 64 four-byte emoji fit; so do 64 clusters of most scripts.
+MAX_REACTION_KEY_BYTES = 256
+_ZWJ = "\u200d"
+
+
+def _extends_cluster(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code in (0x200C, 0x200D)
+        or 0xFE00 <= code <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= code <= 0x1F3FF  # skin tones
+        or 0xE0020 <= code <= 0xE007F  # tags (subdivision flags)
+        or 0xE0100 <= code <= 0xE01EF
+    )
+
+
+def _pictographic(char: str) -> bool:
+    code = ord(char)
+    return unicodedata.category(char) == "So" or 0x1F000 <= code <= 0x1FAFF
+
+
+def grapheme_count(text: str) -> int:
+    """About the number of user-perceived characters (Unicode extended grapheme clusters).
+
+    It joins only what the Unicode rules join (combining marks and other
+    extenders, emoji joined by ZWJ, pairs of regional indicators) and counts
+    every other code point, so it never counts fewer clusters than there are,
+    save for pictographs joined by ZWJ to non-pictographs, which no keyboard
+    types.
+    """
+    count = 0
+    previous = ""
+    regional_run = 0
+    for char in text:
+        code = ord(char)
+        joined = count > 0 and (
+            _extends_cluster(char) or (previous == _ZWJ and _pictographic(char))
+        )
+        if 0x1F1E6 <= code <= 0x1F1FF:
+            regional_run += 1
+            joined = joined or regional_run % 2 == 0
+        elif not _extends_cluster(char):
+            regional_run = 0
+        if not joined:
+            count += 1
+        previous = char
+    return count
+
+
+def check_reaction_key(key: str) -> None:
+    """400 M_BAD_JSON unless `key` is as short as the reactions clients offer."""
+    if (
+        len(key.encode()) > MAX_REACTION_KEY_BYTES
+        or grapheme_count(key) > MAX_REACTION_KEY_GRAPHEMES
+    ):
+        raise bad_json(
+            f"content.m.relates_to.key: a reaction key is at most {MAX_REACTION_KEY_GRAPHEMES}"
+            f" characters and {MAX_REACTION_KEY_BYTES} bytes."
+        )

@@ -27,7 +27,14 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
-from homeserver.errors import MatrixError, forbidden, invalid_param, not_found, too_large
+from homeserver.errors import (
+    MatrixError,
+    forbidden,
+    invalid_param,
+    limit_exceeded,
+    not_found,
+    too_large,
+)
 from homeserver.events import types
 from homeserver.events.model import Draft, JsonDict
 from homeserver.log.appender import Appender
@@ -36,6 +43,7 @@ from homeserver.media.headers import essence
 from homeserver.media.storage import MediaStore, Written, place_file, remove_file
 from homeserver.media.thumbnails import ThumbnailSpec
 from homeserver.media.uris import MxcUri
+from homeserver.ratelimit.limiter import Action, RateLimiter
 from homeserver.store import media as media_store
 from homeserver.store.media import MediaRow
 
@@ -122,6 +130,7 @@ class MediaService:
         server_name: str,
         store: MediaStore,
         watch: UserWatch[Any],
+        limiter: RateLimiter,
         *,
         max_upload_bytes: int,
         allow_unauthenticated_download: bool = False,
@@ -133,6 +142,7 @@ class MediaService:
         self.server_name = server_name
         self.store = store
         self._watch = watch
+        self._limiter = limiter
         self.max_upload_bytes = max_upload_bytes
         self.allow_unauthenticated_download = allow_unauthenticated_download
         self._unused_expiry_ms = unused_expiry_ms
@@ -145,10 +155,19 @@ class MediaService:
 
     # Uploads
 
-    def check_length(self, content_length: int | None) -> None:
-        """Refuse an upload whose declared length is already over the limit, before reading it."""
-        if content_length is not None and content_length > self.max_upload_bytes:
+    async def _admit(self, user_id: str, declared_length: int | None) -> None:
+        """Refuse an upload over the size limit or the uploader's byte budget, before reading it."""
+        if declared_length is None:
+            return  # sized while streaming, and charged once written (_charge)
+        if declared_length > self.max_upload_bytes:
             raise too_large(f"Cannot upload files larger than {self.max_upload_bytes} bytes")
+        await self._limiter.limit_user(Action.MEDIA_UPLOAD_BYTES, user_id, declared_length)
+
+    async def _charge(self, user_id: str, declared_length: int | None, written: Written) -> None:
+        # Without a Content-Length the size is known only now: it is taken even
+        # beyond the budget, and the uploader's next upload waits for it.
+        if declared_length is None:
+            await self._limiter.charge_user(Action.MEDIA_UPLOAD_BYTES, user_id, written.size)
 
     async def upload(
         self,
@@ -156,10 +175,16 @@ class MediaService:
         content_type: str,
         filename: str | None,
         chunks: AsyncIterable[bytes],
+        declared_length: int | None,
     ) -> MxcUri:
-        """Store a new file and record it; its `mxc://` URI."""
+        """Store a new file and record it; its `mxc://` URI.
+
+        `declared_length`: the request's Content-Length, None when streamed without one.
+        """
+        await self._admit(user_id, declared_length)
         media_id = new_media_id()
         written = await self.store.write(chunks, self.max_upload_bytes, media_id)
+        await self._charge(user_id, declared_length, written)
         await self._record(user_id, media_id, content_type, filename, written)
         return self.mxc(media_id)
 
@@ -172,11 +197,9 @@ class MediaService:
             await media_store.delete_expired_reservations(conn, now)
             pending = await media_store.pending_reservations(conn, user_id, now)
             if pending >= self._max_pending_uploads:
-                raise MatrixError(
-                    429,
-                    "M_LIMIT_EXCEEDED",
+                raise limit_exceeded(
+                    60.0,
                     f"You have {pending} media IDs waiting for an upload; upload to them first.",
-                    retry_after_ms=60_000,
                 )
             await media_store.reserve(conn, media_id, user_id, now, expires)
         return self.mxc(media_id), expires
@@ -189,10 +212,12 @@ class MediaService:
         content_type: str,
         filename: str | None,
         chunks: AsyncIterable[bytes],
+        declared_length: int | None,
     ) -> None:
         """Upload to a media ID reserved by `create`: only by its creator, only once."""
         if server_name != self.server_name:
             raise not_found("Unknown media ID")
+        await self._admit(user_id, declared_length)
         now = _now_ms()
         async with self._pool.acquire() as conn:
             existing = await media_store.media(conn, media_id)
@@ -211,6 +236,7 @@ class MediaService:
                 )
         try:
             written = await self.store.write(chunks, self.max_upload_bytes, media_id)
+            await self._charge(user_id, declared_length, written)
             await self._record(user_id, media_id, content_type, filename, written)
         except BaseException:
             async with self._pool.acquire() as conn:

@@ -16,11 +16,12 @@ import asyncpg
 from homeserver.device_control import rules as device_rules
 from homeserver.device_control.facts import CommandFacts
 from homeserver.device_control.facts import load_facts as load_command_facts
-from homeserver.errors import MatrixError, forbidden, not_found
+from homeserver.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.events import types
 from homeserver.events.content import e2ee as e2ee_content
 from homeserver.events.content.profile import parse_profile
 from homeserver.events.model import Draft, Event, StateEdit, state_changed
+from homeserver.events.validation import check_reaction_key
 from homeserver.friends import errors as friend_errors
 from homeserver.friends import rules as friend_rules
 from homeserver.friends.blocks import BlockFacts, load_block_facts
@@ -67,12 +68,39 @@ def authorize(
             raise friend_errors.invite_refused()
         # Device rooms: capabilities, commands, results, expiries (device_control/rules.py).
         device_rules.authorize(state, draft, known.commands if known is not None else None)
+        if _is_channel(state):
+            _authorize_channel_reaction(draft)
     elif types.is_account_chain(draft.room_id):
         _authorize_account_fact(state, draft)
     elif types.is_alias_chain(draft.room_id):
         _authorize_alias_fact(state, draft)
     else:
         raise forbidden(f"{draft.room_id!r} is not a room, user or alias")
+
+
+def _is_channel(state: RoomState) -> bool:
+    create = state.content(types.CREATE)
+    return create is not None and create.get("type") == types.CHANNEL_ROOM_TYPE
+
+
+def _authorize_channel_reaction(draft: Draft) -> None:
+    """In a channel subscribers may only react (channels/presets.py): a reaction must
+    be one, an annotation with a short key, or it would be a post by another name."""
+    relates_to = draft.content.get("m.relates_to")
+    if not isinstance(relates_to, dict) or relates_to.get("rel_type") != "m.annotation":
+        if draft.type == types.REACTION:
+            raise bad_json(
+                "A reaction in a channel annotates an event: m.relates_to with"
+                " rel_type m.annotation, event_id and key."
+            )
+        return
+    key = relates_to.get("key")
+    if draft.type == types.REACTION and (
+        not isinstance(relates_to.get("event_id"), str) or not isinstance(key, str)
+    ):
+        raise bad_json("content.m.relates_to: a reaction names its event_id and key.")
+    if isinstance(key, str):
+        check_reaction_key(key)
 
 
 def _authorize_account_fact(state: RoomState, draft: Draft) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,13 @@ STATE_EDIT_ATTEMPTS = 20
 # Power levels a room type (`type` in m.room.create content) gives a new room,
 # from the preset's: a broadcast channel's (channels/presets.py), wired in app.py.
 RoomTypeLevels = Mapping[str, Callable[[JsonDict], JsonDict]]
+# What a capability checks of a client's draft before the append lock, where
+# it would stall every writer: a device room's schemas and command args
+# (device_control/checks.py), wired in app.py. It returns the draft, possibly
+# carrying its verdict for the rules under the lock; such a draft may be
+# refused with STATE_CHANGED when what it was checked against changed, and is
+# then checked again.
+DraftCheck = Callable[[Draft], Awaitable[Draft]]
 
 
 @dataclass(frozen=True)
@@ -83,11 +90,13 @@ class RoomService:
         appender: Appender,
         server_name: str,
         room_type_levels: RoomTypeLevels | None = None,
+        draft_check: DraftCheck | None = None,
     ) -> None:
         self._pool = pool
         self._appender = appender
         self._server_name = server_name
         self._room_type_levels = room_type_levels or {}
+        self._draft_check = draft_check
 
     # Creation
 
@@ -387,10 +396,23 @@ class RoomService:
             await self._check_canonical_alias(room_id, content)
         if event_type == types.REDACTION:
             await self._require_redaction_target(room_id, content.get("redacts"))
-        event = await self._appender.append(
+        return await self._append_checked(
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
-        return event.event_id
+
+    async def _append_checked(self, draft: Draft) -> str:
+        """Append a client's draft after the draft check, again if what it checked changed."""
+        if self._draft_check is None:
+            return (await self._appender.append(draft)).event_id
+        attempts = STATE_EDIT_ATTEMPTS
+        while True:
+            checked = await self._draft_check(draft)
+            try:
+                return (await self._appender.append(checked)).event_id
+            except MatrixError as refused:
+                attempts -= 1
+                if checked is draft or refused.errcode != STATE_CHANGED or not attempts:
+                    raise
 
     async def edit_state(
         self,
@@ -454,8 +476,7 @@ class RoomService:
     ) -> str:
         if event_type == types.REDACTION:
             await self._require_redaction_target(room_id, content.get("redacts"))
-        event = await self._appender.append(Draft(room_id, sender, event_type, content, txn=txn))
-        return event.event_id
+        return await self._append_checked(Draft(room_id, sender, event_type, content, txn=txn))
 
     async def redact(
         self, sender: str, room_id: str, event_id: str, reason: str | None, txn: TxnKey | None
