@@ -17,7 +17,9 @@ from typing import Any
 import uvloop
 
 from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import device_lists_sync as device_lists_sync_scenario
 from bench import device_roundtrip as device_roundtrip_scenario
+from bench import e2ee_room as e2ee_room_scenario
 from bench import media as media_scenario
 from bench import ratelimit as ratelimit_scenario
 from bench import search as search_scenario
@@ -49,6 +51,8 @@ SCENARIOS: dict[str, Scenario] = {
         search_scenario.SCENARIO,
         device_roundtrip_scenario.SCENARIO,
         ratelimit_scenario.SCENARIO,
+        e2ee_room_scenario.SCENARIO,
+        device_lists_sync_scenario.SCENARIO,
     ]
 }
 
