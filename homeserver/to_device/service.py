@@ -9,8 +9,9 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -25,10 +26,63 @@ ALL_DEVICES = "*"
 DEFAULT_BATCH = 100
 
 
+Key = TypeVar("Key")
+Answer = TypeVar("Answer")
+
+
+class Batched(Generic[Key, Answer]):
+    """Requests made in one turn of the event loop, answered together by one query.
+
+    A to-device send to 200 devices wakes their 200 long-polls at once, and each reads
+    its inbox (and, on its next poll, deletes what it received): one query each would
+    take turns for the pool's connections. Each caller awaits its own answer; one that
+    gives up (a client hanging up) leaves the others theirs.
+    """
+
+    def __init__(self, run: Callable[[list[Key]], Awaitable[Sequence[Answer]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[Key, asyncio.Future[Answer]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def ask(self, key: Key) -> Answer:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        self._waiting.append((key, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._answer(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, batch: list[tuple[Key, asyncio.Future[Answer]]]) -> None:
+        try:
+            answers = await self._run([key for key, _ in batch])
+        except Exception as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+
 class ToDeviceService:
     def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
         self._pool = pool
         self._notifier = notifier
+        self._reads: Batched[tuple[str, str, int, int], list[inbox_store.InboxMessage]] = Batched(
+            self._read_inboxes
+        )
+        self._deletes: Batched[tuple[str, str, int], None] = Batched(self._delete_received)
         # Per device: (user's change generation, `after`) at which the inbox was
         # found empty, and the position last acknowledged. Every send to a user
         # names them in a change, which moves the generation on.
@@ -83,8 +137,7 @@ class ToDeviceService:
         empty = self._empty_at.get(key)
         if empty is not None and empty[0] == generation and after >= empty[1]:
             return [], after
-        async with self._pool.acquire() as conn:
-            found = await inbox_store.pending(conn, user_id, device_id, after, limit)
+        found = await self._reads.ask((user_id, device_id, after, limit))
         if not found:
             self._empty_at[key] = (generation, after)
         events = [{"type": m.type, "sender": m.sender, "content": m.content} for m in found]
@@ -107,6 +160,16 @@ class ToDeviceService:
         key = (user_id, device_id)
         if self._acknowledged.get(key, 0) >= up_to:
             return
-        async with self._pool.acquire() as conn:
-            await inbox_store.delete_up_to(conn, user_id, device_id, up_to)
+        await self._deletes.ask((user_id, device_id, up_to))
         self._acknowledged[key] = up_to
+
+    async def _read_inboxes(
+        self, wanted: list[tuple[str, str, int, int]]
+    ) -> list[list[inbox_store.InboxMessage]]:
+        async with self._pool.acquire() as conn:
+            return await inbox_store.pending_many(conn, wanted)
+
+    async def _delete_received(self, acknowledged: list[tuple[str, str, int]]) -> list[None]:
+        async with self._pool.acquire() as conn:
+            await inbox_store.delete_up_to_many(conn, acknowledged)
+        return [None] * len(acknowledged)
