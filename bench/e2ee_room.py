@@ -146,6 +146,7 @@ class RoundResult:
     query_s: float | None = None
     claim_s: float | None = None
     to_device_s: float | None = None
+    keys_p50_s: float | None = None
     keys_last_s: float | None = None
     event_last_s: float | None = None
     missing: int = 0
@@ -231,6 +232,7 @@ async def run_round(
     events = [d.event_at[number] - started for d in receivers if number in d.event_at]
     result.missing = len(receivers) - len(keys)
     result.keys_last_s = max(keys) if keys else None
+    result.keys_p50_s = sorted(keys)[len(keys) // 2] if keys else None
     result.event_last_s = max(events) if events else None
     if before is not None and after is not None:
         result.server_cpu_s = after.cpu_s - before.cpu_s
@@ -317,6 +319,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
             "query ms",
             "claim ms",
             "to-device ms",
+            "p50 key ms",
             "last key ms",
             "last event ms",
             "missing",
@@ -331,6 +334,7 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
                 ms(r.query_s),
                 ms(r.claim_s),
                 ms(r.to_device_s),
+                ms(r.keys_p50_s) if r.kind == "encrypted" else "-",
                 ms(r.keys_last_s) if r.kind == "encrypted" else "-",
                 ms(r.event_last_s),
                 str(r.missing),

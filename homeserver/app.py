@@ -360,9 +360,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         # telling other processes on the bus), key counts and backups.
         device_lists = DeviceLists(pool, notifier)
         appender.add_listener(device_lists.committed)
-        key_service = KeyService(
-            pool, appender, app[ACCOUNTS], KeyCounts(pool, bus, notifier), config.server_name
-        )
+        key_service = KeyService(pool, appender, app[ACCOUNTS], KeyCounts(pool, bus, notifier))
         app[e2ee_keys_api.E2EE_KEYS] = key_service
         app[e2ee_keys_api.DEVICE_LISTS] = device_lists
         app[room_keys_api.BACKUPS] = BackupService(pool)

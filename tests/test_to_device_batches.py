@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from homeserver.to_device.service import Batched
+from homeserver.batching import Batched
 from tests.e2ee import login_again
 from tests.matrix import MatrixClient, User
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from homeserver.accounts.service import AccountService, Requester
+from homeserver.batching import Batched
 from homeserver.bus.base import Bus
 from homeserver.e2ee.signatures import is_signed_by, signable
 from homeserver.errors import MatrixError, bad_json, missing_param
@@ -65,8 +66,9 @@ def _check_key_value(value: object, name: str) -> None:
 class KeyCounts:
     """Per device, its one-time key counts and unused fallback key types, as every sync
     sends them; read once and kept until an upload or a claim (in any process, told on
-    the bus) changes them, or a change of the user's account (a device deleted and
-    made anew) moves their notifier generation on."""
+    the bus) changes them, or a change naming the user (a device deleted and made anew
+    among them) moves their notifier generation on. The reads of syncs woken together
+    (a to-device send to many devices names all their users) share one query."""
 
     def __init__(self, pool: asyncpg.Pool, bus: Bus, notifier: Notifier) -> None:
         self._pool = pool
@@ -75,6 +77,9 @@ class KeyCounts:
         self._kept: dict[tuple[str, str], tuple[int, dict[str, int], list[str]]] = {}
         # Bumped per device on every change: a read that began before one is not kept.
         self._changes: dict[tuple[str, str], int] = {}
+        self._reads: Batched[tuple[str, str], tuple[dict[str, int], list[str]]] = Batched(
+            self._read
+        )
         bus.subscribe(KEY_COUNTS_CHANGED, self._on_bus_message)
 
     async def counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
@@ -84,15 +89,17 @@ class KeyCounts:
         if kept is not None and kept[0] == generation:
             return kept[1], kept[2]
         before = self._changes.get(key, 0)
-        async with self._pool.acquire() as conn:
-            counts = await otk_store.one_time_key_counts(conn, user_id, device_id)
-            fallback = await otk_store.unused_fallback_key_types(conn, user_id, device_id)
-        counts.setdefault(ALWAYS_COUNTED, 0)
+        counts, fallback = await self._reads.ask(key)
+        counts = {ALWAYS_COUNTED: 0, **counts}
         if self._changes.get(key, 0) == before:
             self._kept[key] = (generation, counts, fallback)
             while len(self._kept) > COUNTS_CACHE_SIZE:
                 self._kept.pop(next(iter(self._kept)))
         return counts, fallback
+
+    async def _read(self, devices: list[tuple[str, str]]) -> list[tuple[dict[str, int], list[str]]]:
+        async with self._pool.acquire() as conn:
+            return await otk_store.key_counts_many(conn, devices)
 
     async def changed(self, devices: Sequence[tuple[str, str]]) -> None:
         if not devices:
@@ -119,13 +126,11 @@ class KeyService:
         appender: Appender,
         accounts: AccountService,
         counts: KeyCounts,
-        server_name: str,
     ) -> None:
         self._pool = pool
         self._appender = appender
         self._accounts = accounts
         self._counts = counts
-        self._server_name = server_name
 
     # POST /keys/upload
 
@@ -138,8 +143,6 @@ class KeyService:
         fallback_keys = {} if fallback_keys is None else fallback_keys
         if not isinstance(one_time_keys, dict) or not isinstance(fallback_keys, dict):
             raise bad_json("one_time_keys and fallback_keys must be objects.")
-        if device_keys is not None:
-            await self._publish_device_keys(user_id, device_id, device_keys)
         otks = []
         for name, value in one_time_keys.items():
             algorithm, key_id = _split_key_id(name, "one-time")
@@ -154,6 +157,8 @@ class KeyService:
                     f"Only one fallback key per algorithm may be uploaded ({algorithm})."
                 )
             fallbacks[algorithm] = (key_id, encode(value).decode())
+        if device_keys is not None:
+            await self._publish_device_keys(user_id, device_id, device_keys)
         now = _now_ms()
         async with self._pool.acquire() as conn, conn.transaction():
             await otk_store.forget_stale_keys(conn, user_id, device_id)

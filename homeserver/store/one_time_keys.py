@@ -85,29 +85,33 @@ async def forget_stale_keys(conn: asyncpg.Connection, user_id: str, device_id: s
     )
 
 
-async def one_time_key_counts(
-    conn: asyncpg.Connection, user_id: str, device_id: str
-) -> dict[str, int]:
+async def key_counts_many(
+    conn: asyncpg.Connection, devices: Sequence[tuple[str, str]]
+) -> list[tuple[dict[str, int], list[str]]]:
+    """For many (user ID, device ID): the one-time key counts and the algorithms of the
+    unused fallback keys, in one statement, in the order asked."""
     rows = await conn.fetch(
-        "SELECT k.algorithm, count(*) AS n FROM e2e_one_time_keys k"
-        f" WHERE k.user_id = $1 AND k.device_id = $2 AND {_CURRENT} GROUP BY k.algorithm",
-        user_id,
-        device_id,
+        "WITH w AS (SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+        "   AS w(user_id, device_id, n))"
+        " SELECT w.n, FALSE AS fallback, k.algorithm, count(*) AS keys FROM w"
+        " JOIN e2e_one_time_keys k ON k.user_id = w.user_id AND k.device_id = w.device_id"
+        f" WHERE {_CURRENT} GROUP BY w.n, k.algorithm"
+        " UNION ALL SELECT w.n, TRUE, k.algorithm, 0 FROM w"
+        " JOIN e2e_fallback_keys k ON k.user_id = w.user_id AND k.device_id = w.device_id"
+        f" WHERE NOT k.used AND {_CURRENT}",
+        [d[0] for d in devices],
+        [d[1] for d in devices],
     )
-    return {row["algorithm"]: int(row["n"]) for row in rows}
-
-
-async def unused_fallback_key_types(
-    conn: asyncpg.Connection, user_id: str, device_id: str
-) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT k.algorithm FROM e2e_fallback_keys k"
-        f" WHERE k.user_id = $1 AND k.device_id = $2 AND NOT k.used AND {_CURRENT}"
-        " ORDER BY k.algorithm",
-        user_id,
-        device_id,
-    )
-    return [row["algorithm"] for row in rows]
+    found: list[tuple[dict[str, int], list[str]]] = [({}, []) for _ in devices]
+    for row in rows:
+        counts, fallback = found[row["n"] - 1]
+        if row["fallback"]:
+            fallback.append(row["algorithm"])
+        else:
+            counts[row["algorithm"]] = int(row["keys"])
+    for _, fallback in found:
+        fallback.sort()
+    return found
 
 
 async def set_fallback_key(

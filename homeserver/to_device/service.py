@@ -9,12 +9,12 @@ twice.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 
+from homeserver.batching import Batched
 from homeserver.events.canonical import encode
 from homeserver.events.model import TxnKey
 from homeserver.store import to_device as inbox_store
@@ -24,55 +24,6 @@ JsonDict = dict[str, Any]
 ALL_DEVICES = "*"
 # The spec recommends at most 100 to-device messages per sync response.
 DEFAULT_BATCH = 100
-
-
-Key = TypeVar("Key")
-Answer = TypeVar("Answer")
-
-
-class Batched(Generic[Key, Answer]):
-    """Requests made in one turn of the event loop, answered together by one query.
-
-    A to-device send to 200 devices wakes their 200 long-polls at once, and each reads
-    its inbox (and, on its next poll, deletes what it received): one query each would
-    take turns for the pool's connections. Each caller awaits its own answer; one that
-    gives up (a client hanging up) leaves the others theirs.
-    """
-
-    def __init__(self, run: Callable[[list[Key]], Awaitable[Sequence[Answer]]]) -> None:
-        self._run = run
-        self._waiting: list[tuple[Key, asyncio.Future[Answer]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def ask(self, key: Key) -> Answer:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Answer] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._flush)
-        self._waiting.append((key, future))
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._waiting = self._waiting, []
-        task = asyncio.get_running_loop().create_task(self._answer(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _answer(self, batch: list[tuple[Key, asyncio.Future[Answer]]]) -> None:
-        try:
-            answers = await self._run([key for key, _ in batch])
-        except Exception as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        except BaseException:
-            for _, future in batch:
-                future.cancel()
-            raise
-        for (_, future), answer in zip(batch, answers, strict=True):
-            if not future.done():
-                future.set_result(answer)
 
 
 class ToDeviceService:
