@@ -60,11 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def _generate(dsn: str, key_path: Path, args: argparse.Namespace) -> int:
     """Write the log through the appender; returns the number of events in it."""
+    from homeserver.app import build_chain_rules
     from homeserver.events import types
     from homeserver.events.model import Draft
     from homeserver.events.signing import load_key_ring
     from homeserver.log.appender import Appender
-    from homeserver.rooms import chain_rules
     from homeserver.rooms.service import RoomCreation, RoomService
     from homeserver.store.database import create_pool
     from homeserver.store.migrate import migrate
@@ -74,7 +74,7 @@ async def _generate(dsn: str, key_path: Path, args: argparse.Namespace) -> int:
         async with pool.acquire() as conn:
             await migrate(conn)
         key = load_key_ring(key_path, SERVER_NAME).current
-        appender = Appender(pool, key, chain_rules.authorize, max_batch=100)
+        appender = Appender(pool, key, build_chain_rules(), max_batch=100)
         appender.start()
         try:
             now = int(time.time() * 1000)

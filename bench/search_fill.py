@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from bench.search import message_bodies, vocabulary
+from homeserver.app import build_chain_rules
 from homeserver.config import load_config
 from homeserver.events.model import Draft
 from homeserver.events.signing import load_or_create_key
 from homeserver.log.appender import Appender
-from homeserver.rooms import chain_rules
 from homeserver.store.database import create_pool
 
 BATCH = 1000
@@ -45,7 +45,7 @@ async def fill(config_path: Path, plan: dict[str, object]) -> None:
     bodies = message_bodies(count, words, seed)
     pool = await create_pool(config.database.dsn, 1, IN_FLIGHT + 1)
     key = load_or_create_key(config.effective_signing_key_path, config.server_name)
-    appender = Appender(pool, key, chain_rules.authorize, max_batch=IN_FLIGHT)
+    appender = Appender(pool, key, build_chain_rules(), max_batch=IN_FLIGHT)
     appender.start()
     started = time.perf_counter()
     gate = asyncio.Semaphore(IN_FLIGHT)

@@ -9,20 +9,22 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
 from homeserver import logs
+from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
-from homeserver.api import e2ee_keys as e2ee_keys_api
 from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
+from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api import presence as presence_api
@@ -36,19 +38,20 @@ from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
-from homeserver.api.filters import FILTERS
-from homeserver.api.history import HISTORY
-from homeserver.api.keys import (
+from homeserver.api.app_keys import (
     ACCOUNTS,
     ADMINS,
-    KEYS,
+    APPENDER,
     METRICS,
     POOL,
     RATE_LIMITER,
     ROOMS,
     SERVER_NAME,
+    SIGNING_KEYS,
     TRUSTED_PROXIES,
 )
+from homeserver.api.filters import FILTERS
+from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
 from homeserver.api.sync import SYNC
@@ -57,12 +60,15 @@ from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
 from homeserver.bus.redis import RedisBus
+from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
 from homeserver.config import Config, MetricsListener
+from homeserver.device_control import rules as device_rules
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
+from homeserver.e2ee import rules as e2ee_rules
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyCounts, KeyService
@@ -70,14 +76,16 @@ from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
+from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
 from homeserver.presence.service import create_presence_service
-from homeserver.profiles.account_data import AccountDataService
+from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
 from homeserver.ratelimit.buckets import Buckets, Limit
@@ -105,7 +113,6 @@ from homeserver.typing_notices.service import create_typing_service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-APPENDER = web.AppKey("appender", Appender)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -222,8 +229,30 @@ def _metrics_listener(
     return listen
 
 
+def _redis_client(url: str) -> aioredis.Redis | None:
+    """The process's Redis client, or None without a Redis URL (one process, in memory)."""
+    return aioredis.Redis.from_url(url, decode_responses=True) if url else None
+
+
+def build_chain_rules() -> ChainRules:
+    """The appender's rules: rooms/ decides the shape of every chain, and each capability
+    adds the rules of its own event types (and the facts they need)."""
+    rules = ChainRules(chain_rules.authorize)
+    device_rules.register(rules)
+    friend_rules.register(rules)
+    channel_rules.register(rules)
+    profile_rules.register(rules)
+    e2ee_rules.register(rules)
+    return rules
+
+
 def create_rate_limiter(config: Config) -> RateLimiter:
-    """The configured limits, in Redis when one is configured, else in this process."""
+    """The configured limits, in Redis when one is configured, else in this process.
+
+    Not on the shared Redis client: a check is on the path of every limited request,
+    and on its own RESP connection (ratelimit/resp.py) it costs 16 µs of CPU where
+    redis-py took 95.
+    """
     settings = config.rate_limits
     limits = None
     if settings.enabled:
@@ -260,16 +289,14 @@ def create_app(config: Config, dsn: str) -> web.Application:
         # re-read whenever `homeserver keys rotate` changes the files.
         key_path = config.effective_signing_key_path
         keys = LiveKeyRing(key_path, load_key_ring(key_path, config.server_name))
-        bus: Bus = (
-            RedisBus(config.redis.url, config.server_name) if config.redis.url else LocalBus()
-        )
+        # One Redis client for the bus, typing and presence: one pool of connections.
+        # Rate limits keep a connection of their own (create_rate_limiter).
+        redis = _redis_client(config.redis.url)
+        if redis is not None:
+            await redis.ping()
+        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
         appender = Appender(
-            pool,
-            keys,
-            chain_rules.authorize,
-            max_event_bytes=config.limits.max_event_bytes,
-            # Device results against their command's status, invites against blocks.
-            load_facts=chain_rules.load_chain_facts,
+            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
         appender.add_listener(app[METRICS].record_batch)
         recent = RecentEvents(pool)
@@ -278,7 +305,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender
-        app[KEYS] = keys
+        app[SIGNING_KEYS] = keys
         rate_limiter = create_rate_limiter(config)
         app[RATE_LIMITER] = rate_limiter
         app[ACCOUNTS] = AccountService(
@@ -335,11 +362,12 @@ def create_app(config: Config, dsn: str) -> web.Application:
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
         app[profile_api.PROFILES] = ProfileService(pool, appender)
-        app[account_data_api.ACCOUNT_DATA] = AccountDataService(pool, appender)
+        account_data_service = AccountDataService(pool, appender)
+        app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, config.redis.url, config.server_name)
+        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -351,7 +379,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             idle_timeout_seconds=config.presence.idle_timeout_seconds,
             offline_timeout_seconds=config.presence.offline_timeout_seconds,
             max_room_members=config.presence.max_room_members,
-            redis_url=config.redis.url,
+            redis=redis,
             namespace=config.server_name,
         )
         appender.add_listener(presence_service.committed)
@@ -361,8 +389,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         device_lists = DeviceLists(pool, notifier)
         appender.add_listener(device_lists.committed)
         key_service = KeyService(pool, appender, app[ACCOUNTS], KeyCounts(pool, bus, notifier))
-        app[e2ee_keys_api.E2EE_KEYS] = key_service
-        app[e2ee_keys_api.DEVICE_LISTS] = device_lists
+        app[keys_api.E2EE_KEYS] = key_service
+        app[keys_api.DEVICE_LISTS] = device_lists
         app[room_keys_api.BACKUPS] = BackupService(pool)
         sync_service = SyncService(
             pool,
@@ -370,7 +398,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             room_service,
             recent=recent,
             receipts=receipt_service,
-            account_data=receipt_service,
+            account_data=account_data_service,
             typing=typing_service,
             presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,
@@ -403,6 +431,8 @@ def create_app(config: Config, dsn: str) -> web.Application:
         await notifier.close()
         await rate_limiter.close()
         await bus.stop()
+        if redis is not None:
+            await redis.aclose()
         await pool.close()
 
     if config.metrics.enabled:
@@ -434,7 +464,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         account_data_api,
         user_directory_api,
         device_control_api,
-        e2ee_keys_api,
+        keys_api,
         room_keys_api,
     ):
         app.router.add_routes(module.routes)

@@ -12,12 +12,15 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from homeserver.config import Config, ConfigError, check_config, default_config_path, load_config
 from homeserver.logs import configure_logging
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger("homeserver")
 
@@ -25,22 +28,29 @@ log = logging.getLogger("homeserver")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homeserver", description="LinkChat homeserver")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="config file (default: config.yaml, else config.sample.yaml)",
-        )
-        return sub
-
-    command("run", "serve the Client-Server API (migrates first)")
-    command("migrate", "apply database migrations and exit")
-    command("check-config", "validate the config file; print every problem")
+    _command(commands, "run", "serve the Client-Server API (migrates first)")
+    _command(commands, "migrate", "apply database migrations and exit")
+    _command(commands, "check-config", "validate the config file; print every problem")
     _add_audit_commands(commands)
     return parser
+
+
+def _command(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand: every one takes --config."""
+    parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: config.yaml, else config.sample.yaml)",
+    )
+    return parser
+
+
+def _group(parent: Any, name: str, help_text: str) -> Any:
+    """A command of subcommands (`audit verify`); `args.<name>_command` names the one chosen."""
+    group = parent.add_parser(name, help=help_text)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
 
 
 @contextlib.asynccontextmanager
@@ -101,16 +111,10 @@ def _settle_garbage_collection() -> None:
 
 
 async def _migrate(config: Config) -> None:
-    from homeserver.store.database import create_pool
     from homeserver.store.migrate import migrate
 
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            async with pool.acquire() as conn:
-                applied = await migrate(conn)
-        finally:
-            await pool.close()
+    async with _database(config) as pool, pool.acquire() as conn:
+        applied = await migrate(conn)
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
 
 
@@ -162,19 +166,8 @@ def _duration_ms(text: str) -> int:
 
 
 def _add_audit_commands(commands: Any) -> None:
-    def sub(parent: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help="config file (default: config.yaml, else config.sample.yaml)",
-        )
-        return parser
-
-    audit = commands.add_parser("audit", help="verify, replay and export the event log")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = sub(
+    audit_commands = _group(commands, "audit", "verify, replay and export the event log")
+    verify = _command(
         audit_commands,
         "verify",
         "check hashes, signatures (by the key valid at the time), chains and positions",
@@ -195,22 +188,21 @@ def _add_audit_commands(commands: Any) -> None:
     verify.add_argument(
         "--workers", type=int, default=None, help="processes checking signatures (default: cores)"
     )
-    replay = sub(
+    replay = _command(
         audit_commands, "replay", "rebuild every projection from the log and compare with live"
     )
     replay.add_argument("--keep", action="store_true", help="keep the scratch schema")
     replay.add_argument(
         "--schema", default="audit_replay", help="scratch schema name (default audit_replay)"
     )
-    export = sub(audit_commands, "export", "write signed events and public keys as JSON Lines")
+    export = _command(audit_commands, "export", "write signed events and public keys as JSON Lines")
     what = export.add_mutually_exclusive_group(required=True)
     what.add_argument("--room", default=None, help="one chain (room, user or alias)")
     what.add_argument("--all", action="store_true", help="the whole log")
     export.add_argument("--out", type=Path, required=True, help="file to write (.jsonl)")
 
-    keys = commands.add_parser("keys", help="the server's signing keys")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    rotate = sub(keys_commands, "rotate", "new signing key; the old one verifies old events")
+    keys_commands = _group(commands, "keys", "the server's signing keys")
+    rotate = _command(keys_commands, "rotate", "new signing key; the old one verifies old events")
     rotate.add_argument(
         "--grace",
         type=_duration_ms,
@@ -218,11 +210,10 @@ def _add_audit_commands(commands: Any) -> None:
         help="how long the old key still signs (default 1h); running processes switch to"
         " the new key at their next write, so 0 is for a compromised key",
     )
-    sub(keys_commands, "list", "every key with its validity window")
+    _command(keys_commands, "list", "every key with its validity window")
 
-    admin = commands.add_parser("admin", help="operator actions on the stored log")
-    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
-    purge = sub(
+    admin_commands = _group(commands, "admin", "operator actions on the stored log")
+    purge = _command(
         admin_commands,
         "purge-redacted",
         "remove for good the content of events redacted longer ago than --older-than",
@@ -244,64 +235,49 @@ def _run_audit_command(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(_audit_export(config, None if args.all else args.room, args.out))
 
 
-def _trusted_keys(path: Path) -> dict[str, Any]:
-    import json
+@contextlib.asynccontextmanager
+async def _database(config: Config) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of one connection to the configured (or embedded) database."""
+    from homeserver.store.database import create_pool
 
-    from homeserver.events.signing import public_keys_from_json
-
-    return public_keys_from_json(json.loads(path.read_text()))
-
-
-def _verified(kind: str, verifier: Any, started: float, note: str = "") -> str:
-    elapsed = time.monotonic() - started
-    keys = sorted(verifier.keys_used)
-    purged = f", {verifier.purged} purged" if verifier.purged else ""
-    rate = verifier.checked / elapsed if elapsed > 0 else 0.0
-    return (
-        f"ok: {kind}{verifier.checked} events in {len(verifier.heads)} chains verified with"
-        f" {len(keys)} key{'s' if len(keys) != 1 else ''} ({', '.join(keys) or 'none'}){purged}"
-        f" in {elapsed:.2f} s ({rate:,.0f} events/s){note}"
-    )
+    async with database_dsn(config) as dsn:
+        pool = await create_pool(dsn, 1, 1)
+        try:
+            yield pool
+        finally:
+            await pool.close()
 
 
 async def _audit_verify(
     config: Config, room: str | None, since: int, keys_path: Path | None, workers: int | None
 ) -> int:
-    from homeserver.audit.verify import LogVerifier, verify_database
+    from homeserver.audit.verify import trusted_keys, verify_log
     from homeserver.events.signing import KeyRingError, read_public_keys
-    from homeserver.store.database import create_pool
 
     try:
         if keys_path is not None:
-            keys = _trusted_keys(keys_path)
+            keys = trusted_keys(keys_path)
         else:
             keys = read_public_keys(config.effective_signing_key_path)
     except (OSError, ValueError, KeyRingError) as error:
         print(f"cannot read the public keys: {error}", file=sys.stderr)
         return 2
-    verifier = LogVerifier(config.server_name, keys)
-    started = time.monotonic()
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            async with pool.acquire() as conn:
-                failure = await verify_database(conn, verifier, room, since, workers)
-        finally:
-            await pool.close()
-    if failure is not None:
-        print(f"FAILED: {failure}", file=sys.stderr)
+    async with _database(config) as pool:
+        verified = await verify_log(pool, config.server_name, keys, room, since, workers)
+    if verified.failure is not None:
+        print(f"FAILED: {verified.failure}", file=sys.stderr)
         return 1
-    print(_verified("", verifier, started))
+    print(verified.summary())
     return 0
 
 
 async def _audit_verify_file(path: Path, keys_path: Path | None, workers: int | None) -> int:
     from homeserver.audit.export import ExportError, verify_export
+    from homeserver.audit.verify import trusted_keys
     from homeserver.events.signing import KeyRingError
 
-    started = time.monotonic()
     try:
-        trusted = _trusted_keys(keys_path) if keys_path is not None else None
+        trusted = trusted_keys(keys_path) if keys_path is not None else None
         outcome = await verify_export(path, trusted, workers)
     except (OSError, ValueError, KeyRingError, ExportError) as error:
         print(f"cannot verify {path}: {error}", file=sys.stderr)
@@ -309,87 +285,48 @@ async def _audit_verify_file(path: Path, keys_path: Path | None, workers: int | 
     if outcome.failure is not None:
         print(f"FAILED: {path}: {outcome.failure}", file=sys.stderr)
         return 1
-    if outcome.scope == "all":
-        note = "; positions contiguous"
-    else:
-        note = (
-            f"; export of the chain {outcome.scope}: positions are not contiguous in a one-chain"
-            " export (other chains' events sit between), so they were checked to increase and"
-            " the chain to be continuous from its first event"
-        )
-    keys = "trusted keys" if keys_path is not None else "the export's own keys"
-    print(_verified(f"export {path}: ", outcome.verifier, started, f"{note}; keys: {keys}"))
+    print(outcome.summary(path, trusted=keys_path is not None))
     return 0
 
 
 async def _audit_replay(config: Config, schema: str, keep: bool) -> int:
-    from homeserver.audit.replay import ReplayError, replay
-    from homeserver.store.database import create_pool
+    from homeserver.audit.replay import ReplayError, replay_log
 
-    started = time.monotonic()
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
+    async with _database(config) as pool:
         try:
-            async with pool.acquire() as conn:
-                result = await replay(conn, schema, keep)
+            result = await replay_log(pool, schema, keep)
         except ReplayError as error:
             print(f"cannot replay: {error}", file=sys.stderr)
             return 2
-        finally:
-            await pool.close()
-    elapsed = time.monotonic() - started
-    rate = result.events / elapsed if elapsed > 0 else 0.0
-    kept = f"; kept in schema {result.schema}" if result.kept else ""
     if not result.identical:
-        print(
-            f"DIFFERENT: {len(result.differences)} of {result.tables} projection tables differ"
-            f" from a replay of {result.events} events{kept}",
-            file=sys.stderr,
-        )
+        print(result.summary(), file=sys.stderr)
         for difference in result.differences:
             print(difference.describe(), file=sys.stderr)
         return 1
-    print(
-        f"ok: {result.tables} projection tables ({result.rows} rows) identical to a replay of"
-        f" {result.events} events in {elapsed:.2f} s ({rate:,.0f} events/s){kept}"
-    )
+    print(result.summary())
     return 0
 
 
 async def _audit_export(config: Config, room: str | None, out: Path) -> int:
-    from homeserver.audit.export import export_log
+    from homeserver.audit.export import export_to_file
     from homeserver.events.signing import KeyRingError, read_public_keys
-    from homeserver.store.database import create_pool
 
     try:
         keys = read_public_keys(config.effective_signing_key_path)
     except KeyRingError as error:
         print(f"cannot read the public keys: {error}", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            async with pool.acquire() as conn:
-                # The exporter is the only task of this process: plain writes.
-                with open(out, "w", encoding="utf-8") as handle:  # noqa: ASYNC230
-                    summary = await export_log(
-                        conn, handle, config.server_name, keys, room, int(time.time() * 1000)
-                    )
-        finally:
-            await pool.close()
-    if room is not None and summary.events == 0:
+    async with _database(config) as pool:
+        exported = await export_to_file(pool, out, config.server_name, keys, room)
+    if room is not None and exported.events == 0:
         print(f"no events of {room} in the log", file=sys.stderr)
         return 1
-    print(
-        f"exported {summary.events} events of {summary.chains} chains and {len(keys)} public"
-        f" keys to {out} in {time.monotonic() - started:.2f} s"
-    )
+    print(exported.summary(out))
     return 0
 
 
 def _keys_command(config: Config, args: argparse.Namespace) -> int:
-    from homeserver.events.signing import KeyRingError, read_public_keys, rotate_key
+    from homeserver.events.signing import KeyRingError, public_keys_oldest_first, rotate_key
 
     path = config.effective_signing_key_path
     try:
@@ -401,10 +338,8 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
                 f" {now + args.grace}. Running server processes switch to it at their next"
                 " write; on other machines, copy the key ring file, then the key, before then."
             )
-        keys = read_public_keys(path)
-        for key in sorted(keys.values(), key=lambda key: key.valid_from):
-            expiry = "current" if key.expired_ts is None else f"expired_ts {key.expired_ts}"
-            print(f"{key.key_id} {key.key} valid_from {key.valid_from} {expiry}")
+        for key in public_keys_oldest_first(path):
+            print(key.describe())
     except (OSError, KeyRingError) as error:
         print(f"signing keys at {path}: {error}", file=sys.stderr)
         return 2
@@ -412,23 +347,14 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _admin_purge_redacted(config: Config, older_than_ms: int) -> int:
-    from homeserver.audit.purge import purge_redacted
-    from homeserver.store.database import create_pool
+    from homeserver.audit.purge import purge_redacted_older_than
     from homeserver.store.migrate import migrate
 
-    cutoff = int(time.time() * 1000) - older_than_ms
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-                result = await purge_redacted(conn, cutoff)
-        finally:
-            await pool.close()
-    print(
-        f"purged the content of {result.events} redacted events (redacted before {cutoff});"
-        f" {result.rows_rewritten} projection rows rewritten"
-    )
+    async with _database(config) as pool:
+        async with pool.acquire() as conn:
+            await migrate(conn)  # the operator may run this before the new server ever did
+        purged = await purge_redacted_older_than(pool, older_than_ms)
+    print(purged.summary())
     return 0
 
 

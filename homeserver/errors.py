@@ -26,6 +26,12 @@ class MatrixError(Exception):
         return {"errcode": self.errcode, "error": self.error, **self.extra}
 
 
+class CapabilityRefusal(MatrixError):
+    """A capability's rule refusing a room event for a reason of its own (an invitee's
+    block), not the Matrix room rules: createRoom passes it on as it is rather than as
+    M_INVALID_ROOM_STATE."""
+
+
 def forbidden(reason: str) -> MatrixError:
     return MatrixError(403, "M_FORBIDDEN", reason)
 

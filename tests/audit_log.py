@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.replay import ReplayResult, replay
 from homeserver.audit.verify import Failure, LogVerifier, verify_database
 from tests.matrix import MatrixClient
@@ -14,7 +14,7 @@ from tests.matrix import MatrixClient
 
 def server_verifier(hs: MatrixClient) -> LogVerifier:
     """A verifier holding the running server's keys."""
-    ring = hs.app[KEYS].ring
+    ring = hs.app[SIGNING_KEYS].ring
     return LogVerifier(ring.server_name, ring.keys)
 
 

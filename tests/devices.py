@@ -127,13 +127,6 @@ async def commands(
     return list(body["commands"])
 
 
-async def sync(
-    hs: MatrixClient, user: User, since: str | None = None, timeout_ms: int = 0
-) -> dict[str, Any]:
-    query = f"sync?timeout={timeout_ms}" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", query, user=user))
-
-
 def timeline(body: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
     room = body.get("rooms", {}).get("join", {}).get(room_id)
     return list(room["timeline"]["events"]) if room else []

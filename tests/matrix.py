@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 V3 = "/_matrix/client/v3/"
+# How long `eventually` waits for a condition: generous, for a busy machine.
+EVENTUALLY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -113,3 +118,42 @@ class MatrixClient:
             "PUT", f"rooms/{room_id}/send/{event_type}/{txn_id}", content, user=user
         )
         return str(reply["event_id"])
+
+    async def sync(
+        self, user: User, since: str | None = None, wait_ms: int = 0, **params: str
+    ) -> dict[str, Any]:
+        """GET /sync: answered at once, or held up to `wait_ms` for something new."""
+        query = [f"timeout={wait_ms}"] + ([f"since={since}"] if since else [])
+        query += [f"{key}={value}" for key, value in params.items()]
+        return dict(await self.ok("GET", "sync?" + "&".join(query), user=user))
+
+    async def login(self, user: User, **extra: Any) -> User:
+        """A new device of `user`, logged in with their password (`extra` joins the body)."""
+        body = await self.ok(
+            "POST",
+            "login",
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user.user_id},
+                "password": user.password,
+                **extra,
+            },
+        )
+        return User(body["user_id"], body["access_token"], body["device_id"], user.password)
+
+    async def set_level(self, admin: User, room: str, user: User, level: int) -> None:
+        """`admin` gives `user` the power level `level` in `room`."""
+        path = f"rooms/{room}/state/m.room.power_levels/"
+        levels: dict[str, Any] = await self.ok("GET", path, user=admin)
+        levels["users"][user.user_id] = level
+        await self.ok("PUT", path, levels, user=admin)
+
+    @staticmethod
+    async def eventually(
+        check: Callable[[], Awaitable[bool]], seconds: float = EVENTUALLY_SECONDS
+    ) -> None:
+        """Wait until `check()` holds; fail if it still does not after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not await check():
+            assert time.monotonic() < deadline, "condition not met in time"
+            await asyncio.sleep(0.05)

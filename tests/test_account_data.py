@@ -7,12 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.matrix import MatrixClient, User
-
-
-async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
-    query = "sync?timeout=0" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", query, user=user))
+from tests.matrix import MatrixClient
 
 
 def _global(body: dict[str, Any]) -> dict[str, Any]:
@@ -27,15 +22,15 @@ def _per_room(body: dict[str, Any], room: str) -> dict[str, Any]:
 async def test_global_account_data_is_read_back_and_shown_in_sync(hs: MatrixClient) -> None:
     alice = await hs.register()
     path = f"user/{alice.user_id}/account_data/org.example.settings"
-    await hs.ok("PUT", path, {"theme": "dark", "scale": 1.25}, user=alice)
-    assert await hs.ok("GET", path, user=alice) == {"theme": "dark", "scale": 1.25}
-    first = await _sync(hs, alice)
-    assert _global(first)["org.example.settings"] == {"theme": "dark", "scale": 1.25}
+    await hs.ok("PUT", path, {"theme": "dark", "font_size": 14}, user=alice)
+    assert await hs.ok("GET", path, user=alice) == {"theme": "dark", "font_size": 14}
+    first = await hs.sync(alice)
+    assert _global(first)["org.example.settings"] == {"theme": "dark", "font_size": 14}
 
     await hs.ok("PUT", path, {"theme": "light"}, user=alice)
-    second = await _sync(hs, alice, first["next_batch"])
+    second = await hs.sync(alice, first["next_batch"])
     assert _global(second) == {"org.example.settings": {"theme": "light"}}
-    assert _global(await _sync(hs, alice, second["next_batch"])) == {}
+    assert _global(await hs.sync(alice, second["next_batch"])) == {}
 
 
 async def test_room_account_data_is_read_back_and_shown_in_that_rooms_sync(
@@ -43,11 +38,11 @@ async def test_room_account_data_is_read_back_and_shown_in_that_rooms_sync(
 ) -> None:
     alice = await hs.register()
     room, other = await hs.create_room(alice), await hs.create_room(alice)
-    since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     path = f"user/{alice.user_id}/rooms/{room}/account_data/org.example.draft"
     await hs.ok("PUT", path, {"text": "half a thought"}, user=alice)
     assert await hs.ok("GET", path, user=alice) == {"text": "half a thought"}
-    body = await _sync(hs, alice, since)
+    body = await hs.sync(alice, since)
     assert _per_room(body, room) == {"org.example.draft": {"text": "half a thought"}}
     assert _per_room(body, other) == {}
     assert _global(body) == {}
@@ -79,7 +74,7 @@ async def test_nobody_reads_or_writes_another_users_account_data(hs: MatrixClien
     )
     assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
     assert await hs.ok("GET", secret, user=alice) == {"pin": "1234"}
-    assert "org.example.secret" not in _global(await _sync(hs, mallory))
+    assert "org.example.secret" not in _global(await hs.sync(mallory))
 
 
 async def test_unknown_account_data_is_not_found(hs: MatrixClient) -> None:
@@ -123,13 +118,44 @@ async def test_account_data_bodies_must_be_json_objects(hs: MatrixClient) -> Non
     assert (reply.status, reply.errcode) == (401, "M_MISSING_TOKEN")
 
 
+@pytest.mark.parametrize(
+    "content",
+    [{"volume": 0.5}, {"nested": [{"ratio": 1.25}]}, {"big": 2**53}, {"small": -(2**53)}],
+    ids=["float", "nested float", "integer above 2^53-1", "integer below -(2^53-1)"],
+)
+async def test_account_data_holding_what_no_event_may_hold_is_bad_json(
+    hs: MatrixClient, content: dict[str, Any]
+) -> None:
+    # Account data is a signed fact in the log: canonical JSON, as every event.
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    for path in (
+        f"user/{alice.user_id}/account_data/org.example.settings",
+        f"user/{alice.user_id}/rooms/{room}/account_data/org.example.settings",
+    ):
+        reply = await hs.request("PUT", path, content, user=alice)
+        assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), path
+        assert (await hs.request("GET", path, user=alice)).status == 404
+
+
+async def test_a_tag_holds_no_float_but_its_order(hs: MatrixClient) -> None:
+    # The spec's tag order is a number between 0 and 1: a fraction is what clients send.
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    tags = f"user/{alice.user_id}/rooms/{room}/tags"
+    reply = await hs.request("PUT", f"{tags}/u.x", {"order": 0.5, "weight": 0.5}, user=alice)
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON")
+    await hs.ok("PUT", f"{tags}/u.x", {"order": 0.5}, user=alice)
+    assert await hs.ok("GET", tags, user=alice) == {"tags": {"u.x": {"order": 0.5}}}
+
+
 async def test_m_direct_is_kept_and_shown_in_sync(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, is_direct=True, invite=[bob.user_id])
     direct = {bob.user_id: [room]}
     await hs.ok("PUT", f"user/{alice.user_id}/account_data/m.direct", direct, user=alice)
     assert await hs.ok("GET", f"user/{alice.user_id}/account_data/m.direct", user=alice) == direct
-    assert _global(await _sync(hs, alice))["m.direct"] == direct
+    assert _global(await hs.sync(alice))["m.direct"] == direct
 
 
 async def test_room_tags_are_added_listed_and_removed(hs: MatrixClient) -> None:
@@ -137,13 +163,13 @@ async def test_room_tags_are_added_listed_and_removed(hs: MatrixClient) -> None:
     room = await hs.create_room(alice)
     tags = f"user/{alice.user_id}/rooms/{room}/tags"
     assert await hs.ok("GET", tags, user=alice) == {"tags": {}}
-    since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     await hs.ok("PUT", f"{tags}/m.favourite", {"order": 0.25}, user=alice)
     await hs.ok("PUT", f"{tags}/u.work", {}, user=alice)
     assert await hs.ok("GET", tags, user=alice) == {
         "tags": {"m.favourite": {"order": 0.25}, "u.work": {}}
     }
-    body = await _sync(hs, alice, since)
+    body = await hs.sync(alice, since)
     assert _per_room(body, room)["m.tag"] == {
         "tags": {"m.favourite": {"order": 0.25}, "u.work": {}}
     }
@@ -153,7 +179,7 @@ async def test_room_tags_are_added_listed_and_removed(hs: MatrixClient) -> None:
     assert await hs.ok("GET", tags, user=alice) == {"tags": {"u.work": {}}}
     account_data = f"user/{alice.user_id}/rooms/{room}/account_data/m.tag"
     assert await hs.ok("GET", account_data, user=alice) == {"tags": {"u.work": {}}}
-    after = await _sync(hs, alice, body["next_batch"])
+    after = await hs.sync(alice, body["next_batch"])
     assert _per_room(after, room)["m.tag"] == {"tags": {"u.work": {}}}
 
 

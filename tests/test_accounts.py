@@ -29,20 +29,6 @@ def _password_auth(user: User, password: str | None = None, session: str | None 
     return auth
 
 
-async def _login(hs: MatrixClient, user: User, **extra: Any) -> User:
-    body = await hs.ok(
-        "POST",
-        "login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user.user_id},
-            "password": user.password,
-            **extra,
-        },
-    )
-    return User(body["user_id"], body["access_token"], body["device_id"], user.password)
-
-
 async def _device_ids(hs: MatrixClient, user: User) -> set[str]:
     body = await hs.ok("GET", "devices", user=user)
     return {device["device_id"] for device in body["devices"]}
@@ -103,7 +89,7 @@ async def test_registering_a_taken_username_fails_with_user_in_use(hs: MatrixCli
     assert reply.status == 400
     assert reply.errcode == "M_USER_IN_USE"
     # The original owner's password still works.
-    await _login(hs, user)
+    await hs.login(user)
 
 
 async def test_invalid_usernames_are_refused(hs: MatrixClient) -> None:
@@ -267,7 +253,7 @@ async def test_unknown_login_type_is_a_bad_request(hs: MatrixClient) -> None:
 
 async def test_login_with_existing_device_id_reuses_the_device(hs: MatrixClient) -> None:
     user = await hs.register()
-    again = await _login(hs, user, device_id=user.device_id)
+    again = await hs.login(user, device_id=user.device_id)
     assert again.device_id == user.device_id
     assert again.token != user.token
     assert await _device_ids(hs, again) == {user.device_id}
@@ -275,7 +261,7 @@ async def test_login_with_existing_device_id_reuses_the_device(hs: MatrixClient)
 
 async def test_login_with_new_device_id_creates_that_device(hs: MatrixClient) -> None:
     user = await hs.register()
-    phone = await _login(hs, user, device_id="PHONE", initial_device_display_name="My phone")
+    phone = await hs.login(user, device_id="PHONE", initial_device_display_name="My phone")
     assert phone.device_id == "PHONE"
     device = await hs.ok("GET", "devices/PHONE", user=user)
     assert device["display_name"] == "My phone"
@@ -293,7 +279,7 @@ async def test_whoami_names_the_user_and_device(hs: MatrixClient) -> None:
 
 async def test_logout_invalidates_the_token_and_removes_the_device(hs: MatrixClient) -> None:
     user = await hs.register()
-    laptop = await _login(hs, user)
+    laptop = await hs.login(user)
     await hs.ok("POST", "logout", {}, user=laptop)
     _assert_unknown_token(await hs.request("GET", "account/whoami", user=laptop))
     assert await _device_ids(hs, user) == {user.device_id}
@@ -303,11 +289,11 @@ async def test_logout_invalidates_the_token_and_removes_the_device(hs: MatrixCli
 
 async def test_logout_all_invalidates_every_token(hs: MatrixClient) -> None:
     user = await hs.register()
-    others = [await _login(hs, user) for _ in range(2)]
+    others = [await hs.login(user) for _ in range(2)]
     await hs.ok("POST", "logout/all", {}, user=others[0])
     for session in [user, *others]:
         _assert_unknown_token(await hs.request("GET", "account/whoami", user=session))
-    fresh = await _login(hs, user)
+    fresh = await hs.login(user)
     assert await _device_ids(hs, fresh) == {fresh.device_id}
 
 
@@ -316,7 +302,7 @@ async def test_logout_all_invalidates_every_token(hs: MatrixClient) -> None:
 
 async def test_password_change_requires_the_current_password(hs: MatrixClient) -> None:
     user = await hs.register(password="old password")
-    other = await _login(hs, user)
+    other = await hs.login(user)
 
     first = await hs.request(
         "POST", "account/password", {"new_password": "new password"}, user=user
@@ -361,7 +347,7 @@ async def test_password_change_requires_the_current_password(hs: MatrixClient) -
 
 async def test_password_change_can_keep_other_devices(hs: MatrixClient) -> None:
     user = await hs.register(password="old password")
-    other = await _login(hs, user)
+    other = await hs.login(user)
     await hs.ok(
         "POST",
         "account/password",
@@ -390,7 +376,7 @@ async def test_password_change_refuses_a_weak_new_password(start_app: AppFactory
 
 async def test_devices_can_be_listed_read_and_renamed(hs: MatrixClient) -> None:
     user = await hs.register()
-    other = await _login(hs, user, initial_device_display_name="Tablet")
+    other = await hs.login(user, initial_device_display_name="Tablet")
     assert await _device_ids(hs, user) == {user.device_id, other.device_id}
 
     device = await hs.ok("GET", f"devices/{other.device_id}", user=user)
@@ -423,7 +409,7 @@ async def test_another_users_device_is_not_visible(hs: MatrixClient) -> None:
 
 async def test_deleting_a_device_needs_the_password_then_logs_it_out(hs: MatrixClient) -> None:
     user = await hs.register()
-    other = await _login(hs, user)
+    other = await hs.login(user)
 
     first = await hs.request("DELETE", f"devices/{other.device_id}", user=user)
     assert first.status == 401
@@ -451,7 +437,7 @@ async def test_deleting_a_device_needs_the_password_then_logs_it_out(hs: MatrixC
 
 async def test_delete_devices_removes_several_at_once(hs: MatrixClient) -> None:
     user = await hs.register()
-    others = [await _login(hs, user) for _ in range(3)]
+    others = [await hs.login(user) for _ in range(3)]
     doomed = [others[0].device_id, others[1].device_id]
 
     first = await hs.request("POST", "delete_devices", {"devices": doomed}, user=user)
@@ -470,7 +456,7 @@ async def test_delete_devices_removes_several_at_once(hs: MatrixClient) -> None:
 async def test_password_auth_for_another_user_is_refused(hs: MatrixClient) -> None:
     alice = await hs.register()
     bob = await hs.register(password="bobs password")
-    alice_other = await _login(hs, alice)
+    alice_other = await hs.login(alice)
     # Bob's correct credentials do not authorise deleting Alice's device.
     reply = await hs.request(
         "DELETE",

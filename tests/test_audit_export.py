@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.export import ExportError, export_log, verify_export
 from homeserver.events.signing import load_key_ring, public_keys_from_json
 from tests.conftest import AppFactory
@@ -30,7 +30,7 @@ async def _log(hs: MatrixClient) -> str:
 
 
 async def _export(hs: MatrixClient, dsn: str, path: Path, room: str | None = None) -> None:
-    ring = hs.app[KEYS].ring
+    ring = hs.app[SIGNING_KEYS].ring
     out = io.StringIO()
     conn = await asyncpg.connect(dsn)
     try:

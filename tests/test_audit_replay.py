@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.export import export_log, verify_export
 from homeserver.audit.purge import purge_redacted
 from homeserver.audit.replay import ReplayError, replay
@@ -102,7 +102,7 @@ async def test_a_full_scenario_replays_identically_verifies_exports_and_survives
     hs = await start_app(dsn=fresh_dsn)
     await _scenario(hs)
     await _assert_replay_identical_and_log_verifies(hs, fresh_dsn)
-    ring = hs.app[KEYS].ring
+    ring = hs.app[SIGNING_KEYS].ring
     out = io.StringIO()
     conn = await asyncpg.connect(fresh_dsn)
     try:

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from signedjson.key import generate_signing_key
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.verify import Failure
 from homeserver.events.canonical import decode, encode
 from homeserver.events.signing import ServerKey
@@ -162,7 +162,7 @@ async def test_a_signature_forged_with_another_key_is_named(
     hs, room = await _log(start_app, fresh_dsn)
     position, event_id, raw = await _message(fresh_dsn, room, "m4")
     pdu = decode(raw)
-    real = hs.app[KEYS].current
+    real = hs.app[SIGNING_KEYS].current
     forger = ServerKey(real.server_name, generate_signing_key(real.key.version))
     pdu["signatures"] = forger.signature_for(pdu)
     await _tamper(

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.model import Draft, Event
@@ -22,7 +22,6 @@ from tests.test_friends import (
     friends_of,
     request_friend,
     requests_of,
-    sync,
 )
 
 
@@ -123,10 +122,10 @@ async def test_the_blocked_user_sees_nothing_but_an_ordinary_end(hs: MatrixClien
     alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
     await befriend(hs, alice, bob)
     await befriend(hs, alice, carol)
-    since = (await sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await block(hs, alice, bob)
     await hs.ok("DELETE", f"{V1}/friends/{carol.user_id}", user=alice)  # an ordinary removal
-    body = await sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     assert [e["type"] for e in body["account_data"]["events"]] == ["com.linkchat.friends"]
     # What the blocked user can read is exactly what a removed friend can.
     for user in (bob, carol):
@@ -160,7 +159,7 @@ async def test_the_blocked_user_cannot_invite_the_blocker(hs: MatrixClient) -> N
     await block(hs, alice, bob)
     reply = await hs.request("POST", f"rooms/{room}/invite", {"user_id": alice.user_id}, user=bob)
     assert_silent_refusal(reply)
-    assert (await sync(hs, alice))["rooms"]["invite"] == {}
+    assert (await hs.sync(alice))["rooms"]["invite"] == {}
     # Others are still invited as usual, and the blocker may still invite.
     await hs.ok("POST", f"rooms/{room}/invite", {"user_id": carol.user_id}, user=bob)
     own = await hs.create_room(alice)
@@ -228,7 +227,7 @@ async def test_an_invite_checked_before_the_block_landed_is_still_refused(
         assert "block" not in refused.error.lower()
     else:
         raise AssertionError("the invite of the blocker landed")
-    assert (await sync(hs, alice))["rooms"]["invite"] == {}
+    assert (await hs.sync(alice))["rooms"]["invite"] == {}
 
 
 async def test_an_invite_in_the_same_batch_as_the_block_is_refused(hs: MatrixClient) -> None:
@@ -245,8 +244,8 @@ async def test_an_invite_in_the_same_batch_as_the_block_is_refused(hs: MatrixCli
     assert isinstance(blocked, Event)
     assert isinstance(invited, MatrixError) and invited.status == 403, invited
     assert isinstance(other, Event)  # an invite of someone else is not held up
-    assert (await sync(hs, alice))["rooms"]["invite"] == {}
-    assert room in (await sync(hs, carol))["rooms"]["invite"]
+    assert (await hs.sync(alice))["rooms"]["invite"] == {}
+    assert room in (await hs.sync(carol))["rooms"]["invite"]
 
 
 async def test_an_invite_in_the_same_group_as_the_unblock_lands(hs: MatrixClient) -> None:
@@ -281,10 +280,10 @@ async def test_the_blocked_users_messages_are_hidden_from_the_blocker(hs: Matrix
     await hs.join(alice, room)
     await hs.join(bob, room)
     await block(hs, alice, bob)
-    since = (await sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     hidden = await hs.send(bob, room, {"msgtype": "m.text", "body": "can you hear me"})
     shown = await hs.send(carol, room, {"msgtype": "m.text", "body": "hello all"})
-    timeline = (await sync(hs, alice, since))["rooms"]["join"][room]["timeline"]["events"]
+    timeline = (await hs.sync(alice, since))["rooms"]["join"][room]["timeline"]["events"]
     ids = [e["event_id"] for e in timeline]
     assert shown in ids and hidden not in ids
     history = await hs.ok("GET", f"rooms/{room}/messages?dir=b&limit=50", user=alice)

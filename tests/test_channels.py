@@ -12,7 +12,7 @@ import asyncpg
 import jsonschema
 import pytest
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.errors import MatrixError
 from homeserver.events.model import Draft
 from homeserver.events.validation import check_reaction_key, grapheme_count
@@ -202,9 +202,9 @@ async def test_the_creators_power_level_override_still_wins(hs: MatrixClient) ->
 
 async def test_subscribers_get_the_post_in_sync(hs: MatrixClient) -> None:
     room, owner, (bob,) = await _with_subscribers(hs, 1)
-    since = (await hs.ok("GET", "sync?timeout=0", user=bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     post = await hs.send(owner, room, TEXT)
-    body = await hs.ok("GET", f"sync?timeout=5000&since={since}", user=bob)
+    body = await hs.sync(bob, since, wait_ms=5000)
     timeline = body["rooms"]["join"][room]["timeline"]["events"]
     assert post in [event["event_id"] for event in timeline]
 
@@ -341,13 +341,13 @@ async def test_one_post_to_200_subscribers_writes_one_event_and_nothing_per_subs
         ]
     )
     assert (await _info(hs, owner, room)).body["subscriber_count"] == 201
-    since = (await hs.ok("GET", "sync?timeout=0", user=reader))["next_batch"]
+    since = (await hs.sync(reader))["next_batch"]
     conn = await asyncpg.connect(fresh_dsn)
     try:
         before = await _row_counts(conn)
         post = await hs.send(owner, room, TEXT)
         # Reading it (unread counts included) writes nothing either.
-        synced = await hs.ok("GET", f"sync?timeout=5000&since={since}", user=reader)
+        synced = await hs.sync(reader, since, wait_ms=5000)
         after = await _row_counts(conn)
     finally:
         await conn.close()

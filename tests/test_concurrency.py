@@ -135,7 +135,7 @@ async def test_two_server_processes_on_one_database_interleave_without_gaps(
 
 
 async def test_a_draft_postgresql_refuses_fails_alone_not_its_whole_batch(hs: MatrixClient) -> None:
-    from homeserver.app import APPENDER
+    from homeserver.api.app_keys import APPENDER
     from homeserver.errors import MatrixError
     from homeserver.events.model import Draft
 
@@ -205,7 +205,7 @@ async def test_a_batch_whose_commit_landed_is_not_written_again_when_the_answer_
     """The COMMIT goes through but the reply does not come back (the connection drops,
     or the next batch's lock, sent with it, fails): the batch is in the log, and
     retrying it would write every event without a transaction ID twice."""
-    from homeserver.app import APPENDER, POOL
+    from homeserver.api.app_keys import APPENDER, POOL
     from homeserver.events.model import Draft
     from homeserver.store.events import AppendSession
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.device_control import rules
 from homeserver.device_control.content import MODELS
 from homeserver.device_control.expiry import expiry_draft
@@ -42,7 +42,6 @@ from tests.devices import (
     send_command,
     send_event,
     send_result,
-    sync,
     timeline,
 )
 from tests.matrix import MatrixClient, User
@@ -500,8 +499,8 @@ async def test_the_commands_list_is_for_the_owner_the_device_and_granted_users(
 
 async def test_a_device_long_polling_sync_is_woken_by_a_command(hs: MatrixClient) -> None:
     paired = await paired_device(hs)
-    since = (await sync(hs, paired.device))["next_batch"]
-    poll = asyncio.create_task(sync(hs, paired.device, since, timeout_ms=10_000))
+    since = (await hs.sync(paired.device))["next_batch"]
+    poll = asyncio.create_task(hs.sync(paired.device, since, wait_ms=10_000))
     await asyncio.sleep(0.1)
     command_id = await command(hs, paired)
     body = await asyncio.wait_for(poll, 5)
@@ -513,13 +512,13 @@ async def test_an_offline_device_gets_its_pending_commands_on_its_next_sync(
     hs: MatrixClient,
 ) -> None:
     paired = await paired_device(hs)
-    since = (await sync(hs, paired.device))["next_batch"]
+    since = (await hs.sync(paired.device))["next_batch"]
     # The device goes offline; meanwhile one command waits and one expires.
     waiting = await command(hs, paired, ttl_ms=60_000)
     expiring = await command(hs, paired, ttl_ms=200)
     await _wait_for_status(hs, paired.owner, paired.device.user_id, expiring, "expired")
 
-    body = await sync(hs, paired.device, since)
+    body = await hs.sync(paired.device, since)
     events = timeline(body, paired.room_id)
     assert [e["event_id"] for e in events if e["type"] == COMMAND] == [waiting, expiring]
     [expiry] = [e for e in events if e["type"] == EXPIRED]

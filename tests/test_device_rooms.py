@@ -280,7 +280,7 @@ async def test_grant_invites_the_user_at_the_command_level_and_revoke_kicks_them
     check_shape("empty", granted)
     levels = await _state(hs, paired.owner, paired.room_id, "m.room.power_levels")
     assert levels["users"][friend.user_id] == 50
-    invited = await hs.ok("GET", "sync?timeout=0", user=friend)
+    invited = await hs.sync(friend)
     assert paired.room_id in invited["rooms"]["invite"]
     await hs.join(friend, paired.room_id)
     listed = await hs.ok("GET", f"{V1}/devices", user=paired.owner)

@@ -22,14 +22,6 @@ async def _put(hs: MatrixClient, user: User, alias: str, room_id: str) -> Reply:
     return await hs.request("PUT", _path(alias), {"room_id": room_id}, user=user)
 
 
-async def _set_level(hs: MatrixClient, admin: User, room: str, user: User, level: int) -> None:
-    levels: dict[str, Any] = await hs.ok(
-        "GET", f"rooms/{room}/state/m.room.power_levels/", user=admin
-    )
-    levels["users"][user.user_id] = level
-    await hs.ok("PUT", f"rooms/{room}/state/m.room.power_levels/", levels, user=admin)
-
-
 async def _set_canonical(hs: MatrixClient, user: User, room: str, content: Any) -> Reply:
     return await hs.request(
         "PUT", f"rooms/{room}/state/m.room.canonical_alias/", content, user=user
@@ -208,7 +200,7 @@ async def test_member_with_canonical_alias_power_can_delete_an_alias(hs: MatrixC
     await hs.join(bob, room)
     alias = _new_alias()
     await _put(hs, alice, alias, room)
-    await _set_level(hs, alice, room, bob, 50)
+    await hs.set_level(alice, room, bob, 50)
     assert (await hs.request("DELETE", _path(alias), user=bob)).status == 200
     assert (await hs.request("GET", _path(alias))).status == 404
 

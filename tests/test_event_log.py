@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.replay import replay
 from homeserver.events.canonical import decode
 from homeserver.events.hashing import content_hash_matches, event_id_for
@@ -52,7 +52,7 @@ async def test_every_event_is_hashed_signed_and_chained(
 ) -> None:
     hs = await start_app(dsn=fresh_dsn)
     await _scenario(hs)
-    key = hs.app[KEYS].current
+    key = hs.app[SIGNING_KEYS].current
     conn = await asyncpg.connect(fresh_dsn)
     try:
         rows = await conn.fetch("SELECT * FROM events ORDER BY stream_position")

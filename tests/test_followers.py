@@ -20,8 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from homeserver.api.keys import POOL
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER, POOL
 from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.log.followers import Followers, Start

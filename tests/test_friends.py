@@ -64,11 +64,6 @@ async def requests_of(hs: MatrixClient, user: User) -> dict[str, dict[str, dict[
     return {side: {r["user_id"]: r for r in body[side]} for side in ("incoming", "outgoing")}
 
 
-async def sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
-    path = "sync?timeout=0" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", path, user=user))
-
-
 def account_data(body: dict[str, Any], data_type: str) -> dict[str, Any] | None:
     for event in body["account_data"]["events"]:
         if event["type"] == data_type:
@@ -77,7 +72,7 @@ def account_data(body: dict[str, Any], data_type: str) -> dict[str, Any] | None:
 
 
 async def current_account_data(hs: MatrixClient, user: User, data_type: str) -> dict[str, Any]:
-    found = account_data(await sync(hs, user), data_type)
+    found = account_data(await hs.sync(user), data_type)
     assert found is not None, f"no {data_type} for {user.user_id}"
     return found
 
@@ -245,7 +240,7 @@ async def test_the_direct_chat_is_a_synapse_style_dm(hs: MatrixClient) -> None:
     assert rules["join_rule"] == "invite"
     levels = await hs.ok("GET", f"rooms/{room_id}/state/m.room.power_levels/", user=bob)
     assert levels["users"] == {alice.user_id: 100, bob.user_id: 100}  # trusted_private_chat
-    invited = (await sync(hs, alice))["rooms"]["invite"][room_id]["invite_state"]["events"]
+    invited = (await hs.sync(alice))["rooms"]["invite"][room_id]["invite_state"]["events"]
     own = next(
         e for e in invited if e["type"] == "m.room.member" and e["state_key"] == alice.user_id
     )
@@ -316,10 +311,10 @@ async def test_removing_someone_who_is_only_a_requester_is_not_found(hs: MatrixC
 
 async def test_both_sides_see_every_change_in_their_next_sync(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    since = {u.user_id: (await sync(hs, u))["next_batch"] for u in (alice, bob)}
+    since = {u.user_id: (await hs.sync(u))["next_batch"] for u in (alice, bob)}
 
     async def friends_data(user: User) -> dict[str, Any] | None:
-        body = await sync(hs, user, since[user.user_id])
+        body = await hs.sync(user, since[user.user_id])
         since[user.user_id] = body["next_batch"]
         return account_data(body, "com.linkchat.friends")
 
@@ -375,8 +370,8 @@ async def test_clients_cannot_set_com_linkchat_friends_but_can_read_it(hs: Matri
 
 async def test_a_long_poll_wakes_when_someone_sends_you_a_request(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    since = (await sync(hs, bob))["next_batch"]
-    waiting = asyncio.create_task(hs.ok("GET", f"sync?timeout=10000&since={since}", user=bob))
+    since = (await hs.sync(bob))["next_batch"]
+    waiting = asyncio.create_task(hs.sync(bob, since, wait_ms=10_000))
     await asyncio.sleep(0.2)
     await request_friend(hs, alice, bob.user_id)
     body = await asyncio.wait_for(waiting, 5)

@@ -117,7 +117,7 @@ async def test_to_stops_pagination_at_a_token(hs: MatrixClient) -> None:
 
 async def test_sync_tokens_work_as_pagination_tokens(hs: MatrixClient) -> None:
     alice, room = await _room_with_messages(hs, 4)
-    sync = await hs.ok("GET", "sync?timeout=0", user=alice)
+    sync = await hs.sync(alice)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "after sync"})
     before = await _page(hs, alice, room, dir="b", limit=2, **{"from": sync["next_batch"]})
     assert _bodies(before["chunk"]) == ["m3", "m2"]

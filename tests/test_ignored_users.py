@@ -7,11 +7,6 @@ from typing import Any
 from tests.matrix import MatrixClient, User
 
 
-async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
-    query = "sync?timeout=0" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", query, user=user))
-
-
 async def _ignore(hs: MatrixClient, user: User, *others: User) -> None:
     await hs.ok(
         "PUT",
@@ -58,13 +53,13 @@ async def test_messages_of_an_ignored_user_vanish_from_sync(hs: MatrixClient) ->
     alice, bob, troll, room = await _room_of_three(hs)
     await _say(hs, troll, room, "before")
     await _ignore(hs, bob, troll)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await _say(hs, troll, room, "spam")
     await _say(hs, alice, room, "hello")
-    body = await _sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     assert _said(body, room) == ["hello"]
     # The initial sync (built from the database) leaves them out too; state stays.
-    initial = await _sync(hs, bob)
+    initial = await hs.sync(bob)
     assert _said(initial, room) == ["hello"]
     section = initial["rooms"]["join"][room]
     members = {
@@ -74,7 +69,7 @@ async def test_messages_of_an_ignored_user_vanish_from_sync(hs: MatrixClient) ->
     }
     assert troll.user_id in members
     # The others still see them.
-    assert _said(await _sync(hs, alice, since), room) == ["spam", "hello"]
+    assert _said(await hs.sync(alice, since), room) == ["spam", "hello"]
 
 
 async def test_ignored_users_leave_history_and_context(hs: MatrixClient) -> None:
@@ -120,7 +115,7 @@ def _typers(body: dict[str, Any], room: str) -> list[list[str]]:
 async def test_an_ignored_user_is_never_shown_typing(hs: MatrixClient) -> None:
     alice, bob, troll, room = await _room_of_three(hs)
     await _ignore(hs, bob, troll)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     for typist in (troll, alice):
         await hs.ok(
             "PUT",
@@ -128,60 +123,58 @@ async def test_an_ignored_user_is_never_shown_typing(hs: MatrixClient) -> None:
             {"typing": True, "timeout": 30000},
             user=typist,
         )
-    assert _typers(await _sync(hs, bob, since), room) == [[alice.user_id]]
-    assert _typers(await _sync(hs, bob), room) == [[alice.user_id]]
-    assert sorted(_typers(await _sync(hs, alice), room)[0]) == sorted(
-        [alice.user_id, troll.user_id]
-    )
+    assert _typers(await hs.sync(bob, since), room) == [[alice.user_id]]
+    assert _typers(await hs.sync(bob), room) == [[alice.user_id]]
+    assert sorted(_typers(await hs.sync(alice), room)[0]) == sorted([alice.user_id, troll.user_id])
 
 
 async def test_invites_from_an_ignored_user_are_not_shown(hs: MatrixClient) -> None:
     bob, troll, friend = await hs.register(), await hs.register(), await hs.register()
     await _ignore(hs, bob, troll)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     unwanted = await hs.create_room(troll, invite=[bob.user_id])
     wanted = await hs.create_room(friend, invite=[bob.user_id])
-    invites = (await _sync(hs, bob, since))["rooms"]["invite"]
+    invites = (await hs.sync(bob, since))["rooms"]["invite"]
     assert wanted in invites
     assert unwanted not in invites
-    assert unwanted not in (await _sync(hs, bob))["rooms"]["invite"]
+    assert unwanted not in (await hs.sync(bob))["rooms"]["invite"]
 
 
 async def test_receipts_of_an_ignored_user_are_left_out(hs: MatrixClient) -> None:
     alice, bob, troll, room = await _room_of_three(hs)
     await _ignore(hs, bob, troll)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     event_id = await _say(hs, alice, room, "read me")
     for reader in (troll, alice):
         await hs.ok("POST", f"rooms/{room}/receipt/m.read/{event_id}", {}, user=reader)
-    assert _readers(await _sync(hs, bob, since), room) == {alice.user_id}
-    assert troll.user_id not in _readers(await _sync(hs, bob), room)
-    assert troll.user_id in _readers(await _sync(hs, alice), room)
+    assert _readers(await hs.sync(bob, since), room) == {alice.user_id}
+    assert troll.user_id not in _readers(await hs.sync(bob), room)
+    assert troll.user_id in _readers(await hs.sync(alice), room)
 
 
 async def test_unignoring_restores_what_is_sent_afterwards(hs: MatrixClient) -> None:
     _alice, bob, troll, room = await _room_of_three(hs)
     await _ignore(hs, bob, troll)
     await _say(hs, troll, room, "while ignored")
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await _ignore(hs, bob)
     # Takes effect in the very next sync.
     await _say(hs, troll, room, "forgiven")
-    assert _said(await _sync(hs, bob, since), room) == ["forgiven"]
+    assert _said(await hs.sync(bob, since), room) == ["forgiven"]
     invite_room = await hs.create_room(troll, invite=[bob.user_id])
-    assert invite_room in (await _sync(hs, bob, since))["rooms"]["invite"]
+    assert invite_room in (await hs.sync(bob, since))["rooms"]["invite"]
 
 
 async def test_ignoring_takes_effect_in_the_next_sync(hs: MatrixClient) -> None:
     alice, bob, troll, room = await _room_of_three(hs)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await _say(hs, troll, room, "seen")
-    body = await _sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     assert _said(body, room) == ["seen"]
     await _ignore(hs, bob, troll)
     await _say(hs, troll, room, "unseen")
     await _say(hs, alice, room, "still here")
-    assert _said(await _sync(hs, bob, body["next_batch"]), room) == ["still here"]
+    assert _said(await hs.sync(bob, body["next_batch"]), room) == ["still here"]
 
 
 async def test_a_malformed_ignore_list_ignores_nobody(hs: MatrixClient) -> None:
@@ -192,15 +185,15 @@ async def test_a_malformed_ignore_list_ignores_nobody(hs: MatrixClient) -> None:
         {"ignored_users": [troll.user_id]},
         user=bob,
     )
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await _say(hs, troll, room, "heard")
-    assert _said(await _sync(hs, bob, since), room) == ["heard"]
+    assert _said(await hs.sync(bob, since), room) == ["heard"]
 
 
 async def test_a_user_cannot_ignore_themselves(hs: MatrixClient) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice)
     await _ignore(hs, alice, alice)
-    since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     await _say(hs, alice, room, "me")
-    assert _said(await _sync(hs, alice, since), room) == ["me"]
+    assert _said(await hs.sync(alice, since), room) == ["me"]

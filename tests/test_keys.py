@@ -15,7 +15,7 @@ from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, g
 from signedjson.sign import verify_signed_json
 from unpaddedbase64 import decode_base64
 
-from homeserver.api.keys import KEYS
+from homeserver.api.app_keys import SIGNING_KEYS
 from homeserver.audit.verify import Failure, LogVerifier
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.sealing import seal
@@ -70,16 +70,16 @@ async def test_events_signed_before_and_after_a_rotation_all_verify(
     key_path = tmp_path / "signing.key"
     before = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
     await _chat(before)
-    old_key_id = before.app[KEYS].current.key_id
+    old_key_id = before.app[SIGNING_KEYS].current.key_id
     await asyncio.sleep(0.01)
     rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)
     await asyncio.sleep(0.01)
     after = await start_app(dsn=fresh_dsn, signing_key_path=key_path)  # the restart
-    assert after.app[KEYS].current.key_id != old_key_id
+    assert after.app[SIGNING_KEYS].current.key_id != old_key_id
     await _chat(after)
     failure, verifier = await _verify(fresh_dsn, key_path)
     assert failure is None, str(failure)
-    assert verifier.keys_used == {old_key_id, after.app[KEYS].current.key_id}
+    assert verifier.keys_used == {old_key_id, after.app[SIGNING_KEYS].current.key_id}
 
 
 async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
@@ -91,7 +91,7 @@ async def test_the_key_endpoint_publishes_old_keys_with_their_expiry(
     rotate_key(key_path, SERVER, rotated_at, grace_ms=60_000)
     hs = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
     body = await hs.ok("GET", "/_matrix/key/v2/server")
-    current = hs.app[KEYS].current
+    current = hs.app[SIGNING_KEYS].current
     assert body["verify_keys"] == {current.key_id: {"key": current.public_key_base64}}
     assert body["old_verify_keys"] == {
         old.key_id: {"key": old.public_key_base64, "expired_ts": rotated_at + 60_000}
@@ -108,13 +108,13 @@ async def test_a_running_server_signs_with_the_rotated_key_without_a_restart(
     key_path = tmp_path / "signing.key"
     hs = await start_app(dsn=fresh_dsn, signing_key_path=key_path)
     room = await _chat(hs)
-    old_key_id = hs.app[KEYS].current.key_id
+    old_key_id = hs.app[SIGNING_KEYS].current.key_id
     rotate_key(key_path, SERVER, _now_ms(), grace_ms=0)  # --grace 0: the old key expires now
     await asyncio.sleep(0.01)
     user = await hs.register()
     await hs.join(user, room)
     await hs.send(user, room, {"msgtype": "m.text", "body": "after the rotation"})
-    new_key_id = hs.app[KEYS].current.key_id
+    new_key_id = hs.app[SIGNING_KEYS].current.key_id
     assert new_key_id != old_key_id
     failure, verifier = await _verify(fresh_dsn, key_path)
     assert failure is None, str(failure)

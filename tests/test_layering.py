@@ -23,13 +23,24 @@ RULES: dict[str, set[str]] = {
         "errors",
         "log",
         "accounts",
+        "account_data",
         "bus",
-        "friends",
-        "device_control",
     },
     "accounts": {"store", "events", "projections", "errors", "log", "bus", "ratelimit"},
-    "sync": {"store", "events", "projections", "errors", "log", "rooms", "accounts", "bus"},
-    "receipts": {"store", "events", "projections", "errors", "log"},
+    "sync": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "accounts",
+        "account_data",
+        "bus",
+    },
+    # account_data/: account data, tags and the ignore list, which many services read.
+    "account_data": {"store", "events", "errors", "log", "push"},
+    "receipts": {"store", "events", "projections", "errors", "log", "account_data"},
     "typing_notices": {"store", "errors", "sync", "bus"},
     "presence": {"store", "events", "errors", "sync", "bus"},
     "to_device": {"store", "events", "errors", "sync"},
@@ -37,18 +48,16 @@ RULES: dict[str, set[str]] = {
     "audit": {"events", "errors", "store", "projections"},
     "metrics": {"events"},
     "roles": {"store", "events", "projections", "errors", "rooms"},
-    "channels": {"store", "events", "projections", "errors", "rooms", "roles"},
-    # rooms/ calls friends/ (chain rules, invite checks), so friends/ never imports rooms/.
-    "friends": {"store", "events", "projections", "errors", "log", "receipts"},
+    "channels": {"store", "events", "projections", "errors", "log", "rooms", "roles"},
+    "friends": {"store", "events", "projections", "errors", "log", "account_data"},
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
     # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
     "ratelimit": {"errors"},
     # search/: message search and the public room directory.
-    "search": {"store", "events", "projections", "errors", "log", "rooms", "sync"},
-    # profiles/: profiles, account data and tags, the user directory.
-    "profiles": {"store", "events", "errors", "log", "rooms", "receipts", "push", "media"},
-    # rooms/ calls device_control/ (chain rules), so device_control/ never imports rooms/.
+    "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
+    # profiles/: profiles and the user directory.
+    "profiles": {"store", "events", "projections", "errors", "log", "rooms", "media"},
     "device_control": {"store", "events", "projections", "errors", "log", "accounts"},
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
@@ -74,6 +83,7 @@ RULES: dict[str, set[str]] = {
         "media",
         "search",
         "profiles",
+        "account_data",
         "device_control",
         "e2ee",
         "ratelimit",

@@ -694,7 +694,7 @@ async def test_upload_is_recorded_in_the_log_and_replays_into_the_media_table(
 
 
 async def test_media_record_must_not_be_state(hs: MatrixClient) -> None:
-    from homeserver.app import APPENDER
+    from homeserver.api.app_keys import APPENDER
     from homeserver.errors import MatrixError
     from homeserver.events.model import Draft
 
@@ -713,9 +713,9 @@ async def test_media_record_must_not_be_state(hs: MatrixClient) -> None:
 
 async def test_uploads_do_not_appear_in_sync(hs: MatrixClient) -> None:
     alice = await hs.register()
-    first = await hs.ok("GET", "sync?timeout=0", user=alice)
+    first = await hs.sync(alice)
     await upload_ok(hs, alice, b"quiet")
-    later = await hs.ok("GET", f"sync?timeout=0&since={first['next_batch']}", user=alice)
+    later = await hs.sync(alice, first["next_batch"])
     assert later.get("rooms", {}).get("join", {}) == {}
     assert alice.user_id not in str(later.get("rooms", {}))
 

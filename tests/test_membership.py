@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from urllib.parse import quote
 
 from tests.matrix import MatrixClient, Reply, User
@@ -23,14 +22,6 @@ async def _act(hs: MatrixClient, user: User, room: str, action: str, target: Use
     return await hs.request(
         "POST", f"rooms/{room}/{action}", {"user_id": target.user_id}, user=user
     )
-
-
-async def _set_level(hs: MatrixClient, admin: User, room: str, user: User, level: int) -> None:
-    levels: dict[str, Any] = await hs.ok(
-        "GET", f"rooms/{room}/state/m.room.power_levels/", user=admin
-    )
-    levels["users"][user.user_id] = level
-    await hs.ok("PUT", f"rooms/{room}/state/m.room.power_levels/", levels, user=admin)
 
 
 async def _public_room(hs: MatrixClient) -> tuple[User, str]:
@@ -262,8 +253,8 @@ async def test_user_cannot_kick_someone_of_equal_level(hs: MatrixClient) -> None
     bob, carol = await hs.register(), await hs.register()
     await hs.join(bob, room)
     await hs.join(carol, room)
-    await _set_level(hs, alice, room, bob, 50)
-    await _set_level(hs, alice, room, carol, 50)
+    await hs.set_level(alice, room, bob, 50)
+    await hs.set_level(alice, room, carol, 50)
     reply = await _act(hs, bob, room, "kick", carol)
     assert reply.status == 403
     assert reply.errcode == "M_FORBIDDEN"
@@ -274,7 +265,7 @@ async def test_user_cannot_kick_someone_of_higher_level(hs: MatrixClient) -> Non
     alice, room = await _public_room(hs)
     bob = await hs.register()
     await hs.join(bob, room)
-    await _set_level(hs, alice, room, bob, 50)
+    await hs.set_level(alice, room, bob, 50)
     reply = await _act(hs, bob, room, "kick", alice)
     assert reply.status == 403
     assert reply.errcode == "M_FORBIDDEN"
@@ -286,7 +277,7 @@ async def test_moderator_can_kick_a_lower_member(hs: MatrixClient) -> None:
     bob, carol = await hs.register(), await hs.register()
     await hs.join(bob, room)
     await hs.join(carol, room)
-    await _set_level(hs, alice, room, bob, 50)
+    await hs.set_level(alice, room, bob, 50)
     assert (await _act(hs, bob, room, "kick", carol)).status == 200
     assert room not in await _joined_rooms(hs, carol)
 
@@ -367,7 +358,7 @@ async def test_user_cannot_ban_someone_of_higher_level(hs: MatrixClient) -> None
     alice, room = await _public_room(hs)
     bob = await hs.register()
     await hs.join(bob, room)
-    await _set_level(hs, alice, room, bob, 50)
+    await hs.set_level(alice, room, bob, 50)
     reply = await _act(hs, bob, room, "ban", alice)
     assert reply.status == 403
     assert room in await _joined_rooms(hs, alice)

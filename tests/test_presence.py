@@ -52,13 +52,6 @@ def _presence_of(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
-    deadline_at = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline_at, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 class PresenceBehaviour:
     """What every presence store must do; subclasses provide `start` (config overrides)."""
 
@@ -145,7 +138,7 @@ class PresenceBehaviour:
         async def online() -> bool:
             return (await _get(server, alice, bob))["presence"] == "online"
 
-        await _eventually(online)
+        await server.eventually(online)
         await server.ok("POST", f"rooms/{room}/leave", {}, user=bob)
         reply = await server.request("GET", f"presence/{bob.user_id}/status", user=alice)
         assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN")
@@ -213,7 +206,7 @@ class PresenceBehaviour:
         alice = await server.register()
         await server.ok("GET", "sync", user=alice)
         await _set(server, alice, "unavailable", "away")
-        await server.ok("GET", "sync?timeout=0", user=alice)
+        await server.sync(alice)
         assert (await _get(server, alice, alice))["presence"] == "unavailable"
 
     async def test_sending_a_message_makes_an_idle_user_online(self, server: MatrixClient) -> None:
@@ -225,7 +218,7 @@ class PresenceBehaviour:
             status = await _get(server, alice, alice)
             return status["presence"] == "online" and status["currently_active"] is True
 
-        await _eventually(online)
+        await server.eventually(online)
 
     # The sync's presence section
 
@@ -315,7 +308,7 @@ class PresenceBehaviour:
         async def idle() -> bool:
             return (await _get(server, alice, bob))["presence"] == "unavailable"
 
-        await _eventually(idle, 4)
+        await server.eventually(idle)
         status = await _get(server, alice, bob)
         assert status["currently_active"] is False
         assert status["last_active_ago"] >= 1_000
@@ -335,7 +328,7 @@ class PresenceBehaviour:
         async def offline() -> bool:
             return (await _get(server, alice, bob))["presence"] == "offline"
 
-        await _eventually(offline, 4)
+        await server.eventually(offline)
         body = await server.ok(
             "GET", f"sync?since={first['next_batch']}&set_presence=offline", user=alice
         )

@@ -20,11 +20,6 @@ SCHEMA = Path(__file__).resolve().parent.parent / "spec" / "events" / "com.linkc
 AVATAR = "mxc://localhost/AbCdEf123_-"
 
 
-async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
-    query = "sync?timeout=0" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", query, user=user))
-
-
 async def _member(hs: MatrixClient, user: User, room: str, of: User) -> dict[str, Any]:
     return dict(await hs.ok("GET", f"rooms/{room}/state/m.room.member/{of.user_id}", user=user))
 
@@ -65,7 +60,7 @@ async def test_a_profile_change_shows_in_every_joined_room_and_in_the_other_memb
     second = await hs.create_room(alice, preset="private_chat", invite=[bob.user_id])
     await hs.join(bob, first)
     await hs.join(bob, second)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
 
     await _set(hs, alice, "displayname", "Queen Alice")
     await _set(hs, alice, "avatar_url", AVATAR)
@@ -73,7 +68,7 @@ async def test_a_profile_change_shows_in_every_joined_room_and_in_the_other_memb
     for room in (first, second):
         member = await _member(hs, bob, room, alice)
         assert member == {"membership": "join", "displayname": "Queen Alice", "avatar_url": AVATAR}
-    body = await _sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     for room in (first, second):
         changes = [
             e["content"]
@@ -171,9 +166,9 @@ async def test_the_changer_gets_the_change_without_the_rooms_state_again(
 ) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice, name="Quiet room")
-    since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     await _set(hs, alice, "displayname", "Renamed")
-    section = (await _sync(hs, alice, since))["rooms"]["join"][room]
+    section = (await hs.sync(alice, since))["rooms"]["join"][room]
     assert section["state"]["events"] == []
     assert section["timeline"]["limited"] is False
     assert [
@@ -187,12 +182,12 @@ async def test_leaving_and_joining_again_between_two_syncs_is_still_a_new_join(
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat", name="Back again")
     await hs.join(bob, room)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
     await hs.join(bob, room)
     for n in range(12):
         await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
-    section = (await _sync(hs, bob, since))["rooms"]["join"][room]
+    section = (await hs.sync(bob, since))["rooms"]["join"][room]
     assert "m.room.create" in {e["type"] for e in section["state"]["events"]}
 
 
@@ -238,9 +233,9 @@ async def test_setting_the_same_name_again_sends_nothing(hs: MatrixClient) -> No
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
     await _set(hs, alice, "displayname", "Same")
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await _set(hs, alice, "displayname", "Same")
-    assert room not in (await _sync(hs, bob, since))["rooms"]["join"]
+    assert room not in (await hs.sync(bob, since))["rooms"]["join"]
 
 
 async def test_profiles_are_rebuilt_identically_from_the_log(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.account_data import ACCOUNT_DATA
+from homeserver.api.app_keys import APPENDER, POOL
 from homeserver.api.receipts import RECEIPTS
-from homeserver.app import APPENDER
 from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.store import events as event_store
@@ -180,7 +180,7 @@ async def test_fully_read_receipt_sets_the_rooms_read_marker(hs: MatrixClient) -
     alice, bob, room = await hs.room_of_two()
     event = await hs.send(alice, room)
     assert (await _receipt(hs, bob, room, event, "m.fully_read"))[0] == 200
-    data = await hs.app[RECEIPTS].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
+    data = await hs.app[ACCOUNT_DATA].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
     assert data == {room: [{"type": "m.fully_read", "content": {"event_id": event}}]}
     # The marker is account data, never an m.receipt.
     assert await hs.app[RECEIPTS].receipts_for_sync(alice.user_id, [room], None, EVERYTHING) == {}
@@ -197,7 +197,7 @@ async def test_read_markers_set_marker_and_both_receipts(hs: MatrixClient) -> No
         user=bob,
     )
     receipts = hs.app[RECEIPTS]
-    data = await receipts.room_account_data_for_sync(bob.user_id, None, EVERYTHING)
+    data = await hs.app[ACCOUNT_DATA].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
     assert data[room] == [{"type": "m.fully_read", "content": {"event_id": first}}]
     own = await receipts.receipts_for_sync(bob.user_id, [room], None, EVERYTHING)
     assert set(own[room][second]) == {"m.read", "m.read.private"}
@@ -213,7 +213,9 @@ async def test_read_markers_with_an_unknown_event_change_nothing(hs: MatrixClien
         user=bob,
     )
     assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
-    assert await hs.app[RECEIPTS].room_account_data_for_sync(bob.user_id, None, EVERYTHING) == {}
+    assert (
+        await hs.app[ACCOUNT_DATA].room_account_data_for_sync(bob.user_id, None, EVERYTHING) == {}
+    )
 
 
 async def test_read_markers_need_membership(hs: MatrixClient) -> None:
@@ -232,7 +234,7 @@ async def test_fully_read_marker_never_moves_backwards(hs: MatrixClient) -> None
     second = await hs.send(alice, room)
     await hs.ok("POST", f"rooms/{room}/read_markers", {"m.fully_read": second}, user=bob)
     await hs.ok("POST", f"rooms/{room}/read_markers", {"m.fully_read": first}, user=bob)
-    data = await hs.app[RECEIPTS].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
+    data = await hs.app[ACCOUNT_DATA].room_account_data_for_sync(bob.user_id, None, EVERYTHING)
     assert data[room] == [{"type": "m.fully_read", "content": {"event_id": second}}]
 
 
@@ -249,8 +251,10 @@ async def test_global_account_data_is_served_apart_from_room_account_data(hs: Ma
             state_key='["", "m.direct"]',
         )
     )
-    receipts = hs.app[RECEIPTS]
-    assert await receipts.global_account_data_for_sync(bob.user_id, None, EVERYTHING) == [
+    account_data = hs.app[ACCOUNT_DATA]
+    assert await account_data.global_account_data_for_sync(bob.user_id, None, EVERYTHING) == [
         {"type": "m.direct", "content": {alice.user_id: [room]}}
     ]
-    assert list(await receipts.room_account_data_for_sync(bob.user_id, None, EVERYTHING)) == [room]
+    assert list(await account_data.room_account_data_for_sync(bob.user_id, None, EVERYTHING)) == [
+        room
+    ]

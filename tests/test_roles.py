@@ -11,7 +11,7 @@ from urllib.parse import quote
 import jsonschema
 import pytest
 
-from homeserver.app import APPENDER
+from homeserver.api.app_keys import APPENDER
 from homeserver.config import check_config
 from homeserver.errors import MatrixError
 from homeserver.events.model import STATE_CHANGED, StateEdit

@@ -10,23 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from homeserver.events.canonical import decode
 from tests.matrix import MatrixClient, User
-
-
-async def _second_device(hs: MatrixClient, user: User) -> User:
-    body = await hs.ok(
-        "POST",
-        "login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user.user_id},
-            "password": user.password,
-        },
-    )
-    assert body["device_id"] != user.device_id
-    return User(user.user_id, body["access_token"], body["device_id"], user.password)
 
 
 def _pool(hs: MatrixClient) -> asyncpg.Pool:
@@ -41,14 +27,6 @@ async def _room_events(hs: MatrixClient, room: str) -> list[asyncpg.Record]:
             room,
         )
         return rows
-
-
-async def _set_level(hs: MatrixClient, admin: User, room: str, user: User, level: int) -> None:
-    levels: dict[str, Any] = await hs.ok(
-        "GET", f"rooms/{room}/state/m.room.power_levels/", user=admin
-    )
-    levels["users"][user.user_id] = level
-    await hs.ok("PUT", f"rooms/{room}/state/m.room.power_levels/", levels, user=admin)
 
 
 async def _room_with_member(hs: MatrixClient, **create: Any) -> tuple[User, User, str]:
@@ -103,7 +81,7 @@ async def test_concurrent_retries_of_one_send_make_one_event(hs: MatrixClient) -
 
 async def test_same_txn_id_from_another_device_makes_a_new_event(hs: MatrixClient) -> None:
     admin, _, room = await _room_with_member(hs)
-    laptop = await _second_device(hs, admin)
+    laptop = await hs.login(admin)
     first = await hs.send(admin, room, {"body": "from phone"}, txn_id="shared-txn")
     second = await hs.send(laptop, room, {"body": "from laptop"}, txn_id="shared-txn")
     assert first != second
@@ -128,7 +106,7 @@ async def test_sender_sees_their_transaction_id_and_others_do_not(hs: MatrixClie
 
 async def test_transaction_id_is_shown_only_to_the_sending_device(hs: MatrixClient) -> None:
     admin, _, room = await _room_with_member(hs)
-    laptop = await _second_device(hs, admin)
+    laptop = await hs.login(admin)
     event_id = await hs.send(admin, room, txn_id="phone-7")
     from_laptop = await _get(hs, laptop, room, event_id)
     assert "transaction_id" not in from_laptop["unsigned"]
@@ -379,7 +357,7 @@ async def test_device_commands_need_the_level_the_room_sets(hs: MatrixClient) ->
     assert refused.status == 403
     assert refused.errcode == "M_FORBIDDEN"
     assert "50" in refused.body["error"]
-    await _set_level(hs, admin, room, member, 50)
+    await hs.set_level(admin, room, member, 50)
     accepted = await hs.request(
         "PUT", f"rooms/{room}/send/com.linkchat.device.command/c2", command, user=member
     )

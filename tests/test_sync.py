@@ -11,14 +11,6 @@ from urllib.parse import quote
 from tests.matrix import MatrixClient, User
 
 
-async def _sync(
-    hs: MatrixClient, user: User, since: str | None = None, wait_ms: int = 0, **params: str
-) -> dict[str, Any]:
-    query = [f"timeout={wait_ms}"] + ([f"since={since}"] if since else [])
-    query += [f"{key}={value}" for key, value in params.items()]
-    return dict(await hs.ok("GET", "sync?" + "&".join(query), user=user))
-
-
 def _bodies(room: dict[str, Any]) -> list[str]:
     return [
         e["content"].get("body", "")
@@ -34,7 +26,7 @@ async def test_initial_sync_shows_joined_rooms_with_state_and_recent_timeline(
     room = await hs.create_room(alice, name="Initial", preset="public_chat")
     for n in range(15):
         await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
-    body = await _sync(hs, alice)
+    body = await hs.sync(alice)
     joined = body["rooms"]["join"][room]
     assert _bodies(joined) == [f"m{n}" for n in range(5, 15)]
     assert joined["timeline"]["limited"] is True
@@ -50,11 +42,11 @@ async def test_incremental_sync_returns_only_new_events(hs: MatrixClient) -> Non
     alice = await hs.register()
     room = await hs.create_room(alice)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "old"})
-    first = await _sync(hs, alice)
+    first = await hs.sync(alice)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "new"})
-    second = await _sync(hs, alice, first["next_batch"])
+    second = await hs.sync(alice, first["next_batch"])
     assert _bodies(second["rooms"]["join"][room]) == ["new"]
-    third = await _sync(hs, alice, second["next_batch"])
+    third = await hs.sync(alice, second["next_batch"])
     assert room not in third["rooms"]["join"]
 
 
@@ -62,9 +54,9 @@ async def test_long_poll_returns_as_soon_as_a_message_arrives(hs: MatrixClient) 
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     started = time.monotonic()
-    poll = asyncio.create_task(_sync(hs, bob, since, wait_ms=10_000))
+    poll = asyncio.create_task(hs.sync(bob, since, wait_ms=10_000))
     await asyncio.sleep(0.2)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "wake up"})
     body = await poll
@@ -75,9 +67,9 @@ async def test_long_poll_returns_as_soon_as_a_message_arrives(hs: MatrixClient) 
 async def test_long_poll_with_nothing_new_waits_out_its_timeout(hs: MatrixClient) -> None:
     alice = await hs.register()
     await hs.create_room(alice)
-    since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(alice))["next_batch"]
     started = time.monotonic()
-    body = await _sync(hs, alice, since, wait_ms=500)
+    body = await hs.sync(alice, since, wait_ms=500)
     assert time.monotonic() - started >= 0.45
     assert body["rooms"]["join"] == {}
     assert body["next_batch"] == since
@@ -88,9 +80,9 @@ async def test_invite_appears_with_stripped_state_and_join_moves_room_to_join(
 ) -> None:
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, name="Secret")
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await hs.ok("POST", f"rooms/{room}/invite", {"user_id": bob.user_id}, user=alice)
-    body = await _sync(hs, bob, since, wait_ms=5_000)
+    body = await hs.sync(bob, since, wait_ms=5_000)
     invite = body["rooms"]["invite"][room]["invite_state"]["events"]
     assert {
         "type": "m.room.name",
@@ -100,7 +92,7 @@ async def test_invite_appears_with_stripped_state_and_join_moves_room_to_join(
     } in invite
     assert any(e["type"] == "m.room.member" and e["state_key"] == bob.user_id for e in invite)
     await hs.join(bob, room)
-    after = await _sync(hs, bob, body["next_batch"])
+    after = await hs.sync(bob, body["next_batch"])
     joined = after["rooms"]["join"][room]
     # The room's name reaches the new member, in state or in the timeline.
     seen = joined["state"]["events"] + joined["timeline"]["events"]
@@ -113,16 +105,16 @@ async def test_member_who_left_sees_the_room_up_to_their_leave_and_nothing_after
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await hs.send(alice, room, {"msgtype": "m.text", "body": "before"})
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "after"})
-    body = await _sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     left = body["rooms"]["leave"][room]
     assert _bodies(left) == ["before"]
     assert left["timeline"]["events"][-1]["type"] == "m.room.member"
     assert room not in body["rooms"]["join"]
-    later = await _sync(hs, bob, body["next_batch"])
+    later = await hs.sync(bob, body["next_batch"])
     assert room not in later["rooms"]["leave"] and room not in later["rooms"]["join"]
 
 
@@ -131,7 +123,7 @@ async def test_redacted_event_is_served_redacted_in_sync(hs: MatrixClient) -> No
     room = await hs.create_room(alice)
     event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "oops"})
     await hs.ok("PUT", f"rooms/{room}/redact/{event_id}/r", {}, user=alice)
-    body = await _sync(hs, alice)
+    body = await hs.sync(alice)
     served = next(
         e for e in body["rooms"]["join"][room]["timeline"]["events"] if e["event_id"] == event_id
     )
@@ -143,7 +135,7 @@ async def test_sender_sees_its_transaction_id_in_sync(hs: MatrixClient) -> None:
     alice = await hs.register()
     room = await hs.create_room(alice)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "mine"}, txn_id="my-txn")
-    body = await _sync(hs, alice)
+    body = await hs.sync(alice)
     mine = body["rooms"]["join"][room]["timeline"]["events"][-1]
     assert mine["unsigned"]["transaction_id"] == "my-txn"
 
@@ -173,7 +165,7 @@ async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_i
     async def receive(user: User, since: str) -> list[tuple[str, str]]:
         got: list[tuple[str, str]] = []
         while len(got) < expected:
-            body = await _sync(hs, user, since, wait_ms=10_000, filter=big)
+            body = await hs.sync(user, since, wait_ms=10_000, filter=big)
             since = body["next_batch"]
             room_body = body["rooms"]["join"].get(room)
             if room_body is None:
@@ -194,7 +186,7 @@ async def test_twenty_senders_reach_twenty_long_polling_receivers_exactly_once_i
 
     # Every receiver holds its starting token before anyone sends (an initial sync
     # finishing after a send would start past it, and wait forever for it).
-    starts = await asyncio.gather(*(_sync(hs, user) for user in receivers))
+    starts = await asyncio.gather(*(hs.sync(user) for user in receivers))
     receiving = [
         asyncio.create_task(receive(user, start["next_batch"]))
         for user, start in zip(receivers, starts, strict=True)
@@ -229,7 +221,7 @@ async def test_sync_filter_limits_timeline_types_and_event_fields(hs: MatrixClie
         "event_fields": ["type", "content.body"],
         "room": {"timeline": {"types": ["m.room.message"], "limit": 5}},
     }
-    body = await _sync(hs, alice, filter=_filter(sync_filter))
+    body = await hs.sync(alice, filter=_filter(sync_filter))
     events = body["rooms"]["join"][room]["timeline"]["events"]
     assert events == [{"type": "m.room.message", "content": {"body": "text"}}]
 
@@ -242,7 +234,7 @@ async def test_uploaded_filter_id_works_as_sync_filter(hs: MatrixClient) -> None
     created = await hs.ok(
         "POST", f"user/{alice.user_id}/filter", {"room": {"timeline": {"limit": 2}}}, user=alice
     )
-    body = await _sync(hs, alice, filter=created["filter_id"])
+    body = await hs.sync(alice, filter=created["filter_id"])
     assert _bodies(body["rooms"]["join"][room]) == ["3", "4"]
 
 
@@ -256,7 +248,7 @@ async def test_lazy_loading_sends_only_members_who_speak_in_the_timeline(
     for n in range(12):
         await hs.send(bob, room, {"msgtype": "m.text", "body": str(n)})
     lazy = {"room": {"state": {"lazy_load_members": True}}}
-    body = await _sync(hs, alice, filter=_filter(lazy))
+    body = await hs.sync(alice, filter=_filter(lazy))
     members = {
         e["state_key"]
         for e in body["rooms"]["join"][room]["state"]["events"]
@@ -280,7 +272,7 @@ async def test_new_joiner_does_not_see_history_from_before_joining_a_joined_only
     await hs.send(alice, room, {"msgtype": "m.text", "body": "before bob"})
     await hs.join(bob, room)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "after bob"})
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
     assert _bodies(body["rooms"]["join"][room]) == ["after bob"]
 
 
@@ -289,12 +281,12 @@ async def test_receipts_and_typing_reach_other_members_in_ephemeral(hs: MatrixCl
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
     event_id = await hs.send(alice, room)
-    since = (await _sync(hs, bob))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
     await hs.ok("POST", f"rooms/{room}/receipt/m.read/{event_id}", {}, user=alice)
     await hs.ok(
         "PUT", f"rooms/{room}/typing/{alice.user_id}", {"typing": True, "timeout": 5000}, user=alice
     )
-    body = await _sync(hs, bob, since, wait_ms=2_000)
+    body = await hs.sync(bob, since, wait_ms=2_000)
     ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
     by_type = {e["type"]: e["content"] for e in ephemeral}
     assert alice.user_id in by_type["m.receipt"][event_id]["m.read"]
@@ -306,9 +298,9 @@ async def test_include_leave_shows_left_rooms_in_initial_sync(hs: MatrixClient) 
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
-    plain = await _sync(hs, bob)
+    plain = await hs.sync(bob)
     assert room not in plain["rooms"]["leave"]
-    with_leave = await _sync(hs, bob, filter=_filter({"room": {"include_leave": True}}))
+    with_leave = await hs.sync(bob, filter=_filter({"room": {"include_leave": True}}))
     assert room in with_leave["rooms"]["leave"]
 
 
@@ -318,17 +310,17 @@ async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
     alice, bob = await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
-    since = (await _sync(hs, bob))["next_batch"]
-    alice_since = (await _sync(hs, alice))["next_batch"]
+    since = (await hs.sync(bob))["next_batch"]
+    alice_since = (await hs.sync(alice))["next_batch"]
     event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "gone"}, txn_id="t-1")
     await hs.ok("PUT", f"rooms/{room}/redact/{event_id}/r-1", {}, user=alice)
-    body = await _sync(hs, bob, since)
+    body = await hs.sync(bob, since)
     events = body["rooms"]["join"][room]["timeline"]["events"]
     served = next(e for e in events if e["event_id"] == event_id)
     assert served["content"] == {}
     assert served["unsigned"]["redacted_because"]["content"]["redacts"] == event_id
     assert "transaction_id" not in served["unsigned"]
-    own = await _sync(hs, alice, alice_since)
+    own = await hs.sync(alice, alice_since)
     mine = next(
         e for e in own["rooms"]["join"][room]["timeline"]["events"] if e["event_id"] == event_id
     )
@@ -337,7 +329,7 @@ async def test_incremental_sync_serves_a_message_redacted_in_the_same_window(
 
 async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixClient) -> None:
     alice, bob, room = await hs.room_of_two()
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
 
     def counts(summary: dict[str, Any]) -> tuple[int, int, list[str]]:
         return (
@@ -349,13 +341,13 @@ async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixCl
     assert counts(body["rooms"]["join"][room]["summary"]) == (2, 0, [alice.user_id])
     carol = await hs.register()
     await hs.join(carol, room)
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     heroes = sorted([alice.user_id, carol.user_id])
     assert counts(body["rooms"]["join"][room]["summary"]) == (3, 0, heroes)
     dave = await hs.register()
     await hs.ok("POST", f"rooms/{room}/invite", {"user_id": dave.user_id}, user=alice)
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=carol)
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert counts(body["rooms"]["join"][room]["summary"]) == (
         2,
         1,
@@ -363,5 +355,5 @@ async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixCl
     )
     # A message alone changes no member: the summary is left out, as the spec allows.
     await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert "summary" not in body["rooms"]["join"][room]

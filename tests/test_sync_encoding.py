@@ -46,25 +46,8 @@ def test_a_body_orjson_refuses_falls_back_to_the_standard_library() -> None:
     assert decoded["e"]["unsigned"] == {"age": 0}
 
 
-async def _login(hs: MatrixClient, user: User) -> User:
-    body = await hs.ok(
-        "POST",
-        "login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user.user_id},
-            "password": user.password,
-        },
-    )
-    return User(body["user_id"], body["access_token"], body["device_id"], user.password)
-
-
-async def _since(hs: MatrixClient, user: User) -> str:
-    return str((await hs.ok("GET", "sync?timeout=0", user=user))["next_batch"])
-
-
 async def _timeline(hs: MatrixClient, user: User, since: str, room: str) -> list[Any]:
-    body = await hs.ok("GET", f"sync?timeout=0&since={since}", user=user)
+    body = await hs.sync(user, since)
     return list(body["rooms"]["join"][room]["timeline"]["events"])
 
 
@@ -72,10 +55,10 @@ async def test_only_the_sending_device_sees_its_transaction_id_in_incremental_sy
     hs: MatrixClient,
 ) -> None:
     alice, bob = await hs.register(), await hs.register()
-    laptop = await _login(hs, alice)
+    laptop = await hs.login(alice)
     room = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, room)
-    since = {who.token: await _since(hs, who) for who in (alice, laptop, bob)}
+    since = {who.token: str((await hs.sync(who))["next_batch"]) for who in (alice, laptop, bob)}
     event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"}, txn_id="t-42")
     served = {
         who.token: next(

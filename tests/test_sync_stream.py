@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import WSMsgType
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
 

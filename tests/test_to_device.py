@@ -25,22 +25,9 @@ async def _send(
     assert body == {}
 
 
-async def _login(hs: MatrixClient, user: User) -> User:
-    body = await hs.ok(
-        "POST",
-        "login",
-        {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": user.user_id},
-            "password": user.password,
-        },
-    )
-    return User(body["user_id"], body["access_token"], body["device_id"], user.password)
-
-
 async def test_message_reaches_the_named_device_only(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    other = await _login(hs, bob)
+    other = await hs.login(bob)
     await _send(hs, alice, {bob.user_id: {bob.device_id: {"secret": 1}}})
     to_device = hs.app[TO_DEVICE]
     events, last = await to_device.pending(bob.user_id, bob.device_id, 0)
@@ -53,7 +40,7 @@ async def test_message_reaches_the_named_device_only(hs: MatrixClient) -> None:
 
 async def test_wildcard_reaches_every_device_of_the_user(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    other = await _login(hs, bob)
+    other = await hs.login(bob)
     await _send(hs, alice, {bob.user_id: {"*": {"hello": "all"}}})
     to_device = hs.app[TO_DEVICE]
     for device in (bob.device_id, other.device_id):
@@ -63,7 +50,7 @@ async def test_wildcard_reaches_every_device_of_the_user(hs: MatrixClient) -> No
 
 async def test_named_device_gets_its_own_message_besides_a_wildcard(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    other = await _login(hs, bob)
+    other = await hs.login(bob)
     await _send(hs, alice, {bob.user_id: {"*": {"n": "all"}, other.device_id: {"n": "mine"}}})
     to_device = hs.app[TO_DEVICE]
     assert [
@@ -84,7 +71,7 @@ async def test_retried_transaction_is_delivered_once(hs: MatrixClient) -> None:
 
 async def test_same_transaction_id_from_another_device_is_a_new_message(hs: MatrixClient) -> None:
     alice, bob = await hs.register(), await hs.register()
-    laptop = await _login(hs, alice)
+    laptop = await hs.login(alice)
     await _send(hs, alice, {bob.user_id: {bob.device_id: {"n": 1}}}, txn_id="same")
     await _send(hs, laptop, {bob.user_id: {bob.device_id: {"n": 2}}}, txn_id="same")
     events, _ = await hs.app[TO_DEVICE].pending(bob.user_id, bob.device_id, 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from homeserver.api.to_device import TO_DEVICE
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
-from homeserver.api.keys import POOL
+from homeserver.api.app_keys import POOL
 from homeserver.api.typing import TYPING
 from homeserver.bus.local import LocalBus
 from homeserver.sync.notifier import Notifier
@@ -30,13 +29,6 @@ async def _type(
     if timeout_ms is not None:
         body["timeout"] = timeout_ms
     assert await hs.ok("PUT", f"rooms/{room}/typing/{user.user_id}", body, user=user) == {}
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 3.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 class TypingBehaviour:
@@ -102,7 +94,7 @@ class TypingBehaviour:
             # The expiry is a change, so a client holding `since` learns of the stop.
             return await typing.typing_for_sync([room], since) == {room: []}
 
-        await _eventually(stopped)
+        await server.eventually(stopped)
         assert await typing.typing_for_sync([room], None) == {}
 
     async def test_cannot_set_someone_elses_typing(self, server: MatrixClient) -> None:

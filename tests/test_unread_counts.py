@@ -15,11 +15,6 @@ from homeserver.sync.unread import UnreadCounts, moved_on, shown_counts
 from tests.matrix import MatrixClient, User
 
 
-async def _sync(hs: MatrixClient, user: User, since: str | None = None) -> dict[str, Any]:
-    query = "sync?timeout=0" + (f"&since={since}" if since else "")
-    return dict(await hs.ok("GET", query, user=user))
-
-
 def _unread(body: dict[str, Any], room: str) -> int | None:
     section = body["rooms"]["join"].get(room)
     if section is None or "unread_notifications" not in section:
@@ -35,23 +30,23 @@ async def _read(hs: MatrixClient, user: User, room: str, event_id: str) -> None:
 
 async def test_each_new_message_from_others_raises_the_count(hs: MatrixClient) -> None:
     alice, bob, room = await hs.room_of_two()
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
     assert _unread(body, room) == 0
     counts = []
     for n in range(3):
         await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
-        body = await _sync(hs, bob, body["next_batch"])
+        body = await hs.sync(bob, body["next_batch"])
         counts.append(_unread(body, room))
     assert counts == [1, 2, 3]
 
 
 async def test_own_messages_and_state_do_not_count(hs: MatrixClient) -> None:
     alice, bob, room = await hs.room_of_two()
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
     await hs.send(bob, room, {"msgtype": "m.text", "body": "mine"})
     await hs.ok("PUT", f"rooms/{room}/state/m.room.topic/", {"topic": "t"}, user=alice)
     await hs.send(alice, room, {"msgtype": "m.text", "body": "theirs"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, room) == 1
 
 
@@ -66,12 +61,12 @@ async def test_messages_of_ignored_users_do_not_count(hs: MatrixClient) -> None:
         user=bob,
     )
     await hs.send(troll, room, {"msgtype": "m.text", "body": "before"})
-    body = await _sync(hs, bob)  # built from the database
+    body = await hs.sync(bob)  # built from the database
     assert _unread(body, room) == 0
     for n in range(2):  # answered from memory
         await hs.send(troll, room, {"msgtype": "m.text", "body": f"noise {n}"})
         await hs.send(alice, room, {"msgtype": "m.text", "body": f"signal {n}"})
-        body = await _sync(hs, bob, body["next_batch"])
+        body = await hs.sync(bob, body["next_batch"])
         assert _unread(body, room) == n + 1
 
 
@@ -79,17 +74,17 @@ async def test_a_read_receipt_clears_the_count_and_counting_starts_again(
     hs: MatrixClient,
 ) -> None:
     alice, bob, room = await hs.room_of_two()
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
     last = ""
     for n in range(2):
         last = await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, room) == 2
     await _read(hs, bob, room, last)
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, room) == 0
     await hs.send(alice, room, {"msgtype": "m.text", "body": "after"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, room) == 1
 
 
@@ -97,34 +92,27 @@ async def test_a_quiet_room_keeps_its_count_when_another_room_is_busy(hs: Matrix
     alice, bob, quiet = await hs.room_of_two()
     busy = await hs.create_room(alice, preset="public_chat")
     await hs.join(bob, busy)
-    body = await _sync(hs, bob)
+    body = await hs.sync(bob)
     await hs.send(alice, quiet, {"msgtype": "m.text", "body": "one"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, quiet) == 1
     for n in range(3):
         await hs.send(alice, busy, {"msgtype": "m.text", "body": f"b{n}"})
-        body = await _sync(hs, bob, body["next_batch"])
+        body = await hs.sync(bob, body["next_batch"])
         assert _unread(body, busy) == n + 1
     await hs.send(alice, quiet, {"msgtype": "m.text", "body": "two"})
-    body = await _sync(hs, bob, body["next_batch"])
+    body = await hs.sync(bob, body["next_batch"])
     assert _unread(body, quiet) == 2
 
 
 async def test_every_device_of_the_user_sees_the_same_count(hs: MatrixClient) -> None:
     alice, bob, room = await hs.room_of_two()
-    login = {
-        "type": "m.login.password",
-        "identifier": {"type": "m.id.user", "user": bob.user_id},
-        "password": bob.password,
-        "device_id": "SECOND" + secrets.token_hex(2).upper(),
-    }
-    second = await hs.ok("POST", "login", login)
-    phone = User(bob.user_id, second["access_token"], second["device_id"], bob.password)
-    desk_body, phone_body = await _sync(hs, bob), await _sync(hs, phone)
+    phone = await hs.login(bob, device_id="SECOND" + secrets.token_hex(2).upper())
+    desk_body, phone_body = await hs.sync(bob), await hs.sync(phone)
     for n in range(2):
         await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
-        desk_body = await _sync(hs, bob, desk_body["next_batch"])
-    phone_body = await _sync(hs, phone, phone_body["next_batch"])
+        desk_body = await hs.sync(bob, desk_body["next_batch"])
+    phone_body = await hs.sync(phone, phone_body["next_batch"])
     assert _unread(desk_body, room) == _unread(phone_body, room) == 2
 
 

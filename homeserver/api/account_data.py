@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.account_data.facts import GLOBAL
+from homeserver.account_data.service import AccountDataService
 from homeserver.api.requests import json_object, ok, requester, room_id_param
 from homeserver.errors import forbidden
-from homeserver.profiles.account_data import GLOBAL, AccountDataService
 
 ACCOUNT_DATA = web.AppKey("account_data", AccountDataService)
 

@@ -8,7 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.accounts.service import Device
-from homeserver.api.keys import ACCOUNTS, RATE_LIMITER, SERVER_NAME
+from homeserver.api.app_keys import ACCOUNTS, RATE_LIMITER, SERVER_NAME
 from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
 from homeserver.errors import MatrixError, bad_json, missing_param
 from homeserver.ratelimit.limiter import Action

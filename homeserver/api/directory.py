@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.keys import ADMINS, ROOMS, SERVER_NAME
+from homeserver.api.app_keys import ADMINS, ROOMS, SERVER_NAME
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 
 routes = web.RouteTableDef()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.keys import METRICS
+from homeserver.api.app_keys import METRICS
 
 routes = web.RouteTableDef()
 

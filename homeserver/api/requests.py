@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from homeserver.accounts.identifiers import MAX_USER_ID_LENGTH
 from homeserver.accounts.service import Requester
-from homeserver.api.keys import ACCOUNTS, TRUSTED_PROXIES
+from homeserver.api.app_keys import ACCOUNTS, TRUSTED_PROXIES
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.client_json import decode_client_json
 from homeserver.events.types import is_user_id

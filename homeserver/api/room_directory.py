@@ -6,7 +6,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from homeserver.api.keys import SERVER_NAME
+from homeserver.api.app_keys import SERVER_NAME
 from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
 from homeserver.errors import invalid_param
 from homeserver.search.directory import RoomDirectoryService

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from homeserver.api.keys import RATE_LIMITER, ROOMS
+from homeserver.api.app_keys import RATE_LIMITER, ROOMS
 from homeserver.api.requests import (
     RequestBody,
     json_object,

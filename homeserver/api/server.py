@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 from signedjson.sign import sign_json
 
-from homeserver.api.keys import KEYS, POOL
+from homeserver.api.app_keys import POOL, SIGNING_KEYS
 from homeserver.api.requests import ok, requester
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.service import DEFAULT_ROOM_VERSION
@@ -74,7 +74,7 @@ async def health(request: web.Request) -> web.Response:
 # GET /_matrix/key/v2/server
 @routes.get("/_matrix/key/v2/server")
 async def server_keys(request: web.Request) -> web.Response:
-    keys = request.app[KEYS]
+    keys = request.app[SIGNING_KEYS]
     key = await keys.refresh()
     ring = keys.ring
     body = {

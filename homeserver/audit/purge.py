@@ -23,6 +23,7 @@ recent-events tail, cached room state) until it ages out or they restart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,15 @@ from homeserver.store.projections import apply_changes, compact
 
 @dataclass
 class PurgeResult:
+    redacted_before_ms: int
     events: int = 0
     rows_rewritten: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"purged the content of {self.events} redacted events (redacted before"
+            f" {self.redacted_before_ms}); {self.rows_rewritten} projection rows rewritten"
+        )
 
 
 def _refold(before: list[Change], after: list[Change]) -> list[tuple[Change, Change]]:
@@ -67,7 +75,7 @@ async def purge_redacted(
     progress: Callable[[int], None] | None = None,
 ) -> PurgeResult:
     """Purge every event redacted before `redacted_before_ms` (ms since the epoch)."""
-    result = PurgeResult()
+    result = PurgeResult(redacted_before_ms)
     while True:
         async with conn.transaction():
             await event_store.lock_for_append(conn)
@@ -96,3 +104,9 @@ async def purge_redacted(
             progress(result.events)
         if len(candidates) < batch:
             return result
+
+
+async def purge_redacted_older_than(pool: asyncpg.Pool, older_than_ms: int) -> PurgeResult:
+    """Purge every event whose redaction is older than `older_than_ms` (0: every one)."""
+    async with pool.acquire() as conn:
+        return await purge_redacted(conn, int(time.time() * 1000) - older_than_ms)

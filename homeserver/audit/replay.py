@@ -18,6 +18,7 @@ meanwhile does not make the live tables differ from the log the replay read.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,10 +63,36 @@ class ReplayResult:
     schema: str = DEFAULT_SCHEMA
     kept: bool = False
     differences: list[TableDifference] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def identical(self) -> bool:
         return not self.differences
+
+    def summary(self) -> str:
+        """One line: identical, or how many tables differ (`describe` each difference)."""
+        kept = f"; kept in schema {self.schema}" if self.kept else ""
+        if not self.identical:
+            return (
+                f"DIFFERENT: {len(self.differences)} of {self.tables} projection tables differ"
+                f" from a replay of {self.events} events{kept}"
+            )
+        rate = self.events / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"ok: {self.tables} projection tables ({self.rows} rows) identical to a replay of"
+            f" {self.events} events in {self.seconds:.2f} s ({rate:,.0f} events/s){kept}"
+        )
+
+
+async def replay_log(
+    pool: asyncpg.Pool, schema: str = DEFAULT_SCHEMA, keep: bool = False
+) -> ReplayResult:
+    """`replay` on a connection of `pool`, timed."""
+    started = time.monotonic()
+    async with pool.acquire() as conn:
+        result = await replay(conn, schema, keep)
+    result.seconds = time.monotonic() - started
+    return result
 
 
 async def replay(

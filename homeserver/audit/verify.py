@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import multiprocessing
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -37,7 +40,12 @@ from homeserver.events.canonical import decode
 from homeserver.events.hashing import content_hash
 from homeserver.events.model import JsonDict
 from homeserver.events.redaction import redact_content
-from homeserver.events.signing import PublicKey, signable_bytes, signature_matches
+from homeserver.events.signing import (
+    PublicKey,
+    public_keys_from_json,
+    signable_bytes,
+    signature_matches,
+)
 from homeserver.store import audit as audit_store
 
 # (stream position, event ID, logged JSON): what the database gives per event.
@@ -124,18 +132,9 @@ def check_event(position: int, event_id: str, pdu: JsonDict, keys: _Keys) -> Che
             if isinstance(signature, str) and signature_matches(
                 signed, signature, keys.raw_keys[key_id]
             ):
-                room_id = pdu["room_id"]
                 redacts = pdu["content"].get("redacts") if pdu["type"] == _REDACTION else None
-                return Checked(
-                    position,
-                    event_id,
-                    room_id if isinstance(room_id, str) else None,
-                    pdu.get("prev_events"),
-                    key_id,
-                    None,
-                    purged,
-                    redacts if isinstance(redacts, str) else None,
-                )
+                redacted = redacts if isinstance(redacts, str) else None
+                return _checked(pdu, position, event_id, key_id, None, purged, redacted)
             problem = f"the signature by {key_id} does not verify"
         return _result(pdu, position, event_id, "signature", problem)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -149,14 +148,22 @@ _EVENT_ID = "the event ID is not the reference hash of the event"
 
 
 def _result(pdu: JsonDict, position: int, event_id: str, check: str, reason: str) -> Checked:
+    return _checked(pdu, position, event_id, None, (check, reason))
+
+
+def _checked(
+    pdu: JsonDict,
+    position: int,
+    event_id: str,
+    key_id: str | None,
+    failure: tuple[str, str] | None,
+    purged: bool = False,
+    redacts: str | None = None,
+) -> Checked:
     room_id = pdu.get("room_id")
+    room = room_id if isinstance(room_id, str) else None
     return Checked(
-        position,
-        event_id,
-        room_id if isinstance(room_id, str) else None,
-        pdu.get("prev_events"),
-        None,
-        (check, reason),
+        position, event_id, room, pdu.get("prev_events"), key_id, failure, purged, redacts
     )
 
 
@@ -427,3 +434,45 @@ async def verify_database(
                 " projection (events cut off the end of the log, or a tampered projection)",
             )
     return None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verifying the log found: its first bad event, if any, and what was checked."""
+
+    verifier: LogVerifier
+    failure: Failure | None
+    seconds: float
+
+    def summary(self, what: str = "", note: str = "") -> str:
+        """One line saying what verified, for `audit verify` and the admin API."""
+        verifier = self.verifier
+        keys = sorted(verifier.keys_used)
+        purged = f", {verifier.purged} purged" if verifier.purged else ""
+        rate = verifier.checked / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"ok: {what}{verifier.checked} events in {len(verifier.heads)} chains verified with"
+            f" {len(keys)} key{'s' if len(keys) != 1 else ''} ({', '.join(keys) or 'none'})"
+            f"{purged} in {self.seconds:.2f} s ({rate:,.0f} events/s){note}"
+        )
+
+
+async def verify_log(
+    pool: asyncpg.Pool,
+    server_name: str,
+    keys: Mapping[str, PublicKey],
+    room_id: str | None = None,
+    since: int = 0,
+    workers: int | None = None,
+) -> Verification:
+    """Verify the log in the database (one chain with `room_id`, after `since`)."""
+    verifier = LogVerifier(server_name, keys)
+    started = time.monotonic()
+    async with pool.acquire() as conn:
+        failure = await verify_database(conn, verifier, room_id, since, workers)
+    return Verification(verifier, failure, time.monotonic() - started)
+
+
+def trusted_keys(path: Path) -> dict[str, PublicKey]:
+    """Public keys to trust: a key ring file or a saved `/_matrix/key/v2/server` answer."""
+    return public_keys_from_json(json.loads(path.read_text()))

@@ -1,4 +1,8 @@
-"""The Redis pub/sub bus: several server processes over one PostgreSQL behave as one server."""
+"""The Redis pub/sub bus: several server processes over one PostgreSQL behave as one server.
+
+The client is the server's one Redis client (built in app.py, shared with
+typing and presence); the bus does not close it.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class RedisBus:
-    def __init__(self, url: str, namespace: str) -> None:
-        self._redis = aioredis.Redis.from_url(url)
+    def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
+        self._redis = redis
         self._prefix = f"linkchat:{namespace}:"
         self._handlers: dict[str, list[Handler]] = {}
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -24,7 +28,6 @@ class RedisBus:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        await self._redis.ping()
         await self._pubsub.subscribe(*(self._prefix + c for c in self._handlers) or ["_"])
         self._reader = asyncio.create_task(self._read(), name="redis-bus")
 
@@ -34,7 +37,6 @@ class RedisBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._redis.aclose()
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         """Subscribe before start(); channels are fixed for the life of the bus."""
@@ -47,12 +49,15 @@ class RedisBus:
         while True:
             try:
                 async for item in self._pubsub.listen():
-                    channel = item["channel"].decode()[len(self._prefix) :]
-                    data = item["data"]
-                    text = data.decode() if isinstance(data, bytes) else str(data)
-                    deliver(self._handlers.get(channel, ()), text)
+                    channel = _text(item["channel"])[len(self._prefix) :]
+                    deliver(self._handlers.get(channel, ()), _text(item["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("redis bus connection lost; resubscribing")
                 await asyncio.sleep(1)
+
+
+def _text(value: object) -> str:
+    """A channel or message as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,11 +1,11 @@
 """The rules of device rooms, decided under the append lock.
 
-`rooms/chain_rules.authorize` calls `authorize` for every room draft, after
-the Matrix rules passed: so the sender is in the room and their power level
-allows the event type (the device room's power levels put commands at the
-command level, results and capabilities at the device's level). What the
-Matrix rules cannot say is checked here, against the room's state and the
-batch's `CommandFacts`:
+`register` (called in app.py) makes the appender's rules call `authorize`
+for every room draft of the types it checks, after the Matrix rules passed:
+so the sender is in the room and their power level allows the event type
+(the device room's power levels put commands at the command level, results
+and capabilities at the device's level). What the Matrix rules cannot say
+is checked here, against the room's state and the batch's `CommandFacts`:
 
 - capabilities: only the device sets them; every argument schema is a valid,
   self-contained JSON Schema (draft 2020-12) within the bounds of
@@ -43,10 +43,11 @@ from homeserver.device_control.content import (
     ResultContent,
     parse,
 )
-from homeserver.device_control.facts import CommandFacts
+from homeserver.device_control.facts import CommandFacts, load_facts
 from homeserver.errors import MatrixError, bad_json, forbidden, too_large
 from homeserver.events import types
 from homeserver.events.model import Draft, state_changed
+from homeserver.log.rules import ROOM, ChainRules
 from homeserver.projections.device_control import EXPIRED, TERMINAL
 from homeserver.projections.room_state import RoomState
 
@@ -127,6 +128,10 @@ def authorize(
         _authorize_result(room, draft, commands, now)
     else:
         _authorize_expiry(draft, commands, now)
+
+
+def register(rules: ChainRules) -> None:
+    rules.add_with_facts(ROOM, _CHECKED | {types.CREATE}, authorize, load_facts)
 
 
 # Capabilities

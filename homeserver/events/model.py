@@ -74,7 +74,7 @@ class StateEdit(Draft):
     """A state draft computed from the state event `replaces` (its ID; None: there was none).
 
     Refused (409 STATE_CHANGED) under the append lock, for every chain (see
-    rooms/chain_rules.authorize), if another event has replaced that state
+    log/rules.py), if another event has replaced that state
     since, so a read-modify-write such as a role change (one user's entry in
     m.room.power_levels) or a server-kept account data update (m.direct) can
     never overwrite a concurrent edit it did not see.

@@ -137,6 +137,11 @@ class PublicKey:
     def as_json(self) -> JsonDict:
         return {"key": self.key, "valid_from": self.valid_from, "expired_ts": self.expired_ts}
 
+    def describe(self) -> str:
+        """`ID KEY valid_from MS current` (or `expired_ts MS`): a line of `keys list`."""
+        expiry = "current" if self.expired_ts is None else f"expired_ts {self.expired_ts}"
+        return f"{self.key_id} {self.key} valid_from {self.valid_from} {expiry}"
+
 
 @dataclass(frozen=True)
 class KeyRing:
@@ -327,6 +332,11 @@ def read_public_keys(key_path: Path) -> dict[str, PublicKey]:
     if not key_path.exists():
         raise KeyRingError(f"no signing key at {key_path} and no key ring at {ring_path(key_path)}")
     return {(key := _read_secret(key_path, "")).key_id: _public_key_of(key)}
+
+
+def public_keys_oldest_first(key_path: Path) -> list[PublicKey]:
+    """Every key the server signed with, in the order they came into use."""
+    return sorted(read_public_keys(key_path).values(), key=lambda key: key.valid_from)
 
 
 def rotate_key(key_path: Path, server_name: str, now_ms: int, grace_ms: int) -> KeyRing:

@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any
 
 from homeserver.errors import bad_json, too_large
+from homeserver.events import types
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -29,6 +30,37 @@ def check_event_values(value: Any, path: str = "content") -> None:
             check_event_values(item, f"{path}[{index}]")
         return
     raise bad_json(f"{path}: unsupported value")
+
+
+def check_draft_values(event_type: str, content: dict[str, Any]) -> None:
+    """`check_event_values` for the content of any draft, a fact of an account chain too.
+
+    The one fraction allowed is a room tag's `order`: the spec makes it a number
+    between 0 and 1, and clients send fractions. A fact logged with one hashes and
+    signs as it was encoded, and replays as the same float.
+    """
+    if event_type == types.ACCOUNT_DATA and content.get("type") == types.TAG:
+        content = {**content, "content": _without_fractional_orders(content.get("content"))}
+    check_event_values(content)
+
+
+def _without_fractional_orders(tag_content: Any) -> Any:
+    tags = tag_content.get("tags") if isinstance(tag_content, dict) else None
+    if not isinstance(tags, dict):
+        return tag_content
+    return {
+        **tag_content,
+        "tags": {
+            name: {key: value for key, value in tag.items() if not _fractional_order(key, value)}
+            if isinstance(tag, dict)
+            else tag
+            for name, tag in tags.items()
+        },
+    }
+
+
+def _fractional_order(key: str, value: Any) -> bool:
+    return key == "order" and isinstance(value, float)
 
 
 MAX_ID_BYTES = 255

@@ -19,7 +19,9 @@ import asyncpg
 
 from homeserver.events import types
 from homeserver.events.model import Draft, Event
+from homeserver.friends import errors
 from homeserver.projections.friends import block_of
+from homeserver.projections.room_state import RoomState
 from homeserver.store import friends as friend_store
 
 # (blocker, blocked): the invitee and the inviter of an invite.
@@ -67,3 +69,9 @@ async def load_block_facts(conn: asyncpg.Connection, drafts: Sequence[Draft]) ->
     if not wanted:
         return NO_BLOCKS
     return BlockFacts(wanted, frozenset(await friend_store.blocks_among(conn, list(wanted))))
+
+
+def authorize_invite(state: RoomState, draft: Draft, blocks: BlockFacts) -> None:
+    """Refuse an invite of someone who has blocked its sender."""
+    if blocks.refuses(draft):
+        raise errors.invite_refused()

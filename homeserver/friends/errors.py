@@ -7,7 +7,7 @@ blocked user sees is a plain M_FORBIDDEN that never says "blocked".
 
 from __future__ import annotations
 
-from homeserver.errors import MatrixError, forbidden
+from homeserver.errors import CapabilityRefusal, MatrixError, forbidden
 
 SELF_REQUEST = "COM.LINKCHAT_SELF_REQUEST"
 ALREADY_FRIENDS = "COM.LINKCHAT_ALREADY_FRIENDS"
@@ -64,10 +64,6 @@ def request_refused() -> MatrixError:
     return forbidden("You cannot send a friend request to this user.")
 
 
-class InviteRefused(MatrixError):
-    """An invite of someone who blocked the inviter: a 403 like any other, but createRoom
-    passes it on as it is rather than as M_INVALID_ROOM_STATE."""
-
-
-def invite_refused() -> InviteRefused:
-    return InviteRefused(403, "M_FORBIDDEN", "You cannot invite this user.")
+def invite_refused() -> CapabilityRefusal:
+    """An invite of someone who blocked the inviter: a 403 like any other."""
+    return CapabilityRefusal(403, "M_FORBIDDEN", "You cannot invite this user.")

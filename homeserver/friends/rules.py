@@ -1,10 +1,12 @@
 """Who may change a friend relation or a block, decided under the append lock.
 
-`rooms/chain_rules.authorize` calls `authorize` for every draft of an account
-chain. Both sides of a relation hold it in their own chain (state key: the
-other user) and every change writes both in one append group, so each rule
-here is decided against the state the log really has: two racing requests
-cannot both pass, and an accept of a request cancelled a moment ago fails.
+`register` (called in app.py) makes the appender's rules call `authorize` for
+every friend fact, block and account data draft of an account chain, and
+`blocks.authorize_invite` for every room membership. Both sides of a relation
+hold it in their own chain (state key: the other user) and every change
+writes both in one append group, so each rule here is decided against the
+state the log really has: two racing requests cannot both pass, and an
+accept of a request cancelled a moment ago fails.
 
 What the state of one chain cannot tell (whether the server's policy lets
 these two users meet, whether a room invitee blocked its inviter) is checked
@@ -19,6 +21,7 @@ from homeserver.errors import MatrixError, forbidden, invalid_param
 from homeserver.events import types
 from homeserver.events.model import Draft, StateEdit
 from homeserver.friends import errors
+from homeserver.friends.blocks import authorize_invite, load_block_facts
 from homeserver.friends.content import (
     DECLINED,
     FRIENDS,
@@ -33,6 +36,7 @@ from homeserver.friends.content import (
     parse_friend,
     relation_of,
 )
+from homeserver.log.rules import ACCOUNT, ROOM, ChainRules
 from homeserver.projections.room_state import RoomState
 
 
@@ -129,7 +133,7 @@ def _authorize_block(state: RoomState, draft: Draft) -> None:
 
 def _authorize_account_data(state: RoomState, draft: Draft) -> None:
     # Server-written account data is a StateEdit naming the event it replaces
-    # (checked for every chain in rooms/chain_rules.authorize), so an update of
+    # (checked for every chain in log/rules.py), so an update of
     # m.direct or m.ignored_user_list never overwrites one it has not seen.
     # Clients cannot write a StateEdit: their account data is a plain Draft.
     content = draft.content
@@ -142,3 +146,9 @@ def _authorize_account_data(state: RoomState, draft: Draft) -> None:
         )
     if content.get("content") != view_of(state):
         raise errors.conflict()
+
+
+def register(rules: ChainRules) -> None:
+    rules.add(ACCOUNT, {types.FRIEND, types.FRIEND_BLOCK, types.ACCOUNT_DATA}, authorize)
+    # Nobody may invite a user who has blocked them.
+    rules.add_with_facts(ROOM, {types.MEMBER}, authorize_invite, load_block_facts)

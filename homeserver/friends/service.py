@@ -26,9 +26,16 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from homeserver.account_data.facts import (
+    GLOBAL,
+    AccountDataEdit,
+    account_data_edit,
+    account_data_key,
+)
+from homeserver.account_data.ignore import ignoring
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, Draft, StateEdit
+from homeserver.events.model import STATE_CHANGED, Draft
 from homeserver.friends import errors
 from homeserver.friends.content import (
     CANCELLED,
@@ -43,13 +50,11 @@ from homeserver.friends.content import (
     relation_of,
 )
 from homeserver.log.appender import Appender
-from homeserver.receipts.service import account_data_key
 from homeserver.store import account_data as account_data_store
 from homeserver.store import accounts as account_store
 from homeserver.store import friends as friend_store
 
 JsonDict = dict[str, Any]
-AccountDataEdit = Callable[[JsonDict], JsonDict]
 
 ANYONE = "anyone"
 SHARES_ROOM = "shares_room"
@@ -96,19 +101,6 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _account_data_draft(
-    owner: str, data_type: str, content: JsonDict, replaces: str | None
-) -> Draft:
-    return StateEdit(
-        owner,
-        owner,
-        types.ACCOUNT_DATA,
-        {"room_id": "", "type": data_type, "content": content},
-        state_key=account_data_key("", data_type),
-        replaces=replaces,
-    )
-
-
 class _Change:
     """The drafts of one change, built from one read of the facts it depends on."""
 
@@ -140,12 +132,10 @@ class _Change:
         self._blocks.append(Draft(owner, owner, types.FRIEND_BLOCK, content, state_key=other))
 
     async def edit_account_data(self, owner: str, data_type: str, edit: AccountDataEdit) -> None:
-        found = await friend_store.account_data_fact(
-            self.conn, owner, account_data_key("", data_type)
-        )
+        found = await account_data_store.fact(self.conn, owner, account_data_key(GLOBAL, data_type))
         replaces, current = found if found is not None else (None, {})
         self._account_data.append(
-            _account_data_draft(owner, data_type, edit(copy.deepcopy(current)), replaces)
+            account_data_edit(owner, GLOBAL, data_type, edit(copy.deepcopy(current)), replaces)
         )
 
     async def drafts(self) -> list[Draft]:
@@ -154,12 +144,12 @@ class _Change:
         for owner, facts in self._facts.items():
             if not any(d.room_id == owner for d in self._relations):
                 continue
-            found = await friend_store.account_data_fact(
-                self.conn, owner, account_data_key("", FRIENDS_ACCOUNT_DATA)
-            )
+            key = account_data_key(GLOBAL, FRIENDS_ACCOUNT_DATA)
+            found = await account_data_store.fact(self.conn, owner, key)
             views.append(
-                _account_data_draft(
+                account_data_edit(
                     owner,
+                    GLOBAL,
                     FRIENDS_ACCOUNT_DATA,
                     friends_view(facts),
                     found[0] if found is not None else None,
@@ -175,20 +165,6 @@ def _with_direct_room(other: str, room_id: str) -> AccountDataEdit:
         if room_id not in rooms:
             rooms.append(room_id)
         data[other] = rooms
-        return data
-
-    return edit
-
-
-def _ignoring(user_id: str, ignore: bool) -> AccountDataEdit:
-    def edit(data: JsonDict) -> JsonDict:
-        listed = data.get("ignored_users")
-        ignored = dict(listed) if isinstance(listed, dict) else {}
-        if ignore:
-            ignored.setdefault(user_id, {})
-        else:
-            ignored.pop(user_id, None)
-        data["ignored_users"] = ignored
         return data
 
     return edit
@@ -304,9 +280,7 @@ class FriendService:
             if current is not None:
                 await change.relate_both(user_id, target, {"ended": _ENDED_BY_BLOCK[current]})
             change.block(user_id, target, {"blocked": True, "ts": _now()})
-            await change.edit_account_data(
-                user_id, types.IGNORED_USER_LIST, _ignoring(target, True)
-            )
+            await change.edit_account_data(user_id, types.IGNORED_USER_LIST, ignoring(target, True))
 
         # A relation that changed since it was read makes its end refused; read again.
         await self._commit(build, retry_on=(*_CHANGED, errors.NO_REQUEST, errors.NOT_FRIENDS))
@@ -321,7 +295,7 @@ class FriendService:
         async def build(change: _Change) -> None:
             change.block(user_id, target, {"blocked": False})
             await change.edit_account_data(
-                user_id, types.IGNORED_USER_LIST, _ignoring(target, False)
+                user_id, types.IGNORED_USER_LIST, ignoring(target, False)
             )
 
         await self._commit(build)
@@ -381,7 +355,7 @@ class FriendService:
         async with self._pool.acquire() as conn:
             candidates: list[str] = []
             for owner, peer in ((user_id, other), (other, user_id)):
-                data = await account_data_store.content(conn, owner, "", DIRECT) or {}
+                data = await account_data_store.content(conn, owner, GLOBAL, DIRECT) or {}
                 listed = data.get(peer)
                 if isinstance(listed, list):
                     # The latest flagged first.

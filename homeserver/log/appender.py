@@ -13,9 +13,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import asyncpg
 
@@ -25,7 +24,12 @@ from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.model import Draft, Event, JsonDict, TxnKey
 from homeserver.events.sealing import seal
 from homeserver.events.signing import ServerKey
-from homeserver.events.validation import annotation_of, check_draft_fields
+from homeserver.events.validation import (
+    annotation_of,
+    check_draft_fields,
+    check_draft_values,
+)
+from homeserver.log.rules import ChainRules, Facts
 from homeserver.projections import project
 from homeserver.projections import room_state as room_state_reducer
 from homeserver.projections.room_state import RoomState
@@ -35,23 +39,6 @@ from homeserver.store import events as event_store
 log = logging.getLogger(__name__)
 
 
-class BatchFacts(Protocol):
-    """What some rules need beyond a chain's state (the status of the command a device
-    result answers, whether an invitee blocked the inviter), read once per batch
-    under the append lock.
-
-    Immutable: `accepted` returns the facts as they are after one more event of
-    the batch, so a group refused half-way leaves them as they were.
-    """
-
-    def accepted(self, event: Event) -> BatchFacts: ...
-
-
-# Reads the facts a batch's drafts need, in the batch's transaction, under the lock.
-FactsLoader = Callable[[asyncpg.Connection, Sequence[Draft]], Awaitable[BatchFacts]]
-# authorize(state, draft, sender of the event a redaction targets, the batch's facts)
-# raises MatrixError.
-Authorizer = Callable[[RoomState, Draft, str | None, BatchFacts | None], None]
 AppendListener = Callable[[Sequence[Event]], None]
 
 MAX_EVENT_BYTES = 65_536
@@ -68,21 +55,19 @@ class Appender:
         self,
         pool: asyncpg.Pool,
         key: ServerKey | LiveKeyRing,
-        authorize: Authorizer,
+        rules: ChainRules,
         *,
         max_batch: int = 1000,
         queue_size: int = 10_000,
         state_cache_size: int = 10_000,
         max_event_bytes: int = MAX_EVENT_BYTES,
-        load_facts: FactsLoader | None = None,
     ) -> None:
         self._pool = pool
         self._session = event_store.AppendSession(pool)
         # A live ring is re-read before each batch, so a rotation needs no restart.
         self._live_keys = key if isinstance(key, LiveKeyRing) else None
         self._key = key.current if isinstance(key, LiveKeyRing) else key
-        self._authorize = authorize
-        self._load_facts = load_facts
+        self._rules = rules
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._states: OrderedDict[str, RoomState] = OrderedDict()
@@ -159,7 +144,7 @@ class Appender:
         # the last batch's commit when this one was waiting), read, write, commit.
         conn = await self._session.begin()
         try:
-            plan = await _BatchPlan.load(conn, batch, self._states, self._load_facts)
+            plan = await _BatchPlan.load(conn, batch, self._states, self._rules)
             position = plan.position
             outcomes: list[list[Event] | MatrixError] = []
             for request in batch:
@@ -226,8 +211,11 @@ class Appender:
                     accepted.append(earlier)
                     continue
                 check_draft_fields(draft.type, draft.state_key)
+                # Every draft, not only what clients send as events: account data,
+                # tags and profiles are facts in the log, hashed and signed as events.
+                check_draft_values(draft.type, draft.content)
                 state = plan.states[draft.room_id]
-                self._authorize(state, draft, plan.redacted_sender(draft), plan.facts)
+                self._rules.authorize(state, draft, plan.redacted_sender(draft), plan.facts)
                 if (annotation := plan.annotation(draft)) is not None:
                     if annotation in plan.annotations:
                         raise MatrixError(
@@ -237,8 +225,7 @@ class Appender:
                     added_annotations.append(annotation)
                 event = self._build(state, draft, position + len(fresh) + 1)
                 plan.states[draft.room_id] = room_state_reducer.apply(state, event)
-                if plan.facts is not None:
-                    plan.facts = plan.facts.accepted(event)
+                plan.facts = plan.facts.accepted(event)
                 plan.senders[event.event_id] = (event.sender, event.room_id)
                 if draft.txn is not None:
                     plan.by_txn[draft.txn] = event
@@ -294,7 +281,7 @@ class _BatchPlan:
     by_txn: dict[TxnKey, Event]
     senders: dict[str, tuple[str, str]]  # event ID -> (sender, room)
     annotations: set[tuple[str, str, str]]
-    facts: BatchFacts | None = None
+    facts: Facts
     new_events: list[Event] = field(default_factory=list)
     new_txns: list[tuple[TxnKey, str]] = field(default_factory=list)
 
@@ -320,7 +307,7 @@ class _BatchPlan:
         conn: asyncpg.Connection,
         batch: list[_Request],
         cache: OrderedDict[str, RoomState],
-        load_facts: FactsLoader | None = None,
+        rules: ChainRules,
     ) -> _BatchPlan:
         drafts = [draft for request in batch for draft in request.drafts]
         room_ids = list(dict.fromkeys(draft.room_id for draft in drafts))
@@ -346,5 +333,5 @@ class _BatchPlan:
         senders = {event_id: (event.sender, event.room_id) for event_id, event in found.items()}
         wanted_annotations = [a for d in drafts if (a := cls.annotation(d)) is not None]
         annotations = await event_store.live_annotations(conn, wanted_annotations)
-        facts = await load_facts(conn, drafts) if load_facts is not None else None
+        facts = await rules.load_facts(conn, drafts)
         return cls(read.position, states, by_txn, senders, annotations, facts)

@@ -32,6 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
@@ -155,7 +156,6 @@ class PresenceService:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        await self._state.close()
 
     @property
     def position(self) -> int:
@@ -463,14 +463,14 @@ def create_presence_service(
     idle_timeout_seconds: int,
     offline_timeout_seconds: int,
     max_room_members: int,
-    redis_url: str,
+    redis: aioredis.Redis | None,
     namespace: str,
 ) -> PresenceService:
-    """Shared through Redis when a Redis URL is configured, else in this process."""
+    """Shared through Redis when the server has a Redis client, else in this process."""
     timeouts = Timeouts(idle_timeout_seconds * 1000, offline_timeout_seconds * 1000)
     state: PresenceState = (
-        RedisPresenceState(redis_url, namespace, timeouts)
-        if redis_url
+        RedisPresenceState(redis, namespace, timeouts)
+        if redis is not None
         else LocalPresenceState(timeouts)
     )
     return PresenceService(

@@ -46,8 +46,6 @@ class PresenceState(Protocol):
 
     async def open(self) -> None: ...
 
-    async def close(self) -> None: ...
-
     async def position(self) -> int:
         """The position of the latest visible change."""
         ...
@@ -85,9 +83,6 @@ class LocalPresenceState:
         self._heap: list[tuple[int, str]] = []
 
     async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
         return None
 
     async def position(self) -> int:
@@ -215,8 +210,8 @@ class RedisPresenceState:
     process) and commits it with a Lua script that checks the version it read,
     so two processes never overwrite each other; the loser retries."""
 
-    def __init__(self, url: str, namespace: str, timeouts: Timeouts) -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+    def __init__(self, redis: aioredis.Redis, namespace: str, timeouts: Timeouts) -> None:
+        self._redis = redis
         self._timeouts = timeouts
         prefix = f"linkchat:{namespace}:presence:"
         self._user_prefix = prefix + "user:"
@@ -226,11 +221,7 @@ class RedisPresenceState:
         self._commit = self._redis.register_script(_COMMIT)
 
     async def open(self) -> None:
-        await self._redis.ping()
         await self._redis.set(self._position, now_ms(), nx=True)
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
     async def position(self) -> int:
         return int(await self._redis.get(self._position) or 0)

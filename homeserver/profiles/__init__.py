@@ -1,1 +1,1 @@
-"""What a user keeps about themselves: profile, account data and tags, and the user directory."""
+"""What a user shows of themselves: the profile, and the user directory."""

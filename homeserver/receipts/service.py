@@ -1,9 +1,10 @@
-"""Read receipts and the fully-read marker, and what sync reads of them and of account data.
+"""Read receipts and the fully-read marker, and what sync reads of receipts.
 
 Both are durable facts in the owner's account chain (`@user`): a receipt is a
 `com.linkchat.receipt` state event keyed by (room, type, thread), the marker is
-`m.fully_read` room account data. The projections in projections/accounts.py
-turn them into the `receipts` and `account_data` tables that sync reads.
+`m.fully_read` room account data (account_data/facts.py). The projections in
+projections/accounts.py turn them into the `receipts` and `account_data`
+tables that sync reads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.account_data.facts import account_data_draft
 from homeserver.errors import forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.model import Draft
@@ -49,11 +51,6 @@ class _Marker:
 def receipt_key(room_id: str, receipt_type: str, thread_id: str) -> str:
     """The state key of a receipt in its owner's chain: one per (room, type, thread)."""
     return json.dumps([room_id, receipt_type, thread_id])
-
-
-def account_data_key(room_id: str, data_type: str) -> str:
-    """The state key of account data in its owner's chain: one per (room, type)."""
-    return json.dumps([room_id, data_type])
 
 
 class ReceiptService:
@@ -148,38 +145,11 @@ class ReceiptService:
             by_type.setdefault(row.receipt_type, {})[row.user_id] = receipt
         return found
 
-    async def global_account_data_for_sync(
-        self, user_id: str, since: int | None, until: int
-    ) -> list[JsonDict]:
-        """Global account data events ({type, content}) written in (since, until]."""
-        async with self._pool.acquire() as conn:
-            rows = await account_data_store.changed_between(
-                conn, user_id, since, until, rooms=False
-            )
-        return [{"type": row.type, "content": row.content} for row in rows]
-
-    async def room_account_data_for_sync(
-        self, user_id: str, since: int | None, until: int
-    ) -> dict[str, list[JsonDict]]:
-        """Per room, account data events ({type, content}) written in (since, until]."""
-        async with self._pool.acquire() as conn:
-            rows = await account_data_store.changed_between(conn, user_id, since, until, rooms=True)
-        found: dict[str, list[JsonDict]] = {}
-        for row in rows:
-            found.setdefault(row.room_id, []).append({"type": row.type, "content": row.content})
-        return found
-
 
 def _draft(user_id: str, room_id: str, marker: _Marker) -> Draft:
     if marker.receipt_type == FULLY_READ:
         # The spec keeps the fully-read marker as room account data.
-        return Draft(
-            user_id,
-            user_id,
-            types.ACCOUNT_DATA,
-            {"room_id": room_id, "type": FULLY_READ, "content": {"event_id": marker.event_id}},
-            state_key=account_data_key(room_id, FULLY_READ),
-        )
+        return account_data_draft(user_id, room_id, FULLY_READ, {"event_id": marker.event_id})
     return Draft(
         user_id,
         user_id,

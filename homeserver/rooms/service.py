@@ -15,20 +15,26 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
 from homeserver.accounts.identifiers import localpart_of
-from homeserver.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from homeserver.errors import (
+    CapabilityRefusal,
+    MatrixError,
+    bad_json,
+    forbidden,
+    invalid_param,
+    not_found,
+)
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
-from homeserver.friends.errors import InviteRefused
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
-from homeserver.store import account_data as account_data_store
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
@@ -133,7 +139,7 @@ class RoomService:
         except MatrixError as refused:
             if alias is not None:
                 await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
-            if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, InviteRefused):
+            if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, CapabilityRefusal):
                 # The spec's createRoom: initial state the rules refuse is M_INVALID_ROOM_STATE.
                 raise MatrixError(400, "M_INVALID_ROOM_STATE", refused.error) from None
             raise
@@ -506,7 +512,7 @@ class RoomService:
         user see it, else 404 (rooms/access.py)."""
         async with self._pool.acquire() as conn:
             access = await room_access(conn, user_id, room_id)
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
             event = await visible_event(conn, access, event_id, ignored)
         return (await self.serve([event], for_device=(user_id, device_id)))[0]
 

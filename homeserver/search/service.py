@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
 from homeserver.errors import invalid_param
 from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
@@ -29,7 +30,6 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
-from homeserver.store import account_data as account_data_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
 from homeserver.store import search as search_store
@@ -163,7 +163,7 @@ class SearchService:
                 and (group_room is None or m.room_id == group_room)
             }
             ranges = await self._visible_ranges(conn, user_id, list(memberships), upto)
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
             matches, count = await search_store.search(
                 conn,
                 search_store.SearchQuery(

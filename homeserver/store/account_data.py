@@ -9,9 +9,6 @@ import asyncpg
 
 from homeserver.events import types
 from homeserver.events.canonical import decode
-from homeserver.events.content.profile import ignored_user_ids
-
-GLOBAL = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +33,22 @@ async def content(
     return decoded if isinstance(decoded, dict) else None
 
 
-async def ignored_users(conn: asyncpg.Connection, user_id: str) -> frozenset[str]:
-    """Whom the user ignores (their global m.ignored_user_list)."""
-    return ignored_user_ids(await content(conn, user_id, GLOBAL, types.IGNORED_USER_LIST), user_id)
+async def fact(
+    conn: asyncpg.Connection, user_id: str, state_key: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The account-data event now in force under `state_key` in the user's chain:
+    its ID and the account data's own content."""
+    row = await conn.fetchrow(
+        "SELECT e.event_id, e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3",
+        user_id,
+        types.ACCOUNT_DATA,
+        state_key,
+    )
+    if row is None:
+        return None
+    data = decode(row["json"])["content"].get("content")
+    return row["event_id"], data if isinstance(data, dict) else {}
 
 
 async def changed_between(

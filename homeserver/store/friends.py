@@ -116,21 +116,3 @@ async def friend_facts(conn: asyncpg.Connection, user_id: str) -> dict[str, dict
         types.FRIEND,
     )
     return {row["state_key"]: decode(row["json"])["content"] for row in rows}
-
-
-async def account_data_fact(
-    conn: asyncpg.Connection, user_id: str, state_key: str
-) -> tuple[str, dict[str, Any]] | None:
-    """The account-data event now in force under `state_key` in the user's chain:
-    its ID and the account data's own content."""
-    row = await conn.fetchrow(
-        "SELECT e.event_id, e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
-        " WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3",
-        user_id,
-        types.ACCOUNT_DATA,
-        state_key,
-    )
-    if row is None:
-        return None
-    data = decode(row["json"])["content"].get("content")
-    return row["event_id"], data if isinstance(data, dict) else {}

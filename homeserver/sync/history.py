@@ -15,11 +15,11 @@ from typing import Literal
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.access import RoomAccess, room_access, sent_by_ignored, visible_event
 from homeserver.rooms.service import RoomService
-from homeserver.store import account_data as account_data_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import relations as relation_store
@@ -55,7 +55,7 @@ async def _seen_event(
     conn: asyncpg.Connection, access: RoomAccess, event_id: str
 ) -> tuple[Event, frozenset[str]]:
     """The event of the room, if the user may see it (else 404), and whom the user ignores."""
-    ignored = await account_data_store.ignored_users(conn, access.user_id)
+    ignored = await ignored_users(conn, access.user_id)
     return await visible_event(conn, access, event_id, ignored), ignored
 
 
@@ -128,7 +128,7 @@ class HistoryService:
         to = parse_pagination_token(to_token) if to_token is not None else None
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
             latest = await history_store.latest_position(conn)
             if start is None:
                 start = latest if backwards else 0
@@ -288,7 +288,7 @@ class HistoryService:
         before = parse_pagination_token(from_token) if from_token is not None else None
         async with self._pool.acquire() as conn:
             access = await self._readable(conn, user_id, room_id)
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
             found = await relation_store.threads(
                 conn, room_id, before, limit + 1, user_id if participated else None
             )

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.account_data.ignore import ignored_users
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.access import visible_events
 from homeserver.rooms.service import RoomService
-from homeserver.store import account_data as account_data_store
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
@@ -216,7 +216,7 @@ class SyncService:
         if cached is not None and cached[0] == generation:
             return cached[1]
         async with self._pool.acquire() as conn:
-            ignored = await account_data_store.ignored_users(conn, user_id)
+            ignored = await ignored_users(conn, user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))

@@ -50,10 +50,6 @@ def now_ms() -> int:
 class TypingState(Protocol):
     """Storage of typing state; every method is atomic with respect to the others."""
 
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
     async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
         """Start (expires_at given) or stop typing; True when the set of typers changed."""
         ...
@@ -79,12 +75,6 @@ class LocalTypingState:
         self._rooms: dict[str, dict[str, int]] = {}
         self._changed_at: dict[str, int] = {}
         self._serial = 0
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
     async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
         typers = self._rooms.get(room_id, {})
@@ -200,8 +190,8 @@ class RedisTypingState:
     expiries for the sweep, a global serial and a hash of each room's last-change
     serial. Changes run as Lua scripts, so two processes never interleave."""
 
-    def __init__(self, url: str, namespace: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+    def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
+        self._redis = redis
         prefix = f"linkchat:{namespace}:typing:"
         self._room_prefix = prefix + "room:"
         self._index = prefix + "expiries"
@@ -209,12 +199,6 @@ class RedisTypingState:
         self._serials = prefix + "room_serials"
         self._set = self._redis.register_script(_SET)
         self._expire = self._redis.register_script(_EXPIRE)
-
-    async def open(self) -> None:
-        await self._redis.ping()
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
     async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
         serial = await self._set(
@@ -282,7 +266,6 @@ class TypingService:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._state.open()
         self._sweeper = asyncio.create_task(self._sweep(), name="typing-expiry")
 
     async def stop(self) -> None:
@@ -292,7 +275,6 @@ class TypingService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        await self._state.close()
 
     # PUT /rooms/{roomId}/typing/{userId}
 
@@ -351,14 +333,14 @@ class TypingService:
 
 
 def create_typing_service(
-    pool: asyncpg.Pool, notifier: Notifier, redis_url: str, namespace: str
+    pool: asyncpg.Pool, notifier: Notifier, redis: aioredis.Redis | None, namespace: str
 ) -> TypingService:
-    """Shared through Redis when a Redis URL is configured, else in this process."""
-    if redis_url:
+    """Shared through Redis when the server has a Redis client, else in this process."""
+    if redis is not None:
         return TypingService(
             pool,
             notifier,
-            RedisTypingState(redis_url, namespace),
+            RedisTypingState(redis, namespace),
             sweep_seconds=SHARED_SWEEP_SECONDS,
         )
     return TypingService(pool, notifier, LocalTypingState())

@@ -1,11 +1,9 @@
-"""What a profile fact holds, and what an ignore list says: read by rules, sync and services.
+"""What a profile fact holds: read by rules and services.
 
 `com.linkchat.profile` (state key ""), in the account chain of its owner:
 `{"displayname"?: str, "avatar_url"?: str}`; a missing key is an unset field.
 JSON Schema: spec/events/com.linkchat.profile.json (tests/test_profiles.py
 checks it agrees with this model).
-
-`m.ignored_user_list` is global account data, `{"ignored_users": {user_id: {}}}`.
 """
 
 from __future__ import annotations
@@ -47,14 +45,3 @@ def parse_profile(content: Mapping[str, Any]) -> ProfileContent:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise invalid_param(f"{where}: {first['msg']}") from None
-
-
-def ignored_user_ids(content: Mapping[str, Any] | None, owner: str) -> frozenset[str]:
-    """The users an `m.ignored_user_list` content names (never its owner). Lenient, as
-    the list is client-written account data: anything malformed ignores nobody."""
-    ignored = content.get("ignored_users") if content is not None else None
-    if not isinstance(ignored, dict):
-        return frozenset()
-    return frozenset(
-        user for user in ignored if isinstance(user, str) and user.startswith("@") and user != owner
-    )

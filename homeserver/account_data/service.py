@@ -1,9 +1,9 @@
-"""Account data (global and per room) and room tags, written as facts in the owner's chain.
+"""Account data (global and per room) and room tags: the API's reads and writes, and sync's.
 
-Each piece is a `com.linkchat.account_data` state event, keyed by (room, type),
-in the account chain of its owner (receipts/service.py writes m.fully_read the
-same way); projections/accounts.py makes the `account_data` table that sync and
-the GET endpoints read. Tags are the `m.tag` room account data
+Each piece is a fact in its owner's chain (account_data/facts.py; receipts/
+writes m.fully_read, friends/ m.direct and the ignore list, the same way);
+projections/accounts.py makes the `account_data` table that sync and the GET
+endpoints read. Tags are the `m.tag` room account data
 `{"tags": {tag: {order?}}}`: adding or removing one is a read-modify-write,
 appended as a StateEdit so two concurrent tag changes never lose one.
 """
@@ -15,17 +15,20 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.account_data.facts import (
+    GLOBAL,
+    account_data_draft,
+    account_data_edit,
+    account_data_key,
+)
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, Draft, StateEdit
+from homeserver.events.model import STATE_CHANGED
 from homeserver.log.appender import Appender
 from homeserver.push.default_rules import default_ruleset
-from homeserver.receipts.service import account_data_key
 from homeserver.store import account_data as account_data_store
-from homeserver.store import rooms as room_store
 
 JsonDict = dict[str, Any]
-GLOBAL = account_data_store.GLOBAL
 
 FULLY_READ = "m.fully_read"
 PUSH_RULES = "m.push_rules"
@@ -81,15 +84,7 @@ class AccountDataService:
     async def put(self, user_id: str, room_id: str, data_type: str, content: JsonDict) -> None:
         """A client's write replaces whatever was there."""
         _check_type(data_type)
-        await self._appender.append(
-            Draft(
-                user_id,
-                user_id,
-                types.ACCOUNT_DATA,
-                {"room_id": room_id, "type": data_type, "content": content},
-                state_key=account_data_key(room_id, data_type),
-            )
-        )
+        await self._appender.append(account_data_draft(user_id, room_id, data_type, content))
 
     # Tags
 
@@ -113,19 +108,13 @@ class AccountDataService:
         key = account_data_key(room_id, types.TAG)
         for _ in range(MAX_ATTEMPTS):
             async with self._pool.acquire() as conn:
-                fact = await room_store.state_event(conn, user_id, types.ACCOUNT_DATA, key)
-            held = fact.content.get("content") if fact is not None else None
-            current: JsonDict = dict(held) if isinstance(held, dict) else {}
+                found = await account_data_store.fact(conn, user_id, key)
+            replaces, current = found if found is not None else (None, {})
             tags = edit(_tags_of(current))
             if tags == _tags_of(current):
                 return
-            draft = StateEdit(
-                user_id,
-                user_id,
-                types.ACCOUNT_DATA,
-                {"room_id": room_id, "type": types.TAG, "content": {**current, "tags": tags}},
-                state_key=key,
-                replaces=fact.event_id if fact is not None else None,
+            draft = account_data_edit(
+                user_id, room_id, types.TAG, {**current, "tags": tags}, replaces
             )
             try:
                 await self._appender.append(draft)
@@ -134,3 +123,26 @@ class AccountDataService:
                 if refused.errcode != STATE_CHANGED:
                     raise
         raise MatrixError(409, STATE_CHANGED, "Your tags kept changing; try again.")
+
+    # Reading, for sync
+
+    async def global_account_data_for_sync(
+        self, user_id: str, since: int | None, until: int
+    ) -> list[JsonDict]:
+        """Global account data events ({type, content}) written in (since, until]."""
+        async with self._pool.acquire() as conn:
+            rows = await account_data_store.changed_between(
+                conn, user_id, since, until, rooms=False
+            )
+        return [{"type": row.type, "content": row.content} for row in rows]
+
+    async def room_account_data_for_sync(
+        self, user_id: str, since: int | None, until: int
+    ) -> dict[str, list[JsonDict]]:
+        """Per room, account data events ({type, content}) written in (since, until]."""
+        async with self._pool.acquire() as conn:
+            rows = await account_data_store.changed_between(conn, user_id, since, until, rooms=True)
+        found: dict[str, list[JsonDict]] = {}
+        for row in rows:
+            found.setdefault(row.room_id, []).append({"type": row.type, "content": row.content})
+        return found
