@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.account_data.ignore import ignored_users
+from homeserver.account_data.ignore import ignored_users_many
+from homeserver.batching import Batched
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
@@ -97,6 +98,10 @@ class SyncService:
         self._device_lists = device_lists
         self._one_time_keys = one_time_keys
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
+        # A change naming many users (a to-device send to 200 devices) voids their caches
+        # at once: the reads of the syncs it wakes share one query per turn of the loop.
+        self._joined_reads: Batched[str, dict[str, int]] = Batched(self._read_joined)
+        self._ignored_reads: Batched[str, frozenset[str]] = Batched(self._read_ignored)
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
         self._unread = UnreadCounts()
         self._pool = pool
@@ -197,16 +202,19 @@ class SyncService:
         cached = self._joined_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return dict(cached[1])
-        async with self._pool.acquire() as conn:
-            joined = {
-                m.room_id: m.stream_position
-                for m in await sync_store.memberships(conn, user_id)
-                if m.membership == "join"
-            }
+        joined = await self._joined_reads.ask(user_id)
         self._joined_cache[user_id] = (generation, joined)
         while len(self._joined_cache) > JOINED_CACHE_SIZE:
             self._joined_cache.pop(next(iter(self._joined_cache)))
         return dict(joined)
+
+    async def _read_joined(self, user_ids: list[str]) -> list[dict[str, int]]:
+        async with self._pool.acquire() as conn:
+            return await sync_store.joined_many(conn, user_ids)
+
+    async def _read_ignored(self, user_ids: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            return await ignored_users_many(conn, user_ids)
 
     async def _ignored(self, user_id: str) -> frozenset[str]:
         """Whom the user ignores (m.ignored_user_list); cached like `_joined`: a change of
@@ -215,8 +223,7 @@ class SyncService:
         cached = self._ignored_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        async with self._pool.acquire() as conn:
-            ignored = await ignored_users(conn, user_id)
+        ignored = await self._ignored_reads.ask(user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))
