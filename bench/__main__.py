@@ -21,6 +21,8 @@ from bench import device_lists_sync as device_lists_sync_scenario
 from bench import device_roundtrip as device_roundtrip_scenario
 from bench import e2ee_room as e2ee_room_scenario
 from bench import media as media_scenario
+from bench import push as push_scenario
+from bench import push_rules as push_rules_scenario
 from bench import ratelimit as ratelimit_scenario
 from bench import search as search_scenario
 from bench.client import MatrixRequestError
@@ -53,6 +55,9 @@ SCENARIOS: dict[str, Scenario] = {
         ratelimit_scenario.SCENARIO,
         e2ee_room_scenario.SCENARIO,
         device_lists_sync_scenario.SCENARIO,
+        push_scenario.FANOUT,
+        push_scenario.SEND,
+        push_rules_scenario.SCENARIO,
     ]
 }
 

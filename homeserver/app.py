@@ -27,9 +27,12 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
+from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
+from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
@@ -63,7 +66,7 @@ from homeserver.bus.redis import RedisBus
 from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
 from homeserver.channels.service import ChannelService
-from homeserver.config import Config, MetricsListener
+from homeserver.config import ApnsApp, Config, FcmApp, MetricsListener
 from homeserver.device_control import rules as device_rules
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
@@ -88,6 +91,13 @@ from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
 from homeserver.profiles.service import ProfileService
+from homeserver.push.counts import NotificationCounter
+from homeserver.push.delivery import Delivery
+from homeserver.push.gateway.apns import ApnsSettings
+from homeserver.push.gateway.fcm import FcmSettings
+from homeserver.push.gateway.service import PushGateway
+from homeserver.push.sender import PushFollower
+from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
@@ -229,6 +239,22 @@ def _metrics_listener(
     return listen
 
 
+def _gateway_app(app: FcmApp | ApnsApp) -> FcmSettings | ApnsSettings:
+    if isinstance(app, FcmApp):
+        return FcmSettings(
+            app.project_id, app.service_account_file, app.data_only, app.base_url, app.token_url
+        )
+    return ApnsSettings(
+        app.team_id,
+        app.key_id,
+        app.key_file,
+        app.topic,
+        app.sandbox,
+        app.data_only,
+        app.base_url,
+    )
+
+
 def _redis_client(url: str) -> aioredis.Redis | None:
     """The process's Redis client, or None without a Redis URL (one process, in memory)."""
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
@@ -350,6 +376,13 @@ def create_app(config: Config, dsn: str) -> web.Application:
             lease_check_seconds=config.followers.lease_check_seconds,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        followers.add(
+            PushFollower(
+                pool,
+                Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                max_event_age_ms=config.push.max_event_age_seconds * 1000,
+            )
+        )
         # Woken by this process's commits at once, and by other processes' on the bus.
         appender.add_listener(lambda _events: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
@@ -364,6 +397,14 @@ def create_app(config: Config, dsn: str) -> web.Application:
         app[profile_api.PROFILES] = ProfileService(pool, appender)
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
+        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        app[pushers_api.PUSHERS] = PusherService(pool)
+        app[notifications_api.NOTIFICATIONS] = NotificationService(pool, room_service)
+        gateway = PushGateway(
+            {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
+        )
+        gateway.start()
+        app[push_gateway_api.PUSH_GATEWAY] = gateway
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
@@ -396,6 +437,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
             pool,
             notifier,
             room_service,
+            NotificationCounter(pool),
             recent=recent,
             receipts=receipt_service,
             account_data=account_data_service,
@@ -424,6 +466,7 @@ def create_app(config: Config, dsn: str) -> web.Application:
         followers.start()
         yield
         await followers.stop()
+        await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()
@@ -452,6 +495,9 @@ def create_app(config: Config, dsn: str) -> web.Application:
         typing_api,
         to_device_api,
         push_rules_api,
+        pushers_api,
+        notifications_api,
+        push_gateway_api,
         presence_api,
         search_api,
         room_directory_api,

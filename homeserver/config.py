@@ -19,7 +19,7 @@ import re
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -302,6 +302,56 @@ class Followers(Section):
     lease_check_seconds: int = Field(default=2, ge=1, le=60)
 
 
+class FcmApp(Section):
+    """A built-in gateway app sending through Firebase Cloud Messaging (HTTP v1)."""
+
+    kind: Literal["fcm"]
+    # The Firebase project's ID (Project settings > General).
+    project_id: str = Field(min_length=1)
+    # The service account's JSON key file (Project settings > Service accounts).
+    service_account_file: Path = Field(strict=False)
+    # true: data messages only, never a visible notification (the app shows its own).
+    data_only: bool = False
+    # Where FCM is; tests point this at a local server. Default: Google's.
+    base_url: str = "https://fcm.googleapis.com"
+    # The OAuth2 token endpoint; empty: the service account file's token_uri.
+    token_url: str = ""
+
+
+class ApnsApp(Section):
+    """A built-in gateway app sending through the Apple Push Notification service."""
+
+    kind: Literal["apns"]
+    # The Apple developer team's ID, and the ID of its APNs auth key (.p8).
+    team_id: str = Field(min_length=1)
+    key_id: str = Field(min_length=1)
+    key_file: Path = Field(strict=False)
+    # The app's bundle ID (apns-topic).
+    topic: str = Field(min_length=1)
+    # true: the development environment (apps built for debugging).
+    sandbox: bool = False
+    # true: background (content-available) pushes only, never an alert.
+    data_only: bool = False
+    # Where APNs is; empty: Apple's production or sandbox host. Tests point it elsewhere.
+    base_url: str = ""
+
+
+PushApp = Annotated[FcmApp | ApnsApp, Field(discriminator="kind")]
+
+
+class Push(Section):
+    """Push notifications: the follower that sends them, and the built-in gateway."""
+
+    # Events older than this when the follower reaches them are counted but not
+    # pushed (after a long outage, or when first started on an old log).
+    max_event_age_seconds: int = Field(default=3600, ge=1)
+    # The longest wait between two tries of a gateway that is down; tries go on
+    # until it answers, however long that takes.
+    max_backoff_seconds: int = Field(default=600, ge=1, le=86_400)
+    # The app IDs this server's own gateway (POST /_matrix/push/v1/notify) sends for.
+    apps: dict[str, PushApp] = {}
+
+
 class UserDirectory(Section):
     """Who POST /user_directory/search finds."""
 
@@ -370,6 +420,7 @@ class Config(Section):
     user_directory: UserDirectory = UserDirectory()
     devices: Devices = Devices()
     followers: Followers = Followers()
+    push: Push = Push()
 
     # A section written with every key commented out (`redis:` alone) is
     # YAML null; it means "all defaults", not an error.

@@ -45,7 +45,7 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def yaml_keys(data: dict[str, object], prefix: str = "") -> list[str]:
     keys: list[str] = []
     for name, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty mapping ({}) is a value
             keys.extend(yaml_keys(value, f"{prefix}{name}."))
         else:
             keys.append(f"{prefix}{name}")

@@ -73,12 +73,12 @@ async def runners(log: Log) -> AsyncIterator[Runners]:
     The catch-up period is an hour: whatever a test sees handled was woken for."""
     made: list[Followers] = []
 
-    def make(*followers: Recorder) -> Followers:
+    def make(*followers: Recorder, lease_check_seconds: float = 0.2) -> Followers:
         runner = Followers(
             log.hs.app[POOL],
             log.dsn,
             catch_up_seconds=3600,
-            lease_check_seconds=0.2,
+            lease_check_seconds=lease_check_seconds,
             batch_size=50,
         )
         for follower in followers:
@@ -204,8 +204,11 @@ async def test_a_follower_is_taken_over_when_its_holders_connection_dies_mid_bat
 ) -> None:
     await log.append(120)
     a = Recorder("taken_over", "a")
-    a.hold = asyncio.Event()  # its first batch waits, rows written, in its transaction
-    runner_a = runners(a)
+    a.hold = asyncio.Event()  # its batches wait, rows written, in their transaction
+    # Having lost its lease, a runner waits one check before taking leases again: a's
+    # long wait lets b, checking every 0.2 s, take over (had a taken the lease back,
+    # its next batch would wait on `hold` too, and nobody would handle anything).
+    runner_a = runners(a, lease_check_seconds=10)
     await asyncio.wait_for(a.in_batch.wait(), 30)
     b = Recorder("taken_over", "b")
     runners(b)

@@ -1,38 +1,41 @@
-"""Push rules, read-only for now: every user gets the spec's server-default rules.
-
-Editing (PUT/DELETE, /enabled and /actions writes) is a later issue; until then
-those methods answer 405 M_UNRECOGNIZED from the middleware, as the spec asks
-for a known endpoint with a method the server does not serve.
-"""
+"""Push rules: GET /pushrules/, and reading and editing one rule, its `enabled` and `actions`."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.requests import ok, requester
-from homeserver.errors import MatrixError, invalid_param, not_found
-from homeserver.push.default_rules import KINDS, Rule, default_ruleset, find_rule
+from homeserver.api.requests import json_object, ok, requester
+from homeserver.errors import not_found
+from homeserver.push import ruleset as rules_of
+from homeserver.push.default_rules import Rule
+from homeserver.push.service import PushRuleService
+
+PUSH_RULES = web.AppKey("push_rules", PushRuleService)
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
 RULE = V3 + "/pushrules/{scope}/{kind}/{rule_id}"
 
 
-def _rule(request: web.Request, user_id: str) -> Rule:
-    scope = request.match_info["scope"]
-    kind = request.match_info["kind"]
-    if scope != "global":
-        raise invalid_param(f"Unknown push rule scope {scope!r}; only 'global' exists.")
-    if kind not in KINDS:
-        raise invalid_param(f"Unknown push rule kind {kind!r}; one of {', '.join(KINDS)}.")
-    rule = find_rule(default_ruleset(user_id), kind, request.match_info["rule_id"])
+def _where(request: web.Request) -> tuple[str, str]:
+    scope, kind = request.match_info["scope"], request.match_info["kind"]
+    rules_of.check_kind(scope, kind)
+    return kind, request.match_info["rule_id"]
+
+
+async def _rule(request: web.Request) -> Rule:
+    caller = await requester(request)
+    kind, rule_id = _where(request)
+    ruleset = await request.app[PUSH_RULES].ruleset(caller.user_id)
+    rule = rules_of.find(ruleset, kind, rule_id)
     if rule is None:
         raise not_found("The push rule was not found.")
     return rule
 
 
-def _no_scope(request: web.Request) -> MatrixError:
-    return invalid_param(f"Unknown push rule scope {request.match_info['scope']!r}.")
+def _query(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    return value if value else None
 
 
 # GET /_matrix/client/v3/pushrules/
@@ -40,7 +43,7 @@ def _no_scope(request: web.Request) -> MatrixError:
 @routes.get(V3 + "/pushrules")
 async def get_push_rules(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok({"global": default_ruleset(caller.user_id)})
+    return ok({"global": await request.app[PUSH_RULES].ruleset(caller.user_id)})
 
 
 # GET /_matrix/client/v3/pushrules/global/
@@ -48,27 +51,73 @@ async def get_push_rules(request: web.Request) -> web.Response:
 @routes.get(V3 + "/pushrules/{scope}")
 async def get_push_rules_scope(request: web.Request) -> web.Response:
     caller = await requester(request)
-    if request.match_info["scope"] != "global":
-        raise _no_scope(request)
-    return ok(default_ruleset(caller.user_id))
+    rules_of.check_kind(request.match_info["scope"], "override")
+    return ok(await request.app[PUSH_RULES].ruleset(caller.user_id))
+
+
+# GET /_matrix/client/v3/pushrules/global/{kind}/
+@routes.get(V3 + "/pushrules/{scope}/{kind}/")
+async def get_push_rules_kind(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    rules_of.check_kind(request.match_info["scope"], request.match_info["kind"])
+    ruleset = await request.app[PUSH_RULES].ruleset(caller.user_id)
+    return ok(ruleset[request.match_info["kind"]])
 
 
 # GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}
 @routes.get(RULE)
 async def get_push_rule(request: web.Request) -> web.Response:
+    return ok(await _rule(request))
+
+
+# PUT /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}
+@routes.put(RULE)
+async def put_push_rule(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok(_rule(request, caller.user_id))
+    kind, rule_id = _where(request)
+    body = await json_object(request)
+    await request.app[PUSH_RULES].put_rule(
+        caller.user_id, kind, rule_id, body, _query(request, "before"), _query(request, "after")
+    )
+    return ok()
+
+
+# DELETE /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}
+@routes.delete(RULE)
+async def delete_push_rule(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    kind, rule_id = _where(request)
+    await request.app[PUSH_RULES].delete_rule(caller.user_id, kind, rule_id)
+    return ok()
 
 
 # GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/enabled
 @routes.get(RULE + "/enabled")
 async def get_push_rule_enabled(request: web.Request) -> web.Response:
+    return ok({"enabled": (await _rule(request))["enabled"]})
+
+
+# PUT /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/enabled
+@routes.put(RULE + "/enabled")
+async def put_push_rule_enabled(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok({"enabled": _rule(request, caller.user_id)["enabled"]})
+    kind, rule_id = _where(request)
+    body = await json_object(request)
+    await request.app[PUSH_RULES].set_enabled(caller.user_id, kind, rule_id, body)
+    return ok()
 
 
 # GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/actions
 @routes.get(RULE + "/actions")
 async def get_push_rule_actions(request: web.Request) -> web.Response:
+    return ok({"actions": (await _rule(request))["actions"]})
+
+
+# PUT /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/actions
+@routes.put(RULE + "/actions")
+async def put_push_rule_actions(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok({"actions": _rule(request, caller.user_id)["actions"]})
+    kind, rule_id = _where(request)
+    body = await json_object(request)
+    await request.app[PUSH_RULES].set_actions(caller.user_id, kind, rule_id, body)
+    return ok()

@@ -2,9 +2,20 @@
 
 Each rule is written out as the spec defines it, in the spec's order: a client
 evaluates rules of one kind top to bottom, so the order is part of the meaning.
-Three rules name their owner; `default_ruleset` fills in the user ID or its
-localpart where the spec writes "[the user's Matrix ID]" or "[the local part
-of the user's Matrix ID]".
+Three rules name their owner: the template (`default_template`) holds the
+markers `rules.USER_ID` and `rules.LOCALPART` where the spec writes "[the
+user's Matrix ID]" or "[the local part of the user's Matrix ID]";
+`default_ruleset` fills them in. Evaluation compiles the template itself once
+(rules.py), so every member on the default rules shares one compiled ruleset.
+
+Our own rules, after the spec's in their kind:
+
+- `.com.linkchat.rule.device_command` (override, device accounts only): a
+  command sent to the device notifies it, high priority and data only
+  (tweaks `com.linkchat.priority: high`, `com.linkchat.data_only: true`), so a
+  sleeping desktop agent is woken to fetch it; nothing is shown.
+- `.com.linkchat.rule.friend_request` (override): a friend request received
+  (the `incoming` fact in the recipient's account chain) notifies, with sound.
 
 The spec's current text gives silent rules `"actions": []`; older versions
 wrote `["dont_notify"]`, which the spec now calls a no-op, so we serve `[]`.
@@ -12,12 +23,22 @@ wrote `["dont_notify"]`, which the spec now calls a no-op, so we serve `[]`.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Final
+
+from homeserver.accounts.identifiers import DEVICE_NAMESPACE
+from homeserver.events import types
+from homeserver.push.rules import KINDS, LOCALPART, USER_ID
 
 Rule = dict[str, Any]
 Ruleset = dict[str, list[Rule]]
 
-KINDS: Final = ("override", "content", "room", "sender", "underride")
+__all__ = ["KINDS", "Rule", "Ruleset", "default_ruleset", "default_template", "find_rule"]
+
+DEVICE_COMMAND_RULE: Final = ".com.linkchat.rule.device_command"
+FRIEND_REQUEST_RULE: Final = ".com.linkchat.rule.friend_request"
+PRIORITY_TWEAK: Final = "com.linkchat.priority"
+DATA_ONLY_TWEAK: Final = "com.linkchat.data_only"
 
 _SOUND_DEFAULT: Final = {"set_tweak": "sound", "value": "default"}
 _SOUND_RING: Final = {"set_tweak": "sound", "value": "ring"}
@@ -39,7 +60,7 @@ def _event_match(key: str, pattern: str) -> dict[str, Any]:
     return {"kind": "event_match", "key": key, "pattern": pattern}
 
 
-def _override_rules(user_id: str) -> list[Rule]:
+def _override_rules(user_id: str, device: bool) -> list[Rule]:
     return [
         _rule(".m.rule.master", [], []),
         _rule(".m.rule.suppress_notices", [_event_match("content.msgtype", "m.notice")], []),
@@ -109,6 +130,26 @@ def _override_rules(user_id: str) -> list[Rule]:
             ],
             [],
         ),
+        *(_device_rules() if device else []),
+        _rule(
+            FRIEND_REQUEST_RULE,
+            [_event_match("type", types.FRIEND), _event_match("content.relation", "incoming")],
+            ["notify", _SOUND_DEFAULT],
+        ),
+    ]
+
+
+def _device_rules() -> list[Rule]:
+    return [
+        _rule(
+            DEVICE_COMMAND_RULE,
+            [_event_match("type", types.DEVICE_COMMAND)],
+            [
+                "notify",
+                {"set_tweak": PRIORITY_TWEAK, "value": "high"},
+                {"set_tweak": DATA_ONLY_TWEAK, "value": True},
+            ],
+        )
     ]
 
 
@@ -149,15 +190,48 @@ def localpart(user_id: str) -> str:
     return user_id.removeprefix("@").partition(":")[0]
 
 
-def default_ruleset(user_id: str) -> Ruleset:
-    """The global ruleset a user has before changing anything: every kind, in spec order."""
+def is_device_account(user_id: str) -> bool:
+    return DEVICE_NAMESPACE in localpart(user_id)
+
+
+def _template(device: bool) -> Ruleset:
     return {
-        "override": _override_rules(user_id),
-        "content": _content_rules(localpart(user_id)),
+        "override": _override_rules(USER_ID, device),
+        "content": _content_rules(LOCALPART),
         "room": [],
         "sender": [],
         "underride": _underride_rules(),
     }
+
+
+_TEMPLATES: Final = {False: _template(False), True: _template(True)}
+
+
+def default_template(user_id: str) -> Ruleset:
+    """The default rules of `user_id`'s kind of account, with the owner left open
+    (shared: never change it)."""
+    return _TEMPLATES[is_device_account(user_id)]
+
+
+def fill_in(ruleset: Ruleset, user_id: str) -> Ruleset:
+    """A copy of `ruleset` with the markers replaced by the user's ID and localpart."""
+    names = {USER_ID: user_id, LOCALPART: localpart(user_id)}
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, str):
+            return names.get(node, node)
+        if isinstance(node, dict):
+            return {key: fill(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [fill(item) for item in node]
+        return node
+
+    return {kind: fill(copy.deepcopy(rules)) for kind, rules in ruleset.items()}
+
+
+def default_ruleset(user_id: str) -> Ruleset:
+    """The global ruleset a user has before changing anything: every kind, in spec order."""
+    return fill_in(default_template(user_id), user_id)
 
 
 def find_rule(ruleset: Ruleset, kind: str, rule_id: str) -> Rule | None:

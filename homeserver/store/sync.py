@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -159,38 +159,6 @@ async def summaries(
         user_id,
     )
     return {r["room_id"]: Summary(list(r["heroes"] or []), r["joined"], r["invited"]) for r in rows}
-
-
-async def unread_counts(
-    conn: asyncpg.Connection,
-    user_id: str,
-    room_ids: Sequence[str],
-    upto: int,
-    counted_types: Collection[str],
-    ignored: Collection[str] = (),
-) -> dict[str, int]:
-    """Events of the counted types from others (not `ignored`) after the user's latest
-    m.read receipt (or their join), up to position `upto`."""
-    if not room_ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT r.room_id, (SELECT count(*) FROM events e WHERE e.room_id = r.room_id"
-        "   AND e.stream_position <= $3"
-        "   AND e.stream_position > coalesce((SELECT max(x.stream_position) FROM receipts rc"
-        "     JOIN events x ON x.event_id = rc.event_id WHERE rc.room_id = r.room_id"
-        "     AND rc.user_id = $1 AND rc.receipt_type IN ('m.read', 'm.read.private')),"
-        "     (SELECT m.stream_position FROM room_members m"
-        "       WHERE m.room_id = r.room_id AND m.user_id = $1))"
-        "   AND e.sender <> $1 AND e.state_key IS NULL"
-        "   AND e.type = ANY($4::text[]) AND NOT e.sender = ANY($5::text[])) AS unread"
-        " FROM unnest($2::text[]) AS r(room_id)",
-        user_id,
-        list(room_ids),
-        upto,
-        list(counted_types),
-        list(ignored),
-    )
-    return {r["room_id"]: int(r["unread"]) for r in rows}
 
 
 async def events_between(

@@ -42,6 +42,8 @@ class SyncOptions:
     lazy_load_members: bool = False
     # event_fields: what of each served event to keep (`unshaped`: all of it).
     shape: Callable[[JsonDict], JsonDict] = unshaped
+    # Counts per thread (`unread_thread_notifications`), or one per room.
+    unread_thread_notifications: bool = False
 
 
 # Options of the filters recently used, by the identity of the (cached, immutable) Filter;
@@ -96,6 +98,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
         shape=shape if fields is not None else unshaped,
+        unread_thread_notifications=room.timeline.unread_thread_notifications,
     )
 
 

@@ -23,7 +23,6 @@ from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.store import sync as sync_store
 from homeserver.sync.encoding import EncodedEvent
-from homeserver.sync.unread import counts_for
 
 
 @dataclass(slots=True)
@@ -57,8 +56,9 @@ class WindowSummary:
     by_room: dict[str, list[RecentEvent]]  # every event but receipts, by chain
     receipts: list[Event]  # receipt facts naming a room
     redacted_by: dict[str, Event]  # event ID -> the first redaction of it in the window
-    # Per room, the messages that raise unread counts, by sender (sync/unread.py).
-    messages: dict[str, dict[str, int]]
+    # Per room, the last member or power levels change: what push rules read of the
+    # room changed (push/counts.py).
+    state_changed: dict[str, int]
     # Rooms someone joined, left, was invited to...: their summary changed.
     members_changed: frozenset[str]
 
@@ -68,14 +68,13 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     by_room: dict[str, list[RecentEvent]] = {}
     receipts: list[Event] = []
     redacted_by: dict[str, Event] = {}
-    messages: dict[str, dict[str, int]] = {}
+    state_changed: dict[str, int] = {}
     members_changed: set[str] = set()
     for item in window:
         event = item.event
         touched.add(event.room_id)
-        if counts_for(event):
-            by_sender = messages.setdefault(event.room_id, {})
-            by_sender[event.sender] = by_sender.get(event.sender, 0) + 1
+        if event.state_key is not None and event.type in (types.MEMBER, types.POWER_LEVELS):
+            state_changed[event.room_id] = event.stream_position
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
             members_changed.add(event.room_id)
@@ -86,7 +85,12 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
         else:
             by_room.setdefault(event.room_id, []).append(item)
     return WindowSummary(
-        frozenset(touched), by_room, receipts, redacted_by, messages, frozenset(members_changed)
+        frozenset(touched),
+        by_room,
+        receipts,
+        redacted_by,
+        state_changed,
+        frozenset(members_changed),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
+from homeserver.push.counts import RoomCounts, rendered
 from homeserver.store.sync import Summary
 from homeserver.sync.tokens import SyncToken, pagination_token
 
@@ -58,9 +59,12 @@ def room_summary(summary: Summary) -> JsonDict:
     }
 
 
-def unread_notifications(count: int) -> JsonDict:
-    """A joined room's badge; highlights (mentions) are not counted: always 0."""
-    return {"notification_count": count, "highlight_count": 0}
+def add_unread_counts(room: JsonDict, counts: RoomCounts, by_thread: bool) -> None:
+    """A joined room's badge (`unread_notifications`), and its threads' when asked for."""
+    unread, threads = rendered(counts, by_thread)
+    room["unread_notifications"] = unread
+    if by_thread:
+        room["unread_thread_notifications"] = threads
 
 
 def empty_room(upper: int) -> JsonDict:

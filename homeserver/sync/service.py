@@ -18,6 +18,7 @@ from homeserver.batching import Batched
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
+from homeserver.push.counts import NotificationCounter, RoomCounts, Window
 from homeserver.rooms.access import visible_events
 from homeserver.rooms.service import RoomService
 from homeserver.store import profiles as profile_store
@@ -37,12 +38,12 @@ from homeserver.sync.recent import RecentEvent, RecentEvents, WindowSummary
 from homeserver.sync.response import (
     SyncResult,
     add_receipt,
+    add_unread_counts,
     empty_room,
     inviter,
     room_has_content,
     room_summary,
     sync_result,
-    unread_notifications,
     with_presence,
 )
 from homeserver.sync.sources import (
@@ -55,14 +56,7 @@ from homeserver.sync.sources import (
     TypingSource,
 )
 from homeserver.sync.tokens import SyncToken, pagination_token
-from homeserver.sync.unread import (
-    COUNTED_TYPES,
-    DeviceCounts,
-    Tallies,
-    UnreadCounts,
-    moved_on,
-    shown_counts,
-)
+from homeserver.sync.unread import DeviceCounts, UnreadCounts, moved_on, shown_counts
 
 # State a client needs to show an invite (the spec's stripped state).
 INVITE_STATE_TYPES = (
@@ -84,6 +78,7 @@ class SyncService:
         pool: asyncpg.Pool,
         notifier: Notifier,
         rooms: RoomService,
+        counter: NotificationCounter,
         *,
         receipts: ReceiptSource | None = None,
         account_data: AccountDataSource | None = None,
@@ -104,6 +99,7 @@ class SyncService:
         self._ignored_reads: Batched[str, frozenset[str]] = Batched(self._read_ignored)
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
         self._unread = UnreadCounts()
+        self._counter = counter
         self._pool = pool
         self._notifier = notifier
         self._rooms = rooms
@@ -315,8 +311,8 @@ class SyncService:
             upper,
             sections,
             summary.members_changed,
-            options.ignored,
-            window=(since.events, summary.messages),
+            options,
+            window=(since.events, summary),
         )
         result = sync_result(
             SyncToken(upper, typing_serial, to_device_position, presence_position),
@@ -338,36 +334,55 @@ class SyncService:
         upper: int,
         sections: dict[str, JsonDict],
         members_changed: Collection[str],
-        ignored: frozenset[str],
-        window: tuple[int, Tallies] | None = None,
+        options: SyncOptions,
+        window: tuple[int, WindowSummary] | None = None,
     ) -> None:
         """`unread_notifications` in every room shown, and `summary` in those whose
         members changed, for syncs built either way.
 
-        With `window` (a long-poll answered from memory: its `since` and the window's
-        message tallies), every count this device's stream kept moves on, its room shown
-        or not, and only counts never kept are read; without it, every count is read."""
+        With `window` (a long-poll answered from memory: its `since` and the window),
+        every count this device's stream kept moves on by what the window's events add
+        (push/counts.py), its room shown or not, and only counts never kept are read;
+        without it, every count is read."""
         kept: DeviceCounts | None = None
-        moved: dict[str, int] = {}
+        moved: dict[str, RoomCounts] = {}
         if window is not None:
-            since, tallies = window
+            since, summary = window
             kept = self._unread.continuing(user_id, device_id, generation, since)
             if kept is not None:
-                moved = moved_on(kept, user_id, tallies, ignored)
+                events = {
+                    room_id: [item.event for item in items]
+                    for room_id, items in summary.by_room.items()
+                    if room_id in kept.by_room
+                }
+                added = await self._counter.window_counts(
+                    user_id,
+                    generation,
+                    Window(events, summary.state_changed),
+                    options.ignored,
+                    upper,
+                )
+                moved = moved_on(kept, added)
         unread, missing = shown_counts(kept, moved, sections)
         changed = [room_id for room_id in sections if room_id in members_changed]
         room_summaries: dict[str, Summary] = {}
-        if missing or changed:
-            async with self._pool.acquire() as conn:
-                read = await sync_store.unread_counts(
-                    conn, user_id, missing, upper, COUNTED_TYPES, ignored
-                )
-                room_summaries = await sync_store.summaries(conn, changed, user_id)
+        if missing:
+            joined = await self._joined(user_id)
+            read = await self._counter.counts(
+                user_id,
+                generation,
+                {room_id: joined.get(room_id, 0) for room_id in missing},
+                upper,
+                options.ignored,
+            )
             unread.update(read)
             moved.update(read)
+        if changed:
+            async with self._pool.acquire() as conn:
+                room_summaries = await sync_store.summaries(conn, changed, user_id)
         self._unread.keep(user_id, device_id, generation, upper, moved, merge=kept)
         for room_id, room in sections.items():
-            room["unread_notifications"] = unread_notifications(unread[room_id])
+            add_unread_counts(room, unread[room_id], options.unread_thread_notifications)
             if room_id in room_summaries:
                 room["summary"] = room_summary(room_summaries[room_id])
 
@@ -488,7 +503,7 @@ class SyncService:
         # Counted once the sections are whole: a receipt of one's own, say, shows the
         # room with its count back at 0.
         await self._add_counts_and_summaries(
-            user_id, device_id, generation, upper, join_section, members_changed, options.ignored
+            user_id, device_id, generation, upper, join_section, members_changed, options
         )
         presence_events, presence_position = await self._presence_since(
             user_id, await self._joined(user_id), since, options

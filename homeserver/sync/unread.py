@@ -1,13 +1,15 @@
 """Unread counts (`unread_notifications`), read from the database or moved on in memory.
 
-A room's count is the number of messages (`m.room.message`, `m.room.encrypted`)
-from others (not ignored) after the user's latest read receipt there, or after their join
-(store/sync.unread_counts reads it from the database). A long-poll woken by
-new messages must not query that again: each device's stream keeps the counts
-it last served (`DeviceCounts`, as of one position) and moves them on by the
-messages in the next window. Whatever would change them otherwise — a receipt,
-a join or leave, a change of the ignore list — is a change naming the user,
-which bumps the notifier's generation for them and voids what was kept.
+A room's counts are the notifications and highlights the user's push rules give
+for the events after their read receipts there, per thread (push/counts.py
+reads them from the database and evaluates what the push follower has not
+reached). A long-poll woken by new events must not query that again: each
+device's stream keeps the counts it last served (`DeviceCounts`, as of one
+position) and moves them on by what the next window's events add (push/counts.py
+evaluates them in memory). Whatever would change them otherwise — a receipt, a
+join or leave, a change of the ignore list or of the push rules — is a change
+naming the user, which bumps the notifier's generation for them and voids what
+was kept.
 """
 
 from __future__ import annotations
@@ -15,20 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from homeserver.events.model import Event
+from homeserver.push.counts import RoomCounts, merged
 
-COUNTED_TYPES = frozenset({"m.room.message", "m.room.encrypted"})
 MAX_DEVICES = 50_000
-
-
-def counts_for(event: Event) -> bool:
-    """Whether the event raises the unread count of everyone in its room but its sender."""
-    return event.state_key is None and event.type in COUNTED_TYPES
-
-
-# Per room, how many counted messages each sender sent in a window (sync/recent.py
-# tallies them once per window, for every long-poll it wakes).
-Tallies = Mapping[str, Mapping[str, int]]
 
 
 @dataclass(slots=True)
@@ -37,7 +28,7 @@ class DeviceCounts:
 
     generation: int  # of the user's own changes, read before the counts were
     position: int
-    by_room: dict[str, int] = field(default_factory=dict)
+    by_room: dict[str, RoomCounts] = field(default_factory=dict)
 
 
 class UnreadCounts:
@@ -60,7 +51,7 @@ class UnreadCounts:
         device_id: str,
         generation: int,
         position: int,
-        by_room: Mapping[str, int],
+        by_room: Mapping[str, RoomCounts],
         *,
         merge: DeviceCounts | None = None,
     ) -> None:
@@ -83,30 +74,21 @@ class UnreadCounts:
             self._devices.pop(next(iter(self._devices)))
 
 
-def moved_on(
-    kept: DeviceCounts, user_id: str, tallies: Tallies, ignored: frozenset[str] = frozenset()
-) -> dict[str, int]:
-    """The kept counts of the window's rooms plus the messages others sent there, but
-    not those the user ignores (rooms whose count was not kept are left out)."""
+def moved_on(kept: DeviceCounts, added: Mapping[str, RoomCounts]) -> dict[str, RoomCounts]:
+    """The kept counts of the window's rooms plus what its events added (rooms whose
+    counts were not kept are left out)."""
     return {
-        room_id: before + _from_others(by_sender, user_id, ignored)
-        for room_id, by_sender in tallies.items()
+        room_id: merged(before, more)
+        for room_id, more in added.items()
         if (before := kept.by_room.get(room_id)) is not None
     }
 
 
-def _from_others(by_sender: Mapping[str, int], user_id: str, ignored: frozenset[str]) -> int:
-    count = sum(by_sender.values()) - by_sender.get(user_id, 0)
-    if ignored:
-        count -= sum(n for sender, n in by_sender.items() if sender in ignored)
-    return count
-
-
 def shown_counts(
-    kept: DeviceCounts | None, moved: Mapping[str, int], shown: Iterable[str]
-) -> tuple[dict[str, int], list[str]]:
+    kept: DeviceCounts | None, moved: Mapping[str, RoomCounts], shown: Iterable[str]
+) -> tuple[dict[str, RoomCounts], list[str]]:
     """The counts of the rooms a sync shows, and those it must read (not kept)."""
-    counts: dict[str, int] = {}
+    counts: dict[str, RoomCounts] = {}
     missing: list[str] = []
     for room_id in shown:
         count = moved.get(room_id)

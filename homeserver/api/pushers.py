@@ -1,0 +1,29 @@
+"""Pushers: GET /pushers and POST /pushers/set."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.api.requests import json_object, ok, requester
+from homeserver.push.service import PusherService
+
+PUSHERS = web.AppKey("pushers", PusherService)
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+
+
+# GET /_matrix/client/v3/pushers
+@routes.get(V3 + "/pushers")
+async def get_pushers(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    return ok({"pushers": await request.app[PUSHERS].pushers(caller.user_id)})
+
+
+# POST /_matrix/client/v3/pushers/set
+@routes.post(V3 + "/pushers/set")
+async def post_pushers_set(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await json_object(request)
+    await request.app[PUSHERS].set_pusher(caller.user_id, caller.token_hash, body)
+    return ok()

@@ -1,0 +1,172 @@
+"""Pushers and sending: what reaches a Push Gateway, in order, despite it being down."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.devices import COMMAND, paired_device, send_command
+from tests.matrix import MatrixClient, User
+from tests.push_gateway import RecordingGateway
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[RecordingGateway]:
+    found = RecordingGateway()
+    await found.start()
+    yield found
+    await found.stop()
+
+
+def pusher_body(url: str, pushkey: str | None = None, **data: Any) -> dict[str, Any]:
+    return {
+        "kind": "http",
+        "app_id": "com.example.app.android",
+        "pushkey": pushkey or "key-" + secrets.token_hex(6),
+        "app_display_name": "Example",
+        "device_display_name": "Phone",
+        "lang": "en",
+        "data": {"url": url, **data},
+    }
+
+
+async def add_pusher(hs: MatrixClient, user: User, url: str, **data: Any) -> str:
+    body = pusher_body(url, **data)
+    await hs.ok("POST", "pushers/set", body, user=user)
+    return str(body["pushkey"])
+
+
+async def test_a_message_reaches_the_members_gateway_with_every_field(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    await hs.ok("PUT", f"profile/{alice.user_id}/displayname", {"displayname": "Alice"}, user=alice)
+    await hs.ok("PUT", f"rooms/{room}/state/m.room.name", {"name": "Tea"}, user=alice)
+    pushkey = await add_pusher(hs, bob, gateway.url, custom="kept")
+    event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "hello bob"})
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["event_id"] == event_id
+    assert notification["room_id"] == room
+    assert notification["type"] == "m.room.message"
+    assert notification["sender"] == alice.user_id
+    assert notification["sender_display_name"] == "Alice"
+    assert notification["room_name"] == "Tea"
+    assert notification["content"] == {"msgtype": "m.text", "body": "hello bob"}
+    assert notification["counts"] == {"unread": 1}
+    # A room of two: .m.rule.room_one_to_one, with its sound.
+    assert notification["prio"] == "high"
+    (device,) = notification["devices"]
+    assert device == {
+        "app_id": "com.example.app.android",
+        "pushkey": pushkey,
+        "data": {"custom": "kept"},
+        "tweaks": {"sound": "default"},
+    }
+    # The sender is never notified of their own message.
+    assert all(b["notification"]["sender"] != bob.user_id for b in gateway.received)
+
+
+async def test_event_id_only_pushers_get_no_content(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    pushkey = await add_pusher(hs, bob, gateway.url, format="event_id_only")
+    event_id = await hs.send(alice, room)
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert set(notification) == {"event_id", "room_id", "counts", "prio", "devices"}
+    assert notification["event_id"] == event_id
+
+
+async def test_a_down_gateway_gets_every_notification_in_order_once_up(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    gateway.down = True
+    sent = [await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{i}"}) for i in range(6)]
+    await gateway.wait_for(lambda: gateway.refused >= 2, what="tries while down")
+    gateway.down = False
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= len(sent), within=60)
+    assert [n["event_id"] for n in gateway.for_pushkey(pushkey)] == sent
+
+
+async def test_a_rejected_pushkey_is_gone_from_the_pushers(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    gateway.rejecting.add(pushkey)
+    await hs.send(alice, room)
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    for _ in range(100):
+        if not (await hs.ok("GET", "pushers", user=bob))["pushers"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (await hs.ok("GET", "pushers", user=bob))["pushers"] == []
+
+
+async def test_notifications_list_what_notified(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    first = await hs.send(alice, room, {"msgtype": "m.text", "body": "plain"})
+    second = await hs.send(alice, room, {"msgtype": "m.text", "body": f"hi {bob.user_id}"})
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 2)
+    body = await hs.ok("GET", "notifications", user=bob)
+    listed = body["notifications"]
+    assert [n["event"]["event_id"] for n in listed] == [second, first]
+    assert all(n["room_id"] == room and n["read"] is False for n in listed)
+    assert all(isinstance(n["ts"], int) for n in listed)
+    assert "notify" in listed[0]["actions"]
+    highlights = await hs.ok("GET", "notifications?only=highlight", user=bob)
+    assert [n["event"]["event_id"] for n in highlights["notifications"]] == [second]
+    page = await hs.ok("GET", "notifications?limit=1", user=bob)
+    assert [n["event"]["event_id"] for n in page["notifications"]] == [second]
+    rest = await hs.ok("GET", f"notifications?limit=1&from={page['next_token']}", user=bob)
+    assert [n["event"]["event_id"] for n in rest["notifications"]] == [first]
+    await hs.ok("POST", f"rooms/{room}/receipt/m.read/{second}", {}, user=bob)
+    after = await hs.ok("GET", "notifications", user=bob)
+    assert [n["read"] for n in after["notifications"]] == [True, True]
+
+
+async def test_a_device_command_wakes_the_device_with_a_data_only_high_priority_push(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    paired = await paired_device(hs)
+    pushkey = await add_pusher(hs, paired.device, gateway.url)
+    owners = await add_pusher(hs, paired.owner, gateway.url)
+    sent = await send_command(hs, paired.owner, paired.room_id)
+    assert sent.status == 200, sent.body
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["event_id"] == sent.body["event_id"]
+    assert notification["type"] == COMMAND
+    assert notification["prio"] == "high"
+    (device,) = notification["devices"]
+    assert device["tweaks"] == {"com.linkchat.priority": "high", "com.linkchat.data_only": True}
+    # The owner is in the device room too, but a command is not a message to them.
+    await hs.send(paired.device, paired.room_id, {"msgtype": "m.text", "body": "marker"})
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(owners)))
+    assert [n["type"] for n in gateway.for_pushkey(owners)] == ["m.room.message"]
+
+
+async def test_a_friend_request_notifies_its_recipient(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    await hs.ok("POST", "/_linkchat/v1/friends/requests", {"user_id": bob.user_id}, user=alice)
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["type"] == "com.linkchat.friend"
+    assert notification["sender"] == alice.user_id
+    assert notification["content"]["relation"] == "incoming"
+    assert "room_id" not in notification
+    assert notification["devices"][0]["tweaks"] == {"sound": "default"}
