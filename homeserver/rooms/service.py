@@ -31,6 +31,7 @@ from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
+from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
@@ -522,18 +523,29 @@ class RoomService:
         *,
         include_room_id: bool = True,
     ) -> list[JsonDict]:
-        """Client form of events: redactions applied, and for `for_device` (a user ID
+        """Client form of events: redactions applied, bundled aggregations (the latest
+        edit, thread summaries: rooms/aggregations.py), and for `for_device` (a user ID
         and device ID) the transaction IDs that device gave its own events."""
+        if not events:
+            return []
         ids = [event.event_id for event in events]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
             txn_ids = await room_store.transaction_ids(conn, ids, *for_device) if for_device else {}
+            bundles = await bundled_aggregations(
+                conn,
+                events,
+                for_device[0] if for_device else None,
+                redactions,
+                include_room_id=include_room_id,
+            )
         return [
             client_event(
                 event,
                 redacted_by=redactions.get(event.event_id),
                 transaction_id=txn_ids.get(event.event_id),
                 include_room_id=include_room_id,
+                relations=bundles.get(event.event_id),
             )
             for event in events
         ]

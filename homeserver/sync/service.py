@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.account_data.ignore import ignored_users
+from homeserver.account_data.ignore import ignored_users_many
+from homeserver.batching import Batched
 from homeserver.events import types
 from homeserver.events.client_format import client_event
 from homeserver.events.model import Event, JsonDict
@@ -47,6 +48,8 @@ from homeserver.sync.response import (
 )
 from homeserver.sync.sources import (
     AccountDataSource,
+    DeviceListSource,
+    OneTimeKeySource,
     PresenceSource,
     ReceiptSource,
     ToDeviceSource,
@@ -83,9 +86,17 @@ class SyncService:
         presence: PresenceSource | None = None,
         to_device: ToDeviceSource | None = None,
         recent: RecentEvents | None = None,
+        device_lists: DeviceListSource | None = None,
+        one_time_keys: OneTimeKeySource | None = None,
     ) -> None:
         self._recent = recent
+        self._device_lists = device_lists
+        self._one_time_keys = one_time_keys
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
+        # A change naming many users (a to-device send to 200 devices) voids their caches
+        # at once: the reads of the syncs it wakes share one query per turn of the loop.
+        self._joined_reads: Batched[str, dict[str, int]] = Batched(self._read_joined)
+        self._ignored_reads: Batched[str, frozenset[str]] = Batched(self._read_ignored)
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
         self._unread = UnreadCounts()
         self._counter = counter
@@ -187,16 +198,19 @@ class SyncService:
         cached = self._joined_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return dict(cached[1])
-        async with self._pool.acquire() as conn:
-            joined = {
-                m.room_id: m.stream_position
-                for m in await sync_store.memberships(conn, user_id)
-                if m.membership == "join"
-            }
+        joined = await self._joined_reads.ask(user_id)
         self._joined_cache[user_id] = (generation, joined)
         while len(self._joined_cache) > JOINED_CACHE_SIZE:
             self._joined_cache.pop(next(iter(self._joined_cache)))
         return dict(joined)
+
+    async def _read_joined(self, user_ids: list[str]) -> list[dict[str, int]]:
+        async with self._pool.acquire() as conn:
+            return await sync_store.joined_many(conn, user_ids)
+
+    async def _read_ignored(self, user_ids: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            return await ignored_users_many(conn, user_ids)
 
     async def _ignored(self, user_id: str) -> frozenset[str]:
         """Whom the user ignores (m.ignored_user_list); cached like `_joined`: a change of
@@ -205,8 +219,7 @@ class SyncService:
         cached = self._ignored_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        async with self._pool.acquire() as conn:
-            ignored = await ignored_users(conn, user_id)
+        ignored = await self._ignored_reads.ask(user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))
@@ -310,6 +323,7 @@ class SyncService:
             to_device_events,
             list(joined),
         )
+        await self._add_encryption(result, user_id, device_id, since.events, upper, joined, summary)
         return with_presence(result, presence_events)
 
     async def _add_counts_and_summaries(
@@ -504,8 +518,33 @@ class SyncService:
             [m.room_id for m in joined],
         )
         with_presence(result, presence_events)
+        await self._add_encryption(
+            result, user_id, device_id, after, upper, {m.room_id for m in joined}, None
+        )
         await self._serve_all(result.body, user_id, device_id, options)
         return result
+
+    async def _add_encryption(
+        self,
+        result: SyncResult,
+        user_id: str,
+        device_id: str,
+        since: int | None,
+        upper: int,
+        joined: Collection[str],
+        window: WindowSummary | None,
+    ) -> None:
+        """`device_lists`, `device_one_time_keys_count` and `device_unused_fallback_key_types`
+        (homeserver/e2ee), for syncs built either way; `window` when built from memory."""
+        if self._device_lists is not None:
+            changed, left = await self._device_lists.for_sync(user_id, since, upper, joined, window)
+            result.body["device_lists"] = {"changed": changed, "left": left}
+            if changed or left:
+                result.has_changes = True
+        if self._one_time_keys is not None:
+            counts, fallback = await self._one_time_keys.one_time_keys_for_sync(user_id, device_id)
+            result.body["device_one_time_keys_count"] = counts
+            result.body["device_unused_fallback_key_types"] = fallback
 
     async def _serve_all(
         self, body: JsonDict, user_id: str, device_id: str, options: SyncOptions
