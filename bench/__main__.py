@@ -17,7 +17,9 @@ from typing import Any
 import uvloop
 
 from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import device_lists_sync as device_lists_sync_scenario
 from bench import device_roundtrip as device_roundtrip_scenario
+from bench import e2ee_room as e2ee_room_scenario
 from bench import media as media_scenario
 from bench import push as push_scenario
 from bench import push_rules as push_rules_scenario
@@ -51,6 +53,8 @@ SCENARIOS: dict[str, Scenario] = {
         search_scenario.SCENARIO,
         device_roundtrip_scenario.SCENARIO,
         ratelimit_scenario.SCENARIO,
+        e2ee_room_scenario.SCENARIO,
+        device_lists_sync_scenario.SCENARIO,
         push_scenario.FANOUT,
         push_scenario.SEND,
         push_rules_scenario.SCENARIO,

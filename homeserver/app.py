@@ -24,6 +24,7 @@ from homeserver.api import device_control as device_control_api
 from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
+from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api import notifications as notifications_api
@@ -35,6 +36,7 @@ from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
+from homeserver.api import room_keys as room_keys_api
 from homeserver.api import search as search_api
 from homeserver.api import to_device as to_device_api
 from homeserver.api import typing as typing_api
@@ -54,6 +56,7 @@ from homeserver.api.app_keys import (
 from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
+from homeserver.api.releases import r0_routes
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
@@ -68,6 +71,10 @@ from homeserver.device_control import rules as device_rules
 from homeserver.device_control.checks import DeviceEventChecks
 from homeserver.device_control.expiry import CommandExpiry
 from homeserver.device_control.service import DeviceService, DeviceSettings
+from homeserver.e2ee import rules as e2ee_rules
+from homeserver.e2ee.backup import BackupService
+from homeserver.e2ee.device_lists import DeviceLists
+from homeserver.e2ee.service import KeyCounts, KeyService
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
@@ -262,6 +269,7 @@ def build_chain_rules() -> ChainRules:
     friend_rules.register(rules)
     channel_rules.register(rules)
     profile_rules.register(rules)
+    e2ee_rules.register(rules)
     return rules
 
 
@@ -421,6 +429,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         appender.add_listener(lambda batch: presence_service.committed(batch.events))
         app[presence_api.PRESENCE] = presence_service
+        # End-to-end encryption: keys, device lists (woken by this process's commits and
+        # telling other processes on the bus), key counts and backups.
+        device_lists = DeviceLists(pool, notifier)
+        appender.add_listener(lambda batch: device_lists.committed(batch.events))
+        key_service = KeyService(pool, appender, app[ACCOUNTS], KeyCounts(pool, bus, notifier))
+        app[keys_api.E2EE_KEYS] = key_service
+        app[keys_api.DEVICE_LISTS] = device_lists
+        app[room_keys_api.BACKUPS] = BackupService(pool)
         sync_service = SyncService(
             pool,
             notifier,
@@ -433,6 +449,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             typing=typing_service,
             presence=presence_service if config.presence.enabled else None,
             to_device=to_device_service,
+            device_lists=device_lists,
+            one_time_keys=key_service,
         )
         app[SYNC] = sync_service
         app[media_api.MEDIA] = MediaService(
@@ -457,6 +475,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await typing_service.stop()
         await presence_service.stop()
         await appender.stop()
+        await device_lists.close()
         await notifier.close()
         await rate_limiter.close()
         await bus.stop()
@@ -496,6 +515,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         account_data_api,
         user_directory_api,
         device_control_api,
+        keys_api,
+        room_keys_api,
     ):
         app.router.add_routes(module.routes)
+        app.router.add_routes(r0_routes(module.routes))
     return app

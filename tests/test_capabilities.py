@@ -7,9 +7,9 @@ from tests.matrix import MatrixClient
 
 async def test_versions_lists_only_what_clients_may_rely_on(hs: MatrixClient) -> None:
     body = await hs.ok("GET", "/_matrix/client/versions")
-    assert body["versions"] == ["v1.1", "v1.2", "v1.3"]
-    # v1.4 would tell matrix-js-sdk that /threads and /relations are served.
-    assert "v1.4" not in body["versions"]
+    assert body["versions"] == ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5"]
+    # v1.6 would tell clients that /timestamp_to_event is served.
+    assert "v1.6" not in body["versions"]
     # Private read receipts are served, so they are announced on their own.
     assert body["unstable_features"] == {"org.matrix.msc2285.stable": True}
 

@@ -108,7 +108,10 @@ async def _lease_holder_pid(dsn: str, name: str) -> int:
             await conn.fetchval(
                 "SELECT l.pid FROM pg_locks l JOIN follower_positions f"
                 " ON l.classid = $1 AND l.objid = f.follower_id AND l.objsubid = 2"
-                " WHERE l.locktype = 'advisory' AND l.granted AND f.name = $2",
+                " WHERE l.locktype = 'advisory' AND l.granted AND f.name = $2"
+                # Advisory locks of every database show here; follower IDs repeat.
+                " AND l.database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database())",
                 follower_store.FOLLOWER_LOCKS,
                 name,
             )

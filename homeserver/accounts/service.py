@@ -300,7 +300,9 @@ class AccountService:
 
     # Password and devices
 
-    async def _require_password(self, requester: Requester, auth: object) -> None:
+    async def require_password(self, requester: Requester, auth: object) -> None:
+        """UIA with the account's password (m.login.password), or the 401 asking for it."""
+
         async def password_ok(stage: Mapping[str, Any]) -> bool:
             identifier = stage.get("identifier")
             user = identifier.get("user") if isinstance(identifier, dict) else stage.get("user")
@@ -325,7 +327,7 @@ class AccountService:
         self, requester: Requester, new_password: str, logout_devices: bool, auth: object
     ) -> None:
         self._check_strength(new_password)
-        await self._require_password(requester, auth)
+        await self.require_password(requester, auth)
         password_hash = await passwords.hash_password(new_password)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, requester.user_id, password_hash)
@@ -357,5 +359,5 @@ class AccountService:
     async def delete_devices(
         self, requester: Requester, device_ids: list[str], auth: object
     ) -> None:
-        await self._require_password(requester, auth)
+        await self.require_password(requester, auth)
         await self._remove_devices(requester.user_id, device_ids)

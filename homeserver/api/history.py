@@ -89,3 +89,21 @@ async def relations(request: web.Request) -> web.Response:
         event_type=match.get("event_type"),
     )
     return ok(body)
+
+
+# GET /_matrix/client/v1/rooms/{room_id}/threads
+@routes.get(V1 + "/rooms/{room_id}/threads")
+async def threads(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    include = request.query.get("include", "all")
+    if include not in ("all", "participated"):
+        raise invalid_param("include must be all or participated.")
+    body = await request.app[HISTORY].threads(
+        caller.user_id,
+        caller.device_id,
+        room_id_param(request),
+        participated=include == "participated",
+        from_token=request.query.get("from") or None,
+        limit=_limit(request),
+    )
+    return ok(body)

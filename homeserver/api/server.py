@@ -18,17 +18,18 @@ routes = web.RouteTableDef()
 # Spec versions a client may rely on here. SDKs switch behaviour on these, so a
 # version is listed only when what it switches on is served:
 # - v1.1: the /v3 paths every endpoint here uses (POST /knock is not served; a
-#   client only knocks on a room whose join rule is knock).
-# - v1.2, v1.3: no SDK we interoperate with gates anything on them. Of their
-#   new endpoints /v1/rooms/{id}/relations is served (api/history.py);
+#   client only knocks on a room whose join rule is knock), and E2EE (keys,
+#   cross-signing, key backup).
+# - v1.2, v1.3: /v1/rooms/{id}/relations is served (api/history.py);
 #   /v1/rooms/{id}/hierarchy (spaces) is answered 404 M_UNRECOGNIZED, which
 #   clients handle.
-# - v1.4 is left out: with it matrix-js-sdk (doesServerSupportThread) takes
-#   threads as served and lists them through /v1/rooms/{id}/threads, which is
-#   not. Private read receipts (a v1.4 feature we do serve) are announced by
-#   their stable MSC2285 flag below instead.
-# Later versions imply v1.4; list them once the thread list is served.
-SPEC_VERSIONS = ["v1.1", "v1.2", "v1.3"]
+# - v1.4: threads: bundled aggregations (unsigned.m.relations with m.replace
+#   and m.thread, rooms/aggregations.py), /v1/rooms/{id}/threads, thread
+#   receipts; private read receipts.
+# - v1.5: no new endpoint.
+# - v1.6 is left out: it adds /v1/rooms/{id}/timestamp_to_event, which is not
+#   served (clients use it to jump to a date).
+SPEC_VERSIONS = ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5"]
 UNSTABLE_FEATURES = {"org.matrix.msc2285.stable": True}
 
 

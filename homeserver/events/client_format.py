@@ -30,8 +30,10 @@ def client_event(
     transaction_id: str | None = None,
     now_ms: int | None = None,
     include_room_id: bool = True,
+    relations: JsonDict | None = None,
 ) -> JsonDict:
-    """Serve `event`; a redacted event shows its redacted content and `redacted_because`."""
+    """Serve `event`; a redacted event shows its redacted content and `redacted_because`;
+    `relations` are its bundled aggregations (unsigned.m.relations)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     content: dict[str, Any] = dict(event.content)
     unsigned: JsonDict = {"age": max(0, now - event.origin_server_ts)}
@@ -40,6 +42,8 @@ def client_event(
         unsigned["redacted_because"] = client_event(redacted_by, now_ms=now)
     if transaction_id is not None:
         unsigned["transaction_id"] = transaction_id
+    if relations:
+        unsigned["m.relations"] = relations
     served: JsonDict = {
         "content": content,
         "event_id": event.event_id,

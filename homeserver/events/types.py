@@ -69,6 +69,14 @@ ENCRYPTION = "m.room.encryption"
 # a new m.room.member join event in each room they are joined to. The account
 # data types the server reads: a user's ignore list, and room tags.
 PROFILE = "com.linkchat.profile"
+
+# End-to-end encryption (homeserver/e2ee), facts in the account chain of their
+# owner (events/content/e2ee.py): a device's identity keys (state, key the
+# device ID), a cross-signing key (state, key its usage), and signatures the
+# owner made (not state: each upload adds some).
+E2EE_DEVICE_KEYS = "com.linkchat.e2ee.device_keys"
+E2EE_CROSS_SIGNING_KEY = "com.linkchat.e2ee.cross_signing_key"
+E2EE_SIGNATURES = "com.linkchat.e2ee.signatures"
 IGNORED_USER_LIST = "m.ignored_user_list"
 TAG = "m.tag"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeserver.events.model import Event
 from homeserver.projections import accounts, relations, room_directory, rooms, search
 from homeserver.projections import device_control as device_commands
+from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
 from homeserver.projections import media as media_records
 from homeserver.projections import profiles as user_profiles
@@ -20,6 +21,7 @@ _REDUCERS = (
     room_directory.changes,
     user_profiles.changes,
     device_commands.changes,
+    e2ee_keys.changes,
 )
 
 

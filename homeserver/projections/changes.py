@@ -170,6 +170,25 @@ DEVICE_COMMAND_RESULTS = Table(
 PROFILES = Table("profiles", ("user_id",), ("user_id", "displayname", "avatar_url"))
 USER_DIRECTORY_PUBLIC_ROOMS = Table("user_directory_public_rooms", ("room_id",), ("room_id",))
 
+# End-to-end encryption keys and signatures, and when each user's device list
+# last changed (projections/e2ee.py).
+E2E_DEVICE_KEYS = Table(
+    "e2e_device_keys",
+    ("user_id", "device_id"),
+    ("user_id", "device_id", "key_json", "stream_position"),
+)
+E2E_CROSS_SIGNING_KEYS = Table(
+    "e2e_cross_signing_keys",
+    ("user_id", "usage"),
+    ("user_id", "usage", "key_id", "key_json", "stream_position"),
+)
+E2E_SIGNATURES = Table(
+    "e2e_signatures",
+    ("signer_id", "key_id", "target_user_id", "target_key_id"),
+    ("signer_id", "key_id", "target_user_id", "target_key_id", "signature", "stream_position"),
+)
+DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -195,4 +214,8 @@ ALL_TABLES: tuple[Table, ...] = (
     DEVICE_COMMAND_RESULTS,
     PROFILES,
     USER_DIRECTORY_PUBLIC_ROOMS,
+    E2E_DEVICE_KEYS,
+    E2E_CROSS_SIGNING_KEYS,
+    E2E_SIGNATURES,
+    DEVICE_LIST_CHANGES,
 )

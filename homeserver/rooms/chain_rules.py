@@ -14,6 +14,9 @@ from homeserver.events.model import Draft
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.auth import authorize as authorize_room_event
 
+# Account facts that are not state: an upload record, signatures (homeserver/e2ee).
+NOT_STATE_ACCOUNT_FACTS = frozenset({types.MEDIA, types.E2EE_SIGNATURES})
+
 
 def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> None:
     if types.is_room_chain(draft.room_id):
@@ -27,10 +30,10 @@ def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> No
 
 
 def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
-    if draft.type == types.MEDIA:
-        # An upload record is the one account fact that is not state (it never changes).
+    if draft.type in NOT_STATE_ACCOUNT_FACTS:
+        # Upload records and signatures never change: each is a fact of its own.
         if draft.state_key is not None:
-            raise forbidden("media records are not state")
+            raise forbidden(f"{draft.type} facts are not state")
     elif draft.state_key is None:
         raise forbidden("account facts are state")
     if draft.type == types.ACCOUNT:

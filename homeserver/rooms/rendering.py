@@ -3,12 +3,13 @@ them: /sync (built from the in-memory tail or from the database), /messages, /co
 /relations, /search, /event, /state and /members.
 
 One rule, here only: a redacted event shows its redacted content and `redacted_because`;
-the viewer's own device sees the transaction ID it sent the event with; an event
+the viewer's own device sees the transaction ID it sent the event with; an event carries
+its bundled aggregations (the latest edit, its thread: rooms/aggregations.py); an event
 already encoded for everyone it goes to (`EncodedEvent`, held by the in-memory tail)
-is spliced in as it is whenever neither of those, nor a filter's `event_fields`,
-changes it. What decides the first two comes with the events (`EventFacts`): read
-from the database here (`EventRenderer.facts`), or known already by whoever holds
-the events in memory.
+is spliced in as it is whenever none of those, nor a filter's `event_fields`, changes
+it. What decides the first three comes with the events (`EventFacts`): read from the
+database here (`EventRenderer.facts`), or known already by whoever holds the events in
+memory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncpg
 
 from homeserver.events.client_format import ClientJson, EncodedEvent, client_event
 from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
 
@@ -38,6 +40,8 @@ class EventFacts(Protocol):
 
     def transaction_id(self, event: Event) -> str | None: ...
 
+    def relations(self, event: Event) -> JsonDict | None: ...
+
     def encoded(self, event: Event) -> EncodedEvent | None: ...
 
 
@@ -47,12 +51,16 @@ class StoredFacts:
 
     redactions: Mapping[str, Event]
     transaction_ids: Mapping[str, str]
+    bundles: Mapping[str, JsonDict]
 
     def redaction_of(self, event: Event) -> Event | None:
         return self.redactions.get(event.event_id)
 
     def transaction_id(self, event: Event) -> str | None:
         return self.transaction_ids.get(event.event_id)
+
+    def relations(self, event: Event) -> JsonDict | None:
+        return self.bundles.get(event.event_id)
 
     def encoded(self, event: Event) -> EncodedEvent | None:
         return None
@@ -70,6 +78,7 @@ def client_form(event: Event, facts: EventFacts, now: int, include_room_id: bool
         transaction_id=facts.transaction_id(event),
         now_ms=now,
         include_room_id=include_room_id,
+        relations=facts.relations(event),
     )
 
 
@@ -90,6 +99,7 @@ def render(
             encoded_form is not None
             and (encoded := encoded_form(event)) is not None
             and facts.redaction_of(event) is None
+            and not facts.relations(event)
         ):
             served.append(encoded.serve(now, facts.transaction_id(event)))
             continue
@@ -102,21 +112,30 @@ class EventRenderer:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def facts(self, events: Sequence[Event], viewer: Viewer | None) -> StoredFacts:
-        """The redactions of `events`, and the transaction IDs the viewer's device gave
-        them, in one connection."""
+    async def facts(
+        self, events: Sequence[Event], viewer: Viewer | None, *, include_room_id: bool = True
+    ) -> StoredFacts:
+        """The redactions of `events`, the transaction IDs the viewer's device gave them
+        and their bundled aggregations, in one connection."""
         if not events:
-            return StoredFacts({}, {})
+            return StoredFacts({}, {}, {})
         ids = [event.event_id for event in events]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
             txn_ids = await room_store.transaction_ids(conn, ids, *viewer) if viewer else {}
-        return StoredFacts(redactions, txn_ids)
+            bundles = await bundled_aggregations(
+                conn,
+                events,
+                viewer[0] if viewer else None,
+                redactions,
+                include_room_id=include_room_id,
+            )
+        return StoredFacts(redactions, txn_ids, bundles)
 
     async def serve(
         self, events: Sequence[Event], viewer: Viewer | None = None, *, include_room_id: bool = True
     ) -> list[JsonDict]:
         """The events in client form, as Python values (for bodies that are not /sync's)."""
-        facts = await self.facts(events, viewer)
+        facts = await self.facts(events, viewer, include_room_id=include_room_id)
         now = now_ms()
         return [client_form(event, facts, now, include_room_id) for event in events]

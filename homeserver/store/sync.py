@@ -31,6 +31,19 @@ async def memberships(conn: asyncpg.Connection, user_id: str) -> list[RoomMember
     return [RoomMembership(*row) for row in rows]  # the columns in the fields' order
 
 
+async def joined_many(conn: asyncpg.Connection, user_ids: Sequence[str]) -> list[dict[str, int]]:
+    """For many users at once: each one's joined rooms and the positions of their joins."""
+    rows = await conn.fetch(
+        "SELECT user_id, room_id, stream_position FROM room_members"
+        " WHERE user_id = ANY($1::text[]) AND membership = 'join'",
+        list(user_ids),
+    )
+    found: dict[str, dict[str, int]] = {user_id: {} for user_id in user_ids}
+    for row in rows:
+        found[row["user_id"]][row["room_id"]] = row["stream_position"]
+    return [found[user_id] for user_id in user_ids]
+
+
 async def latest_position(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
 

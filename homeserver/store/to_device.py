@@ -111,3 +111,43 @@ async def delete_up_to(conn: asyncpg.Connection, user_id: str, device_id: str, u
         device_id,
         up_to,
     )
+
+
+async def pending_many(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, int, int]]
+) -> list[list[InboxMessage]]:
+    """`pending` for many (user ID, device ID, after, limit) at once: one query, the
+    messages of each in the order asked."""
+    rows = await conn.fetch(
+        "SELECT w.n, m.position, m.sender, m.type, m.content"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])"
+        "   WITH ORDINALITY AS w(user_id, device_id, after, lim, n)"
+        " CROSS JOIN LATERAL (SELECT d.position, d.sender, d.type, d.content"
+        "   FROM device_inbox d WHERE d.user_id = w.user_id AND d.device_id = w.device_id"
+        "   AND d.position > w.after ORDER BY d.position LIMIT w.lim) m"
+        " ORDER BY w.n, m.position",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+        [w[3] for w in wanted],
+    )
+    found: list[list[InboxMessage]] = [[] for _ in wanted]
+    for r in rows:
+        found[r["n"] - 1].append(
+            InboxMessage(r["position"], r["sender"], r["type"], decode(r["content"]))
+        )
+    return found
+
+
+async def delete_up_to_many(
+    conn: asyncpg.Connection, acknowledged: Sequence[tuple[str, str, int]]
+) -> None:
+    """`delete_up_to` for many (user ID, device ID, up to) at once, in one statement."""
+    await conn.execute(
+        "DELETE FROM device_inbox d USING unnest($1::text[], $2::text[], $3::bigint[])"
+        "   AS w(user_id, device_id, up_to)"
+        " WHERE d.user_id = w.user_id AND d.device_id = w.device_id AND d.position <= w.up_to",
+        [a[0] for a in acknowledged],
+        [a[1] for a in acknowledged],
+        [a[2] for a in acknowledged],
+    )

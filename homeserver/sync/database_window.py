@@ -16,6 +16,7 @@ from homeserver.rooms.rendering import EventRenderer, StoredFacts
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
+from homeserver.sync.recent import WindowSummary
 from homeserver.sync.sources import AccountDataSource, ReceiptSource
 from homeserver.sync.window import (
     AccountData,
@@ -36,6 +37,7 @@ class DatabaseWindow:
     account_data_source: AccountDataSource | None = None
     name: ClassVar[str] = "database"
     held: ClassVar[HeldWindow | None] = None
+    summary: ClassVar[WindowSummary | None] = None
 
     async def memberships(self) -> Memberships:
         request, upper, after = self.request, self.upper, self.request.after
@@ -141,4 +143,4 @@ class DatabaseWindow:
         )
 
     async def facts(self, events: Sequence[Event]) -> StoredFacts:
-        return await self.renderer.facts(events, self.request.viewer)
+        return await self.renderer.facts(events, self.request.viewer, include_room_id=False)

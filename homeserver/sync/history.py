@@ -20,7 +20,9 @@ from homeserver.events import types
 from homeserver.events.model import Event, JsonDict
 from homeserver.rooms.access import RoomAccess, room_access, sent_by_ignored, visible_event
 from homeserver.rooms.rendering import EventRenderer
+from homeserver.store import events as event_store
 from homeserver.store import history as history_store
+from homeserver.store import relations as relation_store
 from homeserver.store import rooms as room_store
 from homeserver.store.history import RelationSelection
 from homeserver.sync.filters import MAX_LIMIT, RoomEventFilter
@@ -266,4 +268,40 @@ class HistoryService:
             body["next_batch"] = following
         if page.from_token is not None:
             body["prev_batch"] = page.from_token
+        return body
+
+    async def threads(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        *,
+        participated: bool = False,
+        from_token: str | None = None,
+        limit: int = 10,
+    ) -> JsonDict:
+        """GET /v1/rooms/{roomId}/threads: the room's thread roots the user may see, latest
+        activity first, with their thread summaries; `next_batch` pages on (a token `t{P}`:
+        threads whose latest reply is before position P)."""
+        limit = min(max(limit, 1), MAX_LIMIT)
+        before = parse_pagination_token(from_token) if from_token is not None else None
+        async with self._pool.acquire() as conn:
+            access = await self._readable(conn, user_id, room_id)
+            ignored = await ignored_users(conn, user_id)
+            found = await relation_store.threads(
+                conn, room_id, before, limit + 1, user_id if participated else None
+            )
+            page, more = found[:limit], len(found) > limit
+            roots = await event_store.events_by_ids(conn, [root for root, _ in page])
+        # Only roots the user may see (rooms/access.py), as every endpoint serving events.
+        shown = [
+            event
+            for root, _ in page
+            if (event := roots.get(root)) is not None and access.sees(event)
+        ]
+        body: JsonDict = {
+            "chunk": await self._renderer.serve(_shown(shown, ignored), (user_id, device_id))
+        }
+        if more and page:
+            body["next_batch"] = pagination_token(page[-1][1])
         return body

@@ -163,6 +163,13 @@ class _HeldFacts:
             return self.stored.transaction_id(event) if self.stored is not None else None
         return item.txn_id if item.device_id == self.device_id else None
 
+    def relations(self, event: Event) -> JsonDict | None:
+        # The window's events are served without bundled aggregations, as before the
+        # builders were one (what relates to them mostly comes in the same window).
+        if self.stored is not None and event.event_id not in self.summary.by_id:
+            return self.stored.relations(event)
+        return None
+
     def encoded(self, event: Event) -> EncodedEvent | None:
         item = self.summary.by_id.get(event.event_id)
         return item.encoded() if item is not None else None

@@ -61,6 +61,8 @@ class WindowSummary:
     # Per room, the last member or power levels change: what push rules read of the
     # room changed (push/counts.py).
     state_changed: dict[str, int]
+    # Rooms someone joined, left, was invited to... (homeserver/e2ee reads them).
+    members_changed: frozenset[str]
 
 
 def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
@@ -70,6 +72,7 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
     receipts: dict[str, JsonDict] = {}
     redacted_by: dict[str, Event] = {}
     state_changed: dict[str, int] = {}
+    members_changed: set[str] = set()
     for item in window:
         event = item.event
         touched.add(event.room_id)
@@ -77,6 +80,7 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             state_changed[event.room_id] = event.stream_position
         if event.type == types.MEMBER and event.state_key is not None:
             touched.add(event.state_key)
+            members_changed.add(event.room_id)
         if event.type == types.REDACTION and event.redacts is not None:
             redacted_by.setdefault(event.redacts, event)
         if event.type == types.RECEIPT and isinstance(event.content.get("room_id"), str):
@@ -86,7 +90,14 @@ def summarize(window: Sequence[RecentEvent]) -> WindowSummary:
             by_id[event.event_id] = item
     events_by_room = {room: [item.event for item in items] for room, items in by_room.items()}
     return WindowSummary(
-        frozenset(touched), by_room, events_by_room, by_id, receipts, redacted_by, state_changed
+        frozenset(touched),
+        by_room,
+        events_by_room,
+        by_id,
+        receipts,
+        redacted_by,
+        state_changed,
+        frozenset(members_changed),
     )
 
 

@@ -15,7 +15,8 @@ import time
 
 import asyncpg
 
-from homeserver.account_data.ignore import ignored_users
+from homeserver.account_data.ignore import ignored_users_many
+from homeserver.batching import Batched
 from homeserver.push.counts import NotificationCounter
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import sync as sync_store
@@ -28,6 +29,7 @@ from homeserver.sync.recent import RecentEvents
 from homeserver.sync.response import SyncResult, room_has_content
 from homeserver.sync.sections.account_data import write_account_data
 from homeserver.sync.sections.counts import CountsAndSummaries
+from homeserver.sync.sections.encryption import Encryption
 from homeserver.sync.sections.ephemeral import Ephemeral
 from homeserver.sync.sections.invites import write_invites
 from homeserver.sync.sections.presence import Presence
@@ -35,6 +37,8 @@ from homeserver.sync.sections.rooms import write_rooms
 from homeserver.sync.sections.to_device import ToDevice
 from homeserver.sync.sources import (
     AccountDataSource,
+    DeviceListSource,
+    OneTimeKeySource,
     PresenceSource,
     ReceiptSource,
     ToDeviceSource,
@@ -60,6 +64,8 @@ class SyncService:
         typing: TypingSource | None = None,
         presence: PresenceSource | None = None,
         to_device: ToDeviceSource | None = None,
+        device_lists: DeviceListSource | None = None,
+        one_time_keys: OneTimeKeySource | None = None,
         from_memory: bool = True,
     ) -> None:
         """`from_memory=False` builds every sync from the database (tests run the sync
@@ -76,6 +82,10 @@ class SyncService:
         self._to_device = to_device
         self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
         self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
+        # A change naming many users (a to-device send to 200 devices) voids their caches
+        # at once: the reads of the syncs it wakes share one query per turn of the loop.
+        self._joined_reads: Batched[str, dict[str, int]] = Batched(self._read_joined)
+        self._ignored_reads: Batched[str, frozenset[str]] = Batched(self._read_ignored)
         # Syncs answered by each window source.
         self.answered = {"memory": 0, "database": 0}
         self._room_sections: list[Section] = [
@@ -88,6 +98,7 @@ class SyncService:
             CountsAndSummaries(pool, counter),
             ToDevice(to_device),
             Presence(presence),
+            Encryption(device_lists, one_time_keys),
         ]
 
     def add_section(self, section: Section, *, decides_rooms: bool = False) -> None:
@@ -164,12 +175,7 @@ class SyncService:
         cached = self._joined_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        async with self._pool.acquire() as conn:
-            joined = {
-                m.room_id: m.stream_position
-                for m in await sync_store.memberships(conn, user_id)
-                if m.membership == "join"
-            }
+        joined = await self._joined_reads.ask(user_id)
         self._joined_cache[user_id] = (generation, joined)
         while len(self._joined_cache) > JOINED_CACHE_SIZE:
             self._joined_cache.pop(next(iter(self._joined_cache)))
@@ -182,12 +188,19 @@ class SyncService:
         cached = self._ignored_cache.get(user_id)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        async with self._pool.acquire() as conn:
-            ignored = await ignored_users(conn, user_id)
+        ignored = await self._ignored_reads.ask(user_id)
         self._ignored_cache[user_id] = (generation, ignored)
         while len(self._ignored_cache) > JOINED_CACHE_SIZE:
             self._ignored_cache.pop(next(iter(self._ignored_cache)))
         return ignored
+
+    async def _read_joined(self, user_ids: list[str]) -> list[dict[str, int]]:
+        async with self._pool.acquire() as conn:
+            return await sync_store.joined_many(conn, user_ids)
+
+    async def _read_ignored(self, user_ids: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            return await ignored_users_many(conn, user_ids)
 
     async def _build(
         self,

@@ -1,10 +1,13 @@
-"""What the sync builder needs from the receipt, typing, to-device, account-data and
-presence services."""
+"""What the sync builder needs from the receipt, typing, to-device, account-data, presence
+and end-to-end encryption services."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from homeserver.sync.recent import WindowSummary
 
 JsonDict = dict[str, Any]
 UserTest = Callable[[str], bool]  # whose presence a filter lets through
@@ -51,3 +54,20 @@ class PresenceSource(Protocol):
     async def presence_for_sync(
         self, user_id: str, room_ids: Collection[str], since: int | None, allows: UserTest
     ) -> tuple[list[JsonDict], int]: ...
+
+
+class DeviceListSource(Protocol):
+    async def for_sync(
+        self,
+        user_id: str,
+        since: int | None,
+        upper: int,
+        joined: Collection[str],
+        window: WindowSummary | None,
+    ) -> tuple[list[str], list[str]]: ...
+
+
+class OneTimeKeySource(Protocol):
+    async def one_time_keys_for_sync(
+        self, user_id: str, device_id: str
+    ) -> tuple[dict[str, int], list[str]]: ...

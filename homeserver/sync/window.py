@@ -18,6 +18,7 @@ from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventFacts, Viewer
 from homeserver.store.sync import RoomMembership
 from homeserver.sync.options import SyncOptions
+from homeserver.sync.recent import WindowSummary
 from homeserver.sync.tokens import SyncToken
 
 
@@ -99,6 +100,11 @@ class WindowSource(Protocol):
         """The window's events by room, and the rooms whose members or power levels
         changed in it, when known without reading (the tail's): sync/unread.py moves
         unread counts on by what they add (push/counts.py)."""
+
+    @property
+    def summary(self) -> WindowSummary | None:
+        """The tail's summary of the window, when the tail answers (homeserver/e2ee reads
+        the device list changes in it)."""
 
     async def memberships(self) -> Memberships: ...
 

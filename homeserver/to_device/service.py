@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.batching import Batched
 from homeserver.events.canonical import encode
 from homeserver.events.model import TxnKey
 from homeserver.store import to_device as inbox_store
@@ -29,6 +30,10 @@ class ToDeviceService:
     def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
         self._pool = pool
         self._notifier = notifier
+        self._reads: Batched[tuple[str, str, int, int], list[inbox_store.InboxMessage]] = Batched(
+            self._read_inboxes
+        )
+        self._deletes: Batched[tuple[str, str, int], None] = Batched(self._delete_received)
         # Per device: (user's change generation, `after`) at which the inbox was
         # found empty, and the position last acknowledged. Every send to a user
         # names them in a change, which moves the generation on.
@@ -83,8 +88,7 @@ class ToDeviceService:
         empty = self._empty_at.get(key)
         if empty is not None and empty[0] == generation and after >= empty[1]:
             return [], after
-        async with self._pool.acquire() as conn:
-            found = await inbox_store.pending(conn, user_id, device_id, after, limit)
+        found = await self._reads.ask((user_id, device_id, after, limit))
         if not found:
             self._empty_at[key] = (generation, after)
         events = [{"type": m.type, "sender": m.sender, "content": m.content} for m in found]
@@ -107,6 +111,16 @@ class ToDeviceService:
         key = (user_id, device_id)
         if self._acknowledged.get(key, 0) >= up_to:
             return
-        async with self._pool.acquire() as conn:
-            await inbox_store.delete_up_to(conn, user_id, device_id, up_to)
+        await self._deletes.ask((user_id, device_id, up_to))
         self._acknowledged[key] = up_to
+
+    async def _read_inboxes(
+        self, wanted: list[tuple[str, str, int, int]]
+    ) -> list[list[inbox_store.InboxMessage]]:
+        async with self._pool.acquire() as conn:
+            return await inbox_store.pending_many(conn, wanted)
+
+    async def _delete_received(self, acknowledged: list[tuple[str, str, int]]) -> list[None]:
+        async with self._pool.acquire() as conn:
+            await inbox_store.delete_up_to_many(conn, acknowledged)
+        return [None] * len(acknowledged)

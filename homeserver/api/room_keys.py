@@ -1,0 +1,165 @@
+"""Server-side key backup: /room_keys/version[/{version}] and
+/room_keys/keys[/{roomId}[/{sessionId}]]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
+from homeserver.e2ee.backup import BackupService, parse_rooms, parse_sessions
+from homeserver.errors import missing_param
+
+BACKUPS = web.AppKey("backups", BackupService)
+
+routes = web.RouteTableDef()
+V3 = "/_matrix/client/v3"
+
+
+class VersionBody(RequestBody):
+    algorithm: str
+    auth_data: dict[str, Any]
+    version: str | None = None
+
+
+def _version_param(request: web.Request) -> str:
+    version = request.query.get("version")
+    if version is None:
+        raise missing_param("The version parameter is required.")
+    return version
+
+
+# POST /_matrix/client/v3/room_keys/version
+@routes.post(V3 + "/room_keys/version")
+async def create_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, VersionBody)
+    version = await request.app[BACKUPS].create_version(
+        caller.user_id, body.algorithm, body.auth_data
+    )
+    return ok({"version": version})
+
+
+# GET /_matrix/client/v3/room_keys/version
+@routes.get(V3 + "/room_keys/version")
+async def current_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    return ok(await request.app[BACKUPS].get_version(caller.user_id, None))
+
+
+# DELETE /_matrix/client/v3/room_keys/version
+@routes.delete(V3 + "/room_keys/version")
+async def delete_current_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    await request.app[BACKUPS].delete_version(caller.user_id, None)
+    return ok()
+
+
+# GET /_matrix/client/v3/room_keys/version/{version}
+@routes.get(V3 + "/room_keys/version/{version}")
+async def get_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    return ok(await request.app[BACKUPS].get_version(caller.user_id, request.match_info["version"]))
+
+
+# PUT /_matrix/client/v3/room_keys/version/{version}
+@routes.put(V3 + "/room_keys/version/{version}")
+async def update_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, VersionBody)
+    await request.app[BACKUPS].update_version(
+        caller.user_id, request.match_info["version"], body.algorithm, body.auth_data, body.version
+    )
+    return ok()
+
+
+# DELETE /_matrix/client/v3/room_keys/version/{version}
+@routes.delete(V3 + "/room_keys/version/{version}")
+async def delete_version(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    await request.app[BACKUPS].delete_version(caller.user_id, request.match_info["version"])
+    return ok()
+
+
+# PUT /_matrix/client/v3/room_keys/keys
+@routes.put(V3 + "/room_keys/keys")
+async def put_all_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    version = _version_param(request)
+    keys = parse_rooms(await json_object(request))
+    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
+
+
+# PUT /_matrix/client/v3/room_keys/keys/{room_id}
+@routes.put(V3 + "/room_keys/keys/{room_id}")
+async def put_room_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    version = _version_param(request)
+    keys = parse_sessions(request.match_info["room_id"], await json_object(request))
+    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
+
+
+# PUT /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.put(V3 + "/room_keys/keys/{room_id}/{session_id}")
+async def put_session_key(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    version = _version_param(request)
+    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    body = await json_object(request)
+    keys = parse_sessions(room_id, {"sessions": {session_id: body}})
+    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
+
+
+# GET /_matrix/client/v3/room_keys/keys
+@routes.get(V3 + "/room_keys/keys")
+async def get_all_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    backups = request.app[BACKUPS]
+    return ok(await backups.get_keys(caller.user_id, _version_param(request), None, None))
+
+
+# GET /_matrix/client/v3/room_keys/keys/{room_id}
+@routes.get(V3 + "/room_keys/keys/{room_id}")
+async def get_room_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    room_id = request.match_info["room_id"]
+    backups = request.app[BACKUPS]
+    return ok(await backups.get_keys(caller.user_id, _version_param(request), room_id, None))
+
+
+# GET /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.get(V3 + "/room_keys/keys/{room_id}/{session_id}")
+async def get_session_key(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    backups = request.app[BACKUPS]
+    return ok(await backups.get_keys(caller.user_id, _version_param(request), room_id, session_id))
+
+
+# DELETE /_matrix/client/v3/room_keys/keys
+@routes.delete(V3 + "/room_keys/keys")
+async def delete_all_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    backups = request.app[BACKUPS]
+    return ok(await backups.delete_keys(caller.user_id, _version_param(request), None, None))
+
+
+# DELETE /_matrix/client/v3/room_keys/keys/{room_id}
+@routes.delete(V3 + "/room_keys/keys/{room_id}")
+async def delete_room_keys(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    room_id = request.match_info["room_id"]
+    backups = request.app[BACKUPS]
+    return ok(await backups.delete_keys(caller.user_id, _version_param(request), room_id, None))
+
+
+# DELETE /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.delete(V3 + "/room_keys/keys/{room_id}/{session_id}")
+async def delete_session_key(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    backups = request.app[BACKUPS]
+    return ok(
+        await backups.delete_keys(caller.user_id, _version_param(request), room_id, session_id)
+    )

@@ -1,0 +1,175 @@
+"""The `device_lists` of /sync: whose devices or keys changed, among those one shares a room
+with, and who stopped sharing any; and waking those who share a room with a user whose
+device list changed.
+
+Cost per poll is in the changes, not in the rooms: a long-poll answered from the
+in-memory tail of the log looks only at the window's device-list facts (found once per
+window, shared by every poll woken by it) and at membership changes in the rooms it is
+joined to; each such user is checked against the poll's joined rooms with that user's
+own rooms, kept in memory until a change names them. A user in 500 rooms with nothing
+changed costs a few dictionary lookups. A sync built from the database (initial,
+after the user's own membership changed, `/keys/changes`) asks the change index
+(`device_list_changes`) for the range since its token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection, Coroutine, Sequence
+from typing import Any
+
+import asyncpg
+
+from homeserver.e2ee.service import device_list_changes
+from homeserver.events import types
+from homeserver.events.model import Event
+from homeserver.projections import e2ee as e2ee_projection
+from homeserver.projections.changes import DEVICE_LIST_CHANGES, Upsert
+from homeserver.store import e2ee_keys as key_store
+from homeserver.sync.notifier import Change, Notifier
+from homeserver.sync.recent import WindowSummary
+
+log = logging.getLogger(__name__)
+
+ROOMS_CACHE_SIZE = 100_000
+WINDOW_CACHE_SIZE = 8
+_DEPARTED = ("leave", "ban")
+
+
+def changed_users(events: Sequence[Event]) -> set[str]:
+    """Users whose device list the events change: what the projection records."""
+    found: set[str] = set()
+    for event in events:
+        if not types.is_account_chain(event.room_id):
+            continue
+        for change in e2ee_projection.changes(event):
+            if isinstance(change, Upsert) and change.table is DEVICE_LIST_CHANGES:
+                found.add(change.row["user_id"])
+    return found
+
+
+class DeviceLists:
+    def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
+        self._pool = pool
+        self._notifier = notifier
+        # Per user: (notifier generation when read, rooms they are joined to).
+        self._rooms: dict[str, tuple[int, frozenset[str]]] = {}
+        self._windows: dict[tuple[int, int], frozenset[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # Waking
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Appender listener: wake the long-polls in every room of a user whose device list
+        changed (in every process: the change goes out on the bus), so their device_lists
+        name the user."""
+        users = changed_users(events)
+        if users:
+            position = max(event.stream_position for event in events)
+            self._spawn(self._wake(users, position))
+
+    async def _wake(self, users: set[str], position: int) -> None:
+        async with self._pool.acquire() as conn:
+            rooms = await key_store.joined_rooms(conn, users)
+        everywhere = frozenset(room for joined in rooms.values() for room in joined)
+        self._notifier.notify(Change(position, everywhere, frozenset(users)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("waking for a device list change failed: %s", task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # Sync
+
+    async def for_sync(
+        self,
+        user_id: str,
+        since: int | None,
+        upper: int,
+        joined: Collection[str],
+        window: WindowSummary | None,
+    ) -> tuple[list[str], list[str]]:
+        """(changed, left) since position `since` (none for an initial sync). With `window`
+        (the tail of the log over (since, upper], the user's own memberships unchanged in
+        it), from memory; without, from the database."""
+        if since is None or since >= upper:
+            return [], []
+        if window is None:
+            async with self._pool.acquire() as conn:
+                read = await device_list_changes(conn, user_id, since, upper)
+            return sorted(read[0]), sorted(read[1])
+        in_window = self._window_changes(window, since, upper)
+        candidates = set(in_window)
+        departed: set[str] = set()
+        for room_id in window.members_changed:
+            if room_id not in joined:
+                continue
+            for item in window.by_room.get(room_id, ()):
+                event = item.event
+                if event.type != types.MEMBER or event.state_key is None:
+                    continue
+                membership = event.content.get("membership")
+                if membership == "join":
+                    candidates.add(event.state_key)
+                elif membership in _DEPARTED:
+                    departed.add(event.state_key)
+        candidates.discard(user_id)
+        departed.discard(user_id)
+        changed: set[str] = {user_id} if user_id in in_window else set()
+        if not candidates and not departed:
+            return sorted(changed), []
+        rooms = await self._joined_rooms(candidates | departed)
+        changed |= {user for user in candidates if not rooms[user].isdisjoint(joined)}
+        left = {user for user in departed if rooms[user].isdisjoint(joined)} - changed
+        return sorted(changed), sorted(left)
+
+    def _window_changes(self, window: WindowSummary, since: int, upper: int) -> frozenset[str]:
+        """Users whose device list changed in the window; found once for every poll of it."""
+        key = (since, upper)
+        found = self._windows.get(key)
+        if found is None:
+            events = [
+                item.event
+                for chain, items in window.by_room.items()
+                if types.is_account_chain(chain)
+                for item in items
+            ]
+            found = self._windows[key] = frozenset(changed_users(events))
+            while len(self._windows) > WINDOW_CACHE_SIZE:
+                del self._windows[next(iter(self._windows))]
+        return found
+
+    async def _joined_rooms(self, users: Collection[str]) -> dict[str, frozenset[str]]:
+        """Each user's joined rooms, from memory unless a change named them since."""
+        found: dict[str, frozenset[str]] = {}
+        missing: dict[str, int] = {}
+        for user in users:
+            generation = self._notifier.generation(user)
+            kept = self._rooms.get(user)
+            if kept is not None and kept[0] == generation:
+                found[user] = kept[1]
+            else:
+                missing[user] = generation
+        if missing:
+            async with self._pool.acquire() as conn:
+                read = await key_store.joined_rooms(conn, list(missing))
+            for user, generation in missing.items():
+                rooms = frozenset(read.get(user, ()))
+                found[user] = rooms
+                self._rooms[user] = (generation, rooms)
+            while len(self._rooms) > ROOMS_CACHE_SIZE:
+                self._rooms.pop(next(iter(self._rooms)))
+        return found
