@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.e2ee import Device, login_again, upload_device
 from tests.matrix import MatrixClient, User
+
+# Each test that starts a server runs against both window sources (tests/conftest.py).
+pytestmark = pytest.mark.window_sources
 
 
 async def _next_batch(hs: MatrixClient, user: User) -> str:
@@ -65,6 +70,7 @@ async def test_a_room_members_new_keys_wake_a_long_poll_with_device_lists(
     assert reply["device_lists"] == {"changed": [bob.user_id], "left": []}
 
 
+@pytest.mark.syncs_from_database
 async def test_device_lists_name_nobody_outside_ones_rooms(hs: MatrixClient) -> None:
     alice, _bob, _room = await hs.room_of_two()
     stranger = await hs.register()
@@ -76,6 +82,7 @@ async def test_device_lists_name_nobody_outside_ones_rooms(hs: MatrixClient) -> 
     assert stranger.user_id not in reply["device_lists"]["changed"]
 
 
+@pytest.mark.syncs_from_database
 async def test_device_lists_name_ones_own_new_device(hs: MatrixClient) -> None:
     alice = await hs.register()
     since = await _next_batch(hs, alice)
@@ -96,6 +103,7 @@ async def test_someone_joining_is_a_device_list_change(hs: MatrixClient) -> None
     assert reply["device_lists"]["changed"] == [bob.user_id]
 
 
+@pytest.mark.syncs_from_database
 async def test_joining_a_room_lists_its_members_as_changed(hs: MatrixClient) -> None:
     alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
     room = await hs.create_room(alice, preset="public_chat")
@@ -134,6 +142,7 @@ async def test_leaving_the_last_shared_room_is_left_but_not_while_another_is_sha
     assert left["device_lists"]["left"] == [alice.user_id]
 
 
+@pytest.mark.syncs_from_database
 async def test_an_initial_sync_lists_no_device_changes(hs: MatrixClient) -> None:
     alice, bob, _room = await hs.room_of_two()
     await upload_device(hs, bob)
