@@ -16,7 +16,6 @@ import time
 import asyncpg
 
 from homeserver.account_data.ignore import ignored_users_many
-from homeserver.batching import Batched
 from homeserver.push.counts import NotificationCounter
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import sync as sync_store
@@ -45,9 +44,8 @@ from homeserver.sync.sources import (
     TypingSource,
 )
 from homeserver.sync.tokens import SyncToken
+from homeserver.sync.user_cache import UserCache
 from homeserver.sync.window import SyncRequest, WindowSource
-
-JOINED_CACHE_SIZE = 50_000
 
 
 class SyncService:
@@ -80,12 +78,9 @@ class SyncService:
         self._typing = typing
         self._presence = presence
         self._to_device = to_device
-        self._joined_cache: dict[str, tuple[int, dict[str, int]]] = {}
-        self._ignored_cache: dict[str, tuple[int, frozenset[str]]] = {}
-        # A change naming many users (a to-device send to 200 devices) voids their caches
-        # at once: the reads of the syncs it wakes share one query per turn of the loop.
-        self._joined_reads: Batched[str, dict[str, int]] = Batched(self._read_joined)
-        self._ignored_reads: Batched[str, frozenset[str]] = Batched(self._read_ignored)
+        # The user's joined rooms (room -> join position), and whom they ignore.
+        self._joined = UserCache(notifier, self._read_joined)
+        self._ignored = UserCache(notifier, self._read_ignored)
         # Syncs answered by each window source.
         self.answered = {"memory": 0, "database": 0}
         self._room_sections: list[Section] = [
@@ -126,7 +121,7 @@ class SyncService:
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         # Subscribe before reading: a change committed while we read wakes us.
         await self._notifier.settled()
-        joined = await self._joined(user_id)
+        joined = await self._joined.get(user_id)
         waiter = self._notifier.subscribe(user_id, joined)
         try:
             if (
@@ -146,7 +141,7 @@ class SyncService:
                 self._notifier.retarget(waiter, result.joined_rooms)
                 if not await waiter.wait(remaining):
                     return result
-                joined = await self._joined(user_id)
+                joined = await self._joined.get(user_id)
         finally:
             self._notifier.unsubscribe(waiter)
 
@@ -169,31 +164,6 @@ class SyncService:
             user_id, device_id, since.to_device
         )
 
-    async def _joined(self, user_id: str) -> dict[str, int]:
-        """The user's joined rooms and join positions; cached until a change names them."""
-        generation = self._notifier.generation(user_id)
-        cached = self._joined_cache.get(user_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        joined = await self._joined_reads.ask(user_id)
-        self._joined_cache[user_id] = (generation, joined)
-        while len(self._joined_cache) > JOINED_CACHE_SIZE:
-            self._joined_cache.pop(next(iter(self._joined_cache)))
-        return joined
-
-    async def _ignored(self, user_id: str) -> frozenset[str]:
-        """Whom the user ignores (m.ignored_user_list); cached like `_joined`: a change of
-        their account data names them, so the next sync reads the list again."""
-        generation = self._notifier.generation(user_id)
-        cached = self._ignored_cache.get(user_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        ignored = await self._ignored_reads.ask(user_id)
-        self._ignored_cache[user_id] = (generation, ignored)
-        while len(self._ignored_cache) > JOINED_CACHE_SIZE:
-            self._ignored_cache.pop(next(iter(self._ignored_cache)))
-        return ignored
-
     async def _read_joined(self, user_ids: list[str]) -> list[dict[str, int]]:
         async with self._pool.acquire() as conn:
             return await sync_store.joined_many(conn, user_ids)
@@ -211,7 +181,7 @@ class SyncService:
         full_state: bool,
         joined: dict[str, int],
     ) -> SyncResult:
-        options = hiding_ignored(options, await self._ignored(user_id))
+        options = hiding_ignored(options, await self._ignored.get(user_id))
         # Read before the window: a change naming the user from now on voids what the
         # sections keep for them (unread counts).
         generation = self._notifier.generation(user_id)

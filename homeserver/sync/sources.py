@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from homeserver.sync.recent import WindowSummary
 
+    # The tail's summary of a sync's window, when the tail answers it.
+    Held = WindowSummary | None
+
 JsonDict = dict[str, Any]
 UserTest = Callable[[str], bool]  # whose presence a filter lets through
 
@@ -58,12 +61,7 @@ class PresenceSource(Protocol):
 
 class DeviceListSource(Protocol):
     async def for_sync(
-        self,
-        user_id: str,
-        since: int | None,
-        upper: int,
-        joined: Collection[str],
-        window: WindowSummary | None,
+        self, user_id: str, since: int | None, upper: int, joined: Collection[str], window: Held
     ) -> tuple[list[str], list[str]]: ...
 
 
