@@ -57,6 +57,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
+from homeserver.api.requests import ok
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
@@ -133,7 +134,7 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
 
