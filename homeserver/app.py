@@ -84,6 +84,7 @@ from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.positions import FollowerPositions
 from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
@@ -97,6 +98,7 @@ from homeserver.push.delivery import Delivery
 from homeserver.push.gateway.apns import ApnsSettings
 from homeserver.push.gateway.fcm import FcmSettings
 from homeserver.push.gateway.service import PushGateway
+from homeserver.push.pruning import NotificationPruner
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
@@ -446,17 +448,21 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
         )
         app[device_control_api.DEVICES] = device_service
+        # Where the followers got to, told to whoever waits for one, in any process.
+        follower_positions = FollowerPositions(bus)
         followers = Followers(
             pool,
             dsn,
             catch_up_seconds=config.followers.catch_up_seconds,
             lease_check_seconds=config.followers.lease_check_seconds,
+            positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
         followers.add(
             PushFollower(
                 pool,
                 Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                NotificationPruner(pool, kept_days=config.push.notifications_kept_days),
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
@@ -515,7 +521,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             notifier,
             renderer,
             recent,
-            NotificationCounter(pool),
+            NotificationCounter(pool, follower_positions),
             from_memory=sync_from_memory,
             receipts=receipt_service,
             account_data=account_data_service,
@@ -545,6 +551,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         followers.start()
         yield
         await followers.stop()
+        await follower_positions.close()
         await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
