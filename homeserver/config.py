@@ -202,6 +202,11 @@ class RateLimits(Section):
     # Synapse has no default limit on local uploads: a GiB at once, then 1 MiB/s.
     media_upload_bytes: RateLimit = _limit(float(MiB), 1024 * MiB)
     report: RateLimit = _limit(1.0, 5)  # rc_reports
+    # Synapse limits neither: a client encrypting for a room asks for every device of
+    # it at once. Enough for that, and for a room of thousands; not for a script that
+    # drains everyone's one-time keys or floods the database with queries.
+    key_query: RateLimit = _limit(10.0, 100)
+    key_claim: RateLimit = _limit(100.0, 5_000)
 
     # `message: {burst: 20}` keeps message's own per_second, not a shared one;
     # `message:` with everything commented out is message's defaults.
