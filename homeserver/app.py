@@ -16,8 +16,14 @@ from pydantic import ValidationError
 from homeserver import logs
 from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
+from homeserver.admin import rules as admin_rules
+from homeserver.admin.admins import ServerAdmins
+from homeserver.admin.audit import AuditTrail
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
+from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_server as admin_server_api
+from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
@@ -45,10 +51,12 @@ from homeserver.api.app_keys import (
     ACCOUNTS,
     ADMINS,
     APPENDER,
+    AUDIT_TRAIL,
     METRICS,
     POOL,
     RATE_LIMITER,
     ROOMS,
+    SERVER_ADMINS,
     SERVER_NAME,
     SIGNING_KEYS,
     TRUSTED_PROXIES,
@@ -57,6 +65,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
+from homeserver.api.requests import ok
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
@@ -83,6 +92,7 @@ from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.positions import FollowerPositions
 from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
@@ -96,6 +106,7 @@ from homeserver.push.delivery import Delivery
 from homeserver.push.gateway.apns import ApnsSettings
 from homeserver.push.gateway.fcm import FcmSettings
 from homeserver.push.gateway.service import PushGateway
+from homeserver.push.pruning import NotificationPruner
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
@@ -133,7 +144,7 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
 
@@ -341,6 +352,7 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    admin_rules.register(rules)
     return rules
 
 
@@ -408,6 +420,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[SIGNING_KEYS] = keys
         rate_limiter = create_rate_limiter(config)
         app[RATE_LIMITER] = rate_limiter
+        audit_trail = AuditTrail(pool, appender, config.server_name)
+        app[AUDIT_TRAIL] = audit_trail
+        app[SERVER_ADMINS] = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -445,17 +460,21 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
         )
         app[device_control_api.DEVICES] = device_service
+        # Where the followers got to, told to whoever waits for one, in any process.
+        follower_positions = FollowerPositions(bus)
         followers = Followers(
             pool,
             dsn,
             catch_up_seconds=config.followers.catch_up_seconds,
             lease_check_seconds=config.followers.lease_check_seconds,
+            positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
         followers.add(
             PushFollower(
                 pool,
                 Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                NotificationPruner(pool, kept_days=config.push.notifications_kept_days),
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
@@ -514,7 +533,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             notifier,
             renderer,
             recent,
-            NotificationCounter(pool),
+            NotificationCounter(pool, follower_positions),
             from_memory=sync_from_memory,
             receipts=receipt_service,
             account_data=account_data_service,
@@ -544,6 +563,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         followers.start()
         yield
         await followers.stop()
+        await follower_positions.close()
         await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
@@ -590,6 +610,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         device_control_api,
         keys_api,
         room_keys_api,
+        admin_server_api,
+        admin_audit_api,
+        admin_users_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

@@ -9,7 +9,7 @@ from aiohttp import web
 from homeserver.api.app_keys import METRICS
 from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
-from homeserver.api.requests import requester
+from homeserver.api.requests import json_response, requester
 from homeserver.errors import invalid_param
 from homeserver.events.client_format import encode_body
 from homeserver.sync.options import options_from_filter
@@ -58,6 +58,4 @@ async def sync(request: web.Request) -> web.Response:
                 full_state,
             )
     # Encoded here, not by `ok`: the body holds events already encoded (events/client_format.py).
-    return web.Response(
-        body=encode_body(result.body), content_type="application/json", charset="utf-8"
-    )
+    return json_response(encode_body(result.body))
