@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, work_dir: Path, dsn: str, **config: Any) -> None:
+    def __init__(
+        self, work_dir: Path, dsn: str, *, launcher: Sequence[str] = (), **config: Any
+    ) -> None:
+        """`homeserver run` over `dsn`, with `config` over the test defaults; `launcher`:
+        a command the server is started through (one that execs its arguments)."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = work_dir / f"server-{self.port}.log"
@@ -52,7 +56,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMESERVER_")}
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
+            [*launcher, sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,
