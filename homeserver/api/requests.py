@@ -120,5 +120,15 @@ def json_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type=JSON_CONTENT_TYPE)
 
 
+def int_param(request: web.Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter (`default` when absent)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 15:
+        raise invalid_param(f"{name} must be a non-negative integer.")
+    return int(raw)
+
+
 def ok(body: object = None, status: int = 200) -> web.Response:
     return json_response(json.dumps({} if body is None else body).encode(), status)
