@@ -370,3 +370,44 @@ async def test_state_set_again_after_its_redaction_is_a_new_event(hs: MatrixClie
     again = await hs.ok("PUT", path, {"name": "Named"}, user=alice)
     assert again["event_id"] != named["event_id"]
     assert (await _state(hs, alice, room, "m.room.name")) == {"name": "Named"}
+
+
+# world_readable rooms: anyone reads the state, as they read the messages
+
+
+async def test_anyone_reads_the_state_of_a_world_readable_room(hs: MatrixClient) -> None:
+    alice, stranger = await hs.register(), await hs.register()
+    name = "open_" + secrets.token_hex(4)
+    room = await hs.create_room(
+        alice,
+        preset="private_chat",
+        name="Open book",
+        room_alias_name=name,
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "content": {"history_visibility": "world_readable"},
+            }
+        ],
+    )
+    whole = await hs.ok("GET", f"rooms/{room}/state", user=stranger)
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= {e["type"] for e in whole}
+    assert await _state(hs, stranger, room, "m.room.name") == {"name": "Open book"}
+    member = await _state(hs, stranger, room, "m.room.member", alice.user_id)
+    assert member["membership"] == "join"
+    event = await hs.ok("GET", f"rooms/{room}/state/m.room.name/?format=event", user=stranger)
+    assert event["content"] == {"name": "Open book"}
+    aliases = await hs.ok("GET", f"rooms/{room}/aliases", user=stranger)
+    assert aliases == {"aliases": [f"#{name}:localhost"]}
+    members = await hs.ok("GET", f"rooms/{room}/members", user=stranger)
+    assert [m["state_key"] for m in members["chunk"]] == [alice.user_id]
+    # No longer once the room is closed again.
+    await hs.ok(
+        "PUT",
+        f"rooms/{room}/state/m.room.history_visibility/",
+        {"history_visibility": "shared"},
+        user=alice,
+    )
+    for path in ("state", "state/m.room.name/", "aliases", "members"):
+        reply = await hs.request("GET", f"rooms/{room}/{path}", user=stranger)
+        assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN"), path

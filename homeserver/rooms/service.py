@@ -647,6 +647,8 @@ class RoomService:
                 raise
 
     async def room_aliases(self, user_id: str, room_id: str) -> list[str]:
-        await self._require_joined(room_id, user_id)
+        """The room's local aliases, to whoever may read its state (rooms/access.py): its
+        members, those who left it, and anyone when it is world_readable, as Synapse."""
         async with self._pool.acquire() as conn:
+            (await room_access(conn, user_id, room_id)).require_readable()
             return await room_store.aliases_of(conn, room_id)
