@@ -62,6 +62,7 @@ from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
+from homeserver.bus.postgres import PostgresBus
 from homeserver.bus.redis import RedisBus
 from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
@@ -261,6 +262,16 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
+    """The bus `config` chooses (config.effective_bus says why that one)."""
+    kind = config.effective_bus
+    if kind == "redis" and redis is not None:
+        return RedisBus(redis, config.server_name)
+    if kind == "postgres":
+        return PostgresBus(dsn)
+    return LocalBus()
+
+
 def build_chain_rules() -> ChainRules:
     """The appender's rules: rooms/ decides the shape of every chain, and each capability
     adds the rules of its own event types (and the facts they need)."""
@@ -322,7 +333,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         redis = _redis_client(config.redis.url)
         if redis is not None:
             await redis.ping()
-        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
+        bus = _bus(config, redis, dsn)
+        app[METRICS].watch_bus(bus)
         appender = Appender(
             pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
@@ -468,6 +480,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
+        notifier.start()
         followers.start()
         yield
         await followers.stop()

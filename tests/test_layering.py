@@ -75,6 +75,8 @@ RULES: dict[str, set[str]] = {
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
     "config": set(),
+    # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
+    "supervisor": {"config"},
     "api": {
         "accounts",
         "rooms",
