@@ -63,6 +63,7 @@ class ServerProcess:
         if "metrics" in config:  # the test's own: ready does not wait for it
             self.metrics_urls = []
         self.metrics_url = self.metrics_urls[0] if self.metrics_urls else ""
+        self._workers = workers
         if workers > 1:
             config["workers"] = workers
         config_path = work_dir / f"config-{self.port}.yaml"
@@ -96,7 +97,10 @@ class ServerProcess:
                 for url in [self.base_url + "/health", *self.metrics_urls]:
                     with urllib.request.urlopen(url, timeout=1) as reply:
                         assert reply.status == 200
-                return
+                # With workers: until the supervisor has seen each one say it serves.
+                if len(self.metrics_urls) <= 1 or len(self.worker_pids()) == self._workers:
+                    return
+                time.sleep(0.1)
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"server not ready: {self.log_path.read_text()[-2000:]}")
