@@ -113,6 +113,7 @@ from homeserver.push.service import NotificationService, PusherService, PushRule
 from homeserver.ratelimit.buckets import Buckets, Limit
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.postgres import postgres_buckets
 from homeserver.ratelimit.redis import RedisBuckets
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
@@ -367,8 +368,9 @@ def build_chain_rules() -> ChainRules:
     return rules
 
 
-def create_rate_limiter(config: Config) -> RateLimiter:
-    """The configured limits, in Redis when one is configured, else in this process.
+def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+    """The configured limits: in Redis when one is configured, else in PostgreSQL
+    (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
     Not on the shared Redis client: a check is on the path of every limited request,
     and on its own RESP connection (ratelimit/resp.py) it costs 16 µs of CPU where
@@ -382,9 +384,11 @@ def create_rate_limiter(config: Config) -> RateLimiter:
             for action in Action
             for limit in [getattr(settings, action.value)]
         }
-    buckets: Buckets = (
-        RedisBuckets(config.redis.url, config.server_name) if config.redis.url else LocalBuckets()
-    )
+    buckets: Buckets = LocalBuckets()
+    if config.redis.url:
+        buckets = RedisBuckets(config.redis.url, config.server_name)
+    elif config.effective_bus == "postgres" and dsn:
+        buckets = postgres_buckets(dsn)
     return RateLimiter(limits, buckets, ExemptUsers(config.admins))
 
 
@@ -430,7 +434,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config)
+        rate_limiter = create_rate_limiter(config, dsn)
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
@@ -515,7 +519,10 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
+        shared_in_postgres = config.effective_bus == "postgres"
+        typing_service = create_typing_service(
+            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+        )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -529,6 +536,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             max_room_members=config.presence.max_room_members,
             redis=redis,
             namespace=config.server_name,
+            shared_in_postgres=shared_in_postgres,
         )
         appender.add_listener(lambda batch: presence_service.committed(batch.events))
         app[presence_api.PRESENCE] = presence_service

@@ -65,7 +65,7 @@ RULES: dict[str, set[str]] = {
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
     # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
-    "ratelimit": {"errors"},
+    "ratelimit": {"errors", "store"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
