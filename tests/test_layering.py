@@ -65,7 +65,7 @@ RULES: dict[str, set[str]] = {
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
     # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
-    "ratelimit": {"errors"},
+    "ratelimit": {"errors", "store"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
@@ -77,6 +77,8 @@ RULES: dict[str, set[str]] = {
     # admin/: who is a server admin, the audit trail, and the admin API's services.
     "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
     "config": set(),
+    # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
+    "supervisor": {"config"},
     "api": {
         "accounts",
         "rooms",
