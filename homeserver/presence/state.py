@@ -281,7 +281,7 @@ class RedisPresenceState:
 
 
 class PostgresPresenceState:
-    """Several processes without Redis: the tables of migrations/0021. As in Redis, a
+    """Several processes without Redis: the tables of migrations/0022. As in Redis, a
     change reads the record, computes the new one in Python and commits it if the
     version read still holds; the loser retries."""
 

@@ -248,7 +248,7 @@ class RedisTypingState:
 
 
 class PostgresTypingState:
-    """Several processes without Redis: the tables of migrations/0021, through
+    """Several processes without Redis: the tables of migrations/0022, through
     the pool (store/typing.py)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
