@@ -74,6 +74,8 @@ RULES: dict[str, set[str]] = {
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
+    # admin/: who is a server admin, the audit trail, and the admin API's services.
+    "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
     "config": set(),
     "api": {
         "accounts",
@@ -99,6 +101,7 @@ RULES: dict[str, set[str]] = {
         "device_control",
         "e2ee",
         "ratelimit",
+        "admin",
     },
 }
 WIRING = {"app", "cli", "__main__"}

@@ -189,6 +189,23 @@ E2E_SIGNATURES = Table(
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
 
+# Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
+ADMIN_ACTIONS = Table(
+    "admin_actions",
+    ("event_id",),
+    (
+        "event_id",
+        "stream_position",
+        "ts",
+        "admin_id",
+        "action",
+        "target",
+        "reason",
+        "details",
+    ),
+)
+SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -218,4 +235,6 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    ADMIN_ACTIONS,
+    SERVER_ADMINS,
 )
