@@ -19,6 +19,7 @@ from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
@@ -54,6 +55,7 @@ from homeserver.api.app_keys import (
     ADMINS,
     APPENDER,
     AUDIT_TRAIL,
+    DEACTIVATION,
     METRICS,
     POOL,
     RATE_LIMITER,
@@ -494,13 +496,19 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[RECEIPTS] = receipt_service
         profile_service = ProfileService(pool, appender)
         app[profile_api.PROFILES] = profile_service
+        threepids = AdminThreepids(pool)
+        deactivation = Deactivation(
+            pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
+        )
+        app[DEACTIVATION] = deactivation
         app[admin_users_api.USER_ADMIN] = UserAdmin(
             pool,
             app[ACCOUNTS],
             profile_service,
             server_admins,
             audit_trail,
-            AdminThreepids(pool),
+            threepids,
+            deactivation,
             config.server_name,
         )
         account_data_service = AccountDataService(pool, appender)

@@ -290,6 +290,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             stored = await account_store.password_hash(conn, user_id) if user_id else None
             deactivated = await account_store.user_deactivated(conn, user_id) if user_id else None
+        if deactivated and stored is None:
+            # Deactivation deletes the password: the account says so whatever is typed,
+            # as Synapse does.
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated.")
         if not await passwords.verify_password(password, stored) or user_id is None:
             raise forbidden("Invalid username or password.")
         await self._limiter.give_back(Action.FAILED_LOGIN, account)
@@ -465,6 +469,11 @@ class AccountService:
             await account_store.set_password_hash(conn, user_id, password_hash)
         if logout_devices:
             await self.end_sessions(user_id)
+
+    async def forget_password(self, user_id: str) -> None:
+        """The account has no password any more (deactivation): no login by password."""
+        async with self._pool.acquire() as conn:
+            await account_store.delete_password_hash(conn, user_id)
 
     async def user_devices(self, user_id: str) -> list[Device]:
         async with self._pool.acquire() as conn:

@@ -15,8 +15,9 @@ import asyncpg
 from homeserver.accounts.service import AccountService
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
 from homeserver.admin.threepids import AdminThreepids
-from homeserver.errors import MatrixError, invalid_param, not_found
+from homeserver.errors import invalid_param, missing_param, not_found
 from homeserver.profiles.service import AVATAR_URL, DISPLAYNAME, ProfileService
 from homeserver.store import admin_users as user_store
 from homeserver.store.admin_users import UserRow as UserRow
@@ -56,6 +57,7 @@ class UserAdmin:
         admins: ServerAdmins,
         trail: AuditTrail,
         threepids: AdminThreepids,
+        deactivation: Deactivation,
         server_name: str,
     ) -> None:
         self._pool = pool
@@ -64,6 +66,7 @@ class UserAdmin:
         self._admins = admins
         self._trail = trail
         self._threepids = threepids
+        self._deactivation = deactivation
         self._server_name = server_name
 
     def check_local(self, user_id: str) -> None:
@@ -98,16 +101,22 @@ class UserAdmin:
     ) -> tuple[bool, UserDetails]:
         """Create the account if it does not exist, then apply `changes`; (created, user)."""
         self.check_local(user_id)
-        if changes.deactivated:
-            # Deactivation has one implementation (POST /_synapse/admin/v1/deactivate).
-            raise MatrixError(400, "M_UNRECOGNIZED", "deactivated: not served yet")
-        created = not await self._admins.user_exists(user_id)
+        async with self._pool.acquire() as conn:
+            before = await user_store.user(conn, user_id, [])
+        created = before is None
+        reactivate = before is not None and before.deactivated and changes.deactivated is False
+        if reactivate and changes.password is None:
+            # Deactivation forgot the password: without a new one nobody could log in.
+            raise missing_param("Must provide a password to re-activate an account.")
         changed: list[str] = []
         if created:
             await self._accounts.create_account(user_id, changes.password)
-        elif changes.password is not None:
+        if reactivate:
+            await self._deactivation.reactivate(user_id)
+            changed.append("deactivated")
+        if changes.password is not None and not created:
             await self._accounts.set_password(
-                user_id, changes.password, logout_devices=changes.logout_devices
+                user_id, changes.password, logout_devices=changes.logout_devices and not reactivate
             )
         if changes.password is not None:
             changed.append("password")
@@ -118,6 +127,9 @@ class UserAdmin:
         if changes.threepids is not None:
             await self._threepids.replace(user_id, changes.threepids)
             changed.append("threepids")
+        if changes.deactivated and (before is None or not before.deactivated):
+            await self._deactivation.deactivate(user_id, erase=False)
+            changed.append("deactivated")
         details: dict[str, object] = {"changed": changed}
         if changes.password is not None and not created:
             details["logout_devices"] = changes.logout_devices
@@ -133,3 +145,11 @@ class UserAdmin:
         if wanted_admin is not None and wanted_admin != await self._admins.is_admin(user_id):
             await self._admins.set_admin(admin, user_id, wanted_admin, reason)
         return created, await self.user(user_id)
+
+    async def deactivate(self, admin: str, user_id: str, erase: bool, reason: str | None) -> None:
+        """POST /_synapse/admin/v1/deactivate/{userId}: recorded as `user.deactivate`."""
+        self.check_local(user_id)
+        await self._deactivation.deactivate(user_id, erase=erase)
+        await self._trail.record(
+            admin, "user.deactivate", target=user_id, reason=reason, details={"erase": erase}
+        )

@@ -32,6 +32,11 @@ class AdminFlagBody(RequestBody):
     reason: StrictStr | None = None
 
 
+class DeactivateBody(RequestBody):
+    erase: StrictBool = False
+    reason: StrictStr | None = None
+
+
 class ThreepidBody(RequestBody):
     medium: StrictStr
     address: StrictStr
@@ -58,7 +63,7 @@ def _listed_user(row: UserRow) -> dict[str, Any]:
         "admin": row.admin,
         "user_type": None if row.kind == "user" else row.kind,
         "deactivated": row.deactivated,
-        "erased": False,
+        "erased": row.erased,
         "shadow_banned": False,
         "displayname": row.displayname,
         "avatar_url": row.avatar_url,
@@ -161,3 +166,14 @@ async def set_server_admin(request: web.Request) -> web.Response:
     body = await parse_body(request, AdminFlagBody)
     await request.app[SERVER_ADMINS].set_admin(caller.user_id, user_id, body.admin, body.reason)
     return ok({})
+
+
+# POST /_synapse/admin/v1/deactivate/{user_id}
+@routes.post(SYNAPSE_ADMIN + "/v1/deactivate/{user_id}")
+async def deactivate_user(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    # An empty body is allowed, as Synapse allows it (older clients send none).
+    body = await parse_body(request, DeactivateBody, empty_ok=True)
+    await request.app[USER_ADMIN].deactivate(caller.user_id, user_id, body.erase, body.reason)
+    return ok({"id_server_unbind_result": "success"})

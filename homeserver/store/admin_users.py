@@ -14,6 +14,7 @@ class UserRow:
     kind: str
     created_ts: int
     deactivated: bool
+    erased: bool
     displayname: str | None
     avatar_url: str | None
     admin: bool
@@ -50,7 +51,7 @@ ORDER_COLUMNS = {
 
 # $1: the configured admins, who are admins without a flag.
 _USERS = """
-SELECT u.user_id, u.kind, u.created_ts, u.deactivated, p.displayname, p.avatar_url,
+SELECT u.user_id, u.kind, u.created_ts, u.deactivated, u.erased, p.displayname, p.avatar_url,
        (a.user_id IS NOT NULL OR u.user_id = ANY($1::text[])) AS admin,
        (SELECT max(t.created_ts) FROM access_tokens t WHERE t.user_id = u.user_id)
            AS last_seen_ts
@@ -109,3 +110,13 @@ async def users(
         f"{listed} ORDER BY {order} OFFSET ${len(params) - 1} LIMIT ${len(params)}", *params
     )
     return [_row(row) for row in rows], total
+
+
+async def rooms_in(conn: asyncpg.Connection, user_id: str) -> list[tuple[str, str]]:
+    """(room ID, membership) of each room the user is joined to, invited to or knocking at."""
+    rows = await conn.fetch(
+        "SELECT room_id, membership FROM room_members WHERE user_id = $1"
+        " AND membership IN ('join', 'invite', 'knock') ORDER BY stream_position",
+        user_id,
+    )
+    return [(row["room_id"], row["membership"]) for row in rows]
