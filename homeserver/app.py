@@ -19,6 +19,9 @@ from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.threepids import AdminThreepids
+from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
@@ -52,6 +55,7 @@ from homeserver.api.app_keys import (
     ADMINS,
     APPENDER,
     AUDIT_TRAIL,
+    DEACTIVATION,
     METRICS,
     POOL,
     RATE_LIMITER,
@@ -438,7 +442,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        app[SERVER_ADMINS] = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        app[SERVER_ADMINS] = server_admins
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -505,7 +510,23 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
-        app[profile_api.PROFILES] = ProfileService(pool, appender)
+        profile_service = ProfileService(pool, appender)
+        app[profile_api.PROFILES] = profile_service
+        threepids = AdminThreepids(pool)
+        deactivation = Deactivation(
+            pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
+        )
+        app[DEACTIVATION] = deactivation
+        app[admin_users_api.USER_ADMIN] = UserAdmin(
+            pool,
+            app[ACCOUNTS],
+            profile_service,
+            server_admins,
+            audit_trail,
+            threepids,
+            deactivation,
+            config.server_name,
+        )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)

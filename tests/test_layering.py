@@ -75,7 +75,17 @@ RULES: dict[str, set[str]] = {
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
     # admin/: who is a server admin, the audit trail, and the admin API's services.
-    "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
+    "admin": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "bus",
+        "profiles",
+        "rooms",
+    },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
     "supervisor": {"config"},

@@ -68,7 +68,7 @@ EVENT_RELATIONS = Table(
     ("event_id", "room_id", "relates_to", "rel_type", "type", "sender", "aggregation_key"),
 )
 ROOM_ALIASES = Table("room_aliases", ("alias",), ("alias", "room_id", "creator"))
-USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind"))
+USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind", "erased"))
 DEVICES = Table(
     "devices", ("user_id", "device_id"), ("user_id", "device_id", "display_name", "created_ts")
 )
