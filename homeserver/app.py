@@ -34,6 +34,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
 from homeserver.api import room_keys as room_keys_api
@@ -87,6 +88,8 @@ from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
+from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -270,6 +273,7 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    moderation_rules.register(rules)
     return rules
 
 
@@ -403,6 +407,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
         app[pushers_api.PUSHERS] = PusherService(pool)
+        app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
             {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
@@ -517,6 +522,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         device_control_api,
         keys_api,
         room_keys_api,
+        reports_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

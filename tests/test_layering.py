@@ -74,6 +74,8 @@ RULES: dict[str, set[str]] = {
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
+    # moderation/: reports, mutes and shadow-bans.
+    "moderation": {"store", "events", "projections", "errors", "log", "rooms", "account_data"},
     "config": set(),
     "api": {
         "accounts",
@@ -99,6 +101,7 @@ RULES: dict[str, set[str]] = {
         "device_control",
         "e2ee",
         "ratelimit",
+        "moderation",
     },
 }
 WIRING = {"app", "cli", "__main__"}

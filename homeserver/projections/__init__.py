@@ -9,6 +9,7 @@ from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
 from homeserver.projections import media as media_records
 from homeserver.projections import profiles as user_profiles
+from homeserver.projections import reports as moderation_reports
 from homeserver.projections.changes import Change
 
 _REDUCERS = (
@@ -22,6 +23,7 @@ _REDUCERS = (
     user_profiles.changes,
     device_commands.changes,
     e2ee_keys.changes,
+    moderation_reports.changes,
 )
 
 

@@ -189,6 +189,18 @@ E2E_SIGNATURES = Table(
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
 
+# Reports of events, rooms and users, from the moderation chain (projections/reports.py);
+# `id` is the report fact's stream position, `user_id` the reporter.
+EVENT_REPORTS = Table(
+    "event_reports",
+    ("id",),
+    ("id", "received_ts", "room_id", "event_id", "user_id", "reason", "score"),
+)
+ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "user_id", "reason"))
+USER_REPORTS = Table(
+    "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -218,4 +230,7 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    EVENT_REPORTS,
+    ROOM_REPORTS,
+    USER_REPORTS,
 )

@@ -25,8 +25,10 @@ def authorize(state: RoomState, draft: Draft, redacted_sender: str | None) -> No
         _authorize_account_fact(state, draft)
     elif types.is_alias_chain(draft.room_id):
         _authorize_alias_fact(state, draft)
+    elif types.is_moderation_chain(draft.room_id):
+        _authorize_moderation_fact(draft)
     else:
-        raise forbidden(f"{draft.room_id!r} is not a room, user or alias")
+        raise forbidden(f"{draft.room_id!r} is not a room, user, alias or moderation chain")
 
 
 def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
@@ -43,6 +45,14 @@ def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
         return
     if state.get(types.ACCOUNT) is None:
         raise not_found(f"no account {draft.room_id}")
+
+
+def _authorize_moderation_fact(draft: Draft) -> None:
+    """Moderation facts are written by the server for a user (an admin, a reporter), only
+    of the types a capability gave rules for (log/rules.py; homeserver/admin/rules.py):
+    who may act is decided before the append, by the admin API's check."""
+    if not types.is_user_id(draft.sender):
+        raise forbidden("moderation facts are written for a user")
 
 
 def _authorize_alias_fact(state: RoomState, draft: Draft) -> None:
