@@ -16,8 +16,14 @@ from pydantic import ValidationError
 from homeserver import logs
 from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
+from homeserver.admin import rules as admin_rules
+from homeserver.admin.admins import ServerAdmins
+from homeserver.admin.audit import AuditTrail
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
+from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_server as admin_server_api
+from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
@@ -46,10 +52,12 @@ from homeserver.api.app_keys import (
     ACCOUNTS,
     ADMINS,
     APPENDER,
+    AUDIT_TRAIL,
     METRICS,
     POOL,
     RATE_LIMITER,
     ROOMS,
+    SERVER_ADMINS,
     SERVER_NAME,
     SIGNING_KEYS,
     TRUSTED_PROXIES,
@@ -274,6 +282,7 @@ def build_chain_rules() -> ChainRules:
     profile_rules.register(rules)
     e2ee_rules.register(rules)
     moderation_rules.register(rules)
+    admin_rules.register(rules)
     return rules
 
 
@@ -340,6 +349,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[SIGNING_KEYS] = keys
         rate_limiter = create_rate_limiter(config)
         app[RATE_LIMITER] = rate_limiter
+        audit_trail = AuditTrail(pool, appender, config.server_name)
+        app[AUDIT_TRAIL] = audit_trail
+        app[SERVER_ADMINS] = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -523,6 +535,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         keys_api,
         room_keys_api,
         reports_api,
+        admin_server_api,
+        admin_audit_api,
+        admin_users_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

@@ -76,6 +76,8 @@ RULES: dict[str, set[str]] = {
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
     # moderation/: reports, mutes and shadow-bans.
     "moderation": {"store", "events", "projections", "errors", "log", "rooms", "account_data"},
+    # admin/: who is a server admin, the audit trail, and the admin API's services.
+    "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
     "config": set(),
     "api": {
         "accounts",
@@ -102,6 +104,7 @@ RULES: dict[str, set[str]] = {
         "e2ee",
         "ratelimit",
         "moderation",
+        "admin",
     },
 }
 WIRING = {"app", "cli", "__main__"}

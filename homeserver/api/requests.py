@@ -108,5 +108,15 @@ def user_id_param(request: web.Request, name: str = "user_id") -> str:
     return user_id
 
 
+def int_param(request: web.Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter (`default` when absent)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 15:
+        raise invalid_param(f"{name} must be a non-negative integer.")
+    return int(raw)
+
+
 def ok(body: object = None, status: int = 200) -> web.Response:
     return web.json_response({} if body is None else body, status=status)

@@ -200,6 +200,22 @@ ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "
 USER_REPORTS = Table(
     "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
 )
+# Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
+ADMIN_ACTIONS = Table(
+    "admin_actions",
+    ("event_id",),
+    (
+        "event_id",
+        "stream_position",
+        "ts",
+        "admin_id",
+        "action",
+        "target",
+        "reason",
+        "details",
+    ),
+)
+SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -233,4 +249,6 @@ ALL_TABLES: tuple[Table, ...] = (
     EVENT_REPORTS,
     ROOM_REPORTS,
     USER_REPORTS,
+    ADMIN_ACTIONS,
+    SERVER_ADMINS,
 )
