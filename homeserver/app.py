@@ -33,6 +33,7 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import mutes as mutes_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
@@ -97,6 +98,8 @@ from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics
 from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.mute_expiry import MuteExpiry
+from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -396,6 +399,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             lease_check_seconds=config.followers.lease_check_seconds,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        mute_service = MuteService(pool, appender)
+        app[mutes_api.MUTES] = mute_service
+        followers.add(MuteExpiry(pool, mute_service))
         followers.add(
             PushFollower(
                 pool,
@@ -535,6 +541,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         keys_api,
         room_keys_api,
         reports_api,
+        mutes_api,
         admin_server_api,
         admin_audit_api,
         admin_users_api,

@@ -75,7 +75,16 @@ RULES: dict[str, set[str]] = {
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
     # moderation/: reports, mutes and shadow-bans.
-    "moderation": {"store", "events", "projections", "errors", "log", "rooms", "account_data"},
+    "moderation": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "roles",
+        "account_data",
+    },
     # admin/: who is a server admin, the audit trail, and the admin API's services.
     "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
     "config": set(),

@@ -57,6 +57,10 @@ REPORT_ROOM = "com.linkchat.report.room"
 REPORT_USER = "com.linkchat.report.user"
 REPORT_DELETED = "com.linkchat.report.deleted"
 REPORT_TYPES = frozenset({REPORT_EVENT, REPORT_ROOM, REPORT_USER})
+# Mutes (homeserver/moderation): state in the room, keyed by "_" + the muted user, kept by
+# the server alongside the m.room.power_levels change that lowers the user below
+# events_default (events/content/mutes.py); {} once lifted.
+MUTE = "com.linkchat.mute"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send

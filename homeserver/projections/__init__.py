@@ -8,6 +8,7 @@ from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
 from homeserver.projections import media as media_records
+from homeserver.projections import mutes as room_mutes
 from homeserver.projections import profiles as user_profiles
 from homeserver.projections import reports as moderation_reports
 from homeserver.projections.changes import Change
@@ -24,6 +25,7 @@ _REDUCERS = (
     device_commands.changes,
     e2ee_keys.changes,
     moderation_reports.changes,
+    room_mutes.changes,
     admin.changes,
 )
 

@@ -200,6 +200,23 @@ ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "
 USER_REPORTS = Table(
     "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
 )
+# Mutes in force, from the rooms' com.linkchat.mute state (projections/mutes.py).
+ROOM_MUTES = Table(
+    "room_mutes",
+    ("room_id", "user_id"),
+    (
+        "room_id",
+        "user_id",
+        "event_id",
+        "muted_by",
+        "level",
+        "previous_level",
+        "muted_ts",
+        "expires_ts",
+        "reason",
+        "stream_position",
+    ),
+)
 # Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
 ADMIN_ACTIONS = Table(
     "admin_actions",
@@ -249,6 +266,7 @@ ALL_TABLES: tuple[Table, ...] = (
     EVENT_REPORTS,
     ROOM_REPORTS,
     USER_REPORTS,
+    ROOM_MUTES,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
 )

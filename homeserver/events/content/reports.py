@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from homeserver.errors import invalid_param
 from homeserver.events import types
+from homeserver.events.content.parsing import parsed
 
 # As Synapse caps a user report's reason: longer is refused, not cut.
 MAX_REASON_LENGTH = 1000
@@ -76,9 +76,4 @@ MODELS: dict[str, type[_Fact]] = {
 def parse_report_fact(event_type: str, content: Mapping[str, Any]) -> _Fact:
     """The model of a report fact's content; M_INVALID_PARAM naming the field if it fits
     not (a KeyError for a type that is no report fact)."""
-    try:
-        return MODELS[event_type].model_validate(dict(content))
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "content"
-        raise invalid_param(f"{where}: {first['msg']}") from None
+    return parsed(MODELS[event_type], content)
