@@ -67,6 +67,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
+from homeserver.api.requests import ok
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
@@ -93,10 +94,11 @@ from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.positions import FollowerPositions
 from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
-from homeserver.metrics import Metrics
+from homeserver.metrics import Metrics, Sampled
 from homeserver.moderation import rules as moderation_rules
 from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
@@ -110,6 +112,7 @@ from homeserver.push.delivery import Delivery
 from homeserver.push.gateway.apns import ApnsSettings
 from homeserver.push.gateway.fcm import FcmSettings
 from homeserver.push.gateway.service import PushGateway
+from homeserver.push.pruning import NotificationPruner
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
@@ -147,7 +150,7 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
 
@@ -181,27 +184,52 @@ def _next_request_id() -> str:
 @web.middleware
 async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request IDs, CORS, metrics, and every error rendered as a Matrix error."""
-    request_id = request.headers.get("X-Request-ID") or _next_request_id()
+    offered = request.headers.get("X-Request-ID")
+    request_id = logs.accepted_request_id(offered) or _next_request_id()
+    requests = request.app[METRICS].requests
     token = logs.request_id.set(request_id)
     started = time.perf_counter()
-    response: web.StreamResponse
+    requests.in_flight += 1
     try:
+        response: web.StreamResponse
         if request.method == "OPTIONS":
             response = web.Response(status=200)
         else:
             response = await _handle(request, handler)
+        if not response.prepared:
+            response.headers.update(CORS_HEADERS)
+            response.headers["X-Request-ID"] = request_id
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unmatched"
+        elapsed = time.perf_counter() - started
+        requests.record(endpoint, request.method, response.status, elapsed)
+        if response.status >= 500:
+            log.error("%s %s -> %d", request.method, request.path, response.status)
+        elif log.isEnabledFor(logging.DEBUG):
+            # One line per request at DEBUG (no query string: it may carry a token).
+            log.debug(
+                "%s %s -> %d",
+                request.method,
+                request.path,
+                response.status,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
+        return response
     finally:
+        requests.in_flight -= 1
         logs.request_id.reset(token)
-    if not response.prepared:
-        response.headers.update(CORS_HEADERS)
-        response.headers["X-Request-ID"] = request_id
-    resource = request.match_info.route.resource
-    endpoint = resource.canonical if resource is not None else "unmatched"
-    elapsed = time.perf_counter() - started
-    request.app[METRICS].record_request(endpoint, request.method, response.status, elapsed)
-    if response.status >= 500:
-        log.error("%s %s -> %d", request.method, request.path, response.status)
-    return response
+
+
+async def _tag_prepared_response(request: web.Request, response: web.StreamResponse) -> None:
+    """The request ID on responses a handler sends itself (a WebSocket's upgrade), which
+    are on their way before the middleware sees them."""
+    if (rid := logs.request_id.get()) is not None and "X-Request-ID" not in response.headers:
+        response.headers["X-Request-ID"] = rid
 
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -252,6 +280,52 @@ def _metrics_listener(
             await runner.cleanup()
 
     return listen
+
+
+def _watch_sync(
+    metrics: Metrics, notifier: Notifier, recent: RecentEvents, sync: SyncService
+) -> None:
+    """What the sync services count, on the metrics."""
+    for metric in (
+        Sampled(
+            "counter",
+            "homeserver_sync_wakeups",
+            "Waiting syncs (long-polls and stream polls) woken by a committed change",
+            (),
+            lambda: [((), notifier.woken)],
+        ),
+        Sampled(
+            "gauge",
+            "homeserver_sync_waiting",
+            "Syncs waiting for a change now (long-polls and streams)",
+            (),
+            lambda: [((), notifier.waiting)],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_syncs",
+            "Syncs built, by where their window was read: memory (the tail of the log) or"
+            " database (a client further behind than the tail, or its own facts changed)",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.answered.items()],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_catchups",
+            "Reads of the log into the in-memory tail by stream position: changes this"
+            " process did not commit itself",
+            (),
+            lambda: [((), recent.catch_ups)],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_catchup_events",
+            "Events read into the in-memory tail by catch-ups",
+            (),
+            lambda: [((), recent.caught_up_events)],
+        ),
+    ):
+        metrics.add(metric)
 
 
 def _gateway_app(app: FcmApp | ApnsApp) -> FcmSettings | ApnsSettings:
@@ -317,6 +391,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
     app[METRICS] = Metrics()
+    app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
     app[ADMINS] = frozenset(config.admins)
     app[TRUSTED_PROXIES] = tuple(
@@ -392,11 +467,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
         )
         app[device_control_api.DEVICES] = device_service
+        # Where the followers got to, told to whoever waits for one, in any process.
+        follower_positions = FollowerPositions(bus)
         followers = Followers(
             pool,
             dsn,
             catch_up_seconds=config.followers.catch_up_seconds,
             lease_check_seconds=config.followers.lease_check_seconds,
+            positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
         mute_service = MuteService(pool, appender)
@@ -406,6 +484,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             PushFollower(
                 pool,
                 Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                NotificationPruner(pool, kept_days=config.push.notifications_kept_days),
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
@@ -465,7 +544,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             notifier,
             renderer,
             recent,
-            NotificationCounter(pool),
+            NotificationCounter(pool, follower_positions),
             from_memory=sync_from_memory,
             receipts=receipt_service,
             account_data=account_data_service,
@@ -476,6 +555,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             one_time_keys=key_service,
         )
         app[SYNC] = sync_service
+        _watch_sync(app[METRICS], notifier, recent, sync_service)
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
@@ -494,6 +574,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         followers.start()
         yield
         await followers.stop()
+        await follower_positions.close()
         await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()

@@ -348,6 +348,9 @@ class Push(Section):
     # The longest wait between two tries of a gateway that is down; tries go on
     # until it answers, however long that takes.
     max_backoff_seconds: int = Field(default=600, ge=1, le=86_400)
+    # How long GET /notifications keeps a notification (Synapse keeps about a month);
+    # older ones are deleted, and those unread still count in the rooms' badges.
+    notifications_kept_days: int = Field(default=30, ge=1, le=3650)
     # The app IDs this server's own gateway (POST /_matrix/push/v1/notify) sends for.
     apps: dict[str, PushApp] = {}
 

@@ -11,7 +11,6 @@ import pytest
 from sytest_lite.client import DEFAULT_PASSWORD, Api, assert_error, fresh_username, localpart
 
 INVALID_USERNAMES = [
-    "UpperCase",  # localparts are lower-case only
     "with space",
     "semi;colon",
     "colon:in:it",
@@ -122,6 +121,22 @@ async def test_register_invalid_username_is_rejected_before_auth(api: Api, usern
         "POST", "/register", json={"username": username, "password": DEFAULT_PASSWORD}
     )
     assert_error(status, body, 400, "M_INVALID_USERNAME")
+
+
+async def test_register_lowers_capitals_in_the_username(api: Api) -> None:
+    # Synapse lowers a requested username rather than refusing it.
+    username = fresh_username()
+    status, body = await api.request(
+        "POST",
+        "/register",
+        json={
+            "username": username.upper(),
+            "password": DEFAULT_PASSWORD,
+            "auth": {"type": "m.login.dummy"},
+        },
+    )
+    assert status == 200, body
+    assert body["user_id"].startswith(f"@{username.lower()}:")
 
 
 async def test_username_available_for_a_free_name(api: Api) -> None:

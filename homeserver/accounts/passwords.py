@@ -2,6 +2,10 @@
 
 scrypt with n=2**14, r=8 needs 16 MiB per hash and about 50 ms on one core
 here, which is what makes offline guessing expensive. Run it in a thread.
+
+Passwords are hashed in Unicode normal form NFKC, as Synapse does: "é" typed
+as one code point on one keyboard and as "e" + a combining accent on another
+is the same password.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import os
+import unicodedata
 
 _N, _R, _P = 2**14, 8, 1
 _MAXMEM = 64 * 1024 * 1024
@@ -24,21 +29,29 @@ def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def hash_password_sync(password: str) -> str:
     salt = os.urandom(16)
-    digest = _derive(password, salt, _N, _R, _P)
+    digest = _derive(unicodedata.normalize("NFKC", password), salt, _N, _R, _P)
     encoded_salt = base64.b64encode(salt).decode()
     encoded_digest = base64.b64encode(digest).decode()
     return f"scrypt${_N}${_R}${_P}${encoded_salt}${encoded_digest}"
 
 
 def verify_password_sync(password: str, stored: str) -> bool:
+    normalised = unicodedata.normalize("NFKC", password)
+    # Hashes made before normalisation hold the password as it was typed.
+    candidates = [normalised] if normalised == password else [normalised, password]
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        derived = _derive(password, base64.b64decode(salt), int(n), int(r), int(p))
+        expected = base64.b64decode(digest)
+        return any(
+            hmac.compare_digest(
+                _derive(candidate, base64.b64decode(salt), int(n), int(r), int(p)), expected
+            )
+            for candidate in candidates
+        )
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(derived, base64.b64decode(digest))
 
 
 async def hash_password(password: str) -> str:

@@ -20,7 +20,14 @@ from homeserver.accounts.identifiers import (
     user_id_for,
 )
 from homeserver.accounts.token_cache import CachedOwner, TokenCache
-from homeserver.accounts.uia import DUMMY, PASSWORD, UserInteractiveAuth
+from homeserver.accounts.uia import (
+    PASSWORD,
+    PasswordStage,
+    RegistrationFlows,
+    UiaIncomplete,
+    UiaSession,
+    UserInteractiveAuth,
+)
 from homeserver.bus.base import Bus
 from homeserver.errors import MatrixError, forbidden, missing_param, not_found
 from homeserver.events import types
@@ -57,6 +64,7 @@ class RegistrationPolicy:
 
 
 TOKENS_REVOKED = "tokens.revoked"
+REGISTER = "POST /register"
 
 
 def hash_token(token: str) -> str:
@@ -86,7 +94,10 @@ class AccountService:
         self._appender = appender
         self._server_name = server_name
         self._policy = policy
-        self._uia = UserInteractiveAuth(pool)
+        self.uia = UserInteractiveAuth(pool)
+        self.uia.add_stage(PasswordStage(self.check_password))
+        # Capabilities require or offer their stages here (email, registration tokens).
+        self.registration_flows = RegistrationFlows()
         self._bus = bus
         self._tokens = TokenCache()
         bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
@@ -107,54 +118,86 @@ class AccountService:
         return True
 
     async def register(
-        self,
-        *,
-        username: str | None,
-        password: str | None,
-        device_id: str | None,
-        device_display_name: str | None,
-        inhibit_login: bool,
-        auth: object,
-        client_address: str,
+        self, provided: Mapping[str, Any], auth: object, client_address: str
     ) -> Session:
+        """POST /register: `provided` holds the body's parameters (username, password,
+        device_id, initial_device_display_name, inhibit_login) that the client sent;
+        a UIA session remembers them for its later requests, which may omit them."""
         if not self._policy.enabled:
             raise forbidden("Registration has been disabled.")
-        if username is None:
-            username = "u" + secrets.token_hex(6)
-        user_id = self._user_id(username)
-        async with self._pool.acquire() as conn:
-            if await account_store.user_exists(conn, user_id):
-                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        params = dict(provided)
+        password = params.pop("password", None)
+        if isinstance(params.get("username"), str):
+            # As Synapse: a capital in a requested username is lowered, not refused.
+            params["username"] = params["username"].lower()
+        session = await self.uia.open(REGISTER, auth, params)
+        registered = session.data.get("user_id")
+        username = session.params.get("username")
+        if username is not None:
+            user_id = self._user_id(username)
+            if user_id != registered:
+                async with self._pool.acquire() as conn:
+                    if await account_store.user_exists(conn, user_id):
+                        raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
         if password is not None:
             self._check_strength(password)
-        # Clients probe with POST {} to learn the flows (complement's "POST {} returns
-        # a set of flows"), so a missing password is only an error after the 401.
-        await self._uia.require(auth, [DUMMY])
-        if password is None:
-            raise missing_param("A password is required to register.")
-        # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
-        await self._limiter.limit(Action.REGISTRATION, client_address)
-        password_hash = await passwords.hash_password(password)
-        now = _now_ms()
+        try:
+            results = await self.uia.complete(session, auth, self.registration_flows.flows())
+        except UiaIncomplete:
+            # Clients probe with POST {} to learn the flows (complement's "POST {} returns
+            # a set of flows"), so a missing password is only an error after the 401.
+            if password is not None and "password_hash" not in session.data:
+                # A hash per IP address as for a login: the 401 costs one too.
+                await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(password)}
+                )
+            raise
+        inhibit_login = session.params.get("inhibit_login") is True
+        device_id = session.params.get("device_id")
+        display_name = session.params.get("initial_device_display_name")
+        password_hash = session.data.get("password_hash")
+        if password is not None and session.data.get("user_id") is None:
+            password_hash = await passwords.hash_password(password)
+        async with self.uia.exclusive(session) as data:
+            # A registration retried within its session (its answer was lost) gets the
+            # account the first one created, not M_USER_IN_USE or a second account.
+            user_id = data.get("user_id")
+            if user_id is None:
+                if password_hash is None:
+                    raise missing_param("A password is required to register.")
+                if username is None:
+                    username = "u" + secrets.token_hex(6)
+                user_id = self._user_id(username)
+                # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
+                await self._limiter.limit(Action.REGISTRATION, client_address)
+                await self._create_account(user_id, password_hash, results)
+                data.set("user_id", user_id)
+        if inhibit_login:
+            return Session(user_id, "", None)
+        return await self._log_in(
+            user_id,
+            device_id if isinstance(device_id, str) else None,
+            display_name if isinstance(display_name, str) else None,
+        )
+
+    async def _create_account(
+        self, user_id: str, password_hash: str, results: Mapping[str, Any]
+    ) -> None:
+        """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
+        password hash; `results` are what the registration's UIA stages proved."""
         drafts = [
             Draft(
                 user_id,
                 user_id,
                 types.ACCOUNT,
-                {"kind": "user", "created_ts": now, "deactivated": False},
+                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
                 state_key="",
             )
         ]
-        device = device_id or _new_device_id()
-        if not inhibit_login:
-            drafts.append(self._device_draft(user_id, device, device_display_name, now))
         await self._appender.append_group(drafts)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
-        if inhibit_login:
-            return Session(user_id, device, None)
-        token = await self._issue_token(user_id, device)
-        return Session(user_id, device, token)
 
     def _check_strength(self, password: str) -> None:
         minimum = self._policy.min_password_length
@@ -300,35 +343,53 @@ class AccountService:
 
     # Password and devices
 
-    async def require_password(self, requester: Requester, auth: object) -> None:
-        """UIA with the account's password (m.login.password), or the 401 asking for it."""
+    async def require_password(
+        self,
+        requester: Requester,
+        operation: str,
+        auth: object,
+        params: Mapping[str, Any] | None = None,
+    ) -> UiaSession:
+        """UIA with the account's password (m.login.password), or the 401 asking for it.
 
-        async def password_ok(stage: Mapping[str, Any]) -> bool:
-            identifier = stage.get("identifier")
-            user = identifier.get("user") if isinstance(identifier, dict) else stage.get("user")
-            password = stage.get("password")
-            if not isinstance(password, str):
-                return False
-            if isinstance(user, str) and localpart_of(user, self._server_name) != localpart_of(
-                requester.user_id, self._server_name
-            ):
-                return False
-            try:
-                await self.check_password(requester.user_id, password)
-            except MatrixError as error:
-                if error.status == 429:
-                    raise  # too many wrong passwords: wait, not another 401 to retype
-                return False
-            return True
-
-        await self._uia.require(auth, [PASSWORD], password_ok)
+        `operation` is the request's method and path: the session cannot be used for
+        another. The password must be the requester's own: another user's, right or
+        not, in the requester's session is refused (403, as Synapse)."""
+        session = await self.uia.open(operation, auth, params or {}, requester.user_id)
+        results = await self.uia.complete(session, auth, [[PASSWORD]])
+        if results.get(PASSWORD) != requester.user_id:
+            raise forbidden("Invalid auth: the password must be the account's own.")
+        await self.uia.finish(session)
+        return session
 
     async def change_password(
-        self, requester: Requester, new_password: str, logout_devices: bool, auth: object
+        self, requester: Requester, provided: Mapping[str, Any], auth: object
     ) -> None:
-        self._check_strength(new_password)
-        await self.require_password(requester, auth)
-        password_hash = await passwords.hash_password(new_password)
+        """POST /account/password: `provided` holds new_password and logout_devices when
+        the client sent them; the session remembers them (the new password as a hash)."""
+        params = dict(provided)
+        new_password = params.pop("new_password", None)
+        if new_password is not None:
+            self._check_strength(new_password)
+        operation = "POST /account/password"
+        session = await self.uia.open(operation, auth, params, requester.user_id)
+        try:
+            results = await self.uia.complete(session, auth, [[PASSWORD]])
+        except UiaIncomplete:
+            if new_password is not None and "password_hash" not in session.data:
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(new_password)}
+                )
+            raise
+        if results.get(PASSWORD) != requester.user_id:
+            raise forbidden("Invalid auth: the password must be the account's own.")
+        if new_password is not None:
+            password_hash = await passwords.hash_password(new_password)
+        elif isinstance(session.data.get("password_hash"), str):
+            password_hash = session.data["password_hash"]
+        else:
+            raise missing_param("new_password is required.")
+        await self.uia.finish(session)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, requester.user_id, password_hash)
             others = [
@@ -336,7 +397,7 @@ class AccountService:
                 for row in await account_store.devices(conn, requester.user_id)
                 if row.device_id != requester.device_id
             ]
-        if logout_devices:
+        if session.params.get("logout_devices", True) is not False:
             await self._remove_devices(requester.user_id, others)
 
     async def devices(self, requester: Requester) -> list[Device]:
@@ -356,8 +417,18 @@ class AccountService:
             self._device_draft(requester.user_id, device_id, name, row.created_ts)
         )
 
+    async def delete_device(self, requester: Requester, device_id: str, auth: object) -> None:
+        """DELETE /devices/{device_id}: 404 for a device the requester does not have."""
+        await self.device(requester, device_id)
+        await self.require_password(requester, f"DELETE /devices/{device_id}", auth)
+        await self._remove_devices(requester.user_id, [device_id])
+
     async def delete_devices(
-        self, requester: Requester, device_ids: list[str], auth: object
+        self, requester: Requester, provided: Mapping[str, Any], auth: object
     ) -> None:
-        await self.require_password(requester, auth)
+        """POST /delete_devices: `provided` holds the devices list when the client sent it."""
+        session = await self.require_password(requester, "POST /delete_devices", auth, provided)
+        device_ids = session.params.get("devices")
+        if not isinstance(device_ids, list):
+            raise missing_param("devices is required.")
         await self._remove_devices(requester.user_id, device_ids)

@@ -10,7 +10,7 @@ from pydantic import Field
 from homeserver.accounts.service import Device
 from homeserver.api.app_keys import ACCOUNTS, RATE_LIMITER, SERVER_NAME
 from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
-from homeserver.errors import MatrixError, bad_json, missing_param
+from homeserver.errors import MatrixError, missing_param
 from homeserver.ratelimit.limiter import Action
 
 routes = web.RouteTableDef()
@@ -42,7 +42,7 @@ class LoginBody(RequestBody):
 
 
 class PasswordBody(RequestBody):
-    new_password: str = Field(max_length=512)
+    new_password: str | None = Field(None, max_length=512)
     logout_devices: bool = True
     auth: dict[str, Any] | None = None
 
@@ -56,8 +56,14 @@ class AuthOnlyBody(RequestBody):
 
 
 class DeleteDevicesBody(RequestBody):
-    devices: list[str]
+    devices: list[str] | None = None
     auth: dict[str, Any] | None = None
+
+
+def _provided(body: RequestBody) -> dict[str, Any]:
+    """The parameters the client sent (not the defaults), for a UIA session to remember:
+    a later request of the session may leave them out."""
+    return body.model_dump(exclude_unset=True, exclude={"auth"})
 
 
 def _device_json(row: Device) -> dict[str, Any]:
@@ -80,21 +86,11 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(400, "M_INVALID_PARAM", f"Unknown account kind {kind!r}.")
     body = await parse_body(request, RegisterBody)
     session = await request.app[ACCOUNTS].register(
-        username=body.username,
-        password=body.password,
-        device_id=body.device_id,
-        device_display_name=body.initial_device_display_name,
-        inhibit_login=body.inhibit_login,
-        auth=body.auth,
-        client_address=client_address(request),
+        _provided(body), body.auth, client_address(request)
     )
-    response: dict[str, Any] = {"user_id": session.user_id}
+    response: dict[str, Any] = {"user_id": session.user_id, "home_server": request.app[SERVER_NAME]}
     if session.access_token is not None:
-        response.update(
-            access_token=session.access_token,
-            device_id=session.device_id,
-            home_server=request.app[SERVER_NAME],
-        )
+        response.update(access_token=session.access_token, device_id=session.device_id)
     return ok(response)
 
 
@@ -183,9 +179,7 @@ async def whoami(request: web.Request) -> web.Response:
 async def change_password(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, PasswordBody)
-    await request.app[ACCOUNTS].change_password(
-        caller, body.new_password, body.logout_devices, body.auth
-    )
+    await request.app[ACCOUNTS].change_password(caller, _provided(body), body.auth)
     return ok()
 
 
@@ -222,10 +216,8 @@ async def update_device(request: web.Request) -> web.Response:
 @routes.delete(V3 + "/devices/{device_id}")
 async def delete_device(request: web.Request) -> web.Response:
     caller = await requester(request)
-    device_id = request.match_info["device_id"]
-    await request.app[ACCOUNTS].device(caller, device_id)
     body = await parse_body(request, AuthOnlyBody, empty_ok=True)
-    await request.app[ACCOUNTS].delete_devices(caller, [device_id], body.auth)
+    await request.app[ACCOUNTS].delete_device(caller, request.match_info["device_id"], body.auth)
     return ok()
 
 
@@ -234,7 +226,5 @@ async def delete_device(request: web.Request) -> web.Response:
 async def delete_devices(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, DeleteDevicesBody)
-    if not all(isinstance(device, str) for device in body.devices):
-        raise bad_json("devices must be a list of device IDs.")
-    await request.app[ACCOUNTS].delete_devices(caller, body.devices, body.auth)
+    await request.app[ACCOUNTS].delete_devices(caller, _provided(body), body.auth)
     return ok()

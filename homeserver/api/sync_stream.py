@@ -15,6 +15,7 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from homeserver.api.app_keys import METRICS
 from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
@@ -109,13 +110,14 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
             full_state = False
 
     pushing = asyncio.create_task(push())
-    try:
-        async for message in ws:
-            if message.type == WSMsgType.ERROR:
-                break
-    finally:
-        pushing.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await pushing
-        await ws.close()
+    with request.app[METRICS].held.holding("stream"):
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await pushing
+            await ws.close()
     return ws

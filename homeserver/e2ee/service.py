@@ -320,7 +320,9 @@ class KeyService:
         if "master" in existing:
             if all(existing.get(u) == encode(v).decode() for u, v in given.items()):
                 return
-            await self._accounts.require_password(requester, auth)
+            await self._accounts.require_password(
+                requester, "POST /keys/device_signing/upload", auth
+            )
         if not given:
             return
         models = {

@@ -1,4 +1,4 @@
-"""Accounts: users and devices (projections) and their secrets (passwords, tokens, UIA)."""
+"""Accounts: users and devices (projections) and their secrets (passwords, tokens)."""
 
 from __future__ import annotations
 
@@ -101,32 +101,3 @@ async def device(conn: asyncpg.Connection, user_id: str, device_id: str) -> Devi
         if row.device_id == device_id:
             return row
     return None
-
-
-async def create_uia_session(
-    conn: asyncpg.Connection, session_id: str, now_ms: int, params: str
-) -> None:
-    await conn.execute(
-        "INSERT INTO uia_sessions (session_id, created_ts, params) VALUES ($1, $2, $3)",
-        session_id,
-        now_ms,
-        params,
-    )
-
-
-async def uia_session_exists(conn: asyncpg.Connection, session_id: str, min_ts: int) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM uia_sessions WHERE session_id = $1 AND created_ts >= $2",
-            session_id,
-            min_ts,
-        )
-    )
-
-
-async def delete_uia_session(conn: asyncpg.Connection, session_id: str) -> None:
-    await conn.execute("DELETE FROM uia_sessions WHERE session_id = $1", session_id)
-
-
-async def delete_stale_uia_sessions(conn: asyncpg.Connection, min_ts: int) -> None:
-    await conn.execute("DELETE FROM uia_sessions WHERE created_ts < $1", min_ts)

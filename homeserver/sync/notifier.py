@@ -81,6 +81,7 @@ class Notifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
         self.position = 0
+        self.woken = 0  # waiters woken by a change, for the metrics
         # Per user, a count of changes naming them; a cache keyed by it is current
         # until the next change (record it before the read the cache holds).
         self._generations: dict[str, int] = {}
@@ -184,13 +185,17 @@ class Notifier:
 
     def _wake(self, change: Change) -> None:
         self.position = max(self.position, change.position)
+        woken = 0
         for room in change.rooms:
             for waiter in self._by_room.get(room, ()):
                 waiter.wake()
+                woken += 1
         for user in change.users:
             self._generations[user] = self._generations.get(user, 0) + 1
             for waiter in self._by_user.get(user, ()):
                 waiter.wake()
+                woken += 1
+        self.woken += woken
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -116,6 +116,10 @@ class RecentEvents:
         self.floor = 0
         self.head = 0
         self._summaries: dict[tuple[int, int], WindowSummary] = {}
+        # Catch-ups: reads of the log for events this process did not commit itself
+        # (or could not take as handed over), and the events they read, for the metrics.
+        self.catch_ups = 0
+        self.caught_up_events = 0
 
     def start_at(self, position: int) -> None:
         self.floor = self.head = position
@@ -151,6 +155,8 @@ class RecentEvents:
                 return
             async with self._pool.acquire() as conn:
                 rows = await sync_store.events_between(conn, self.head, position)
+            self.catch_ups += 1
+            self.caught_up_events += len(rows)
             for event, device_id, txn_id in rows:
                 self._events.append(RecentEvent(event, device_id, txn_id))
             self.head = position
