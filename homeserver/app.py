@@ -36,6 +36,7 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import mutes as mutes_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
@@ -43,6 +44,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
 from homeserver.api import room_keys as room_keys_api
@@ -102,6 +104,10 @@ from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics, Sampled
+from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.mute_expiry import MuteExpiry
+from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -368,6 +374,7 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    moderation_rules.register(rules)
     admin_rules.register(rules)
     return rules
 
@@ -491,6 +498,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        mute_service = MuteService(pool, appender)
+        app[mutes_api.MUTES] = mute_service
+        followers.add(MuteExpiry(pool, mute_service))
         followers.add(
             PushFollower(
                 pool,
@@ -531,6 +541,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
         app[pushers_api.PUSHERS] = PusherService(pool)
+        app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
             {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
@@ -652,6 +663,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         device_control_api,
         keys_api,
         room_keys_api,
+        reports_api,
+        mutes_api,
         admin_server_api,
         admin_audit_api,
         admin_users_api,

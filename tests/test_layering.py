@@ -74,6 +74,17 @@ RULES: dict[str, set[str]] = {
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
+    # moderation/: reports, mutes and shadow-bans.
+    "moderation": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "roles",
+        "account_data",
+    },
     # admin/: who is a server admin, the audit trail, and the admin API's services.
     "admin": {
         "store",
@@ -113,6 +124,7 @@ RULES: dict[str, set[str]] = {
         "device_control",
         "e2ee",
         "ratelimit",
+        "moderation",
         "admin",
     },
 }
