@@ -324,14 +324,23 @@ async def test_limits_off_lets_a_flood_of_registrations_through(start_app: AppFa
 # --- processes sharing Redis ------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "postgres"])
 def limited_pair(
-    fresh_dsn: str, redis_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, fresh_dsn: str, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two processes sharing their buckets: in Redis, or (workers without Redis) in
+    PostgreSQL, whose fresh database starts empty."""
     # A server name of its own: buckets in Redis are namespaced by it, so nothing
     # left by another run (or another suite on this Redis) can be counted here.
     server_name = f"rl{secrets.token_hex(5)}.test"
     rate_limits = {"enabled": True, "failed_login": {"per_second": 0.001, "burst": 3}}
+    if request.param == "postgres":
+        with running_pair(
+            tmp_path, fresh_dsn, server_name=server_name, bus="postgres", rate_limits=rate_limits
+        ) as pair:
+            yield pair
+        return
+    redis_url = request.getfixturevalue("redis_url")
     try:
         with running_pair(
             tmp_path,
@@ -349,7 +358,7 @@ def limited_pair(
         client.close()
 
 
-async def test_two_processes_through_redis_share_one_bucket(
+async def test_two_processes_share_one_bucket(
     limited_pair: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = limited_pair
