@@ -65,7 +65,7 @@ RULES: dict[str, set[str]] = {
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
     # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
-    "ratelimit": {"errors"},
+    "ratelimit": {"errors", "store"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
@@ -87,8 +87,20 @@ RULES: dict[str, set[str]] = {
         "admin",
     },
     # admin/: who is a server admin, the audit trail, and the admin API's services.
-    "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
+    "admin": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "bus",
+        "profiles",
+        "rooms",
+    },
     "config": set(),
+    # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
+    "supervisor": {"config"},
     "api": {
         "accounts",
         "rooms",

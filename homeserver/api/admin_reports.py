@@ -15,8 +15,7 @@ from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
 from homeserver.api.requests import RequestBody, int_param, ok, parse_body
 from homeserver.errors import invalid_param
 from homeserver.events.content.reports import ReportKind
-from homeserver.moderation.report_queue import ReportQueue
-from homeserver.store.reports import ReportFilter
+from homeserver.moderation.report_queue import ReportFilter, ReportQueue
 
 REPORT_QUEUE = web.AppKey("report_queue", ReportQueue)
 

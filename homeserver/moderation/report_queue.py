@@ -22,6 +22,8 @@ from homeserver.store import reports as report_store
 from homeserver.store.reports import ReportFilter
 from homeserver.store.room_directory import RoomSummary, room_summaries
 
+__all__ = ["ReportFilter", "ReportQueue"]
+
 # What each kind shows of the reported room (Synapse's fields).
 _ROOM_LABELS: dict[ReportKind, tuple[str, ...]] = {
     "event": ("name", "canonical_alias"),

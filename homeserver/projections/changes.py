@@ -68,7 +68,7 @@ EVENT_RELATIONS = Table(
     ("event_id", "room_id", "relates_to", "rel_type", "type", "sender", "aggregation_key"),
 )
 ROOM_ALIASES = Table("room_aliases", ("alias",), ("alias", "room_id", "creator"))
-USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind"))
+USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind", "erased"))
 DEVICES = Table(
     "devices", ("user_id", "device_id"), ("user_id", "device_id", "display_name", "created_ts")
 )
@@ -168,7 +168,9 @@ DEVICE_COMMAND_RESULTS = Table(
 
 # Profiles and the user directory (projections/profiles.py).
 PROFILES = Table("profiles", ("user_id",), ("user_id", "displayname", "avatar_url"))
-USER_DIRECTORY_PUBLIC_ROOMS = Table("user_directory_public_rooms", ("room_id",), ("room_id",))
+USER_DIRECTORY_PUBLIC_ROOMS = Table(
+    "user_directory_public_rooms", ("room_id", "reason"), ("room_id", "reason")
+)
 
 # End-to-end encryption keys and signatures, and when each user's device list
 # last changed (projections/e2ee.py).

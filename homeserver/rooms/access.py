@@ -1,6 +1,6 @@
 """What of a room one user may see: the one place that decides it for every endpoint
 serving a room's events or state (/event, /context, /messages, /relations, /state,
-/members, /search, /sync and its stream, and whatever serves events next).
+/members, /aliases, /search, /sync and its stream, and whatever serves events next).
 
 Two questions, asked as Synapse asks them:
 
