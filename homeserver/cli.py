@@ -18,6 +18,7 @@ from aiohttp import web
 
 from homeserver.config import Config, ConfigError, check_config, default_config_path, load_config
 from homeserver.logs import configure_logging
+from homeserver.open_files import raise_open_files_limit
 
 if TYPE_CHECKING:
     import asyncpg
@@ -68,6 +69,8 @@ async def database_dsn(config: Config) -> AsyncIterator[str]:
 async def _run(config: Config) -> None:
     from homeserver.app import create_app
 
+    # Every held connection is a file descriptor; the usual soft limit is 1024.
+    raise_open_files_limit()
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
         # Cancel a handler when its client hangs up: an abandoned long-poll must not
