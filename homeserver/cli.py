@@ -223,15 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.worker is not None:
                 _die_with_parent()
                 config = _as_worker(config, args.worker)
-            try:
-                uvloop.run(_run(config, args.worker, args.ready_fd))
-            except KeyRingError as error:  # the operator's to fix: say what, no traceback
-                log.error("cannot start: signing key: %s", error)
-                return 1
+            uvloop.run(_run(config, args.worker, args.ready_fd))
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
         elif args.command in ("audit", "keys", "admin"):
             return _run_audit_command(config, args)
+    except KeyRingError as error:  # the operator's to fix: say what, no traceback
+        log.error("cannot start: signing key: %s", error)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

@@ -96,10 +96,6 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
     def wait_ready(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
