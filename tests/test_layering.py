@@ -84,6 +84,7 @@ RULES: dict[str, set[str]] = {
         "rooms",
         "roles",
         "account_data",
+        "admin",
     },
     # admin/: who is a server admin, the audit trail, and the admin API's services.
     "admin": {
