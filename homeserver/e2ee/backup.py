@@ -111,6 +111,21 @@ def parse_sessions(room_id: str, body: object) -> list[BackedUpKey]:
     return [_parse_key(room_id, session_id, key) for session_id, key in sessions.items()]
 
 
+async def _named_version(
+    conn: asyncpg.Connection, user_id: str, version: str | None
+) -> backup_store.BackupVersion:
+    """The version named (None: the current one); 404 when there is none."""
+    if version is None:
+        found = await backup_store.current_version(conn, user_id)
+        if found is None:
+            raise no_backup()
+        return found
+    found = await backup_store.version(conn, user_id, parse_version(version))
+    if found is None:
+        raise unknown_version(version)
+    return found
+
+
 class BackupService:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -127,14 +142,7 @@ class BackupService:
 
     async def get_version(self, user_id: str, version: str | None) -> JsonDict:
         async with self._pool.acquire() as conn:
-            if version is None:
-                found = await backup_store.current_version(conn, user_id)
-                if found is None:
-                    raise no_backup()
-            else:
-                found = await backup_store.version(conn, user_id, parse_version(version))
-                if found is None:
-                    raise unknown_version(version)
+            found = await _named_version(conn, user_id, version)
             count = await backup_store.count(conn, user_id, found.version)
         return _version_json(found, count)
 
@@ -156,14 +164,7 @@ class BackupService:
     async def delete_version(self, user_id: str, version: str | None) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await backup_store.lock_backup(conn, user_id)
-            if version is None:
-                found = await backup_store.current_version(conn, user_id)
-                if found is None:
-                    raise no_backup()
-            else:
-                found = await backup_store.version(conn, user_id, parse_version(version))
-                if found is None:
-                    raise unknown_version(version)
+            found = await _named_version(conn, user_id, version)
             await backup_store.delete_version(conn, user_id, found.version)
 
     # Keys
