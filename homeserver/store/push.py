@@ -450,20 +450,9 @@ _PUSHER_COLUMNS = (
 
 
 def _pusher(row: asyncpg.Record) -> PusherRow:
+    # The columns are the fields (_PUSHER_COLUMNS).
     data = json.loads(row["data"])
-    return PusherRow(
-        kind=row["kind"],
-        app_id=row["app_id"],
-        pushkey=row["pushkey"],
-        app_display_name=row["app_display_name"],
-        device_display_name=row["device_display_name"],
-        profile_tag=row["profile_tag"],
-        lang=row["lang"],
-        data=data if isinstance(data, dict) else {},
-        pusher_id=row["pusher_id"],
-        user_id=row["user_id"],
-        created_ts=row["created_ts"],
-    )
+    return PusherRow(**{**dict(row), "data": data if isinstance(data, dict) else {}})
 
 
 async def set_pusher(
