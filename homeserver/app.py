@@ -20,6 +20,7 @@ from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
@@ -379,7 +380,9 @@ def build_chain_rules() -> ChainRules:
     return rules
 
 
-def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+def create_rate_limiter(
+    config: Config, dsn: str = "", exemptions: ExemptUsers | None = None
+) -> RateLimiter:
     """The configured limits: in Redis when one is configured, else in PostgreSQL
     (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
@@ -400,7 +403,7 @@ def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
         buckets = RedisBuckets(config.redis.url, config.server_name)
     elif config.effective_bus == "postgres" and dsn:
         buckets = postgres_buckets(dsn)
-    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+    return RateLimiter(limits, buckets, exemptions or ExemptUsers(config.admins))
 
 
 def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
@@ -445,12 +448,16 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config, dsn)
+        exemptions = ExemptUsers(config.admins)
+        rate_limiter = create_rate_limiter(config, dsn, exemptions)
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
         server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[SERVER_ADMINS] = server_admins
+        # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
+        overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
+        app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -609,6 +616,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
+        await overrides.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -623,6 +631,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
+        await overrides.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:

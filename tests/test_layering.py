@@ -96,6 +96,7 @@ RULES: dict[str, set[str]] = {
         "bus",
         "profiles",
         "rooms",
+        "ratelimit",
     },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).

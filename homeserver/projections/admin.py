@@ -5,7 +5,14 @@ from __future__ import annotations
 from homeserver.events import types
 from homeserver.events.canonical import encode
 from homeserver.events.model import Event
-from homeserver.projections.changes import ADMIN_ACTIONS, SERVER_ADMINS, Change, Delete, Upsert
+from homeserver.projections.changes import (
+    ADMIN_ACTIONS,
+    RATELIMIT_OVERRIDES,
+    SERVER_ADMINS,
+    Change,
+    Delete,
+    Upsert,
+)
 
 
 def changes(event: Event) -> list[Change]:
@@ -18,6 +25,22 @@ def changes(event: Event) -> list[Change]:
         if event.content.get("admin") is True:
             return [Upsert(SERVER_ADMINS, {**key, "stream_position": event.stream_position})]
         return [Delete(SERVER_ADMINS, key)]
+    if event.type == types.RATELIMIT_OVERRIDE and event.state_key is not None:
+        key = {"user_id": event.state_key}
+        rate, burst = (event.content.get(k) for k in ("messages_per_second", "burst_count"))
+        if isinstance(rate, int) and isinstance(burst, int):
+            return [
+                Upsert(
+                    RATELIMIT_OVERRIDES,
+                    {
+                        **key,
+                        "messages_per_second": rate,
+                        "burst_count": burst,
+                        "stream_position": event.stream_position,
+                    },
+                )
+            ]
+        return [Delete(RATELIMIT_OVERRIDES, key)]
     return []
 
 

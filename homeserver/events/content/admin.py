@@ -8,6 +8,10 @@ Schema: spec/events/com.linkchat.admin.action.json.
 
 `com.linkchat.admin.server_admin` (state, key the user ID): `{"admin": bool}`.
 JSON Schema: spec/events/com.linkchat.admin.server_admin.json.
+
+`com.linkchat.admin.ratelimit_override` (state, key the user ID):
+`{"messages_per_second": int, "burst_count": int}` (0 per second: not limited),
+or `{}` once removed. JSON Schema: spec/events/com.linkchat.admin.ratelimit_override.json.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ class ServerAdminContent(BaseModel):
     admin: bool
 
 
+class RatelimitOverrideContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    messages_per_second: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    burst_count: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -60,3 +71,7 @@ def parse_admin_action(content: Mapping[str, Any]) -> AdminActionContent:
 
 def parse_server_admin(content: Mapping[str, Any]) -> ServerAdminContent:
     return _parsed(ServerAdminContent, content)
+
+
+def parse_ratelimit_override(content: Mapping[str, Any]) -> RatelimitOverrideContent:
+    return _parsed(RatelimitOverrideContent, content)
