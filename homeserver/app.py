@@ -26,6 +26,7 @@ from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
@@ -108,6 +109,7 @@ from homeserver.metrics import Metrics, Sampled
 from homeserver.moderation import rules as moderation_rules
 from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -458,6 +460,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
         overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
         app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
+        app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -677,6 +680,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_reports_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

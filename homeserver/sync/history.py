@@ -4,7 +4,8 @@ visibility allows (decided in rooms/access.py).
 Pagination follows sync/tokens.py: a token `t{T}` is the gap between positions
 T and T+1; backwards from T returns positions <= T, forwards positions > T. The
 `end` of a page is the gap just past its last event, so pages chain with no gap
-and no duplicate; `end` is left out once nothing further is visible.
+and no duplicate; `end` is left out once nothing further is visible, except going
+forwards to the newest event: events may still follow.
 """
 
 from __future__ import annotations
@@ -174,6 +175,10 @@ class HistoryService:
         }
         if (end := _continuation(chunk, more, backwards=backwards)) is not None:
             body["end"] = end
+        elif not backwards and chunk and positions[1] is None:
+            # Forwards to the newest: more may follow, so the client can ask again from
+            # here (as Synapse, which ends a page with `end` whenever it has events).
+            body["end"] = pagination_token(chunk[-1].stream_position)
         elif limit == 0:
             # Nothing was asked for, so nothing is known to be over.
             body["end"] = body["start"]
