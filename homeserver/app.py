@@ -20,12 +20,14 @@ from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.media import MediaAdmin
 from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_users as admin_users_api
@@ -607,11 +609,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         app[SYNC] = sync_service
         _watch_sync(app[METRICS], notifier, recent, sync_service)
+        media_files = MediaStore(config.effective_media_store_path)
+        app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
+            pool, audit_trail, media_files, config.server_name
+        )
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
             config.server_name,
-            MediaStore(config.effective_media_store_path),
+            media_files,
             notifier,
             rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
@@ -680,6 +686,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_media_api,
         admin_reports_api,
     ):
         app.router.add_routes(module.routes)

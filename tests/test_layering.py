@@ -98,6 +98,7 @@ RULES: dict[str, set[str]] = {
         "profiles",
         "rooms",
         "ratelimit",
+        "media",
     },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).

@@ -10,6 +10,8 @@ from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.content.admin import (
     parse_admin_action,
+    parse_media_deletion,
+    parse_media_quarantine,
     parse_ratelimit_override,
     parse_server_admin,
 )
@@ -41,7 +43,18 @@ def authorize_ratelimit_override(state: RoomState, draft: Draft) -> None:
         raise forbidden("a rate limit override gives messages_per_second and burst_count")
 
 
+def authorize_media_fact(state: RoomState, draft: Draft) -> None:
+    """A quarantine or deletion of media is state keyed by the media ID."""
+    if draft.state_key is None or not draft.state_key:
+        raise forbidden("a media fact is keyed by the media ID")
+    if draft.type == types.MEDIA_QUARANTINE:
+        parse_media_quarantine(draft.content)
+    else:
+        parse_media_deletion(draft.content)
+
+
 def register(rules: ChainRules) -> None:
     rules.add(MODERATION, {types.ADMIN_ACTION}, authorize_action)
     rules.add(MODERATION, {types.SERVER_ADMIN}, authorize_server_admin)
     rules.add(MODERATION, {types.RATELIMIT_OVERRIDE}, authorize_ratelimit_override)
+    rules.add(MODERATION, {types.MEDIA_QUARANTINE, types.MEDIA_DELETION}, authorize_media_fact)

@@ -7,6 +7,8 @@ from homeserver.events.canonical import encode
 from homeserver.events.model import Event
 from homeserver.projections.changes import (
     ADMIN_ACTIONS,
+    MEDIA,
+    QUARANTINED_MEDIA,
     RATELIMIT_OVERRIDES,
     SERVER_ADMINS,
     Change,
@@ -41,6 +43,24 @@ def changes(event: Event) -> list[Change]:
                 )
             ]
         return [Delete(RATELIMIT_OVERRIDES, key)]
+    if event.type == types.MEDIA_QUARANTINE and event.state_key is not None:
+        media = {"media_id": event.state_key}
+        if event.content.get("quarantined") is True:
+            return [
+                Upsert(
+                    QUARANTINED_MEDIA,
+                    {
+                        **media,
+                        "quarantined_by": event.sender,
+                        "stream_position": event.stream_position,
+                    },
+                )
+            ]
+        return [Delete(QUARANTINED_MEDIA, media)]
+    if event.type == types.MEDIA_DELETION and event.state_key is not None:
+        # The upload record goes (its bytes are removed from disk after the commit).
+        media = {"media_id": event.state_key}
+        return [Delete(MEDIA, media), Delete(QUARANTINED_MEDIA, media)]
     return []
 
 

@@ -240,6 +240,9 @@ RATELIMIT_OVERRIDES = Table(
     ("user_id",),
     ("user_id", "messages_per_second", "burst_count", "stream_position"),
 )
+QUARANTINED_MEDIA = Table(
+    "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -277,4 +280,5 @@ ALL_TABLES: tuple[Table, ...] = (
     ADMIN_ACTIONS,
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,
+    QUARANTINED_MEDIA,
 )
