@@ -10,6 +10,7 @@ import asyncpg
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
 from homeserver.store.history import EventSelection, event_conditions
+from homeserver.store.unnest import columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,7 @@ async def _events_in_windows(
         return {}
     rows = await conn.fetch(
         query,
-        [w[0] for w in windows],
-        [w[1] for w in windows],
-        [w[2] for w in windows],
+        *columns(windows, 3),
         *args,
     )
     return _by_room(rows)

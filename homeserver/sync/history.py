@@ -110,16 +110,22 @@ async def _page(
     selection = replace(event_filter.selection(), relation=relation)
     found: list[Event] = []
     for first, last in ranges:
-        # One more than asked: it tells whether the page is the last.
-        found += await history_store.room_events(
-            conn,
-            room_id,
-            first - 1,
-            last,
-            backwards=backwards,
-            limit=limit + 1 - len(found),
-            selection=selection,
-        )
+        after, upto = first - 1, last
+        while len(found) <= limit:
+            # One more than asked: it tells whether the page is the last.
+            wanted = limit + 1 - len(found)
+            chunk = await history_store.room_events(
+                conn, room_id, after, upto, backwards=backwards, limit=wanted, selection=selection
+            )
+            # An erased user's messages hidden from this user leave the page short:
+            # the range is read on until it is full or exhausted.
+            found += [event for event in chunk if not access.erased_for_viewer(event)]
+            if len(chunk) < wanted:
+                break
+            if backwards:
+                upto = chunk[-1].stream_position - 1
+            else:
+                after = chunk[-1].stream_position
         if len(found) > limit:
             break
     return found[:limit], len(found) > limit
