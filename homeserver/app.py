@@ -25,6 +25,7 @@ from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
@@ -107,6 +108,7 @@ from homeserver.metrics import Metrics, Sampled
 from homeserver.moderation import rules as moderation_rules
 from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -451,6 +453,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[AUDIT_TRAIL] = audit_trail
         server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[SERVER_ADMINS] = server_admins
+        app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -668,6 +671,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_reports_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

@@ -479,6 +479,14 @@ class AccountService:
         async with self._pool.acquire() as conn:
             return await account_store.devices(conn, user_id)
 
+    async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
+        """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""
+        async with self._pool.acquire() as conn:
+            row = await account_store.device(conn, user_id, device_id)
+        if row is None:
+            raise not_found("No device found")
+        await self._appender.append(self._device_draft(user_id, device_id, name, row.created_ts))
+
     async def remove_devices(self, user_id: str, device_ids: list[str]) -> None:
         """The devices are removed and their access tokens die (for a server admin)."""
         await self._remove_devices(user_id, device_ids)

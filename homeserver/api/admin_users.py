@@ -8,7 +8,14 @@ from aiohttp import web
 from pydantic import Field, StrictBool, StrictStr
 
 from homeserver.admin.threepids import canonical
-from homeserver.admin.users import UserAdmin, UserChanges, UserDetails, UserQuery, UserRow
+from homeserver.admin.users import (
+    Device,
+    UserAdmin,
+    UserChanges,
+    UserDetails,
+    UserQuery,
+    UserRow,
+)
 from homeserver.api.admin_requests import (
     SYNAPSE_ADMIN,
     admin_requester,
@@ -16,8 +23,15 @@ from homeserver.api.admin_requests import (
     forwards_param,
 )
 from homeserver.api.app_keys import SERVER_ADMINS
-from homeserver.api.requests import RequestBody, int_param, ok, parse_body, user_id_param
-from homeserver.errors import not_found
+from homeserver.api.requests import (
+    RequestBody,
+    int_param,
+    ok,
+    parse_body,
+    requester,
+    user_id_param,
+)
+from homeserver.errors import invalid_param, not_found
 
 USER_ADMIN = web.AppKey("user_admin", UserAdmin)
 
@@ -177,3 +191,147 @@ async def deactivate_user(request: web.Request) -> web.Response:
     body = await parse_body(request, DeactivateBody, empty_ok=True)
     await request.app[USER_ADMIN].deactivate(caller.user_id, user_id, body.erase, body.reason)
     return ok({"id_server_unbind_result": "success"})
+
+
+class DeviceRenameBody(RequestBody):
+    display_name: StrictStr | None = Field(default=None, max_length=512)
+    reason: StrictStr | None = None
+
+
+class DeleteDevicesBody(RequestBody):
+    devices: list[StrictStr]
+    reason: StrictStr | None = None
+
+
+class ResetPasswordBody(RequestBody):
+    new_password: StrictStr = Field(max_length=512)
+    logout_devices: StrictBool = True
+    reason: StrictStr | None = None
+
+
+def _device(user_id: str, device: Device) -> dict[str, Any]:
+    """A device as Synapse's admin API shows it; where it was last seen is not kept here."""
+    shown: dict[str, Any] = {
+        "device_id": device.device_id,
+        "last_seen_ip": None,
+        "last_seen_user_agent": None,
+        "last_seen_ts": device.last_seen_ts,
+        "user_id": user_id,
+        "dehydrated": False,
+    }
+    if device.display_name is not None:
+        shown["display_name"] = device.display_name
+    return shown
+
+
+def _device_id_param(request: web.Request) -> str:
+    device_id = request.match_info["device_id"]
+    if not device_id or len(device_id) > 255:
+        raise invalid_param("Invalid device ID.")
+    return device_id
+
+
+# GET /_synapse/admin/v2/users/{user_id}/devices
+@routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices")
+async def list_user_devices(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    devices = await request.app[USER_ADMIN].devices(user_id)
+    return ok({"devices": [_device(user_id, d) for d in devices], "total": len(devices)})
+
+
+# POST /_synapse/admin/v2/users/{user_id}/delete_devices
+@routes.post(SYNAPSE_ADMIN + "/v2/users/{user_id}/delete_devices")
+async def delete_user_devices(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, DeleteDevicesBody)
+    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, body.devices, body.reason)
+    return ok({})
+
+
+# GET /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def get_user_device(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    device = await request.app[USER_ADMIN].device(user_id, _device_id_param(request))
+    return ok(_device(user_id, device))
+
+
+# PUT /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.put(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def rename_user_device(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    device_id = _device_id_param(request)
+    body = await parse_body(request, DeviceRenameBody, empty_ok=True)
+    if "display_name" in body.model_fields_set:
+        await request.app[USER_ADMIN].rename_device(
+            caller.user_id, user_id, device_id, body.display_name, body.reason
+        )
+    else:
+        await request.app[USER_ADMIN].device(user_id, device_id)  # 404 for an unknown one
+    return ok({})
+
+
+# DELETE /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.delete(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def delete_user_device(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    device_id = _device_id_param(request)
+    body = await parse_body(request, DeviceRenameBody, empty_ok=True)
+    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, [device_id], body.reason)
+    return ok({})
+
+
+# POST /_synapse/admin/v1/reset_password/{user_id}
+@routes.post(SYNAPSE_ADMIN + "/v1/reset_password/{user_id}")
+async def reset_password(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, ResetPasswordBody)
+    await request.app[USER_ADMIN].reset_password(
+        caller.user_id, user_id, body.new_password, body.logout_devices, body.reason
+    )
+    return ok({})
+
+
+def _whois(user_id: str, devices: list[Device]) -> dict[str, Any]:
+    """Synapse's whois: each device's sessions. Connections (IP address, user agent) are
+    not recorded here: a device's one connection is when its newest token was issued."""
+    return {
+        "user_id": user_id,
+        "devices": {
+            device.device_id: {
+                "sessions": [
+                    {
+                        "connections": []
+                        if device.last_seen_ts is None
+                        else [{"ip": None, "last_seen": device.last_seen_ts, "user_agent": None}]
+                    }
+                ]
+            }
+            for device in devices
+        },
+    }
+
+
+# GET /_synapse/admin/v1/whois/{user_id}
+@routes.get(SYNAPSE_ADMIN + "/v1/whois/{user_id}")
+async def whois(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
+
+
+# GET /_matrix/client/v3/admin/whois/{user_id}
+@routes.get("/_matrix/client/v3/admin/whois/{user_id}")
+async def client_whois(request: web.Request) -> web.Response:
+    # The spec's whois: a server admin, or the user asking about themself (as Synapse).
+    caller = await requester(request)
+    user_id = user_id_param(request)
+    if caller.user_id != user_id:
+        await request.app[SERVER_ADMINS].require_admin(caller.user_id)
+    return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
+from homeserver.clock import now_ms
 from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.model import Event
@@ -60,7 +61,6 @@ from homeserver.presence.state import (
     PostgresPresenceState,
     PresenceState,
     RedisPresenceState,
-    now_ms,
 )
 from homeserver.store import presence as presence_store
 from homeserver.sync.notifier import Change as StreamChange

@@ -105,3 +105,9 @@ async def device(conn: asyncpg.Connection, user_id: str, device_id: str) -> Devi
         if row.device_id == device_id:
             return row
     return None
+
+
+async def erased_users(conn: asyncpg.Connection) -> frozenset[str]:
+    """The users who asked to be forgotten when deactivated (a partial index: few rows)."""
+    rows = await conn.fetch("SELECT user_id FROM users WHERE erased")
+    return frozenset(row["user_id"] for row in rows)

@@ -10,6 +10,7 @@ import asyncpg
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
 from homeserver.store.history import EventSelection, event_conditions
+from homeserver.store.unnest import columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +87,7 @@ async def _events_in_windows(
         return {}
     rows = await conn.fetch(
         query,
-        [w[0] for w in windows],
-        [w[1] for w in windows],
-        [w[2] for w in windows],
+        *columns(windows, 3),
         *args,
     )
     return _by_room(rows)
@@ -202,3 +201,23 @@ async def memberships_at(
         position,
     )
     return {row["room_id"]: row["membership"] for row in rows}
+
+
+async def member_events_at(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, int]]
+) -> dict[str, list[Event]]:
+    """Per room, each (room, user, position)'s m.room.member event in force at the position
+    (lazy-loaded members), in one round trip for every room."""
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT w.room_id, e.event_id, e.stream_position, e.json"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(room_id, user_id, upto)"
+        " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
+        "   WHERE room_id = w.room_id AND type = 'm.room.member' AND state_key = w.user_id"
+        "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT 1) e",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    return _by_room(rows)

@@ -21,6 +21,7 @@ from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import sync as sync_store
 from homeserver.sync.assembly import Section, SyncAssembly
 from homeserver.sync.database_window import DatabaseWindow
+from homeserver.sync.lazy_members import LazyMembers
 from homeserver.sync.memory_window import MemoryWindows
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.options import SyncOptions, hiding_ignored
@@ -32,7 +33,7 @@ from homeserver.sync.sections.encryption import Encryption
 from homeserver.sync.sections.ephemeral import Ephemeral
 from homeserver.sync.sections.invites import write_invites
 from homeserver.sync.sections.presence import Presence
-from homeserver.sync.sections.rooms import write_rooms
+from homeserver.sync.sections.rooms import Rooms
 from homeserver.sync.sections.to_device import ToDevice
 from homeserver.sync.sources import (
     AccountDataSource,
@@ -84,7 +85,7 @@ class SyncService:
         # Syncs answered by each window source.
         self.answered = {"memory": 0, "database": 0}
         self._room_sections: list[Section] = [
-            write_rooms,
+            Rooms(LazyMembers()),
             write_invites,
             Ephemeral(typing),
             write_account_data,
