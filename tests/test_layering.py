@@ -97,6 +97,8 @@ RULES: dict[str, set[str]] = {
         "bus",
         "profiles",
         "rooms",
+        "ratelimit",
+        "media",
     },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).

@@ -211,3 +211,25 @@ class UserAdmin:
             reason=reason,
             details={"logout_devices": logout_devices},
         )
+
+    async def check_user(self, user_id: str) -> None:
+        """400 for another server's user, 404 for an unknown one."""
+        await self._existing(user_id)
+
+    async def login_as(
+        self, admin: str, user_id: str, valid_until_ms: int | None, reason: str | None
+    ) -> str:
+        """POST /_synapse/admin/v1/users/{userId}/login: a token to act as the user, for
+        support; recorded as `user.login` (the token itself never is)."""
+        await self._existing(user_id)
+        if user_id == admin:
+            raise invalid_param("Cannot use admin API to login as self")
+        token = await self._accounts.support_token(user_id, valid_until_ms)
+        await self._trail.record(
+            admin,
+            "user.login",
+            target=user_id,
+            reason=reason,
+            details={"valid_until_ms": valid_until_ms} if valid_until_ms is not None else None,
+        )
+        return token

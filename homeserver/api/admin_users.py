@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import canonical
 from homeserver.admin.users import (
     Device,
@@ -34,6 +35,7 @@ from homeserver.api.requests import (
 from homeserver.errors import invalid_param, not_found
 
 USER_ADMIN = web.AppKey("user_admin", UserAdmin)
+RATELIMIT_OVERRIDES = web.AppKey("ratelimit_overrides", RateLimitOverrides)
 
 routes = web.RouteTableDef()
 
@@ -335,3 +337,70 @@ async def client_whois(request: web.Request) -> web.Response:
     if caller.user_id != user_id:
         await request.app[SERVER_ADMINS].require_admin(caller.user_id)
     return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
+
+
+class OverrideBody(RequestBody):
+    # Synapse's defaults: both 0, which lifts every limit.
+    messages_per_second: object = 0
+    burst_count: object = 0
+    reason: StrictStr | None = None
+
+
+class LoginAsBody(RequestBody):
+    valid_until_ms: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
+    reason: StrictStr | None = None
+
+
+def _count(body: OverrideBody, name: str) -> int:
+    value = getattr(body, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise invalid_param(f"{name!r} parameter must be a positive int")
+    return value
+
+
+# GET /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def get_ratelimit_override(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    await request.app[USER_ADMIN].check_user(user_id)
+    found = await request.app[RATELIMIT_OVERRIDES].override(user_id)
+    if found is None:
+        return ok({})
+    return ok({"messages_per_second": found[0], "burst_count": found[1]})
+
+
+# POST /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def set_ratelimit_override(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, OverrideBody, empty_ok=True)
+    rate, burst = _count(body, "messages_per_second"), _count(body, "burst_count")
+    await request.app[USER_ADMIN].check_user(user_id)
+    await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, (rate, burst), body.reason)
+    return ok({"messages_per_second": rate, "burst_count": burst})
+
+
+# DELETE /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.delete(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def delete_ratelimit_override(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, DeactivateBody, empty_ok=True)
+    await request.app[USER_ADMIN].check_user(user_id)
+    if await request.app[RATELIMIT_OVERRIDES].override(user_id) is not None:
+        await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, None, body.reason)
+    return ok({})
+
+
+# POST /_synapse/admin/v1/users/{user_id}/login
+@routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/login")
+async def login_as_user(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, LoginAsBody, empty_ok=True)
+    token = await request.app[USER_ADMIN].login_as(
+        caller.user_id, user_id, body.valid_until_ms, body.reason
+    )
+    return ok({"access_token": token})

@@ -235,6 +235,14 @@ ADMIN_ACTIONS = Table(
     ),
 )
 SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
+RATELIMIT_OVERRIDES = Table(
+    "ratelimit_overrides",
+    ("user_id",),
+    ("user_id", "messages_per_second", "burst_count", "stream_position"),
+)
+QUARANTINED_MEDIA = Table(
+    "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -271,4 +279,6 @@ ALL_TABLES: tuple[Table, ...] = (
     ROOM_MUTES,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
+    RATELIMIT_OVERRIDES,
+    QUARANTINED_MEDIA,
 )
