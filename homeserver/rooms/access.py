@@ -39,7 +39,6 @@ from homeserver.errors import forbidden, not_found
 from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
-from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import room_directory as directory_store
@@ -113,10 +112,8 @@ async def room_accesses(
 ) -> dict[str, RoomAccess]:
     """The user's access to each of the rooms, in one round trip for them all."""
     accesses: dict[str, RoomAccess] = {}
-    erased = await account_store.erased_users(conn)
-    for room_id, (events, forgotten_at) in (
-        await history_store.visibility_events(conn, room_ids, user_id)
-    ).items():
+    found, erased = await history_store.visibility_events(conn, room_ids, user_id)
+    for room_id, (events, forgotten_at) in found.items():
         history = HistoryAccess.from_events(user_id, events)
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
