@@ -236,19 +236,23 @@ class PresenceService:
         room_ids: Collection[str],
         since: int | None,
         allows: Callable[[str], bool],
+        *,
+        rooms_joined: Collection[str] = (),
+        users_joined: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]:
         """m.presence events of the user and of everyone sharing one of `room_ids`
         with them: those changed after position `since`, or (`since` None or 0,
         or from before a reset of the store) everyone not offline. Returns the
-        events and the position to put in the next token."""
+        events and the position to put in the next token.
+
+        And, changed or not, as Synapse: everyone in the rooms the user just joined
+        (`rooms_joined`) and each user who just joined or was invited to one of theirs
+        (`users_joined`): the client has not been told their presence yet."""
         position = self._position
-        if since is not None and since == position:
-            return [], position
         if since is not None and since > position:
             # Another process took it; ours has not heard yet (or the store was reset).
             position = self._position = max(position, await self._state.position())
-            if since == position:
-                return [], position
+        records: dict[str, UserPresence] = {}
         if since is None or since == 0 or since > position:
             async with self._pool.acquire() as conn:
                 members = await presence_store.joined_members_of(
@@ -256,20 +260,25 @@ class PresenceService:
                 )
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
-        else:
+        elif since != position:
             changed = await self._state.changed(since, position)
-            if not changed:
-                return [], position
-            # Only rooms that share presence count; a user in none of them (say,
-            # only in broadcast channels) sees only their own, without looking
-            # up the rooms of everyone who changed.
-            mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
-            others = [u for u in changed if u != user_id] if mine else []
-            rooms = await self._rooms.get_many(others) if others else {}
-            shown = [
-                u for u in changed if u == user_id or (u in rooms and not rooms[u].isdisjoint(mine))
-            ]
-            records = await self._state.get(shown) if shown else {}
+            if changed:
+                # Only rooms that share presence count; a user in none of them (say,
+                # only in broadcast channels) sees only their own, without looking
+                # up the rooms of everyone who changed.
+                mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+                others = [u for u in changed if u != user_id] if mine else []
+                rooms = await self._rooms.get_many(others) if others else {}
+                shown = [
+                    u
+                    for u in changed
+                    if u == user_id or (u in rooms and not rooms[u].isdisjoint(mine))
+                ]
+                records = await self._state.get(shown) if shown else {}
+        if rooms_joined or users_joined:
+            records.update(await self._newly_met(user_id, rooms_joined, users_joined, records))
+        if not records:
+            return [], position
         now = now_ms()
         events = [
             {
@@ -281,6 +290,33 @@ class PresenceService:
             if allows(sender)
         ]
         return events, position
+
+    async def _newly_met(
+        self,
+        user_id: str,
+        rooms_joined: Collection[str],
+        users_joined: Collection[str],
+        known: Collection[str],
+    ) -> dict[str, UserPresence]:
+        """The presence of those the user just came to share a room with (that room
+        sharing presence: not above the size limit, not a broadcast channel)."""
+        met = set(users_joined)
+        async with self._pool.acquire() as conn:
+            if rooms_joined:
+                met.update(
+                    await presence_store.joined_members_of(
+                        conn, list(rooms_joined), self._max_room_members
+                    )
+                )
+        met.discard(user_id)
+        met.difference_update(known)
+        if not met:
+            return {}
+        shares = (await self._rooms.get_many([user_id]))[user_id]
+        rooms = await self._rooms.get_many(sorted(met))
+        return await self._state.get(
+            sorted(u for u in met if u in rooms and not rooms[u].isdisjoint(shares))
+        )
 
     # Activity: the appender's listener
 

@@ -146,7 +146,7 @@ async def state_changes(
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    heroes: list[str]
+    heroes: list[str] | None  # None: the room has a name or canonical alias
     joined: int
     invited: int
 
@@ -154,19 +154,36 @@ class Summary:
 async def summaries(
     conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
 ) -> dict[str, Summary]:
-    """Member counts and up to 5 heroes (other members, by user ID) of each room."""
+    """Member counts and heroes of each room. The spec's heroes: "the first 5 members of
+    the room, ordered by stream ordering, which are joined or invited", never the user,
+    else (no one is) those who left or were banned; needed only when the room has no
+    name and no canonical alias, so not given then (as Synapse)."""
     if not room_ids:
         return {}
     rows = await conn.fetch(
-        "SELECT room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
+        "SELECT m.room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
         " count(*) FILTER (WHERE membership = 'invite') AS invited,"
-        " (array_agg(user_id ORDER BY user_id) FILTER"
-        "   (WHERE membership IN ('join', 'invite') AND user_id <> $2))[1:5] AS heroes"
-        " FROM room_members WHERE room_id = ANY($1::text[]) GROUP BY room_id",
+        " (array_agg(user_id ORDER BY stream_position) FILTER"
+        "   (WHERE membership IN ('join', 'invite') AND user_id <> $2))[1:5] AS heroes,"
+        " (array_agg(user_id ORDER BY stream_position) FILTER"
+        "   (WHERE membership IN ('leave', 'ban') AND user_id <> $2))[1:5] AS gone,"
+        " EXISTS (SELECT 1 FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        "   WHERE s.room_id = m.room_id AND s.state_key = ''"
+        "   AND ((s.type = 'm.room.name' AND e.json::jsonb -> 'content' ->> 'name' <> '')"
+        "   OR (s.type = 'm.room.canonical_alias'"
+        "   AND e.json::jsonb -> 'content' ->> 'alias' <> ''))) AS named"
+        " FROM room_members m WHERE m.room_id = ANY($1::text[]) GROUP BY m.room_id",
         list(room_ids),
         user_id,
     )
-    return {r["room_id"]: Summary(list(r["heroes"] or []), r["joined"], r["invited"]) for r in rows}
+    return {
+        r["room_id"]: Summary(
+            None if r["named"] else list(r["heroes"] or r["gone"] or []),
+            r["joined"],
+            r["invited"],
+        )
+        for r in rows
+    }
 
 
 async def events_between(

@@ -29,12 +29,12 @@ class SyncAssembly:
         "join",
         "joined",
         "leave",
-        "members_changed",
         "memberships",
         "presence",
         "presence_position",
         "request",
         "source",
+        "summary_changed",
         "to_device",
         "to_device_position",
         "typing_serial",
@@ -65,8 +65,9 @@ class SyncAssembly:
         # section wrote something new outside them.
         self.extra: JsonDict = {}
         self.changed = False
-        # Joined rooms whose members changed in the window (or that are new to the user).
-        self.members_changed: set[str] = set()
+        # Joined rooms whose members, name or alias changed in the window (or that are
+        # new to the user): their summary is sent.
+        self.summary_changed: set[str] = set()
         # The token's other streams, as the sections read them.
         since = request.since
         self.typing_serial = 0
@@ -95,6 +96,14 @@ class SyncAssembly:
             if bundled:
                 self._bundled.update(event.event_id for event in events)
 
+    def add_state(self, room_id: str, events: list[Event]) -> None:
+        """More events for a joined room's `state`, to be served with the rest."""
+        state = self.join[room_id]["state"]
+        if state["events"]:
+            state["events"].extend(events)  # served already counts this list
+        else:
+            self.serve_later(state, "events", events)
+
     def unserved_events(self) -> Iterator[Event]:
         """The events the sections have written so far, to be served."""
         for _, _, events in self._unserved:
@@ -104,9 +113,18 @@ class SyncAssembly:
         events = [event for _, _, unserved in self._unserved for event in unserved]
         if not events:
             return
-        shape = self.request.options.shape
+        options = self.request.options
         facts = await self.source.facts(events, self._bundled)
-        served = iter(render(events, facts, now=now_ms(), include_room_id=False, shape=shape))
+        served = iter(
+            render(
+                events,
+                facts,
+                now=now_ms(),
+                include_room_id=False,
+                shape=options.shape,
+                federation=options.federation_format,
+            )
+        )
         for parent, key, unserved in self._unserved:
             parent[key] = [next(served) for _ in unserved]
         self._unserved.clear()

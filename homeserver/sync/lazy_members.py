@@ -13,10 +13,11 @@ membership change of that member has gone past it unsent.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from homeserver.events import types
 from homeserver.events.model import Event
+from homeserver.sync.window import MembersWanted, WindowSource
 
 # Per device, as Synapse's LAZY_LOADED_MEMBERS_CACHE_MAX_SIZE; devices kept, least
 # recently syncing dropped first.
@@ -79,3 +80,29 @@ class LazyMembers:
         for event in events:
             if event.type == types.MEMBER and event.state_key is not None:
                 sent.pop((event.room_id, event.state_key), None)
+
+    async def to_send(
+        self,
+        source: WindowSource,
+        device: Device,
+        wanted: Sequence[MembersWanted],
+        *,
+        redundant: bool,
+    ) -> dict[str, list[Event]]:
+        """Per room, the member events wanted that the device was not sent already (all of
+        them when `redundant`: include_redundant_members)."""
+        if not wanted:
+            return {}
+
+        def known(room_id: str, user_id: str) -> bool:
+            return not redundant and self.sent(device, room_id, user_id) is not None
+
+        found = await source.members_at(wanted, known)
+        if redundant:
+            return found
+        unsent: dict[str, list[Event]] = {}
+        for room_id, events in found.items():
+            new = [e for e in events if self.sent(device, room_id, e.state_key or "") != e.event_id]
+            if new:
+                unsent[room_id] = new
+        return unsent

@@ -84,14 +84,16 @@ class SyncService:
         self._ignored = UserCache(notifier, self._read_ignored)
         # Syncs answered by each window source.
         self.answered = {"memory": 0, "database": 0}
+        # The members each device was sent under lazy loading (sync/lazy_members.py).
+        lazy_members = LazyMembers()
         self._room_sections: list[Section] = [
-            Rooms(LazyMembers()),
+            Rooms(lazy_members),
             write_invites,
             Ephemeral(typing),
             write_account_data,
         ]
         self._sections: list[Section] = [
-            CountsAndSummaries(pool, counter),
+            CountsAndSummaries(pool, counter, lazy_members),
             ToDevice(to_device),
             Presence(presence),
             Encryption(device_lists, one_time_keys),

@@ -108,25 +108,7 @@ class Rooms:
             senders = {e.sender for e in timeline.events} - changed
             if senders:
                 wanted.append(MembersWanted(room_id, timeline.events[0].stream_position, senders))
-        if not wanted:
-            return {}
-        lazy = self._lazy
-
-        def known(room_id: str, user_id: str) -> bool:
-            return not redundant and lazy.sent(device, room_id, user_id) is not None
-
-        found = await sync.source.members_at(wanted, known)
-        if redundant:
-            return found
-        return {
-            room_id: unsent
-            for room_id, events in found.items()
-            if (
-                unsent := [
-                    e for e in events if lazy.sent(device, room_id, e.state_key or "") != e.event_id
-                ]
-            )
-        }
+        return await self._lazy.to_send(sync.source, device, wanted, redundant=redundant)
 
     def _remember(self, sync: SyncAssembly) -> None:
         """Note the member events this device is sent; forget what it holds of members
@@ -180,8 +162,8 @@ def _write_joined(
         "account_data": {"events": []},
     }
     sync.serve_later(room["state"], "events", state)
-    if fresh or _has_member_event(timeline.events, state):
-        sync.members_changed.add(room_id)
+    if fresh or _names_anew(timeline.events, state):
+        sync.summary_changed.add(room_id)
 
 
 async def _write_left(
@@ -229,9 +211,14 @@ def _timeline(sync: SyncAssembly, timeline: Timeline, first_after: int, *, fresh
     return served
 
 
-def _has_member_event(*events: Iterable[Event]) -> bool:
+# What a room's summary follows: its members, and what decides whether it needs heroes.
+_SUMMARY_TYPES = frozenset((types.MEMBER, types.NAME, types.CANONICAL_ALIAS))
+
+
+def _names_anew(*events: Iterable[Event]) -> bool:
+    """Whether the events change what the room's summary says."""
     for some in events:
         for event in some:
-            if event.type == types.MEMBER:
+            if event.type in _SUMMARY_TYPES:
                 return True
     return False
