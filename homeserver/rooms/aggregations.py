@@ -5,7 +5,8 @@ on every event served: the latest edit (`m.replace`, a full event) and the threa
 One function, called wherever events are served in client form (rooms/service.py
 `serve`: /messages, /context, /event, /relations, the threads list and syncs built from
 the database), reading what a page needs in two queries, whatever its length.
-Redacted events get none, and redacted edits and replies do not count.
+Redacted events get none, and redacted edits and replies do not count, nor those the user
+may not see as sent by one shadow-banned then (rooms/shadow_bans.py).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ async def bundled_aggregations(
     if not shown:
         return {}
     edits = await relation_store.latest_edits(
-        conn, [(event.event_id, event.sender) for event in shown if not event.is_state]
+        conn, [(event.event_id, event.sender) for event in shown if not event.is_state], user_id
     )
-    threads = await relation_store.thread_summaries(conn, [event.event_id for event in shown])
+    threads = await relation_store.thread_summaries(
+        conn, [event.event_id for event in shown], user_id
+    )
     found: dict[str, JsonDict] = {}
     for event in shown:
         relations: JsonDict = {}
