@@ -20,11 +20,14 @@ from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.media import MediaAdmin
+from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
@@ -383,7 +386,9 @@ def build_chain_rules() -> ChainRules:
     return rules
 
 
-def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+def create_rate_limiter(
+    config: Config, dsn: str = "", exemptions: ExemptUsers | None = None
+) -> RateLimiter:
     """The configured limits: in Redis when one is configured, else in PostgreSQL
     (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
@@ -404,7 +409,7 @@ def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
         buckets = RedisBuckets(config.redis.url, config.server_name)
     elif config.effective_bus == "postgres" and dsn:
         buckets = postgres_buckets(dsn)
-    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+    return RateLimiter(limits, buckets, exemptions or ExemptUsers(config.admins))
 
 
 def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
@@ -449,12 +454,16 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config, dsn)
+        exemptions = ExemptUsers(config.admins)
+        rate_limiter = create_rate_limiter(config, dsn, exemptions)
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
         server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[SERVER_ADMINS] = server_admins
+        # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
+        overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
+        app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
         app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
         app[admin_shadow_bans_api.SHADOW_BANS] = ShadowBanService(
             pool, audit_trail, config.server_name
@@ -605,11 +614,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         app[SYNC] = sync_service
         _watch_sync(app[METRICS], notifier, recent, sync_service)
+        media_files = MediaStore(config.effective_media_store_path)
+        app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
+            pool, audit_trail, media_files, config.server_name
+        )
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
             config.server_name,
-            MediaStore(config.effective_media_store_path),
+            media_files,
             notifier,
             rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
@@ -617,6 +630,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
+        await overrides.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -631,6 +645,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
+        await overrides.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:
@@ -676,6 +691,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_media_api,
         admin_reports_api,
         admin_shadow_bans_api,
     ):

@@ -267,6 +267,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             rows = await account_store.devices(conn, user_id)
         await self._remove_devices(user_id, [row.device_id for row in rows])
+        # Tokens on no listed device (a server admin's support token) die too.
+        async with self._pool.acquire() as conn:
+            left = await account_store.device_ids_with_tokens(conn, user_id)
+        await self._revoke_tokens(user_id, left)
 
     def _user_id_of(self, user: str) -> str | None:
         localpart = localpart_of(user, self._server_name)
@@ -311,8 +315,12 @@ class AccountService:
                 raise MatrixError(
                     401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
                 )
-            cached = CachedOwner(owner.user_id, owner.device_id)
+            cached = CachedOwner(owner.user_id, owner.device_id, owner.valid_until_ms)
             self._tokens.put(token_hash, cached)
+        if cached.valid_until_ms is not None and cached.valid_until_ms <= _now_ms():
+            raise MatrixError(
+                401, "M_UNKNOWN_TOKEN", "Access token has expired.", soft_logout=False
+            )
         return Requester(cached.user_id, cached.device_id, token_hash)
 
     async def logout(self, requester: Requester) -> None:
@@ -478,6 +486,26 @@ class AccountService:
     async def user_devices(self, user_id: str) -> list[Device]:
         async with self._pool.acquire() as conn:
             return await account_store.devices(conn, user_id)
+
+    async def support_token(self, user_id: str, valid_until_ms: int | None) -> str:
+        """An access token for a server admin to act as `user_id` (support): on a device of
+        its own that is not in the user's device list; it dies at `valid_until_ms` (if
+        given), at /logout with it, or with the account."""
+        token = "lc_" + secrets.token_urlsafe(32)
+        device_id = "ADMIN_" + _new_device_id()
+        async with self._pool.acquire() as conn:
+            await account_store.insert_token(
+                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
+            )
+        return token
+
+    async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
+        """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""
+        async with self._pool.acquire() as conn:
+            row = await account_store.device(conn, user_id, device_id)
+        if row is None:
+            raise not_found("No device found")
+        await self._appender.append(self._device_draft(user_id, device_id, name, row.created_ts))
 
     async def remove_devices(self, user_id: str, device_ids: list[str]) -> None:
         """The devices are removed and their access tokens die (for a server admin)."""

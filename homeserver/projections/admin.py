@@ -5,7 +5,16 @@ from __future__ import annotations
 from homeserver.events import types
 from homeserver.events.canonical import encode
 from homeserver.events.model import Event
-from homeserver.projections.changes import ADMIN_ACTIONS, SERVER_ADMINS, Change, Delete, Upsert
+from homeserver.projections.changes import (
+    ADMIN_ACTIONS,
+    MEDIA,
+    QUARANTINED_MEDIA,
+    RATELIMIT_OVERRIDES,
+    SERVER_ADMINS,
+    Change,
+    Delete,
+    Upsert,
+)
 
 
 def changes(event: Event) -> list[Change]:
@@ -18,6 +27,40 @@ def changes(event: Event) -> list[Change]:
         if event.content.get("admin") is True:
             return [Upsert(SERVER_ADMINS, {**key, "stream_position": event.stream_position})]
         return [Delete(SERVER_ADMINS, key)]
+    if event.type == types.RATELIMIT_OVERRIDE and event.state_key is not None:
+        key = {"user_id": event.state_key}
+        rate, burst = (event.content.get(k) for k in ("messages_per_second", "burst_count"))
+        if isinstance(rate, int) and isinstance(burst, int):
+            return [
+                Upsert(
+                    RATELIMIT_OVERRIDES,
+                    {
+                        **key,
+                        "messages_per_second": rate,
+                        "burst_count": burst,
+                        "stream_position": event.stream_position,
+                    },
+                )
+            ]
+        return [Delete(RATELIMIT_OVERRIDES, key)]
+    if event.type == types.MEDIA_QUARANTINE and event.state_key is not None:
+        media = {"media_id": event.state_key}
+        if event.content.get("quarantined") is True:
+            return [
+                Upsert(
+                    QUARANTINED_MEDIA,
+                    {
+                        **media,
+                        "quarantined_by": event.sender,
+                        "stream_position": event.stream_position,
+                    },
+                )
+            ]
+        return [Delete(QUARANTINED_MEDIA, media)]
+    if event.type == types.MEDIA_DELETION and event.state_key is not None:
+        # The upload record goes (its bytes are removed from disk after the commit).
+        media = {"media_id": event.state_key}
+        return [Delete(MEDIA, media), Delete(QUARANTINED_MEDIA, media)]
     return []
 
 

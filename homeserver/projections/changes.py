@@ -235,6 +235,14 @@ ADMIN_ACTIONS = Table(
     ),
 )
 SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
+RATELIMIT_OVERRIDES = Table(
+    "ratelimit_overrides",
+    ("user_id",),
+    ("user_id", "messages_per_second", "burst_count", "stream_position"),
+)
+QUARANTINED_MEDIA = Table(
+    "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
+)
 
 # Shadow-ban periods, from the moderation chain (projections/shadow_bans.py): the user's
 # events after banned_at and before unbanned_at (NULL: still banned) are hidden from others.
@@ -278,4 +286,6 @@ ALL_TABLES: tuple[Table, ...] = (
     SHADOW_BAN_PERIODS,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
+    RATELIMIT_OVERRIDES,
+    QUARANTINED_MEDIA,
 )

@@ -16,6 +16,11 @@ Two questions, asked as Synapse asks them:
 A user who forgot the room is a stranger to it until they join again: forgetting
 gives up one's history in it.
 
+An erased user (deactivated with `erase`, homeserver/admin/deactivation.py) is
+forgotten as Synapse forgets one: their messages are shown only to those who were
+joined when they were sent, so people who join later never see them (`sees`); state
+stays whole, as for ignored users.
+
 Reports ask it too: an event is reported only by one who `sees` it, a room only by one
 who `knows_room` it.
 
@@ -36,6 +41,7 @@ from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
+from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import room_directory as directory_store
@@ -52,6 +58,8 @@ class RoomAccess:
     user_id: str
     room_id: str
     history: HistoryAccess
+    # Erased users: their messages only for those joined when they were sent.
+    erased: frozenset[str] = frozenset()
     shadow_bans: ShadowBans = NO_SHADOW_BANS
 
     @property
@@ -75,12 +83,25 @@ class RoomAccess:
 
     def sees(self, event: Event) -> bool:
         return (
-            event.room_id == self.room_id and self.history.allows(event) and not self.hides(event)
+            event.room_id == self.room_id
+            and self.history.allows(event)
+            and not self.erased_for_viewer(event)
+            and not self.hides(event)
         )
 
     def hides(self, event: Event) -> bool:
         """Whether the event is hidden as sent by one shadow-banned then."""
         return self.shadow_bans.hides(event, self.user_id)
+
+    def erased_for_viewer(self, event: Event) -> bool:
+        """Whether the event is hidden as an erased user's message the user was not
+        joined to see when it was sent."""
+        return (
+            event.sender in self.erased
+            and not event.is_state
+            and event.sender != self.user_id
+            and self.history.membership_at(event.stream_position) != "join"
+        )
 
     def sees_position(self, position: int) -> bool:
         """Whether the user may see the room's event at `position` (and so its state then)."""
@@ -98,8 +119,9 @@ async def room_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> R
 async def room_accesses(
     conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str]
 ) -> dict[str, RoomAccess]:
-    """The user's access to each of the rooms, in two round trips for them all."""
+    """The user's access to each of the rooms, in three round trips for them all."""
     accesses: dict[str, RoomAccess] = {}
+    erased = await account_store.erased_users(conn)
     shadow_bans = await load_shadow_bans(conn)
     for room_id, (events, forgotten_at) in (
         await history_store.visibility_events(conn, room_ids, user_id)
@@ -108,7 +130,7 @@ async def room_accesses(
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
                 history = history.as_stranger()
-        accesses[room_id] = RoomAccess(user_id, room_id, history, shadow_bans)
+        accesses[room_id] = RoomAccess(user_id, room_id, history, erased, shadow_bans)
     return accesses
 
 

@@ -15,7 +15,7 @@ memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -113,24 +113,43 @@ class EventRenderer:
         self._pool = pool
 
     async def facts(
-        self, events: Sequence[Event], viewer: Viewer | None, *, include_room_id: bool = True
+        self,
+        events: Sequence[Event],
+        viewer: Viewer | None,
+        *,
+        include_room_id: bool = True,
+        bundled: Collection[str] | None = None,
     ) -> StoredFacts:
         """The redactions of `events`, the transaction IDs the viewer's device gave them
-        and their bundled aggregations, in one connection."""
+        and their bundled aggregations (of those `bundled` names, if given), in one
+        connection."""
         if not events:
             return StoredFacts({}, {}, {})
         ids = [event.event_id for event in events]
+        chosen = events if bundled is None else [e for e in events if e.event_id in bundled]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
             txn_ids = await room_store.transaction_ids(conn, ids, *viewer) if viewer else {}
             bundles = await bundled_aggregations(
                 conn,
-                events,
+                chosen,
                 viewer[0] if viewer else None,
                 redactions,
                 include_room_id=include_room_id,
             )
         return StoredFacts(redactions, txn_ids, bundles)
+
+    async def bundles(
+        self, events: Sequence[Event], viewer: Viewer, *, include_room_id: bool = True
+    ) -> dict[str, JsonDict]:
+        """The bundled aggregations alone (of events whose other facts are known)."""
+        if not events:
+            return {}
+        async with self._pool.acquire() as conn:
+            redactions = await event_store.redactions_of(conn, [e.event_id for e in events])
+            return await bundled_aggregations(
+                conn, events, viewer[0], redactions, include_room_id=include_room_id
+            )
 
     async def serve(
         self, events: Sequence[Event], viewer: Viewer | None = None, *, include_room_id: bool = True

@@ -48,6 +48,8 @@ class SyncOptions:
     # ignore, or by one shadow-banned then (unread counts skip these too).
     hides: Callable[[Event], bool] = nothing
     lazy_load_members: bool = False
+    # With lazy loading: send a member again though this device was sent it before.
+    include_redundant_members: bool = False
     # event_fields: what of each served event to keep (None: all of it).
     shape: Callable[[JsonDict], JsonDict] | None = None
     # Counts per thread (`unread_thread_notifications`), or one per room.
@@ -111,6 +113,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         presence_allows=sync_filter.presence.allows_sender,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
+        include_redundant_members=room.state.include_redundant_members,
         shape=_shaping(sync_filter.event_fields),
         unread_thread_notifications=room.timeline.unread_thread_notifications,
     )

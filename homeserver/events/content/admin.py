@@ -8,12 +8,20 @@ Schema: spec/events/com.linkchat.admin.action.json.
 
 `com.linkchat.admin.server_admin` (state, key the user ID): `{"admin": bool}`.
 JSON Schema: spec/events/com.linkchat.admin.server_admin.json.
+
+`com.linkchat.admin.ratelimit_override` (state, key the user ID):
+`{"messages_per_second": int, "burst_count": int}` (0 per second: not limited),
+or `{}` once removed. JSON Schema: spec/events/com.linkchat.admin.ratelimit_override.json.
+
+`com.linkchat.admin.media_quarantine` (state, key the media ID): `{"quarantined": bool}`;
+`com.linkchat.admin.media_deletion` (state, key the media ID): `{"deleted": true}`.
+JSON Schemas: spec/events/com.linkchat.admin.media_*.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +49,25 @@ class ServerAdminContent(BaseModel):
     admin: bool
 
 
+class RatelimitOverrideContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    messages_per_second: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    burst_count: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class MediaQuarantineContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    quarantined: bool
+
+
+class MediaDeletionContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    deleted: Literal[True]
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -60,3 +87,15 @@ def parse_admin_action(content: Mapping[str, Any]) -> AdminActionContent:
 
 def parse_server_admin(content: Mapping[str, Any]) -> ServerAdminContent:
     return _parsed(ServerAdminContent, content)
+
+
+def parse_ratelimit_override(content: Mapping[str, Any]) -> RatelimitOverrideContent:
+    return _parsed(RatelimitOverrideContent, content)
+
+
+def parse_media_quarantine(content: Mapping[str, Any]) -> MediaQuarantineContent:
+    return _parsed(MediaQuarantineContent, content)
+
+
+def parse_media_deletion(content: Mapping[str, Any]) -> MediaDeletionContent:
+    return _parsed(MediaDeletionContent, content)
