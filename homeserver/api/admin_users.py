@@ -82,7 +82,7 @@ def _listed_user(row: UserRow) -> dict[str, Any]:
         "user_type": None if row.kind == "user" else row.kind,
         "deactivated": row.deactivated,
         "erased": row.erased,
-        "shadow_banned": False,
+        "shadow_banned": row.shadow_banned,
         "displayname": row.displayname,
         "avatar_url": row.avatar_url,
         "creation_ts": row.created_ts,

@@ -19,6 +19,7 @@ class UserRow:
     avatar_url: str | None
     admin: bool
     last_seen_ts: int | None
+    shadow_banned: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,7 @@ ORDER_COLUMNS = {
     "admin": "admin",
     "user_type": "nullif(kind, 'user')",
     "deactivated": "deactivated",
-    # No shadow-bans in this table: every user sorts as not banned.
-    "shadow_banned": "FALSE",
+    "shadow_banned": "shadow_banned",
     "displayname": "displayname",
     "avatar_url": "avatar_url",
     "creation_ts": "created_ts",
@@ -54,7 +54,9 @@ _USERS = """
 SELECT u.user_id, u.kind, u.created_ts, u.deactivated, u.erased, p.displayname, p.avatar_url,
        (a.user_id IS NOT NULL OR u.user_id = ANY($1::text[])) AS admin,
        (SELECT max(t.created_ts) FROM access_tokens t WHERE t.user_id = u.user_id)
-           AS last_seen_ts
+           AS last_seen_ts,
+       EXISTS (SELECT 1 FROM shadow_ban_periods sb
+                WHERE sb.user_id = u.user_id AND sb.unbanned_at IS NULL) AS shadow_banned
   FROM users u
   LEFT JOIN profiles p ON p.user_id = u.user_id
   LEFT JOIN server_admins a ON a.user_id = u.user_id
