@@ -38,6 +38,7 @@ from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
+from homeserver.api import legacy_sync as legacy_sync_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api import mutes as mutes_api
@@ -142,6 +143,7 @@ from homeserver.store.database import create_pool
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
+from homeserver.sync.legacy import LegacySync
 from homeserver.sync.notifier import CHANNEL as STREAM_CHANNEL
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.recent import RecentEvents
@@ -608,6 +610,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             one_time_keys=key_service,
         )
         app[SYNC] = sync_service
+        app[legacy_sync_api.LEGACY_SYNC] = LegacySync(pool, sync_service, renderer)
         _watch_sync(app[METRICS], notifier, recent, sync_service)
         media_files = MediaStore(config.effective_media_store_path)
         app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
@@ -658,6 +661,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         directory,
         sync,
         sync_stream,
+        legacy_sync_api,
         filters_api,
         history_api,
         receipts_api,

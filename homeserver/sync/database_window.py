@@ -79,7 +79,10 @@ class DatabaseWindow:
             for m in rooms
             if m.membership == "invite" and (after is None or m.stream_position > after)
         ]
-        return Memberships(joined, frozenset(fresh), invited, left, frozenset(left_fresh))
+        peeked = frozenset(
+            room for room in request.peek if room not in joined and options.allows_room(room)
+        )
+        return Memberships(joined, frozenset(fresh), invited, left, frozenset(left_fresh), peeked)
 
     async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
         after = self.request.after

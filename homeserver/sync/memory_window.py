@@ -55,7 +55,7 @@ class MemoryWindows:
         user's changes so far; `database` makes the window of the database, asked what
         the tail does not hold."""
         since = request.after
-        if since is None or request.full_state:
+        if since is None or request.full_state or request.peek:
             return None
         summary = self._recent.summary(since, upper)
         if summary is None or request.user_id in summary.touched:
