@@ -243,6 +243,16 @@ RATELIMIT_OVERRIDES = Table(
 QUARANTINED_MEDIA = Table(
     "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
 )
+REGISTRATION_TOKENS = Table(
+    "registration_tokens",
+    ("token",),
+    ("token", "uses_allowed", "expiry_time", "stream_position"),
+)
+REGISTRATION_TOKEN_USES = Table(
+    "registration_token_uses",
+    ("event_id",),
+    ("event_id", "token", "user_id", "session_id", "stream_position"),
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -281,4 +291,6 @@ ALL_TABLES: tuple[Table, ...] = (
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,
     QUARANTINED_MEDIA,
+    REGISTRATION_TOKENS,
+    REGISTRATION_TOKEN_USES,
 )
