@@ -29,7 +29,7 @@ class SyncRequest:
     user_id: str
     device_id: str
     since: SyncToken | None
-    options: SyncOptions  # with the user's ignored senders (options.hiding_ignored)
+    options: SyncOptions  # hiding what the user must not see (options.hiding)
     full_state: bool = False
     # Rooms read without being in them (world_readable; the v1 /events and
     # /rooms/{roomId}/initialSync), shown as joined rooms are.
