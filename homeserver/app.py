@@ -119,6 +119,7 @@ from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
 from homeserver.store.database import create_pool
@@ -492,7 +493,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[profile_api.PROFILES] = ProfileService(pool, appender)
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
-        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        push_rule_service = PushRuleService(pool, appender)
+        app[push_rules_api.PUSH_RULES] = push_rule_service
+        app[rooms.UPGRADES] = RoomUpgrader(
+            pool,
+            appender,
+            room_service,
+            account_data_service,
+            user_state=[push_rule_service.copy_room_rules],
+        )
         app[pushers_api.PUSHERS] = PusherService(pool)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(

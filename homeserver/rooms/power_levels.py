@@ -127,3 +127,24 @@ class PowerLevels:
     def notification_level(self, key: str) -> int:
         """The level needed to trigger a notification such as `room` (@room)."""
         return self.notifications.get(key, 50)
+
+
+_LEVEL_FIELDS = ("users_default", "events_default", "state_default", "ban", "kick", "redact")
+_LEVEL_MAPS = ("users", "events", "notifications")
+
+
+def fixed_content(content: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of power levels content with every level an integer: numeric strings (which
+    room versions before 10 allowed) become integers and junk levels are dropped, other
+    keys kept as they are (Synapse's copy_and_fixup_power_levels_contents). What an
+    upgrade copies into a room whose version may demand integers."""
+    fixed: dict[str, Any] = {}
+    for key, value in content.items():
+        if key in _LEVEL_FIELDS or key == "invite":
+            if (level := as_level(value)) is not None:
+                fixed[key] = level
+        elif key in _LEVEL_MAPS:
+            fixed[key] = dict(_level_map(value))
+        else:
+            fixed[key] = value
+    return fixed

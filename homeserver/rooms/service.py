@@ -89,11 +89,6 @@ def _listed_aliases(content: Mapping[str, Any]) -> list[object]:
     return listed + alt_aliases if isinstance(alt_aliases, list) else listed
 
 
-def _new_room_id(server_name: str) -> str:
-    local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
-    return f"!{local}:{server_name}"
-
-
 class RoomService:
     def __init__(
         self,
@@ -113,6 +108,10 @@ class RoomService:
 
     # Creation
 
+    def new_room_id(self) -> str:
+        local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+        return f"!{local}:{self._server_name}"
+
     async def create_room(self, creator: str, request: RoomCreation) -> tuple[str, str | None]:
         preset = request.preset or (
             "public_chat" if request.visibility == "public" else "private_chat"
@@ -126,7 +125,7 @@ class RoomService:
             )
         for invitee in request.invite:
             await self._require_local_user(invitee)
-        room_id = _new_room_id(self._server_name)
+        room_id = self.new_room_id()
         alias = None
         if request.room_alias_name is not None:
             alias = self._alias_from_name(request.room_alias_name)
@@ -181,7 +180,7 @@ class RoomService:
             power_levels.update(request.power_level_content_override)
         drafts = [
             state(types.CREATE, create_content),
-            state(types.MEMBER, await self._member_content("join", creator), creator),
+            state(types.MEMBER, await self.member_content("join", creator), creator),
             state(types.POWER_LEVELS, power_levels),
         ]
         if alias is not None:
@@ -196,13 +195,13 @@ class RoomService:
             # Published in the room directory (search/directory.py) with the room itself.
             drafts.append(state(types.ROOM_DIRECTORY, {"visibility": "public"}))
         for invitee in request.invite:
-            content = await self._member_content("invite", invitee)
+            content = await self.member_content("invite", invitee)
             if request.is_direct:
                 content["is_direct"] = True
             drafts.append(state(types.MEMBER, content, invitee))
         return drafts
 
-    async def _member_content(self, membership: str, user_id: str) -> JsonDict:
+    async def member_content(self, membership: str, user_id: str) -> JsonDict:
         content: JsonDict = {"membership": membership}
         if membership in ("join", "invite"):
             # The member's current profile (homeserver/profiles), as Synapse does.
@@ -308,7 +307,7 @@ class RoomService:
         reason: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> str:
-        content = {**await self._member_content(membership, target), **(extra or {})}
+        content = {**await self.member_content(membership, target), **(extra or {})}
         content["membership"] = membership
         if reason:
             content["reason"] = reason

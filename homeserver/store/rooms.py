@@ -96,6 +96,29 @@ async def alias_target(conn: asyncpg.Connection, alias: str) -> tuple[str, str] 
     return (row["room_id"], row["creator"]) if row is not None else None
 
 
+async def head_event_id(conn: asyncpg.Connection, room_id: str) -> str | None:
+    """The last event of the room's chain."""
+    value = await conn.fetchval("SELECT event_id FROM chain_heads WHERE room_id = $1", room_id)
+    return str(value) if value is not None else None
+
+
+async def alias_creators(conn: asyncpg.Connection, room_id: str) -> dict[str, str]:
+    """The room's local aliases and who made each."""
+    rows = await conn.fetch(
+        "SELECT alias, creator FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
+    )
+    return {row["alias"]: row["creator"] for row in rows}
+
+
+async def joined_user_ids(conn: asyncpg.Connection, room_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT user_id FROM room_members WHERE room_id = $1 AND membership = 'join'"
+        " ORDER BY user_id",
+        room_id,
+    )
+    return [row["user_id"] for row in rows]
+
+
 async def aliases_of(conn: asyncpg.Connection, room_id: str) -> list[str]:
     rows = await conn.fetch(
         "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
