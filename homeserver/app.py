@@ -19,6 +19,9 @@ from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.threepids import AdminThreepids
+from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
@@ -33,6 +36,7 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import mutes as mutes_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
@@ -40,6 +44,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
 from homeserver.api import room_keys as room_keys_api
@@ -52,6 +57,7 @@ from homeserver.api.app_keys import (
     ADMINS,
     APPENDER,
     AUDIT_TRAIL,
+    DEACTIVATION,
     METRICS,
     POOL,
     RATE_LIMITER,
@@ -71,6 +77,7 @@ from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
+from homeserver.bus.postgres import PostgresBus
 from homeserver.bus.redis import RedisBus
 from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
@@ -97,6 +104,10 @@ from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics, Sampled
+from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.mute_expiry import MuteExpiry
+from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -112,6 +123,7 @@ from homeserver.push.service import NotificationService, PusherService, PushRule
 from homeserver.ratelimit.buckets import Buckets, Limit
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.postgres import postgres_buckets
 from homeserver.ratelimit.redis import RedisBuckets
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
@@ -344,6 +356,16 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
+    """The bus `config` chooses (config.effective_bus says why that one)."""
+    kind = config.effective_bus
+    if kind == "redis" and redis is not None:
+        return RedisBus(redis, config.server_name)
+    if kind == "postgres":
+        return PostgresBus(dsn)
+    return LocalBus()
+
+
 def build_chain_rules() -> ChainRules:
     """The appender's rules: rooms/ decides the shape of every chain, and each capability
     adds the rules of its own event types (and the facts they need)."""
@@ -353,12 +375,14 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    moderation_rules.register(rules)
     admin_rules.register(rules)
     return rules
 
 
-def create_rate_limiter(config: Config) -> RateLimiter:
-    """The configured limits, in Redis when one is configured, else in this process.
+def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+    """The configured limits: in Redis when one is configured, else in PostgreSQL
+    (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
     Not on the shared Redis client: a check is on the path of every limited request,
     and on its own RESP connection (ratelimit/resp.py) it costs 16 µs of CPU where
@@ -372,9 +396,11 @@ def create_rate_limiter(config: Config) -> RateLimiter:
             for action in Action
             for limit in [getattr(settings, action.value)]
         }
-    buckets: Buckets = (
-        RedisBuckets(config.redis.url, config.server_name) if config.redis.url else LocalBuckets()
-    )
+    buckets: Buckets = LocalBuckets()
+    if config.redis.url:
+        buckets = RedisBuckets(config.redis.url, config.server_name)
+    elif config.effective_bus == "postgres" and dsn:
+        buckets = postgres_buckets(dsn)
     return RateLimiter(limits, buckets, ExemptUsers(config.admins))
 
 
@@ -407,7 +433,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         redis = _redis_client(config.redis.url)
         if redis is not None:
             await redis.ping()
-        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
+        bus = _bus(config, redis, dsn)
+        app[METRICS].watch_bus(bus)
         appender = Appender(
             pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
@@ -419,11 +446,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config)
+        rate_limiter = create_rate_limiter(config, dsn)
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        app[SERVER_ADMINS] = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        app[SERVER_ADMINS] = server_admins
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -471,6 +499,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        mute_service = MuteService(pool, appender)
+        app[mutes_api.MUTES] = mute_service
+        followers.add(MuteExpiry(pool, mute_service))
         followers.add(
             PushFollower(
                 pool,
@@ -490,7 +521,23 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
-        app[profile_api.PROFILES] = ProfileService(pool, appender)
+        profile_service = ProfileService(pool, appender)
+        app[profile_api.PROFILES] = profile_service
+        threepids = AdminThreepids(pool)
+        deactivation = Deactivation(
+            pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
+        )
+        app[DEACTIVATION] = deactivation
+        app[admin_users_api.USER_ADMIN] = UserAdmin(
+            pool,
+            app[ACCOUNTS],
+            profile_service,
+            server_admins,
+            audit_trail,
+            threepids,
+            deactivation,
+            config.server_name,
+        )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         push_rule_service = PushRuleService(pool, appender)
@@ -503,6 +550,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             user_state=[push_rule_service.copy_room_rules],
         )
         app[pushers_api.PUSHERS] = PusherService(pool)
+        app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
             {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
@@ -512,7 +560,10 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
+        shared_in_postgres = config.effective_bus == "postgres"
+        typing_service = create_typing_service(
+            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+        )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -526,6 +577,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             max_room_members=config.presence.max_room_members,
             redis=redis,
             namespace=config.server_name,
+            shared_in_postgres=shared_in_postgres,
         )
         appender.add_listener(lambda batch: presence_service.committed(batch.events))
         app[presence_api.PRESENCE] = presence_service
@@ -569,6 +621,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
+        notifier.start()
         followers.start()
         yield
         await followers.stop()
@@ -619,6 +672,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         device_control_api,
         keys_api,
         room_keys_api,
+        reports_api,
+        mutes_api,
         admin_server_api,
         admin_audit_api,
         admin_users_api,

@@ -137,6 +137,41 @@ class FollowerMetrics(Collector):
         yield lag_seconds
 
 
+class BusState(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+
+class BusMetrics(Collector):
+    """Whether the bus between processes is up, and the hints it dropped while not."""
+
+    def __init__(self, bus: BusState) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        connected = 1 if self._bus.connected else 0
+        yield GaugeMetricFamily(
+            "homeserver_bus_connected",
+            "1 while the bus to the other server processes is connected",
+            value=connected,
+        )
+        yield GaugeMetricFamily(
+            "homeserver_degraded",
+            "1 while the process serves degraded: the bus is down, so other processes'"
+            " commits are found by reading the log each second, and their typing and"
+            " presence changes wake nobody here",
+            value=1 - connected,
+        )
+        yield CounterMetricFamily(
+            "homeserver_bus_messages_dropped",
+            "Bus messages that could not be published (the bus was down)",
+            value=self._bus.dropped,
+        )
+
+
 # (label values, value) pairs
 Samples = Iterable[tuple[Sequence[str], float]]
 
@@ -215,6 +250,9 @@ class Metrics:
 
     def watch_followers(self, source: Callable[[], Iterable[FollowerState]]) -> None:
         self.registry.register(FollowerMetrics(source))
+
+    def watch_bus(self, bus: BusState) -> None:
+        self.registry.register(BusMetrics(bus))
 
     def record_batch(self, events: Sequence[Event]) -> None:
         self.events_appended.inc(len(events))

@@ -51,6 +51,20 @@ MEDIA = "com.linkchat.media"
 # while its state event of this type (state key "") says {"visibility": "public"}.
 ROOM_DIRECTORY = "com.linkchat.room.directory"
 
+# Reports (homeserver/moderation): facts of the moderation chain, which only
+# server admins read (never served to clients), sent by the reporter
+# (events/content/reports.py): an event, a room or a user reported, and a report
+# an admin deleted. A report's ID is its stream position.
+REPORT_EVENT = "com.linkchat.report.event"
+REPORT_ROOM = "com.linkchat.report.room"
+REPORT_USER = "com.linkchat.report.user"
+REPORT_DELETED = "com.linkchat.report.deleted"
+REPORT_TYPES = frozenset({REPORT_EVENT, REPORT_ROOM, REPORT_USER})
+# Mutes (homeserver/moderation): state in the room, keyed by "_" + the muted user, kept by
+# the server alongside the m.room.power_levels change that lowers the user below
+# events_default (events/content/mutes.py); {} once lifted.
+MUTE = "com.linkchat.mute"
+
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send
 # commands, the device answers with results, the server's system user appends

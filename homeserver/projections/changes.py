@@ -68,7 +68,7 @@ EVENT_RELATIONS = Table(
     ("event_id", "room_id", "relates_to", "rel_type", "type", "sender", "aggregation_key"),
 )
 ROOM_ALIASES = Table("room_aliases", ("alias",), ("alias", "room_id", "creator"))
-USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind"))
+USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind", "erased"))
 DEVICES = Table(
     "devices", ("user_id", "device_id"), ("user_id", "device_id", "display_name", "created_ts")
 )
@@ -191,6 +191,34 @@ E2E_SIGNATURES = Table(
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
 
+# Reports of events, rooms and users, from the moderation chain (projections/reports.py);
+# `id` is the report fact's stream position, `user_id` the reporter.
+EVENT_REPORTS = Table(
+    "event_reports",
+    ("id",),
+    ("id", "received_ts", "room_id", "event_id", "user_id", "reason", "score"),
+)
+ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "user_id", "reason"))
+USER_REPORTS = Table(
+    "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
+)
+# Mutes in force, from the rooms' com.linkchat.mute state (projections/mutes.py).
+ROOM_MUTES = Table(
+    "room_mutes",
+    ("room_id", "user_id"),
+    (
+        "room_id",
+        "user_id",
+        "event_id",
+        "muted_by",
+        "level",
+        "previous_level",
+        "muted_ts",
+        "expires_ts",
+        "reason",
+        "stream_position",
+    ),
+)
 # Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
 ADMIN_ACTIONS = Table(
     "admin_actions",
@@ -237,6 +265,10 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    EVENT_REPORTS,
+    ROOM_REPORTS,
+    USER_REPORTS,
+    ROOM_MUTES,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
 )

@@ -143,6 +143,11 @@ class RecentEvents:
         self._trim()
         return True
 
+    async def log_head(self) -> int:
+        """The log's latest position, read from PostgreSQL."""
+        async with self._pool.acquire() as conn:
+            return await sync_store.latest_position(conn)
+
     async def advance(self, position: int) -> None:
         """Read the log up to `position` (one query, shared by all who ask at once)."""
         async with self._lock:
