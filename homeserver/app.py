@@ -473,6 +473,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
             draft_check=DeviceEventChecks(pool).checked,
+            default_room_version=config.rooms.default_room_version,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)

@@ -300,6 +300,7 @@ async def room_aliases(request: web.Request) -> web.Response:
 
 class UpgradeBody(RequestBody):
     new_version: str | None = None
+    additional_creators: list[str] = []
 
 
 # POST /_matrix/client/v3/rooms/{room_id}/upgrade
@@ -311,6 +312,6 @@ async def upgrade_room(request: web.Request) -> web.Response:
     if body.new_version is None:
         raise missing_param("new_version is required.")
     replacement = await request.app[UPGRADES].upgrade(
-        caller.user_id, room_id_param(request), body.new_version
+        caller.user_id, room_id_param(request), body.new_version, body.additional_creators
     )
     return ok({"replacement_room": replacement})

@@ -112,6 +112,15 @@ def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")
 
 
+# A room ID: `!opaque:server` (room versions 1 to 11), or `!` + the create event's
+# reference hash, 43 characters of URL-safe base64 (version 12).
+_ROOM_ID = re.compile(r"![^:\s]+:\S+|![A-Za-z0-9_-]{43}")
+
+
+def is_room_id(text: str) -> bool:
+    return _ROOM_ID.fullmatch(text) is not None
+
+
 # The outline of a user ID (@localpart:server), as every service checks one it is given.
 _USER_ID = re.compile(r"@[^:\s]+:\S+")
 

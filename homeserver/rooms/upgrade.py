@@ -33,9 +33,15 @@ from homeserver.account_data.service import AccountDataService
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
 from homeserver.events.model import Draft, Event, JsonDict
+from homeserver.events.room_versions import KNOWN
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
-from homeserver.rooms.power_levels import PowerLevels, fixed_content
+from homeserver.rooms.power_levels import (
+    PowerLevels,
+    creators_levels,
+    fixed_content,
+    room_creators,
+)
 from homeserver.rooms.presets import default_power_levels
 from homeserver.rooms.service import RoomService
 from homeserver.store import room_directory as directory_store
@@ -111,8 +117,15 @@ class RoomUpgrader:
         self._account_data = account_data
         self._user_state = list(user_state)
 
-    async def upgrade(self, user_id: str, room_id: str, new_version: str) -> str:
-        """Replace the room by a new one of `new_version`; its ID."""
+    async def upgrade(
+        self,
+        user_id: str,
+        room_id: str,
+        new_version: str,
+        additional_creators: Sequence[str] = (),
+    ) -> str:
+        """Replace the room by a new one of `new_version`; its ID. `additional_creators`
+        share the upgrading user's unlimited power in a version 12 room."""
         if new_version not in SUPPORTED_ROOM_VERSIONS:
             raise MatrixError(
                 400,
@@ -130,7 +143,7 @@ class RoomUpgrader:
         state = {(event.type, event.state_key or ""): event for event in events}
         self._require_upgrader(state, user_id)
         new_room_id = await self._create_successor(
-            user_id, room_id, head, new_version, state, aliases, published
+            user_id, room_id, head, new_version, additional_creators, state, aliases, published
         )
         tombstone = {"body": TOMBSTONE_BODY, "replacement_room": new_room_id}
         await self._appender.append(
@@ -148,12 +161,8 @@ class RoomUpgrader:
         member = state.get((types.MEMBER, user_id))
         if member is None or member.content.get("membership") != "join":
             raise forbidden("You are not in this room.")
-        levels_event = state.get((types.POWER_LEVELS, ""))
-        create = state.get((types.CREATE, ""))
-        levels = (
-            PowerLevels.from_content(levels_event.content)
-            if levels_event is not None
-            else PowerLevels.without_event(create.sender if create is not None else None)
+        levels = PowerLevels.of_state(
+            state.get((types.CREATE, "")), state.get((types.POWER_LEVELS, ""))
         )
         needed = levels.level_for_event(types.TOMBSTONE, True)
         if levels.user_level(user_id) < needed:
@@ -165,41 +174,56 @@ class RoomUpgrader:
         old_room_id: str,
         head: str,
         version: str,
+        additional_creators: Sequence[str],
         state: StateMap,
         aliases: Mapping[str, str],
         published: bool,
     ) -> str:
-        old_create = state[(types.CREATE, "")].content
-        create: JsonDict = {
-            "room_version": version,
-            "predecessor": {"room_id": old_room_id, "event_id": head},
-        }
+        old_create_event = state[(types.CREATE, "")]
+        old_create = old_create_event.content
+        predecessor: JsonDict = {"room_id": old_room_id}
+        if not KNOWN[version].room_ids_are_hashes:
+            # The old room's last event (deprecated by version 12, whose create event
+            # cannot name the tombstone that names the new room's hash).
+            predecessor["event_id"] = head
+        create: JsonDict = {"room_version": version, "predecessor": predecessor}
         if isinstance(old_create.get("type"), str):
             create["type"] = old_create["type"]
         if old_create.get("m.federate") is False:
             create["m.federate"] = False
+        if additional_creators and KNOWN[version].creators_have_unlimited_power:
+            create["additional_creators"] = list(additional_creators)
+        create_draft = self._rooms.create_event(user_id, create)
         levels_event = state.get((types.POWER_LEVELS, ""))
         levels = (
             fixed_content(levels_event.content)
             if levels_event is not None
             else default_power_levels(user_id, "private_chat", [])
         )
+        if old_creators := room_creators(old_create_event.sender, old_create):
+            # Out of a version 12 room: its creators' unlimited power becomes 100.
+            users = levels.get("users")
+            held = dict(users) if isinstance(users, dict) else {}
+            levels["users"] = {**{creator: 100 for creator in old_creators}, **held}
+        if new_creators := room_creators(user_id, create_draft.content):
+            levels = creators_levels(levels, new_creators) | {"events": levels.get("events", {})}
         # Raised for the copy when needed, then the old room's levels exactly.
         needed = _needed_level(levels)
         raised = levels
-        if PowerLevels.from_content(levels).user_level(user_id) < needed:
+        new_levels = PowerLevels.from_content(levels).with_creators(new_creators or frozenset())
+        if new_levels.user_level(user_id) < needed:
             users = levels.get("users")
             raised = {
                 **levels,
                 "users": {**(users if isinstance(users, dict) else {}), user_id: needed},
             }
-        new_room_id = self._rooms.new_room_id()
+        new_room_id = create_draft.room_id
 
         def draft(event_type: str, content: Mapping[str, Any], state_key: str = "") -> Draft:
             return Draft(new_room_id, user_id, event_type, dict(content), state_key=state_key)
 
         drafts = [
-            draft(types.CREATE, create),
+            create_draft,
             draft(types.MEMBER, await self._rooms.member_content("join", user_id), user_id),
             draft(types.POWER_LEVELS, raised),
         ]
@@ -208,8 +232,8 @@ class RoomUpgrader:
             for event_type in TRANSFERRED_STATE
             if (event_type, "") in state
         )
-        sender_level = PowerLevels.from_content(raised).user_level(user_id)
-        target_levels = PowerLevels.from_content(raised)
+        target_levels = PowerLevels.from_content(raised).with_creators(new_creators or frozenset())
+        sender_level = target_levels.user_level(user_id)
         drafts.extend(
             draft(types.MEMBER, event.content, event.state_key or "")
             for (event_type, key), event in state.items()

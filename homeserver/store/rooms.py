@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -94,6 +95,14 @@ async def alias_target(conn: asyncpg.Connection, alias: str) -> tuple[str, str] 
     """(room_id, creator) of an alias."""
     row = await conn.fetchrow("SELECT room_id, creator FROM room_aliases WHERE alias = $1", alias)
     return (row["room_id"], row["creator"]) if row is not None else None
+
+
+async def room_versions(conn: asyncpg.Connection, room_ids: Sequence[str]) -> dict[str, str]:
+    """The version each of these rooms was created with (rooms unknown are left out)."""
+    rows = await conn.fetch(
+        "SELECT room_id, room_version FROM rooms WHERE room_id = ANY($1::text[])", list(room_ids)
+    )
+    return {row["room_id"]: row["room_version"] for row in rows}
 
 
 async def head_event_id(conn: asyncpg.Connection, room_id: str) -> str | None:

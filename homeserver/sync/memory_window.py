@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
+from homeserver.events.room_versions import LEGACY, RoomVersion
 from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventFacts, StoredFacts
 from homeserver.sync.database_window import DatabaseWindow
@@ -154,7 +155,13 @@ class MemoryWindow:
             by_id = self.summary.by_id
             outside = [event for event in events if event.event_id not in by_id]
             stored = await self.made_database.facts(outside) if outside else None
-        return _HeldFacts(self.summary, self.request.user_id, self.request.device_id, stored)
+        redacted_by = self.summary.redacted_by
+        # Rare: a redaction in the window; its room's version shapes the redacted event.
+        redacted_rooms = {e.room_id for e in events if e.event_id in redacted_by}
+        versions = await self.database.room_versions(redacted_rooms) if redacted_rooms else {}
+        return _HeldFacts(
+            self.summary, self.request.user_id, self.request.device_id, stored, versions
+        )
 
 
 @dataclass(slots=True)
@@ -166,11 +173,17 @@ class _HeldFacts:
     user_id: str
     device_id: str
     stored: StoredFacts | None
+    versions: Mapping[str, RoomVersion]
 
     def redaction_of(self, event: Event) -> Event | None:
         if self.stored is not None and event.event_id not in self.summary.by_id:
             return self.stored.redaction_of(event)
         return self.summary.redacted_by.get(event.event_id)
+
+    def room_version(self, event: Event) -> RoomVersion:
+        if self.stored is not None and event.event_id not in self.summary.by_id:
+            return self.stored.room_version(event)
+        return self.versions.get(event.room_id, LEGACY)
 
     def transaction_id(self, event: Event) -> str | None:
         if event.sender != self.user_id:
