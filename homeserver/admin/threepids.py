@@ -3,7 +3,7 @@
 A seam: the email capability (issue 16: addresses as identifiers, their
 privacy in an append-only log) is being built at the same time. Until it lands,
 the admin API keeps addresses in a table outside the log
-(migrations/0021_admin_threepids.sql), one account per address, and nothing
+(migrations/0023_admin_threepids.sql), one account per address, and nothing
 else reads them; the email capability then replaces this module's two methods.
 """
 

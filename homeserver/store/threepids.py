@@ -1,4 +1,4 @@
-"""Third-party IDs of accounts (not in the log: migrations/0021_admin_threepids.sql)."""
+"""Third-party IDs of accounts (not in the log: migrations/0023_admin_threepids.sql)."""
 
 from __future__ import annotations
 
