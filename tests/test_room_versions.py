@@ -259,3 +259,23 @@ async def test_an_event_checked_under_another_version_is_caught(
     path.write_text("\n".join(lines) + "\n")
     outcome = await verify_export(path, workers=0)
     assert outcome.failure is not None and outcome.failure.check == "room version"
+
+
+@pytest.mark.window_sources
+@pytest.mark.parametrize("version", ["10", "11"])
+async def test_sync_serves_an_event_redacted_in_its_window_by_its_rooms_version(
+    start_app: AppFactory, window_source: str, version: str
+) -> None:
+    hs = await start_app()
+    alice = await hs.register()
+    room = await hs.create_room(alice, room_version=version)
+    since = (await hs.sync(alice))["next_batch"]
+    path = f"rooms/{room}/state/m.room.power_levels/"
+    levels = await hs.ok("GET", path, user=alice)
+    changed = (await hs.ok("PUT", path, {**levels, "kick": 51}, user=alice))["event_id"]
+    await _redact(hs, alice, room, changed)
+    timeline = (await hs.sync(alice, since=since))["rooms"]["join"][room]["timeline"]
+    served = next(e for e in timeline["events"] if e["event_id"] == changed)
+    assert served["content"]["kick"] == 51
+    assert ("invite" in served["content"]) == (version == "11")
+    assert "notifications" not in served["content"]
