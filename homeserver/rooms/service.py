@@ -28,7 +28,7 @@ from homeserver.errors import (
 from homeserver.events import types
 from homeserver.events.canonical import encode as canonical_json
 from homeserver.events.content.profile import ProfileContent
-from homeserver.events.model import STATE_CHANGED, Draft, JsonDict, StateEdit, TxnKey
+from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.events.room_versions import KNOWN, of_create_content
 from homeserver.events.sealing import reference_room_id, unsigned_pdu
 from homeserver.log.appender import Appender
@@ -37,11 +37,13 @@ from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels, creators_levels, room_creators
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
 from homeserver.rooms.rendering import EventRenderer, now_ms
+from homeserver.rooms.shadow_bans import fake_event_id
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
+from homeserver.store import shadow_bans as shadow_ban_store
 
 # The version of rooms created without `room_version`, unless the config says
 # otherwise (rooms.default_room_version): see README "Room versions" for why 11.
@@ -155,6 +157,9 @@ class RoomService:
             )
         for invitee in request.invite:
             await self._require_local_user(invitee)
+        if request.invite and await self._shadow_banned(creator):
+            # A shadow-banned user's invites reach nobody (rooms/shadow_bans.py).
+            request = replace(request, invite=[])
         create_content = {**request.creation_content, "room_version": version}
         if preset == "trusted_private_chat" and request.invite:
             if KNOWN[version].creators_have_unlimited_power:
@@ -299,7 +304,13 @@ class RoomService:
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
         await self._require_local_user(target)
+        if await self._shadow_banned(sender):
+            return  # reaches nobody (rooms/shadow_bans.py)
         await self._set_membership(room_id, sender, target, "invite", reason)
+
+    async def _shadow_banned(self, user_id: str) -> bool:
+        async with self._pool.acquire() as conn:
+            return await shadow_ban_store.current_ban(conn, user_id) is not None
 
     async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
         await self._require_room(room_id)
@@ -471,6 +482,9 @@ class RoomService:
         unchanged = await self._unchanged_state(room_id, sender, event_type, state_key, content)
         if unchanged is not None:
             return unchanged
+        if await self._shadow_banned(sender) and not _own_membership(sender, event_type, state_key):
+            # It would change the room for everyone: appended for no one, as Synapse.
+            return fake_event_id()
         return await self._append_checked(
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
@@ -571,13 +585,17 @@ class RoomService:
         self, sender: str, room_id: str, event_type: str, content: JsonDict, txn: TxnKey | None
     ) -> str:
         if event_type == types.REDACTION:
-            await self._require_redaction_target(room_id, content.get("redacts"))
+            target = await self._require_redaction_target(room_id, content.get("redacts"))
+            if target.sender != sender and await self._shadow_banned(sender):
+                return fake_event_id()  # others' events stay as they are for everyone
         return await self._append_checked(Draft(room_id, sender, event_type, content, txn=txn))
 
     async def redact(
         self, sender: str, room_id: str, event_id: str, reason: str | None, txn: TxnKey | None
     ) -> str:
-        await self._require_redaction_target(room_id, event_id)
+        target = await self._require_redaction_target(room_id, event_id)
+        if target.sender != sender and await self._shadow_banned(sender):
+            return fake_event_id()  # others' events stay as they are for everyone
         content: JsonDict = {"redacts": event_id}
         if reason is not None:
             content["reason"] = reason
@@ -586,7 +604,7 @@ class RoomService:
         )
         return event.event_id
 
-    async def _require_redaction_target(self, room_id: str, event_id: object) -> None:
+    async def _require_redaction_target(self, room_id: str, event_id: object) -> Event:
         # The redactions projection trusts `redacts`: a redaction sent in one room
         # must never name an event of another (anyone can be admin of their own room).
         # The appender refuses one again under its lock; here the client learns why,
@@ -601,6 +619,7 @@ class RoomService:
             raise MatrixError(400, "M_UNKNOWN", "Cannot redact event from a different room.")
         if target.type == types.CREATE:
             raise forbidden("Redacting create events is not permitted.")
+        return target
 
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
         """GET /rooms/{roomId}/event/{eventId}: the event if history visibility lets the
@@ -691,3 +710,9 @@ class RoomService:
         async with self._pool.acquire() as conn:
             (await room_access(conn, user_id, room_id)).require_readable()
             return await room_store.aliases_of(conn, room_id)
+
+
+def _own_membership(sender: str, event_type: str, state_key: str) -> bool:
+    """Whether a state event is the sender's own membership (a join, a leave), which a
+    shadow-banned user may still change: anything else by them is appended for no one."""
+    return event_type == types.MEMBER and state_key == sender
