@@ -159,7 +159,7 @@ async def purge_candidates(
 
 async def replace_with_redacted_form(conn: asyncpg.Connection, position: int, json: str) -> None:
     """The one UPDATE the events trigger allows (migrations/0006_audit.sql, by room version
-    since 0030), which records it."""
+    since 0031), which records it."""
     await conn.execute("UPDATE events SET json = $1 WHERE stream_position = $2", json, position)
 
 
