@@ -145,6 +145,7 @@ from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
 from homeserver.store.database import create_pool
@@ -505,6 +506,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
             draft_check=DeviceEventChecks(pool).checked,
+            default_room_version=config.rooms.default_room_version,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
@@ -572,7 +574,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
-        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        push_rule_service = PushRuleService(pool, appender)
+        app[push_rules_api.PUSH_RULES] = push_rule_service
+        app[rooms.UPGRADES] = RoomUpgrader(
+            pool,
+            appender,
+            room_service,
+            account_data_service,
+            user_state=[push_rule_service.copy_room_rules],
+        )
         app[pushers_api.PUSHERS] = PusherService(pool)
         app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
