@@ -16,11 +16,13 @@ from pydantic import ValidationError
 from homeserver import logs
 from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
+from homeserver.accounts.uia import EMAIL_IDENTITY
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
+from homeserver.api import email as email_api
 from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
@@ -75,6 +77,10 @@ from homeserver.e2ee import rules as e2ee_rules
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyCounts, KeyService
+from homeserver.email import rules as email_rules
+from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
+from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
+from homeserver.email.templates import Templates
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
@@ -270,7 +276,32 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    email_rules.register(rules)
     return rules
+
+
+def create_mailer(config: Config) -> Mailer:
+    """SMTP as configured, or, with no email.smtp_host, the log (said once at start-up)."""
+    settings = config.email
+    host = config.server_name.rpartition(":")[0] if "]" not in config.server_name else ""
+    domain = host or config.server_name.split(":")[0]
+    sender = settings.from_ or f"{settings.app_name} <noreply@{domain}>"
+    if not settings.smtp_host:
+        log.warning(
+            "email: no email.smtp_host configured: emails are written to this log, not sent"
+        )
+        return LogMailer(sender)
+    return SmtpMailer(
+        SmtpSettings(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_security,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_timeout_seconds,
+        ),
+        sender,
+    )
 
 
 def create_rate_limiter(config: Config) -> RateLimiter:
@@ -336,6 +367,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[SIGNING_KEYS] = keys
         rate_limiter = create_rate_limiter(config)
         app[RATE_LIMITER] = rate_limiter
+        app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -346,6 +378,28 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             bus,
             rate_limiter,
         )
+        email_service = EmailService(
+            pool,
+            appender,
+            app[ACCOUNTS],
+            create_mailer(config),
+            Templates(config.email.template_dir, config.email.app_name),
+            rate_limiter,
+            EmailSettings(
+                token_lifetime_ms=config.email.token_lifetime_seconds * 1000,
+                require_email=config.registration.require_email,
+                allowed_domains=tuple(config.registration.allowed_email_domains),
+                inhibit_errors=config.email.request_token_inhibit_3pid_errors,
+                public_baseurl=config.public_baseurl,
+            ),
+        )
+        app[email_api.EMAILS] = email_service
+        app[ACCOUNTS].threepids = email_service
+        app[ACCOUNTS].uia.add_stage(EmailIdentityStage(email_service))
+        if config.registration.require_email == "required":
+            app[ACCOUNTS].registration_flows.require(EMAIL_IDENTITY)
+        elif config.registration.require_email == "optional":
+            app[ACCOUNTS].registration_flows.offer(EMAIL_IDENTITY)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
         room_service = RoomService(
@@ -515,6 +569,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         account_data_api,
         user_directory_api,
         device_control_api,
+        email_api,
         keys_api,
         room_keys_api,
     ):

@@ -540,6 +540,10 @@ async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClien
 
 
 def _is_matrix_answer(reply: Reply) -> bool:
-    """Not a server error, and an error with an errcode (bar the first UIA challenge)."""
+    """Not a server error, and an error with an errcode (bar the first UIA challenge, and
+    the pages a person's browser opens from an email, which say what went wrong in HTML)."""
     challenge = reply.status == 401 and "flows" in (reply.body or {})
-    return reply.status < 500 and (reply.status < 400 or challenge or reply.errcode is not None)
+    page = reply.headers.get("Content-Type", "").startswith("text/html")
+    return reply.status < 500 and (
+        reply.status < 400 or challenge or page or reply.errcode is not None
+    )

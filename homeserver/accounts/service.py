@@ -8,7 +8,7 @@ import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -21,6 +21,7 @@ from homeserver.accounts.identifiers import (
 )
 from homeserver.accounts.token_cache import CachedOwner, TokenCache
 from homeserver.accounts.uia import (
+    EMAIL_IDENTITY,
     PASSWORD,
     PasswordStage,
     RegistrationFlows,
@@ -57,6 +58,21 @@ class Session:
     access_token: str | None
 
 
+class Threepids(Protocol):
+    """What the email capability (homeserver/email) lends accounts: addresses as
+    identifiers, without accounts/ importing it."""
+
+    async def user_for_address(self, medium: str, address: str) -> str | None: ...
+
+    async def owner_of(self, results: Mapping[str, Any]) -> str | None: ...
+
+    async def drafts_for_new_account(
+        self, user_id: str, results: Mapping[str, Any]
+    ) -> list[Draft]: ...
+
+    async def forget_unbound(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RegistrationPolicy:
     enabled: bool
@@ -64,6 +80,7 @@ class RegistrationPolicy:
 
 
 TOKENS_REVOKED = "tokens.revoked"
+
 REGISTER = "POST /register"
 
 
@@ -98,6 +115,7 @@ class AccountService:
         self.uia.add_stage(PasswordStage(self.check_password))
         # Capabilities require or offer their stages here (email, registration tokens).
         self.registration_flows = RegistrationFlows()
+        self.threepids: Threepids | None = None
         self._bus = bus
         self._tokens = TokenCache()
         bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
@@ -185,7 +203,13 @@ class AccountService:
         self, user_id: str, password_hash: str, results: Mapping[str, Any]
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
-        password hash; `results` are what the registration's UIA stages proved."""
+        password hash; `results` are what the registration's UIA stages proved (an email
+        address, bound in the same group: both or neither)."""
+        extra = (
+            await self.threepids.drafts_for_new_account(user_id, results)
+            if self.threepids is not None
+            else []
+        )
         drafts = [
             Draft(
                 user_id,
@@ -193,9 +217,15 @@ class AccountService:
                 types.ACCOUNT,
                 {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
                 state_key="",
-            )
+            ),
+            *extra,
         ]
-        await self._appender.append_group(drafts)
+        try:
+            await self._appender.append_group(drafts)
+        except MatrixError:
+            if extra and self.threepids is not None:
+                await self.threepids.forget_unbound()
+            raise
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
 
@@ -230,6 +260,30 @@ class AccountService:
     ) -> Session:
         await self._limiter.limit(Action.LOGIN_ACCOUNT, self._account_key(user))
         user_id = await self.check_password(user, password)
+        return await self._log_in(user_id, device_id, device_display_name)
+
+    async def login_with_threepid(
+        self,
+        medium: str,
+        address: str,
+        password: str,
+        device_id: str | None,
+        device_display_name: str | None,
+    ) -> Session:
+        """m.login.password with an m.id.thirdparty identifier (or the legacy top-level
+        medium and address): the account holding the address, by its password."""
+        await self._limiter.limit(Action.LOGIN_ACCOUNT, f"{medium}:{address.strip().casefold()}")
+        user_id = (
+            await self.threepids.user_for_address(medium, address)
+            if self.threepids is not None
+            else None
+        )
+        if user_id is None:
+            # As for an unknown user: the same error, after the same work.
+            await passwords.verify_password(password, None)
+            raise forbidden("Invalid username or password.")
+        await self._limiter.limit(Action.LOGIN_ACCOUNT, user_id)
+        user_id = await self.check_password(user_id, password)
         return await self._log_in(user_id, device_id, device_display_name)
 
     async def login_with_token(
@@ -399,6 +453,40 @@ class AccountService:
             ]
         if session.params.get("logout_devices", True) is not False:
             await self._remove_devices(requester.user_id, others)
+
+    async def reset_password(self, provided: Mapping[str, Any], auth: object) -> None:
+        """POST /account/password without an access token: a forgotten password, reset
+        by proving an email address of the account (m.login.email.identity)."""
+        params = dict(provided)
+        new_password = params.pop("new_password", None)
+        if new_password is not None:
+            self._check_strength(new_password)
+        if self.threepids is None:
+            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
+        session = await self.uia.open("POST /account/password", auth, params)
+        try:
+            results = await self.uia.complete(session, auth, [[EMAIL_IDENTITY]])
+        except UiaIncomplete:
+            if new_password is not None and "password_hash" not in session.data:
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(new_password)}
+                )
+            raise
+        user_id = await self.threepids.owner_of(results)
+        if user_id is None:
+            raise MatrixError(400, "M_THREEPID_NOT_FOUND", "No account has this email address.")
+        if new_password is not None:
+            password_hash = await passwords.hash_password(new_password)
+        elif isinstance(session.data.get("password_hash"), str):
+            password_hash = session.data["password_hash"]
+        else:
+            raise missing_param("new_password is required.")
+        await self.uia.finish(session)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, user_id, password_hash)
+            devices = [row.device_id for row in await account_store.devices(conn, user_id)]
+        if session.params.get("logout_devices", True) is not False:
+            await self._remove_devices(user_id, devices)
 
     async def devices(self, requester: Requester) -> list[Device]:
         async with self._pool.acquire() as conn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeserver.events.model import Event
-from homeserver.projections import accounts, relations, room_directory, rooms, search
+from homeserver.projections import accounts, relations, room_directory, rooms, search, threepids
 from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
@@ -22,6 +22,7 @@ _REDUCERS = (
     user_profiles.changes,
     device_commands.changes,
     e2ee_keys.changes,
+    threepids.changes,
 )
 
 

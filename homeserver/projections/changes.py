@@ -188,6 +188,11 @@ E2E_SIGNATURES = Table(
     ("signer_id", "key_id", "target_user_id", "target_key_id", "signature", "stream_position"),
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
+USER_THREEPIDS = Table(
+    "user_threepids",
+    ("user_id", "medium", "address_hash"),
+    ("user_id", "medium", "address_hash", "validated_ts", "added_ts", "stream_position"),
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -218,4 +223,5 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    USER_THREEPIDS,
 )
