@@ -17,8 +17,17 @@ from homeserver import logs
 from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.accounts.uia import EMAIL_IDENTITY
+from homeserver.admin import rules as admin_rules
+from homeserver.admin.admins import ServerAdmins
+from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.threepids import AdminThreepids
+from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
+from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_server as admin_server_api
+from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
@@ -29,6 +38,7 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import mutes as mutes_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
@@ -36,6 +46,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
 from homeserver.api import room_keys as room_keys_api
@@ -47,10 +58,13 @@ from homeserver.api.app_keys import (
     ACCOUNTS,
     ADMINS,
     APPENDER,
+    AUDIT_TRAIL,
+    DEACTIVATION,
     METRICS,
     POOL,
     RATE_LIMITER,
     ROOMS,
+    SERVER_ADMINS,
     SERVER_NAME,
     SIGNING_KEYS,
     TRUSTED_PROXIES,
@@ -59,11 +73,13 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
+from homeserver.api.requests import ok
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING
 from homeserver.bus.base import Bus
 from homeserver.bus.local import LocalBus
+from homeserver.bus.postgres import PostgresBus
 from homeserver.bus.redis import RedisBus
 from homeserver.channels import rules as channel_rules
 from homeserver.channels.presets import channel_power_levels
@@ -89,10 +105,15 @@ from homeserver.friends import rules as friend_rules
 from homeserver.friends.service import FriendService
 from homeserver.log.appender import Appender
 from homeserver.log.followers import Followers
+from homeserver.log.positions import FollowerPositions
 from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
-from homeserver.metrics import Metrics
+from homeserver.metrics import Metrics, Sampled
+from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.mute_expiry import MuteExpiry
+from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -102,11 +123,13 @@ from homeserver.push.delivery import Delivery
 from homeserver.push.gateway.apns import ApnsSettings
 from homeserver.push.gateway.fcm import FcmSettings
 from homeserver.push.gateway.service import PushGateway
+from homeserver.push.pruning import NotificationPruner
 from homeserver.push.sender import PushFollower
 from homeserver.push.service import NotificationService, PusherService, PushRuleService
 from homeserver.ratelimit.buckets import Buckets, Limit
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.postgres import postgres_buckets
 from homeserver.ratelimit.redis import RedisBuckets
 from homeserver.receipts.service import ReceiptService
 from homeserver.roles.ladder import RoleLadder
@@ -139,7 +162,7 @@ CORS_HEADERS = {
 
 
 def _error_response(error: MatrixError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
 
@@ -173,27 +196,52 @@ def _next_request_id() -> str:
 @web.middleware
 async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request IDs, CORS, metrics, and every error rendered as a Matrix error."""
-    request_id = request.headers.get("X-Request-ID") or _next_request_id()
+    offered = request.headers.get("X-Request-ID")
+    request_id = logs.accepted_request_id(offered) or _next_request_id()
+    requests = request.app[METRICS].requests
     token = logs.request_id.set(request_id)
     started = time.perf_counter()
-    response: web.StreamResponse
+    requests.in_flight += 1
     try:
+        response: web.StreamResponse
         if request.method == "OPTIONS":
             response = web.Response(status=200)
         else:
             response = await _handle(request, handler)
+        if not response.prepared:
+            response.headers.update(CORS_HEADERS)
+            response.headers["X-Request-ID"] = request_id
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unmatched"
+        elapsed = time.perf_counter() - started
+        requests.record(endpoint, request.method, response.status, elapsed)
+        if response.status >= 500:
+            log.error("%s %s -> %d", request.method, request.path, response.status)
+        elif log.isEnabledFor(logging.DEBUG):
+            # One line per request at DEBUG (no query string: it may carry a token).
+            log.debug(
+                "%s %s -> %d",
+                request.method,
+                request.path,
+                response.status,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
+        return response
     finally:
+        requests.in_flight -= 1
         logs.request_id.reset(token)
-    if not response.prepared:
-        response.headers.update(CORS_HEADERS)
-        response.headers["X-Request-ID"] = request_id
-    resource = request.match_info.route.resource
-    endpoint = resource.canonical if resource is not None else "unmatched"
-    elapsed = time.perf_counter() - started
-    request.app[METRICS].record_request(endpoint, request.method, response.status, elapsed)
-    if response.status >= 500:
-        log.error("%s %s -> %d", request.method, request.path, response.status)
-    return response
+
+
+async def _tag_prepared_response(request: web.Request, response: web.StreamResponse) -> None:
+    """The request ID on responses a handler sends itself (a WebSocket's upgrade), which
+    are on their way before the middleware sees them."""
+    if (rid := logs.request_id.get()) is not None and "X-Request-ID" not in response.headers:
+        response.headers["X-Request-ID"] = rid
 
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -246,6 +294,52 @@ def _metrics_listener(
     return listen
 
 
+def _watch_sync(
+    metrics: Metrics, notifier: Notifier, recent: RecentEvents, sync: SyncService
+) -> None:
+    """What the sync services count, on the metrics."""
+    for metric in (
+        Sampled(
+            "counter",
+            "homeserver_sync_wakeups",
+            "Waiting syncs (long-polls and stream polls) woken by a committed change",
+            (),
+            lambda: [((), notifier.woken)],
+        ),
+        Sampled(
+            "gauge",
+            "homeserver_sync_waiting",
+            "Syncs waiting for a change now (long-polls and streams)",
+            (),
+            lambda: [((), notifier.waiting)],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_syncs",
+            "Syncs built, by where their window was read: memory (the tail of the log) or"
+            " database (a client further behind than the tail, or its own facts changed)",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.answered.items()],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_catchups",
+            "Reads of the log into the in-memory tail by stream position: changes this"
+            " process did not commit itself",
+            (),
+            lambda: [((), recent.catch_ups)],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_catchup_events",
+            "Events read into the in-memory tail by catch-ups",
+            (),
+            lambda: [((), recent.caught_up_events)],
+        ),
+    ):
+        metrics.add(metric)
+
+
 def _gateway_app(app: FcmApp | ApnsApp) -> FcmSettings | ApnsSettings:
     if isinstance(app, FcmApp):
         return FcmSettings(
@@ -267,6 +361,16 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
+    """The bus `config` chooses (config.effective_bus says why that one)."""
+    kind = config.effective_bus
+    if kind == "redis" and redis is not None:
+        return RedisBus(redis, config.server_name)
+    if kind == "postgres":
+        return PostgresBus(dsn)
+    return LocalBus()
+
+
 def build_chain_rules() -> ChainRules:
     """The appender's rules: rooms/ decides the shape of every chain, and each capability
     adds the rules of its own event types (and the facts they need)."""
@@ -277,6 +381,8 @@ def build_chain_rules() -> ChainRules:
     profile_rules.register(rules)
     e2ee_rules.register(rules)
     email_rules.register(rules)
+    moderation_rules.register(rules)
+    admin_rules.register(rules)
     return rules
 
 
@@ -304,8 +410,9 @@ def create_mailer(config: Config) -> Mailer:
     )
 
 
-def create_rate_limiter(config: Config) -> RateLimiter:
-    """The configured limits, in Redis when one is configured, else in this process.
+def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+    """The configured limits: in Redis when one is configured, else in PostgreSQL
+    (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
     Not on the shared Redis client: a check is on the path of every limited request,
     and on its own RESP connection (ratelimit/resp.py) it costs 16 µs of CPU where
@@ -319,9 +426,11 @@ def create_rate_limiter(config: Config) -> RateLimiter:
             for action in Action
             for limit in [getattr(settings, action.value)]
         }
-    buckets: Buckets = (
-        RedisBuckets(config.redis.url, config.server_name) if config.redis.url else LocalBuckets()
-    )
+    buckets: Buckets = LocalBuckets()
+    if config.redis.url:
+        buckets = RedisBuckets(config.redis.url, config.server_name)
+    elif config.effective_bus == "postgres" and dsn:
+        buckets = postgres_buckets(dsn)
     return RateLimiter(limits, buckets, ExemptUsers(config.admins))
 
 
@@ -332,6 +441,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
     app[METRICS] = Metrics()
+    app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
     app[ADMINS] = frozenset(config.admins)
     app[TRUSTED_PROXIES] = tuple(
@@ -353,7 +463,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         redis = _redis_client(config.redis.url)
         if redis is not None:
             await redis.ping()
-        bus: Bus = RedisBus(redis, config.server_name) if redis is not None else LocalBus()
+        bus = _bus(config, redis, dsn)
+        app[METRICS].watch_bus(bus)
         appender = Appender(
             pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
         )
@@ -365,9 +476,13 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config)
+        rate_limiter = create_rate_limiter(config, dsn)
         app[RATE_LIMITER] = rate_limiter
         app[email_api.PUBLIC_BASEURL] = config.public_baseurl
+        audit_trail = AuditTrail(pool, appender, config.server_name)
+        app[AUDIT_TRAIL] = audit_trail
+        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        app[SERVER_ADMINS] = server_admins
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -427,17 +542,24 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             DeviceSettings(config.devices.login_token_ttl_seconds, config.devices.command_level),
         )
         app[device_control_api.DEVICES] = device_service
+        # Where the followers got to, told to whoever waits for one, in any process.
+        follower_positions = FollowerPositions(bus)
         followers = Followers(
             pool,
             dsn,
             catch_up_seconds=config.followers.catch_up_seconds,
             lease_check_seconds=config.followers.lease_check_seconds,
+            positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        mute_service = MuteService(pool, appender)
+        app[mutes_api.MUTES] = mute_service
+        followers.add(MuteExpiry(pool, mute_service))
         followers.add(
             PushFollower(
                 pool,
                 Delivery(pool, max_backoff_seconds=config.push.max_backoff_seconds),
+                NotificationPruner(pool, kept_days=config.push.notifications_kept_days),
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
@@ -452,11 +574,28 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
-        app[profile_api.PROFILES] = ProfileService(pool, appender)
+        profile_service = ProfileService(pool, appender)
+        app[profile_api.PROFILES] = profile_service
+        threepids = AdminThreepids(email_service)
+        deactivation = Deactivation(
+            pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
+        )
+        app[DEACTIVATION] = deactivation
+        app[admin_users_api.USER_ADMIN] = UserAdmin(
+            pool,
+            app[ACCOUNTS],
+            profile_service,
+            server_admins,
+            audit_trail,
+            threepids,
+            deactivation,
+            config.server_name,
+        )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
         app[pushers_api.PUSHERS] = PusherService(pool)
+        app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
             {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
@@ -466,7 +605,10 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[user_directory_api.USER_DIRECTORY] = UserDirectoryService(
             pool, search_all_users=config.user_directory.search_all_users
         )
-        typing_service = create_typing_service(pool, notifier, redis, config.server_name)
+        shared_in_postgres = config.effective_bus == "postgres"
+        typing_service = create_typing_service(
+            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+        )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
         app[TO_DEVICE] = to_device_service
@@ -480,6 +622,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             max_room_members=config.presence.max_room_members,
             redis=redis,
             namespace=config.server_name,
+            shared_in_postgres=shared_in_postgres,
         )
         appender.add_listener(lambda batch: presence_service.committed(batch.events))
         app[presence_api.PRESENCE] = presence_service
@@ -496,7 +639,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             notifier,
             renderer,
             recent,
-            NotificationCounter(pool),
+            NotificationCounter(pool, follower_positions),
             from_memory=sync_from_memory,
             receipts=receipt_service,
             account_data=account_data_service,
@@ -507,6 +650,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             one_time_keys=key_service,
         )
         app[SYNC] = sync_service
+        _watch_sync(app[METRICS], notifier, recent, sync_service)
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
@@ -522,9 +666,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
+        notifier.start()
+        await email_service.adopt_admin_threepids()
         followers.start()
         yield
         await followers.stop()
+        await follower_positions.close()
         await gateway.stop()
         await typing_service.stop()
         await presence_service.stop()
@@ -572,6 +719,11 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         email_api,
         keys_api,
         room_keys_api,
+        reports_api,
+        mutes_api,
+        admin_server_api,
+        admin_audit_api,
+        admin_users_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

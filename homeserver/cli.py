@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -16,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from homeserver.config import Config, ConfigError, check_config, default_config_path, load_config
+from homeserver.config import (
+    Config,
+    ConfigError,
+    check_config,
+    default_config_path,
+    load_config,
+    override_workers,
+)
 from homeserver.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -28,7 +36,16 @@ log = logging.getLogger("homeserver")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homeserver", description="LinkChat homeserver")
     commands = parser.add_subparsers(dest="command", required=True)
-    _command(commands, "run", "serve the Client-Server API (migrates first)")
+    run = _command(commands, "run", "serve the Client-Server API (migrates first)")
+    run.add_argument(
+        "--workers",
+        default=None,
+        help="server processes sharing the port: a number or 'auto' (one per core);"
+        " overrides the config's `workers`",
+    )
+    # Set by the supervisor on the workers it starts.
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     _command(commands, "migrate", "apply database migrations and exit")
     _command(commands, "check-config", "validate the config file; print every problem")
     _add_audit_commands(commands)
@@ -65,7 +82,7 @@ async def database_dsn(config: Config) -> AsyncIterator[str]:
         yield dsn
 
 
-async def _run(config: Config) -> None:
+async def _run(config: Config, worker: int | None = None, ready_fd: int | None = None) -> None:
     from homeserver.app import create_app
 
     async with database_dsn(config) as dsn:
@@ -74,18 +91,34 @@ async def _run(config: Config) -> None:
         # hold its waiter until its timeout (nor delay shutdown). Writes are shielded
         # in the appender, so a cancelled send still lands.
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, handler_cancellation=True
+            app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+            shutdown_timeout=config.shutdown_grace_seconds,
         )
         await runner.setup()
-        site = web.TCPSite(runner, config.listen.host, config.listen.port, backlog=2048)
+        # Workers share the port; a lone process must not share it by accident.
+        site = web.TCPSite(
+            runner,
+            config.listen.host,
+            config.listen.port,
+            backlog=2048,
+            reuse_port=worker is not None,
+        )
         await site.start()
         _settle_garbage_collection()
         log.info(
-            "listening on http://%s:%d as %s",
+            "listening on http://%s:%d as %s%s",
             config.listen.host,
             config.listen.port,
             config.server_name,
+            f" (worker {worker})" if worker is not None else "",
         )
+        if ready_fd is not None:
+            from homeserver.supervisor import signal_ready
+
+            signal_ready(ready_fd)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +141,39 @@ def _settle_garbage_collection() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 20, 100)
+
+
+async def _supervise(config: Config, config_path: Path) -> int:
+    # `path` is absolute (see main): workers may start from elsewhere.
+    """Prepare once what every worker needs, then run the workers."""
+    from homeserver.events.signing import load_key_ring
+    from homeserver.store.migrate import migrate
+    from homeserver.supervisor import Supervisor
+
+    async with database_dsn(config) as dsn:
+        async with _pool(dsn) as pool, pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        load_key_ring(config.effective_signing_key_path, config.server_name)
+        return await Supervisor(config, config_path, dsn).run()
+
+
+def _as_worker(config: Config, index: int) -> Config:
+    """A worker's config: its own metrics port (metrics.port + index)."""
+    metrics = config.metrics.model_copy(update={"port": config.metrics.port + index})
+    return config.model_copy(update={"metrics": metrics})
+
+
+def _die_with_parent() -> None:
+    """A worker ends when its supervisor does, even killed with -9 (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the supervisor died before the line above
+            sys.exit(1)
 
 
 async def _migrate(config: Config) -> None:
@@ -137,11 +203,28 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
+    from homeserver.events.signing import KeyRingError
+
     try:
         if args.command == "run":
+            if args.workers is not None:
+                try:
+                    config = override_workers(config, args.workers)
+                except ConfigError as error:
+                    print(error, file=sys.stderr)
+                    return 1
+            if args.worker is None and config.worker_count > 1:
+                return asyncio.run(_supervise(config, path.resolve()))
             import uvloop  # the C event loop: the asyncio transport cost 16% of a send
 
-            uvloop.run(_run(config))
+            if args.worker is not None:
+                _die_with_parent()
+                config = _as_worker(config, args.worker)
+            try:
+                uvloop.run(_run(config, args.worker, args.ready_fd))
+            except KeyRingError as error:  # the operator's to fix: say what, no traceback
+                log.error("cannot start: signing key: %s", error)
+                return 1
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
         elif args.command in ("audit", "keys", "admin"):
@@ -211,6 +294,17 @@ def _add_audit_commands(commands: Any) -> None:
         " the new key at their next write, so 0 is for a compromised key",
     )
     _command(keys_commands, "list", "every key with its validity window")
+    generate = _command(
+        keys_commands,
+        "generate",
+        "make the signing key and its key ring if there are none (for a Secret, a new machine)",
+    )
+    generate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the key file to write, its key ring beside it (default: signing_key_path)",
+    )
 
     admin_commands = _group(commands, "admin", "operator actions on the stored log")
     purge = _command(
@@ -238,14 +332,20 @@ def _run_audit_command(config: Config, args: argparse.Namespace) -> int:
 @contextlib.asynccontextmanager
 async def _database(config: Config) -> AsyncIterator[asyncpg.Pool]:
     """A pool of one connection to the configured (or embedded) database."""
+    async with database_dsn(config) as dsn, _pool(dsn) as pool:
+        yield pool
+
+
+@contextlib.asynccontextmanager
+async def _pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of one connection to `dsn`."""
     from homeserver.store.database import create_pool
 
-    async with database_dsn(config) as dsn:
-        pool = await create_pool(dsn, 1, 1)
-        try:
-            yield pool
-        finally:
-            await pool.close()
+    pool = await create_pool(dsn, 1, 1)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def _audit_verify(
@@ -330,6 +430,8 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
 
     path = config.effective_signing_key_path
     try:
+        if args.keys_command == "generate":
+            return _keys_generate(args.out or path, config.server_name)
         if args.keys_command == "rotate":
             now = int(time.time() * 1000)
             ring = rotate_key(path, config.server_name, now, args.grace)
@@ -343,6 +445,22 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
     except (OSError, KeyRingError) as error:
         print(f"signing keys at {path}: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _keys_generate(path: Path, server_name: str) -> int:
+    from homeserver.events.signing import load_key_ring, ring_path
+
+    existed = path.exists()
+    ring = load_key_ring(path, server_name)
+    verb = "kept the existing" if existed else "made a new"
+    print(f"{verb} signing key {ring.current.key_id} for {server_name}:")
+    print(f"  {path}")
+    print(f"  {ring_path(path)}")
+    print(
+        "Both files go together, e.g. into one Kubernetes Secret: kubectl create secret"
+        f" generic linkchat-signing-key --from-file={path} --from-file={ring_path(path)}"
+    )
     return 0
 
 

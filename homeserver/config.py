@@ -215,6 +215,11 @@ class RateLimits(Section):
     # Synapse has no default limit on local uploads: a GiB at once, then 1 MiB/s.
     media_upload_bytes: RateLimit = _limit(float(MiB), 1024 * MiB)
     report: RateLimit = _limit(1.0, 5)  # rc_reports
+    # Synapse limits neither: a client encrypting for a room asks for every device of
+    # it at once. Enough for that, and for a room of thousands; not for a script that
+    # drains everyone's one-time keys or floods the database with queries.
+    key_query: RateLimit = _limit(10.0, 100)
+    key_claim: RateLimit = _limit(100.0, 5_000)
 
     # `message: {burst: 20}` keeps message's own per_second, not a shared one;
     # `message:` with everything commented out is message's defaults.
@@ -395,6 +400,9 @@ class Push(Section):
     # The longest wait between two tries of a gateway that is down; tries go on
     # until it answers, however long that takes.
     max_backoff_seconds: int = Field(default=600, ge=1, le=86_400)
+    # How long GET /notifications keeps a notification (Synapse keeps about a month);
+    # older ones are deleted, and those unread still count in the rooms' badges.
+    notifications_kept_days: int = Field(default=30, ge=1, le=3650)
     # The app IDs this server's own gateway (POST /_matrix/push/v1/notify) sends for.
     apps: dict[str, PushApp] = {}
 
@@ -451,6 +459,14 @@ class Config(Section):
     data_dir: Path = Field(default=Path("data"), strict=False)
     signing_key_path: Path | None = Field(default=None, strict=False)
     admins: list[str] = []
+    # Server processes `run` starts on this machine, sharing listen.port
+    # (SO_REUSEPORT) and the database; "auto": one per core.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # How the processes of one server tell each other of commits (bus/).
+    bus: Literal["auto", "local", "postgres", "redis"] = "auto"
+    # On SIGTERM: how long held long-polls, appends in flight and open
+    # connections get before the process exits anyway.
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600, strict=False)
 
     listen: Listen = Listen()
     metrics: MetricsListener = MetricsListener()
@@ -496,6 +512,42 @@ class Config(Section):
                 f"port {metrics.port} is listen.port; metrics need a listener of their own"
             )
         return metrics
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_number_or_auto(cls, value: object) -> object:
+        # From the environment a number arrives as text (the key also takes "auto").
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bus_fits_the_processes(self) -> Config:
+        if self.bus == "redis" and not self.redis.url:
+            raise ValueError("bus: redis needs redis.url")
+        if self.bus == "local" and self.workers != 1:
+            raise ValueError(
+                "bus: local is one process's; with workers use auto, postgres or redis"
+            )
+        if self.bus in ("local", "postgres") and self.redis.url:
+            raise ValueError(f"bus: {self.bus} with redis.url set; Redis is the bus when set")
+        return self
+
+    @property
+    def worker_count(self) -> int:
+        """`workers` as a number: "auto" is one per core this process may run on."""
+        if self.workers == "auto":
+            return max(1, len(os.sched_getaffinity(0)))
+        return self.workers
+
+    @property
+    def effective_bus(self) -> Literal["local", "postgres", "redis"]:
+        """Redis when configured; else PostgreSQL NOTIFY between several processes."""
+        if self.bus != "auto":
+            return self.bus
+        if self.redis.url:
+            return "redis"
+        return "postgres" if self.worker_count > 1 else "local"
 
     @field_validator("server_name")
     @classmethod
@@ -611,6 +663,16 @@ def check_config(path: Path | None, environ: Mapping[str, str] | None = None) ->
     except ConfigError as exc:
         return exc.problems
     return []
+
+
+def override_workers(config: Config, value: str) -> Config:
+    """`config` with `run --workers VALUE`, checked as the `workers` key is."""
+    try:
+        return Config.model_validate({**config.model_dump(), "workers": value})
+    except ValidationError as exc:
+        raise ConfigError(
+            [f"--workers: {_describe(error, error['loc'])}" for error in exc.errors()]
+        ) from None
 
 
 def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -42,6 +43,7 @@ class RequestMetrics(Collector):
 
     def __init__(self) -> None:
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
+        self.in_flight = 0  # requests being served now, long-polls included
 
     def record(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         stats = self._endpoints.get((endpoint, method))
@@ -72,6 +74,11 @@ class RequestMetrics(Collector):
             latency.add_metric([endpoint, method], buckets, stats.seconds)
         yield requests
         yield latency
+        yield GaugeMetricFamily(
+            "homeserver_http_requests_in_flight",
+            "HTTP requests being served now, long-polls and open streams included",
+            value=self.in_flight,
+        )
 
 
 class FollowerState(Protocol):
@@ -130,6 +137,89 @@ class FollowerMetrics(Collector):
         yield lag_seconds
 
 
+class BusState(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+
+class BusMetrics(Collector):
+    """Whether the bus between processes is up, and the hints it dropped while not."""
+
+    def __init__(self, bus: BusState) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        connected = 1 if self._bus.connected else 0
+        yield GaugeMetricFamily(
+            "homeserver_bus_connected",
+            "1 while the bus to the other server processes is connected",
+            value=connected,
+        )
+        yield GaugeMetricFamily(
+            "homeserver_degraded",
+            "1 while the process serves degraded: the bus is down, so other processes'"
+            " commits are found by reading the log each second, and their typing and"
+            " presence changes wake nobody here",
+            value=1 - connected,
+        )
+        yield CounterMetricFamily(
+            "homeserver_bus_messages_dropped",
+            "Bus messages that could not be published (the bus was down)",
+            value=self._bus.dropped,
+        )
+
+
+# (label values, value) pairs
+Samples = Iterable[tuple[Sequence[str], float]]
+
+
+class Sampled(Collector):
+    """One metric whose values a service keeps as plain numbers, read when scraped:
+    counting a wake-up is then an integer addition on the service's own path. A
+    counter is named without `_total` (the text format adds it)."""
+
+    def __init__(
+        self,
+        kind: Literal["counter", "gauge"],
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        read: Callable[[], Samples],
+    ) -> None:
+        self._family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        self._name, self._documentation, self._labels = name, documentation, list(labels)
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family(self._name, self._documentation, labels=self._labels)
+        for values, value in self._read():
+            family.add_metric(list(values), value)
+        yield family
+
+
+class HeldConnections:
+    """Connections held open: long-polls waiting in GET /sync, and sync streams."""
+
+    KINDS = ("long_poll", "stream")
+
+    def __init__(self) -> None:
+        self.count = dict.fromkeys(self.KINDS, 0)
+
+    @contextlib.contextmanager
+    def holding(self, kind: str) -> Iterator[None]:
+        self.count[kind] += 1
+        try:
+            yield
+        finally:
+            self.count[kind] -= 1
+
+    def samples(self) -> Samples:
+        return [((kind,), count) for kind, count in self.count.items()]
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -144,12 +234,25 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=self.registry,
         )
+        self.held = HeldConnections()
+        self.add(
+            Sampled(
+                "gauge",
+                "homeserver_connections_held",
+                "Connections held open, by kind: long-polls waiting in /sync, sync streams",
+                ("kind",),
+                self.held.samples,
+            )
+        )
+
+    def add(self, metric: Sampled) -> None:
+        self.registry.register(metric)
 
     def watch_followers(self, source: Callable[[], Iterable[FollowerState]]) -> None:
         self.registry.register(FollowerMetrics(source))
 
-    def record_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.record(endpoint, method, status, seconds)
+    def watch_bus(self, bus: BusState) -> None:
+        self.registry.register(BusMetrics(bus))
 
     def record_batch(self, events: Sequence[Event]) -> None:
         self.events_appended.inc(len(events))

@@ -153,7 +153,32 @@ AppFactory = Callable[..., Awaitable[MatrixClient]]
 WINDOW_SOURCES = ("memory", "database")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="run only the tests marked slow (fault tests with private PostgreSQL and Redis)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run only with --slow (`./dev test --slow`, a CI step of its
+    own), and with it only they do."""
+    if config.getoption("--slow"):
+        slow = [item for item in items if item.get_closest_marker("slow") is not None]
+        config.hook.pytest_deselected(items=[item for item in items if item not in slow])
+        items[:] = slow
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: a long fault or start-up test, run only by --slow (conftest.py)"
+    )
     config.addinivalue_line(
         "markers",
         "window_sources: run the test against both window sources of /sync (conftest.py)",

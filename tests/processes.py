@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +30,50 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (workers' metrics: port + index)."""
+    while True:
+        first = free_port()
+        if first + count > 65536:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
 class ServerProcess:
-    def __init__(self, work_dir: Path, dsn: str, **config: Any) -> None:
-        self.port = free_port()
+    """`python -m homeserver run` with a config of its own; with `workers`, the
+    supervisor and its workers (metrics of worker I at `metrics_urls[I]`); `launcher`:
+    a command the server is started through (one that execs its arguments)."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        dsn: str,
+        *,
+        launcher: Sequence[str] = (),
+        workers: int = 1,
+        port: int = 0,
+        **config: Any,
+    ) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = work_dir / f"server-{self.port}.log"
+        self.log_path = work_dir / f"server-{self.port}-{time.monotonic_ns()}.log"
         # Metrics are served on a listener of their own; on unless the test configures it.
-        metrics_port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        metrics_port = free_ports(workers)
+        self.metrics_urls = [
+            f"http://127.0.0.1:{metrics_port + index}/metrics" for index in range(workers)
+        ]
+        if "metrics" in config:  # the test's own: ready does not wait for it
+            self.metrics_urls = []
+        self.metrics_url = self.metrics_urls[0] if self.metrics_urls else ""
+        self._workers = workers
+        if workers > 1:
+            config["workers"] = workers
         config_path = work_dir / f"config-{self.port}.yaml"
         body = {
             "server_name": "localhost",
@@ -52,7 +89,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMESERVER_")}
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
+            [*launcher, sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,
@@ -65,18 +102,42 @@ class ServerProcess:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(self.base_url + "/health", timeout=1) as reply:
-                    if reply.status == 200:
-                        return
+                for url in [self.base_url + "/health", *self.metrics_urls]:
+                    with urllib.request.urlopen(url, timeout=1) as reply:
+                        assert reply.status == 200
+                # With workers: until the supervisor has seen each one say it serves.
+                if len(self.metrics_urls) <= 1 or len(self.worker_pids()) == self._workers:
+                    return
+                time.sleep(0.1)
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"server not ready: {self.log_path.read_text()[-2000:]}")
 
-    def stop(self) -> int:
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker index -> pid of the worker now serving it, from the supervisor's log."""
+        found: dict[int, int] = {}
+        for index, pid in re.findall(r"worker (\d+) \(pid (\d+)\) is serving", self.log_text()):
+            found[int(index)] = int(pid)
+        return found
+
+    def signal(self, signum: int) -> None:
+        self._proc.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        return self._proc.wait(timeout=timeout_s)
+
+    def stop(self, timeout_s: float = 20) -> int:
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
             try:
-                self._proc.wait(timeout=10)
+                self._proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()

@@ -609,3 +609,37 @@ async def test_binding_facts_match_their_schema(
     assert len(contents) == 2
     for content in contents:
         jsonschema.validate(content, schema)
+
+
+async def test_addresses_an_admin_set_before_email_landed_move_into_the_log(
+    start_app: AppFactory, mail_server: MailServer, fresh_dsn: str
+) -> None:
+    hs = await _email_app(start_app, mail_server, dsn=fresh_dsn)
+    user = await hs.register()
+    address = _address()
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO admin_threepids_before_email"
+            " (medium, address, user_id, added_at, validated_at) VALUES ('email', $1, $2, 1, 1)",
+            address,
+            user.user_id,
+        )
+    finally:
+        await conn.close()
+    # The next start moves it: the address logs in, and the old table is empty.
+    again = await _email_app(start_app, mail_server, dsn=fresh_dsn)
+    assert (await _login_by_email(again, address, user.password)).status == 200
+    assert await _tables_holding(fresh_dsn, address) == ["threepid_addresses"]
+
+
+async def test_deactivating_an_account_erases_its_addresses(
+    start_app: AppFactory, mail_server: MailServer, fresh_dsn: str
+) -> None:
+    hs = await _email_app(start_app, mail_server, dsn=fresh_dsn)
+    address = _address()
+    user = await _register_with_email(hs, mail_server, address)
+    await hs.ok("POST", "account/deactivate", {"auth": _password_auth(user)}, user=user)
+    assert await _tables_holding(fresh_dsn, address) == []
+    # The address is free again.
+    await _register_with_email(hs, mail_server, address)

@@ -65,7 +65,7 @@ RULES: dict[str, set[str]] = {
     # media/ is used by others for mxc:// checks (media.uris), so it imports no other service.
     "media": {"store", "events", "projections", "errors", "log", "ratelimit"},
     # ratelimit/: token buckets, in this process or in Redis; asked by api/ and services.
-    "ratelimit": {"errors"},
+    "ratelimit": {"errors", "store"},
     # search/: message search and the public room directory.
     "search": {"store", "events", "projections", "errors", "log", "rooms", "sync", "account_data"},
     # profiles/: profiles and the user directory.
@@ -89,7 +89,33 @@ RULES: dict[str, set[str]] = {
         "account_data",
         "bus",
     },
+    # moderation/: reports, mutes and shadow-bans.
+    "moderation": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "roles",
+        "account_data",
+    },
+    # admin/: who is a server admin, the audit trail, and the admin API's services.
+    "admin": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "bus",
+        "profiles",
+        "rooms",
+        "email",
+    },
     "config": set(),
+    # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
+    "supervisor": {"config"},
     "api": {
         "accounts",
         "rooms",
@@ -115,6 +141,8 @@ RULES: dict[str, set[str]] = {
         "e2ee",
         "email",
         "ratelimit",
+        "moderation",
+        "admin",
     },
 }
 WIRING = {"app", "cli", "__main__"}

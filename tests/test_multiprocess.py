@@ -1,4 +1,5 @@
-"""Several server processes over one PostgreSQL and Redis behave as one server."""
+"""Several server processes over one PostgreSQL behave as one server, whichever bus
+joins them: Redis, or PostgreSQL's LISTEN/NOTIFY when there is no Redis."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ import pytest
 from tests.processes import V3, ServerProcess, call, register, room_of_two, running_pair
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "postgres"])
 def two_processes(
-    fresh_dsn: str, redis_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, fresh_dsn: str, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    with running_pair(tmp_path, fresh_dsn, redis={"url": redis_url}) as pair:
+    if request.param == "redis":
+        config: dict[str, object] = {"redis": {"url": request.getfixturevalue("redis_url")}}
+    else:
+        config = {"bus": "postgres"}
+    with running_pair(tmp_path, fresh_dsn, **config) as pair:
         yield pair
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,7 +17,7 @@ from unpaddedbase64 import decode_base64
 
 from tests.conftest import AppFactory
 from tests.matrix import V3, MatrixClient
-from tests.processes import ServerProcess, free_port
+from tests.processes import ServerProcess, free_port, register
 
 
 @pytest.fixture
@@ -125,6 +129,130 @@ async def test_a_given_request_id_is_echoed(hs: MatrixClient) -> None:
         headers = {"X-Request-ID": "trace-1234"}
         async with hs.http.get(path, headers=headers) as response:
             assert response.headers["X-Request-ID"] == "trace-1234"
+
+
+async def test_an_unfit_request_id_is_replaced_by_one_of_ours(hs: MatrixClient) -> None:
+    for offered in ["x" * 129, "two words", 'quote"d', "semi;colon", "ünïcode"]:
+        async with hs.http.get(
+            "/_matrix/client/versions", headers={"X-Request-ID": offered}
+        ) as response:
+            given = response.headers["X-Request-ID"]
+            assert given != offered
+            assert re.fullmatch(r"[0-9a-f]{16}", given), given
+
+
+async def test_the_sync_stream_upgrade_carries_the_request_id(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    ws = await hs.http.ws_connect(
+        "/_linkchat/v1/sync/stream",
+        headers={"Authorization": f"Bearer {alice.token}", "X-Request-ID": "stream-7"},
+    )
+    try:
+        assert ws._response.headers["X-Request-ID"] == "stream-7"
+    finally:
+        await ws.close()
+
+
+def _log_entries(path: Path) -> list[dict[str, Any]]:
+    entries = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+async def test_log_lines_a_request_causes_carry_its_id(tmp_path: Path, fresh_dsn: str) -> None:
+    """An operator who has a failing request's ID (from the client, or the proxy that
+    set it) finds every line it caused: here a media file lost from the disk."""
+    media = tmp_path / "media"
+    server = ServerProcess(
+        tmp_path,
+        fresh_dsn,
+        logging={"level": "DEBUG", "format": "json"},
+        media={"store_path": str(media)},
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession(server.base_url) as http:
+            alice = await register(http, server.base_url, "alice")
+            auth = {"Authorization": f"Bearer {alice['access_token']}"}
+            async with http.post(
+                "/_matrix/media/v3/upload", data=b"lost bytes", headers=auth
+            ) as reply:
+                mxc = (await reply.json())["content_uri"]
+            media_id = mxc.rpartition("/")[2]
+            [stored] = [path for path in media.rglob(media_id) if path.is_file()]
+            stored.unlink()
+            async with http.get(
+                f"/_matrix/client/v1/media/download/localhost/{media_id}",
+                headers={**auth, "X-Request-ID": "lost-file-42"},
+            ) as reply:
+                assert reply.status == 404
+                assert reply.headers["X-Request-ID"] == "lost-file-42"
+    finally:
+        assert server.stop() == 0
+    lines = [e for e in _log_entries(server.log_path) if e.get("request_id") == "lost-file-42"]
+    messages = [entry["message"] for entry in lines]
+    assert any(media_id in message and "missing" in message for message in messages), messages
+    [request_line] = [entry for entry in lines if entry.get("status") == 404]
+    assert request_line["method"] == "GET"
+    assert request_line["path"].endswith(media_id)
+
+
+async def test_metrics_show_connections_held_and_the_wake_ups_they_get(
+    hs_with_metrics: tuple[MatrixClient, str],
+) -> None:
+    hs, url = hs_with_metrics
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    since = (await hs.sync(alice))["next_batch"]
+
+    async def sampled(name: str, **labels: str) -> float:
+        return _sample(await _metrics(url), name, **labels) or 0.0
+
+    wakeups_before = await sampled("homeserver_sync_wakeups_total")
+    polls = [asyncio.create_task(hs.sync(alice, since=since, wait_ms=30_000)) for _ in range(3)]
+    ws = await hs.http.ws_connect(
+        "/_linkchat/v1/sync/stream", headers={"Authorization": f"Bearer {alice.token}"}
+    )
+    await ws.send_str(json.dumps({"since": since}))
+    try:
+
+        async def all_held() -> bool:
+            text = await _metrics(url)
+            return (
+                _sample(text, "homeserver_connections_held", kind="long_poll") == 3
+                and _sample(text, "homeserver_connections_held", kind="stream") == 1
+                and (_sample(text, "homeserver_sync_waiting") or 0) >= 4
+                and (_sample(text, "homeserver_http_requests_in_flight") or 0) >= 4
+            )
+
+        await hs.eventually(all_held)
+        await hs.send(alice, room)
+        await asyncio.gather(*polls)
+        frame = await asyncio.wait_for(ws.receive(), 30)
+        assert frame.type == aiohttp.WSMsgType.TEXT
+    finally:
+        await ws.close()
+
+    async def released() -> bool:
+        text = await _metrics(url)
+        return (
+            _sample(text, "homeserver_connections_held", kind="long_poll") == 0
+            and _sample(text, "homeserver_connections_held", kind="stream") == 0
+        )
+
+    await hs.eventually(released)
+    text = await _metrics(url)
+    assert (_sample(text, "homeserver_sync_wakeups_total") or 0) >= wakeups_before + 4
+    built = sum(
+        _sample(text, "homeserver_syncs_total", source=source) or 0
+        for source in ("memory", "database")
+    )
+    assert built >= 5
+    assert _sample(text, "homeserver_sync_catchups_total") is not None
 
 
 async def test_server_key_is_published_and_self_signed(hs: MatrixClient) -> None:

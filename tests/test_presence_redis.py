@@ -1,4 +1,5 @@
-"""Presence across two real server processes sharing one PostgreSQL and Redis."""
+"""Presence across two real server processes sharing one PostgreSQL, and Redis (or,
+without Redis, PostgreSQL's tables and LISTEN/NOTIFY)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from tests.processes import V3, ServerProcess, call, room_of_two, running_pair
 NO_PRESENCE = json.dumps({"presence": {"not_types": ["*"]}})
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "postgres"])
 def two_processes(
-    fresh_dsn: str, redis_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, fresh_dsn: str, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     # A short offline timeout, so the test can tell a heartbeat from a timeout.
-    config: dict[str, Any] = {
-        "redis": {"url": redis_url},
-        "presence": {"offline_timeout_seconds": 1},
-    }
+    config: dict[str, Any] = {"presence": {"offline_timeout_seconds": 1}}
+    if request.param == "redis":
+        config["redis"] = {"url": request.getfixturevalue("redis_url")}
+    else:
+        config["bus"] = "postgres"
     with running_pair(tmp_path, fresh_dsn, **config) as pair:
         yield pair
 

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -13,7 +14,9 @@ from homeserver.errors import MatrixError
 from homeserver.ratelimit.buckets import Buckets, Level, Limit, take, tokens_now
 from homeserver.ratelimit.limiter import Action, ExemptUsers, RateLimiter
 from homeserver.ratelimit.local import LocalBuckets
+from homeserver.ratelimit.postgres import postgres_buckets
 from homeserver.ratelimit.redis import RedisBuckets
+from homeserver.store.migrate import migrate
 
 TEN_A_SECOND = Limit(per_second=10.0, burst=5)
 
@@ -275,6 +278,46 @@ class TestRedisBuckets(BucketsContract):
 async def test_without_redis_each_process_still_limits_on_its_own() -> None:
     # Nothing listens on port 1: every call to Redis fails at once.
     buckets = RedisBuckets("redis://127.0.0.1:1/0", "test-" + secrets.token_hex(6))
+    try:
+        for _ in range(3):
+            assert await buckets.take("failed_login:@a:x", SLOW, 1) == 0.0
+        assert await buckets.take("failed_login:@a:x", SLOW, 1) > 0
+    finally:
+        await buckets.close()
+
+
+class TestPostgresBuckets(BucketsContract):
+    """Workers without Redis share their buckets in PostgreSQL."""
+
+    @pytest.fixture
+    async def migrated_dsn(self, fresh_dsn: str) -> str:
+        conn = await asyncpg.connect(fresh_dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        return fresh_dsn
+
+    @pytest.fixture
+    async def buckets(self, migrated_dsn: str) -> AsyncIterator[Buckets]:
+        buckets = postgres_buckets(migrated_dsn)
+        yield buckets
+        await buckets.close()
+
+    async def test_two_processes_share_one_bucket(self, migrated_dsn: str) -> None:
+        first, second = postgres_buckets(migrated_dsn), postgres_buckets(migrated_dsn)
+        try:
+            assert await first.take("join:@a:x", SLOW, 2) == 0.0
+            assert await second.take("join:@a:x", SLOW, 1) == 0.0
+            assert await first.take("join:@a:x", SLOW, 1) > 0
+            assert await second.take("join:@a:x", SLOW, 1) > 0
+        finally:
+            await first.close()
+            await second.close()
+
+
+async def test_without_postgres_each_process_still_limits_on_its_own() -> None:
+    buckets = postgres_buckets("postgresql://postgres@127.0.0.1:1/none")
     try:
         for _ in range(3):
             assert await buckets.take("failed_login:@a:x", SLOW, 1) == 0.0

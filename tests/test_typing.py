@@ -1,9 +1,11 @@
-"""Typing notices: set, stop, expiry and who may type, in one process and shared through Redis."""
+"""Typing notices: set, stop, expiry and who may type, in one process and shared
+through Redis or PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -143,16 +145,22 @@ class TestTypingInOneProcess(TypingBehaviour):
         return hs
 
 
-class TestTypingSharedThroughRedis(TypingBehaviour):
+class SharedTyping(TypingBehaviour):
+    """Typing shared by processes; subclasses provide `shared` (the config sharing it)."""
+
     @pytest.fixture
-    async def server(self, start_app: AppFactory, redis_url: str) -> MatrixClient:
-        return await start_app(redis={"url": redis_url})
+    def shared(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def server(self, start_app: AppFactory, shared: dict[str, Any]) -> MatrixClient:
+        return await start_app(**shared)
 
     async def test_typing_set_in_one_process_is_seen_in_another(
-        self, start_app: AppFactory, redis_url: str
+        self, start_app: AppFactory, shared: dict[str, Any]
     ) -> None:
-        first = await start_app(redis={"url": redis_url})
-        second = await start_app(redis={"url": redis_url})
+        first = await start_app(**shared)
+        second = await start_app(**shared)
         _, bob, room = await first.room_of_two()
         since = await second.app[TYPING].current_serial()
         await _type(first, bob, room)
@@ -162,10 +170,10 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
 
     @pytest.mark.window_sources
     async def test_typing_in_one_process_wakes_a_long_poll_in_another(
-        self, start_app: AppFactory, redis_url: str
+        self, start_app: AppFactory, shared: dict[str, Any]
     ) -> None:
-        first = await start_app(redis={"url": redis_url})
-        second = await start_app(redis={"url": redis_url})
+        first = await start_app(**shared)
+        second = await start_app(**shared)
         alice, bob, room = await first.room_of_two()
         initial = await second.ok("GET", "sync", user=alice)
         poll = asyncio.create_task(
@@ -176,6 +184,20 @@ class TestTypingSharedThroughRedis(TypingBehaviour):
         body = await asyncio.wait_for(poll, 5)
         ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
         assert {"type": "m.typing", "content": {"user_ids": [bob.user_id]}} in ephemeral
+
+
+class TestTypingSharedThroughRedis(SharedTyping):
+    @pytest.fixture
+    def shared(self, redis_url: str) -> dict[str, Any]:
+        return {"redis": {"url": redis_url}}
+
+
+class TestTypingSharedThroughPostgres(SharedTyping):
+    """Workers without Redis: typing in PostgreSQL, wake-ups over LISTEN/NOTIFY."""
+
+    @pytest.fixture
+    def shared(self) -> dict[str, Any]:
+        return {"bus": "postgres"}
 
 
 async def test_typing_timeout_is_capped_at_two_minutes(hs: MatrixClient) -> None:

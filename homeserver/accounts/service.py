@@ -16,6 +16,7 @@ from homeserver.accounts import passwords
 from homeserver.accounts.identifiers import (
     check_localpart,
     check_not_reserved,
+    invalid_username,
     localpart_of,
     user_id_for,
 )
@@ -343,6 +344,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             stored = await account_store.password_hash(conn, user_id) if user_id else None
             deactivated = await account_store.user_deactivated(conn, user_id) if user_id else None
+        if deactivated and stored is None:
+            # Deactivation deletes the password: the account says so whatever is typed,
+            # as Synapse does.
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated.")
         if not await passwords.verify_password(password, stored) or user_id is None:
             raise forbidden("Invalid username or password.")
         await self._limiter.give_back(Action.FAILED_LOGIN, account)
@@ -520,3 +525,48 @@ class AccountService:
         if not isinstance(device_ids, list):
             raise missing_param("devices is required.")
         await self._remove_devices(requester.user_id, device_ids)
+
+    # Administration (homeserver/admin): the same facts and secrets, without UIA.
+
+    async def create_account(self, user_id: str, password: str | None) -> None:
+        """An account a server admin makes: no registration policy, no UIA, no device;
+        without a password until one is set. M_USER_IN_USE if the ID is taken."""
+        localpart = localpart_of(user_id, self._server_name)
+        if localpart is None or user_id_for(localpart, self._server_name) != user_id:
+            raise invalid_username(f"{user_id!r} is not a user ID of this server.")
+        check_localpart(localpart, self._server_name)
+        check_not_reserved(localpart)
+        password_hash = await passwords.hash_password(password) if password is not None else None
+        await self._appender.append(
+            Draft(
+                user_id,
+                user_id,
+                types.ACCOUNT,
+                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
+                state_key="",
+            )
+        )
+        if password_hash is not None:
+            async with self._pool.acquire() as conn:
+                await account_store.set_password_hash(conn, user_id, password_hash)
+
+    async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
+        """A server admin sets `user_id`'s password; `logout_devices` ends every session."""
+        password_hash = await passwords.hash_password(new_password)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, user_id, password_hash)
+        if logout_devices:
+            await self.end_sessions(user_id)
+
+    async def forget_password(self, user_id: str) -> None:
+        """The account has no password any more (deactivation): no login by password."""
+        async with self._pool.acquire() as conn:
+            await account_store.delete_password_hash(conn, user_id)
+
+    async def user_devices(self, user_id: str) -> list[Device]:
+        async with self._pool.acquire() as conn:
+            return await account_store.devices(conn, user_id)
+
+    async def remove_devices(self, user_id: str, device_ids: list[str]) -> None:
+        """The devices are removed and their access tokens die (for a server admin)."""
+        await self._remove_devices(user_id, device_ids)

@@ -12,6 +12,9 @@ import asyncpg
 from aiohttp import web
 
 from homeserver.accounts.service import AccountService
+from homeserver.admin.admins import ServerAdmins
+from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.log.appender import Appender
 from homeserver.metrics import Metrics
@@ -27,6 +30,12 @@ METRICS = web.AppKey("metrics", Metrics)
 SIGNING_KEYS = web.AppKey("signing_keys", LiveKeyRing)
 SERVER_NAME = web.AppKey("server_name", str)
 ADMINS = web.AppKey("admins", frozenset)
+# Who is a server admin (the config's `admins` and those flagged through the admin API),
+# and the audit trail every admin action is recorded in (homeserver/admin).
+SERVER_ADMINS = web.AppKey("server_admins", ServerAdmins)
+AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
+# Deactivation: one implementation for POST /account/deactivate and the admin API.
+DEACTIVATION = web.AppKey("deactivation", Deactivation)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # listen.trusted_proxies: the peers whose X-Forwarded-For is believed.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)

@@ -12,9 +12,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, int_param, ok, parse_body, requester
 from homeserver.device_control.service import CommandPage, Device, DeviceService, LoginToken
-from homeserver.errors import invalid_param
 
 DEVICES = web.AppKey("devices", DeviceService)
 
@@ -79,15 +78,6 @@ def _page_json(page: CommandPage) -> dict[str, Any]:
     if page.next_batch is not None:
         body["next_batch"] = page.next_batch
     return body
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or len(raw) > 18:
-        raise invalid_param(f"{name} must be a non-negative integer.")
-    return int(raw)
 
 
 # POST /_linkchat/v1/devices
@@ -160,7 +150,7 @@ async def list_commands(request: web.Request) -> web.Response:
         caller.user_id,
         request.match_info["device_user_id"],
         request.query.get("status"),
-        _int_param(request, "from", 0),
-        _int_param(request, "limit", DEFAULT_COMMANDS_PAGE),
+        int_param(request, "from", 0),
+        int_param(request, "limit", DEFAULT_COMMANDS_PAGE),
     )
     return ok(_page_json(page))

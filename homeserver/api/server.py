@@ -67,7 +67,7 @@ async def health(request: web.Request) -> web.Response:
         async with request.app[POOL].acquire(timeout=5) as conn:
             await conn.fetchval("SELECT 1")
     except Exception:
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+        return ok({"status": "unavailable", "database": "unreachable"}, status=503)
     return ok({"status": "ok", "database": "ok"})
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
+from homeserver.api.app_keys import METRICS
 from homeserver.api.filters import FILTERS
 from homeserver.api.presence import PRESENCE
-from homeserver.api.requests import requester
+from homeserver.api.requests import json_response, requester
 from homeserver.errors import invalid_param
 from homeserver.events.client_format import encode_body
 from homeserver.sync.options import options_from_filter
@@ -40,16 +43,19 @@ async def sync(request: web.Request) -> web.Response:
         raise invalid_param(f"set_presence must be one of {', '.join(PRESENCE_STATES)}.")
     full_state = query.get("full_state", "false") == "true"
     sync_filter = await request.app[FILTERS].resolve(caller.user_id, query.get("filter"))
+    timeout_ms = _timeout_ms(query.get("timeout"))
+    held: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if timeout_ms:
+        held = request.app[METRICS].held.holding("long_poll")
     async with request.app[PRESENCE].syncing(caller.user_id, presence):
-        result = await request.app[SYNC].wait_for_changes(
-            caller.user_id,
-            caller.device_id,
-            since,
-            _timeout_ms(query.get("timeout")),
-            options_from_filter(sync_filter),
-            full_state,
-        )
+        with held:
+            result = await request.app[SYNC].wait_for_changes(
+                caller.user_id,
+                caller.device_id,
+                since,
+                timeout_ms,
+                options_from_filter(sync_filter),
+                full_state,
+            )
     # Encoded here, not by `ok`: the body holds events already encoded (events/client_format.py).
-    return web.Response(
-        body=encode_body(result.body), content_type="application/json", charset="utf-8"
-    )
+    return json_response(encode_body(result.body))

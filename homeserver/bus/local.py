@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from homeserver.bus.base import Handler
 
@@ -12,6 +13,8 @@ log = logging.getLogger(__name__)
 class LocalBus:
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
+        self.connected = True
+        self.dropped = 0
 
     async def start(self) -> None:
         return None
@@ -21,6 +24,9 @@ class LocalBus:
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
+
+    def on_resumed(self, callback: Callable[[], None]) -> None:
+        return None  # never loses a message
 
     async def publish(self, channel: str, message: str) -> None:
         deliver(self._handlers.get(channel, ()), message)

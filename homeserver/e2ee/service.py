@@ -495,6 +495,24 @@ def _cross_signing_key(value: JsonDict, user_id: str, usage: str) -> CrossSignin
     return key
 
 
+# Memberships that count as sharing a room for device lists: as Synapse, an invitee
+# too, for the clients that encrypt for invited members.
+SHARING = ("join", "invite")
+
+
+def started_sharing(before: str | None, after: str | None) -> bool | None:
+    """Whether a membership move of another user in a room one is joined to makes them
+    start sharing it (True) or stop (False); None when neither (a new display name is
+    a join after a join)."""
+    if after == "join":
+        return True if before != "join" else None
+    if after == "invite":
+        return True if before not in SHARING else None
+    if before in SHARING:
+        return False
+    return None
+
+
 async def device_list_changes(
     conn: asyncpg.Connection, user_id: str, after: int, upto: int
 ) -> tuple[set[str], set[str]]:
@@ -502,8 +520,19 @@ async def device_list_changes(
     share a room with `user_id` and whose device list changed or who started sharing one,
     and users who stopped sharing any."""
     changed = await key_store.changed_sharing_a_room(conn, user_id, after, upto)
-    joined, departed = await key_store.members_changed_since(conn, user_id, after, upto)
-    sharing = await key_store.sharing_a_room(conn, user_id, joined | departed)
-    changed |= joined & sharing
+    joined: set[str] = set()
+    departed: set[str] = set()
+    for move in await key_store.members_changed_since(conn, user_id, after, upto):
+        if move.mine_after == "join" and move.mine_before == "join":
+            started = started_sharing(move.before, move.after)
+            if started is not None:
+                (joined if started else departed).add(move.user_id)
+        elif move.mine_after == "join":  # they joined: everyone in the room is new to them
+            if move.after == "join":
+                joined.add(move.user_id)
+        elif move.mine_before == "join" and move.after == "join":  # they left
+            departed.add(move.user_id)
+    changed |= joined
+    sharing = await key_store.sharing_a_room(conn, user_id, departed - changed)
     left = departed - sharing - changed
     return changed, left

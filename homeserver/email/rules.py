@@ -56,8 +56,9 @@ def authorize_binding(state: RoomState, draft: Draft, facts: BindingFacts) -> No
         raise forbidden("Only its owner may bind an address to an account.")
     if not draft.content:
         return  # a removal
-    if draft.content.get("medium") != "email":
-        raise forbidden("Only email addresses can be bound.")
+    # Phone numbers only as an admin sets them (PUT /_synapse/admin/v2/users).
+    if draft.content.get("medium") not in ("email", "msisdn"):
+        raise forbidden("Only email addresses and phone numbers can be bound.")
     holder = facts.owners.get(draft.state_key or "")
     if holder is not None and holder != draft.room_id:
         raise in_use()

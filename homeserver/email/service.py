@@ -397,7 +397,75 @@ class EmailService:
                 Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=hashed)
             )
         async with self._pool.acquire() as conn:
-            await store.erase_address(conn, MEDIUM, hashed)
+            await store.erase_address(conn, hashed)
+
+    async def bindings(self, user_id: str) -> list[store.Binding]:
+        async with self._pool.acquire() as conn:
+            return await store.bindings(conn, user_id)
+
+    async def replace_bindings(self, user_id: str, wanted: list[tuple[str, str]]) -> None:
+        """An admin's PUT: `user_id` holds exactly `wanted` (normalised (medium, address)
+        pairs), in one append group: all of it, or nothing and M_THREEPID_IN_USE."""
+        now = _now_ms()
+        hashes = {
+            await self._hash(medium, address): (medium, address) for medium, address in wanted
+        }
+        async with self._pool.acquire() as conn:
+            held = {row.address_hash for row in await store.bindings(conn, user_id)}
+            for hashed, (medium, address) in hashes.items():
+                if hashed not in held:
+                    await store.keep_address(conn, medium, hashed, address)
+        drafts = [
+            Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=hashed)
+            for hashed in sorted(held - hashes.keys())
+        ] + [
+            Draft(
+                user_id,
+                user_id,
+                types.ACCOUNT_THREEPID,
+                {"medium": medium, "validated_ts": now, "added_ts": now},
+                state_key=hashed,
+            )
+            for hashed, (medium, _address) in hashes.items()
+            if hashed not in held
+        ]
+        try:
+            if drafts:
+                await self._appender.append_group(drafts)
+        finally:
+            async with self._pool.acquire() as conn:
+                for hashed in held - hashes.keys():
+                    await store.erase_address(conn, hashed)
+                await store.erase_unbound_addresses(conn)
+
+    async def adopt_admin_threepids(self) -> None:
+        """Move what the admin API stored outside the log before this capability (the
+        table of migration 0023) into bindings; each row is deleted once moved."""
+        async with self._pool.acquire() as conn:
+            rows = await store.legacy_admin_threepids(conn)
+        by_user: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            by_user.setdefault(row["user_id"], []).append((row["medium"], row["address"]))
+        for user_id, pairs in by_user.items():
+            current = [
+                (row.medium, row.address)
+                for row in await self.bindings(user_id)
+                if row.address is not None
+            ]
+            try:
+                await self.replace_bindings(user_id, list(dict.fromkeys([*current, *pairs])))
+            except MatrixError as refused:
+                log.warning("admin threepids of %s not moved: %s", user_id, refused.error)
+                continue
+            async with self._pool.acquire() as conn:
+                for medium, address in pairs:
+                    await store.forget_legacy_admin_threepid(conn, medium, address)
+
+    async def _hash(self, medium: str, address: str) -> str:
+        if self._key is None:
+            await self.hash_of("")
+        assert self._key is not None
+        return address_hash(self._key, medium, address)
 
     async def erase_user(self, user_id: str) -> None:
         """Remove every address of an account and forget them (deactivation, erasure)."""
@@ -412,7 +480,7 @@ class EmailService:
             )
         async with self._pool.acquire() as conn:
             for row in rows:
-                await store.erase_address(conn, row.medium, row.address_hash)
+                await store.erase_address(conn, row.address_hash)
 
 
 class EmailIdentityStage:

@@ -48,6 +48,20 @@ MEDIA = "com.linkchat.media"
 # while its state event of this type (state key "") says {"visibility": "public"}.
 ROOM_DIRECTORY = "com.linkchat.room.directory"
 
+# Reports (homeserver/moderation): facts of the moderation chain, which only
+# server admins read (never served to clients), sent by the reporter
+# (events/content/reports.py): an event, a room or a user reported, and a report
+# an admin deleted. A report's ID is its stream position.
+REPORT_EVENT = "com.linkchat.report.event"
+REPORT_ROOM = "com.linkchat.report.room"
+REPORT_USER = "com.linkchat.report.user"
+REPORT_DELETED = "com.linkchat.report.deleted"
+REPORT_TYPES = frozenset({REPORT_EVENT, REPORT_ROOM, REPORT_USER})
+# Mutes (homeserver/moderation): state in the room, keyed by "_" + the muted user, kept by
+# the server alongside the m.room.power_levels change that lowers the user below
+# events_default (events/content/mutes.py); {} once lifted.
+MUTE = "com.linkchat.mute"
+
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send
 # commands, the device answers with results, the server's system user appends
@@ -85,6 +99,16 @@ IGNORED_USER_LIST = "m.ignored_user_list"
 ACCOUNT_THREEPID = "com.linkchat.account.threepid"
 TAG = "m.tag"
 
+# Moderation (homeserver/admin): one chain per server, named by
+# `moderation_chain(server_name)`, which only server admins read. Every admin
+# action is an ADMIN_ACTION fact there (who: the sender; when: its
+# origin_server_ts; {action, target?, reason?, details?}: what, on whom, why),
+# appended with the facts the action changes (events/content/admin.py). A user
+# flagged a server admin through the admin API is SERVER_ADMIN state there,
+# keyed by the user ID, {"admin": bool}.
+ADMIN_ACTION = "com.linkchat.admin.action"
+SERVER_ADMIN = "com.linkchat.admin.server_admin"
+
 
 def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")
@@ -104,3 +128,16 @@ def is_account_chain(chain_id: str) -> bool:
 
 def is_alias_chain(chain_id: str) -> bool:
     return chain_id.startswith("#")
+
+
+# The sigil of moderation chains: no Matrix identifier starts with it.
+MODERATION_SIGIL = "~"
+
+
+def moderation_chain(server_name: str) -> str:
+    """The chain of the server's admin actions and moderation facts."""
+    return f"{MODERATION_SIGIL}moderation:{server_name}"
+
+
+def is_moderation_chain(chain_id: str) -> bool:
+    return chain_id.startswith(MODERATION_SIGIL)

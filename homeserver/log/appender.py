@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from homeserver import logs
 from homeserver.errors import MatrixError, not_found, too_large, unknown
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
@@ -58,6 +59,8 @@ MAX_EVENT_BYTES = 65_536
 class _Request:
     drafts: Sequence[Draft]
     done: asyncio.Future[list[Event]]
+    # The HTTP request it serves (logs.py): the appender's task logs on its behalf.
+    request_id: str | None = field(default_factory=logs.request_id.get)
 
 
 class Appender:
@@ -128,7 +131,11 @@ class Appender:
             try:
                 await self._write(batch)
             except Exception:
-                log.exception("append batch of %d requests failed", len(batch))
+                log.exception(
+                    "append batch of %d requests failed (request IDs: %s)",
+                    len(batch),
+                    " ".join(str(request.request_id) for request in batch),
+                )
                 self._states.clear()
                 if len(batch) == 1:
                     self._fail(batch[0])
@@ -139,7 +146,8 @@ class Appender:
                     try:
                         await self._write([request])
                     except Exception:
-                        log.exception("append request failed on its own")
+                        with logs.serving(request.request_id):
+                            log.exception("append request failed on its own")
                         self._states.clear()
                         self._fail(request)
 

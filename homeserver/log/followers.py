@@ -1,7 +1,7 @@
 """Durable followers: whatever reacts to the log, once per event, in one process at a time.
 
-A follower (command expiry now; push, notification emails, device lists and
-expiring mutes later) has a name and a tracking position in PostgreSQL
+A follower (command expiry, mute expiry, push; notification emails and device
+lists later) has a name and a tracking position in PostgreSQL
 (`follower_positions`). The runner, `Followers`, one per process:
 
 - holds the follower's **lease** before it runs it: a session advisory lock
@@ -22,6 +22,8 @@ expiring mutes later) has a name and a tracking position in PostgreSQL
   moved compare-and-set first thing in that transaction: should two
   processes ever both believe they hold the lease, the second to handle a
   batch finds the position moved and rolls back.
+- says where it got to (`FollowerPositions`) after each batch it recorded,
+  so whoever waits for it (push counts) is woken, in any process.
 - is woken by every commit, of this process (the appender) or another (the
   bus), through `wake()`, and otherwise looks again every `catch_up_seconds`
   as a safety net; it never polls the log in a loop. A burst of commits makes
@@ -66,7 +68,7 @@ How the next followers fit:
   is due.
 - **E2EE device lists**: `handle` only: it writes the changed users' rows in
   the transaction.
-- **Expiring mutes**, like command expiry (device_control/expiry.py): the
+- **Expiring mutes** (moderation/mute_expiry.py), like command expiry: the
   schedule is a projection of the log, `lead` rebuilds its timers from it,
   and the event it appends when a time comes is refused if already there.
 
@@ -90,6 +92,7 @@ import asyncpg
 
 from homeserver.alarm import Alarm
 from homeserver.events.model import Event
+from homeserver.log.positions import FollowerPositions
 from homeserver.store import followers as follower_store
 
 log = logging.getLogger(__name__)
@@ -192,8 +195,10 @@ class Followers:
         lease_check_seconds: float = 2.0,
         batch_size: int = 500,
         clock: Callable[[], float] = time.time,
+        positions: FollowerPositions | None = None,
     ) -> None:
         self._pool = pool
+        self._positions = positions
         self._dsn = dsn
         self._catch_up = catch_up_seconds
         self._check = lease_check_seconds
@@ -387,6 +392,8 @@ class Followers:
                         after = await follower.handle(conn, piece.events)
                 progress.persisted = piece.end
                 progress.recorded_at = time.monotonic()
+                if self._positions is not None:
+                    self._positions.recorded(follower.name, piece.end)
         # Past a stretch without events of its types, it moves on in memory and
         # records that only every EMPTY_PROGRESS_SECONDS.
         progress.position = status.position = piece.end

@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar, cast
 
 import asyncpg
 
+from homeserver.errors import forbidden
 from homeserver.events.model import Draft, Event, StateEdit, state_changed
 from homeserver.projections.room_state import RoomState
 
@@ -28,6 +29,7 @@ from homeserver.projections.room_state import RoomState
 ROOM = "!"
 ACCOUNT = "@"
 ALIAS = "#"
+MODERATION = "~"
 
 
 class BatchFacts(Protocol):
@@ -76,7 +78,8 @@ class ChainRules:
         self._loaders: list[FactsLoader[BatchFacts]] = []
 
     def add(self, chain: str, event_types: Collection[str], rule: Rule) -> None:
-        """Decide drafts of these types in chains of this kind (ROOM, ACCOUNT, ALIAS) by `rule`."""
+        """Decide drafts of these types in chains of this kind (ROOM, ACCOUNT, ALIAS,
+        MODERATION) by `rule`."""
         self._bind(chain, event_types, lambda state, draft, _facts: rule(state, draft))
 
     def add_for_every_type(self, chain: str, rule: Rule) -> None:
@@ -107,8 +110,8 @@ class ChainRules:
 
     @staticmethod
     def _check_chain(chain: str) -> None:
-        if chain not in (ROOM, ACCOUNT, ALIAS):
-            raise ValueError(f"no chain {chain!r}: ROOM, ACCOUNT or ALIAS")
+        if chain not in (ROOM, ACCOUNT, ALIAS, MODERATION):
+            raise ValueError(f"no chain {chain!r}: ROOM, ACCOUNT, ALIAS or MODERATION")
 
     async def load_facts(self, conn: asyncpg.Connection, drafts: Sequence[Draft]) -> Facts:
         return Facts(tuple([await load(conn, drafts) for load in self._loaders]))
@@ -124,6 +127,9 @@ class ChainRules:
                 raise state_changed(draft.type)
         self._chain_rule(state, draft, redacted_sender)
         chain = draft.room_id[:1]
+        # Moderation chains hold only the types a capability gave rules for.
+        if chain == MODERATION and (chain, draft.type) not in self._rules:
+            raise forbidden(f"{draft.type} is not a moderation fact")
         for rule in self._rules.get((chain, draft.type), ()):
             rule(state, draft, facts)
         for every in self._every_type.get(chain, ()):

@@ -57,6 +57,7 @@ from homeserver.presence.rules import (
 from homeserver.presence.state import (
     Change,
     LocalPresenceState,
+    PostgresPresenceState,
     PresenceState,
     RedisPresenceState,
     now_ms,
@@ -465,14 +466,16 @@ def create_presence_service(
     max_room_members: int,
     redis: aioredis.Redis | None,
     namespace: str,
+    shared_in_postgres: bool = False,
 ) -> PresenceService:
-    """Shared through Redis when the server has a Redis client, else in this process."""
+    """Shared through Redis when the server has a Redis client, through PostgreSQL
+    for processes without Redis (`shared_in_postgres`), else in this process."""
     timeouts = Timeouts(idle_timeout_seconds * 1000, offline_timeout_seconds * 1000)
-    state: PresenceState = (
-        RedisPresenceState(redis, namespace, timeouts)
-        if redis is not None
-        else LocalPresenceState(timeouts)
-    )
+    state: PresenceState = LocalPresenceState(timeouts)
+    if redis is not None:
+        state = RedisPresenceState(redis, namespace, timeouts)
+    elif shared_in_postgres:
+        state = PostgresPresenceState(pool, timeouts)
     return PresenceService(
         pool, notifier, bus, state, timeouts, enabled=enabled, max_room_members=max_room_members
     )

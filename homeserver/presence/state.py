@@ -1,4 +1,5 @@
-"""Where presence records live: this process's memory, or Redis shared by processes.
+"""Where presence records live: this process's memory, or Redis (or, without Redis,
+PostgreSQL) shared by processes.
 
 Both stores keep, per user, a `UserPresence`; a global stream position bumped
 by every visible change (presence, status message, currently active) and the
@@ -21,9 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import asyncpg
 import redis.asyncio as aioredis
 
 from homeserver.presence.rules import NOBODY, STATES, Timeouts, UserPresence, deadline
+from homeserver.store import presence_state as shared_store
 
 Change = Callable[[UserPresence], UserPresence]
 # Two writers racing on one user in Redis retry; this many conflicts in a row is a bug.
@@ -275,3 +278,84 @@ class RedisPresenceState:
             pipe.zrangebyscore(self._deadlines, f"({now}", "+inf", start=0, num=1, withscores=True)
             due, upcoming = await pipe.execute()
         return list(due), int(upcoming[0][1]) if upcoming else None
+
+
+class PostgresPresenceState:
+    """Several processes without Redis: the tables of migrations/0022. As in Redis, a
+    change reads the record, computes the new one in Python and commits it if the
+    version read still holds; the loser retries."""
+
+    def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts) -> None:
+        self._pool = pool
+        self._timeouts = timeouts
+
+    async def open(self) -> None:
+        async with self._pool.acquire() as conn:
+            await shared_store.open_position(conn, now_ms())
+
+    async def position(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await shared_store.position(conn)
+
+    async def get(self, user_ids: Sequence[str]) -> dict[str, UserPresence]:
+        if not user_ids:
+            return {}
+        async with self._pool.acquire() as conn:
+            rows = await shared_store.records(conn, user_ids)
+        return {row["user_id"]: _from_row(row) for row in rows}
+
+    async def update(self, user_id: str, change: Change, *, reschedule: bool = False) -> Updated:
+        async with self._pool.acquire() as conn:
+            for _ in range(MAX_ATTEMPTS):
+                rows = await shared_store.records(conn, [user_id])
+                old = _from_row(rows[0]) if rows else NOBODY
+                version = int(rows[0]["version"]) if rows else 0
+                new = change(old)
+                if new == old and not (reschedule and version):
+                    return Updated(old, False, False)
+                visible = new.visible() != old.visible()
+                fields = (
+                    new.presence,
+                    new.status_msg,
+                    new.currently_active,
+                    new.last_active_ts,
+                    new.last_sync_ts,
+                    new.chosen_ts,
+                )
+                try:
+                    position = await shared_store.commit(
+                        conn,
+                        user_id,
+                        version,
+                        old.position,
+                        visible,
+                        deadline(new, self._timeouts),
+                        fields,
+                    )
+                except shared_store.Conflict:
+                    continue
+                return Updated(replace(new, position=position), new != old, visible)
+        raise RuntimeError(f"presence of {user_id} kept changing under {MAX_ATTEMPTS} attempts")
+
+    async def changed(self, after: int, upto: int) -> list[str]:
+        if upto <= after:
+            return []
+        async with self._pool.acquire() as conn:
+            return await shared_store.changed(conn, after, upto)
+
+    async def due(self, now: int, limit: int) -> tuple[list[str], int | None]:
+        async with self._pool.acquire() as conn:
+            return await shared_store.due(conn, now, limit)
+
+
+def _from_row(row: asyncpg.Record) -> UserPresence:
+    presence = row["presence"]
+    return UserPresence(
+        presence=presence if presence in STATES else "offline",
+        status_msg=row["status_msg"],
+        currently_active=row["currently_active"],
+        last_active_ts=row["last_active_ts"],
+        last_sync_ts=row["last_sync_ts"],
+        position=row["position"],
+        chosen_ts=row["chosen_ts"],
+    )

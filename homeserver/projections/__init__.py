@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from homeserver.events.model import Event
-from homeserver.projections import accounts, relations, room_directory, rooms, search, threepids
+from homeserver.projections import (
+    accounts,
+    admin,
+    relations,
+    room_directory,
+    rooms,
+    search,
+    threepids,
+)
 from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
 from homeserver.projections import media as media_records
+from homeserver.projections import mutes as room_mutes
 from homeserver.projections import profiles as user_profiles
+from homeserver.projections import reports as moderation_reports
 from homeserver.projections.changes import Change
 
 _REDUCERS = (
@@ -22,6 +32,9 @@ _REDUCERS = (
     user_profiles.changes,
     device_commands.changes,
     e2ee_keys.changes,
+    moderation_reports.changes,
+    room_mutes.changes,
+    admin.changes,
     threepids.changes,
 )
 

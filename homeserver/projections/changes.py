@@ -68,7 +68,7 @@ EVENT_RELATIONS = Table(
     ("event_id", "room_id", "relates_to", "rel_type", "type", "sender", "aggregation_key"),
 )
 ROOM_ALIASES = Table("room_aliases", ("alias",), ("alias", "room_id", "creator"))
-USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind"))
+USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind", "erased"))
 DEVICES = Table(
     "devices", ("user_id", "device_id"), ("user_id", "device_id", "display_name", "created_ts")
 )
@@ -168,7 +168,9 @@ DEVICE_COMMAND_RESULTS = Table(
 
 # Profiles and the user directory (projections/profiles.py).
 PROFILES = Table("profiles", ("user_id",), ("user_id", "displayname", "avatar_url"))
-USER_DIRECTORY_PUBLIC_ROOMS = Table("user_directory_public_rooms", ("room_id",), ("room_id",))
+USER_DIRECTORY_PUBLIC_ROOMS = Table(
+    "user_directory_public_rooms", ("room_id", "reason"), ("room_id", "reason")
+)
 
 # End-to-end encryption keys and signatures, and when each user's device list
 # last changed (projections/e2ee.py).
@@ -190,9 +192,54 @@ E2E_SIGNATURES = Table(
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
 USER_THREEPIDS = Table(
     "user_threepids",
-    ("user_id", "medium", "address_hash"),
-    ("user_id", "medium", "address_hash", "validated_ts", "added_ts", "stream_position"),
+    ("user_id", "address_hash"),
+    ("user_id", "address_hash", "medium", "validated_ts", "added_ts", "stream_position"),
 )
+
+# Reports of events, rooms and users, from the moderation chain (projections/reports.py);
+# `id` is the report fact's stream position, `user_id` the reporter.
+EVENT_REPORTS = Table(
+    "event_reports",
+    ("id",),
+    ("id", "received_ts", "room_id", "event_id", "user_id", "reason", "score"),
+)
+ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "user_id", "reason"))
+USER_REPORTS = Table(
+    "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
+)
+# Mutes in force, from the rooms' com.linkchat.mute state (projections/mutes.py).
+ROOM_MUTES = Table(
+    "room_mutes",
+    ("room_id", "user_id"),
+    (
+        "room_id",
+        "user_id",
+        "event_id",
+        "muted_by",
+        "level",
+        "previous_level",
+        "muted_ts",
+        "expires_ts",
+        "reason",
+        "stream_position",
+    ),
+)
+# Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
+ADMIN_ACTIONS = Table(
+    "admin_actions",
+    ("event_id",),
+    (
+        "event_id",
+        "stream_position",
+        "ts",
+        "admin_id",
+        "action",
+        "target",
+        "reason",
+        "details",
+    ),
+)
+SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -223,5 +270,11 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    EVENT_REPORTS,
+    ROOM_REPORTS,
+    USER_REPORTS,
+    ROOM_MUTES,
+    ADMIN_ACTIONS,
+    SERVER_ADMINS,
     USER_THREEPIDS,
 )

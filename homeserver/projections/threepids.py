@@ -15,8 +15,7 @@ def changes(event: Event) -> list[Change]:
         return []
     key = {"user_id": event.room_id, "address_hash": event.state_key}
     if not isinstance(medium, str):
-        # A removal ({}): the medium is in the hash's own key, so delete either medium's row.
-        return [Delete(USER_THREEPIDS, {**key, "medium": "email"})]
+        return [Delete(USER_THREEPIDS, key)]  # a removal ({})
     return [
         Upsert(
             USER_THREEPIDS,

@@ -23,7 +23,6 @@ for every member it is counted for (`EventView`s are kept per event).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from homeserver.events.model import Event
+from homeserver.log.positions import FollowerPositions
 from homeserver.push.evaluation import (
     MAIN_THREAD,
     RulesBook,
@@ -51,9 +51,10 @@ ROOMS_KEPT = 50_000
 VIEWS_KEPT = 20_000
 # The most positions past the push follower a sync evaluates itself.
 MAX_TAIL_POSITIONS = 5_000
-# How long a sync waits for the push follower after the user changed their rules.
-FOLLOWER_WAIT_SECONDS = 3.0
-FOLLOWER_POLL_SECONDS = 0.02
+# The longest a sync waits for the push follower after the user changed their rules
+# (woken when the follower records a position: log/positions.py). It takes
+# milliseconds, unless no process runs the follower (a takeover, for seconds).
+FOLLOWER_WAIT_SECONDS = 10.0
 
 
 def add(counts: RoomCounts, thread: str, highlight: bool) -> None:
@@ -117,8 +118,9 @@ class Window:
 
 
 class NotificationCounter:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, positions: FollowerPositions) -> None:
         self._pool = pool
+        self._positions = positions
         self._book = RulesBook()
         self._users: OrderedDict[str, _User] = OrderedDict()
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
@@ -278,14 +280,17 @@ class NotificationCounter:
         return await self._evaluate(user_id, generation, window.events_by_room, ignored, upto)
 
     async def _after_follower(
-        self, conn: asyncpg.Connection, user_id: str, rooms: list[str], upto: int
+        self, user_id: str, rooms: list[str], upto: int
     ) -> tuple[int, dict[str, RoomCounts], push_store.ReadPositions]:
+        """The counts once the push follower reached `upto`, or as far as it got in
+        FOLLOWER_WAIT_SECONDS."""
         deadline = time.monotonic() + FOLLOWER_WAIT_SECONDS
-        while True:
-            found = await push_store.unread_notifications(conn, user_id, rooms, upto)
-            if found[0] >= upto or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(FOLLOWER_POLL_SECONDS)
+        with self._positions.watching(push_store.FOLLOWER_NAME, upto) as reached:
+            while True:
+                async with self._pool.acquire() as conn:
+                    found = await push_store.unread_notifications(conn, user_id, rooms, upto)
+                if found[0] >= upto or not await reached.sleep(deadline - time.monotonic()):
+                    return found
 
     async def counts(
         self,
@@ -301,17 +306,17 @@ class NotificationCounter:
             follower, counts, read = await push_store.unread_notifications(
                 conn, user_id, rooms, upto
             )
-            if follower < upto and await push_store.account_facts_changed(
+            # The user changed their rules or ignore list after the follower's
+            # position: the events before that change count by the rules of then,
+            # which the follower applies. Give it a moment to get there.
+            wait = follower < upto and await push_store.account_facts_changed(
                 conn, user_id, follower, upto
-            ):
-                # The user changed their rules or ignore list after the follower's
-                # position: the events before that change count by the rules of then,
-                # which the follower applies. Give it a moment to get there.
-                follower, counts, read = await self._after_follower(conn, user_id, rooms, upto)
-            # A follower far behind (first started on a long log) is not replaced by
-            # evaluating all it has left here: only the newest stretch is counted.
-            tail_from = max(follower, upto - MAX_TAIL_POSITIONS)
-            tail = await push_store.events_after(conn, rooms, tail_from, upto)
+            )
+            tail = [] if wait else await _tail(conn, rooms, follower, upto)
+        if wait:
+            follower, counts, read = await self._after_follower(user_id, rooms, upto)
+            async with self._pool.acquire() as conn:
+                tail = await _tail(conn, rooms, follower, upto)
         result: dict[str, RoomCounts] = {room_id: counts.get(room_id, {}) for room_id in rooms}
         if tail:
             # What the follower has not reached yet, counted as it will count it: events
@@ -324,3 +329,12 @@ class NotificationCounter:
             for room_id, extra in more.items():
                 result[room_id] = merged(result[room_id], extra)
         return result
+
+
+async def _tail(
+    conn: asyncpg.Connection, rooms: list[str], follower: int, upto: int
+) -> list[Event]:
+    """The events the follower has not reached. One far behind (first started on a long
+    log) is not replaced by evaluating all it has left here: only the newest stretch."""
+    after = max(follower, upto - MAX_TAIL_POSITIONS)
+    return await push_store.events_after(conn, rooms, after, upto)

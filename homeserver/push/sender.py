@@ -21,11 +21,14 @@ notifications, and queues them for each member's pushers (log/followers.py).
 
 The rows commit with the follower's position: a crash loses or doubles none.
 `lead` delivers the outbox (push/delivery.py): one sender per pusher, in order,
-retried with backoff while its gateway is down, without holding up the others.
+retried with backoff while its gateway is down, without holding up the others;
+and it prunes notifications older than `push.notifications_kept_days`
+(push/pruning.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -50,6 +53,7 @@ from homeserver.push.evaluation import (
     thread_of,
     view_of,
 )
+from homeserver.push.pruning import NotificationPruner
 from homeserver.push.rules import CompiledRules, Outcome, Recipient, RoomFacts, evaluate_group
 from homeserver.store import push as push_store
 
@@ -129,12 +133,14 @@ class PushFollower:
         self,
         pool: asyncpg.Pool,
         delivery: Delivery,
+        pruner: NotificationPruner,
         *,
         max_event_age_ms: int = 3_600_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._pool = pool
         self._delivery = delivery
+        self._pruner = pruner
         self._max_age_ms = max_event_age_ms
         self._clock = clock
         self._book = RulesBook()
@@ -143,7 +149,9 @@ class PushFollower:
         self._ignored: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     async def lead(self) -> None:
-        await self._delivery.run()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._delivery.run(), name="push-delivery")
+            group.create_task(self._pruner.run(), name="push-pruning")
 
     async def handle(self, conn: asyncpg.Connection, events: Sequence[Event]) -> AfterCommit | None:
         try:

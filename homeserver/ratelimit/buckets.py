@@ -65,6 +65,10 @@ def full_at(level: Level, limit: Limit) -> float:
     return level.at + (limit.burst - level.tokens) / limit.per_second
 
 
+class StoreUnavailable(Exception):
+    """A shared store of buckets (Redis, PostgreSQL) could not answer."""
+
+
 class Buckets(Protocol):
     """Where the buckets live. `name` identifies one bucket (action and key)."""
 

@@ -32,6 +32,8 @@ class Action(StrEnum):
     THREEPID_TOKEN = "threepid_token"  # email/phone validation tokens requested
     MEDIA_UPLOAD_BYTES = "media_upload_bytes"  # bytes uploaded per user
     REPORT = "report"  # content reports per user
+    KEY_QUERY = "key_query"  # POST /keys/query requests per user
+    KEY_CLAIM = "key_claim"  # one-time keys asked for in POST /keys/claim, per user
 
 
 class Exemptions(Protocol):

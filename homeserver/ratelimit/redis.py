@@ -24,17 +24,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from homeserver.ratelimit.buckets import Limit
+from homeserver.ratelimit.buckets import Limit, StoreUnavailable
 from homeserver.ratelimit.local import LocalBuckets
-from homeserver.ratelimit.resp import RedisUnavailable, ScriptConnection
+from homeserver.ratelimit.resp import Reply, ScriptConnection
 
 log = logging.getLogger(__name__)
-
-RETRY_SECONDS = 5.0
-# A Redis that hangs must not hang every limited request with it.
-TIMEOUT_SECONDS = 1.0
 
 RETRY_SECONDS = 5.0
 # A Redis that hangs must not hang every limited request with it.
@@ -95,9 +93,31 @@ class _Check:
 _Waiting = tuple[_Check, "asyncio.Future[float]"]
 
 
+class TakeScript(Protocol):
+    """Runs the take of a batch where the buckets are shared: keys, and four
+    arguments per key (per_second, burst, cost, force); a wait in ms per key.
+    Raises StoreUnavailable when the store cannot answer."""
+
+    async def run(self, keys: Sequence[str], args: Sequence[str]) -> Reply: ...
+
+    async def close(self) -> None: ...
+
+
 class RedisBuckets:
-    def __init__(self, url: str, namespace: str, fallback: LocalBuckets | None = None) -> None:
-        self._redis = ScriptConnection(url, _TAKE, TIMEOUT_SECONDS)
+    """Buckets shared by every process: in Redis, or in another shared store
+    whose `script` takes a batch the same way (ratelimit/postgres.py)."""
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        fallback: LocalBuckets | None = None,
+        *,
+        script: TakeScript | None = None,
+        store_name: str = "Redis",
+    ) -> None:
+        self._redis: TakeScript = script or ScriptConnection(url, _TAKE, TIMEOUT_SECONDS)
+        self._store = store_name
         self._prefix = f"linkchat:{namespace}:ratelimit:"
         self._fallback = fallback or LocalBuckets()
         # monotonic time before which Redis is not tried again; 0.0 while it answers.
@@ -183,18 +203,21 @@ class RedisBuckets:
                     else []
                 )
                 if len(waits_ms) != len(batch):
-                    raise RedisUnavailable(f"unexpected reply {reply!r:.80}")
-            except RedisUnavailable as error:
+                    raise StoreUnavailable(f"unexpected reply {reply!r:.80}")
+            except StoreUnavailable as error:
                 if not self._down_until:
                     log.warning(
-                        "rate limits: Redis unreachable (%s); each process limits on its own"
+                        "rate limits: %s unreachable (%s); each process limits on its own"
                         " until it is back",
+                        self._store,
                         error,
                     )
                 self._down_until = time.monotonic() + RETRY_SECONDS
             else:
                 if self._down_until:
-                    log.warning("rate limits: Redis reachable again; limits are shared again")
+                    log.warning(
+                        "rate limits: %s reachable again; limits are shared again", self._store
+                    )
                     self._down_until = 0.0
                 return [wait_ms / 1000 for wait_ms in waits_ms]
         return [

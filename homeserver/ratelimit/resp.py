@@ -20,10 +20,12 @@ from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
+from homeserver.ratelimit.buckets import StoreUnavailable
+
 Reply = int | str | bytes | list["Reply"] | None
 
 
-class RedisUnavailable(Exception):
+class RedisUnavailable(StoreUnavailable):
     """The script could not be run: no connection, a timeout, or an error reply."""
 
 

@@ -1,6 +1,6 @@
 """What of a room one user may see: the one place that decides it for every endpoint
 serving a room's events or state (/event, /context, /messages, /relations, /state,
-/members, /search, /sync and its stream, and whatever serves events next).
+/members, /aliases, /search, /sync and its stream, and whatever serves events next).
 
 Two questions, asked as Synapse asks them:
 
@@ -15,6 +15,9 @@ Two questions, asked as Synapse asks them:
 A user who forgot the room is a stranger to it until they join again: forgetting
 gives up one's history in it.
 
+Reports ask it too: an event is reported only by one who `sees` it, a room only by one
+who `knows_room` it.
+
 What serves events next (the threads list, /notifications) calls `room_access` and
 keeps to `RoomAccess.require_readable` and `RoomAccess.filter` (or `visible_events`,
 `visible_event`); it never decides on its own.
@@ -28,10 +31,13 @@ from dataclasses import dataclass
 import asyncpg
 
 from homeserver.errors import forbidden, not_found
+from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
+from homeserver.store import room_directory as directory_store
+from homeserver.store import rooms as room_store
 
 # The memberships that let one read a room whatever its setting: members, and those who
 # left or were banned (what they could see up to then).
@@ -94,6 +100,20 @@ async def room_accesses(
                 history = history.as_stranger()
         accesses[room_id] = RoomAccess(user_id, room_id, history)
     return accesses
+
+
+async def knows_room(conn: asyncpg.Connection, user_id: str, room_id: str) -> bool:
+    """Whether the user may know the room exists (to report it): they have a membership
+    in it they have not forgotten (an invite or a knock too), or may read it, or anyone
+    may find it (published in the directory) or join it (join rule public). A room
+    they may not know answers as one that does not exist, so nothing leaks."""
+    access = await room_access(conn, user_id, room_id)
+    if access.history.membership is not None or access.may_read:
+        return True
+    if await directory_store.is_published(conn, room_id):
+        return True
+    join_rules = await room_store.state_event(conn, room_id, types.JOIN_RULES, "")
+    return join_rules is not None and join_rules.content.get("join_rule") == "public"
 
 
 def sent_by_ignored(event: Event, ignored: frozenset[str]) -> bool:

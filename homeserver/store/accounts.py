@@ -41,6 +41,10 @@ async def set_password_hash(conn: asyncpg.Connection, user_id: str, password_has
     )
 
 
+async def delete_password_hash(conn: asyncpg.Connection, user_id: str) -> None:
+    await conn.execute("DELETE FROM user_passwords WHERE user_id = $1", user_id)
+
+
 async def password_hash(conn: asyncpg.Connection, user_id: str) -> str | None:
     value = await conn.fetchval(
         "SELECT password_hash FROM user_passwords WHERE user_id = $1", user_id

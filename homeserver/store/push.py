@@ -270,6 +270,12 @@ async def unread_notifications(
         " LEFT JOIN read t ON t.room_id = n.room_id AND t.thread_id = n.thread_id"
         " WHERE n.stream_position > coalesce(t.pos, 0)"
         " GROUP BY r.room_id, n.thread_id"
+        # What pruning folded away and the user has not read (0018_push_pruning.sql).
+        " UNION ALL SELECT 'n', b.room_id, b.thread_id, b.notifications, b.highlights, NULL"
+        " FROM push_notification_backlog b WHERE b.user_id = $1 AND b.room_id = ANY($2::text[])"
+        "   AND b.stream_position <= least($4, (SELECT position FROM follower))"
+        "   AND b.stream_position > (SELECT coalesce(max(read.pos), 0) FROM read"
+        "     WHERE read.room_id = b.room_id AND read.thread_id IN ('', b.thread_id))"
         " UNION ALL SELECT 'r', room_id, thread_id, 0, 0, pos FROM read"
         " UNION ALL SELECT 'f', NULL, NULL, 0, 0, position FROM follower",
         user_id,
@@ -283,9 +289,11 @@ async def unread_notifications(
     read: ReadPositions = {}
     for row in rows:
         if row["what"] == "n":
-            counts.setdefault(row["room_id"], {})[row["thread_id"]] = (
-                int(row["notify"]),
-                int(row["highlight"]),
+            threads = counts.setdefault(row["room_id"], {})
+            notified, highlighted = threads.get(row["thread_id"], (0, 0))
+            threads[row["thread_id"]] = (
+                notified + int(row["notify"]),
+                highlighted + int(row["highlight"]),
             )
         elif row["what"] == "r":
             read.setdefault(row["room_id"], {})[row["thread_id"]] = int(row["pos"])
@@ -368,16 +376,28 @@ async def notifications_page(
     ]
 
 
+def read_up_to_sql(user: str, room: str, thread: str, receipt_types: str) -> str:
+    """SQL: the position up to which the user's read receipts in the room (the
+    `receipt_types` parameter) read `thread`; 0 when none does."""
+    return (
+        "(SELECT coalesce(max(x.stream_position), 0) FROM receipts rc JOIN events x"
+        f" ON x.event_id = rc.event_id WHERE rc.user_id = {user} AND rc.room_id = {room}"
+        f" AND rc.receipt_type = ANY({receipt_types}::text[]) AND rc.thread_id IN ('', {thread}))"
+    )
+
+
 async def unread_totals(conn: asyncpg.Connection, user_ids: Sequence[str]) -> dict[str, int]:
     """Each user's unread notifications across all their rooms (a pushed badge)."""
     rows = await conn.fetch(
         "SELECT u.user_id, (SELECT count(*) FROM push_notifications n"
-        "   WHERE n.user_id = u.user_id AND n.stream_position > greatest("
-        "     coalesce((SELECT max(x.stream_position) FROM receipts rc JOIN events x"
-        "       ON x.event_id = rc.event_id WHERE rc.user_id = u.user_id"
-        "       AND rc.room_id = n.room_id AND rc.receipt_type = ANY($2::text[])"
-        "       AND rc.thread_id IN ('', n.thread_id)), 0))) AS unread"
-        " FROM unnest($1::text[]) AS u(user_id)",
+        "   WHERE n.user_id = u.user_id AND n.stream_position > "
+        + read_up_to_sql("u.user_id", "n.room_id", "n.thread_id", "$2")
+        + ")"
+        # What pruning folded away and the user has not read (0018_push_pruning.sql).
+        " + (SELECT coalesce(sum(b.notifications), 0) FROM push_notification_backlog b"
+        "   WHERE b.user_id = u.user_id AND b.stream_position > "
+        + read_up_to_sql("u.user_id", "b.room_id", "b.thread_id", "$2")
+        + ") AS unread FROM unnest($1::text[]) AS u(user_id)",
         list(user_ids),
         list(READ_RECEIPTS),
     )

@@ -9,6 +9,7 @@ import asyncpg
 
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
+from homeserver.store.history import EventSelection, event_conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +53,27 @@ async def timelines(
     conn: asyncpg.Connection,
     windows: Sequence[tuple[str, int, int]],
     limit: int,
+    selection: EventSelection | None = None,
 ) -> dict[str, list[Event]]:
-    """Per room, the last `limit` events in its window (after, upto], oldest first."""
+    """Per room, the last `limit` events in its window (after, upto] that `selection` (a
+    timeline filter's types, senders and `contains_url`) keeps, oldest first."""
+    args: list[object] = [limit]
+
+    def param(value: object) -> str:
+        args.append(value)
+        return f"${len(args) + 3}"  # after the three unnested arrays
+
+    conditions = event_conditions(selection, param) if selection is not None else []
+    matching = "".join(f" AND {condition}" for condition in conditions)
     return await _events_in_windows(
         conn,
         "SELECT w.room_id, e.event_id, e.stream_position, e.json"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, upto)"
         " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
         "   WHERE room_id = w.room_id AND stream_position > w.after"
-        "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT $4) e",
+        f"   AND stream_position <= w.upto{matching} ORDER BY stream_position DESC LIMIT $4) e",
         windows,
-        limit,
+        *args,
     )
 
 
@@ -171,3 +182,23 @@ async def events_between(
         upto,
     )
     return [(event_from_row(row), row["device_id"], row["txn_id"]) for row in rows]
+
+
+async def memberships_at(
+    conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str], position: int
+) -> dict[str, str]:
+    """The user's membership in each of the rooms as of `position` (rooms they had none
+    in are left out)."""
+    if not room_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT r.room_id, e.json::jsonb -> 'content' ->> 'membership' AS membership"
+        " FROM unnest($1::text[]) AS r(room_id)"
+        " CROSS JOIN LATERAL (SELECT json FROM events"
+        "   WHERE room_id = r.room_id AND type = 'm.room.member' AND state_key = $2"
+        "   AND stream_position <= $3 ORDER BY stream_position DESC LIMIT 1) e",
+        list(room_ids),
+        user_id,
+        position,
+    )
+    return {row["room_id"]: row["membership"] for row in rows}

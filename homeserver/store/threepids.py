@@ -1,4 +1,5 @@
-"""Email addresses: bindings (a projection, by hash), their addresses (secret), validations."""
+"""Third-party IDs (email addresses; phone numbers an admin sets): bindings (a projection,
+by keyed hash), their addresses (secret, erasable), validation sessions."""
 
 from __future__ import annotations
 
@@ -63,10 +64,28 @@ async def owners(conn: asyncpg.Connection, address_hashes: list[str]) -> dict[st
     return {row["address_hash"]: row["user_id"] for row in rows}
 
 
+async def legacy_admin_threepids(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """What PUT /_synapse/admin/v2/users stored before the log held bindings (0023)."""
+    return list(
+        await conn.fetch(
+            "SELECT medium, address, user_id, added_at, validated_at"
+            " FROM admin_threepids_before_email ORDER BY user_id"
+        )
+    )
+
+
+async def forget_legacy_admin_threepid(conn: asyncpg.Connection, medium: str, address: str) -> None:
+    await conn.execute(
+        "DELETE FROM admin_threepids_before_email WHERE medium = $1 AND address = $2",
+        medium,
+        address,
+    )
+
+
 async def bindings(conn: asyncpg.Connection, user_id: str) -> list[Binding]:
     rows = await conn.fetch(
         "SELECT t.medium, a.address, t.address_hash, t.validated_ts, t.added_ts"
-        " FROM user_threepids t LEFT JOIN threepid_addresses a USING (medium, address_hash)"
+        " FROM user_threepids t LEFT JOIN threepid_addresses a USING (address_hash)"
         " WHERE t.user_id = $1 ORDER BY t.added_ts, t.address_hash",
         user_id,
     )
@@ -88,28 +107,22 @@ async def keep_address(
     )
 
 
-async def erase_address(conn: asyncpg.Connection, medium: str, address_hash: str) -> None:
+async def erase_address(conn: asyncpg.Connection, address_hash: str) -> None:
     """Forget the address behind a hash everywhere it is kept (not the log: it has only
-    the hash), unless an account holds it (again)."""
+    the hash), unless an account holds it (again). The hash covers the medium."""
     await conn.execute(
-        "DELETE FROM threepid_addresses a WHERE medium = $1 AND address_hash = $2"
-        " AND NOT EXISTS (SELECT 1 FROM user_threepids t"
-        "  WHERE t.medium = a.medium AND t.address_hash = a.address_hash)",
-        medium,
+        "DELETE FROM threepid_addresses a WHERE address_hash = $1"
+        " AND NOT EXISTS (SELECT 1 FROM user_threepids t WHERE t.address_hash = a.address_hash)",
         address_hash,
     )
-    await conn.execute(
-        "DELETE FROM threepid_validations WHERE medium = $1 AND address_hash = $2",
-        medium,
-        address_hash,
-    )
+    await conn.execute("DELETE FROM threepid_validations WHERE address_hash = $1", address_hash)
 
 
 async def erase_unbound_addresses(conn: asyncpg.Connection) -> None:
     """Forget addresses kept for a binding that was never appended (a refused sign-up)."""
     await conn.execute(
         "DELETE FROM threepid_addresses a WHERE NOT EXISTS (SELECT 1 FROM user_threepids t"
-        " WHERE t.medium = a.medium AND t.address_hash = a.address_hash)"
+        " WHERE t.address_hash = a.address_hash)"
     )
 
 

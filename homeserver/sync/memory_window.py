@@ -3,11 +3,12 @@
 Most long-polls are woken by events in rooms the user has long been in: their
 window is held in memory, summarized once for every poll the same commit wakes
 (`WindowSummary`), and its events are served pre-encoded. `MemoryWindows.open`
-answers only such polls: the tail holds the whole window, nothing in it is the
+answers only such polls: the tail holds the whole window, and nothing in it is the
 user's own fact (a membership of theirs, their account data, receipts, ignore
-list: those need the database), and no room's timeline in it is cut short.
-What the tail cannot know (a room's state from before the window) is asked of
-the database, so an answer is never wrong, only slower.
+list: those need the database). A room's timeline and the state changed in the
+gap before it (a timeline cut short by its limit or its filter) come from the
+window too. What the tail cannot know (a room's state from before the window) is
+asked of the database, so an answer is never wrong, only slower.
 """
 
 from __future__ import annotations
@@ -62,10 +63,6 @@ class MemoryWindows:
             if options.allows_room is everything
             else {room_id: at for room_id, at in joined.items() if options.allows_room(room_id)}
         )
-        limit = options.timeline_limit
-        for room_id, items in summary.by_room.items():
-            if len(items) > limit and room_id in rooms:
-                return None  # cut short: the gap's state is the database's (a gappy sync)
         return MemoryWindow(summary, request, upper, Memberships(rooms), database)
 
 
@@ -94,21 +91,23 @@ class MemoryWindow:
         return self.rooms
 
     async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
+        allows = self.request.options.timeline_allows
         found: dict[str, Timeline] = {}
         for room_id, events in self.summary.events_by_room.items():
             if room_id in room_ids:
-                found[room_id] = _timeline(events, limit)
+                found[room_id] = _timeline(events, limit, allows)
         return found
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         since, upper, held = self.request.after, self.upper, self.summary.events_by_room
+        allows = self.request.options.timeline_allows
         found: dict[str, Timeline] = {}
         elsewhere: list[TimelineWindow] = []
         for window in windows:
             if window.after != since or window.upto != upper or window.visibility:
                 elsewhere.append(window)
             else:
-                found[window.room_id] = _timeline(held.get(window.room_id, _NONE), limit)
+                found[window.room_id] = _timeline(held.get(window.room_id, _NONE), limit, allows)
         if elsewhere:
             found.update(await self.database.timelines(elsewhere, limit))
         return found
@@ -117,7 +116,25 @@ class MemoryWindow:
         return await self.database.current_state(room_ids)
 
     async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
-        return await self.database.state_changes(gaps)
+        """Gaps within the window from the window's events; any other from the database."""
+        since, held = self.request.after, self.summary.events_by_room
+        found: dict[str, list[Event]] = {}
+        elsewhere: list[tuple[str, int, int]] = []
+        for room_id, after, before in gaps:
+            if after != since:
+                elsewhere.append((room_id, after, before))
+                continue
+            latest: dict[tuple[str, str], Event] = {}
+            for event in held.get(room_id, _NONE):
+                if event.stream_position >= before:
+                    break
+                if event.state_key is not None:
+                    latest[(event.type, event.state_key)] = event
+            if latest:
+                found[room_id] = sorted(latest.values(), key=lambda e: e.stream_position)
+        if elsewhere:
+            found.update(await self.database.state_changes(elsewhere))
+        return found
 
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         return await self.database.state_at(rooms)
@@ -175,8 +192,9 @@ class _HeldFacts:
         return item.encoded() if item is not None else None
 
 
-def _timeline(events: list[Event], limit: int) -> Timeline:
+def _timeline(events: list[Event], limit: int, allows: Callable[[Event], bool]) -> Timeline:
     """The timeline of a room's events in the window (the list is shared, read-only)."""
-    if len(events) <= limit:
-        return Timeline(events, False)
-    return Timeline(events[-limit:] if limit else [], True)
+    shown = events if allows is everything else [event for event in events if allows(event)]
+    if len(shown) <= limit:
+        return Timeline(shown, False, len(shown) == len(events))
+    return Timeline(shown[-limit:] if limit else [], True)

@@ -4,6 +4,12 @@ A committed batch is summarised as a `Change` (the new position, the rooms and
 the users it touches) and published on the bus, so a long-poll held by another
 process wakes too. Waiters are indexed by room and by user; a wake-up carries
 no events, only the hint to look again, so wake-ups coalesce and never queue.
+
+A bus between processes loses what is published while it is disconnected.
+Then, once a second until it is back and once more when it is, the notifier
+catches up by stream position: it reads the log's head and wakes the rooms
+and users of every event after the last position it was sure of (all waiters,
+and every per-user cache, when the tail no longer holds them).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from homeserver.sync.recent import RecentEvents
 log = logging.getLogger(__name__)
 
 CHANNEL = "stream"
+# While the bus is disconnected, how often the log's head is read instead.
+CATCH_UP_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +89,25 @@ class Notifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
         self.position = 0
+        self.woken = 0  # waiters woken by a change, for the metrics
         # Per user, a count of changes naming them; a cache keyed by it is current
         # until the next change (record it before the read the cache holds).
         self._generations: dict[str, int] = {}
+        # Bumped when changes may have been missed: every cache is stale.
+        self._epoch = 0
+        # Every change up to here has woken its waiters (see `_watch`).
+        self._sure = 0
+        self._catching_up = asyncio.Lock()
         bus.subscribe(CHANNEL, self._on_bus_message)
+        bus.on_resumed(self._resumed)
+
+    def start(self) -> None:
+        self._sure = self.position
+        self._spawn(self._watch())
 
     def generation(self, user_id: str) -> int:
-        return self._generations.get(user_id, 0)
+        # Both only grow, so an unchanged sum means neither changed.
+        return self._epoch + self._generations.get(user_id, 0)
 
     # Subscriptions
 
@@ -184,13 +204,58 @@ class Notifier:
 
     def _wake(self, change: Change) -> None:
         self.position = max(self.position, change.position)
+        woken = 0
         for room in change.rooms:
             for waiter in self._by_room.get(room, ()):
                 waiter.wake()
+                woken += 1
         for user in change.users:
             self._generations[user] = self._generations.get(user, 0) + 1
             for waiter in self._by_user.get(user, ()):
                 waiter.wake()
+                woken += 1
+        self.woken += woken
+
+    # Catching up when the bus lost messages
+
+    async def _watch(self) -> None:
+        """While the bus is connected, note how far changes surely arrived (a tick back,
+        as a message lost just before the disconnect was noticed is later than the
+        position of the tick before); while it is not, catch up every tick."""
+        previous = self.position
+        while True:
+            await asyncio.sleep(CATCH_UP_SECONDS)
+            if self._bus.connected:
+                self._sure = max(self._sure, previous)
+                previous = self.position
+            else:
+                try:
+                    await self.catch_up()
+                except Exception as error:  # PostgreSQL away as well: try next tick
+                    log.warning("catching up from the log failed: %s", error)
+                previous = self._sure
+
+    def _resumed(self) -> None:
+        self._spawn(self.catch_up())
+
+    async def catch_up(self) -> None:
+        """Wake whatever changed after the last position surely delivered."""
+        async with self._catching_up:
+            head = await self._recent.log_head()
+            if head <= self._sure:
+                return
+            await self._recent.advance(head)
+            window = self._recent.window(self._sure, head)
+            if window is None:
+                # Too far back for the tail: every cache, every waiter.
+                self._epoch += 1
+                self.position = max(self.position, head)
+                for waiters in list(self._by_user.values()):
+                    for waiter in waiters:
+                        waiter.wake()
+            elif window:
+                self._wake(change_of([item.event for item in window]))
+            self._sure = head
 
     async def close(self) -> None:
         for task in list(self._tasks):

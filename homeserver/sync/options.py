@@ -27,6 +27,8 @@ class SyncOptions:
     timeline_limit: int = 10
     allows_room: Callable[[str], bool] = everything
     timeline_allows: Callable[[Event], bool] = everything
+    # The timeline filter when it constrains anything (for the database to apply), else None.
+    timeline_filter: RoomEventFilter | None = None
     state_allows: Callable[[Event], bool] = everything
     ephemeral_allows: Callable[[str], bool] = everything
     account_data_allows: Callable[[str], bool] = everything
@@ -92,6 +94,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         timeline_limit=sync_filter.timeline_limit,
         allows_room=room.allows_room if room.rooms is not None or room.not_rooms else everything,
         timeline_allows=_event_test(room.timeline),
+        timeline_filter=room.timeline if _event_test(room.timeline) is not everything else None,
         state_allows=_event_test(room.state),
         ephemeral_allows=room.ephemeral.allows_type,
         account_data_allows=sync_filter.account_data.allows_type,

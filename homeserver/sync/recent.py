@@ -116,6 +116,10 @@ class RecentEvents:
         self.floor = 0
         self.head = 0
         self._summaries: dict[tuple[int, int], WindowSummary] = {}
+        # Catch-ups: reads of the log for events this process did not commit itself
+        # (or could not take as handed over), and the events they read, for the metrics.
+        self.catch_ups = 0
+        self.caught_up_events = 0
 
     def start_at(self, position: int) -> None:
         self.floor = self.head = position
@@ -139,6 +143,11 @@ class RecentEvents:
         self._trim()
         return True
 
+    async def log_head(self) -> int:
+        """The log's latest position, read from PostgreSQL."""
+        async with self._pool.acquire() as conn:
+            return await sync_store.latest_position(conn)
+
     async def advance(self, position: int) -> None:
         """Read the log up to `position` (one query, shared by all who ask at once)."""
         async with self._lock:
@@ -151,6 +160,8 @@ class RecentEvents:
                 return
             async with self._pool.acquire() as conn:
                 rows = await sync_store.events_between(conn, self.head, position)
+            self.catch_ups += 1
+            self.caught_up_events += len(rows)
             for event, device_id, txn_id in rows:
                 self._events.append(RecentEvent(event, device_id, txn_id))
             self.head = position

@@ -7,8 +7,9 @@ sync can tell which rooms to report. Only changes to the *set* of typers bump
 the serial: a client re-sending "still typing" every few seconds (as the spec
 recommends) only extends the expiry, as in Synapse.
 
-Two stores hold it: `LocalTypingState` for one process and `RedisTypingState`
-for several processes sharing it. `TypingService` adds the rules (yourself
+Three stores hold it: `LocalTypingState` for one process, `RedisTypingState`
+for several processes sharing it, and `PostgresTypingState` for several
+processes without Redis. `TypingService` adds the rules (yourself
 only, joined members only, capped timeouts), wakes long-polls in the room
 through the notifier (across processes via the bus), and runs the task that
 expires typers whose timeout passed: an expiry is a change, so clients see the
@@ -30,6 +31,7 @@ import redis.asyncio as aioredis
 from homeserver.alarm import Alarm
 from homeserver.errors import forbidden
 from homeserver.store import rooms as room_store
+from homeserver.store import typing as typing_store
 from homeserver.sync.notifier import Change, Notifier
 
 log = logging.getLogger(__name__)
@@ -245,6 +247,34 @@ class RedisTypingState:
         return found
 
 
+class PostgresTypingState:
+    """Several processes without Redis: the tables of migrations/0022, through
+    the pool (store/typing.py)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+        async with self._pool.acquire() as conn:
+            return await typing_store.set_typing(conn, room_id, user_id, expires_at, now)
+
+    async def expire(self, now: int) -> tuple[list[str], int | None]:
+        async with self._pool.acquire() as conn:
+            return await typing_store.expire(conn, now)
+
+    async def serial(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await typing_store.serial(conn)
+
+    async def typing(
+        self, room_ids: Sequence[str], since_serial: int | None, now: int
+    ) -> dict[str, list[str]]:
+        if not room_ids:
+            return {}
+        async with self._pool.acquire() as conn:
+            return await typing_store.typing(conn, room_ids, since_serial, now)
+
+
 class TypingService:
     def __init__(
         self,
@@ -333,14 +363,24 @@ class TypingService:
 
 
 def create_typing_service(
-    pool: asyncpg.Pool, notifier: Notifier, redis: aioredis.Redis | None, namespace: str
+    pool: asyncpg.Pool,
+    notifier: Notifier,
+    redis: aioredis.Redis | None,
+    namespace: str,
+    *,
+    shared_in_postgres: bool = False,
 ) -> TypingService:
-    """Shared through Redis when the server has a Redis client, else in this process."""
+    """Shared through Redis when the server has a Redis client, through PostgreSQL
+    for processes without Redis (`shared_in_postgres`), else in this process."""
     if redis is not None:
         return TypingService(
             pool,
             notifier,
             RedisTypingState(redis, namespace),
             sweep_seconds=SHARED_SWEEP_SECONDS,
+        )
+    if shared_in_postgres:
+        return TypingService(
+            pool, notifier, PostgresTypingState(pool), sweep_seconds=SHARED_SWEEP_SECONDS
         )
     return TypingService(pool, notifier, LocalTypingState())

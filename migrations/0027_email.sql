@@ -5,6 +5,13 @@
 -- leaves the log, its hashes and signatures untouched: `audit verify` and
 -- `audit replay` still pass. See README, "Email addresses and erasure".
 
+-- The admin API's table of 0023 held addresses outside the log until this capability
+-- landed. Kept under another name until the server, at start-up, has moved each row
+-- into the log (a binding fact) and the secret table below (email/service.py,
+-- adopt_admin_threepids), deleting it as it goes.
+ALTER TABLE user_threepids RENAME TO admin_threepids_before_email;
+ALTER INDEX user_threepids_by_user RENAME TO admin_threepids_before_email_by_user;
+
 -- Not in the log: the server's own secrets, made once and shared by every process
 -- (the key of the address hashes).
 CREATE TABLE server_secrets (
@@ -13,18 +20,18 @@ CREATE TABLE server_secrets (
 );
 
 -- Projection of com.linkchat.account.threepid facts (projections/threepids.py): which
--- account holds which address hash. One account per address is decided under the
--- append lock (email/rules.py).
+-- account holds which address hash (the hash covers the medium). One account per
+-- address is decided under the append lock (email/rules.py).
 CREATE TABLE user_threepids (
     user_id         TEXT NOT NULL,
-    medium          TEXT NOT NULL,
     address_hash    TEXT NOT NULL,
+    medium          TEXT NOT NULL,
     validated_ts    BIGINT NOT NULL,
     added_ts        BIGINT NOT NULL,
     stream_position BIGINT NOT NULL,
-    PRIMARY KEY (user_id, medium, address_hash)
+    PRIMARY KEY (user_id, address_hash)
 );
-CREATE INDEX user_threepids_by_address ON user_threepids (medium, address_hash);
+CREATE INDEX user_threepids_by_address ON user_threepids (address_hash);
 
 -- Not in the log (secret, erasable): the address behind each hash of user_threepids.
 CREATE TABLE threepid_addresses (
