@@ -95,6 +95,7 @@ from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyCounts, KeyService
 from homeserver.email import rules as email_rules
 from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
+from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
 from homeserver.errors import MatrixError
@@ -563,6 +564,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
+        followers.add(
+            EmailNotifier(
+                pool,
+                email_service,
+                config.email.notif_delay,
+                config.public_baseurl or f"http://{config.listen.host}:{config.listen.port}",
+            )
+        )
         # Woken by this process's commits at once, and by other processes' on the bus.
         appender.add_listener(lambda _batch: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
@@ -594,7 +603,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
-        app[pushers_api.PUSHERS] = PusherService(pool)
+        app[pushers_api.PUSHERS] = PusherService(pool, email_service.pushkey_for)
         app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(

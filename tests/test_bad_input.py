@@ -502,6 +502,9 @@ def _fill(template: str, known: dict[str, str], other: str) -> str:
     return re.sub(r"\{([^}:]+)[^}]*\}", lambda m: known.get(m.group(1), other), template)
 
 
+# The sweep makes ~60 requests per route and grows with the API (about two minutes on a
+# loaded 2-core machine): more than the default timeout, which is for one behaviour.
+@pytest.mark.timeout(600)
 async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClient) -> None:
     routes = _routes(hs)
     assert len(routes) > 100  # the sweep really covers the API

@@ -178,30 +178,67 @@ class AccountService:
         password_hash = session.data.get("password_hash")
         if password is not None and session.data.get("user_id") is None:
             password_hash = await passwords.hash_password(password)
-        async with self.uia.exclusive(session) as data:
-            # A registration retried within its session (its answer was lost) gets the
-            # account the first one created, not M_USER_IN_USE or a second account.
-            user_id = data.get("user_id")
-            if user_id is None:
-                if password_hash is None:
-                    raise missing_param("A password is required to register.")
-                if username is None:
-                    username = "u" + secrets.token_hex(6)
-                user_id = self._user_id(username)
-                # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
-                await self._limiter.limit(Action.REGISTRATION, client_address)
-                await self._create_account(user_id, password_hash, results)
-                data.set("user_id", user_id)
-        if inhibit_login:
-            return Session(user_id, "", None)
-        return await self._log_in(
-            user_id,
-            device_id if isinstance(device_id, str) else None,
-            display_name if isinstance(display_name, str) else None,
+        device = device_id if isinstance(device_id, str) else None
+        name = display_name if isinstance(display_name, str) else None
+        if session.stored:
+            async with self.uia.exclusive(session) as data:
+                # A registration retried within its session (its answer was lost) gets the
+                # account the first one created, not M_USER_IN_USE or a second account.
+                registered = data.get("user_id")
+                if registered is None:
+                    registered, device = await self._register_new(
+                        username,
+                        password_hash,
+                        results,
+                        client_address,
+                        inhibit_login,
+                        device,
+                        name,
+                    )
+                    data.set("user_id", registered)
+                elif not inhibit_login:
+                    return await self._log_in(registered, device, name)
+        else:
+            # No session named (a one-request registration): nothing to retry within.
+            registered, device = await self._register_new(
+                username, password_hash, results, client_address, inhibit_login, device, name
+            )
+        if inhibit_login or device is None:
+            return Session(registered, "", None)
+        return Session(registered, device, await self._issue_token(registered, device))
+
+    async def _register_new(
+        self,
+        username: str | None,
+        password_hash: str | None,
+        results: Mapping[str, Any],
+        client_address: str,
+        inhibit_login: bool,
+        device_id: str | None,
+        display_name: str | None,
+    ) -> tuple[str, str | None]:
+        """A new account, with its first device unless `inhibit_login`, in one append
+        group: (user ID, device ID)."""
+        if password_hash is None:
+            raise missing_param("A password is required to register.")
+        user_id = self._user_id(username or "u" + secrets.token_hex(6))
+        # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
+        await self._limiter.limit(Action.REGISTRATION, client_address)
+        device = None if inhibit_login else device_id or _new_device_id()
+        first_device = (
+            [self._device_draft(user_id, device, display_name, _now_ms())]
+            if device is not None
+            else []
         )
+        await self._create_account(user_id, password_hash, results, first_device)
+        return user_id, device
 
     async def _create_account(
-        self, user_id: str, password_hash: str, results: Mapping[str, Any]
+        self,
+        user_id: str,
+        password_hash: str,
+        results: Mapping[str, Any],
+        devices: list[Draft],
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
         password hash; `results` are what the registration's UIA stages proved (an email
@@ -219,6 +256,7 @@ class AccountService:
                 {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
                 state_key="",
             ),
+            *devices,
             *extra,
         ]
         try:

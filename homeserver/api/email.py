@@ -115,6 +115,33 @@ async def submit_token(request: web.Request) -> web.Response:
     return ok({"success": True})
 
 
+# GET /_linkchat/client/email/unsubscribe?user=&address=&token=  (in notification emails)
+@routes.get(PAGES + "/unsubscribe")
+async def unsubscribe_page(request: web.Request) -> web.Response:
+    return await _unsubscribe(request)
+
+
+# POST /_linkchat/client/email/unsubscribe (RFC 8058 one-click, from a mail client's button)
+@routes.post(PAGES + "/unsubscribe")
+async def unsubscribe_one_click(request: web.Request) -> web.Response:
+    return await _unsubscribe(request)
+
+
+async def _unsubscribe(request: web.Request) -> web.Response:
+    emails = request.app[EMAILS]
+    try:
+        await emails.unsubscribe(
+            request.query.get("user", ""),
+            request.query.get("address", ""),
+            request.query.get("token", ""),
+        )
+    except MatrixError as error:
+        page = emails.templates.render("unsubscribe_page.html", ok=False, reason=error.error)
+        return web.Response(text=page, status=400, content_type="text/html")
+    page = emails.templates.render("unsubscribe_page.html", ok=True, reason="")
+    return web.Response(text=page, content_type="text/html")
+
+
 # GET /_matrix/client/v3/account/3pid
 @routes.get(V3 + "/account/3pid")
 async def list_threepids(request: web.Request) -> web.Response:

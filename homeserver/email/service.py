@@ -40,6 +40,7 @@ from homeserver.events import types
 from homeserver.events.model import Draft
 from homeserver.log.appender import Appender
 from homeserver.ratelimit.limiter import Action, RateLimiter
+from homeserver.store import email_notifications as notification_store
 from homeserver.store import threepids as store
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ _CLIENT_SECRET = re.compile(r"[0-9a-zA-Z.=_\-]{1,255}")
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 8
 _HASH_KEY = "threepid_hash_key"
+_UNSUBSCRIBE_KEY = "email_unsubscribe_key"
 
 
 def _now_ms() -> int:
@@ -122,6 +124,42 @@ class EmailService:
     @property
     def templates(self) -> Templates:
         return self._templates
+
+    @property
+    def mailer(self) -> Mailer:
+        return self._mailer
+
+    @property
+    def public_baseurl(self) -> str:
+        return self._settings.public_baseurl
+
+    # --- email pushers ------------------------------------------------------------------
+
+    async def pushkey_for(self, user_id: str, address: str) -> str:
+        """An email pusher's pushkey: the address, normalised, if it is the user's own."""
+        normalised = normalise(address)
+        async with self._pool.acquire() as conn:
+            owner = await store.owner(conn, MEDIUM, await self.hash_of(normalised))
+        if owner != user_id:
+            raise MatrixError(
+                400, "M_THREEPID_NOT_FOUND", "An email pusher's pushkey must be your own address."
+            )
+        return normalised
+
+    async def unsubscribe_token(self, user_id: str, address: str) -> str:
+        """What the unsubscribe link carries: only the server can make it, so the link
+        works without logging in and for nobody else's address."""
+        async with self._pool.acquire() as conn:
+            key = await store.server_secret(conn, _UNSUBSCRIBE_KEY)
+        return hmac.new(key, f"{user_id}\0{address}".encode(), hashlib.sha256).hexdigest()
+
+    async def unsubscribe(self, user_id: str, address: str, token: str) -> None:
+        """Stop the email notifications of `user_id` to `address` (the link in them)."""
+        expected = await self.unsubscribe_token(user_id, address)
+        if not hmac.compare_digest(expected, token):
+            raise auth_failed("This unsubscribe link is not valid.")
+        async with self._pool.acquire() as conn:
+            await notification_store.delete_email_pushers(conn, user_id, address)
 
     async def hash_of(self, address: str) -> str:
         if self._key is None:
