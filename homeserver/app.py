@@ -21,11 +21,20 @@ from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.media import MediaAdmin
+from homeserver.admin.ratelimits import RateLimitOverrides
+from homeserver.admin.registration_tokens import (
+    REGISTRATION_TOKEN,
+    RegistrationTokens,
+    RegistrationTokenStage,
+)
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_media as admin_media_api
+from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
@@ -46,6 +55,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import registration_tokens as registration_tokens_api
 from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
@@ -114,6 +124,7 @@ from homeserver.metrics import Metrics, Sampled
 from homeserver.moderation import rules as moderation_rules
 from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -411,7 +422,9 @@ def create_mailer(config: Config) -> Mailer:
     )
 
 
-def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+def create_rate_limiter(
+    config: Config, dsn: str = "", exemptions: ExemptUsers | None = None
+) -> RateLimiter:
     """The configured limits: in Redis when one is configured, else in PostgreSQL
     (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
@@ -432,7 +445,7 @@ def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
         buckets = RedisBuckets(config.redis.url, config.server_name)
     elif config.effective_bus == "postgres" and dsn:
         buckets = postgres_buckets(dsn)
-    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+    return RateLimiter(limits, buckets, exemptions or ExemptUsers(config.admins))
 
 
 def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
@@ -477,13 +490,18 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config, dsn)
+        exemptions = ExemptUsers(config.admins)
+        rate_limiter = create_rate_limiter(config, dsn, exemptions)
         app[RATE_LIMITER] = rate_limiter
         app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
         server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
         app[SERVER_ADMINS] = server_admins
+        # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
+        overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
+        app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
+        app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -511,11 +529,20 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         app[email_api.EMAILS] = email_service
         app[ACCOUNTS].threepids = email_service
+        app[ACCOUNTS].registration_facts.append(email_service)
         app[ACCOUNTS].uia.add_stage(EmailIdentityStage(email_service))
         if config.registration.require_email == "required":
             app[ACCOUNTS].registration_flows.require(EMAIL_IDENTITY)
         elif config.registration.require_email == "optional":
             app[ACCOUNTS].registration_flows.offer(EMAIL_IDENTITY)
+        # Registration tokens: the admin API always; the UIA stage when required.
+        registration_tokens = RegistrationTokens(pool, audit_trail)
+        app[registration_tokens_api.REGISTRATION_TOKENS] = registration_tokens
+        app[registration_tokens_api.TOKENS_REQUIRED] = config.registration.require_token
+        if config.registration.require_token:
+            app[ACCOUNTS].uia.add_stage(RegistrationTokenStage(registration_tokens))
+            app[ACCOUNTS].registration_flows.require(REGISTRATION_TOKEN)
+        app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
         room_service = RoomService(
@@ -660,11 +687,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         app[SYNC] = sync_service
         _watch_sync(app[METRICS], notifier, recent, sync_service)
+        media_files = MediaStore(config.effective_media_store_path)
+        app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
+            pool, audit_trail, media_files, config.server_name
+        )
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
             config.server_name,
-            MediaStore(config.effective_media_store_path),
+            media_files,
             notifier,
             rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
@@ -672,6 +703,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
+        await overrides.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -687,6 +719,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
+        await overrides.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:
@@ -733,6 +766,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_media_api,
+        registration_tokens_api,
+        admin_reports_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

@@ -26,6 +26,7 @@ from homeserver.config import (
     override_workers,
 )
 from homeserver.logs import configure_logging
+from homeserver.open_files import raise_open_files_limit
 
 if TYPE_CHECKING:
     import asyncpg
@@ -85,6 +86,8 @@ async def database_dsn(config: Config) -> AsyncIterator[str]:
 async def _run(config: Config, worker: int | None = None, ready_fd: int | None = None) -> None:
     from homeserver.app import create_app
 
+    # Every held connection is a file descriptor; the usual soft limit is 1024.
+    raise_open_files_limit()
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
         # Cancel a handler when its client hangs up: an abandoned long-poll must not
@@ -220,15 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.worker is not None:
                 _die_with_parent()
                 config = _as_worker(config, args.worker)
-            try:
-                uvloop.run(_run(config, args.worker, args.ready_fd))
-            except KeyRingError as error:  # the operator's to fix: say what, no traceback
-                log.error("cannot start: signing key: %s", error)
-                return 1
+            uvloop.run(_run(config, args.worker, args.ready_fd))
         elif args.command == "migrate":
             asyncio.run(_migrate(config))
         elif args.command in ("audit", "keys", "admin"):
             return _run_audit_command(config, args)
+    except KeyRingError as error:  # the operator's to fix: say what, no traceback
+        log.error("cannot start: signing key: %s", error)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

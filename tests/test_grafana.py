@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,14 @@ def _expressions(dashboard: dict[str, Any]) -> list[str]:
 
 def _named(expressions: list[str]) -> set[str]:
     return {name for expr in expressions for name in re.findall(r"\bhomeserver_[a-z_]+", expr)}
+
+
+def test_the_dashboard_is_what_its_script_writes() -> None:
+    spec = importlib.util.spec_from_file_location("dashboard", DASHBOARD.with_name("dashboard.py"))
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert DASHBOARD.read_text() == script.render(), "run python deploy/grafana/dashboard.py"
 
 
 def test_the_dashboard_is_a_grafana_dashboard_of_distinct_panels() -> None:

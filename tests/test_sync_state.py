@@ -232,3 +232,32 @@ async def test_first_sync_of_a_private_room_has_its_state_and_own_join(
         assert _members(seen)[bob.user_id] == "join"
         bodies = [e["content"].get("body", "") for e in joined["timeline"]["events"]]
         assert not any(b.startswith("before") for b in bodies)
+
+
+@pytest.mark.syncs_from_database
+@pytest.mark.parametrize(
+    "sync_filter",
+    [
+        {"room": {"state": {"lazy_load_members": True}}},
+        {"room": {"timeline": {"limit": 1}}},
+        {"room": {"timeline": {"types": ["m.room.message"], "limit": 3}}},
+        {"room": {"timeline": {"not_types": ["m.room.member"]}}},
+    ],
+)
+async def test_first_sync_of_a_joined_only_room_has_the_own_join_whatever_the_filter(
+    hs: MatrixClient, sync_filter: dict[str, Any]
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat", name="Private")
+    visibility = {"history_visibility": "joined"}
+    await hs.ok("PUT", f"rooms/{room}/state/m.room.history_visibility/", visibility, user=alice)
+    chosen = _filter(sync_filter)
+    since = (await hs.sync(bob, filter=chosen))["next_batch"]
+    await _fill(hs, alice, room, 25, "before")
+    await hs.join(bob, room)
+    await _fill(hs, alice, room, 25, "after")
+    for body in (await hs.sync(bob, since, filter=chosen), await hs.sync(bob, filter=chosen)):
+        joined = body["rooms"]["join"][room]
+        seen = joined["state"]["events"] + joined["timeline"]["events"]
+        assert _members(seen)[bob.user_id] == "join"
+        assert ("m.room.name", "") in {(e["type"], e.get("state_key")) for e in seen}

@@ -67,11 +67,15 @@ class Threepids(Protocol):
 
     async def owner_of(self, results: Mapping[str, Any]) -> str | None: ...
 
+
+class RegistrationFacts(Protocol):
+    """A capability's facts about a new account, appended in one group with its account
+    fact (a registration token's use, an email address's binding): `results` are what
+    the registration's UIA stages proved."""
+
     async def drafts_for_new_account(
         self, user_id: str, results: Mapping[str, Any]
     ) -> list[Draft]: ...
-
-    async def forget_unbound(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class AccountService:
         self.uia.add_stage(PasswordStage(self.check_password))
         # Capabilities require or offer their stages here (email, registration tokens).
         self.registration_flows = RegistrationFlows()
+        # ... and the facts they add to a new account (registration_facts.append).
+        self.registration_facts: list[RegistrationFacts] = []
         self.threepids: Threepids | None = None
         self._bus = bus
         self._tokens = TokenCache()
@@ -241,13 +247,9 @@ class AccountService:
         devices: list[Draft],
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
-        password hash; `results` are what the registration's UIA stages proved (an email
-        address, bound in the same group: both or neither)."""
-        extra = (
-            await self.threepids.drafts_for_new_account(user_id, results)
-            if self.threepids is not None
-            else []
-        )
+        password hash; `results` are what the registration's UIA stages proved, from which
+        capabilities add their facts (`registration_facts`), in the same group: all or
+        nothing."""
         drafts = [
             Draft(
                 user_id,
@@ -257,14 +259,10 @@ class AccountService:
                 state_key="",
             ),
             *devices,
-            *extra,
         ]
-        try:
-            await self._appender.append_group(drafts)
-        except MatrixError:
-            if extra and self.threepids is not None:
-                await self.threepids.forget_unbound()
-            raise
+        for source in self.registration_facts:
+            drafts += await source.drafts_for_new_account(user_id, results)
+        await self._appender.append_group(drafts)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
 
@@ -359,6 +357,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             rows = await account_store.devices(conn, user_id)
         await self._remove_devices(user_id, [row.device_id for row in rows])
+        # Tokens on no listed device (a server admin's support token) die too.
+        async with self._pool.acquire() as conn:
+            left = await account_store.device_ids_with_tokens(conn, user_id)
+        await self._revoke_tokens(user_id, left)
 
     def _user_id_of(self, user: str) -> str | None:
         localpart = localpart_of(user, self._server_name)
@@ -403,8 +405,12 @@ class AccountService:
                 raise MatrixError(
                     401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
                 )
-            cached = CachedOwner(owner.user_id, owner.device_id)
+            cached = CachedOwner(owner.user_id, owner.device_id, owner.valid_until_ms)
             self._tokens.put(token_hash, cached)
+        if cached.valid_until_ms is not None and cached.valid_until_ms <= _now_ms():
+            raise MatrixError(
+                401, "M_UNKNOWN_TOKEN", "Access token has expired.", soft_logout=False
+            )
         return Requester(cached.user_id, cached.device_id, token_hash)
 
     async def logout(self, requester: Requester) -> None:
@@ -604,6 +610,26 @@ class AccountService:
     async def user_devices(self, user_id: str) -> list[Device]:
         async with self._pool.acquire() as conn:
             return await account_store.devices(conn, user_id)
+
+    async def support_token(self, user_id: str, valid_until_ms: int | None) -> str:
+        """An access token for a server admin to act as `user_id` (support): on a device of
+        its own that is not in the user's device list; it dies at `valid_until_ms` (if
+        given), at /logout with it, or with the account."""
+        token = "lc_" + secrets.token_urlsafe(32)
+        device_id = "ADMIN_" + _new_device_id()
+        async with self._pool.acquire() as conn:
+            await account_store.insert_token(
+                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
+            )
+        return token
+
+    async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
+        """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""
+        async with self._pool.acquire() as conn:
+            row = await account_store.device(conn, user_id, device_id)
+        if row is None:
+            raise not_found("No device found")
+        await self._appender.append(self._device_draft(user_id, device_id, name, row.created_ts))
 
     async def remove_devices(self, user_id: str, device_ids: list[str]) -> None:
         """The devices are removed and their access tokens die (for a server admin)."""

@@ -10,7 +10,8 @@ finishes the job):
 3. every device is removed and every access token dies, and the pushers with them;
 4. the user leaves every room they are joined to, invited to or knocking at;
 5. the third-party IDs are removed;
-6. with `erase`, the profile is cleared and the account fact says `erased`.
+6. with `erase`, the profile is cleared, and rooms/access.py shows the user's messages
+   only to those who were joined when they were sent (Synapse's erasure).
 
 What the log holds of the account (its account data, receipts, messages) stays:
 the log is append-only, and `audit replay` still rebuilds every projection.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from homeserver.accounts.service import AccountService
+from homeserver.accounts.service import Device as Device
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
@@ -152,3 +153,82 @@ class UserAdmin:
         await self._trail.record(
             admin, "user.deactivate", target=user_id, reason=reason, details={"erase": erase}
         )
+
+    async def _existing(self, user_id: str) -> None:
+        """404 unless `user_id` is an account of this server (400 for another server's)."""
+        self.check_local(user_id)
+        if not await self._admins.user_exists(user_id):
+            raise not_found("User not found")
+
+    async def devices(self, user_id: str) -> list[Device]:
+        await self._existing(user_id)
+        return await self._accounts.user_devices(user_id)
+
+    async def device(self, user_id: str, device_id: str) -> Device:
+        for device in await self.devices(user_id):
+            if device.device_id == device_id:
+                return device
+        raise not_found("No device found")
+
+    async def rename_device(
+        self, admin: str, user_id: str, device_id: str, name: str | None, reason: str | None
+    ) -> None:
+        await self._existing(user_id)
+        await self._accounts.rename_user_device(user_id, device_id, name)
+        await self._trail.record(
+            admin,
+            "user.device.rename",
+            target=user_id,
+            reason=reason,
+            details={"device_id": device_id},
+        )
+
+    async def delete_devices(
+        self, admin: str, user_id: str, device_ids: list[str], reason: str | None
+    ) -> None:
+        """The devices go and their access tokens die; unknown ones are ignored (Synapse)."""
+        await self._existing(user_id)
+        known = {device.device_id for device in await self._accounts.user_devices(user_id)}
+        gone = [device_id for device_id in dict.fromkeys(device_ids) if device_id in known]
+        if not gone:
+            return
+        await self._accounts.remove_devices(user_id, gone)
+        await self._trail.record(
+            admin, "user.device.delete", target=user_id, reason=reason, details={"devices": gone}
+        )
+
+    async def reset_password(
+        self, admin: str, user_id: str, password: str, logout_devices: bool, reason: str | None
+    ) -> None:
+        """POST /_synapse/admin/v1/reset_password: recorded as `user.reset_password`."""
+        await self._existing(user_id)
+        await self._accounts.set_password(user_id, password, logout_devices=logout_devices)
+        await self._trail.record(
+            admin,
+            "user.reset_password",
+            target=user_id,
+            reason=reason,
+            details={"logout_devices": logout_devices},
+        )
+
+    async def check_user(self, user_id: str) -> None:
+        """400 for another server's user, 404 for an unknown one."""
+        await self._existing(user_id)
+
+    async def login_as(
+        self, admin: str, user_id: str, valid_until_ms: int | None, reason: str | None
+    ) -> str:
+        """POST /_synapse/admin/v1/users/{userId}/login: a token to act as the user, for
+        support; recorded as `user.login` (the token itself never is)."""
+        await self._existing(user_id)
+        if user_id == admin:
+            raise invalid_param("Cannot use admin API to login as self")
+        token = await self._accounts.support_token(user_id, valid_until_ms)
+        await self._trail.record(
+            admin,
+            "user.login",
+            target=user_id,
+            reason=reason,
+            details={"valid_until_ms": valid_until_ms} if valid_until_ms is not None else None,
+        )
+        return token

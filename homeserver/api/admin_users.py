@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import canonical
-from homeserver.admin.users import UserAdmin, UserChanges, UserDetails, UserQuery, UserRow
+from homeserver.admin.users import (
+    Device,
+    UserAdmin,
+    UserChanges,
+    UserDetails,
+    UserQuery,
+    UserRow,
+)
 from homeserver.api.admin_requests import (
     SYNAPSE_ADMIN,
     admin_requester,
@@ -16,10 +24,18 @@ from homeserver.api.admin_requests import (
     forwards_param,
 )
 from homeserver.api.app_keys import SERVER_ADMINS
-from homeserver.api.requests import RequestBody, int_param, ok, parse_body, user_id_param
-from homeserver.errors import not_found
+from homeserver.api.requests import (
+    RequestBody,
+    int_param,
+    ok,
+    parse_body,
+    requester,
+    user_id_param,
+)
+from homeserver.errors import invalid_param, not_found
 
 USER_ADMIN = web.AppKey("user_admin", UserAdmin)
+RATELIMIT_OVERRIDES = web.AppKey("ratelimit_overrides", RateLimitOverrides)
 
 routes = web.RouteTableDef()
 
@@ -177,3 +193,214 @@ async def deactivate_user(request: web.Request) -> web.Response:
     body = await parse_body(request, DeactivateBody, empty_ok=True)
     await request.app[USER_ADMIN].deactivate(caller.user_id, user_id, body.erase, body.reason)
     return ok({"id_server_unbind_result": "success"})
+
+
+class DeviceRenameBody(RequestBody):
+    display_name: StrictStr | None = Field(default=None, max_length=512)
+    reason: StrictStr | None = None
+
+
+class DeleteDevicesBody(RequestBody):
+    devices: list[StrictStr]
+    reason: StrictStr | None = None
+
+
+class ResetPasswordBody(RequestBody):
+    new_password: StrictStr = Field(max_length=512)
+    logout_devices: StrictBool = True
+    reason: StrictStr | None = None
+
+
+def _device(user_id: str, device: Device) -> dict[str, Any]:
+    """A device as Synapse's admin API shows it; where it was last seen is not kept here."""
+    shown: dict[str, Any] = {
+        "device_id": device.device_id,
+        "last_seen_ip": None,
+        "last_seen_user_agent": None,
+        "last_seen_ts": device.last_seen_ts,
+        "user_id": user_id,
+        "dehydrated": False,
+    }
+    if device.display_name is not None:
+        shown["display_name"] = device.display_name
+    return shown
+
+
+def _device_id_param(request: web.Request) -> str:
+    device_id = request.match_info["device_id"]
+    if not device_id or len(device_id) > 255:
+        raise invalid_param("Invalid device ID.")
+    return device_id
+
+
+# GET /_synapse/admin/v2/users/{user_id}/devices
+@routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices")
+async def list_user_devices(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    devices = await request.app[USER_ADMIN].devices(user_id)
+    return ok({"devices": [_device(user_id, d) for d in devices], "total": len(devices)})
+
+
+# POST /_synapse/admin/v2/users/{user_id}/delete_devices
+@routes.post(SYNAPSE_ADMIN + "/v2/users/{user_id}/delete_devices")
+async def delete_user_devices(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, DeleteDevicesBody)
+    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, body.devices, body.reason)
+    return ok({})
+
+
+# GET /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def get_user_device(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    device = await request.app[USER_ADMIN].device(user_id, _device_id_param(request))
+    return ok(_device(user_id, device))
+
+
+# PUT /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.put(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def rename_user_device(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    device_id = _device_id_param(request)
+    body = await parse_body(request, DeviceRenameBody, empty_ok=True)
+    if "display_name" in body.model_fields_set:
+        await request.app[USER_ADMIN].rename_device(
+            caller.user_id, user_id, device_id, body.display_name, body.reason
+        )
+    else:
+        await request.app[USER_ADMIN].device(user_id, device_id)  # 404 for an unknown one
+    return ok({})
+
+
+# DELETE /_synapse/admin/v2/users/{user_id}/devices/{device_id}
+@routes.delete(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
+async def delete_user_device(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    device_id = _device_id_param(request)
+    body = await parse_body(request, DeviceRenameBody, empty_ok=True)
+    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, [device_id], body.reason)
+    return ok({})
+
+
+# POST /_synapse/admin/v1/reset_password/{user_id}
+@routes.post(SYNAPSE_ADMIN + "/v1/reset_password/{user_id}")
+async def reset_password(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, ResetPasswordBody)
+    await request.app[USER_ADMIN].reset_password(
+        caller.user_id, user_id, body.new_password, body.logout_devices, body.reason
+    )
+    return ok({})
+
+
+def _whois(user_id: str, devices: list[Device]) -> dict[str, Any]:
+    """Synapse's whois: each device's sessions. Connections (IP address, user agent) are
+    not recorded here: a device's one connection is when its newest token was issued."""
+    return {
+        "user_id": user_id,
+        "devices": {
+            device.device_id: {
+                "sessions": [
+                    {
+                        "connections": []
+                        if device.last_seen_ts is None
+                        else [{"ip": None, "last_seen": device.last_seen_ts, "user_agent": None}]
+                    }
+                ]
+            }
+            for device in devices
+        },
+    }
+
+
+# GET /_synapse/admin/v1/whois/{user_id}
+@routes.get(SYNAPSE_ADMIN + "/v1/whois/{user_id}")
+async def whois(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
+
+
+# GET /_matrix/client/v3/admin/whois/{user_id}
+@routes.get("/_matrix/client/v3/admin/whois/{user_id}")
+async def client_whois(request: web.Request) -> web.Response:
+    # The spec's whois: a server admin, or the user asking about themself (as Synapse).
+    caller = await requester(request)
+    user_id = user_id_param(request)
+    if caller.user_id != user_id:
+        await request.app[SERVER_ADMINS].require_admin(caller.user_id)
+    return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
+
+
+class OverrideBody(RequestBody):
+    # Synapse's defaults: both 0, which lifts every limit.
+    messages_per_second: object = 0
+    burst_count: object = 0
+    reason: StrictStr | None = None
+
+
+class LoginAsBody(RequestBody):
+    valid_until_ms: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
+    reason: StrictStr | None = None
+
+
+def _count(body: OverrideBody, name: str) -> int:
+    value = getattr(body, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise invalid_param(f"{name!r} parameter must be a positive int")
+    return value
+
+
+# GET /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def get_ratelimit_override(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    await request.app[USER_ADMIN].check_user(user_id)
+    found = await request.app[RATELIMIT_OVERRIDES].override(user_id)
+    if found is None:
+        return ok({})
+    return ok({"messages_per_second": found[0], "burst_count": found[1]})
+
+
+# POST /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def set_ratelimit_override(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, OverrideBody, empty_ok=True)
+    rate, burst = _count(body, "messages_per_second"), _count(body, "burst_count")
+    await request.app[USER_ADMIN].check_user(user_id)
+    await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, (rate, burst), body.reason)
+    return ok({"messages_per_second": rate, "burst_count": burst})
+
+
+# DELETE /_synapse/admin/v1/users/{user_id}/override_ratelimit
+@routes.delete(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
+async def delete_ratelimit_override(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, DeactivateBody, empty_ok=True)
+    await request.app[USER_ADMIN].check_user(user_id)
+    if await request.app[RATELIMIT_OVERRIDES].override(user_id) is not None:
+        await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, None, body.reason)
+    return ok({})
+
+
+# POST /_synapse/admin/v1/users/{user_id}/login
+@routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/login")
+async def login_as_user(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, LoginAsBody, empty_ok=True)
+    token = await request.app[USER_ADMIN].login_as(
+        caller.user_id, user_id, body.valid_until_ms, body.reason
+    )
+    return ok({"access_token": token})

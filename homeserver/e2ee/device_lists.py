@@ -32,10 +32,10 @@ from homeserver.projections.changes import DEVICE_LIST_CHANGES, Upsert
 from homeserver.store import e2ee_keys as key_store
 from homeserver.sync.notifier import Change, Notifier
 from homeserver.sync.recent import WindowSummary
+from homeserver.sync.user_cache import UserCache
 
 log = logging.getLogger(__name__)
 
-ROOMS_CACHE_SIZE = 100_000
 WINDOW_CACHE_SIZE = 8
 # Per room, per member whose membership a window moved: (before, after) the window.
 Moves = dict[str, dict[str, tuple[str | None, str]]]
@@ -57,8 +57,8 @@ class DeviceLists:
     def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
         self._pool = pool
         self._notifier = notifier
-        # Per user: (notifier generation when read, rooms they are joined to).
-        self._rooms: dict[str, tuple[int, frozenset[str]]] = {}
+        # Each user's joined rooms, kept until a change names them.
+        self._rooms = UserCache(notifier, self._read_rooms)
         self._windows: dict[tuple[int, int], frozenset[str]] = {}
         self._moves: dict[tuple[int, int], asyncio.Future[Moves]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,10 +133,15 @@ class DeviceLists:
         departed -= changed
         if not candidates and not departed:
             return sorted(changed), []
-        rooms = await self._joined_rooms(candidates | departed)
+        rooms = await self._rooms.get_many(candidates | departed)
         changed |= {user for user in candidates if not rooms[user].isdisjoint(joined)}
         left = {user for user in departed if rooms[user].isdisjoint(joined)} - changed
         return sorted(changed), sorted(left)
+
+    async def _read_rooms(self, users: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            read = await key_store.joined_rooms(conn, users)
+        return [frozenset(read.get(user, ())) for user in users]
 
     def _window_moves(self, window: WindowSummary, since: int, upper: int) -> Awaitable[Moves]:
         """Per room, each member whose membership the window moved: (before, after). Read
@@ -180,26 +185,4 @@ class DeviceLists:
             found = self._windows[key] = frozenset(changed_users(events))
             while len(self._windows) > WINDOW_CACHE_SIZE:
                 del self._windows[next(iter(self._windows))]
-        return found
-
-    async def _joined_rooms(self, users: Collection[str]) -> dict[str, frozenset[str]]:
-        """Each user's joined rooms, from memory unless a change named them since."""
-        found: dict[str, frozenset[str]] = {}
-        missing: dict[str, int] = {}
-        for user in users:
-            generation = self._notifier.generation(user)
-            kept = self._rooms.get(user)
-            if kept is not None and kept[0] == generation:
-                found[user] = kept[1]
-            else:
-                missing[user] = generation
-        if missing:
-            async with self._pool.acquire() as conn:
-                read = await key_store.joined_rooms(conn, list(missing))
-            for user, generation in missing.items():
-                rooms = frozenset(read.get(user, ()))
-                found[user] = rooms
-                self._rooms[user] = (generation, rooms)
-            while len(self._rooms) > ROOMS_CACHE_SIZE:
-                self._rooms.pop(next(iter(self._rooms)))
         return found

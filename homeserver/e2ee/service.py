@@ -9,7 +9,6 @@ changed; one-time and fallback keys are a supply outside the log
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import asyncpg
 from homeserver.accounts.service import AccountService, Requester
 from homeserver.batching import Batched
 from homeserver.bus.base import Bus
+from homeserver.clock import now_ms
 from homeserver.e2ee.signatures import is_signed_by, signable
 from homeserver.errors import MatrixError, bad_json, missing_param
 from homeserver.events import types
@@ -45,10 +45,6 @@ USAGES = ("master", "self_signing", "user_signing")
 
 def invalid_signature(reason: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_SIGNATURE", reason)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _split_key_id(name: str, what: str) -> tuple[str, str]:
@@ -159,7 +155,7 @@ class KeyService:
             fallbacks[algorithm] = (key_id, encode(value).decode())
         if device_keys is not None:
             await self._publish_device_keys(user_id, device_id, device_keys)
-        now = _now_ms()
+        now = now_ms()
         async with self._pool.acquire() as conn, conn.transaction():
             await otk_store.forget_stale_keys(conn, user_id, device_id)
             held = await otk_store.existing_one_time_keys(

@@ -11,7 +11,7 @@
   validated session of the operation's purpose.
 - A binding is a fact in the owner's account chain holding the address's
   keyed hash; the address is kept in a secret table and erased on removal
-  (see migrations/0019_email.sql and the README).
+  (see migrations/0030_email.sql and the README).
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ _PURPOSE_OF_OPERATION = {
     "POST /account/3pid/add": ADD_THREEPID,
 }
 MAX_TOKEN_FAILURES = 5
+# An address kept for a binding whose append failed (a sign-up refused) is swept this
+# long after: far longer than an append takes, so none in flight loses its address.
+UNBOUND_GRACE_MS = 10 * 60 * 1000
 # A session (validated or not) is forgotten a day after it was made.
 VALIDATION_KEPT_MS = 24 * 60 * 60 * 1000
 _CLIENT_SECRET = re.compile(r"[0-9a-zA-Z.=_\-]{1,255}")
@@ -221,6 +224,7 @@ class EmailService:
         expires = now + self._settings.token_lifetime_ms
         async with self._pool.acquire() as conn:
             await store.delete_stale_validations(conn, now - VALIDATION_KEPT_MS)
+            await store.erase_unbound_addresses(conn, now - UNBOUND_GRACE_MS)
             if existing is None:
                 claimed = await store.create_validation(
                     conn,
@@ -356,10 +360,13 @@ class EmailService:
         return [await self._bind(user_id, proof)]
 
     async def _bind(self, user_id: str, proof: Proof) -> Draft:
-        # Kept before the binding is appended; a refused append leaves a row the next
-        # erase sweeps (or one whose hash another account holds: the same address).
+        # Kept before the binding is appended; a refused append leaves a row that the
+        # next requestToken sweeps once UNBOUND_GRACE_MS has passed (or one whose hash
+        # another account holds: the same address).
         async with self._pool.acquire() as conn:
-            await store.keep_address(conn, proof.medium, proof.address_hash, proof.address)
+            await store.keep_address(
+                conn, proof.medium, proof.address_hash, proof.address, _now_ms()
+            )
         return Draft(
             user_id,
             user_id,
@@ -367,10 +374,6 @@ class EmailService:
             {"medium": proof.medium, "validated_ts": proof.validated_ts, "added_ts": _now_ms()},
             state_key=proof.address_hash,
         )
-
-    async def forget_unbound(self) -> None:
-        async with self._pool.acquire() as conn:
-            await store.erase_unbound_addresses(conn)
 
     # --- GET /account/3pid, add, delete ---------------------------------------------------
 
@@ -418,7 +421,8 @@ class EmailService:
         try:
             await self._appender.append(draft)
         except MatrixError:
-            await self.forget_unbound()
+            async with self._pool.acquire() as conn:
+                await store.erase_address(conn, proof.address_hash)  # unless bound
             raise
         async with self._pool.acquire() as conn:
             # Used: the same validation cannot add the address again after a removal.
@@ -452,7 +456,7 @@ class EmailService:
             held = {row.address_hash for row in await store.bindings(conn, user_id)}
             for hashed, (medium, address) in hashes.items():
                 if hashed not in held:
-                    await store.keep_address(conn, medium, hashed, address)
+                    await store.keep_address(conn, medium, hashed, address, now)
         drafts = [
             Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=hashed)
             for hashed in sorted(held - hashes.keys())
@@ -472,9 +476,9 @@ class EmailService:
                 await self._appender.append_group(drafts)
         finally:
             async with self._pool.acquire() as conn:
-                for hashed in held - hashes.keys():
+                # What was removed, and what was kept for a refused append (unless bound).
+                for hashed in held ^ hashes.keys():
                     await store.erase_address(conn, hashed)
-                await store.erase_unbound_addresses(conn)
 
     async def adopt_admin_threepids(self) -> None:
         """Move what the admin API stored outside the log before this capability (the

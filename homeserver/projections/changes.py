@@ -240,6 +240,24 @@ ADMIN_ACTIONS = Table(
     ),
 )
 SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
+RATELIMIT_OVERRIDES = Table(
+    "ratelimit_overrides",
+    ("user_id",),
+    ("user_id", "messages_per_second", "burst_count", "stream_position"),
+)
+QUARANTINED_MEDIA = Table(
+    "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
+)
+REGISTRATION_TOKENS = Table(
+    "registration_tokens",
+    ("token",),
+    ("token", "uses_allowed", "expiry_time", "stream_position"),
+)
+REGISTRATION_TOKEN_USES = Table(
+    "registration_token_uses",
+    ("event_id",),
+    ("event_id", "token", "user_id", "session_id", "stream_position"),
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -276,5 +294,9 @@ ALL_TABLES: tuple[Table, ...] = (
     ROOM_MUTES,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
+    RATELIMIT_OVERRIDES,
+    QUARANTINED_MEDIA,
+    REGISTRATION_TOKENS,
+    REGISTRATION_TOKEN_USES,
     USER_THREEPIDS,
 )

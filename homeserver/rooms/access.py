@@ -15,6 +15,11 @@ Two questions, asked as Synapse asks them:
 A user who forgot the room is a stranger to it until they join again: forgetting
 gives up one's history in it.
 
+An erased user (deactivated with `erase`, homeserver/admin/deactivation.py) is
+forgotten as Synapse forgets one: their messages are shown only to those who were
+joined when they were sent, so people who join later never see them (`sees`); state
+stays whole, as for ignored users.
+
 Reports ask it too: an event is reported only by one who `sees` it, a room only by one
 who `knows_room` it.
 
@@ -34,6 +39,7 @@ from homeserver.errors import forbidden, not_found
 from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
+from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import room_directory as directory_store
@@ -50,6 +56,8 @@ class RoomAccess:
     user_id: str
     room_id: str
     history: HistoryAccess
+    # Erased users: their messages only for those joined when they were sent.
+    erased: frozenset[str] = frozenset()
 
     @property
     def may_read(self) -> bool:
@@ -71,7 +79,21 @@ class RoomAccess:
         return None
 
     def sees(self, event: Event) -> bool:
-        return event.room_id == self.room_id and self.history.allows(event)
+        return (
+            event.room_id == self.room_id
+            and self.history.allows(event)
+            and not self.erased_for_viewer(event)
+        )
+
+    def erased_for_viewer(self, event: Event) -> bool:
+        """Whether the event is hidden as an erased user's message the user was not
+        joined to see when it was sent."""
+        return (
+            event.sender in self.erased
+            and not event.is_state
+            and event.sender != self.user_id
+            and self.history.membership_at(event.stream_position) != "join"
+        )
 
     def sees_position(self, position: int) -> bool:
         """Whether the user may see the room's event at `position` (and so its state then)."""
@@ -91,6 +113,7 @@ async def room_accesses(
 ) -> dict[str, RoomAccess]:
     """The user's access to each of the rooms, in one round trip for them all."""
     accesses: dict[str, RoomAccess] = {}
+    erased = await account_store.erased_users(conn)
     for room_id, (events, forgotten_at) in (
         await history_store.visibility_events(conn, room_ids, user_id)
     ).items():
@@ -98,7 +121,7 @@ async def room_accesses(
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
                 history = history.as_stranger()
-        accesses[room_id] = RoomAccess(user_id, room_id, history)
+        accesses[room_id] = RoomAccess(user_id, room_id, history, erased)
     return accesses
 
 

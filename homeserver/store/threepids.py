@@ -96,14 +96,16 @@ async def bindings(conn: asyncpg.Connection, user_id: str) -> list[Binding]:
 
 
 async def keep_address(
-    conn: asyncpg.Connection, medium: str, address_hash: str, address: str
+    conn: asyncpg.Connection, medium: str, address_hash: str, address: str, now_ms: int
 ) -> None:
     await conn.execute(
-        "INSERT INTO threepid_addresses (medium, address_hash, address) VALUES ($1, $2, $3)"
-        " ON CONFLICT (medium, address_hash) DO UPDATE SET address = EXCLUDED.address",
+        "INSERT INTO threepid_addresses (medium, address_hash, address, kept_ts)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (medium, address_hash)"
+        " DO UPDATE SET address = EXCLUDED.address, kept_ts = EXCLUDED.kept_ts",
         medium,
         address_hash,
         address,
+        now_ms,
     )
 
 
@@ -118,11 +120,13 @@ async def erase_address(conn: asyncpg.Connection, address_hash: str) -> None:
     await conn.execute("DELETE FROM threepid_validations WHERE address_hash = $1", address_hash)
 
 
-async def erase_unbound_addresses(conn: asyncpg.Connection) -> None:
-    """Forget addresses kept for a binding that was never appended (a refused sign-up)."""
+async def erase_unbound_addresses(conn: asyncpg.Connection, kept_before_ms: int) -> None:
+    """Forget addresses kept for a binding that was never appended (a refused sign-up),
+    once `kept_before_ms` says its append is over."""
     await conn.execute(
-        "DELETE FROM threepid_addresses a WHERE NOT EXISTS (SELECT 1 FROM user_threepids t"
-        " WHERE t.address_hash = a.address_hash)"
+        "DELETE FROM threepid_addresses a WHERE kept_ts < $1 AND NOT EXISTS"
+        " (SELECT 1 FROM user_threepids t WHERE t.address_hash = a.address_hash)",
+        kept_before_ms,
     )
 
 

@@ -20,7 +20,9 @@ from homeserver.sync.recent import WindowSummary
 from homeserver.sync.sources import AccountDataSource, ReceiptSource
 from homeserver.sync.window import (
     AccountData,
+    KnownMember,
     Memberships,
+    MembersWanted,
     SyncRequest,
     Timeline,
     TimelineWindow,
@@ -115,6 +117,16 @@ class DatabaseWindow:
                 for room_id, position in rooms
             }
 
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        if not wanted:
+            return {}
+        async with self.pool.acquire() as conn:
+            return await sync_store.member_events_at(
+                conn, [(w.room_id, user, w.position) for w in wanted for user in w.user_ids]
+            )
+
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         if self.receipt_source is None or not room_ids:
             return {}
@@ -131,5 +143,10 @@ class DatabaseWindow:
             await self.account_data_source.room_account_data_for_sync(user_id, after, self.upper),
         )
 
-    async def facts(self, events: Sequence[Event]) -> StoredFacts:
-        return await self.renderer.facts(events, self.request.viewer, include_room_id=False)
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> StoredFacts:
+        return await self.renderer.facts(
+            events, self.request.viewer, include_room_id=False, bundled=bundled
+        )
+
+    async def bundles(self, events: Sequence[Event]) -> dict[str, JsonDict]:
+        return await self.renderer.bundles(events, self.request.viewer, include_room_id=False)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from homeserver.events import types
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
 from homeserver.push.counts import Window as HeldWindow
@@ -26,7 +27,9 @@ from homeserver.sync.options import everything
 from homeserver.sync.recent import RecentEvents, WindowSummary
 from homeserver.sync.window import (
     AccountData,
+    KnownMember,
     Memberships,
+    MembersWanted,
     SyncRequest,
     Timeline,
     TimelineWindow,
@@ -139,6 +142,36 @@ class MemoryWindow:
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         return await self.database.state_at(rooms)
 
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        """From the window those who changed in it up to the position; of the others, only
+        those the device does not hold from the database."""
+        held = self.summary.events_by_room
+        found: dict[str, list[Event]] = {}
+        elsewhere: list[MembersWanted] = []
+        for want in wanted:
+            latest: dict[str, Event] = {}
+            for event in held.get(want.room_id, _NONE):
+                if event.stream_position > want.position:
+                    break
+                member = event.state_key
+                if event.type == types.MEMBER and member is not None and member in want.user_ids:
+                    latest[member] = event
+            if latest:
+                found[want.room_id] = list(latest.values())
+            missing = [
+                user_id
+                for user_id in want.user_ids
+                if user_id not in latest and not known(want.room_id, user_id)
+            ]
+            if missing:
+                elsewhere.append(MembersWanted(want.room_id, want.position, missing))
+        if elsewhere:
+            for room_id, events in (await self.database.members_at(elsewhere, known)).items():
+                found.setdefault(room_id, []).extend(events)
+        return found
+
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         receipts = self.summary.receipts
         if not receipts:
@@ -148,13 +181,19 @@ class MemoryWindow:
     async def account_data(self) -> AccountData:
         return _NO_ACCOUNT_DATA  # the user's own chain has nothing in the window
 
-    async def facts(self, events: Sequence[Event]) -> EventFacts:
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> EventFacts:
         stored = None
+        by_id = self.summary.by_id
         if self.made_database is not None:  # events may have come from it
-            by_id = self.summary.by_id
             outside = [event for event in events if event.event_id not in by_id]
-            stored = await self.made_database.facts(outside) if outside else None
-        return _HeldFacts(self.summary, self.request.user_id, self.request.device_id, stored)
+            stored = await self.made_database.facts(outside, bundled) if outside else None
+        bundles: dict[str, JsonDict] = {}
+        if bundled:  # a limited timeline's or a new room's (sync/assembly.py)
+            held = [e for e in events if e.event_id in bundled and e.event_id in by_id]
+            bundles = await self.database.bundles(held) if held else bundles
+        return _HeldFacts(
+            self.summary, self.request.user_id, self.request.device_id, stored, bundles
+        )
 
 
 @dataclass(slots=True)
@@ -166,6 +205,7 @@ class _HeldFacts:
     user_id: str
     device_id: str
     stored: StoredFacts | None
+    bundles: Mapping[str, JsonDict]  # of the window's events that carry them
 
     def redaction_of(self, event: Event) -> Event | None:
         if self.stored is not None and event.event_id not in self.summary.by_id:
@@ -181,11 +221,9 @@ class _HeldFacts:
         return item.txn_id if item.device_id == self.device_id else None
 
     def relations(self, event: Event) -> JsonDict | None:
-        # The window's events are served without bundled aggregations, as before the
-        # builders were one (what relates to them mostly comes in the same window).
         if self.stored is not None and event.event_id not in self.summary.by_id:
             return self.stored.relations(event)
-        return None
+        return self.bundles.get(event.event_id)
 
     def encoded(self, event: Event) -> EncodedEvent | None:
         item = self.summary.by_id.get(event.event_id)

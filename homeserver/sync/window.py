@@ -9,7 +9,7 @@ the long-polls it holds everything for, which is most of them; and the database
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -86,6 +86,19 @@ class Timeline:
 
 
 @dataclass(frozen=True, slots=True)
+class MembersWanted:
+    """The m.room.member events of some users in a room as of a position (inclusive)."""
+
+    room_id: str
+    position: int
+    user_ids: Collection[str]
+
+
+# Whether the device already holds the member event of a user in a room (room, user).
+KnownMember = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class AccountData:
     """Account data events ({type, content}) written in the window."""
 
@@ -133,10 +146,18 @@ class WindowSource(Protocol):
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         """Each room's state as of a position."""
 
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        """Per room, the member events asked for (users with no membership then have none).
+        A source holding the window may leave out a member whose membership did not
+        change in it when `known` says the device holds it already."""
+
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         """Per room, the m.receipt content of the receipts written in the window."""
 
     async def account_data(self) -> AccountData: ...
 
-    async def facts(self, events: Sequence[Event]) -> EventFacts:
-        """What serving `events` to the request's device needs beyond the events."""
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> EventFacts:
+        """What serving `events` to the request's device needs beyond the events, with the
+        bundled aggregations of those `bundled` names (sync/assembly.py)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -29,6 +28,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from homeserver.alarm import Alarm
+from homeserver.clock import now_ms
 from homeserver.errors import forbidden
 from homeserver.store import rooms as room_store
 from homeserver.store import typing as typing_store
@@ -43,10 +43,6 @@ MAX_TIMEOUT_MS = 120_000
 # process waits for; every process sweeps at least this often, so a typer whose
 # process died also disappears.
 SHARED_SWEEP_SECONDS = 1.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class TypingState(Protocol):

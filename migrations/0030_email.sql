@@ -34,10 +34,12 @@ CREATE TABLE user_threepids (
 CREATE INDEX user_threepids_by_address ON user_threepids (address_hash);
 
 -- Not in the log (secret, erasable): the address behind each hash of user_threepids.
+-- kept_ts: a row kept for a binding about to be appended is not swept as unbound.
 CREATE TABLE threepid_addresses (
     medium       TEXT NOT NULL,
     address_hash TEXT NOT NULL,
     address      TEXT NOT NULL,
+    kept_ts      BIGINT NOT NULL,
     PRIMARY KEY (medium, address_hash)
 );
 
