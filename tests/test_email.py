@@ -643,3 +643,33 @@ async def test_deactivating_an_account_erases_its_addresses(
     assert await _tables_holding(fresh_dsn, address) == []
     # The address is free again.
     await _register_with_email(hs, mail_server, address)
+
+
+async def test_the_link_leads_on_to_next_link(
+    start_app: AppFactory, mail_server: MailServer
+) -> None:
+    hs = await _email_app(start_app, mail_server)
+    address = _address()
+    reply = await _request_token(
+        hs, "register", address, _secret(), next_link="https://app.example.com/welcome"
+    )
+    assert reply.status == 200, reply
+    status, _ = await follow(hs, link_in(await mail_server.inbox.wait_for(address), "/validate"))
+    assert status == 302
+    bad = await _request_token(hs, "register", _address(), _secret(), next_link="javascript:x")
+    assert bad.errcode == "M_INVALID_PARAM"
+
+
+async def test_templates_are_overridden_from_the_template_dir(
+    start_app: AppFactory, mail_server: MailServer, tmp_path: Path
+) -> None:
+    (tmp_path / "validation.subject.txt").write_text("Your {{ app_name }} code: {{ code }}\n")
+    hs = await _email_app(
+        start_app, mail_server, email={"template_dir": tmp_path, "app_name": "Chatty"}
+    )
+    address = _address()
+    await _request_token(hs, "register", address, _secret())
+    message = await mail_server.inbox.wait_for(address)
+    assert str(message["Subject"]) == f"Your Chatty code: {code_in(message)}"
+    # The files not overridden are the built-in ones.
+    assert "Chatty" in html_of(message)
