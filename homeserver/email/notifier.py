@@ -95,20 +95,21 @@ class EmailNotifier:
         async with self._pool.acquire() as conn:
             pushers = await store.email_pushers(conn)
         for pusher in pushers:
+            if pusher.oldest_unread_ts is None:
+                continue
             if self._retry_at.get(pusher.pusher_id, 0.0) > time.monotonic():
+                continue
+            due_ms = pusher.oldest_unread_ts + self._delay_ms
+            if due_ms > now_ms:
+                wait = (due_ms - now_ms) / 1000
+                soonest = wait if soonest is None else min(soonest, wait)
                 continue
             async with self._pool.acquire() as conn:
                 unread = await store.unread(
                     conn, pusher.user_id, pusher.last_position, pusher.created_ts, MAX_MESSAGES
                 )
-            if not unread:
-                continue
-            due_ms = unread[0].ts + self._delay_ms
-            if due_ms > now_ms:
-                wait = (due_ms - now_ms) / 1000
-                soonest = wait if soonest is None else min(soonest, wait)
-                continue
-            await self._send(pusher, unread, now_ms)
+            if unread:
+                await self._send(pusher, unread, now_ms)
         return soonest
 
     async def _send(

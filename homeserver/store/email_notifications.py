@@ -18,6 +18,7 @@ class EmailPusher:
     address: str
     created_ts: int
     last_position: int  # 0: nothing sent yet
+    oldest_unread_ts: int | None  # when its oldest notification to tell was recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +30,29 @@ class Unread:
 
 
 async def email_pushers(conn: asyncpg.Connection) -> list[EmailPusher]:
+    """Every email pusher with the time of the oldest notification it has to tell (one
+    statement for all, however many pushers: the notifier looks at them all each time)."""
     rows = await conn.fetch(
         "SELECT p.pusher_id, p.user_id, p.pushkey, p.created_ts,"
-        " coalesce(g.last_position, 0) AS last_position"
+        " coalesce(g.last_position, 0) AS last_position,"
+        " (SELECT min(n.ts) FROM push_notifications n WHERE n.user_id = p.user_id"
+        "   AND n.stream_position > coalesce(g.last_position, 0) AND n.ts >= p.created_ts"
+        "   AND n.stream_position > "
+        + read_up_to_sql("n.user_id", "n.room_id", "n.thread_id", "$1")
+        + ") AS oldest"
         " FROM pushers p LEFT JOIN email_pusher_progress g USING (pusher_id)"
-        " WHERE p.kind = 'email' ORDER BY p.pusher_id"
+        " WHERE p.kind = 'email' ORDER BY p.pusher_id",
+        list(READ_RECEIPTS),
     )
     return [
-        EmailPusher(r["pusher_id"], r["user_id"], r["pushkey"], r["created_ts"], r["last_position"])
+        EmailPusher(
+            r["pusher_id"],
+            r["user_id"],
+            r["pushkey"],
+            r["created_ts"],
+            r["last_position"],
+            r["oldest"],
+        )
         for r in rows
     ]
 
