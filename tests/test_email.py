@@ -529,11 +529,28 @@ async def test_request_token_is_rate_limited_per_address_and_per_client(
             "threepid_token": RateLimit(per_second=0.001, burst=2),
         },
     )
+
+    async def ask(address: str, client: str, secret: str = "") -> int:
+        # The test client is a proxy on this machine (trusted): X-Forwarded-For names
+        # the client whose IP address the per-client limit counts.
+        reply = await hs.request(
+            "POST",
+            "register/email/requestToken",
+            {"client_secret": secret or _secret(), "email": address, "send_attempt": 1},
+            headers={"X-Forwarded-For": client},
+        )
+        return reply.status
+
+    # Per address: three clients ask for one address; the third is refused.
     address = _address()
-    statuses = [(await _request_token(hs, "register", address, _secret())).status for _ in range(3)]
-    assert statuses == [200, 200, 429]
-    # The same send_attempt again is no new email: not counted.
+    assert [await ask(address, f"192.0.2.{n}") for n in (1, 2, 3)] == [200, 200, 429]
     assert len(mail_server.inbox.to(address)) == 2
+    # Per client: one client asks for three addresses; the third is refused.
+    assert [await ask(_address(), "198.51.100.7") for _ in range(3)] == [200, 200, 429]
+    # A request repeated (same secret, address and send_attempt) sends nothing: free.
+    repeated, secret = _address(), _secret()
+    assert [await ask(repeated, "203.0.113.9", secret) for _ in range(4)] == [200] * 4
+    assert len(mail_server.inbox.to(repeated)) == 1
 
 
 # --- erasure ---------------------------------------------------------------------------------
