@@ -20,7 +20,7 @@ async def test_capabilities_describe_what_this_server_allows(hs: MatrixClient) -
     assert capabilities["m.change_password"] == {"enabled": True}
     assert capabilities["m.set_displayname"] == {"enabled": True}
     assert capabilities["m.set_avatar_url"] == {"enabled": True}
-    assert capabilities["m.3pid_changes"] == {"enabled": False}
+    assert capabilities["m.3pid_changes"] == {"enabled": True}  # email addresses
     versions = capabilities["m.room_versions"]
     available = {str(version): "stable" for version in range(1, 13)}
     assert versions == {"default": "11", "available": available}

@@ -55,8 +55,8 @@ async def capabilities(request: web.Request) -> web.Response:
                 },
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
-                # No third-party identifier (email, phone) endpoints are served.
-                "m.3pid_changes": {"enabled": False},
+                # Email addresses: GET /account/3pid, 3pid/add, 3pid/delete.
+                "m.3pid_changes": {"enabled": True},
             }
         }
     )

@@ -99,6 +99,11 @@ E2EE_DEVICE_KEYS = "com.linkchat.e2ee.device_keys"
 E2EE_CROSS_SIGNING_KEY = "com.linkchat.e2ee.cross_signing_key"
 E2EE_SIGNATURES = "com.linkchat.e2ee.signatures"
 IGNORED_USER_LIST = "m.ignored_user_list"
+
+# Email addresses (homeserver/email): state in the account chain of their owner,
+# state key the address's keyed hash (never the address), {medium, validated_ts,
+# added_ts}, or {} once removed. The address itself is kept out of the log.
+ACCOUNT_THREEPID = "com.linkchat.account.threepid"
 TAG = "m.tag"
 
 # Moderation (homeserver/admin): one chain per server, named by
