@@ -85,7 +85,7 @@ from homeserver.e2ee import rules as e2ee_rules
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyCounts, KeyService
-from homeserver.errors import MatrixError
+from homeserver.errors import MatrixError, unavailable
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -123,7 +123,7 @@ from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
-from homeserver.store.database import create_pool
+from homeserver.store.database import create_pool, is_unavailable
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
@@ -245,7 +245,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _error_response(_http_error(error))
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # PostgreSQL restarting or unreachable: the client tries again (a send
+            # with the same transaction ID), and the pool reconnects meanwhile.
+            log.warning(
+                "database unavailable serving %s %s: %r", request.method, request.path, error
+            )
+            return _error_response(unavailable("The database is unavailable; try again."))
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
 

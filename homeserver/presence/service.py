@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 CHANNEL = "presence"
+# What a shared store (Redis) that cannot be reached raises.
+STORE_ERRORS = (RedisError, OSError)
 ROOMS_CACHE_SIZE = 50_000
 MEMO_SIZE = 100_000
 # Concurrent writes of one heartbeat or sweep batch; each may take a pooled
@@ -140,6 +143,7 @@ class PresenceService:
         self._sleeping_until = 0
         self._wakeup = Alarm()
         self._task: asyncio.Task[None] | None = None
+        self._store_down = False
         bus.subscribe(CHANNEL, self._on_bus_message)
 
     async def start(self) -> None:
@@ -239,7 +243,29 @@ class PresenceService:
         """m.presence events of the user and of everyone sharing one of `room_ids`
         with them: those changed after position `since`, or (`since` None or 0,
         or from before a reset of the store) everyone not offline. Returns the
-        events and the position to put in the next token."""
+        events and the position to put in the next token.
+
+        While the shared store (Redis) cannot be reached, syncs show no presence
+        and keep their token, so they catch up once it is back."""
+        try:
+            found = await self._presence_for_sync(user_id, room_ids, since, allows)
+        except STORE_ERRORS as error:
+            if not self._store_down:
+                log.warning("presence: store unreachable (%s); syncs show none until back", error)
+            self._store_down = True
+            return [], since or 0
+        if self._store_down:
+            log.warning("presence: store reachable again")
+            self._store_down = False
+        return found
+
+    async def _presence_for_sync(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: Callable[[str], bool],
+    ) -> tuple[list[JsonDict], int]:
         position = self._position
         if since is not None and since == position:
             return [], position
