@@ -16,7 +16,16 @@ from typing import Any
 
 import uvloop
 
-from bench import audit, channel_fanout, delivery_latency, fanout, idle_syncs, initial_sync, send
+from bench import (
+    audit,
+    channel_fanout,
+    connections,
+    delivery_latency,
+    fanout,
+    idle_syncs,
+    initial_sync,
+    send,
+)
 from bench import device_lists_sync as device_lists_sync_scenario
 from bench import device_roundtrip as device_roundtrip_scenario
 from bench import e2ee_room as e2ee_room_scenario
@@ -47,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
         fanout.SCENARIO,
         initial_sync.SCENARIO,
         idle_syncs.SCENARIO,
+        connections.SCENARIO,
         channel_fanout.SCENARIO,
         audit.SCENARIO,
         media_scenario.SCENARIO,

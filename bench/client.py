@@ -429,7 +429,9 @@ class RawConnection:
     errors like any other.
     """
 
-    def __init__(self, base_url: str, access_token: str) -> None:
+    def __init__(self, base_url: str, access_token: str, local_host: str | None = None) -> None:
+        """`local_host`: the address to connect from (127.0.0.2...), when one source
+        address's ephemeral ports (about 28,000) are too few for the scenario."""
         url = URL(base_url)
         if url.scheme != "http" or url.host is None:
             raise ValueError(f"RawConnection speaks plain http only, not {base_url}")
@@ -440,11 +442,14 @@ class RawConnection:
             "Accept: application/json\r\n"
         ).encode()
         self._reader: _ResponseReader | None = None
+        self._local_addr = (local_host, 0) if local_host is not None else None
 
     async def connect(self) -> None:
         if self._reader is None or self._reader.closed:
             loop = asyncio.get_running_loop()
-            _, self._reader = await loop.create_connection(_ResponseReader, self._host, self._port)
+            _, self._reader = await loop.create_connection(
+                _ResponseReader, self._host, self._port, local_addr=self._local_addr
+            )
 
     def send(
         self, method: str, path: str, body: bytes | None = None

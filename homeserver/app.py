@@ -19,9 +19,21 @@ from homeserver.accounts.service import AccountService, RegistrationPolicy
 from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
+from homeserver.admin.media import MediaAdmin
+from homeserver.admin.ratelimits import RateLimitOverrides
+from homeserver.admin.registration_tokens import (
+    REGISTRATION_TOKEN,
+    RegistrationTokens,
+    RegistrationTokenStage,
+)
+from homeserver.admin.threepids import AdminThreepids
+from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
+from homeserver.api import admin_media as admin_media_api
+from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
@@ -33,6 +45,7 @@ from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
+from homeserver.api import mutes as mutes_api
 from homeserver.api import notifications as notifications_api
 from homeserver.api import presence as presence_api
 from homeserver.api import profile as profile_api
@@ -40,6 +53,8 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import registration_tokens as registration_tokens_api
+from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
 from homeserver.api import room_keys as room_keys_api
@@ -52,6 +67,7 @@ from homeserver.api.app_keys import (
     ADMINS,
     APPENDER,
     AUDIT_TRAIL,
+    DEACTIVATION,
     METRICS,
     POOL,
     RATE_LIMITER,
@@ -98,6 +114,11 @@ from homeserver.log.rules import ChainRules
 from homeserver.media.service import MediaService
 from homeserver.media.storage import MediaStore
 from homeserver.metrics import Metrics, Sampled
+from homeserver.moderation import rules as moderation_rules
+from homeserver.moderation.mute_expiry import MuteExpiry
+from homeserver.moderation.mutes import MuteService
+from homeserver.moderation.report_queue import ReportQueue
+from homeserver.moderation.reports import ReportService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -371,11 +392,14 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    moderation_rules.register(rules)
     admin_rules.register(rules)
     return rules
 
 
-def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
+def create_rate_limiter(
+    config: Config, dsn: str = "", exemptions: ExemptUsers | None = None
+) -> RateLimiter:
     """The configured limits: in Redis when one is configured, else in PostgreSQL
     (at `dsn`) for workers over the PostgreSQL bus, else in this process.
 
@@ -396,7 +420,7 @@ def create_rate_limiter(config: Config, dsn: str = "") -> RateLimiter:
         buckets = RedisBuckets(config.redis.url, config.server_name)
     elif config.effective_bus == "postgres" and dsn:
         buckets = postgres_buckets(dsn)
-    return RateLimiter(limits, buckets, ExemptUsers(config.admins))
+    return RateLimiter(limits, buckets, exemptions or ExemptUsers(config.admins))
 
 
 def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> web.Application:
@@ -441,11 +465,17 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[POOL] = pool
         app[APPENDER] = appender
         app[SIGNING_KEYS] = keys
-        rate_limiter = create_rate_limiter(config, dsn)
+        exemptions = ExemptUsers(config.admins)
+        rate_limiter = create_rate_limiter(config, dsn, exemptions)
         app[RATE_LIMITER] = rate_limiter
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        app[SERVER_ADMINS] = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        app[SERVER_ADMINS] = server_admins
+        # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
+        overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
+        app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
+        app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -456,6 +486,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             bus,
             rate_limiter,
         )
+        # Registration tokens: the admin API always; the UIA stage when required.
+        registration_tokens = RegistrationTokens(pool, audit_trail)
+        app[registration_tokens_api.REGISTRATION_TOKENS] = registration_tokens
+        app[registration_tokens_api.TOKENS_REQUIRED] = config.registration.require_token
+        if config.registration.require_token:
+            app[ACCOUNTS].uia.add_stage(RegistrationTokenStage(registration_tokens))
+            app[ACCOUNTS].registration_flows.require(REGISTRATION_TOKEN)
+        app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
         room_service = RoomService(
@@ -493,6 +531,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             positions=follower_positions,
         )
         followers.add(CommandExpiry(pool, appender, device_service.system_user))
+        mute_service = MuteService(pool, appender)
+        app[mutes_api.MUTES] = mute_service
+        followers.add(MuteExpiry(pool, mute_service))
         followers.add(
             PushFollower(
                 pool,
@@ -512,11 +553,28 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[room_directory_api.ROOM_DIRECTORY] = RoomDirectoryService(pool, appender)
         receipt_service = ReceiptService(pool, appender)
         app[RECEIPTS] = receipt_service
-        app[profile_api.PROFILES] = ProfileService(pool, appender)
+        profile_service = ProfileService(pool, appender)
+        app[profile_api.PROFILES] = profile_service
+        threepids = AdminThreepids(pool)
+        deactivation = Deactivation(
+            pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
+        )
+        app[DEACTIVATION] = deactivation
+        app[admin_users_api.USER_ADMIN] = UserAdmin(
+            pool,
+            app[ACCOUNTS],
+            profile_service,
+            server_admins,
+            audit_trail,
+            threepids,
+            deactivation,
+            config.server_name,
+        )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
         app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
         app[pushers_api.PUSHERS] = PusherService(pool)
+        app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
             {app_id: _gateway_app(settings) for app_id, settings in config.push.apps.items()}
@@ -572,11 +630,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         app[SYNC] = sync_service
         _watch_sync(app[METRICS], notifier, recent, sync_service)
+        media_files = MediaStore(config.effective_media_store_path)
+        app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
+            pool, audit_trail, media_files, config.server_name
+        )
         app[media_api.MEDIA] = MediaService(
             pool,
             appender,
             config.server_name,
-            MediaStore(config.effective_media_store_path),
+            media_files,
             notifier,
             rate_limiter,
             max_upload_bytes=config.media.max_upload_bytes,
@@ -584,6 +646,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
+        await overrides.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -598,6 +661,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
+        await overrides.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:
@@ -638,9 +702,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         device_control_api,
         keys_api,
         room_keys_api,
+        reports_api,
+        mutes_api,
         admin_server_api,
         admin_audit_api,
         admin_users_api,
+        admin_media_api,
+        registration_tokens_api,
+        admin_reports_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

@@ -26,6 +26,7 @@ from homeserver.config import (
     override_workers,
 )
 from homeserver.logs import configure_logging
+from homeserver.open_files import raise_open_files_limit
 
 if TYPE_CHECKING:
     import asyncpg
@@ -85,6 +86,8 @@ async def database_dsn(config: Config) -> AsyncIterator[str]:
 async def _run(config: Config, worker: int | None = None, ready_fd: int | None = None) -> None:
     from homeserver.app import create_app
 
+    # Every held connection is a file descriptor; the usual soft limit is 1024.
+    raise_open_files_limit()
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
         # Cancel a handler when its client hangs up: an abandoned long-poll must not
@@ -203,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 1
     configure_logging(config.logging.level, config.logging.format)
+    from homeserver.events.signing import KeyRingError
+
     try:
         if args.command == "run":
             if args.workers is not None:
@@ -223,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(config))
         elif args.command in ("audit", "keys", "admin"):
             return _run_audit_command(config, args)
+    except KeyRingError as error:  # the operator's to fix: say what, no traceback
+        log.error("cannot start: signing key: %s", error)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0
@@ -288,6 +296,17 @@ def _add_audit_commands(commands: Any) -> None:
         " the new key at their next write, so 0 is for a compromised key",
     )
     _command(keys_commands, "list", "every key with its validity window")
+    generate = _command(
+        keys_commands,
+        "generate",
+        "make the signing key and its key ring if there are none (for a Secret, a new machine)",
+    )
+    generate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the key file to write, its key ring beside it (default: signing_key_path)",
+    )
 
     admin_commands = _group(commands, "admin", "operator actions on the stored log")
     purge = _command(
@@ -413,6 +432,8 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
 
     path = config.effective_signing_key_path
     try:
+        if args.keys_command == "generate":
+            return _keys_generate(args.out or path, config.server_name)
         if args.keys_command == "rotate":
             now = int(time.time() * 1000)
             ring = rotate_key(path, config.server_name, now, args.grace)
@@ -426,6 +447,22 @@ def _keys_command(config: Config, args: argparse.Namespace) -> int:
     except (OSError, KeyRingError) as error:
         print(f"signing keys at {path}: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _keys_generate(path: Path, server_name: str) -> int:
+    from homeserver.events.signing import load_key_ring, ring_path
+
+    existed = path.exists()
+    ring = load_key_ring(path, server_name)
+    verb = "kept the existing" if existed else "made a new"
+    print(f"{verb} signing key {ring.current.key_id} for {server_name}:")
+    print(f"  {path}")
+    print(f"  {ring_path(path)}")
+    print(
+        "Both files go together, e.g. into one Kubernetes Secret: kubectl create secret"
+        f" generic linkchat-signing-key --from-file={path} --from-file={ring_path(path)}"
+    )
     return 0
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -59,10 +60,20 @@ class Section(BaseModel):
 # --- sections ---------------------------------------------------------------
 
 
+def _not_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+# An address to listen on.
+Host = Annotated[str, AfterValidator(_not_empty)]
+
+
 class Listen(Section):
     """Where the HTTP server listens."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(default=8008, ge=1, le=65535)
     # Peers whose X-Forwarded-For is believed: the reverse proxies in front.
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
@@ -80,27 +91,13 @@ class Listen(Section):
             raise ValueError("; ".join(problems))
         return value
 
-    @field_validator("host")
-    @classmethod
-    def _host_not_empty(cls, value: str) -> str:
-        if not value:
-            raise ValueError("must not be empty")
-        return value
-
 
 class MetricsListener(Section):
     """Prometheus metrics, served on a listener of their own, never on the client port."""
 
     enabled: bool = False
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(default=9000, ge=1, le=65535)
-
-    @field_validator("host")
-    @classmethod
-    def _host_not_empty(cls, value: str) -> str:
-        if not value:
-            raise ValueError("must not be empty")
-        return value
 
 
 class Database(Section):
@@ -160,6 +157,9 @@ class Registration(Section):
 
     enabled: bool = True
     min_password_length: int = Field(default=0, ge=0)
+    # Registration needs a token an admin made (/_synapse/admin/v1/registration_tokens):
+    # the m.login.registration_token UIA stage is in every flow.
+    require_token: bool = False
 
 
 class Limits(Section):
@@ -202,6 +202,11 @@ class RateLimits(Section):
     # Synapse has no default limit on local uploads: a GiB at once, then 1 MiB/s.
     media_upload_bytes: RateLimit = _limit(float(MiB), 1024 * MiB)
     report: RateLimit = _limit(1.0, 5)  # rc_reports
+    # Synapse limits neither: a client encrypting for a room asks for every device of
+    # it at once. Enough for that, and for a room of thousands; not for a script that
+    # drains everyone's one-time keys or floods the database with queries.
+    key_query: RateLimit = _limit(10.0, 100)
+    key_claim: RateLimit = _limit(100.0, 5_000)
 
     # `message: {burst: 20}` keeps message's own per_second, not a shared one;
     # `message:` with everything commented out is message's defaults.

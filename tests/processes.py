@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +47,18 @@ def free_ports(count: int) -> int:
 
 class ServerProcess:
     """`python -m homeserver run` with a config of its own; with `workers`, the
-    supervisor and its workers (metrics of worker I at `metrics_urls[I]`)."""
+    supervisor and its workers (metrics of worker I at `metrics_urls[I]`); `launcher`:
+    a command the server is started through (one that execs its arguments)."""
 
     def __init__(
-        self, work_dir: Path, dsn: str, *, workers: int = 1, port: int = 0, **config: Any
+        self,
+        work_dir: Path,
+        dsn: str,
+        *,
+        launcher: Sequence[str] = (),
+        workers: int = 1,
+        port: int = 0,
+        **config: Any,
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -81,7 +89,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMESERVER_")}
         self._log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
+            [*launcher, sys.executable, "-m", "homeserver", "run", "--config", str(config_path)],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,

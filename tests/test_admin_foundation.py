@@ -61,7 +61,7 @@ async def test_a_flagged_admin_may_use_the_admin_api_until_unflagged(
 
     await hs.ok("PUT", _admin_flag(bob.user_id), {"admin": True, "reason": "moderator"}, user=root)
     assert await hs.ok("GET", _admin_flag(bob.user_id), user=bob) == {"admin": True}
-    page = await hs.ok("GET", AUDIT, user=bob)
+    page = await hs.ok("GET", AUDIT + f"?target={quote(bob.user_id)}", user=bob)
     [flagged] = page["actions"]
     assert flagged["admin"] == root.user_id
     assert (flagged["action"], flagged["target"]) == ("user.admin", bob.user_id)

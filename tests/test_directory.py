@@ -308,13 +308,53 @@ async def test_canonical_alias_can_be_cleared(hs: MatrixClient) -> None:
 
 
 async def test_alt_alias_can_be_added_after_the_main_alias_was_deleted(hs: MatrixClient) -> None:
-    # The spec: servers do not validate aliases already present in the event.
-    alice = await hs.register()
-    name = "stale_" + secrets.token_hex(4)
-    room = await hs.create_room(alice, room_alias_name=name)
-    main = f"#{name}:localhost"
-    await hs.ok("DELETE", _path(main), user=alice)
+    # The spec: servers do not validate aliases already present in the event. Bob's
+    # alias stays canonical when he deletes it: he may not change the canonical alias.
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    main = _new_alias()
+    await _put(hs, bob, main, room)
+    assert (await _set_canonical(hs, alice, room, {"alias": main})).status == 200
+    await hs.ok("DELETE", _path(main), user=bob)
+    served = await hs.ok("GET", f"rooms/{room}/state/m.room.canonical_alias/", user=alice)
+    assert served == {"alias": main}
     alt = _new_alias()
     await _put(hs, alice, alt, room)
     reply = await _set_canonical(hs, alice, room, {"alias": main, "alt_aliases": [alt]})
     assert reply.status == 200
+
+
+async def test_deleting_the_canonical_alias_removes_it_from_the_room(hs: MatrixClient) -> None:
+    # As Synapse: the deleted alias leaves m.room.canonical_alias (alias and alt_aliases).
+    alice = await hs.register()
+    name = "canon_" + secrets.token_hex(4)
+    room = await hs.create_room(alice, room_alias_name=name)
+    main, alt = f"#{name}:localhost", _new_alias()
+    await _put(hs, alice, alt, room)
+    await _set_canonical(hs, alice, room, {"alias": main, "alt_aliases": [alt]})
+    since = (await hs.sync(alice))["next_batch"]
+    await hs.ok("DELETE", _path(main), user=alice)
+    path = f"rooms/{room}/state/m.room.canonical_alias/"
+    assert await hs.ok("GET", path, user=alice) == {"alt_aliases": [alt]}
+    await hs.ok("DELETE", _path(alt), user=alice)
+    assert await hs.ok("GET", path, user=alice) == {}
+    timeline = (await hs.sync(alice, since=since))["rooms"]["join"][room]["timeline"]
+    changes = [e["content"] for e in timeline["events"] if e["type"] == "m.room.canonical_alias"]
+    assert changes == [{"alt_aliases": [alt]}, {}]
+
+
+async def test_room_admin_may_delete_the_canonical_alias_someone_else_made(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    await hs.set_level(alice, room, bob, 50)
+    alias = _new_alias()
+    await _put(hs, bob, alias, room)
+    await _set_canonical(hs, bob, room, {"alias": alias})
+    assert (await hs.request("DELETE", _path(alias), user=alice)).status == 200
+    assert (await hs.request("GET", _path(alias))).status == 404
+    path = f"rooms/{room}/state/m.room.canonical_alias/"
+    assert await hs.ok("GET", path, user=bob) == {}

@@ -148,3 +148,44 @@ async def test_an_initial_sync_lists_no_device_changes(hs: MatrixClient) -> None
     await upload_device(hs, bob)
     reply = await hs.ok("GET", "sync", user=alice)
     assert reply["device_lists"] == {"changed": [], "left": []}
+
+
+async def test_a_profile_change_or_a_message_is_no_device_list_change(hs: MatrixClient) -> None:
+    alice, bob, room = await hs.room_of_two()
+    since = await _next_batch(hs, alice)
+    # A new display name is a new member event (join after join) in every room of bob's.
+    await hs.ok("PUT", f"profile/{bob.user_id}/displayname", {"displayname": "Bob B"}, user=bob)
+    await hs.send(bob, room, {"msgtype": "m.text", "body": "hello"})
+    reply = await _sync(hs, alice, since)
+    assert room in reply["rooms"]["join"]
+    assert reply["device_lists"] == {"changed": [], "left": []}
+
+
+async def test_an_invite_and_a_join_are_changes_a_declined_invite_leaves(
+    hs: MatrixClient,
+) -> None:
+    # As Synapse: an invitee's devices matter to whoever encrypts for invited members.
+    alice, carol, dave = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(alice)
+    since = await _next_batch(hs, alice)
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": carol.user_id}, user=alice)
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": dave.user_id}, user=alice)
+    invited = await _sync(hs, alice, since)
+    assert invited["device_lists"] == {"changed": sorted([carol.user_id, dave.user_id]), "left": []}
+
+    await hs.join(carol, room)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=dave)
+    answered = await _sync(hs, alice, invited["next_batch"])
+    assert answered["device_lists"] == {"changed": [carol.user_id], "left": [dave.user_id]}
+
+
+@pytest.mark.syncs_from_database
+async def test_a_rejected_invite_lists_nobody_as_left(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice)
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": bob.user_id}, user=alice)
+    since = await _next_batch(hs, bob)
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=bob)
+    reply = await _sync(hs, bob, since)
+    assert room in reply["rooms"]["leave"]
+    assert reply["device_lists"] == {"changed": [], "left": []}

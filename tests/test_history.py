@@ -91,7 +91,12 @@ async def test_pages_chain_with_no_gap_and_no_duplicate(hs: MatrixClient) -> Non
     assert [e["event_id"] for e in again["chunk"]] == [
         e["event_id"] for e in reversed(first["chunk"])
     ]
-    assert "end" not in again
+    # It reached the newest event, but more may follow: `end` is where to ask again.
+    nothing_yet = await _page(hs, alice, room, dir="f", **{"from": again["end"]})
+    assert nothing_yet["chunk"] == [] and "end" not in nothing_yet
+    await hs.send(alice, room, {"msgtype": "m.text", "body": "later"})
+    later = await _page(hs, alice, room, dir="f", **{"from": again["end"]})
+    assert _bodies(later["chunk"]) == ["later"]
 
 
 async def test_start_echoes_from_and_end_is_left_out_at_the_beginning(hs: MatrixClient) -> None:

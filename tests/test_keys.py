@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from signedjson.key import decode_verify_key_bytes, encode_signing_key_base64, generate_signing_key
 from signedjson.sign import verify_signed_json
 from unpaddedbase64 import decode_base64
@@ -28,7 +30,7 @@ from homeserver.events.signing import (
 from tests.audit_log import verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient
-from tests.processes import run_homeserver
+from tests.processes import V3, ServerProcess, call, register, run_homeserver
 
 SERVER = "localhost"
 
@@ -226,3 +228,82 @@ async def test_keys_rotate_and_list_commands(tmp_path: Path) -> None:
     assert "expired_ts" in rotated
     code, bad = await homeserver("keys", "rotate", "--grace", "ten minutes")
     assert code == 2 and "duration" in bad
+
+
+async def test_keys_generate_makes_a_key_and_its_ring_once(tmp_path: Path) -> None:
+    key_path = tmp_path / "secret" / "signing.key"
+    made = await run_homeserver("keys", "generate", "--out", str(key_path), merged=True)
+    assert made.code == 0, made.stdout
+    assert "made a new signing key ed25519:" in made.stdout
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    ring = load_key_ring(key_path, SERVER)
+    assert list(ring.keys) == [ring.current.key_id]
+    again = await run_homeserver("keys", "generate", "--out", str(key_path), merged=True)
+    assert again.code == 0, again.stdout
+    assert f"kept the existing signing key {ring.current.key_id}" in again.stdout
+    assert load_key_ring(key_path, SERVER) == ring
+
+
+def _read_only(directory: Path) -> list[str]:
+    """A launcher under which `directory` is read-only for the server, as a Kubernetes
+    Secret volume is: a private read-only bind mount (root ignores file modes)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return []
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount the key directory read-only")
+    script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(directory)]
+
+
+async def test_a_server_runs_with_its_keys_in_a_read_only_directory(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    keys = tmp_path / "keys"
+    key_path = keys / "signing.key"
+    made = await run_homeserver("keys", "generate", "--out", str(key_path), merged=True)
+    assert made.code == 0, made.stdout
+    key_id = load_key_ring(key_path, SERVER).current.key_id
+    server = ServerProcess(
+        tmp_path, fresh_dsn, launcher=_read_only(keys), signing_key_path=str(key_path)
+    )
+    try:
+        server.wait_ready()
+        async with aiohttp.ClientSession(server.base_url) as http:
+            alice = await register(http, server.base_url, "alice")
+            token = alice["access_token"]
+            room = (await call(http, "POST", f"{V3}/createRoom", token, {}))["room_id"]
+            await call(
+                http, "PUT", f"{V3}/rooms/{room}/send/m.room.message/t1", token, {"body": "hi"}
+            )
+            published = await call(http, "GET", "/_matrix/key/v2/server")
+            assert list(published["verify_keys"]) == [key_id]
+    finally:
+        assert server.stop() == 0
+    assert sorted(path.name for path in keys.iterdir()) == [
+        "signing.key",
+        "signing.key.lock",  # from `keys generate`, before the directory was made read-only
+        "signing.key.verify_keys.json",
+    ]
+    failure, _ = await _verify(fresh_dsn, key_path)
+    assert failure is None
+
+
+async def test_a_read_only_key_directory_without_a_key_stops_the_server_saying_how_to_fix_it(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    server = ServerProcess(
+        tmp_path,
+        fresh_dsn,
+        launcher=_read_only(keys),
+        signing_key_path=str(keys / "signing.key"),
+    )
+    try:
+        with pytest.raises(RuntimeError, match="homeserver keys generate"):
+            server.wait_ready()
+    finally:
+        server.stop()
+    assert list(keys.iterdir()) == []
+    assert "Traceback" not in server.log_path.read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "homeserver"
 
 # Layer of each top-level module or package of homeserver, and what it may import.
-LEAVES = {"errors", "logs", "alarm", "batching"}
+LEAVES = {"errors", "logs", "alarm", "batching", "clock"}
 RULES: dict[str, set[str]] = {
     "events": {"errors"},
     "bus": {"errors"},
@@ -74,8 +74,32 @@ RULES: dict[str, set[str]] = {
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
+    # moderation/: reports, mutes and shadow-bans.
+    "moderation": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "rooms",
+        "roles",
+        "account_data",
+        "admin",
+    },
     # admin/: who is a server admin, the audit trail, and the admin API's services.
-    "admin": {"store", "events", "projections", "errors", "log", "accounts", "bus"},
+    "admin": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "bus",
+        "profiles",
+        "rooms",
+        "ratelimit",
+        "media",
+    },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
     "supervisor": {"config"},
@@ -103,6 +127,7 @@ RULES: dict[str, set[str]] = {
         "device_control",
         "e2ee",
         "ratelimit",
+        "moderation",
         "admin",
     },
 }

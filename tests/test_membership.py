@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import quote
 
 from tests.matrix import MatrixClient, Reply, User
@@ -474,3 +475,75 @@ async def test_stranger_cannot_list_members(hs: MatrixClient) -> None:
     reply = await hs.request("GET", f"rooms/{room}/members", user=mallory)
     assert reply.status == 403
     assert reply.errcode == "M_FORBIDDEN"
+
+
+# Idempotence and the content of a join
+
+
+async def _member_event(hs: MatrixClient, viewer: User, room: str, user_id: str) -> Any:
+    path = f"rooms/{room}/state/m.room.member/{user_id}?format=event"
+    return await hs.ok("GET", path, user=viewer)
+
+
+async def test_joining_a_room_one_is_in_appends_no_second_join(hs: MatrixClient) -> None:
+    alice, room = await _public_room(hs)
+    bob = await hs.register()
+    await hs.join(bob, room)
+    joined = await _member_event(hs, alice, room, bob.user_id)
+    since = (await hs.sync(alice))["next_batch"]
+    await hs.join(bob, room)
+    await hs.ok("POST", f"rooms/{room}/join", {}, user=bob)
+    assert (await _member_event(hs, alice, room, bob.user_id))["event_id"] == joined["event_id"]
+    later = await hs.sync(alice, since=since)
+    timeline = later.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {})
+    assert [e for e in timeline.get("events", []) if e["type"] == "m.room.member"] == []
+
+
+async def test_join_keeps_the_reason_and_custom_keys_of_its_body(hs: MatrixClient) -> None:
+    alice, room = await _public_room(hs)
+    bob, carol = await hs.register(), await hs.register()
+    body = {"reason": "hi", "com.example.badge": {"level": 3}}
+    await hs.ok("POST", f"join/{room}", body, user=bob)
+    await hs.ok("POST", f"rooms/{room}/join", body, user=carol)
+    for user in (bob, carol):
+        content = (await _member_event(hs, alice, room, user.user_id))["content"]
+        assert content["membership"] == "join"
+        assert content["reason"] == "hi"
+        assert content["com.example.badge"] == {"level": 3}
+        assert content["displayname"] == user.user_id[1:].split(":")[0]
+
+
+async def test_join_body_cannot_change_the_membership_or_vouch_for_itself(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice, preset="private_chat")
+    await hs.ok(
+        "PUT",
+        f"rooms/{room}/state/m.room.join_rules/",
+        {"join_rule": "restricted", "allow": []},
+        user=alice,
+    )
+    bob = await hs.register()
+    body = {"membership": "join", "join_authorised_via_users_server": alice.user_id}
+    reply = await hs.request("POST", f"rooms/{room}/join", body, user=bob)
+    assert reply.status == 403
+    assert await _joined_rooms(hs, bob) == []
+    carol = await hs.register()
+    _, public = await _public_room(hs)
+    await hs.ok("POST", f"join/{public}", {"membership": "leave"}, user=carol)
+    assert await _joined_rooms(hs, carol) == [public]
+
+
+async def test_joined_members_carry_display_names_and_avatars(hs: MatrixClient) -> None:
+    alice, room = await _public_room(hs)
+    bob = await hs.register()
+    avatar = "mxc://localhost/bobface"
+    await hs.ok("PUT", f"profile/{bob.user_id}/displayname", {"displayname": "Bob"}, user=bob)
+    await hs.ok("PUT", f"profile/{bob.user_id}/avatar_url", {"avatar_url": avatar}, user=bob)
+    await hs.join(bob, room)
+    joined = (await hs.ok("GET", f"rooms/{room}/joined_members", user=alice))["joined"]
+    assert joined[bob.user_id] == {"display_name": "Bob", "avatar_url": avatar}
+    await hs.ok("PUT", f"profile/{bob.user_id}/displayname", {"displayname": "Robert"}, user=bob)
+    joined = (await hs.ok("GET", f"rooms/{room}/joined_members", user=alice))["joined"]
+    assert joined[bob.user_id] == {"display_name": "Robert", "avatar_url": avatar}

@@ -287,3 +287,29 @@ async def test_run_serves_metrics_on_their_own_port_and_closes_it_on_shutdown(
         assert server.stop() == 0
     with pytest.raises(aiohttp.ClientConnectionError):
         await _metrics(f"http://127.0.0.1:{port}/metrics")
+
+
+def _open_files_limits(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open files line")
+
+
+async def test_the_server_raises_its_open_files_limit_to_the_hard_limit(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    """Every held long-poll is a socket: the usual soft limit of 1024 would turn the
+    1025th client away while the hard limit allows thousands more."""
+    server = ServerProcess(
+        tmp_path, fresh_dsn, launcher=["sh", "-c", 'ulimit -Sn 256 && exec "$@"', "sh"]
+    )
+    try:
+        server.wait_ready()
+        soft, hard = _open_files_limits(server.pid)
+        assert soft == hard
+        assert hard > 256
+    finally:
+        assert server.stop() == 0
+    assert "open files: limit raised from 256" in server.log_path.read_text()

@@ -133,8 +133,8 @@ class PresenceBehaviour:
         self, server: MatrixClient
     ) -> None:
         alice, bob, room = await server.room_of_two()
+        await server.sync(bob)  # bob's client comes online
 
-        # Joining the room was activity: bob shows online to alice.
         async def online() -> bool:
             return (await _get(server, alice, bob))["presence"] == "online"
 

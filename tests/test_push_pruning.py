@@ -44,6 +44,15 @@ def _pruner(hs: MatrixClient, days_later: float) -> NotificationPruner:
     )
 
 
+async def _backlog_rows(hs: MatrixClient, user: User) -> int:
+    async with hs.app[POOL].acquire() as conn:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM push_notification_backlog WHERE user_id = $1", user.user_id
+            )
+        )
+
+
 async def test_notifications_older_than_kept_leave_the_list_but_unread_ones_still_count(
     hs: MatrixClient,
 ) -> None:
@@ -56,9 +65,11 @@ async def test_notifications_older_than_kept_leave_the_list_but_unread_ones_stil
     await _wait_listed(hs, bob, last)
     assert _counts(await hs.sync(bob), room) == (2, 1)
 
-    assert await _pruner(hs, 29).prune() == (0, 0)  # not old enough yet
+    # (The tests of a run share a database: other tests' rows are pruned too.)
+    await _pruner(hs, 29).prune()  # not old enough yet
     assert len(await _listed(hs, bob)) == 3
-    assert await _pruner(hs, 31).prune() == (6, 0)  # bob's three and the third member's
+    deleted, _ = await _pruner(hs, 31).prune()
+    assert deleted >= 6  # bob's three and the third member's
     assert await _listed(hs, bob) == []
     # The two unread, a mention among them, still count: in /sync and in a push's badge.
     assert _counts(await hs.sync(bob), room) == (2, 1)
@@ -68,11 +79,12 @@ async def test_notifications_older_than_kept_leave_the_list_but_unread_ones_stil
     newer = await hs.send(alice, room, {"msgtype": "m.text", "body": "newer"})
     await _wait_listed(hs, bob, newer)
     assert _counts(await hs.sync(bob), room) == (3, 1)
-    # Reading the newest reads what was folded away too; the next round forgets bob's.
+    # Reading the newest reads what was folded away too; the next round forgets it.
     await hs.ok("POST", f"rooms/{room}/receipt/m.read/{newer}", {}, user=bob)
     assert _counts(await hs.sync(bob), room) == (0, 0)
-    # (The newest two are old by that clock too: bob's read one goes, the other folds.)
-    assert await _pruner(hs, 31).prune() == (2, 1)
+    assert await _backlog_rows(hs, bob) == 1
+    await _pruner(hs, 31).prune()
+    assert await _backlog_rows(hs, bob) == 0
     assert _counts(await hs.sync(bob), room) == (0, 0)
 
 
@@ -81,10 +93,11 @@ async def test_pruning_twice_adds_up_what_is_still_unread(hs: MatrixClient) -> N
     await hs.join(await hs.register(), room)
     first = await hs.send(alice, room, {"msgtype": "m.text", "body": "one"})
     await _wait_listed(hs, bob, first)
-    assert await _pruner(hs, 31).prune() == (2, 0)
+    await _pruner(hs, 31).prune()
     second = await hs.send(alice, room, {"msgtype": "m.text", "body": "two"})
     await _wait_listed(hs, bob, second)
-    assert await _pruner(hs, 31).prune() == (2, 0)
+    await _pruner(hs, 31).prune()
+    assert await _listed(hs, bob) == []
     assert _counts(await hs.sync(bob), room) == (2, 0)
 
 

@@ -375,3 +375,38 @@ async def test_two_processes_share_one_bucket(
         status, body = await wrong_password(b)
         assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED")
         assert (await wrong_password(a))[0] == 429
+
+
+async def test_key_queries_and_claims_are_limited_per_user_but_generously_by_default(
+    start_app: AppFactory,
+) -> None:
+    hs = await start_app(
+        rate_limits=only(
+            key_query=RateLimit(per_second=NO_REFILL, burst=3),
+            key_claim=RateLimit(per_second=NO_REFILL, burst=10),
+        )
+    )
+    alice, bob = await hs.register(), await hs.register()
+    query = {"device_keys": {bob.user_id: []}}
+    for _ in range(3):
+        assert (await hs.request("POST", "keys/query", query, user=alice)).status == 200
+    assert_limited(await hs.request("POST", "keys/query", query, user=alice))
+    assert (await hs.request("POST", "keys/query", query, user=bob)).status == 200
+    # A claim costs one token per device asked for.
+    claim = {"one_time_keys": {bob.user_id: {f"D{n}": "signed_curve25519" for n in range(6)}}}
+    assert (await hs.request("POST", "keys/claim", claim, user=alice)).status == 200
+    assert_limited(await hs.request("POST", "keys/claim", claim, user=alice))
+
+
+async def test_the_default_key_limits_let_a_client_encrypt_for_a_big_room(
+    start_app: AppFactory,
+) -> None:
+    hs = await start_app(rate_limits=limits(registration=UNREACHED))
+    alice, bob = await hs.register(), await hs.register()
+    devices = {f"DEVICE{n}": "signed_curve25519" for n in range(2_000)}
+    for _ in range(2):  # a room of 2,000 devices, and again at once for the next session
+        claim = {"one_time_keys": {bob.user_id: devices}}
+        assert (await hs.request("POST", "keys/claim", claim, user=alice)).status == 200
+    for _ in range(50):
+        query = {"device_keys": {bob.user_id: []}}
+        assert (await hs.request("POST", "keys/query", query, user=alice)).status == 200

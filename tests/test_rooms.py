@@ -324,3 +324,90 @@ async def test_setting_state_in_an_unknown_room_is_not_found(hs: MatrixClient) -
     )
     assert reply.status == 404
     assert reply.errcode == "M_NOT_FOUND"
+
+
+# Idempotence: a client repeating itself appends nothing (as Synapse)
+
+
+async def _timeline_length(hs: MatrixClient, user: User, room: str) -> int:
+    body = await hs.ok("GET", f"rooms/{room}/messages?dir=b&limit=1000", user=user)
+    return len(body["chunk"])
+
+
+async def test_setting_identical_state_again_returns_the_current_event(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    path = f"rooms/{room}/state/m.room.topic/"
+    first = await hs.ok("PUT", path, {"topic": "same", "n": 1}, user=alice)
+    length = await _timeline_length(hs, alice, room)
+    again = await hs.ok("PUT", path, {"n": 1, "topic": "same"}, user=alice)
+    assert again["event_id"] == first["event_id"]
+    assert await _timeline_length(hs, alice, room) == length
+    changed = await hs.ok("PUT", path, {"topic": "same", "n": True}, user=alice)
+    assert changed["event_id"] != first["event_id"]
+    assert await _timeline_length(hs, alice, room) == length + 1
+
+
+async def test_identical_state_from_another_sender_is_a_new_event(hs: MatrixClient) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    await hs.set_level(alice, room, bob, 100)
+    path = f"rooms/{room}/state/m.room.topic/"
+    first = await hs.ok("PUT", path, {"topic": "shared"}, user=alice)
+    second = await hs.ok("PUT", path, {"topic": "shared"}, user=bob)
+    assert second["event_id"] != first["event_id"]
+    event = await hs.ok("GET", f"{path}?format=event", user=alice)
+    assert event["sender"] == bob.user_id
+
+
+async def test_state_set_again_after_its_redaction_is_a_new_event(hs: MatrixClient) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice, name="Named")
+    path = f"rooms/{room}/state/m.room.name/"
+    named = await hs.ok("GET", f"{path}?format=event", user=alice)
+    await hs.ok("PUT", f"rooms/{room}/redact/{named['event_id']}/r1", {}, user=alice)
+    again = await hs.ok("PUT", path, {"name": "Named"}, user=alice)
+    assert again["event_id"] != named["event_id"]
+    assert (await _state(hs, alice, room, "m.room.name")) == {"name": "Named"}
+
+
+# world_readable rooms: anyone reads the state, as they read the messages
+
+
+async def test_anyone_reads_the_state_of_a_world_readable_room(hs: MatrixClient) -> None:
+    alice, stranger = await hs.register(), await hs.register()
+    name = "open_" + secrets.token_hex(4)
+    room = await hs.create_room(
+        alice,
+        preset="private_chat",
+        name="Open book",
+        room_alias_name=name,
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "content": {"history_visibility": "world_readable"},
+            }
+        ],
+    )
+    whole = await hs.ok("GET", f"rooms/{room}/state", user=stranger)
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= {e["type"] for e in whole}
+    assert await _state(hs, stranger, room, "m.room.name") == {"name": "Open book"}
+    member = await _state(hs, stranger, room, "m.room.member", alice.user_id)
+    assert member["membership"] == "join"
+    event = await hs.ok("GET", f"rooms/{room}/state/m.room.name/?format=event", user=stranger)
+    assert event["content"] == {"name": "Open book"}
+    aliases = await hs.ok("GET", f"rooms/{room}/aliases", user=stranger)
+    assert aliases == {"aliases": [f"#{name}:localhost"]}
+    members = await hs.ok("GET", f"rooms/{room}/members", user=stranger)
+    assert [m["state_key"] for m in members["chunk"]] == [alice.user_id]
+    # No longer once the room is closed again.
+    await hs.ok(
+        "PUT",
+        f"rooms/{room}/state/m.room.history_visibility/",
+        {"history_visibility": "shared"},
+        user=alice,
+    )
+    for path in ("state", "state/m.room.name/", "aliases", "members"):
+        reply = await hs.request("GET", f"rooms/{room}/{path}", user=stranger)
+        assert (reply.status, reply.errcode) == (403, "M_FORBIDDEN"), path

@@ -251,12 +251,13 @@ async def test_redacting_an_unknown_event_is_not_found(hs: MatrixClient) -> None
     assert reply.errcode == "M_NOT_FOUND"
 
 
-async def test_redacting_an_event_of_another_room_is_not_found(hs: MatrixClient) -> None:
+async def test_redacting_an_event_of_another_room_is_a_bad_request(hs: MatrixClient) -> None:
+    # As Synapse: 400 "Cannot redact event from a different room".
     admin, _, room = await _room_with_member(hs)
     other = await hs.create_room(admin)
     event_id = await hs.send(admin, other, {"body": "elsewhere"})
     reply = await _redact(hs, admin, room, event_id)
-    assert reply.status == 404
+    assert reply.status == 400
     assert (await _get(hs, admin, other, event_id))["content"] == {"body": "elsewhere"}
 
 
@@ -452,9 +453,18 @@ async def test_redaction_sent_as_a_message_or_state_cannot_reach_another_room(
     mallory = await hs.register()
     own_room = await hs.create_room(mallory)
     reply = await hs.request("PUT", f"rooms/{own_room}/{path}", {"redacts": target}, user=mallory)
-    assert reply.status == 404
-    assert reply.errcode == "M_NOT_FOUND"
+    assert reply.status == 400
     assert (await _get(hs, victim, target_room, target))["content"] == {"body": "mine"}
+
+
+async def test_the_create_event_cannot_be_redacted(hs: MatrixClient) -> None:
+    admin, member, room = await _room_with_member(hs)
+    create = await hs.ok("GET", f"rooms/{room}/state/m.room.create/?format=event", user=admin)
+    reply = await _redact(hs, admin, room, create["event_id"])
+    assert reply.status == 403
+    assert reply.errcode == "M_FORBIDDEN"
+    served = await hs.ok("GET", f"rooms/{room}/state/m.room.create/", user=member)
+    assert served["room_version"]
 
 
 async def test_redaction_sent_as_a_message_works_within_the_room(hs: MatrixClient) -> None:

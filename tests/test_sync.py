@@ -249,7 +249,8 @@ async def test_lazy_loading_sends_only_members_who_speak_in_the_timeline(
     hs: MatrixClient,
 ) -> None:
     alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
-    room = await hs.create_room(alice, preset="public_chat")
+    # Named: a room without a name has heroes, whose members lazy loading sends too.
+    room = await hs.create_room(alice, preset="public_chat", name="Named")
     await hs.join(bob, room)
     await hs.join(carol, room)
     for n in range(12):
@@ -352,17 +353,14 @@ async def test_the_room_summary_follows_members_joining_and_leaving(hs: MatrixCl
     carol = await hs.register()
     await hs.join(carol, room)
     body = await hs.sync(bob, body["next_batch"])
-    heroes = sorted([alice.user_id, carol.user_id])
+    # Heroes in the order of their memberships (the spec's "stream ordering").
+    heroes = [alice.user_id, carol.user_id]
     assert counts(body["rooms"]["join"][room]["summary"]) == (3, 0, heroes)
     dave = await hs.register()
     await hs.ok("POST", f"rooms/{room}/invite", {"user_id": dave.user_id}, user=alice)
     await hs.ok("POST", f"rooms/{room}/leave", {}, user=carol)
     body = await hs.sync(bob, body["next_batch"])
-    assert counts(body["rooms"]["join"][room]["summary"]) == (
-        2,
-        1,
-        sorted([alice.user_id, dave.user_id]),
-    )
+    assert counts(body["rooms"]["join"][room]["summary"]) == (2, 1, [alice.user_id, dave.user_id])
     # A message alone changes no member: the summary is left out, as the spec allows.
     await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"})
     body = await hs.sync(bob, body["next_batch"])

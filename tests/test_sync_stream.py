@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from homeserver.api.app_keys import POOL
+from homeserver.api.app_keys import METRICS, POOL
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
 
@@ -166,3 +166,36 @@ async def test_a_plain_request_is_told_the_endpoint_is_a_websocket(hs: MatrixCli
     reply = await hs.request("GET", STREAM, user=user)
     assert (reply.status, reply.errcode) == (400, "M_UNRECOGNIZED")
     assert "WebSocket" in reply.body["error"]
+
+
+@pytest.mark.parametrize("window_source", ["database"], indirect=True)
+async def test_a_server_failure_after_the_first_frame_closes_the_socket_with_1011(
+    start_app: AppFactory, fresh_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hs = await start_app(dsn=fresh_dsn)  # every sync built from the database
+    alice, bob, room = await hs.room_of_two()
+    ws = await _connect(hs, bob, {})
+    try:
+        assert room in (await _next_frame(ws))["rooms"]["join"]
+        # A failure no handler foresees: the unread counts' table is gone from under the
+        # server; sending still works, building bob's next sync does not.
+        async with hs.app[POOL].acquire() as conn:
+            await conn.execute(
+                "ALTER TABLE push_notification_backlog RENAME TO push_notification_backlog_gone"
+            )
+        await hs.send(alice, room, {"msgtype": "m.text", "body": "hello"})
+        error = await _next_frame(ws)
+        assert error["errcode"] == "M_UNKNOWN"
+        closing = await asyncio.wait_for(ws.receive(), 10)
+        assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED), closing
+        assert ws.close_code == 1011
+    finally:
+        await ws.close()
+    assert any(
+        record.name == "homeserver.api.sync_stream" and record.exc_info for record in caplog.records
+    )
+
+    async def released() -> bool:
+        return hs.app[METRICS].held.count["stream"] == 0
+
+    await hs.eventually(released)

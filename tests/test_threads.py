@@ -3,7 +3,11 @@ events, and GET /v1/rooms/{roomId}/threads within history visibility."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote
+
+import pytest
 
 from tests.matrix import MatrixClient, User
 
@@ -153,3 +157,33 @@ async def test_threads_keep_to_history_visibility(hs: MatrixClient) -> None:
     assert [e["event_id"] for e in seen["chunk"]] == [after]
     by_alice = await hs.ok("GET", f"{V1}/rooms/{room}/threads", user=alice)
     assert [e["event_id"] for e in by_alice["chunk"]] == [before, after]
+
+
+@pytest.mark.window_sources
+async def test_a_sync_bundles_aggregations_alike_from_memory_and_from_the_database(
+    hs: MatrixClient,
+) -> None:
+    # As Synapse: a timeline cut short (or a room new to the client) carries its events'
+    # edits and thread summaries; one shown whole does not, for the edits and replies
+    # are in it. Both window sources of /sync serve the same.
+    alice, bob, room = await hs.room_of_two()
+    since = (await hs.sync(bob))["next_batch"]
+    for n in range(2):
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"filler {n}"})
+    original = await hs.send(alice, room, {"msgtype": "m.text", "body": "helo"})
+    edit = await hs.send(alice, room, _edit(original, "hello"))
+    await hs.send(bob, room, _reply(original, "a thread"))
+
+    def limit(count: int) -> str:
+        return quote(json.dumps({"room": {"timeline": {"limit": count}}}))
+
+    whole = (await hs.sync(bob, since, filter=limit(10)))["rooms"]["join"][room]["timeline"]
+    assert whole["limited"] is False
+    assert [_relations(e) for e in whole["events"]] == [None] * 5
+    cut = (await hs.sync(bob, since, filter=limit(3)))["rooms"]["join"][room]["timeline"]
+    assert cut["limited"] is True
+    assert cut["events"][0]["event_id"] == original
+    bundled = _relations(cut["events"][0])
+    assert bundled["m.replace"]["event_id"] == edit
+    assert bundled["m.thread"]["count"] == 1
+    assert bundled["m.thread"]["current_user_participated"] is True

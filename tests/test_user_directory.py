@@ -174,3 +174,59 @@ async def test_the_search_uses_the_directory_index(hs: MatrixClient, run_dsn: st
     finally:
         await conn.close()
     assert "profiles_directory_search" in "\n".join(row[0] for row in rows)
+
+
+# The directory follows the rooms that make a user public (Synapse's user directory
+# with search_all_users off: rooms publicly joinable or world_readable).
+
+
+async def _set_state(
+    hs: MatrixClient, user: User, room: str, event_type: str, content: Any
+) -> None:
+    await hs.ok("PUT", f"rooms/{room}/state/{event_type}/", content, user=user)
+
+
+async def test_leaving_the_public_room_hides_a_user_from_strangers(hs: MatrixClient) -> None:
+    word = _word()
+    host, stranger = await _named(hs, f"Host {word}"), await hs.register()
+    room = await hs.create_room(host, preset="public_chat")
+    assert await _found(hs, stranger, word) == [host.user_id]
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=host)
+    assert await _found(hs, stranger, word) == []
+
+
+async def test_closing_a_public_room_hides_its_members(hs: MatrixClient) -> None:
+    word = _word()
+    host, stranger = await _named(hs, f"Host {word}"), await hs.register()
+    room = await hs.create_room(host, preset="public_chat")
+    assert await _found(hs, stranger, word) == [host.user_id]
+    await _set_state(hs, host, room, "m.room.join_rules", {"join_rule": "invite"})
+    assert await _found(hs, stranger, word) == []
+    await _set_state(hs, host, room, "m.room.join_rules", {"join_rule": "public"})
+    assert await _found(hs, stranger, word) == [host.user_id]
+
+
+async def test_members_of_a_world_readable_room_are_found_by_anyone(hs: MatrixClient) -> None:
+    word = _word()
+    host, stranger = await _named(hs, f"Host {word}"), await hs.register()
+    room = await hs.create_room(host, preset="private_chat")
+    assert await _found(hs, stranger, word) == []
+    world_readable = {"history_visibility": "world_readable"}
+    await _set_state(hs, host, room, "m.room.history_visibility", world_readable)
+    assert await _found(hs, stranger, word) == [host.user_id]
+    await _set_state(hs, host, room, "m.room.history_visibility", {"history_visibility": "shared"})
+    assert await _found(hs, stranger, word) == []
+
+
+async def test_a_closed_room_that_stays_world_readable_keeps_its_members_found(
+    hs: MatrixClient,
+) -> None:
+    word = _word()
+    host, stranger = await _named(hs, f"Host {word}"), await hs.register()
+    room = await hs.create_room(host, preset="public_chat")
+    world_readable = {"history_visibility": "world_readable"}
+    await _set_state(hs, host, room, "m.room.history_visibility", world_readable)
+    await _set_state(hs, host, room, "m.room.join_rules", {"join_rule": "invite"})
+    assert await _found(hs, stranger, word) == [host.user_id]
+    await _set_state(hs, host, room, "m.room.history_visibility", {"history_visibility": "joined"})
+    assert await _found(hs, stranger, word) == []

@@ -179,3 +179,11 @@ def test_visible_ranges_agree_with_deciding_each_position(
         p for first, last in access.visible_ranges(lowest, highest) for p in range(first, last + 1)
     ]
     assert from_ranges == _visible(access, range(lowest, highest + 1))
+
+
+def test_ones_own_leave_is_always_visible() -> None:
+    # A rejected invite to a `joined` room, and a kick after leaving history behind.
+    access = _access(_setting(1, "joined"), _member(6, "invite"), _member(9, "leave"))
+    assert _visible(access, range(2, 12)) == [9]
+    rejoined = _access(_setting(1, "joined"), _member(3, "join"), _member(5, "leave"))
+    assert _visible(rejoined, range(2, 8)) == [3, 4, 5]

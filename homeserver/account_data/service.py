@@ -23,8 +23,9 @@ from homeserver.account_data.facts import (
 )
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED
+from homeserver.events.model import Draft
 from homeserver.log.appender import Appender
+from homeserver.log.edits import append_edit
 from homeserver.store import account_data as account_data_store
 
 JsonDict = dict[str, Any]
@@ -35,7 +36,6 @@ PUSH_RULES = "m.push_rules"
 SERVER_KEPT = {FULLY_READ: "/rooms/{roomId}/read_markers", PUSH_RULES: "/pushrules"}
 # The spec: a tag name must not exceed 255 bytes.
 MAX_TAG_BYTES = 255
-MAX_ATTEMPTS = 10
 
 
 def _check_type(data_type: str) -> None:
@@ -105,23 +105,19 @@ class AccountDataService:
         self, user_id: str, room_id: str, edit: Callable[[JsonDict], JsonDict]
     ) -> None:
         key = account_data_key(room_id, types.TAG)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def compute() -> Draft | None:
             async with self._pool.acquire() as conn:
                 found = await account_data_store.fact(conn, user_id, key)
             replaces, current = found if found is not None else (None, {})
             tags = edit(_tags_of(current))
             if tags == _tags_of(current):
-                return
-            draft = account_data_edit(
+                return None
+            return account_data_edit(
                 user_id, room_id, types.TAG, {**current, "tags": tags}, replaces
             )
-            try:
-                await self._appender.append(draft)
-                return
-            except MatrixError as refused:
-                if refused.errcode != STATE_CHANGED:
-                    raise
-        raise MatrixError(409, STATE_CHANGED, "Your tags kept changing; try again.")
+
+        await append_edit(self._appender, compute, "Your tags")
 
     # Reading, for sync
 

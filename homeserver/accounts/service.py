@@ -8,7 +8,7 @@ import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -16,6 +16,7 @@ from homeserver.accounts import passwords
 from homeserver.accounts.identifiers import (
     check_localpart,
     check_not_reserved,
+    invalid_username,
     localpart_of,
     user_id_for,
 )
@@ -55,6 +56,16 @@ class Session:
     user_id: str
     device_id: str
     access_token: str | None
+
+
+class RegistrationFacts(Protocol):
+    """A capability's facts about a new account, appended in one group with its account
+    fact (a registration token's use): `results` are what the registration's UIA
+    stages proved."""
+
+    async def drafts_for_new_account(
+        self, user_id: str, results: Mapping[str, Any]
+    ) -> list[Draft]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,8 @@ class AccountService:
         self.uia.add_stage(PasswordStage(self.check_password))
         # Capabilities require or offer their stages here (email, registration tokens).
         self.registration_flows = RegistrationFlows()
+        # ... and the facts they add to a new account (registration_facts.append).
+        self.registration_facts: list[RegistrationFacts] = []
         self._bus = bus
         self._tokens = TokenCache()
         bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
@@ -185,7 +198,8 @@ class AccountService:
         self, user_id: str, password_hash: str, results: Mapping[str, Any]
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
-        password hash; `results` are what the registration's UIA stages proved."""
+        password hash; `results` are what the registration's UIA stages proved, from which
+        capabilities add their facts (`registration_facts`), in the same group."""
         drafts = [
             Draft(
                 user_id,
@@ -195,6 +209,8 @@ class AccountService:
                 state_key="",
             )
         ]
+        for source in self.registration_facts:
+            drafts += await source.drafts_for_new_account(user_id, results)
         await self._appender.append_group(drafts)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
@@ -266,6 +282,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             rows = await account_store.devices(conn, user_id)
         await self._remove_devices(user_id, [row.device_id for row in rows])
+        # Tokens on no listed device (a server admin's support token) die too.
+        async with self._pool.acquire() as conn:
+            left = await account_store.device_ids_with_tokens(conn, user_id)
+        await self._revoke_tokens(user_id, left)
 
     def _user_id_of(self, user: str) -> str | None:
         localpart = localpart_of(user, self._server_name)
@@ -289,6 +309,10 @@ class AccountService:
         async with self._pool.acquire() as conn:
             stored = await account_store.password_hash(conn, user_id) if user_id else None
             deactivated = await account_store.user_deactivated(conn, user_id) if user_id else None
+        if deactivated and stored is None:
+            # Deactivation deletes the password: the account says so whatever is typed,
+            # as Synapse does.
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated.")
         if not await passwords.verify_password(password, stored) or user_id is None:
             raise forbidden("Invalid username or password.")
         await self._limiter.give_back(Action.FAILED_LOGIN, account)
@@ -306,8 +330,12 @@ class AccountService:
                 raise MatrixError(
                     401, "M_UNKNOWN_TOKEN", "Unrecognised access token.", soft_logout=False
                 )
-            cached = CachedOwner(owner.user_id, owner.device_id)
+            cached = CachedOwner(owner.user_id, owner.device_id, owner.valid_until_ms)
             self._tokens.put(token_hash, cached)
+        if cached.valid_until_ms is not None and cached.valid_until_ms <= _now_ms():
+            raise MatrixError(
+                401, "M_UNKNOWN_TOKEN", "Access token has expired.", soft_logout=False
+            )
         return Requester(cached.user_id, cached.device_id, token_hash)
 
     async def logout(self, requester: Requester) -> None:
@@ -432,3 +460,68 @@ class AccountService:
         if not isinstance(device_ids, list):
             raise missing_param("devices is required.")
         await self._remove_devices(requester.user_id, device_ids)
+
+    # Administration (homeserver/admin): the same facts and secrets, without UIA.
+
+    async def create_account(self, user_id: str, password: str | None) -> None:
+        """An account a server admin makes: no registration policy, no UIA, no device;
+        without a password until one is set. M_USER_IN_USE if the ID is taken."""
+        localpart = localpart_of(user_id, self._server_name)
+        if localpart is None or user_id_for(localpart, self._server_name) != user_id:
+            raise invalid_username(f"{user_id!r} is not a user ID of this server.")
+        check_localpart(localpart, self._server_name)
+        check_not_reserved(localpart)
+        password_hash = await passwords.hash_password(password) if password is not None else None
+        await self._appender.append(
+            Draft(
+                user_id,
+                user_id,
+                types.ACCOUNT,
+                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
+                state_key="",
+            )
+        )
+        if password_hash is not None:
+            async with self._pool.acquire() as conn:
+                await account_store.set_password_hash(conn, user_id, password_hash)
+
+    async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
+        """A server admin sets `user_id`'s password; `logout_devices` ends every session."""
+        password_hash = await passwords.hash_password(new_password)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, user_id, password_hash)
+        if logout_devices:
+            await self.end_sessions(user_id)
+
+    async def forget_password(self, user_id: str) -> None:
+        """The account has no password any more (deactivation): no login by password."""
+        async with self._pool.acquire() as conn:
+            await account_store.delete_password_hash(conn, user_id)
+
+    async def user_devices(self, user_id: str) -> list[Device]:
+        async with self._pool.acquire() as conn:
+            return await account_store.devices(conn, user_id)
+
+    async def support_token(self, user_id: str, valid_until_ms: int | None) -> str:
+        """An access token for a server admin to act as `user_id` (support): on a device of
+        its own that is not in the user's device list; it dies at `valid_until_ms` (if
+        given), at /logout with it, or with the account."""
+        token = "lc_" + secrets.token_urlsafe(32)
+        device_id = "ADMIN_" + _new_device_id()
+        async with self._pool.acquire() as conn:
+            await account_store.insert_token(
+                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
+            )
+        return token
+
+    async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
+        """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""
+        async with self._pool.acquire() as conn:
+            row = await account_store.device(conn, user_id, device_id)
+        if row is None:
+            raise not_found("No device found")
+        await self._appender.append(self._device_draft(user_id, device_id, name, row.created_ts))
+
+    async def remove_devices(self, user_id: str, device_ids: list[str]) -> None:
+        """The devices are removed and their access tokens die (for a server admin)."""
+        await self._remove_devices(user_id, device_ids)

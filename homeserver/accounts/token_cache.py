@@ -15,6 +15,7 @@ from dataclasses import dataclass
 class CachedOwner:
     user_id: str
     device_id: str
+    valid_until_ms: int | None = None
 
 
 class TokenCache:

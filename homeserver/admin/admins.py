@@ -29,6 +29,8 @@ class ServerAdmins:
         self, pool: asyncpg.Pool, configured: Iterable[str], trail: AuditTrail, server_name: str
     ) -> None:
         self._pool = pool
+        # The configured admins, as a list for queries that mark every admin.
+        self.configured = sorted(configured)
         self._configured = frozenset(configured)
         self._trail = trail
         self._server_name = server_name

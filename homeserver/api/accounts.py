@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from homeserver.accounts.service import Device
-from homeserver.api.app_keys import ACCOUNTS, RATE_LIMITER, SERVER_NAME
+from homeserver.api.app_keys import ACCOUNTS, DEACTIVATION, RATE_LIMITER, SERVER_NAME
 from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
 from homeserver.errors import MatrixError, missing_param
 from homeserver.ratelimit.limiter import Action
@@ -52,6 +52,12 @@ class DeviceUpdateBody(RequestBody):
 
 
 class AuthOnlyBody(RequestBody):
+    auth: dict[str, Any] | None = None
+
+
+class DeactivateBody(RequestBody):
+    erase: StrictBool = False
+    id_server: str | None = None
     auth: dict[str, Any] | None = None
 
 
@@ -181,6 +187,21 @@ async def change_password(request: web.Request) -> web.Response:
     body = await parse_body(request, PasswordBody)
     await request.app[ACCOUNTS].change_password(caller, _provided(body), body.auth)
     return ok()
+
+
+# POST /_matrix/client/v3/account/deactivate
+@routes.post(V3 + "/account/deactivate")
+async def deactivate_account(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    body = await parse_body(request, DeactivateBody, empty_ok=True)
+    session = await request.app[ACCOUNTS].require_password(
+        caller, "POST /account/deactivate", body.auth, _provided(body)
+    )
+    await request.app[DEACTIVATION].deactivate(
+        caller.user_id, erase=session.params.get("erase") is True
+    )
+    # No identity server is ever bound here, so none is asked to unbind.
+    return ok({"id_server_unbind_result": "no-support"})
 
 
 # GET /_matrix/client/v3/devices

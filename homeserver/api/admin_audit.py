@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.admin.audit import ActionFilter
-from homeserver.api.admin_requests import LINKCHAT_ADMIN, admin_requester
+from homeserver.api.admin_requests import LINKCHAT_ADMIN, admin_requester, forwards_param
 from homeserver.api.app_keys import AUDIT_TRAIL
 from homeserver.api.requests import int_param, ok
-from homeserver.errors import invalid_param
 
 routes = web.RouteTableDef()
 
@@ -23,9 +22,6 @@ def _ts_param(request: web.Request, name: str) -> int | None:
 @routes.get(LINKCHAT_ADMIN + "/audit")
 async def list_admin_actions(request: web.Request) -> web.Response:
     await admin_requester(request)
-    direction = request.query.get("dir", "b")
-    if direction not in ("b", "f"):
-        raise invalid_param("Query parameter 'dir' must be 'b' or 'f'.")
     found = ActionFilter(
         admin_id=request.query.get("admin"),
         action=request.query.get("action"),
@@ -37,7 +33,7 @@ async def list_admin_actions(request: web.Request) -> web.Response:
         found,
         token=request.query.get("from"),
         limit=int_param(request, "limit", DEFAULT_LIMIT),
-        forwards=direction == "f",
+        forwards=forwards_param(request, "b"),
     )
     body: dict[str, object] = {"actions": page.actions, "total": page.total}
     if page.next_token is not None:

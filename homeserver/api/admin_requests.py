@@ -36,3 +36,11 @@ def bool_param(request: web.Request, name: str, default: bool | None) -> bool | 
     if raw not in ("true", "false"):
         raise invalid_param(f"Query parameter {name!r} must be 'true' or 'false'.")
     return raw == "true"
+
+
+def forwards_param(request: web.Request, default: str) -> bool:
+    """`dir`: `f` (forwards) or `b` (backwards), `default` when absent; True for forwards."""
+    direction = request.query.get("dir", default)
+    if direction not in ("f", "b"):
+        raise invalid_param("Query parameter 'dir' must be 'f' or 'b'.")
+    return direction == "f"

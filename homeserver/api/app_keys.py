@@ -14,6 +14,7 @@ from aiohttp import web
 from homeserver.accounts.service import AccountService
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.deactivation import Deactivation
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.log.appender import Appender
 from homeserver.metrics import Metrics
@@ -33,6 +34,8 @@ ADMINS = web.AppKey("admins", frozenset)
 # and the audit trail every admin action is recorded in (homeserver/admin).
 SERVER_ADMINS = web.AppKey("server_admins", ServerAdmins)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
+# Deactivation: one implementation for POST /account/deactivate and the admin API.
+DEACTIVATION = web.AppKey("deactivation", Deactivation)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # listen.trusted_proxies: the peers whose X-Forwarded-For is believed.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)

@@ -8,10 +8,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.app_keys import RATE_LIMITER
 from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyService
 from homeserver.errors import missing_param
+from homeserver.ratelimit.limiter import Action
 
 E2EE_KEYS = web.AppKey("e2ee_keys", KeyService)
 DEVICE_LISTS = web.AppKey("device_lists", DeviceLists)
@@ -50,14 +52,17 @@ async def upload_keys(request: web.Request) -> web.Response:
 async def query_keys(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, QueryBody)
+    await request.app[RATE_LIMITER].limit_user(Action.KEY_QUERY, caller.user_id)
     return ok(await request.app[E2EE_KEYS].query(caller, body.device_keys))
 
 
 # POST /_matrix/client/v3/keys/claim
 @routes.post(V3 + "/keys/claim")
 async def claim_keys(request: web.Request) -> web.Response:
-    await requester(request)
+    caller = await requester(request)
     body = await parse_body(request, ClaimBody)
+    asked = sum(len(devices) for devices in body.one_time_keys.values())
+    await request.app[RATE_LIMITER].limit_user(Action.KEY_CLAIM, caller.user_id, max(asked, 1))
     return ok(await request.app[E2EE_KEYS].claim(body.one_time_keys))
 
 

@@ -21,12 +21,11 @@ import re
 
 from aiohttp import web
 
-from homeserver.api.requests import ok, requester
+from homeserver.api.requests import media_path, ok, requester
 from homeserver.errors import invalid_param, missing_param, not_found, unrecognized
 from homeserver.media.headers import download_headers, normalize_content_type, thumbnail_headers
 from homeserver.media.service import DEFAULT_WAIT_MS, MediaService, check_filename
 from homeserver.media.thumbnails import Method, ThumbnailSpec
-from homeserver.media.uris import is_valid_media_id, is_valid_server_name
 
 MEDIA = web.AppKey("media", MediaService)
 
@@ -38,17 +37,6 @@ CLIENT_MEDIA = "/_matrix/client/v1/media"
 # Beyond this a thumbnail request is a mistake (and would name an odd cache file).
 MAX_THUMBNAIL_SIDE = 32_768
 _DIGITS = re.compile(r"[0-9]{1,9}")
-
-
-def _media_path(request: web.Request) -> tuple[str, str]:
-    """`{server_name}` and `{media_id}` of the path, checked against the mxc grammar."""
-    server_name = request.match_info["server_name"]
-    media_id = request.match_info["media_id"]
-    if not is_valid_server_name(server_name):
-        raise invalid_param(f"{server_name!r} is not a server name.")
-    if not is_valid_media_id(media_id):
-        raise invalid_param("A media ID may only contain A-Z, a-z, 0-9, '_' and '-'.")
-    return server_name, media_id
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None) -> int:
@@ -102,7 +90,7 @@ async def create(request: web.Request) -> web.Response:
 @routes.put(MEDIA_V3 + "/upload/{server_name}/{media_id}")
 async def upload_reserved(request: web.Request) -> web.Response:
     caller = await requester(request)
-    server_name, media_id = _media_path(request)
+    server_name, media_id = media_path(request)
     media = request.app[MEDIA]
     content_type, filename = _upload_metadata(request)
     await media.upload_reserved(
@@ -129,7 +117,7 @@ async def _readable(request: web.Request, authenticated: bool) -> MediaService:
 
 async def _download(request: web.Request, *, authenticated: bool) -> web.StreamResponse:
     media = await _readable(request, authenticated)
-    server_name, media_id = _media_path(request)
+    server_name, media_id = media_path(request)
     file_name = request.match_info.get("file_name")
     if file_name is not None:
         file_name = check_filename(file_name)
@@ -141,7 +129,7 @@ async def _download(request: web.Request, *, authenticated: bool) -> web.StreamR
 
 async def _thumbnail(request: web.Request, *, authenticated: bool) -> web.StreamResponse:
     media = await _readable(request, authenticated)
-    server_name, media_id = _media_path(request)
+    server_name, media_id = media_path(request)
     width = _int_param(request, "width")
     height = _int_param(request, "height")
     if not (1 <= width <= MAX_THUMBNAIL_SIDE and 1 <= height <= MAX_THUMBNAIL_SIDE):

@@ -15,6 +15,7 @@ PUSH_RULES = web.AppKey("push_rules", PushRuleService)
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
 RULE = V3 + "/pushrules/{scope}/{kind}/{rule_id}"
+ATTRIBUTE = RULE + "/{attribute:enabled|actions}"
 
 
 def _where(request: web.Request) -> tuple[str, str]:
@@ -92,32 +93,21 @@ async def delete_push_rule(request: web.Request) -> web.Response:
 
 
 # GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/enabled
-@routes.get(RULE + "/enabled")
-async def get_push_rule_enabled(request: web.Request) -> web.Response:
-    return ok({"enabled": (await _rule(request))["enabled"]})
+# GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/actions
+@routes.get(ATTRIBUTE)
+async def get_push_rule_attribute(request: web.Request) -> web.Response:
+    attribute = request.match_info["attribute"]
+    return ok({attribute: (await _rule(request))[attribute]})
 
 
 # PUT /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/enabled
-@routes.put(RULE + "/enabled")
-async def put_push_rule_enabled(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    kind, rule_id = _where(request)
-    body = await json_object(request)
-    await request.app[PUSH_RULES].set_enabled(caller.user_id, kind, rule_id, body)
-    return ok()
-
-
-# GET /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/actions
-@routes.get(RULE + "/actions")
-async def get_push_rule_actions(request: web.Request) -> web.Response:
-    return ok({"actions": (await _rule(request))["actions"]})
-
-
 # PUT /_matrix/client/v3/pushrules/{scope}/{kind}/{rule_id}/actions
-@routes.put(RULE + "/actions")
-async def put_push_rule_actions(request: web.Request) -> web.Response:
+@routes.put(ATTRIBUTE)
+async def put_push_rule_attribute(request: web.Request) -> web.Response:
     caller = await requester(request)
     kind, rule_id = _where(request)
     body = await json_object(request)
-    await request.app[PUSH_RULES].set_actions(caller.user_id, kind, rule_id, body)
+    await request.app[PUSH_RULES].set_attribute(
+        caller.user_id, kind, rule_id, request.match_info["attribute"], body
+    )
     return ok()

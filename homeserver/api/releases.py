@@ -11,7 +11,9 @@ from aiohttp import web
 V3 = "/_matrix/client/v3/"
 R0 = "/_matrix/client/r0/"
 # Served under /v3 but never part of r0 (as Synapse registers them: v3 only).
-NOT_IN_R0 = frozenset({"keys/device_signing/upload"})
+NOT_IN_R0 = frozenset(
+    {"keys/device_signing/upload", "rooms/{room_id}/report", "users/{user_id}/report"}
+)
 
 
 def r0_routes(routes: Iterable[web.AbstractRouteDef]) -> list[web.RouteDef]:

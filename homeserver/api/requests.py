@@ -16,6 +16,7 @@ from homeserver.api.app_keys import ACCOUNTS, TRUSTED_PROXIES
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.client_json import decode_client_json
 from homeserver.events.types import is_user_id
+from homeserver.media.uris import is_valid_media_id, is_valid_server_name
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -128,6 +129,17 @@ def int_param(request: web.Request, name: str, default: int) -> int:
     if not raw.isdigit() or len(raw) > 15:
         raise invalid_param(f"{name} must be a non-negative integer.")
     return int(raw)
+
+
+def media_path(request: web.Request) -> tuple[str, str]:
+    """`{server_name}` and `{media_id}` of the path, checked against the mxc grammar."""
+    server_name = request.match_info["server_name"]
+    media_id = request.match_info["media_id"]
+    if not is_valid_server_name(server_name):
+        raise invalid_param(f"{server_name!r} is not a server name.")
+    if not is_valid_media_id(media_id):
+        raise invalid_param("A media ID may only contain A-Z, a-z, 0-9, '_' and '-'.")
+    return server_name, media_id
 
 
 def ok(body: object = None, status: int = 200) -> web.Response:

@@ -82,83 +82,53 @@ async def delete_version(request: web.Request) -> web.Response:
     return ok()
 
 
+def _keys_scope(request: web.Request) -> tuple[str | None, str | None]:
+    """The room and session a keys path names (None: all of them)."""
+    return request.match_info.get("room_id"), request.match_info.get("session_id")
+
+
 # PUT /_matrix/client/v3/room_keys/keys
-@routes.put(V3 + "/room_keys/keys")
-async def put_all_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    version = _version_param(request)
-    keys = parse_rooms(await json_object(request))
-    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
-
-
 # PUT /_matrix/client/v3/room_keys/keys/{room_id}
-@routes.put(V3 + "/room_keys/keys/{room_id}")
-async def put_room_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    version = _version_param(request)
-    keys = parse_sessions(request.match_info["room_id"], await json_object(request))
-    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
-
-
 # PUT /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.put(V3 + "/room_keys/keys")
+@routes.put(V3 + "/room_keys/keys/{room_id}")
 @routes.put(V3 + "/room_keys/keys/{room_id}/{session_id}")
-async def put_session_key(request: web.Request) -> web.Response:
+async def put_keys(request: web.Request) -> web.Response:
     caller = await requester(request)
     version = _version_param(request)
-    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    room_id, session_id = _keys_scope(request)
     body = await json_object(request)
-    keys = parse_sessions(room_id, {"sessions": {session_id: body}})
+    if room_id is None:
+        keys = parse_rooms(body)
+    elif session_id is None:
+        keys = parse_sessions(room_id, body)
+    else:
+        keys = parse_sessions(room_id, {"sessions": {session_id: body}})
     return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
 
 
 # GET /_matrix/client/v3/room_keys/keys
-@routes.get(V3 + "/room_keys/keys")
-async def get_all_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    backups = request.app[BACKUPS]
-    return ok(await backups.get_keys(caller.user_id, _version_param(request), None, None))
-
-
 # GET /_matrix/client/v3/room_keys/keys/{room_id}
-@routes.get(V3 + "/room_keys/keys/{room_id}")
-async def get_room_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    room_id = request.match_info["room_id"]
-    backups = request.app[BACKUPS]
-    return ok(await backups.get_keys(caller.user_id, _version_param(request), room_id, None))
-
-
 # GET /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.get(V3 + "/room_keys/keys")
+@routes.get(V3 + "/room_keys/keys/{room_id}")
 @routes.get(V3 + "/room_keys/keys/{room_id}/{session_id}")
-async def get_session_key(request: web.Request) -> web.Response:
+async def get_keys(request: web.Request) -> web.Response:
     caller = await requester(request)
-    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    room_id, session_id = _keys_scope(request)
     backups = request.app[BACKUPS]
     return ok(await backups.get_keys(caller.user_id, _version_param(request), room_id, session_id))
 
 
 # DELETE /_matrix/client/v3/room_keys/keys
-@routes.delete(V3 + "/room_keys/keys")
-async def delete_all_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    backups = request.app[BACKUPS]
-    return ok(await backups.delete_keys(caller.user_id, _version_param(request), None, None))
-
-
 # DELETE /_matrix/client/v3/room_keys/keys/{room_id}
-@routes.delete(V3 + "/room_keys/keys/{room_id}")
-async def delete_room_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    room_id = request.match_info["room_id"]
-    backups = request.app[BACKUPS]
-    return ok(await backups.delete_keys(caller.user_id, _version_param(request), room_id, None))
-
-
 # DELETE /_matrix/client/v3/room_keys/keys/{room_id}/{session_id}
+@routes.delete(V3 + "/room_keys/keys")
+@routes.delete(V3 + "/room_keys/keys/{room_id}")
 @routes.delete(V3 + "/room_keys/keys/{room_id}/{session_id}")
-async def delete_session_key(request: web.Request) -> web.Response:
+async def delete_keys(request: web.Request) -> web.Response:
     caller = await requester(request)
-    room_id, session_id = request.match_info["room_id"], request.match_info["session_id"]
+    room_id, session_id = _keys_scope(request)
     backups = request.app[BACKUPS]
     return ok(
         await backups.delete_keys(caller.user_id, _version_param(request), room_id, session_id)

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import RATE_LIMITER, ROOMS
 from homeserver.api.requests import (
     RequestBody,
@@ -93,26 +94,28 @@ async def create_room(request: web.Request) -> web.Response:
     return ok(response)
 
 
+async def _join(request: web.Request, caller: Requester, room_id_or_alias: str) -> web.Response:
+    await request.app[RATE_LIMITER].limit_user(Action.JOIN, caller.user_id)
+    # The whole body goes into the member event (a reason, custom keys), as Synapse.
+    body = await json_object(request, empty_ok=True)
+    reason = ReasonBody.model_validate(body).reason
+    check_event_values(body)
+    room_id = await request.app[ROOMS].join(caller.user_id, room_id_or_alias, reason, body)
+    return ok({"room_id": room_id})
+
+
 # POST /_matrix/client/v3/join/{room_id_or_alias}
 @routes.post(V3 + "/join/{room_id_or_alias}")
 async def join_by_id_or_alias(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[RATE_LIMITER].limit_user(Action.JOIN, caller.user_id)
-    body = await parse_body(request, ReasonBody, empty_ok=True)
-    room_id = await request.app[ROOMS].join(
-        caller.user_id, request.match_info["room_id_or_alias"], body.reason
-    )
-    return ok({"room_id": room_id})
+    return await _join(request, caller, request.match_info["room_id_or_alias"])
 
 
 # POST /_matrix/client/v3/rooms/{room_id}/join
 @routes.post(V3 + "/rooms/{room_id}/join")
 async def join_room(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[RATE_LIMITER].limit_user(Action.JOIN, caller.user_id)
-    body = await parse_body(request, ReasonBody, empty_ok=True)
-    room_id = await request.app[ROOMS].join(caller.user_id, room_id_param(request), body.reason)
-    return ok({"room_id": room_id})
+    return await _join(request, caller, room_id_param(request))
 
 
 # POST /_matrix/client/v3/rooms/{room_id}/invite

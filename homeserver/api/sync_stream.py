@@ -50,8 +50,21 @@ async def _hello(ws: web.WebSocketResponse) -> dict[str, object]:
 
 async def _refuse(ws: web.WebSocketResponse, error: MatrixError, code: int) -> None:
     """The documented refusal: one frame with the Matrix error body, then close."""
-    await ws.send_json(error.body())
+    with contextlib.suppress(ConnectionError):  # a client already gone is only closed
+        await ws.send_json(error.body())
     await ws.close(code=code, message=error.errcode.encode())
+
+
+async def _end(ws: web.WebSocketResponse, error: Exception, user_id: str) -> None:
+    """A stream whose syncs failed: the error frame, then close, so the client
+    reconnects rather than wait on a socket that will never send again."""
+    if isinstance(error, ConnectionError):
+        await ws.close()  # the client went away while a frame was sent
+    elif isinstance(error, MatrixError) and error.status < 500:
+        await _refuse(ws, error, 4000 + error.status)
+    else:
+        log.error("sync stream of %s failed; closing it", user_id, exc_info=error)
+        await _refuse(ws, unknown("Internal server error"), WSCloseCode.INTERNAL_ERROR)
 
 
 # GET /_linkchat/v1/sync/stream
@@ -93,10 +106,14 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
 
     async def push() -> None:
         service = request.app[SYNC]
-        # A client holding a stream is connected, as one long-polling with the default
-        # set_presence=online.
-        async with request.app[PRESENCE].syncing(caller.user_id, "online"):
-            await stream(service)
+        try:
+            # A client holding a stream is connected, as one long-polling with the
+            # default set_presence=online.
+            async with request.app[PRESENCE].syncing(caller.user_id, "online"):
+                await stream(service)
+        except Exception as error:
+            # Closing ends the receive loop below, which cleans up.
+            await _end(ws, error, caller.user_id)
 
     async def stream(service: SyncService) -> None:
         nonlocal since, full_state
@@ -117,7 +134,7 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
                     break
         finally:
             pushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            with contextlib.suppress(asyncio.CancelledError):
                 await pushing
             await ws.close()
     return ws

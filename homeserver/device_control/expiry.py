@@ -39,6 +39,7 @@ from homeserver.events import types
 from homeserver.events.model import Draft, Event
 from homeserver.log.appender import Appender
 from homeserver.log.followers import AfterCommit, Start
+from homeserver.log.timers import run_timers
 from homeserver.projections.device_control import TERMINAL, command_of, status_of
 from homeserver.store import device_control as device_store
 
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 
 # Expiries appended at once: more commands due wait for the next round.
 EXPIRE_AT_ONCE = 500
-# The longest sleep, so a change of the wall clock is noticed.
-MAX_SLEEP_MS = 30_000
 # A command the rules found not yet expired (this process's clock behind the
 # one that sent it) is tried again this much later.
 RETRY_MS = 1_000
@@ -124,19 +123,13 @@ class CommandExpiry:
                 rows = await device_store.open_commands(conn)
             for row in rows:
                 self._watch(row.expires_ts, row.command_id, row.room_id)
-            while True:
-                try:
-                    await self._expire_due(self._now_ms())
-                except Exception:
-                    if (task := asyncio.current_task()) is not None and task.cancelling():
-                        raise asyncio.CancelledError from None  # lost the lease meanwhile
-                    log.exception("expiring device commands failed; trying again")
-                    await asyncio.sleep(1)
-                    continue
-                wait_ms = MAX_SLEEP_MS
-                if self._heap:
-                    wait_ms = min(wait_ms, self._heap[0][0] - self._now_ms())
-                await self._wake.sleep(max(wait_ms, 0) / 1000)
+            await run_timers(
+                self._expire_due,
+                lambda: self._heap[0][0] if self._heap else None,
+                self._wake,
+                self._now_ms,
+                "expiring device commands",
+            )
         finally:
             # The next holder of the lease, perhaps this process again, starts afresh.
             self._heap.clear()

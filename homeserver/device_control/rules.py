@@ -282,27 +282,40 @@ def check_command(capabilities: Mapping[str, Any] | None, content: Mapping[str, 
 def _authorize_result(
     room: DeviceRoom, draft: Draft, commands: CommandFacts | None, now_ms: int
 ) -> None:
-    if draft.sender != room.device_user_id:
-        raise forbidden("Only the device sends results.")
-    if draft.is_state:
-        raise bad_json(f"{types.DEVICE_RESULT} is not a state event.")
-    result = parse(ResultContent, draft.content)
-    command_id = result.relates_to.event_id
-    expires_ts = _open_command(draft, commands, command_id)
+    command_id, expires_ts = _answered(
+        draft, commands, ResultContent, room.device_user_id, "Only the device sends results."
+    )
     if now_ms >= expires_ts:
         raise MatrixError(410, COMMAND_EXPIRED, f"Command {command_id} has expired.")
 
 
 def _authorize_expiry(draft: Draft, commands: CommandFacts | None, now_ms: int) -> None:
-    if draft.sender != system_user_of(draft.room_id):
-        raise forbidden("Only the server marks a command expired.")
-    if draft.is_state:
-        raise bad_json(f"{types.DEVICE_COMMAND_EXPIRED} is not a state event.")
-    expiry = parse(ExpiredContent, draft.content)
-    command_id = expiry.relates_to.event_id
-    expires_ts = _open_command(draft, commands, command_id)
+    command_id, expires_ts = _answered(
+        draft,
+        commands,
+        ExpiredContent,
+        system_user_of(draft.room_id),
+        "Only the server marks a command expired.",
+    )
     if now_ms < expires_ts:
         raise MatrixError(409, COMMAND_NOT_EXPIRED, f"Command {command_id} has not expired yet.")
+
+
+def _answered(
+    draft: Draft,
+    commands: CommandFacts | None,
+    model: type[ResultContent] | type[ExpiredContent],
+    sender: str,
+    refusal: str,
+) -> tuple[str, int]:
+    """The command an answer (a result, an expiry) from its one sender answers, and the
+    command's expiry time."""
+    if draft.sender != sender:
+        raise forbidden(refusal)
+    if draft.is_state:
+        raise bad_json(f"{draft.type} is not a state event.")
+    command_id = parse(model, draft.content).relates_to.event_id
+    return command_id, _open_command(draft, commands, command_id)
 
 
 def _open_command(draft: Draft, commands: CommandFacts | None, command_id: str) -> int:

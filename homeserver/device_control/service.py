@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from homeserver.accounts.service import AccountService, hash_token
+from homeserver.clock import now_ms
 from homeserver.device_control.rules import DeviceRoomCreation, system_user
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.events import types
@@ -98,10 +98,6 @@ class CommandPage:
     commands: list[device_store.CommandRow]
     results: dict[str, list[device_store.ResultRow]]
     next_batch: str | None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _level(value: object, default: int) -> int:
@@ -206,7 +202,7 @@ class DeviceService:
     def _creation_drafts(
         self, owner: str, device: str, room_id: str, display_name: str
     ) -> list[Draft]:
-        now = _now_ms()
+        now = now_ms()
         system = self.system_user
 
         def state(sender: str, event_type: str, content: JsonDict, key: str = "") -> Draft:
@@ -263,7 +259,7 @@ class DeviceService:
     async def _issue_login_token(self, device_user_id: str) -> LoginToken:
         token = "lct_" + secrets.token_urlsafe(32)
         ttl_ms = self._settings.login_token_ttl_seconds * 1000
-        now = _now_ms()
+        now = now_ms()
         async with self._pool.acquire() as conn:
             await device_store.insert_login_token(
                 conn, hash_token(token), device_user_id, now + ttl_ms, now

@@ -111,6 +111,21 @@ def parse_sessions(room_id: str, body: object) -> list[BackedUpKey]:
     return [_parse_key(room_id, session_id, key) for session_id, key in sessions.items()]
 
 
+async def _named_version(
+    conn: asyncpg.Connection, user_id: str, version: str | None
+) -> backup_store.BackupVersion:
+    """The version named (None: the current one); 404 when there is none."""
+    if version is None:
+        found = await backup_store.current_version(conn, user_id)
+        if found is None:
+            raise no_backup()
+        return found
+    found = await backup_store.version(conn, user_id, parse_version(version))
+    if found is None:
+        raise unknown_version(version)
+    return found
+
+
 class BackupService:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -127,14 +142,7 @@ class BackupService:
 
     async def get_version(self, user_id: str, version: str | None) -> JsonDict:
         async with self._pool.acquire() as conn:
-            if version is None:
-                found = await backup_store.current_version(conn, user_id)
-                if found is None:
-                    raise no_backup()
-            else:
-                found = await backup_store.version(conn, user_id, parse_version(version))
-                if found is None:
-                    raise unknown_version(version)
+            found = await _named_version(conn, user_id, version)
             count = await backup_store.count(conn, user_id, found.version)
         return _version_json(found, count)
 
@@ -143,27 +151,19 @@ class BackupService:
     ) -> None:
         if named is not None and named != version:
             raise invalid_param("The version in the body does not match the version in the path.")
-        number = parse_version(version)
         async with self._pool.acquire() as conn, conn.transaction():
             await backup_store.lock_backup(conn, user_id)
-            found = await backup_store.version(conn, user_id, number)
-            if found is None:
-                raise unknown_version(version)
+            found = await _named_version(conn, user_id, version)
             if found.algorithm != algorithm:
                 raise invalid_param("The algorithm of a backup version cannot change.")
-            await backup_store.update_auth_data(conn, user_id, number, encode(auth_data).decode())
+            await backup_store.update_auth_data(
+                conn, user_id, found.version, encode(auth_data).decode()
+            )
 
     async def delete_version(self, user_id: str, version: str | None) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await backup_store.lock_backup(conn, user_id)
-            if version is None:
-                found = await backup_store.current_version(conn, user_id)
-                if found is None:
-                    raise no_backup()
-            else:
-                found = await backup_store.version(conn, user_id, parse_version(version))
-                if found is None:
-                    raise unknown_version(version)
+            found = await _named_version(conn, user_id, version)
             await backup_store.delete_version(conn, user_id, found.version)
 
     # Keys
@@ -203,10 +203,8 @@ class BackupService:
     async def get_keys(
         self, user_id: str, version: str, room_id: str | None, session_id: str | None
     ) -> JsonDict:
-        number = parse_version(version)
         async with self._pool.acquire() as conn:
-            if await backup_store.version(conn, user_id, number) is None:
-                raise unknown_version(version)
+            number = (await _named_version(conn, user_id, version)).version
             keys = await backup_store.keys(conn, user_id, number, room_id, session_id)
         if session_id is not None:
             if not keys:
@@ -224,13 +222,10 @@ class BackupService:
     async def delete_keys(
         self, user_id: str, version: str, room_id: str | None, session_id: str | None
     ) -> JsonDict:
-        number = parse_version(version)
         async with self._pool.acquire() as conn, conn.transaction():
             await backup_store.lock_backup(conn, user_id)
-            found = await backup_store.version(conn, user_id, number)
-            if found is None:
-                raise unknown_version(version)
-            etag = found.etag
+            found = await _named_version(conn, user_id, version)
+            number, etag = found.version, found.etag
             if await backup_store.delete_keys(conn, user_id, number, room_id, session_id):
                 etag = await backup_store.bump_etag(conn, user_id, number)
             count = await backup_store.count(conn, user_id, number)

@@ -5,8 +5,10 @@ device list changed.
 Cost per poll is in the changes, not in the rooms: a long-poll answered from the
 in-memory tail of the log looks only at the window's device-list facts (found once per
 window, shared by every poll woken by it) and at membership changes in the rooms it is
-joined to; each such user is checked against the poll's joined rooms with that user's
-own rooms, kept in memory until a change names them. A user in 500 rooms with nothing
+joined to (each compared with the membership before the window, read once per window:
+a new display name is a join after a join, and no change to anyone's device list); each
+such user is checked against the poll's joined rooms with that user's own rooms, kept
+in memory until a change names them. A user in 500 rooms with nothing
 changed costs a few dictionary lookups. A sync built from the database (initial,
 after the user's own membership changed, `/keys/changes`) asks the change index
 (`device_list_changes`) for the range since its token.
@@ -17,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Coroutine, Sequence
+from collections.abc import Awaitable, Collection, Coroutine, Sequence
 from typing import Any
 
 import asyncpg
 
-from homeserver.e2ee.service import device_list_changes
+from homeserver.e2ee.service import device_list_changes, started_sharing
 from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.projections import e2ee as e2ee_projection
@@ -30,12 +32,13 @@ from homeserver.projections.changes import DEVICE_LIST_CHANGES, Upsert
 from homeserver.store import e2ee_keys as key_store
 from homeserver.sync.notifier import Change, Notifier
 from homeserver.sync.recent import WindowSummary
+from homeserver.sync.user_cache import UserCache
 
 log = logging.getLogger(__name__)
 
-ROOMS_CACHE_SIZE = 100_000
 WINDOW_CACHE_SIZE = 8
-_DEPARTED = ("leave", "ban")
+# Per room, per member whose membership a window moved: (before, after) the window.
+Moves = dict[str, dict[str, tuple[str | None, str]]]
 
 
 def changed_users(events: Sequence[Event]) -> set[str]:
@@ -54,9 +57,10 @@ class DeviceLists:
     def __init__(self, pool: asyncpg.Pool, notifier: Notifier) -> None:
         self._pool = pool
         self._notifier = notifier
-        # Per user: (notifier generation when read, rooms they are joined to).
-        self._rooms: dict[str, tuple[int, frozenset[str]]] = {}
+        # Each user's joined rooms, kept until a change names them.
+        self._rooms = UserCache(notifier, self._read_rooms)
         self._windows: dict[tuple[int, int], frozenset[str]] = {}
+        self._moves: dict[tuple[int, int], asyncio.Future[Moves]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # Waking
@@ -113,28 +117,59 @@ class DeviceLists:
             return sorted(read[0]), sorted(read[1])
         in_window = self._window_changes(window, since, upper)
         candidates = set(in_window)
-        departed: set[str] = set()
-        for room_id in window.members_changed:
-            if room_id not in joined:
-                continue
-            for item in window.by_room.get(room_id, ()):
-                event = item.event
-                if event.type != types.MEMBER or event.state_key is None:
-                    continue
-                membership = event.content.get("membership")
-                if membership == "join":
-                    candidates.add(event.state_key)
-                elif membership in _DEPARTED:
-                    departed.add(event.state_key)
         candidates.discard(user_id)
-        departed.discard(user_id)
-        changed: set[str] = {user_id} if user_id in in_window else set()
+        joined_now: set[str] = set()
+        departed: set[str] = set()
+        rooms_moved = [room for room in window.members_changed if room in joined]
+        if rooms_moved:
+            moves = await self._window_moves(window, since, upper)
+            for room_id in rooms_moved:
+                for member, (before, after) in moves.get(room_id, {}).items():
+                    started = started_sharing(before, after)
+                    if started is not None and member != user_id:
+                        (joined_now if started else departed).add(member)
+        changed: set[str] = joined_now | ({user_id} if user_id in in_window else set())
+        candidates -= changed
+        departed -= changed
         if not candidates and not departed:
             return sorted(changed), []
-        rooms = await self._joined_rooms(candidates | departed)
+        rooms = await self._rooms.get_many(candidates | departed)
         changed |= {user for user in candidates if not rooms[user].isdisjoint(joined)}
         left = {user for user in departed if rooms[user].isdisjoint(joined)} - changed
         return sorted(changed), sorted(left)
+
+    async def _read_rooms(self, users: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            read = await key_store.joined_rooms(conn, users)
+        return [frozenset(read.get(user, ())) for user in users]
+
+    def _window_moves(self, window: WindowSummary, since: int, upper: int) -> Awaitable[Moves]:
+        """Per room, each member whose membership the window moved: (before, after). Read
+        once for every poll of the window (the memberships before it from the database)."""
+        key = (since, upper)
+        found = self._moves.get(key)
+        if found is None or (found.done() and (found.cancelled() or found.exception())):
+            found = self._moves[key] = asyncio.ensure_future(self._read_moves(window, since))
+            while len(self._moves) > WINDOW_CACHE_SIZE:
+                del self._moves[next(iter(self._moves))]
+        return asyncio.shield(found)
+
+    async def _read_moves(self, window: WindowSummary, since: int) -> Moves:
+        after: dict[tuple[str, str], str] = {}
+        for room_id in window.members_changed:
+            for item in window.by_room.get(room_id, ()):
+                event = item.event
+                if event.type == types.MEMBER and event.state_key is not None:
+                    membership = event.content.get("membership")
+                    after[(room_id, event.state_key)] = (
+                        membership if isinstance(membership, str) else "leave"
+                    )
+        async with self._pool.acquire() as conn:
+            before = await key_store.memberships_at(conn, list(after), since)
+        moves: Moves = {}
+        for (room_id, member), membership in after.items():
+            moves.setdefault(room_id, {})[member] = (before.get((room_id, member)), membership)
+        return moves
 
     def _window_changes(self, window: WindowSummary, since: int, upper: int) -> frozenset[str]:
         """Users whose device list changed in the window; found once for every poll of it."""
@@ -150,26 +185,4 @@ class DeviceLists:
             found = self._windows[key] = frozenset(changed_users(events))
             while len(self._windows) > WINDOW_CACHE_SIZE:
                 del self._windows[next(iter(self._windows))]
-        return found
-
-    async def _joined_rooms(self, users: Collection[str]) -> dict[str, frozenset[str]]:
-        """Each user's joined rooms, from memory unless a change named them since."""
-        found: dict[str, frozenset[str]] = {}
-        missing: dict[str, int] = {}
-        for user in users:
-            generation = self._notifier.generation(user)
-            kept = self._rooms.get(user)
-            if kept is not None and kept[0] == generation:
-                found[user] = kept[1]
-            else:
-                missing[user] = generation
-        if missing:
-            async with self._pool.acquire() as conn:
-                read = await key_store.joined_rooms(conn, list(missing))
-            for user, generation in missing.items():
-                rooms = frozenset(read.get(user, ()))
-                found[user] = rooms
-                self._rooms[user] = (generation, rooms)
-            while len(self._rooms) > ROOMS_CACHE_SIZE:
-                self._rooms.pop(next(iter(self._rooms)))
         return found

@@ -9,7 +9,6 @@ changed; one-time and fallback keys are a supply outside the log
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import asyncpg
 from homeserver.accounts.service import AccountService, Requester
 from homeserver.batching import Batched
 from homeserver.bus.base import Bus
+from homeserver.clock import now_ms
 from homeserver.e2ee.signatures import is_signed_by, signable
 from homeserver.errors import MatrixError, bad_json, missing_param
 from homeserver.events import types
@@ -45,10 +45,6 @@ USAGES = ("master", "self_signing", "user_signing")
 
 def invalid_signature(reason: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_SIGNATURE", reason)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _split_key_id(name: str, what: str) -> tuple[str, str]:
@@ -159,7 +155,7 @@ class KeyService:
             fallbacks[algorithm] = (key_id, encode(value).decode())
         if device_keys is not None:
             await self._publish_device_keys(user_id, device_id, device_keys)
-        now = _now_ms()
+        now = now_ms()
         async with self._pool.acquire() as conn, conn.transaction():
             await otk_store.forget_stale_keys(conn, user_id, device_id)
             held = await otk_store.existing_one_time_keys(
@@ -495,6 +491,24 @@ def _cross_signing_key(value: JsonDict, user_id: str, usage: str) -> CrossSignin
     return key
 
 
+# Memberships that count as sharing a room for device lists: as Synapse, an invitee
+# too, for the clients that encrypt for invited members.
+SHARING = ("join", "invite")
+
+
+def started_sharing(before: str | None, after: str | None) -> bool | None:
+    """Whether a membership move of another user in a room one is joined to makes them
+    start sharing it (True) or stop (False); None when neither (a new display name is
+    a join after a join)."""
+    if after == "join":
+        return True if before != "join" else None
+    if after == "invite":
+        return True if before not in SHARING else None
+    if before in SHARING:
+        return False
+    return None
+
+
 async def device_list_changes(
     conn: asyncpg.Connection, user_id: str, after: int, upto: int
 ) -> tuple[set[str], set[str]]:
@@ -502,8 +516,19 @@ async def device_list_changes(
     share a room with `user_id` and whose device list changed or who started sharing one,
     and users who stopped sharing any."""
     changed = await key_store.changed_sharing_a_room(conn, user_id, after, upto)
-    joined, departed = await key_store.members_changed_since(conn, user_id, after, upto)
-    sharing = await key_store.sharing_a_room(conn, user_id, joined | departed)
-    changed |= joined & sharing
+    joined: set[str] = set()
+    departed: set[str] = set()
+    for move in await key_store.members_changed_since(conn, user_id, after, upto):
+        if move.mine_after == "join" and move.mine_before == "join":
+            started = started_sharing(move.before, move.after)
+            if started is not None:
+                (joined if started else departed).add(move.user_id)
+        elif move.mine_after == "join":  # they joined: everyone in the room is new to them
+            if move.after == "join":
+                joined.add(move.user_id)
+        elif move.mine_before == "join" and move.after == "join":  # they left
+            departed.add(move.user_id)
+    changed |= joined
+    sharing = await key_store.sharing_a_room(conn, user_id, departed - changed)
     left = departed - sharing - changed
     return changed, left

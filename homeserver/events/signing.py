@@ -22,6 +22,7 @@ each batch it signs.
 from __future__ import annotations
 
 import binascii
+import errno
 import fcntl
 import json
 import os
@@ -242,15 +243,32 @@ def _sync_directory(path: Path) -> None:
 
 
 @contextmanager
-def _locked(key_path: Path) -> Iterator[None]:
-    """Serialise key-file changes between processes sharing the files (start, rotate)."""
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(key_path.with_name(key_path.name + ".lock"), "a") as lock:
+def _locked(key_path: Path) -> Iterator[bool]:
+    """Serialise key-file changes between processes sharing the files (start, rotate).
+
+    Yields False, without a lock, when the key's directory is read-only (a
+    Kubernetes Secret, a read-only mount): nothing here can change the files
+    then, and whoever replaces them (the kubelet) does so atomically.
+    """
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(key_path.with_name(key_path.name + ".lock"), "a")
+    except OSError as error:
+        if error.errno not in _READ_ONLY:
+            raise
+        lock = None
+    if lock is None:
+        yield False
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _finish_interrupted_rotation(key_path: Path, server_name: str) -> None:
@@ -268,8 +286,14 @@ def _finish_interrupted_rotation(key_path: Path, server_name: str) -> None:
 
 
 def load_key_ring(key_path: Path, server_name: str, now_ms: int | None = None) -> KeyRing:
-    """The key ring at `key_path`; on first start, a new key (valid from the beginning)."""
-    with _locked(key_path):
+    """The key ring at `key_path`; on first start, a new key (valid from the beginning).
+
+    In a read-only directory the files are only read: they must be there and agree
+    (`homeserver keys generate` makes them).
+    """
+    with _locked(key_path) as writable:
+        if not writable:
+            return _read_consistent(key_path, server_name)
         _finish_interrupted_rotation(key_path, server_name)
         if not key_path.exists():
             _write_private(key_path, generate_signing_key("a_" + os.urandom(3).hex()))
@@ -310,8 +334,17 @@ def read_key_ring(key_path: Path, server_name: str) -> KeyRing:
     start or `homeserver keys rotate` finishes it).
     """
     with _locked(key_path):
-        current = _read_secret(key_path, server_name)
-        keys = _read_ring(ring_path(key_path))
+        return _read_consistent(key_path, server_name)
+
+
+def _read_consistent(key_path: Path, server_name: str) -> KeyRing:
+    if not key_path.exists():
+        raise KeyRingError(
+            f"no signing key at {key_path}, and it cannot be made there (read-only):"
+            " make one with `homeserver keys generate` and put both files in place"
+        )
+    current = _read_secret(key_path, server_name)
+    keys = _read_ring(ring_path(key_path))
     recorded = keys.get(current.key_id)
     if recorded is None:
         raise KeyRingError(f"{ring_path(key_path)} does not hold the key {current.key_id}")

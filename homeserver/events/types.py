@@ -48,6 +48,20 @@ MEDIA = "com.linkchat.media"
 # while its state event of this type (state key "") says {"visibility": "public"}.
 ROOM_DIRECTORY = "com.linkchat.room.directory"
 
+# Reports (homeserver/moderation): facts of the moderation chain, which only
+# server admins read (never served to clients), sent by the reporter
+# (events/content/reports.py): an event, a room or a user reported, and a report
+# an admin deleted. A report's ID is its stream position.
+REPORT_EVENT = "com.linkchat.report.event"
+REPORT_ROOM = "com.linkchat.report.room"
+REPORT_USER = "com.linkchat.report.user"
+REPORT_DELETED = "com.linkchat.report.deleted"
+REPORT_TYPES = frozenset({REPORT_EVENT, REPORT_ROOM, REPORT_USER})
+# Mutes (homeserver/moderation): state in the room, keyed by "_" + the muted user, kept by
+# the server alongside the m.room.power_levels change that lowers the user below
+# events_default (events/content/mutes.py); {} once lifted.
+MUTE = "com.linkchat.mute"
+
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send
 # commands, the device answers with results, the server's system user appends
@@ -89,6 +103,18 @@ TAG = "m.tag"
 # keyed by the user ID, {"admin": bool}.
 ADMIN_ACTION = "com.linkchat.admin.action"
 SERVER_ADMIN = "com.linkchat.admin.server_admin"
+# A user's own rate limit (Synapse's override_ratelimit), state keyed by the user ID:
+# {"messages_per_second": int, "burst_count": int}, or {} once removed.
+RATELIMIT_OVERRIDE = "com.linkchat.admin.ratelimit_override"
+# Media an admin quarantined (no longer served to anyone) or deleted, state keyed by
+# the media ID: {"quarantined": bool}; {"deleted": true}.
+MEDIA_QUARANTINE = "com.linkchat.admin.media_quarantine"
+MEDIA_DELETION = "com.linkchat.admin.media_deletion"
+# Registration tokens: state keyed by the token, {uses_allowed?, expiry_time?} (null:
+# unlimited, never), or {} once deleted; and, sent by the new user with their account
+# fact, one REGISTRATION_TOKEN_USED {token, session} per registration that used one.
+REGISTRATION_TOKEN = "com.linkchat.admin.registration_token"
+REGISTRATION_TOKEN_USED = "com.linkchat.registration_token.used"
 
 
 def is_room_chain(chain_id: str) -> bool:

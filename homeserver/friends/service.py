@@ -19,7 +19,6 @@ friend facts themselves changed) and rebuilt from a fresh read.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +32,7 @@ from homeserver.account_data.facts import (
     account_data_key,
 )
 from homeserver.account_data.ignore import ignoring
+from homeserver.clock import now_ms
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.model import STATE_CHANGED, Draft
@@ -95,10 +95,6 @@ class FriendRequest:
 class Block:
     user_id: str
     ts: int
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class _Change:
@@ -212,7 +208,7 @@ class FriendService:
             raise forbidden("You can only send a friend request to someone you share a room with.")
         if blocked_by_them:
             raise errors.request_refused()
-        request: JsonDict = {"ts": _now()}
+        request: JsonDict = {"ts": now_ms()}
         if message is not None:
             request["message"] = message
 
@@ -233,7 +229,7 @@ class FriendService:
         if current is None or current.relation != INCOMING:
             raise errors.no_request()
         room_id = await self._direct_chat(user_id, requester)
-        friendship: JsonDict = {"relation": FRIENDS, "since": _now(), "room_id": room_id}
+        friendship: JsonDict = {"relation": FRIENDS, "since": now_ms(), "room_id": room_id}
 
         async def build(change: _Change) -> None:
             await change.relate_both(user_id, requester, friendship)
@@ -279,7 +275,7 @@ class FriendService:
             current = await change.relation(user_id, target)
             if current is not None:
                 await change.relate_both(user_id, target, {"ended": _ENDED_BY_BLOCK[current]})
-            change.block(user_id, target, {"blocked": True, "ts": _now()})
+            change.block(user_id, target, {"blocked": True, "ts": now_ms()})
             await change.edit_account_data(user_id, types.IGNORED_USER_LIST, ignoring(target, True))
 
         # A relation that changed since it was read makes its end refused; read again.

@@ -1,7 +1,7 @@
 """Durable followers: whatever reacts to the log, once per event, in one process at a time.
 
-A follower (command expiry now; push, notification emails, device lists and
-expiring mutes later) has a name and a tracking position in PostgreSQL
+A follower (command expiry, mute expiry, push; notification emails and device
+lists later) has a name and a tracking position in PostgreSQL
 (`follower_positions`). The runner, `Followers`, one per process:
 
 - holds the follower's **lease** before it runs it: a session advisory lock
@@ -68,7 +68,7 @@ How the next followers fit:
   is due.
 - **E2EE device lists**: `handle` only: it writes the changed users' rows in
   the transaction.
-- **Expiring mutes**, like command expiry (device_control/expiry.py): the
+- **Expiring mutes** (moderation/mute_expiry.py), like command expiry: the
   schedule is a projection of the log, `lead` rebuilds its timers from it,
   and the event it appends when a time comes is refused if already there.
 

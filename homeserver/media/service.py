@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
+from homeserver.clock import now_ms
 from homeserver.errors import (
     MatrixError,
     forbidden,
@@ -89,10 +90,6 @@ class MediaFile:
 class Thumbnail:
     path: Path
     content_type: str
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def new_media_id() -> str:
@@ -190,7 +187,7 @@ class MediaService:
 
     async def create(self, user_id: str) -> tuple[MxcUri, int]:
         """Reserve a media ID for a later upload; its URI and when it expires unused."""
-        now = _now_ms()
+        now = now_ms()
         media_id = new_media_id()
         expires = now + self._unused_expiry_ms
         async with self._pool.acquire() as conn:
@@ -218,7 +215,7 @@ class MediaService:
         if server_name != self.server_name:
             raise not_found("Unknown media ID")
         await self._admit(user_id, declared_length)
-        now = _now_ms()
+        now = now_ms()
         async with self._pool.acquire() as conn:
             existing = await media_store.media(conn, media_id)
             if existing is not None:
@@ -258,7 +255,7 @@ class MediaService:
             "content_type": content_type,
             "size": written.size,
             "sha256": written.sha256,
-            "created_ts": _now_ms(),
+            "created_ts": now_ms(),
         }
         if filename is not None:
             content["filename"] = filename
@@ -291,7 +288,7 @@ class MediaService:
             )
         if record is not None:
             return record
-        if reservation is None or reservation.expires_ts <= _now_ms():
+        if reservation is None or reservation.expires_ts <= now_ms():
             raise not_found("Media not found")
         deadline = time.monotonic() + wait_ms / 1000
         # Subscribe before reading, so an upload committed in between still wakes us.

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,13 @@ class MediaStore:
     async def remove(self, media_id: str) -> None:
         """Forget the bytes of an upload whose record could not be written."""
         await asyncio.to_thread(_remove, self.path(media_id))
+
+    async def remove_with_thumbnails(self, media_id: str) -> None:
+        """Forget a file's bytes and every thumbnail made of it (an admin deleted it)."""
+        await asyncio.to_thread(_remove, self.path(media_id))
+        await asyncio.to_thread(
+            shutil.rmtree, self._shard("thumbnails", media_id), ignore_errors=True
+        )
 
 
 def _remove(path: Path) -> None:

@@ -92,8 +92,11 @@ def synced(record: UserPresence, set_presence: str, now: int) -> UserPresence:
 def acted(record: UserPresence, now: int) -> UserPresence:
     """The user did something pro-active at `now`: sent an event, a receipt. Activity
     is noted after it happened (the service gathers it), so a presence the user chose
-    after `now` stands: it only moves the last-active time."""
-    if now < record.chosen_ts:
+    after `now` stands: it only moves the last-active time. Nor does it bring an
+    offline user online, as Synapse (`bump_presence_active_time`): a user with no
+    client syncing is not there for room-mates to talk to; syncing, or saying so
+    (`chosen`), brings them online."""
+    if now < record.chosen_ts or record.presence == OFFLINE:
         return replace(record, last_active_ts=max(record.last_active_ts, now))
     return replace(
         record,
@@ -110,7 +113,8 @@ def chosen(
     Setting online is activity too (the spec)."""
     record = replace(record, last_sync_ts=max(record.last_sync_ts, now))
     if presence == ONLINE:
-        return replace(acted(record, now), status_msg=status_msg, chosen_ts=now)
+        online = acted(replace(record, presence=ONLINE), now)
+        return replace(online, status_msg=status_msg, chosen_ts=now)
     return replace(
         record, presence=presence, status_msg=status_msg, currently_active=False, chosen_ts=now
     )

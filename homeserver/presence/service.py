@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
+from homeserver.clock import now_ms
 from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.model import Event
@@ -61,11 +62,11 @@ from homeserver.presence.state import (
     PostgresPresenceState,
     PresenceState,
     RedisPresenceState,
-    now_ms,
 )
 from homeserver.store import presence as presence_store
 from homeserver.sync.notifier import Change as StreamChange
 from homeserver.sync.notifier import Notifier
+from homeserver.sync.user_cache import UserCache
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ JsonDict = dict[str, Any]
 CHANNEL = "presence"
 # What a shared store (Redis) that cannot be reached raises.
 STORE_ERRORS = (RedisError, OSError)
-ROOMS_CACHE_SIZE = 50_000
 MEMO_SIZE = 100_000
 # Concurrent writes of one heartbeat or sweep batch; each may take a pooled
 # connection (whose rooms to wake), so a few, not the pool.
@@ -134,7 +134,8 @@ class PresenceService:
         # The last record this process wrote or read per user; dropped when the
         # bus says another process changed the user.
         self._known: dict[str, UserPresence] = {}
-        self._rooms: dict[str, tuple[int, frozenset[str]]] = {}
+        # Each user's joined rooms, kept until a change names them.
+        self._rooms = UserCache(notifier, self._read_rooms)
         # user -> (syncs in flight, set_presence of the latest one)
         self._in_flight: dict[str, tuple[int, str]] = {}
         self._ended: dict[str, int] = {}
@@ -184,7 +185,7 @@ class PresenceService:
         if requester != user_id:
             # A membership change this process just committed must count already.
             await self._notifier.settled()
-            rooms = await self._rooms_of([requester, user_id])
+            rooms = await self._rooms.get_many([requester, user_id])
             if rooms[requester].isdisjoint(rooms[user_id]):
                 raise forbidden("You are not allowed to see their presence.")
         now = now_ms()
@@ -239,16 +240,30 @@ class PresenceService:
         room_ids: Collection[str],
         since: int | None,
         allows: Callable[[str], bool],
+        *,
+        rooms_joined: Collection[str] = (),
+        users_joined: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]:
         """m.presence events of the user and of everyone sharing one of `room_ids`
         with them: those changed after position `since`, or (`since` None or 0,
         or from before a reset of the store) everyone not offline. Returns the
         events and the position to put in the next token.
 
+        And, changed or not, as Synapse: everyone in the rooms the user just joined
+        (`rooms_joined`) and each user who just joined or was invited to one of theirs
+        (`users_joined`): the client has not been told their presence yet.
+
         While the shared store (Redis) cannot be reached, syncs show no presence
         and keep their token, so they catch up once it is back."""
         try:
-            found = await self._presence_for_sync(user_id, room_ids, since, allows)
+            found = await self._presence_for_sync(
+                user_id,
+                room_ids,
+                since,
+                allows,
+                rooms_joined=rooms_joined,
+                users_joined=users_joined,
+            )
         except STORE_ERRORS as error:
             if not self._store_down:
                 log.warning("presence: store unreachable (%s); syncs show none until back", error)
@@ -265,15 +280,15 @@ class PresenceService:
         room_ids: Collection[str],
         since: int | None,
         allows: Callable[[str], bool],
+        *,
+        rooms_joined: Collection[str],
+        users_joined: Collection[str],
     ) -> tuple[list[JsonDict], int]:
         position = self._position
-        if since is not None and since == position:
-            return [], position
         if since is not None and since > position:
             # Another process took it; ours has not heard yet (or the store was reset).
             position = self._position = max(position, await self._state.position())
-            if since == position:
-                return [], position
+        records: dict[str, UserPresence] = {}
         if since is None or since == 0 or since > position:
             async with self._pool.acquire() as conn:
                 members = await presence_store.joined_members_of(
@@ -281,20 +296,25 @@ class PresenceService:
                 )
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
-        else:
+        elif since != position:
             changed = await self._state.changed(since, position)
-            if not changed:
-                return [], position
-            # Only rooms that share presence count; a user in none of them (say,
-            # only in broadcast channels) sees only their own, without looking
-            # up the rooms of everyone who changed.
-            mine = set(room_ids) & (await self._rooms_of([user_id]))[user_id]
-            others = [u for u in changed if u != user_id] if mine else []
-            rooms = await self._rooms_of(others) if others else {}
-            shown = [
-                u for u in changed if u == user_id or (u in rooms and not rooms[u].isdisjoint(mine))
-            ]
-            records = await self._state.get(shown) if shown else {}
+            if changed:
+                # Only rooms that share presence count; a user in none of them (say,
+                # only in broadcast channels) sees only their own, without looking
+                # up the rooms of everyone who changed.
+                mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+                others = [u for u in changed if u != user_id] if mine else []
+                rooms = await self._rooms.get_many(others) if others else {}
+                shown = [
+                    u
+                    for u in changed
+                    if u == user_id or (u in rooms and not rooms[u].isdisjoint(mine))
+                ]
+                records = await self._state.get(shown) if shown else {}
+        if rooms_joined or users_joined:
+            records.update(await self._newly_met(user_id, rooms_joined, users_joined, records))
+        if not records:
+            return [], position
         now = now_ms()
         events = [
             {
@@ -306,6 +326,33 @@ class PresenceService:
             if allows(sender)
         ]
         return events, position
+
+    async def _newly_met(
+        self,
+        user_id: str,
+        rooms_joined: Collection[str],
+        users_joined: Collection[str],
+        known: Collection[str],
+    ) -> dict[str, UserPresence]:
+        """The presence of those the user just came to share a room with (that room
+        sharing presence: not above the size limit, not a broadcast channel)."""
+        met = set(users_joined)
+        async with self._pool.acquire() as conn:
+            if rooms_joined:
+                met.update(
+                    await presence_store.joined_members_of(
+                        conn, list(rooms_joined), self._max_room_members
+                    )
+                )
+        met.discard(user_id)
+        met.difference_update(known)
+        if not met:
+            return {}
+        shares = (await self._rooms.get_many([user_id]))[user_id]
+        rooms = await self._rooms.get_many(sorted(met))
+        return await self._state.get(
+            sorted(u for u in met if u in rooms and not rooms[u].isdisjoint(shares))
+        )
 
     # Activity: the appender's listener
 
@@ -348,7 +395,7 @@ class PresenceService:
             await self._bus.publish(CHANNEL, message)
         except Exception:
             log.exception("publishing a presence change failed")
-        rooms = (await self._rooms_of([user_id]))[user_id]
+        rooms = (await self._rooms.get_many([user_id]))[user_id]
         users = frozenset() if rooms else frozenset({user_id})
         self._notifier.notify(StreamChange(self._notifier.position, rooms, users))
 
@@ -359,27 +406,10 @@ class PresenceService:
         self._position = max(self._position, int(data["p"]))
         self._known.pop(str(data["u"]), None)
 
-    async def _rooms_of(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """Each user's joined rooms, cached until a change names the user."""
-        found: dict[str, frozenset[str]] = {}
-        missing: dict[str, int] = {}
-        for user_id in user_ids:
-            generation = self._notifier.generation(user_id)
-            cached = self._rooms.get(user_id)
-            if cached is not None and cached[0] == generation:
-                found[user_id] = cached[1]
-            else:
-                missing[user_id] = generation  # recorded before the read it guards
-        if missing:
-            async with self._pool.acquire() as conn:
-                fetched = await presence_store.joined_rooms_of(
-                    conn, list(missing), self._max_room_members
-                )
-            for user_id, generation in missing.items():
-                rooms = frozenset(fetched.get(user_id, ()))
-                _bounded_put(self._rooms, user_id, (generation, rooms), ROOMS_CACHE_SIZE)
-                found[user_id] = rooms
-        return found
+    async def _read_rooms(self, user_ids: list[str]) -> list[frozenset[str]]:
+        async with self._pool.acquire() as conn:
+            fetched = await presence_store.joined_rooms_of(conn, user_ids, self._max_room_members)
+        return [frozenset(fetched.get(user_id, ())) for user_id in user_ids]
 
     # The background task: activity, heartbeats, timeouts
 

@@ -17,7 +17,6 @@ every change after it rather than ahead of them.
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -25,16 +24,13 @@ from typing import Protocol
 import asyncpg
 import redis.asyncio as aioredis
 
+from homeserver.clock import now_ms
 from homeserver.presence.rules import NOBODY, STATES, Timeouts, UserPresence, deadline
 from homeserver.store import presence_state as shared_store
 
 Change = Callable[[UserPresence], UserPresence]
 # Two writers racing on one user in Redis retry; this many conflicts in a row is a bug.
 MAX_ATTEMPTS = 20
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +277,7 @@ class RedisPresenceState:
 
 
 class PostgresPresenceState:
-    """Several processes without Redis: the tables of migrations/0021. As in Redis, a
+    """Several processes without Redis: the tables of migrations/0022. As in Redis, a
     change reads the record, computes the new one in Python and commits it if the
     version read still holds; the loser retries."""
 

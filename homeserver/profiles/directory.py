@@ -1,7 +1,8 @@
 """The user directory: find users by display name or user ID.
 
 As the spec asks, a search considers at least the users the searcher shares a
-room with and those in public rooms; with `user_directory.search_all_users`
+room with and those in public rooms (publicly joinable or world_readable, as
+Synapse's directory counts them); with `user_directory.search_all_users`
 every user of the server. Each word of the term must begin a word of the
 user's display name or localpart, case-insensitively ("ali smi" finds
 "Alice Smith" and @alice.smith).

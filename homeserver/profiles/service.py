@@ -166,3 +166,8 @@ class ProfileService:
                 if refused.errcode != STATE_CHANGED:
                     log.info("profile of %s not shown in %s: %s", user_id, room_id, refused.error)
                     return
+
+    async def set_for_admin(self, user_id: str, field: str, value: object) -> None:
+        """A server admin sets a field of `user_id`'s profile ("" unsets it), shown in every
+        room they are joined to, as their own change would be."""
+        await self._change(user_id, field, checked_value(field, value))

@@ -8,7 +8,9 @@ from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
 from homeserver.projections import media as media_records
+from homeserver.projections import mutes as room_mutes
 from homeserver.projections import profiles as user_profiles
+from homeserver.projections import reports as moderation_reports
 from homeserver.projections.changes import Change
 
 _REDUCERS = (
@@ -22,6 +24,8 @@ _REDUCERS = (
     user_profiles.changes,
     device_commands.changes,
     e2ee_keys.changes,
+    moderation_reports.changes,
+    room_mutes.changes,
     admin.changes,
 )
 

@@ -50,6 +50,7 @@ def _account_changes(event: Event) -> list[Change]:
                     "created_ts": int(content.get("created_ts", event.origin_server_ts)),
                     "deactivated": content.get("deactivated") is True,
                     "kind": kind if isinstance(kind, str) else "user",
+                    "erased": content.get("erased") is True,
                 },
             )
         ]

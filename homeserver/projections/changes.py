@@ -68,7 +68,7 @@ EVENT_RELATIONS = Table(
     ("event_id", "room_id", "relates_to", "rel_type", "type", "sender", "aggregation_key"),
 )
 ROOM_ALIASES = Table("room_aliases", ("alias",), ("alias", "room_id", "creator"))
-USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind"))
+USERS = Table("users", ("user_id",), ("user_id", "created_ts", "deactivated", "kind", "erased"))
 DEVICES = Table(
     "devices", ("user_id", "device_id"), ("user_id", "device_id", "display_name", "created_ts")
 )
@@ -168,7 +168,9 @@ DEVICE_COMMAND_RESULTS = Table(
 
 # Profiles and the user directory (projections/profiles.py).
 PROFILES = Table("profiles", ("user_id",), ("user_id", "displayname", "avatar_url"))
-USER_DIRECTORY_PUBLIC_ROOMS = Table("user_directory_public_rooms", ("room_id",), ("room_id",))
+USER_DIRECTORY_PUBLIC_ROOMS = Table(
+    "user_directory_public_rooms", ("room_id", "reason"), ("room_id", "reason")
+)
 
 # End-to-end encryption keys and signatures, and when each user's device list
 # last changed (projections/e2ee.py).
@@ -189,6 +191,34 @@ E2E_SIGNATURES = Table(
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
 
+# Reports of events, rooms and users, from the moderation chain (projections/reports.py);
+# `id` is the report fact's stream position, `user_id` the reporter.
+EVENT_REPORTS = Table(
+    "event_reports",
+    ("id",),
+    ("id", "received_ts", "room_id", "event_id", "user_id", "reason", "score"),
+)
+ROOM_REPORTS = Table("room_reports", ("id",), ("id", "received_ts", "room_id", "user_id", "reason"))
+USER_REPORTS = Table(
+    "user_reports", ("id",), ("id", "received_ts", "target_user_id", "user_id", "reason")
+)
+# Mutes in force, from the rooms' com.linkchat.mute state (projections/mutes.py).
+ROOM_MUTES = Table(
+    "room_mutes",
+    ("room_id", "user_id"),
+    (
+        "room_id",
+        "user_id",
+        "event_id",
+        "muted_by",
+        "level",
+        "previous_level",
+        "muted_ts",
+        "expires_ts",
+        "reason",
+        "stream_position",
+    ),
+)
 # Admin actions and flagged server admins, from the moderation chain (projections/admin.py).
 ADMIN_ACTIONS = Table(
     "admin_actions",
@@ -205,6 +235,24 @@ ADMIN_ACTIONS = Table(
     ),
 )
 SERVER_ADMINS = Table("server_admins", ("user_id",), ("user_id", "stream_position"))
+RATELIMIT_OVERRIDES = Table(
+    "ratelimit_overrides",
+    ("user_id",),
+    ("user_id", "messages_per_second", "burst_count", "stream_position"),
+)
+QUARANTINED_MEDIA = Table(
+    "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
+)
+REGISTRATION_TOKENS = Table(
+    "registration_tokens",
+    ("token",),
+    ("token", "uses_allowed", "expiry_time", "stream_position"),
+)
+REGISTRATION_TOKEN_USES = Table(
+    "registration_token_uses",
+    ("event_id",),
+    ("event_id", "token", "user_id", "session_id", "stream_position"),
+)
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -235,6 +283,14 @@ ALL_TABLES: tuple[Table, ...] = (
     E2E_CROSS_SIGNING_KEYS,
     E2E_SIGNATURES,
     DEVICE_LIST_CHANGES,
+    EVENT_REPORTS,
+    ROOM_REPORTS,
+    USER_REPORTS,
+    ROOM_MUTES,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
+    RATELIMIT_OVERRIDES,
+    QUARANTINED_MEDIA,
+    REGISTRATION_TOKENS,
+    REGISTRATION_TOKEN_USES,
 )

@@ -1,4 +1,5 @@
-"""Profiles, from the account chains; the public rooms the user directory shows, from rooms.
+"""Profiles, from the account chains; the public rooms the user directory shows, from rooms
+(publicly joinable or world_readable: their members are in everyone's directory).
 
 A user's profile row starts at registration (the `com.linkchat.account` fact):
 display name = localpart, as Synapse gives a new user. Each `com.linkchat.profile`
@@ -43,12 +44,22 @@ def changes(event: Event) -> list[Change]:
                 )
             ]
         return []
-    if types.is_room_chain(event.room_id) and event.type == types.JOIN_RULES:
-        key = {"room_id": event.room_id}
-        if event.content.get("join_rule") == "public":
+    if types.is_room_chain(event.room_id) and event.type in _PUBLIC_BY:
+        field, value = _PUBLIC_BY[event.type]
+        key = {"room_id": event.room_id, "reason": value}
+        if event.content.get(field) == value:
             return [Upsert(USER_DIRECTORY_PUBLIC_ROOMS, key)]
         return [Delete(USER_DIRECTORY_PUBLIC_ROOMS, key)]
     return []
+
+
+# What makes a room's members public in the user directory, as Synapse's
+# (is_room_world_readable_or_publicly_joinable): state type -> (field, value), the value
+# naming the reason in user_directory_public_rooms.
+_PUBLIC_BY = {
+    types.JOIN_RULES: ("join_rule", "public"),
+    types.HISTORY_VISIBILITY: ("history_visibility", "world_readable"),
+}
 
 
 def _text(value: object) -> str | None:

@@ -11,17 +11,17 @@ Pushers are rows outside the log, owned by the access token that set them
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from homeserver.errors import MatrixError, invalid_param, missing_param
+from homeserver.clock import now_ms
+from homeserver.errors import invalid_param, missing_param
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, StateEdit
+from homeserver.events.model import StateEdit
 from homeserver.log.appender import Appender
+from homeserver.log.edits import append_edit
 from homeserver.push import ruleset as rules_of
 from homeserver.push.default_rules import Ruleset
 from homeserver.rooms.rendering import EventRenderer
@@ -31,7 +31,6 @@ from homeserver.store import rooms as room_store
 
 JsonDict = dict[str, Any]
 PUSH_RULES = push_store.PUSH_RULES
-MAX_ATTEMPTS = 10
 # The spec's limits on a pusher's keys.
 MAX_PUSHKEY_BYTES = 512
 MAX_APP_ID_LENGTH = 64
@@ -67,58 +66,36 @@ class PushRuleService:
     async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
         await self._edit(user_id, lambda rules: rules_of.delete_rule(rules, kind, rule_id))
 
-    async def set_enabled(
-        self, user_id: str, kind: str, rule_id: str, body: Mapping[str, Any]
+    async def set_attribute(
+        self, user_id: str, kind: str, rule_id: str, attribute: str, body: Mapping[str, Any]
     ) -> None:
-        await self._edit(user_id, lambda rules: rules_of.set_enabled(rules, kind, rule_id, body))
-
-    async def set_actions(
-        self, user_id: str, kind: str, rule_id: str, body: Mapping[str, Any]
-    ) -> None:
-        await self._edit(user_id, lambda rules: rules_of.set_actions(rules, kind, rule_id, body))
+        """PUT a rule's `enabled` or `actions`."""
+        setter = rules_of.set_enabled if attribute == "enabled" else rules_of.set_actions
+        await self._edit(user_id, lambda rules: setter(rules, kind, rule_id, body))
 
     async def _edit(self, user_id: str, edit: Callable[[Ruleset], Ruleset]) -> None:
         key = push_store.account_data_key(PUSH_RULES)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def compute() -> StateEdit:
             async with self._pool.acquire() as conn:
                 fact = await room_store.state_event(conn, user_id, types.ACCOUNT_DATA, key)
             held = fact.content.get("content") if fact is not None else None
             current = rules_of.effective(
                 user_id, rules_of.global_of(held if isinstance(held, dict) else None)
             )
-            changed = edit(current)
-            draft = StateEdit(
+            return StateEdit(
                 user_id,
                 user_id,
                 types.ACCOUNT_DATA,
-                {"room_id": "", "type": PUSH_RULES, "content": {"global": changed}},
+                {"room_id": "", "type": PUSH_RULES, "content": {"global": edit(current)}},
                 state_key=key,
                 replaces=fact.event_id if fact is not None else None,
             )
-            try:
-                await self._appender.append(draft)
-                return
-            except MatrixError as refused:
-                if refused.errcode != STATE_CHANGED:
-                    raise
-        raise MatrixError(409, STATE_CHANGED, "Your push rules kept changing; try again.")
+
+        await append_edit(self._appender, compute, "Your push rules")
 
 
-@dataclass(frozen=True, slots=True)
-class PusherSettings:
-    """What POST /pushers/set gives for a pusher it creates or replaces."""
-
-    kind: str
-    app_id: str
-    pushkey: str
-    app_display_name: str
-    device_display_name: str
-    profile_tag: str | None
-    lang: str
-    data: JsonDict
-
-
-def parse_pusher(body: Mapping[str, Any]) -> PusherSettings | tuple[str, str]:
+def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[str, str]:
     """The settings of a pusher to set, or (app_id, pushkey) of one to delete (kind null)."""
     missing = [key for key in ("kind", "app_id", "pushkey") if key not in body]
     if missing:
@@ -152,7 +129,7 @@ def parse_pusher(body: Mapping[str, Any]) -> PusherSettings | tuple[str, str]:
         raise invalid_param(f"data.url must be an http(s) URL whose path ends in {NOTIFY_PATH}.")
     if "format" in data and data["format"] != "event_id_only":
         raise invalid_param("data.format: the only format is 'event_id_only'.")
-    return PusherSettings(
+    return push_store.PusherSettings(
         kind,
         app_id,
         pushkey,
@@ -188,18 +165,7 @@ class PusherService:
                     conn, parsed.app_id, parsed.pushkey, except_user=user_id
                 )
             await push_store.set_pusher(
-                conn,
-                user_id=user_id,
-                token_hash=token_hash,
-                kind=parsed.kind,
-                app_id=parsed.app_id,
-                pushkey=parsed.pushkey,
-                app_display_name=parsed.app_display_name,
-                device_display_name=parsed.device_display_name,
-                profile_tag=parsed.profile_tag,
-                lang=parsed.lang,
-                data=parsed.data,
-                now_ms=int(time.time() * 1000),
+                conn, user_id=user_id, token_hash=token_hash, settings=parsed, now_ms=now_ms()
             )
 
 

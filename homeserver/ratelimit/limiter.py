@@ -32,12 +32,24 @@ class Action(StrEnum):
     THREEPID_TOKEN = "threepid_token"  # email/phone validation tokens requested
     MEDIA_UPLOAD_BYTES = "media_upload_bytes"  # bytes uploaded per user
     REPORT = "report"  # content reports per user
+    KEY_QUERY = "key_query"  # POST /keys/query requests per user
+    KEY_CLAIM = "key_claim"  # one-time keys asked for in POST /keys/claim, per user
+
+
+# The actions an override of a user's rate (Synapse's override_ratelimit) applies to:
+# what a requester does, counted in requests (not bytes, not another user's bucket).
+OVERRIDABLE = frozenset(
+    {Action.MESSAGE, Action.ROOM_CREATION, Action.JOIN, Action.INVITE, Action.REPORT}
+)
 
 
 class Exemptions(Protocol):
-    """Who is never limited. Asked on every limited request, so it answers from memory."""
+    """Who is never limited, and who has a limit of their own. Asked on every limited
+    request, so it answers from memory."""
 
     def is_exempt(self, user_id: str) -> bool: ...
+
+    def own_limit(self, user_id: str) -> Limit | None: ...
 
 
 class ExemptUsers:
@@ -51,12 +63,20 @@ class ExemptUsers:
     def __init__(self, admins: Iterable[str]) -> None:
         self._admins = frozenset(admins)
         self._overridden: frozenset[str] = frozenset()
+        self._own_limits: Mapping[str, Limit] = {}
 
     def is_exempt(self, user_id: str) -> bool:
         return user_id in self._admins or user_id in self._overridden
 
     def set_overridden(self, user_ids: Iterable[str]) -> None:
         self._overridden = frozenset(user_ids)
+
+    def own_limit(self, user_id: str) -> Limit | None:
+        return self._own_limits.get(user_id)
+
+    def set_own_limits(self, limits: Mapping[str, Limit]) -> None:
+        """The users an admin gave a rate of their own (for the OVERRIDABLE actions)."""
+        self._own_limits = dict(limits)
 
 
 class RateLimiter:
@@ -100,6 +120,13 @@ class RateLimiter:
         """
         if self._limits is None or self._exemptions.is_exempt(user_id):
             return
+        if key is None and action in OVERRIDABLE:
+            own = self._exemptions.own_limit(user_id)
+            if own is not None:
+                wait = await self._buckets.take(f"{action}:{user_id}", own, cost)
+                if wait:
+                    raise limit_exceeded(wait)
+                return
         await self.limit(action, user_id if key is None else key, cost)
 
     async def give_back(self, action: Action, key: str, cost: float = 1.0) -> None:

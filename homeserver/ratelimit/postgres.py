@@ -2,7 +2,7 @@
 
 The same group commit as in Redis (ratelimit/redis.py): the checks that arrive
 while one call is in flight go together in the next, one function call
-(`ratelimit_take`, migrations/0021) on a connection of the limiter's own, with
+(`ratelimit_take`, migrations/0022) on a connection of the limiter's own, with
 PostgreSQL's clock. When PostgreSQL does not answer, each process limits on its
 own until it does, as with Redis away.
 """

@@ -1,6 +1,6 @@
 """What of a room one user may see: the one place that decides it for every endpoint
 serving a room's events or state (/event, /context, /messages, /relations, /state,
-/members, /search, /sync and its stream, and whatever serves events next).
+/members, /aliases, /search, /sync and its stream, and whatever serves events next).
 
 Two questions, asked as Synapse asks them:
 
@@ -15,6 +15,14 @@ Two questions, asked as Synapse asks them:
 A user who forgot the room is a stranger to it until they join again: forgetting
 gives up one's history in it.
 
+An erased user (deactivated with `erase`, homeserver/admin/deactivation.py) is
+forgotten as Synapse forgets one: their messages are shown only to those who were
+joined when they were sent, so people who join later never see them (`sees`); state
+stays whole, as for ignored users.
+
+Reports ask it too: an event is reported only by one who `sees` it, a room only by one
+who `knows_room` it.
+
 What serves events next (the threads list, /notifications) calls `room_access` and
 keeps to `RoomAccess.require_readable` and `RoomAccess.filter` (or `visible_events`,
 `visible_event`); it never decides on its own.
@@ -28,10 +36,14 @@ from dataclasses import dataclass
 import asyncpg
 
 from homeserver.errors import forbidden, not_found
+from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
+from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
+from homeserver.store import room_directory as directory_store
+from homeserver.store import rooms as room_store
 
 # The memberships that let one read a room whatever its setting: members, and those who
 # left or were banned (what they could see up to then).
@@ -44,6 +56,8 @@ class RoomAccess:
     user_id: str
     room_id: str
     history: HistoryAccess
+    # Erased users: their messages only for those joined when they were sent.
+    erased: frozenset[str] = frozenset()
 
     @property
     def may_read(self) -> bool:
@@ -65,7 +79,21 @@ class RoomAccess:
         return None
 
     def sees(self, event: Event) -> bool:
-        return event.room_id == self.room_id and self.history.allows(event)
+        return (
+            event.room_id == self.room_id
+            and self.history.allows(event)
+            and not self.erased_for_viewer(event)
+        )
+
+    def erased_for_viewer(self, event: Event) -> bool:
+        """Whether the event is hidden as an erased user's message the user was not
+        joined to see when it was sent."""
+        return (
+            event.sender in self.erased
+            and not event.is_state
+            and event.sender != self.user_id
+            and self.history.membership_at(event.stream_position) != "join"
+        )
 
     def sees_position(self, position: int) -> bool:
         """Whether the user may see the room's event at `position` (and so its state then)."""
@@ -85,6 +113,7 @@ async def room_accesses(
 ) -> dict[str, RoomAccess]:
     """The user's access to each of the rooms, in one round trip for them all."""
     accesses: dict[str, RoomAccess] = {}
+    erased = await account_store.erased_users(conn)
     for room_id, (events, forgotten_at) in (
         await history_store.visibility_events(conn, room_ids, user_id)
     ).items():
@@ -92,8 +121,22 @@ async def room_accesses(
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
                 history = history.as_stranger()
-        accesses[room_id] = RoomAccess(user_id, room_id, history)
+        accesses[room_id] = RoomAccess(user_id, room_id, history, erased)
     return accesses
+
+
+async def knows_room(conn: asyncpg.Connection, user_id: str, room_id: str) -> bool:
+    """Whether the user may know the room exists (to report it): they have a membership
+    in it they have not forgotten (an invite or a knock too), or may read it, or anyone
+    may find it (published in the directory) or join it (join rule public). A room
+    they may not know answers as one that does not exist, so nothing leaks."""
+    access = await room_access(conn, user_id, room_id)
+    if access.history.membership is not None or access.may_read:
+        return True
+    if await directory_store.is_published(conn, room_id):
+        return True
+    join_rules = await room_store.state_event(conn, room_id, types.JOIN_RULES, "")
+    return join_rules is not None and join_rules.content.get("join_rule") == "public"
 
 
 def sent_by_ignored(event: Event, ignored: frozenset[str]) -> bool:

@@ -2,9 +2,10 @@
 on every event served: the latest edit (`m.replace`, a full event) and the thread summary
 (`m.thread`: `latest_event`, `count`, `current_user_participated`).
 
-One function, called wherever events are served in client form (rooms/service.py
-`serve`: /messages, /context, /event, /relations, the threads list and syncs built from
-the database), reading what a page needs in two queries, whatever its length.
+One function, called wherever events are served in client form (rooms/rendering.py:
+/messages, /context, /event, /relations, the threads list, and /sync from either window
+source, for the timelines sync/assembly.py says carry them), reading what a page needs
+in two queries, whatever its length.
 Redacted events get none, and redacted edits and replies do not count.
 """
 

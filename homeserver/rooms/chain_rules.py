@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
-from homeserver.events.model import Draft
+from homeserver.events.model import Draft, StateEdit
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.auth import authorize as authorize_room_event
+
+# What an account fact says the account is: kept by every edit of it.
+ACCOUNT_IDENTITY = ("kind", "created_ts", "owner")
 
 # Account facts that are not state: an upload record, signatures (homeserver/e2ee).
 NOT_STATE_ACCOUNT_FACTS = frozenset({types.MEDIA, types.E2EE_SIGNATURES})
@@ -39,9 +42,16 @@ def _authorize_account_fact(state: RoomState, draft: Draft) -> None:
     elif draft.state_key is None:
         raise forbidden("account facts are state")
     if draft.type == types.ACCOUNT:
-        # The account fact is written once, at registration, into an empty chain.
-        if state.exists:
+        # The account fact is written at registration, into an empty chain; after that
+        # only as an edit of the current one (deactivation, erasure, reactivation),
+        # which never changes what the account is or when it was made.
+        if not state.exists:
+            return
+        current = state.content(types.ACCOUNT)
+        if not isinstance(draft, StateEdit) or current is None:
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+        if any(draft.content.get(key) != current.get(key) for key in ACCOUNT_IDENTITY):
+            raise forbidden("An account's kind and creation time never change.")
         return
     if state.get(types.ACCOUNT) is None:
         raise not_found(f"no account {draft.room_id}")

@@ -15,7 +15,7 @@ memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +23,7 @@ import asyncpg
 
 from homeserver.events.client_format import ClientJson, EncodedEvent, client_event
 from homeserver.events.model import Event, JsonDict
+from homeserver.events.redaction import redact
 from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
@@ -66,6 +67,9 @@ class StoredFacts:
         return None
 
 
+_NO_FACTS = StoredFacts({}, {}, {})
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -82,6 +86,20 @@ def client_form(event: Event, facts: EventFacts, now: int, include_room_id: bool
     )
 
 
+def federation_form(event: Event, facts: EventFacts, now: int) -> JsonDict:
+    """The event as a filter's `event_format: federation` asks: the event as the log
+    holds it (its hashes, signatures, auth and prev events, depth), with its event ID
+    and the same `unsigned` as the client form (as Synapse's serialize_event)."""
+    redacted_by = facts.redaction_of(event)
+    served = dict(redact(event.pdu) if redacted_by is not None else event.pdu)
+    served["event_id"] = event.event_id
+    unsigned = client_form(event, facts, now, include_room_id=True)["unsigned"]
+    if redacted_by is not None:
+        unsigned["redacted_because"] = federation_form(redacted_by, _NO_FACTS, now)
+    served["unsigned"] = unsigned
+    return served
+
+
 def render(
     events: Sequence[Event],
     facts: EventFacts,
@@ -89,11 +107,14 @@ def render(
     now: int,
     include_room_id: bool = True,
     shape: Shape | None = None,
+    federation: bool = False,
 ) -> list[ClientJson]:
-    """The events as a client is served them: pre-encoded where they can be."""
+    """The events as a client is served them (as the log holds them, when `federation`):
+    pre-encoded where they can be."""
     served: list[ClientJson] = []
-    # Encoded forms are without a room ID (sync's form) and unshaped.
-    encoded_form = facts.encoded if shape is None and not include_room_id else None
+    # Encoded forms are client forms without a room ID (sync's form), unshaped.
+    plain = shape is None and not include_room_id and not federation
+    encoded_form = facts.encoded if plain else None
     for event in events:
         if (
             encoded_form is not None
@@ -103,7 +124,10 @@ def render(
         ):
             served.append(encoded.serve(now, facts.transaction_id(event)))
             continue
-        form = client_form(event, facts, now, include_room_id)
+        if federation:
+            form = federation_form(event, facts, now)
+        else:
+            form = client_form(event, facts, now, include_room_id)
         served.append(shape(form) if shape is not None else form)
     return served
 
@@ -113,24 +137,43 @@ class EventRenderer:
         self._pool = pool
 
     async def facts(
-        self, events: Sequence[Event], viewer: Viewer | None, *, include_room_id: bool = True
+        self,
+        events: Sequence[Event],
+        viewer: Viewer | None,
+        *,
+        include_room_id: bool = True,
+        bundled: Collection[str] | None = None,
     ) -> StoredFacts:
         """The redactions of `events`, the transaction IDs the viewer's device gave them
-        and their bundled aggregations, in one connection."""
+        and their bundled aggregations (of those `bundled` names, if given), in one
+        connection."""
         if not events:
             return StoredFacts({}, {}, {})
         ids = [event.event_id for event in events]
+        chosen = events if bundled is None else [e for e in events if e.event_id in bundled]
         async with self._pool.acquire() as conn:
             redactions = await event_store.redactions_of(conn, ids)
             txn_ids = await room_store.transaction_ids(conn, ids, *viewer) if viewer else {}
             bundles = await bundled_aggregations(
                 conn,
-                events,
+                chosen,
                 viewer[0] if viewer else None,
                 redactions,
                 include_room_id=include_room_id,
             )
         return StoredFacts(redactions, txn_ids, bundles)
+
+    async def bundles(
+        self, events: Sequence[Event], viewer: Viewer, *, include_room_id: bool = True
+    ) -> dict[str, JsonDict]:
+        """The bundled aggregations alone (of events whose other facts are known)."""
+        if not events:
+            return {}
+        async with self._pool.acquire() as conn:
+            redactions = await event_store.redactions_of(conn, [e.event_id for e in events])
+            return await bundled_aggregations(
+                conn, events, viewer[0], redactions, include_room_id=include_room_id
+            )
 
     async def serve(
         self, events: Sequence[Event], viewer: Viewer | None = None, *, include_room_id: bool = True

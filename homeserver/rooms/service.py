@@ -26,8 +26,9 @@ from homeserver.errors import (
     not_found,
 )
 from homeserver.events import types
+from homeserver.events.canonical import encode as canonical_json
 from homeserver.events.content.profile import ProfileContent
-from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
+from homeserver.events.model import STATE_CHANGED, Draft, JsonDict, StateEdit, TxnKey
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
@@ -43,6 +44,10 @@ from homeserver.store import rooms as room_store
 DEFAULT_ROOM_VERSION = "11"
 
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
+# Keys of a member event that only the server sets, whatever a join's body says.
+_SERVER_MEMBER_KEYS = frozenset(
+    {"membership", "join_authorised_via_users_server", "third_party_invite", "third_party_signed"}
+)
 # Attempts of a state edit that keeps finding its state changed by others.
 STATE_EDIT_ATTEMPTS = 20
 
@@ -237,10 +242,20 @@ class RoomService:
             if not await room_store.room_exists(conn, room_id):
                 raise not_found("Unknown room.")
 
-    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
+    async def join(
+        self,
+        user_id: str,
+        room_id_or_alias: str,
+        reason: str | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Join; the keys of the request's `body` go into the member event (a reason, a
+        per-room display name, custom fields), as Synapse, but for those only the server
+        may set."""
         room_id = await self.resolve_room(room_id_or_alias)
         await self._require_room(room_id)
-        await self._set_membership(room_id, user_id, user_id, "join", reason)
+        extra = {k: v for k, v in (body or {}).items() if k not in _SERVER_MEMBER_KEYS}
+        await self._set_membership(room_id, user_id, user_id, "join", reason, extra)
         return room_id
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
@@ -285,14 +300,23 @@ class RoomService:
         )
 
     async def _set_membership(
-        self, room_id: str, sender: str, target: str, membership: str, reason: str | None
-    ) -> Event:
-        content = await self._member_content(membership, target)
+        self,
+        room_id: str,
+        sender: str,
+        target: str,
+        membership: str,
+        reason: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        content = {**await self._member_content(membership, target), **(extra or {})}
+        content["membership"] = membership
         if reason:
             content["reason"] = reason
-        return await self._appender.append(
-            Draft(room_id, sender, types.MEMBER, content, state_key=target)
-        )
+        unchanged = await self._unchanged_state(room_id, sender, types.MEMBER, target, content)
+        if unchanged is not None:
+            return unchanged
+        draft = Draft(room_id, sender, types.MEMBER, content, state_key=target)
+        return (await self._appender.append(draft)).event_id
 
     # Reading membership
 
@@ -406,9 +430,33 @@ class RoomService:
             await self._check_canonical_alias(room_id, content)
         if event_type == types.REDACTION:
             await self._require_redaction_target(room_id, content.get("redacts"))
+        unchanged = await self._unchanged_state(room_id, sender, event_type, state_key, content)
+        if unchanged is not None:
+            return unchanged
         return await self._append_checked(
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
+
+    async def _unchanged_state(
+        self, room_id: str, sender: str, event_type: str, state_key: str, content: JsonDict
+    ) -> str | None:
+        """The current state event's ID if `sender` set it, unredacted, to this very
+        content, else None. A client repeating itself (the same state, a join when
+        joined) so appends nothing and gets that event back, as Synapse answers. Only a
+        member may be answered so about other state: anyone else is refused as ever."""
+        async with self._pool.acquire() as conn:
+            current = await room_store.state_event(conn, room_id, event_type, state_key)
+            if current is None or current.sender != sender:
+                return None
+            if canonical_json(current.content) != canonical_json(content):
+                return None
+            if event_type != types.MEMBER:
+                membership = await room_store.membership(conn, room_id, sender)
+                if membership is None or membership.membership != "join":
+                    return None
+            if await event_store.redactions_of(conn, [current.event_id]):
+                return None
+        return current.event_id
 
     async def _append_checked(self, draft: Draft) -> str:
         """Append a client's draft after the draft check, again if what it checked changed."""
@@ -503,12 +551,18 @@ class RoomService:
     async def _require_redaction_target(self, room_id: str, event_id: object) -> None:
         # The redactions projection trusts `redacts`: a redaction sent in one room
         # must never name an event of another (anyone can be admin of their own room).
+        # The appender refuses one again under its lock; here the client learns why,
+        # in Synapse's words and statuses.
         if not isinstance(event_id, str):
             raise bad_json("A redaction must name the event it removes in 'redacts'.")
         async with self._pool.acquire() as conn:
             target = await event_store.event_by_id(conn, event_id)
-        if target is None or target.room_id != room_id:
+        if target is None or not types.is_room_chain(target.room_id):
             raise not_found("Event not found.")
+        if target.room_id != room_id:
+            raise MatrixError(400, "M_UNKNOWN", "Cannot redact event from a different room.")
+        if target.type == types.CREATE:
+            raise forbidden("Redacting create events is not permitted.")
 
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
         """GET /rooms/{roomId}/event/{eventId}: the event if history visibility lets the
@@ -563,8 +617,38 @@ class RoomService:
             if levels.user_level(sender) < levels.level_for_event(types.CANONICAL_ALIAS, True):
                 raise forbidden("You may not delete this alias.")
         await self._appender.append(Draft(alias, sender, types.ALIAS, {}, state_key=""))
+        await self._drop_from_canonical_alias(sender, room_id, alias)
+
+    async def _drop_from_canonical_alias(self, sender: str, room_id: str, alias: str) -> None:
+        """Take a deleted alias out of the room's m.room.canonical_alias (its `alias` and
+        `alt_aliases`), as Synapse does; best effort: one who may delete the alias (its
+        creator) may still lack the power to change the canonical alias, and then it
+        stays, naming an alias that no longer resolves."""
+        async with self._pool.acquire() as conn:
+            current = await room_store.state_event(conn, room_id, types.CANONICAL_ALIAS, "")
+        if current is None or alias not in _listed_aliases(current.content):
+            return
+
+        def without_alias(content: JsonDict) -> JsonDict:
+            if content.get("alias") == alias:
+                del content["alias"]
+            alt_aliases = content.pop("alt_aliases", None)
+            if isinstance(alt_aliases, list):
+                if kept := [listed for listed in alt_aliases if listed != alias]:
+                    content["alt_aliases"] = kept
+            elif alt_aliases is not None:
+                content["alt_aliases"] = alt_aliases
+            return content
+
+        try:
+            await self.edit_state(sender, room_id, types.CANONICAL_ALIAS, "", without_alias)
+        except MatrixError as refused:
+            if refused.errcode != "M_FORBIDDEN":
+                raise
 
     async def room_aliases(self, user_id: str, room_id: str) -> list[str]:
-        await self._require_joined(room_id, user_id)
+        """The room's local aliases, to whoever may read its state (rooms/access.py): its
+        members, those who left it, and anyone when it is world_readable, as Synapse."""
         async with self._pool.acquire() as conn:
+            (await room_access(conn, user_id, room_id)).require_readable()
             return await room_store.aliases_of(conn, room_id)

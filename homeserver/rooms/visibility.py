@@ -17,6 +17,11 @@ were allowed to see before they left, but no events received after they left":
 that sentence is about the settings that need a membership, so a world_readable
 event stays visible to one who left, as to anyone (rule 1; Synapse alike).
 
+One more, as Synapse: a user always sees their own leave (a rejected invite, a kick
+included), whatever the setting, so a client sees the room go even from a `joined`
+room whose history it never saw (sytest "We should see our own leave event when
+rejecting an invite, even if history_visibility is restricted").
+
 rooms/access.py applies these rules for every endpoint; nothing else decides.
 
 Everything here depends only on the positions of the user's membership events
@@ -110,6 +115,10 @@ class HistoryAccess:
     def _joined_after(self, position: int) -> bool:
         return any(p > position and m == "join" for p, m in self.memberships)
 
+    def _own_leave(self, position: int) -> bool:
+        index = bisect_right(self.memberships, (position, "\uffff"))
+        return index > 0 and self.memberships[index - 1] == (position, "leave")
+
     @property
     def _left_at(self) -> int | None:
         """Where the user's access ends: their leave or ban, if that is how things stand."""
@@ -124,7 +133,7 @@ class HistoryAccess:
         a visibility event (in the setting) or the user's own membership event
         (in the membership), which is exactly where the spec asks for either."""
         settings = {self.setting_at(position - 1), self.setting_at(position)}
-        if WORLD_READABLE in settings:
+        if WORLD_READABLE in settings or self._own_leave(position):
             return True
         left_at = self._left_at
         if left_at is not None and position > left_at:

@@ -25,11 +25,12 @@ from homeserver.account_data.ignore import ignored_users
 from homeserver.errors import invalid_param
 from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
-from homeserver.rooms.access import READING_MEMBERSHIPS
+from homeserver.rooms.access import READING_MEMBERSHIPS, room_accesses
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
+from homeserver.store import accounts as account_store
 from homeserver.store import history as history_store
 from homeserver.store import rooms as room_store
 from homeserver.store import search as search_store
@@ -124,6 +125,24 @@ def _range_of(ranges: Sequence[VisibleRange], position: int) -> VisibleRange:
     return VisibleRange("", position, position)
 
 
+async def _without_erased(
+    conn: asyncpg.Connection, user_id: str, matches: list[Match]
+) -> list[Match]:
+    """The matches the user may see as rooms/access.py decides for erased users' messages
+    (their ranges cannot say): read only when an erased user sent one of them."""
+    erased = await account_store.erased_users(conn)
+    rooms = sorted({m.event.room_id for m in matches if m.event.sender in erased})
+    if not rooms:
+        return matches
+    accesses = await room_accesses(conn, user_id, rooms)
+    return [
+        match
+        for match in matches
+        if match.event.room_id not in accesses
+        or not accesses[match.event.room_id].erased_for_viewer(match.event)
+    ]
+
+
 class SearchService:
     def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
         self._pool = pool
@@ -184,17 +203,18 @@ class SearchService:
             )
             more = len(matches) > limit
             matches = matches[:limit]
+            shown = await _without_erased(conn, user_id, matches)
             contexts = (
-                await self._contexts(conn, matches, ranges, criteria.event_context)
+                await self._contexts(conn, shown, ranges, criteria.event_context)
                 if criteria.event_context is not None
                 else []
             )
-            state = await self._states(conn, matches, memberships) if criteria.include_state else {}
+            state = await self._states(conn, shown, memberships) if criteria.include_state else {}
         return await self._render(
             user_id,
             device_id,
             criteria,
-            matches,
+            shown,
             count,
             contexts,
             state,

@@ -12,6 +12,7 @@ class TokenOwner:
     user_id: str
     device_id: str
     deactivated: bool
+    valid_until_ms: int | None = None  # an admin's token for acting as the user may expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ async def set_password_hash(conn: asyncpg.Connection, user_id: str, password_has
     )
 
 
+async def delete_password_hash(conn: asyncpg.Connection, user_id: str) -> None:
+    await conn.execute("DELETE FROM user_passwords WHERE user_id = $1", user_id)
+
+
 async def password_hash(conn: asyncpg.Connection, user_id: str) -> str | None:
     value = await conn.fetchval(
         "SELECT password_hash FROM user_passwords WHERE user_id = $1", user_id
@@ -49,27 +54,43 @@ async def password_hash(conn: asyncpg.Connection, user_id: str) -> str | None:
 
 
 async def insert_token(
-    conn: asyncpg.Connection, token_hash: str, user_id: str, device_id: str, now_ms: int
+    conn: asyncpg.Connection,
+    token_hash: str,
+    user_id: str,
+    device_id: str,
+    now_ms: int,
+    valid_until_ms: int | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts)"
-        " VALUES ($1, $2, $3, $4)",
+        "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts, valid_until_ms)"
+        " VALUES ($1, $2, $3, $4, $5)",
         token_hash,
         user_id,
         device_id,
         now_ms,
+        valid_until_ms,
     )
 
 
 async def token_owner(conn: asyncpg.Connection, token_hash: str) -> TokenOwner | None:
     row = await conn.fetchrow(
-        "SELECT t.user_id, t.device_id, coalesce(u.deactivated, TRUE) AS deactivated"
+        "SELECT t.user_id, t.device_id, coalesce(u.deactivated, TRUE) AS deactivated,"
+        " t.valid_until_ms"
         " FROM access_tokens t LEFT JOIN users u USING (user_id) WHERE t.token_hash = $1",
         token_hash,
     )
     if row is None:
         return None
-    return TokenOwner(row["user_id"], row["device_id"], row["deactivated"])
+    return TokenOwner(row["user_id"], row["device_id"], row["deactivated"], row["valid_until_ms"])
+
+
+async def device_ids_with_tokens(conn: asyncpg.Connection, user_id: str) -> list[str]:
+    """The device IDs the user's access tokens are on (listed devices or not)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT device_id FROM access_tokens WHERE user_id = $1 ORDER BY device_id",
+        user_id,
+    )
+    return [row["device_id"] for row in rows]
 
 
 async def delete_device_tokens(conn: asyncpg.Connection, user_id: str, device_id: str) -> list[str]:
@@ -101,3 +122,9 @@ async def device(conn: asyncpg.Connection, user_id: str, device_id: str) -> Devi
         if row.device_id == device_id:
             return row
     return None
+
+
+async def erased_users(conn: asyncpg.Connection) -> frozenset[str]:
+    """The users who asked to be forgotten when deactivated (a partial index: few rows)."""
+    rows = await conn.fetch("SELECT user_id FROM users WHERE erased")
+    return frozenset(row["user_id"] for row in rows)

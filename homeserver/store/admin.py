@@ -100,3 +100,11 @@ async def count_admin_actions(conn: asyncpg.Connection, found: ActionFilter) -> 
     clauses = _where(found, params)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     return int(await conn.fetchval(f"SELECT count(*) FROM admin_actions {where}", *params))
+
+
+async def ratelimit_overrides(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:
+    """Every user's own rate: user ID -> (messages_per_second, burst_count)."""
+    rows = await conn.fetch(
+        "SELECT user_id, messages_per_second, burst_count FROM ratelimit_overrides"
+    )
+    return {row["user_id"]: (row["messages_per_second"], row["burst_count"]) for row in rows}

@@ -121,37 +121,73 @@ async def changed_sharing_a_room(
     return {row["user_id"] for row in rows}
 
 
+# A user's membership of a room as of $2 (None: none yet), for the row aliased `m`.
+_MEMBERSHIP_AS_OF = (
+    "(SELECT e.json::jsonb -> 'content' ->> 'membership' FROM events e"
+    " WHERE e.room_id = {m}.room_id AND e.type = 'm.room.member' AND e.state_key = {m}.user_id"
+    " AND e.stream_position <= $2 ORDER BY e.stream_position DESC LIMIT 1)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipMove:
+    """Another user's membership of a room `user_id` is or was in, before and after a
+    range of the log, with `user_id`'s own."""
+
+    user_id: str
+    before: str | None
+    after: str
+    mine_before: str | None
+    mine_after: str
+
+
 async def members_changed_since(
     conn: asyncpg.Connection, user_id: str, after: int, upto: int
-) -> tuple[set[str], set[str]]:
-    """Who may have started or stopped sharing a room with `user_id` in (after, upto]: the
-    members of rooms they joined or left in it, and those who joined or left a room
-    they are in. (joined candidates, departed candidates)."""
+) -> list[MembershipMove]:
+    """The memberships that moved in (after, upto] in the rooms `user_id` is joined to,
+    and every membership of the rooms whose own membership moved in it."""
     rows = await conn.fetch(
         "SELECT theirs.user_id, theirs.membership, mine.membership AS mine,"
-        " theirs.stream_position > $2 AS theirs_new"
+        " CASE WHEN theirs.stream_position > $2 THEN "
+        + _MEMBERSHIP_AS_OF.format(m="theirs")
+        + " ELSE theirs.membership END AS before,"
+        " CASE WHEN mine.stream_position > $2 THEN "
+        + _MEMBERSHIP_AS_OF.format(m="mine")
+        + " ELSE mine.membership END AS mine_before"
         " FROM room_members mine JOIN room_members theirs ON theirs.room_id = mine.room_id"
         " WHERE mine.user_id = $1 AND theirs.user_id <> $1"
         " AND mine.stream_position <= $3 AND theirs.stream_position <= $3"
-        " AND ((mine.membership = 'join' AND (mine.stream_position > $2"
-        "       OR theirs.stream_position > $2))"
-        "   OR (mine.membership IN ('leave', 'ban') AND mine.stream_position > $2))",
+        " AND (mine.stream_position > $2"
+        "   OR (mine.membership = 'join' AND theirs.stream_position > $2))",
         user_id,
         after,
         upto,
     )
-    joined: set[str] = set()
-    departed: set[str] = set()
-    for row in rows:
-        theirs = row["membership"]
-        if row["mine"] == "join":
-            if theirs == "join":
-                joined.add(row["user_id"])
-            elif row["theirs_new"] and theirs in ("leave", "ban"):
-                departed.add(row["user_id"])
-        elif theirs == "join":
-            departed.add(row["user_id"])
-    return joined, departed
+    return [
+        MembershipMove(
+            row["user_id"], row["before"], row["membership"], row["mine_before"], row["mine"]
+        )
+        for row in rows
+    ]
+
+
+async def memberships_at(
+    conn: asyncpg.Connection, pairs: Collection[tuple[str, str]], position: int
+) -> dict[tuple[str, str], str]:
+    """Each (room, user)'s membership as of `position`, for those that had one."""
+    rows = await conn.fetch(
+        "SELECT m.room_id, m.user_id, "
+        + _MEMBERSHIP_AS_OF.format(m="m")
+        + " AS membership FROM unnest($1::text[], $3::text[]) AS m(room_id, user_id)",
+        [room for room, _ in pairs],
+        position,
+        [user for _, user in pairs],
+    )
+    return {
+        (row["room_id"], row["user_id"]): row["membership"]
+        for row in rows
+        if row["membership"] is not None
+    }
 
 
 async def sharing_a_room(

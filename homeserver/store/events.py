@@ -14,6 +14,7 @@ from homeserver.events.model import Event, TxnKey
 from homeserver.projections.changes import Change
 from homeserver.projections.room_state import ChainHead
 from homeserver.store.projections import changes_as_ctes, with_statements
+from homeserver.store.unnest import columns
 
 # Taken by every append transaction before it reads the head of the log: two
 # batches that took positions 10 and 11 could otherwise commit 11 first, and a
@@ -262,8 +263,6 @@ async def live_annotations(
         " ON r.sender = w.sender AND r.relates_to = w.relates_to AND r.aggregation_key = w.key"
         " WHERE r.rel_type = 'm.annotation'"
         " AND NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id)",
-        [w[0] for w in wanted],
-        [w[1] for w in wanted],
-        [w[2] for w in wanted],
+        *columns(wanted, 3),
     )
     return {(r["sender"], r["relates_to"], r["aggregation_key"]) for r in rows}

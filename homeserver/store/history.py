@@ -78,6 +78,16 @@ def selection_conditions(
     return conditions
 
 
+def event_conditions(chosen: EventSelection, param: Callable[[object], str]) -> list[str]:
+    """SQL conditions on an `events` row for a RoomEventFilter's type, sender and
+    `contains_url` tests (the relation, if any, is the caller's)."""
+    conditions = selection_conditions(chosen, param)
+    if chosen.contains_url is not None:
+        has_url = "coalesce(jsonb_typeof(json::jsonb -> 'content' -> 'url') = 'string', false)"
+        conditions.append(f"{has_url} = {param(chosen.contains_url)}::boolean")
+    return conditions
+
+
 async def room_events(
     conn: asyncpg.Connection,
     room_id: str,
@@ -100,10 +110,7 @@ async def room_events(
         return f"${len(args)}"
 
     chosen = selection or EventSelection()
-    conditions += selection_conditions(chosen, param)
-    if chosen.contains_url is not None:
-        has_url = "coalesce(jsonb_typeof(json::jsonb -> 'content' -> 'url') = 'string', false)"
-        conditions.append(f"{has_url} = {param(chosen.contains_url)}::boolean")
+    conditions += event_conditions(chosen, param)
     if (relation := chosen.relation) is not None:
         related = [f"r.relates_to = {param(relation.relates_to)}"]
         if relation.rel_type is not None:

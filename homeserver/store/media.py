@@ -26,11 +26,17 @@ class Reservation:
     claimed: bool
 
 
-async def media(conn: asyncpg.Connection, media_id: str) -> MediaRow | None:
+async def media(
+    conn: asyncpg.Connection, media_id: str, *, quarantined: bool = False
+) -> MediaRow | None:
+    """The file's record; a file an admin quarantined is served to no one, so it is
+    found only when `quarantined` asks for it too (the admin API)."""
     row = await conn.fetchrow(
         "SELECT media_id, user_id, content_type, filename, size, sha256, created_ts"
-        " FROM media WHERE media_id = $1",
+        " FROM media m WHERE media_id = $1"
+        " AND ($2 OR NOT EXISTS (SELECT 1 FROM quarantined_media q WHERE q.media_id = $1))",
         media_id,
+        quarantined,
     )
     return MediaRow(**dict(row)) if row is not None else None
 

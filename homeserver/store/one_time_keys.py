@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.unnest import columns
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedKey:
@@ -62,9 +64,7 @@ async def add_one_time_keys(
         " SET key_json = EXCLUDED.key_json, uploaded_ts = EXCLUDED.uploaded_ts",
         user_id,
         device_id,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [k[2] for k in keys],
+        *columns(keys, 3),
         now_ms,
     )
 
@@ -99,8 +99,7 @@ async def key_counts_many(
         " UNION ALL SELECT w.n, TRUE, k.algorithm, 0 FROM w"
         " JOIN e2e_fallback_keys k ON k.user_id = w.user_id AND k.device_id = w.device_id"
         f" WHERE NOT k.used AND {_CURRENT}",
-        [d[0] for d in devices],
-        [d[1] for d in devices],
+        *columns(devices, 2),
     )
     found: list[tuple[dict[str, int], list[str]]] = [({}, []) for _ in devices]
     for row in rows:
@@ -155,9 +154,6 @@ async def claim(
     """
     if not wanted:
         return []
-    users = [w[0] for w in wanted]
-    devices = [w[1] for w in wanted]
-    algorithms = [w[2] for w in wanted]
     rows = await conn.fetch(
         "WITH picked AS ("
         "  SELECT p.user_id, p.device_id, p.algorithm, p.key_id"
@@ -172,9 +168,7 @@ async def claim(
         " WHERE t.user_id = picked.user_id AND t.device_id = picked.device_id"
         " AND t.algorithm = picked.algorithm AND t.key_id = picked.key_id"
         " RETURNING t.user_id, t.device_id, t.algorithm, t.key_id, t.key_json",
-        users,
-        devices,
-        algorithms,
+        *columns(wanted, 3),
     )
     claimed = [
         ClaimedKey(r["user_id"], r["device_id"], r["algorithm"], r["key_id"], r["key_json"])
@@ -189,9 +183,7 @@ async def claim(
             " WHERE k.user_id = w.user_id AND k.device_id = w.device_id"
             f" AND k.algorithm = w.algorithm AND {_CURRENT}"
             " RETURNING k.user_id, k.device_id, k.algorithm, k.key_id, k.key_json",
-            [w[0] for w in missing],
-            [w[1] for w in missing],
-            [w[2] for w in missing],
+            *columns(missing, 3),
         )
         claimed += [
             ClaimedKey(r["user_id"], r["device_id"], r["algorithm"], r["key_id"], r["key_json"])

@@ -1,4 +1,4 @@
-"""Presence records shared in PostgreSQL (workers without Redis; migrations/0021).
+"""Presence records shared in PostgreSQL (workers without Redis; migrations/0022).
 
 A record is written compare-and-set on its version; a visible change takes
 its position from the one-row counter, locked until commit, so positions

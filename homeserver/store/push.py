@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -408,9 +408,9 @@ async def unread_totals(conn: asyncpg.Connection, user_ids: Sequence[str]) -> di
 
 
 @dataclass(frozen=True, slots=True)
-class PusherRow:
-    pusher_id: int
-    user_id: str
+class PusherSettings:
+    """What POST /pushers/set gives for a pusher it creates or replaces."""
+
     kind: str
     app_id: str
     pushkey: str
@@ -419,6 +419,12 @@ class PusherRow:
     profile_tag: str | None
     lang: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PusherRow(PusherSettings):
+    pusher_id: int
+    user_id: str
     created_ts: int
 
     def client_form(self) -> dict[str, Any]:
@@ -444,20 +450,9 @@ _PUSHER_COLUMNS = (
 
 
 def _pusher(row: asyncpg.Record) -> PusherRow:
+    # The columns are the fields (_PUSHER_COLUMNS).
     data = json.loads(row["data"])
-    return PusherRow(
-        row["pusher_id"],
-        row["user_id"],
-        row["kind"],
-        row["app_id"],
-        row["pushkey"],
-        row["app_display_name"],
-        row["device_display_name"],
-        row["profile_tag"],
-        row["lang"],
-        data if isinstance(data, dict) else {},
-        row["created_ts"],
-    )
+    return PusherRow(**{**dict(row), "data": data if isinstance(data, dict) else {}})
 
 
 async def set_pusher(
@@ -465,14 +460,7 @@ async def set_pusher(
     *,
     user_id: str,
     token_hash: str,
-    kind: str,
-    app_id: str,
-    pushkey: str,
-    app_display_name: str,
-    device_display_name: str,
-    profile_tag: str | None,
-    lang: str,
-    data: Mapping[str, Any],
+    settings: PusherSettings,
     now_ms: int,
 ) -> None:
     """Add the pusher, or replace the user's one with the same app ID and pushkey (which
@@ -488,14 +476,14 @@ async def set_pusher(
         " profile_tag = EXCLUDED.profile_tag, lang = EXCLUDED.lang, data = EXCLUDED.data",
         user_id,
         token_hash,
-        kind,
-        app_id,
-        pushkey,
-        app_display_name,
-        device_display_name,
-        profile_tag,
-        lang,
-        json.dumps(data),
+        settings.kind,
+        settings.app_id,
+        settings.pushkey,
+        settings.app_display_name,
+        settings.device_display_name,
+        settings.profile_tag,
+        settings.lang,
+        json.dumps(settings.data),
         now_ms,
     )
 

@@ -17,7 +17,7 @@ async def take(
     timeout_seconds: float,
 ) -> list[int]:
     """Per bucket, 0 when its cost was taken, else the milliseconds to wait
-    (migrations/0021: ratelimit_take mirrors ratelimit/buckets.take)."""
+    (migrations/0022: ratelimit_take mirrors ratelimit/buckets.take)."""
     waits = await conn.fetchval(
         "SELECT ratelimit_take($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::bool[])",
         list(names),

@@ -10,6 +10,7 @@ import asyncpg
 
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.unnest import columns
 
 _LIVE = "NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id)"
 
@@ -38,8 +39,7 @@ async def latest_edits(
         "   AND r.sender = w.sender"
         f" JOIN events e ON e.event_id = r.event_id WHERE {_LIVE}"
         " ORDER BY r.relates_to, e.stream_position DESC",
-        [t[0] for t in targets],
-        [t[1] for t in targets],
+        *columns(targets, 2),
     )
     return {row["relates_to"]: _event(row) for row in rows}
 

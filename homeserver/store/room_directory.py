@@ -74,9 +74,36 @@ _COLUMNS = (
 )
 
 
-def _like_anywhere(term: str) -> str:
+def like_anywhere(term: str) -> str:
+    """A LIKE pattern that finds `term` anywhere, its own % and _ taken literally."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+async def room_summaries(
+    conn: asyncpg.Connection, room_ids: Sequence[str]
+) -> dict[str, RoomSummary]:
+    """The summary of each of the rooms that exists, published or not (for admins)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT r.room_id, r.room_type,
+               (SELECT count(*) FROM room_members m
+                 WHERE m.room_id = r.room_id AND m.membership = 'join') AS joined_members,
+               st.*
+        FROM rooms r
+        CROSS JOIN LATERAL (
+            SELECT {_SUMMARY_STATE}
+            FROM current_state cs
+            JOIN events e ON e.event_id = cs.event_id
+            CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
+            WHERE cs.room_id = r.room_id AND cs.state_key = '' AND cs.type = ANY($1::text[])
+        ) st
+        WHERE r.room_id = ANY($2::text[])
+        """,
+        _SUMMARY_TYPES,
+        list(room_ids),
+    )
+    return {row["room_id"]: _summary(dict(row)) for row in rows}
 
 
 async def public_rooms(
@@ -109,7 +136,7 @@ async def public_rooms(
         listed.append("(" + " OR ".join(either) + ")")
     wanted = ["TRUE"]
     if search_term:
-        pattern = param(_like_anywhere(search_term))
+        pattern = param(like_anywhere(search_term))
         wanted.append(
             f"(name ILIKE {pattern} OR topic ILIKE {pattern} OR canonical_alias ILIKE {pattern})"
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.unnest import columns
+
 # The first half of the advisory lock every backup write takes per user.
 BACKUP_LOCK = 7_240_003
 
@@ -161,8 +163,7 @@ async def keys_of_sessions(
         " WHERE k.user_id = $1 AND k.version = $2",
         user_id,
         number,
-        [s[0] for s in sessions],
-        [s[1] for s in sessions],
+        *columns(sessions, 2),
     )
     return [_key(row) for row in rows]
 

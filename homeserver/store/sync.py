@@ -9,6 +9,8 @@ import asyncpg
 
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
+from homeserver.store.history import EventSelection, event_conditions
+from homeserver.store.unnest import columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +54,27 @@ async def timelines(
     conn: asyncpg.Connection,
     windows: Sequence[tuple[str, int, int]],
     limit: int,
+    selection: EventSelection | None = None,
 ) -> dict[str, list[Event]]:
-    """Per room, the last `limit` events in its window (after, upto], oldest first."""
+    """Per room, the last `limit` events in its window (after, upto] that `selection` (a
+    timeline filter's types, senders and `contains_url`) keeps, oldest first."""
+    args: list[object] = [limit]
+
+    def param(value: object) -> str:
+        args.append(value)
+        return f"${len(args) + 3}"  # after the three unnested arrays
+
+    conditions = event_conditions(selection, param) if selection is not None else []
+    matching = "".join(f" AND {condition}" for condition in conditions)
     return await _events_in_windows(
         conn,
         "SELECT w.room_id, e.event_id, e.stream_position, e.json"
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, after, upto)"
         " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
         "   WHERE room_id = w.room_id AND stream_position > w.after"
-        "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT $4) e",
+        f"   AND stream_position <= w.upto{matching} ORDER BY stream_position DESC LIMIT $4) e",
         windows,
-        limit,
+        *args,
     )
 
 
@@ -75,9 +87,7 @@ async def _events_in_windows(
         return {}
     rows = await conn.fetch(
         query,
-        [w[0] for w in windows],
-        [w[1] for w in windows],
-        [w[2] for w in windows],
+        *columns(windows, 3),
         *args,
     )
     return _by_room(rows)
@@ -136,7 +146,7 @@ async def state_changes(
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    heroes: list[str]
+    heroes: list[str] | None  # None: the room has a name or canonical alias
     joined: int
     invited: int
 
@@ -144,19 +154,36 @@ class Summary:
 async def summaries(
     conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
 ) -> dict[str, Summary]:
-    """Member counts and up to 5 heroes (other members, by user ID) of each room."""
+    """Member counts and heroes of each room. The spec's heroes: "the first 5 members of
+    the room, ordered by stream ordering, which are joined or invited", never the user,
+    else (no one is) those who left or were banned; needed only when the room has no
+    name and no canonical alias, so not given then (as Synapse)."""
     if not room_ids:
         return {}
     rows = await conn.fetch(
-        "SELECT room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
+        "SELECT m.room_id, count(*) FILTER (WHERE membership = 'join') AS joined,"
         " count(*) FILTER (WHERE membership = 'invite') AS invited,"
-        " (array_agg(user_id ORDER BY user_id) FILTER"
-        "   (WHERE membership IN ('join', 'invite') AND user_id <> $2))[1:5] AS heroes"
-        " FROM room_members WHERE room_id = ANY($1::text[]) GROUP BY room_id",
+        " (array_agg(user_id ORDER BY stream_position) FILTER"
+        "   (WHERE membership IN ('join', 'invite') AND user_id <> $2))[1:5] AS heroes,"
+        " (array_agg(user_id ORDER BY stream_position) FILTER"
+        "   (WHERE membership IN ('leave', 'ban') AND user_id <> $2))[1:5] AS gone,"
+        " EXISTS (SELECT 1 FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        "   WHERE s.room_id = m.room_id AND s.state_key = ''"
+        "   AND ((s.type = 'm.room.name' AND e.json::jsonb -> 'content' ->> 'name' <> '')"
+        "   OR (s.type = 'm.room.canonical_alias'"
+        "   AND e.json::jsonb -> 'content' ->> 'alias' <> ''))) AS named"
+        " FROM room_members m WHERE m.room_id = ANY($1::text[]) GROUP BY m.room_id",
         list(room_ids),
         user_id,
     )
-    return {r["room_id"]: Summary(list(r["heroes"] or []), r["joined"], r["invited"]) for r in rows}
+    return {
+        r["room_id"]: Summary(
+            None if r["named"] else list(r["heroes"] or r["gone"] or []),
+            r["joined"],
+            r["invited"],
+        )
+        for r in rows
+    }
 
 
 async def events_between(
@@ -171,3 +198,43 @@ async def events_between(
         upto,
     )
     return [(event_from_row(row), row["device_id"], row["txn_id"]) for row in rows]
+
+
+async def memberships_at(
+    conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str], position: int
+) -> dict[str, str]:
+    """The user's membership in each of the rooms as of `position` (rooms they had none
+    in are left out)."""
+    if not room_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT r.room_id, e.json::jsonb -> 'content' ->> 'membership' AS membership"
+        " FROM unnest($1::text[]) AS r(room_id)"
+        " CROSS JOIN LATERAL (SELECT json FROM events"
+        "   WHERE room_id = r.room_id AND type = 'm.room.member' AND state_key = $2"
+        "   AND stream_position <= $3 ORDER BY stream_position DESC LIMIT 1) e",
+        list(room_ids),
+        user_id,
+        position,
+    )
+    return {row["room_id"]: row["membership"] for row in rows}
+
+
+async def member_events_at(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str, int]]
+) -> dict[str, list[Event]]:
+    """Per room, each (room, user, position)'s m.room.member event in force at the position
+    (lazy-loaded members), in one round trip for every room."""
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT w.room_id, e.event_id, e.stream_position, e.json"
+        " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS w(room_id, user_id, upto)"
+        " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
+        "   WHERE room_id = w.room_id AND type = 'm.room.member' AND state_key = w.user_id"
+        "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT 1) e",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    return _by_room(rows)

@@ -11,6 +11,7 @@ import asyncpg
 
 from homeserver.events.canonical import decode
 from homeserver.events.model import TxnKey
+from homeserver.store.unnest import columns
 
 # The first half of the advisory lock key every to-device write takes per target user.
 INBOX_LOCK = 7_240_001
@@ -126,10 +127,7 @@ async def pending_many(
         "   FROM device_inbox d WHERE d.user_id = w.user_id AND d.device_id = w.device_id"
         "   AND d.position > w.after ORDER BY d.position LIMIT w.lim) m"
         " ORDER BY w.n, m.position",
-        [w[0] for w in wanted],
-        [w[1] for w in wanted],
-        [w[2] for w in wanted],
-        [w[3] for w in wanted],
+        *columns(wanted, 4),
     )
     found: list[list[InboxMessage]] = [[] for _ in wanted]
     for r in rows:
@@ -147,7 +145,5 @@ async def delete_up_to_many(
         "DELETE FROM device_inbox d USING unnest($1::text[], $2::text[], $3::bigint[])"
         "   AS w(user_id, device_id, up_to)"
         " WHERE d.user_id = w.user_id AND d.device_id = w.device_id AND d.position <= w.up_to",
-        [a[0] for a in acknowledged],
-        [a[1] for a in acknowledged],
-        [a[2] for a in acknowledged],
+        *columns(acknowledged, 3),
     )

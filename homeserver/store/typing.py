@@ -1,4 +1,4 @@
-"""Typing shared in PostgreSQL (workers without Redis; migrations/0021).
+"""Typing shared in PostgreSQL (workers without Redis; migrations/0022).
 
 Each change locks the one-row serial first, so serials become visible in the
 order they are taken: a reader at serial 11 has seen the change numbered 10.

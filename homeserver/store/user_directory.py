@@ -78,7 +78,8 @@ async def search(
 ) -> list[DirectoryEntry]:
     """Up to `limit` active users matching the tsquery `query`, best first (an exact
     match of `term`, lower case, before a prefix match); unless `search_all_users`,
-    only the searcher, users sharing a joined room with them and members of public rooms."""
+    only the searcher, users sharing a joined room with them and members of public rooms
+    (publicly joinable or world_readable)."""
     async with conn.transaction():
         # The planner cannot tell how many users a prefix matches and guesses high
         # enough to compile the query (JIT), which costs more than the search itself.

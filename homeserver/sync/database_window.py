@@ -11,16 +11,18 @@ import asyncpg
 
 from homeserver.events.model import Event, JsonDict
 from homeserver.push.counts import Window as HeldWindow
-from homeserver.rooms.access import visible_events
 from homeserver.rooms.rendering import EventRenderer, StoredFacts
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import sync as sync_store
+from homeserver.sync.filled_timelines import filled_timelines
 from homeserver.sync.recent import WindowSummary
 from homeserver.sync.sources import AccountDataSource, ReceiptSource
 from homeserver.sync.window import (
     AccountData,
+    KnownMember,
     Memberships,
+    MembersWanted,
     SyncRequest,
     Timeline,
     TimelineWindow,
@@ -57,21 +59,27 @@ class DatabaseWindow:
                 # A join event after a join only changed the member's profile: no new room.
                 rejoined = await profile_store.joined_at(conn, request.user_id, fresh, after or 0)
                 fresh = [room for room in fresh if room not in rejoined]
+            left = [
+                m
+                for m in rooms
+                if m.membership in ("leave", "ban")
+                and (
+                    (after is not None and m.stream_position > after)
+                    or (after is None and options.include_leave)
+                )
+            ]
+            left_fresh = [m.room_id for m in left]
+            if not whole and left:
+                # A room left that the user was in at the window's start shows only what
+                # changed; one they joined (or were invited to) within it, all its state.
+                was = await sync_store.memberships_at(conn, request.user_id, left_fresh, after or 0)
+                left_fresh = [room_id for room_id in left_fresh if was.get(room_id) != "join"]
         invited = [
             m
             for m in rooms
             if m.membership == "invite" and (after is None or m.stream_position > after)
         ]
-        left = [
-            m
-            for m in rooms
-            if m.membership in ("leave", "ban")
-            and (
-                (after is not None and m.stream_position > after)
-                or (after is None and options.include_leave)
-            )
-        ]
-        return Memberships(joined, frozenset(fresh), invited, left)
+        return Memberships(joined, frozenset(fresh), invited, left, frozenset(left_fresh))
 
     async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
         after = self.request.after
@@ -86,24 +94,7 @@ class DatabaseWindow:
         if not windows:
             return {}
         async with self.pool.acquire() as conn:
-            fetched = await sync_store.timelines(
-                conn, [(w.room_id, w.after, w.upto) for w in windows], limit + 1
-            )
-            limited = {w.room_id: len(fetched.get(w.room_id, [])) > limit for w in windows}
-            # The last `limit` (the one more only tells whether there were more).
-            latest = {
-                w.room_id: fetched.get(w.room_id, [])[-limit:] if limit else [] for w in windows
-            }
-            visible = await visible_events(
-                conn,
-                self.request.user_id,
-                {w.room_id: latest[w.room_id] for w in windows if w.visibility},
-                {w.room_id: w.joined_at for w in windows if w.joined_at is not None},
-            )
-        return {
-            w.room_id: Timeline(visible.get(w.room_id, latest[w.room_id]), limited[w.room_id])
-            for w in windows
-        }
+            return await filled_timelines(conn, self.request, windows, limit)
 
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]:
         if not room_ids:
@@ -126,6 +117,16 @@ class DatabaseWindow:
                 for room_id, position in rooms
             }
 
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        if not wanted:
+            return {}
+        async with self.pool.acquire() as conn:
+            return await sync_store.member_events_at(
+                conn, [(w.room_id, user, w.position) for w in wanted for user in w.user_ids]
+            )
+
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         if self.receipt_source is None or not room_ids:
             return {}
@@ -142,5 +143,10 @@ class DatabaseWindow:
             await self.account_data_source.room_account_data_for_sync(user_id, after, self.upper),
         )
 
-    async def facts(self, events: Sequence[Event]) -> StoredFacts:
-        return await self.renderer.facts(events, self.request.viewer, include_room_id=False)
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> StoredFacts:
+        return await self.renderer.facts(
+            events, self.request.viewer, include_room_id=False, bundled=bundled
+        )
+
+    async def bundles(self, events: Sequence[Event]) -> dict[str, JsonDict]:
+        return await self.renderer.bundles(events, self.request.viewer, include_room_id=False)

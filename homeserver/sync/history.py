@@ -4,7 +4,8 @@ visibility allows (decided in rooms/access.py).
 Pagination follows sync/tokens.py: a token `t{T}` is the gap between positions
 T and T+1; backwards from T returns positions <= T, forwards positions > T. The
 `end` of a page is the gap just past its last event, so pages chain with no gap
-and no duplicate; `end` is left out once nothing further is visible.
+and no duplicate; `end` is left out once nothing further is visible, except going
+forwards to the newest event: events may still follow.
 """
 
 from __future__ import annotations
@@ -109,16 +110,22 @@ async def _page(
     selection = replace(event_filter.selection(), relation=relation)
     found: list[Event] = []
     for first, last in ranges:
-        # One more than asked: it tells whether the page is the last.
-        found += await history_store.room_events(
-            conn,
-            room_id,
-            first - 1,
-            last,
-            backwards=backwards,
-            limit=limit + 1 - len(found),
-            selection=selection,
-        )
+        after, upto = first - 1, last
+        while len(found) <= limit:
+            # One more than asked: it tells whether the page is the last.
+            wanted = limit + 1 - len(found)
+            chunk = await history_store.room_events(
+                conn, room_id, after, upto, backwards=backwards, limit=wanted, selection=selection
+            )
+            # An erased user's messages hidden from this user leave the page short:
+            # the range is read on until it is full or exhausted.
+            found += [event for event in chunk if not access.erased_for_viewer(event)]
+            if len(chunk) < wanted:
+                break
+            if backwards:
+                upto = chunk[-1].stream_position - 1
+            else:
+                after = chunk[-1].stream_position
         if len(found) > limit:
             break
     return found[:limit], len(found) > limit
@@ -168,6 +175,10 @@ class HistoryService:
         }
         if (end := _continuation(chunk, more, backwards=backwards)) is not None:
             body["end"] = end
+        elif not backwards and chunk and positions[1] is None:
+            # Forwards to the newest: more may follow, so the client can ask again from
+            # here (as Synapse, which ends a page with `end` whenever it has events).
+            body["end"] = pagination_token(chunk[-1].stream_position)
         elif limit == 0:
             # Nothing was asked for, so nothing is known to be over.
             body["end"] = body["start"]

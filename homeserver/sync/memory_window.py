@@ -3,11 +3,12 @@
 Most long-polls are woken by events in rooms the user has long been in: their
 window is held in memory, summarized once for every poll the same commit wakes
 (`WindowSummary`), and its events are served pre-encoded. `MemoryWindows.open`
-answers only such polls: the tail holds the whole window, nothing in it is the
+answers only such polls: the tail holds the whole window, and nothing in it is the
 user's own fact (a membership of theirs, their account data, receipts, ignore
-list: those need the database), and no room's timeline in it is cut short.
-What the tail cannot know (a room's state from before the window) is asked of
-the database, so an answer is never wrong, only slower.
+list: those need the database). A room's timeline and the state changed in the
+gap before it (a timeline cut short by its limit or its filter) come from the
+window too. What the tail cannot know (a room's state from before the window) is
+asked of the database, so an answer is never wrong, only slower.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from homeserver.events import types
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
 from homeserver.push.counts import Window as HeldWindow
@@ -25,7 +27,9 @@ from homeserver.sync.options import everything
 from homeserver.sync.recent import RecentEvents, WindowSummary
 from homeserver.sync.window import (
     AccountData,
+    KnownMember,
     Memberships,
+    MembersWanted,
     SyncRequest,
     Timeline,
     TimelineWindow,
@@ -62,10 +66,6 @@ class MemoryWindows:
             if options.allows_room is everything
             else {room_id: at for room_id, at in joined.items() if options.allows_room(room_id)}
         )
-        limit = options.timeline_limit
-        for room_id, items in summary.by_room.items():
-            if len(items) > limit and room_id in rooms:
-                return None  # cut short: the gap's state is the database's (a gappy sync)
         return MemoryWindow(summary, request, upper, Memberships(rooms), database)
 
 
@@ -94,21 +94,23 @@ class MemoryWindow:
         return self.rooms
 
     async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
+        allows = self.request.options.timeline_allows
         found: dict[str, Timeline] = {}
         for room_id, events in self.summary.events_by_room.items():
             if room_id in room_ids:
-                found[room_id] = _timeline(events, limit)
+                found[room_id] = _timeline(events, limit, allows)
         return found
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
         since, upper, held = self.request.after, self.upper, self.summary.events_by_room
+        allows = self.request.options.timeline_allows
         found: dict[str, Timeline] = {}
         elsewhere: list[TimelineWindow] = []
         for window in windows:
             if window.after != since or window.upto != upper or window.visibility:
                 elsewhere.append(window)
             else:
-                found[window.room_id] = _timeline(held.get(window.room_id, _NONE), limit)
+                found[window.room_id] = _timeline(held.get(window.room_id, _NONE), limit, allows)
         if elsewhere:
             found.update(await self.database.timelines(elsewhere, limit))
         return found
@@ -117,10 +119,58 @@ class MemoryWindow:
         return await self.database.current_state(room_ids)
 
     async def state_changes(self, gaps: Sequence[tuple[str, int, int]]) -> dict[str, list[Event]]:
-        return await self.database.state_changes(gaps)
+        """Gaps within the window from the window's events; any other from the database."""
+        since, held = self.request.after, self.summary.events_by_room
+        found: dict[str, list[Event]] = {}
+        elsewhere: list[tuple[str, int, int]] = []
+        for room_id, after, before in gaps:
+            if after != since:
+                elsewhere.append((room_id, after, before))
+                continue
+            latest: dict[tuple[str, str], Event] = {}
+            for event in held.get(room_id, _NONE):
+                if event.stream_position >= before:
+                    break
+                if event.state_key is not None:
+                    latest[(event.type, event.state_key)] = event
+            if latest:
+                found[room_id] = sorted(latest.values(), key=lambda e: e.stream_position)
+        if elsewhere:
+            found.update(await self.database.state_changes(elsewhere))
+        return found
 
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         return await self.database.state_at(rooms)
+
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        """From the window those who changed in it up to the position; of the others, only
+        those the device does not hold from the database."""
+        held = self.summary.events_by_room
+        found: dict[str, list[Event]] = {}
+        elsewhere: list[MembersWanted] = []
+        for want in wanted:
+            latest: dict[str, Event] = {}
+            for event in held.get(want.room_id, _NONE):
+                if event.stream_position > want.position:
+                    break
+                member = event.state_key
+                if event.type == types.MEMBER and member is not None and member in want.user_ids:
+                    latest[member] = event
+            if latest:
+                found[want.room_id] = list(latest.values())
+            missing = [
+                user_id
+                for user_id in want.user_ids
+                if user_id not in latest and not known(want.room_id, user_id)
+            ]
+            if missing:
+                elsewhere.append(MembersWanted(want.room_id, want.position, missing))
+        if elsewhere:
+            for room_id, events in (await self.database.members_at(elsewhere, known)).items():
+                found.setdefault(room_id, []).extend(events)
+        return found
 
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         receipts = self.summary.receipts
@@ -131,13 +181,19 @@ class MemoryWindow:
     async def account_data(self) -> AccountData:
         return _NO_ACCOUNT_DATA  # the user's own chain has nothing in the window
 
-    async def facts(self, events: Sequence[Event]) -> EventFacts:
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> EventFacts:
         stored = None
+        by_id = self.summary.by_id
         if self.made_database is not None:  # events may have come from it
-            by_id = self.summary.by_id
             outside = [event for event in events if event.event_id not in by_id]
-            stored = await self.made_database.facts(outside) if outside else None
-        return _HeldFacts(self.summary, self.request.user_id, self.request.device_id, stored)
+            stored = await self.made_database.facts(outside, bundled) if outside else None
+        bundles: dict[str, JsonDict] = {}
+        if bundled:  # a limited timeline's or a new room's (sync/assembly.py)
+            held = [e for e in events if e.event_id in bundled and e.event_id in by_id]
+            bundles = await self.database.bundles(held) if held else bundles
+        return _HeldFacts(
+            self.summary, self.request.user_id, self.request.device_id, stored, bundles
+        )
 
 
 @dataclass(slots=True)
@@ -149,6 +205,7 @@ class _HeldFacts:
     user_id: str
     device_id: str
     stored: StoredFacts | None
+    bundles: Mapping[str, JsonDict]  # of the window's events that carry them
 
     def redaction_of(self, event: Event) -> Event | None:
         if self.stored is not None and event.event_id not in self.summary.by_id:
@@ -164,19 +221,18 @@ class _HeldFacts:
         return item.txn_id if item.device_id == self.device_id else None
 
     def relations(self, event: Event) -> JsonDict | None:
-        # The window's events are served without bundled aggregations, as before the
-        # builders were one (what relates to them mostly comes in the same window).
         if self.stored is not None and event.event_id not in self.summary.by_id:
             return self.stored.relations(event)
-        return None
+        return self.bundles.get(event.event_id)
 
     def encoded(self, event: Event) -> EncodedEvent | None:
         item = self.summary.by_id.get(event.event_id)
         return item.encoded() if item is not None else None
 
 
-def _timeline(events: list[Event], limit: int) -> Timeline:
+def _timeline(events: list[Event], limit: int, allows: Callable[[Event], bool]) -> Timeline:
     """The timeline of a room's events in the window (the list is shared, read-only)."""
-    if len(events) <= limit:
-        return Timeline(events, False)
-    return Timeline(events[-limit:] if limit else [], True)
+    shown = events if allows is everything else [event for event in events if allows(event)]
+    if len(shown) <= limit:
+        return Timeline(shown, False, len(shown) == len(events))
+    return Timeline(shown[-limit:] if limit else [], True)

@@ -27,6 +27,8 @@ class SyncOptions:
     timeline_limit: int = 10
     allows_room: Callable[[str], bool] = everything
     timeline_allows: Callable[[Event], bool] = everything
+    # The timeline filter when it constrains anything (for the database to apply), else None.
+    timeline_filter: RoomEventFilter | None = None
     state_allows: Callable[[Event], bool] = everything
     ephemeral_allows: Callable[[str], bool] = everything
     account_data_allows: Callable[[str], bool] = everything
@@ -37,8 +39,12 @@ class SyncOptions:
     # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
     ignored: frozenset[str] = frozenset()
     lazy_load_members: bool = False
+    # With lazy loading: send a member again though this device was sent it before.
+    include_redundant_members: bool = False
     # event_fields: what of each served event to keep (None: all of it).
     shape: Callable[[JsonDict], JsonDict] | None = None
+    # event_format: federation: events as the log holds them, not in client form.
+    federation_format: bool = False
     # Counts per thread (`unread_thread_notifications`), or one per room.
     unread_thread_notifications: bool = False
 
@@ -92,6 +98,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         timeline_limit=sync_filter.timeline_limit,
         allows_room=room.allows_room if room.rooms is not None or room.not_rooms else everything,
         timeline_allows=_event_test(room.timeline),
+        timeline_filter=room.timeline if _event_test(room.timeline) is not everything else None,
         state_allows=_event_test(room.state),
         ephemeral_allows=room.ephemeral.allows_type,
         account_data_allows=sync_filter.account_data.allows_type,
@@ -99,7 +106,9 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         presence_allows=sync_filter.presence.allows_sender,
         include_leave=room.include_leave,
         lazy_load_members=room.state.lazy_load_members,
+        include_redundant_members=room.state.include_redundant_members,
         shape=_shaping(sync_filter.event_fields),
+        federation_format=sync_filter.event_format == "federation",
         unread_thread_notifications=room.timeline.unread_thread_notifications,
     )
 

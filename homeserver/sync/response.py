@@ -22,13 +22,16 @@ class SyncResult:
 
 
 def room_summary(summary: Summary) -> JsonDict:
-    """A joined room's `summary`: sent whenever its members changed (the spec requires
-    the counts then), so clients name and count the room right."""
-    return {
-        "m.heroes": summary.heroes,
+    """A joined room's `summary`: sent whenever its members, name or canonical alias
+    changed (the spec requires the counts then), so clients name and count the room
+    right; heroes only for a room with neither name nor alias."""
+    served: JsonDict = {
         "m.joined_member_count": summary.joined,
         "m.invited_member_count": summary.invited,
     }
+    if summary.heroes is not None:
+        served["m.heroes"] = summary.heroes
+    return served
 
 
 def add_unread_counts(room: JsonDict, counts: RoomCounts, by_thread: bool) -> None:

@@ -21,6 +21,7 @@ from homeserver.rooms.rendering import EventRenderer
 from homeserver.store import sync as sync_store
 from homeserver.sync.assembly import Section, SyncAssembly
 from homeserver.sync.database_window import DatabaseWindow
+from homeserver.sync.lazy_members import LazyMembers
 from homeserver.sync.memory_window import MemoryWindows
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.options import SyncOptions, hiding_ignored
@@ -32,7 +33,7 @@ from homeserver.sync.sections.encryption import Encryption
 from homeserver.sync.sections.ephemeral import Ephemeral
 from homeserver.sync.sections.invites import write_invites
 from homeserver.sync.sections.presence import Presence
-from homeserver.sync.sections.rooms import write_rooms
+from homeserver.sync.sections.rooms import Rooms
 from homeserver.sync.sections.to_device import ToDevice
 from homeserver.sync.sources import (
     AccountDataSource,
@@ -83,14 +84,16 @@ class SyncService:
         self._ignored = UserCache(notifier, self._read_ignored)
         # Syncs answered by each window source.
         self.answered = {"memory": 0, "database": 0}
+        # The members each device was sent under lazy loading (sync/lazy_members.py).
+        lazy_members = LazyMembers()
         self._room_sections: list[Section] = [
-            write_rooms,
+            Rooms(lazy_members),
             write_invites,
             Ephemeral(typing),
             write_account_data,
         ]
         self._sections: list[Section] = [
-            CountsAndSummaries(pool, counter),
+            CountsAndSummaries(pool, counter, lazy_members),
             ToDevice(to_device),
             Presence(presence),
             Encryption(device_lists, one_time_keys),

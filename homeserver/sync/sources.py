@@ -55,7 +55,14 @@ class PresenceSource(Protocol):
     def position(self) -> int: ...
 
     async def presence_for_sync(
-        self, user_id: str, room_ids: Collection[str], since: int | None, allows: UserTest
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: UserTest,
+        *,
+        rooms_joined: Collection[str] = (),
+        users_joined: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]: ...
 
 

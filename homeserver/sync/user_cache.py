@@ -3,7 +3,8 @@ change names them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from homeserver.batching import Batched
@@ -36,3 +37,8 @@ class UserCache(Generic[Value]):
         while len(self._kept) > USERS_KEPT:
             self._kept.pop(next(iter(self._kept)))
         return value
+
+    async def get_many(self, user_ids: Iterable[str]) -> dict[str, Value]:
+        """`get` for many users; those not kept are read in one call."""
+        users = list(dict.fromkeys(user_ids))
+        return dict(zip(users, await asyncio.gather(*map(self.get, users)), strict=True))

@@ -9,7 +9,7 @@ the long-polls it holds everything for, which is most of them; and the database
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +53,9 @@ class Memberships:
     fresh: frozenset[str] = frozenset()
     invited: Sequence[RoomMembership] = ()  # invited in the window (initial: invited now)
     left: Sequence[RoomMembership] = ()  # left or banned in the window (initial: include_leave)
+    # Rooms left that are new to the user: they were not joined to them at the window's
+    # start (every left room of an initial or full-state sync); shown with their state.
+    left_fresh: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -71,8 +74,28 @@ class TimelineWindow:
 
 @dataclass(slots=True)
 class Timeline:
-    events: list[Event]  # the window's last `limit` events the user may see, oldest first
-    limited: bool  # the window held more than `limit` events
+    """What a room's timeline shows of its window: the last `limit` events the user may see
+    that the sync's timeline filter lets through, looking as far back in the window as
+    it takes to find them (a filtered timeline fills up to its limit)."""
+
+    events: list[Event]  # oldest first
+    limited: bool  # more such events are in the window before them
+    # Every event of the window up to the last is shown: there is no gap before the first
+    # in which the room's state could have changed.
+    gapless: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MembersWanted:
+    """The m.room.member events of some users in a room as of a position (inclusive)."""
+
+    room_id: str
+    position: int
+    user_ids: Collection[str]
+
+
+# Whether the device already holds the member event of a user in a room (room, user).
+KnownMember = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +132,11 @@ class WindowSource(Protocol):
     async def memberships(self) -> Memberships: ...
 
     async def new_events(self, room_ids: Collection[str], limit: int) -> dict[str, Timeline]:
-        """Per room of `room_ids` with events in the window, its timeline: the window's
-        last `limit` events (the user is in those rooms throughout: all are visible)."""
+        """Per room of `room_ids` with events in the window, its timeline (the user is in
+        those rooms throughout: all their events are visible)."""
 
     async def timelines(self, windows: Sequence[TimelineWindow], limit: int) -> dict[str, Timeline]:
-        """Each window's timeline (its last `limit` events the user may see), by room (a
-        room has one window at most)."""
+        """Each window's timeline, by room (a room has one window at most)."""
 
     async def current_state(self, room_ids: Sequence[str]) -> dict[str, list[Event]]: ...
 
@@ -124,10 +146,18 @@ class WindowSource(Protocol):
     async def state_at(self, rooms: Sequence[tuple[str, int]]) -> dict[str, list[Event]]:
         """Each room's state as of a position."""
 
+    async def members_at(
+        self, wanted: Sequence[MembersWanted], known: KnownMember
+    ) -> dict[str, list[Event]]:
+        """Per room, the member events asked for (users with no membership then have none).
+        A source holding the window may leave out a member whose membership did not
+        change in it when `known` says the device holds it already."""
+
     async def receipts(self, room_ids: Collection[str]) -> dict[str, JsonDict]:
         """Per room, the m.receipt content of the receipts written in the window."""
 
     async def account_data(self) -> AccountData: ...
 
-    async def facts(self, events: Sequence[Event]) -> EventFacts:
-        """What serving `events` to the request's device needs beyond the events."""
+    async def facts(self, events: Sequence[Event], bundled: Collection[str]) -> EventFacts:
+        """What serving `events` to the request's device needs beyond the events, with the
+        bundled aggregations of those `bundled` names (sync/assembly.py)."""

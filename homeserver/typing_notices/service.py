@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -30,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
+from homeserver.clock import now_ms
 from homeserver.errors import forbidden, unavailable
 from homeserver.store import rooms as room_store
 from homeserver.store import typing as typing_store
@@ -47,10 +47,6 @@ SHARED_SWEEP_SECONDS = 1.0
 # What a shared store (Redis; PostgreSQL's own errors are answered 503 anyway)
 # that cannot be reached raises: typing degrades rather than failing syncs.
 STORE_ERRORS = (RedisError, OSError)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class TypingState(Protocol):
@@ -252,7 +248,7 @@ class RedisTypingState:
 
 
 class PostgresTypingState:
-    """Several processes without Redis: the tables of migrations/0021, through
+    """Several processes without Redis: the tables of migrations/0022, through
     the pool (store/typing.py)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -8,12 +8,25 @@ Schema: spec/events/com.linkchat.admin.action.json.
 
 `com.linkchat.admin.server_admin` (state, key the user ID): `{"admin": bool}`.
 JSON Schema: spec/events/com.linkchat.admin.server_admin.json.
+
+`com.linkchat.admin.ratelimit_override` (state, key the user ID):
+`{"messages_per_second": int, "burst_count": int}` (0 per second: not limited),
+or `{}` once removed. JSON Schema: spec/events/com.linkchat.admin.ratelimit_override.json.
+
+`com.linkchat.admin.media_quarantine` (state, key the media ID): `{"quarantined": bool}`;
+`com.linkchat.admin.media_deletion` (state, key the media ID): `{"deleted": true}`.
+JSON Schemas: spec/events/com.linkchat.admin.media_*.json.
+
+`com.linkchat.admin.registration_token` (state, key the token):
+`{"uses_allowed": int | null, "expiry_time": int | null}`, or `{}` once deleted;
+`com.linkchat.registration_token.used` (not state, sent by the new user):
+`{"token": str, "session": str}`. JSON Schemas in spec/events/.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +54,43 @@ class ServerAdminContent(BaseModel):
     admin: bool
 
 
+class RatelimitOverrideContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    messages_per_second: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    burst_count: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class MediaQuarantineContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    quarantined: bool
+
+
+class MediaDeletionContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    deleted: Literal[True]
+
+
+# Synapse's grammar of a registration token.
+TOKEN_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+
+
+class RegistrationTokenContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    uses_allowed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    expiry_time: int | None = Field(default=None, ge=0, le=2**53 - 1)
+
+
+class RegistrationTokenUsedContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    token: str = Field(pattern=TOKEN_PATTERN)
+    session: str = Field(max_length=255)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -60,3 +110,23 @@ def parse_admin_action(content: Mapping[str, Any]) -> AdminActionContent:
 
 def parse_server_admin(content: Mapping[str, Any]) -> ServerAdminContent:
     return _parsed(ServerAdminContent, content)
+
+
+def parse_ratelimit_override(content: Mapping[str, Any]) -> RatelimitOverrideContent:
+    return _parsed(RatelimitOverrideContent, content)
+
+
+def parse_media_quarantine(content: Mapping[str, Any]) -> MediaQuarantineContent:
+    return _parsed(MediaQuarantineContent, content)
+
+
+def parse_media_deletion(content: Mapping[str, Any]) -> MediaDeletionContent:
+    return _parsed(MediaDeletionContent, content)
+
+
+def parse_registration_token(content: Mapping[str, Any]) -> RegistrationTokenContent:
+    return _parsed(RegistrationTokenContent, content)
+
+
+def parse_registration_token_used(content: Mapping[str, Any]) -> RegistrationTokenUsedContent:
+    return _parsed(RegistrationTokenUsedContent, content)

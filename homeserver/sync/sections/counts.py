@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncpg
 
+from homeserver.events import types
 from homeserver.push.counts import NotificationCounter, RoomCounts
 from homeserver.push.counts import Window as HeldWindow
 from homeserver.store import sync as sync_store
 from homeserver.store.sync import Summary
 from homeserver.sync.assembly import SyncAssembly
+from homeserver.sync.lazy_members import LazyMembers
 from homeserver.sync.response import add_unread_counts, room_summary
 from homeserver.sync.unread import DeviceCounts, UnreadCounts, moved_on, shown_counts
+from homeserver.sync.window import MembersWanted
 
 
 class CountsAndSummaries:
-    def __init__(self, pool: asyncpg.Pool, counter: NotificationCounter) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, counter: NotificationCounter, lazy_members: LazyMembers
+    ) -> None:
         self._pool = pool
         self._counter = counter
         self._kept = UnreadCounts()
+        self._lazy = lazy_members
 
     async def __call__(self, sync: SyncAssembly) -> None:
         request, rooms, generation, upper = sync.request, sync.join, sync.generation, sync.upper
@@ -56,7 +62,7 @@ class CountsAndSummaries:
             )
             unread.update(read)
             moved.update(read)
-        changed = [room_id for room_id in rooms if room_id in sync.members_changed]
+        changed = [room_id for room_id in rooms if room_id in sync.summary_changed]
         summaries: dict[str, Summary] = {}
         if changed:
             async with self._pool.acquire() as conn:
@@ -66,3 +72,28 @@ class CountsAndSummaries:
             add_unread_counts(room, unread[room_id], options.unread_thread_notifications)
             if room_id in summaries:
                 room["summary"] = room_summary(summaries[room_id])
+        if options.lazy_load_members and summaries:
+            await self._hero_members(sync, summaries)
+
+    async def _hero_members(self, sync: SyncAssembly, summaries: dict[str, Summary]) -> None:
+        """With lazy loading, "the membership events for the heroes MUST be included in
+        the state, unless they are redundant" (spec, `m.heroes`)."""
+        device = sync.request.viewer
+        lazy = self._lazy
+        redundant = sync.request.options.include_redundant_members
+        wanted: list[MembersWanted] = []
+        for room_id, summary in summaries.items():
+            room = sync.join[room_id]
+            shown = {
+                event.state_key
+                for event in (*room["state"]["events"], *room["timeline"]["events"])
+                if event.type == types.MEMBER
+            }
+            heroes = [hero for hero in summary.heroes or () if hero not in shown]
+            if heroes:
+                wanted.append(MembersWanted(room_id, sync.upper, heroes))
+        found = await lazy.to_send(sync.source, device, wanted, redundant=redundant)
+        for room_id, events in found.items():
+            if events:
+                sync.add_state(room_id, events)
+                lazy.record(device, events)

@@ -1,0 +1,23 @@
+"""Reading a fact's content into its model, for the rules that check facts the server
+writes (reports, mutes): a content that does not fit is 400 M_INVALID_PARAM naming the
+first field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from homeserver.errors import invalid_param
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parsed(model: type[M], content: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(dict(content))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "content"
+        raise invalid_param(f"{where}: {first['msg']}") from None

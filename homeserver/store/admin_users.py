@@ -1,0 +1,122 @@
+"""User accounts as the admin API lists them: account, profile, admin flag, last token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    user_id: str
+    kind: str
+    created_ts: int
+    deactivated: bool
+    erased: bool
+    displayname: str | None
+    avatar_url: str | None
+    admin: bool
+    last_seen_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    """Which users a page lists (Synapse's GET /_synapse/admin/v2/users parameters)."""
+
+    name: str | None = None  # in the localpart or display name
+    user_id: str | None = None  # in the user ID (ignored with `name`)
+    guests: bool = True
+    deactivated: bool = False  # include deactivated users
+    admins: bool | None = None  # only admins, only the others, or both
+    order_by: str = "name"
+    forwards: bool = True
+
+
+# Sort keys of GET /_synapse/admin/v2/users, as columns of _USERS.
+ORDER_COLUMNS = {
+    "name": "user_id",
+    "is_guest": "kind = 'guest'",
+    "admin": "admin",
+    "user_type": "nullif(kind, 'user')",
+    "deactivated": "deactivated",
+    # No shadow-bans in this table: every user sorts as not banned.
+    "shadow_banned": "FALSE",
+    "displayname": "displayname",
+    "avatar_url": "avatar_url",
+    "creation_ts": "created_ts",
+    "last_seen_ts": "last_seen_ts",
+}
+
+# $1: the configured admins, who are admins without a flag.
+_USERS = """
+SELECT u.user_id, u.kind, u.created_ts, u.deactivated, u.erased, p.displayname, p.avatar_url,
+       (a.user_id IS NOT NULL OR u.user_id = ANY($1::text[])) AS admin,
+       (SELECT max(t.created_ts) FROM access_tokens t WHERE t.user_id = u.user_id)
+           AS last_seen_ts
+  FROM users u
+  LEFT JOIN profiles p ON p.user_id = u.user_id
+  LEFT JOIN server_admins a ON a.user_id = u.user_id
+"""
+
+
+def _row(record: asyncpg.Record) -> UserRow:
+    return UserRow(**dict(record))
+
+
+async def user(conn: asyncpg.Connection, user_id: str, configured: list[str]) -> UserRow | None:
+    record = await conn.fetchrow(_USERS + " WHERE u.user_id = $2", configured, user_id)
+    return _row(record) if record is not None else None
+
+
+def _where(query: UserQuery, params: list[Any]) -> str:
+    clauses: list[str] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if query.name is not None:
+        term = param(query.name.lower())
+        clauses.append(
+            f"(strpos(lower(split_part(substr(user_id, 2), ':', 1)), {term}) > 0"
+            f" OR strpos(lower(coalesce(displayname, '')), {term}) > 0)"
+        )
+    elif query.user_id is not None:
+        clauses.append(f"strpos(lower(user_id), {param(query.user_id.lower())}) > 0")
+    if not query.guests:
+        clauses.append("kind <> 'guest'")
+    if not query.deactivated:
+        clauses.append("NOT deactivated")
+    if query.admins is not None:
+        clauses.append("admin" if query.admins else "NOT admin")
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+async def users(
+    conn: asyncpg.Connection, query: UserQuery, configured: list[str], offset: int, limit: int
+) -> tuple[list[UserRow], int]:
+    """A page of the users `query` selects, and how many it selects in all."""
+    params: list[Any] = [configured]
+    where = _where(query, params)
+    listed = f"SELECT * FROM ({_USERS}) listed {where}"
+    total = int(await conn.fetchval(f"SELECT count(*) FROM ({listed}) counted", *params))
+    direction = "ASC" if query.forwards else "DESC"
+    # Ties (and NULLs, last forwards) sort by ascending user ID, as Synapse: a stable order.
+    order = f"{ORDER_COLUMNS[query.order_by]} {direction}, user_id ASC"
+    params += [offset, limit]
+    rows = await conn.fetch(
+        f"{listed} ORDER BY {order} OFFSET ${len(params) - 1} LIMIT ${len(params)}", *params
+    )
+    return [_row(row) for row in rows], total
+
+
+async def rooms_in(conn: asyncpg.Connection, user_id: str) -> list[tuple[str, str]]:
+    """(room ID, membership) of each room the user is joined to, invited to or knocking at."""
+    rows = await conn.fetch(
+        "SELECT room_id, membership FROM room_members WHERE user_id = $1"
+        " AND membership IN ('join', 'invite', 'knock') ORDER BY stream_position",
+        user_id,
+    )
+    return [(row["room_id"], row["membership"]) for row in rows]
