@@ -668,6 +668,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             await redis.aclose()
         await pool.close()
 
+    async def release_long_polls(app: web.Application) -> None:
+        # SIGTERM: the listener is closed already; held long-polls answer now with
+        # what they have, and writes in flight finish before the services stop.
+        app[SYNC].release()
+
+    app.on_shutdown.append(release_long_polls)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))

@@ -9,12 +9,16 @@ restarted at will; the shared ones are never touched.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.followers import until
 from tests.private_services import PrivatePostgres, PrivateRedis
 from tests.processes import ServerProcess
 from tests.traffic import Traffic
@@ -128,3 +132,96 @@ async def _metrics(url: str) -> str:
 
     async with aiohttp.ClientSession() as http, http.get(url) as reply:
         return await reply.text()
+
+
+async def test_a_worker_killed_with_sigkill_under_load_loses_nothing(
+    fresh_dsn: str, tmp_path: Path, traffic_closer: list[Traffic]
+) -> None:
+    """kill -9 of one of two workers: its clients reconnect to the other (or to its
+    replacement) and retry; the supervisor starts it again."""
+    server = ServerProcess(tmp_path, fresh_dsn, workers=2)
+    try:
+        server.wait_ready(timeout_s=60)
+        traffic = await Traffic.prepared(server.base_url)
+        traffic_closer.append(traffic)
+        traffic.start()
+        await traffic.run_for(3)
+        killed = server.worker_pids()[1]
+        os.kill(killed, signal.SIGKILL)
+        await traffic.run_for(4)
+        await until(lambda: server.worker_pids()[1] != killed, "worker 1 again", timeout_s=60)
+        await traffic.run_for(3)
+        await traffic.stop()
+        await traffic.check(fresh_dsn)
+        assert f"worker 1 (pid {killed}) killed by SIGKILL" in server.log_text()
+    finally:
+        assert server.stop() == 0
+
+
+async def test_sigterm_answers_held_long_polls_finishes_writes_and_exits_in_grace(
+    fresh_dsn: str, tmp_path: Path, traffic_closer: list[Traffic]
+) -> None:
+    """SIGTERM to a process: it stops accepting, answers the long-polls it holds
+    with what they have, finishes the writes in flight and exits within
+    shutdown_grace_seconds; a new process on the same port takes over and the
+    clients' retries lose and double nothing."""
+    grace = 8
+    first = ServerProcess(tmp_path, fresh_dsn, shutdown_grace_seconds=grace)
+    second: ServerProcess | None = None
+    try:
+        first.wait_ready(timeout_s=60)
+        traffic = await Traffic.prepared(first.base_url)
+        traffic_closer.append(traffic)
+        held = [
+            asyncio.create_task(
+                traffic.request(
+                    receiver, "GET", f"/sync?since={receiver.since}&timeout=120000&filter={{}}"
+                )
+            )
+            for receiver in traffic.receivers
+        ]
+        traffic.start()
+        await traffic.run_for(3)
+        stopped_at = time.monotonic()
+        first.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, grace + 5) == 0
+        assert time.monotonic() - stopped_at < grace
+        # Each held poll was answered (its own timeout is two minutes away).
+        for poll in held:
+            assert await asyncio.wait_for(poll, 10) is not None
+        second = ServerProcess(tmp_path, fresh_dsn, port=first.port, shutdown_grace_seconds=grace)
+        second.wait_ready(timeout_s=60)
+        await traffic.run_for(4)
+        await traffic.stop()
+        await traffic.check(fresh_dsn)
+    finally:
+        first.stop()
+        if second is not None:
+            assert second.stop() == 0
+
+
+async def test_rolling_restart_of_two_workers_under_traffic_loses_nothing(
+    fresh_dsn: str, tmp_path: Path, traffic_closer: list[Traffic]
+) -> None:
+    """SIGHUP: the supervisor restarts its workers one after the other while the
+    other serves; continuous sends and syncs lose and double nothing."""
+    server = ServerProcess(tmp_path, fresh_dsn, workers=2)
+    try:
+        server.wait_ready(timeout_s=60)
+        before = server.worker_pids()
+        traffic = await Traffic.prepared(server.base_url)
+        traffic_closer.append(traffic)
+        traffic.start()
+        await traffic.run_for(3)
+        server.signal(signal.SIGHUP)
+        await until(
+            lambda: "rolling restart done" in server.log_text(), "the restart", timeout_s=120
+        )
+        after = server.worker_pids()
+        assert set(after.values()).isdisjoint(before.values()), "a worker was not restarted"
+        await traffic.run_for(3)
+        await traffic.stop()
+        await traffic.check(fresh_dsn)
+        assert restarts(server) == 0
+    finally:
+        assert server.stop() == 0

@@ -111,6 +111,14 @@ class SyncService:
         self._notifier.position = max(self._notifier.position, latest)
         self._recent.start_at(self._notifier.position)
 
+    @property
+    def releasing(self) -> bool:
+        """The process is shutting down: long-polls answer at once with what they have."""
+        return self._notifier.releasing
+
+    def release(self) -> None:
+        self._notifier.release_all()
+
     async def wait_for_changes(
         self,
         user_id: str,
@@ -138,7 +146,13 @@ class SyncService:
             while True:
                 result = await self._build(user_id, device_id, since, options, full_state, joined)
                 remaining = deadline - time.monotonic()
-                if result.has_changes or since is None or full_state or remaining <= 0:
+                if (
+                    result.has_changes
+                    or since is None
+                    or full_state
+                    or remaining <= 0
+                    or self._notifier.releasing
+                ):
                     return result
                 # A join since we subscribed wakes by user ID; follow the new room too.
                 self._notifier.retarget(waiter, result.joined_rooms)
