@@ -35,6 +35,7 @@ from homeserver.api import admin_audit as admin_audit_api
 from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
 from homeserver.api import admin_server as admin_server_api
+from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
@@ -119,6 +120,7 @@ from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
+from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
 from homeserver.profiles.directory import UserDirectoryService
@@ -476,6 +478,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
         app[admin_users_api.RATELIMIT_OVERRIDES] = overrides
         app[admin_reports_api.REPORT_QUEUE] = ReportQueue(pool, audit_trail)
+        app[admin_shadow_bans_api.SHADOW_BANS] = ShadowBanService(
+            pool, audit_trail, config.server_name
+        )
         app[ACCOUNTS] = AccountService(
             pool,
             appender,
@@ -716,6 +721,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_media_api,
         registration_tokens_api,
         admin_reports_api,
+        admin_shadow_bans_api,
     ):
         app.router.add_routes(module.routes)
         app.router.add_routes(r0_routes(module.routes))

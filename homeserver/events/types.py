@@ -61,6 +61,10 @@ REPORT_TYPES = frozenset({REPORT_EVENT, REPORT_ROOM, REPORT_USER})
 # the server alongside the m.room.power_levels change that lowers the user below
 # events_default (events/content/mutes.py); {} once lifted.
 MUTE = "com.linkchat.mute"
+# Shadow-bans (homeserver/moderation): state of the moderation chain keyed by the user,
+# {"shadow_banned": true}, or {"shadow_banned": false, "banned_at": P} ending the ban
+# whose fact is at position P (events/content/shadow_bans.py).
+SHADOW_BAN = "com.linkchat.shadow_ban"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send

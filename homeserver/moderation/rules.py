@@ -19,6 +19,7 @@ from homeserver.errors import forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.content.mutes import muted_user, parse_mute
 from homeserver.events.content.reports import parse_report_fact
+from homeserver.events.content.shadow_bans import parse_shadow_ban
 from homeserver.events.model import Draft, StateEdit
 from homeserver.log.rules import MODERATION, ROOM, ChainRules
 from homeserver.projections.room_state import RoomState
@@ -50,6 +51,22 @@ def authorize_mute(state: RoomState, draft: Draft) -> None:
         raise forbidden("A mute must hold the user below events_default in the power levels.")
 
 
+def authorize_shadow_ban(state: RoomState, draft: Draft) -> None:
+    """A shadow-ban is kept by the admin API (a StateEdit of the user's previous fact),
+    keyed by a user ID; a ban needs none in force, an unban one."""
+    if not isinstance(draft, StateEdit):
+        raise forbidden(f"{types.SHADOW_BAN} is kept by the server.")
+    user_id = draft.state_key
+    if user_id is None or not types.is_user_id(user_id):
+        raise invalid_param(f"The state key of {types.SHADOW_BAN} is a user ID.")
+    change = parse_shadow_ban(draft.content)
+    current = state.content(types.SHADOW_BAN, user_id)
+    in_force = current is not None and current.get("shadow_banned") is True
+    if change.shadow_banned == in_force:
+        raise invalid_param("The user is already " + ("" if in_force else "not ") + "banned.")
+
+
 def register(rules: ChainRules) -> None:
     rules.add(MODERATION, {*types.REPORT_TYPES, types.REPORT_DELETED}, authorize_report_fact)
     rules.add(ROOM, {types.MUTE}, authorize_mute)
+    rules.add(MODERATION, {types.SHADOW_BAN}, authorize_shadow_ban)

@@ -254,6 +254,12 @@ REGISTRATION_TOKEN_USES = Table(
     ("event_id", "token", "user_id", "session_id", "stream_position"),
 )
 
+# Shadow-ban periods, from the moderation chain (projections/shadow_bans.py): the user's
+# events after banned_at and before unbanned_at (NULL: still banned) are hidden from others.
+SHADOW_BAN_PERIODS = Table(
+    "shadow_ban_periods", ("user_id", "banned_at"), ("user_id", "banned_at", "unbanned_at")
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -287,6 +293,7 @@ ALL_TABLES: tuple[Table, ...] = (
     ROOM_REPORTS,
     USER_REPORTS,
     ROOM_MUTES,
+    SHADOW_BAN_PERIODS,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -45,6 +45,9 @@ from homeserver.store import push as push_store
 
 # Per thread ("main" or a root): (notifications, highlights).
 RoomCounts = dict[str, tuple[int, int]]
+# The events no count of the user counts, whatever their rules: their ignored users',
+# and what is hidden from them (sync/options.py `uncounted`).
+Skipped = Callable[[Event], bool]
 
 USERS_KEPT = 50_000
 ROOMS_KEPT = 50_000
@@ -209,14 +212,14 @@ class NotificationCounter:
         user_id: str,
         generation: int,
         events_by_room: Mapping[str, Iterable[Event]],
-        ignored: frozenset[str],
+        skipped: Skipped,
         upto: int,
         read: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, RoomCounts]:
         user = await self._user(user_id, generation)
         rooms = [room_id for room_id, events in events_by_room.items() if events]
         facts = await self._facts(rooms, upto)
-        return self._count(user_id, user, facts, rooms, events_by_room, ignored, read)
+        return self._count(user_id, user, facts, rooms, events_by_room, skipped, read)
 
     def _cached(
         self, user_id: str, generation: int, rooms: Iterable[str]
@@ -241,7 +244,7 @@ class NotificationCounter:
         facts: Mapping[str, RoomFacts],
         rooms: Iterable[str],
         events_by_room: Mapping[str, Iterable[Event]],
-        ignored: frozenset[str],
+        skipped: Skipped,
         read: Mapping[str, Mapping[str, int]] | None,
     ) -> dict[str, RoomCounts]:
         counted: dict[str, RoomCounts] = {}
@@ -251,8 +254,8 @@ class NotificationCounter:
             floors = read.get(room_id) if read is not None else None
             room = facts[room_id]
             for event in events_by_room[room_id]:
-                if event.sender == user_id or event.sender in ignored:
-                    continue  # push/evaluation.may_notify
+                if event.sender == user_id or skipped(event):
+                    continue  # push/evaluation.may_notify, and what is hidden from them
                 if not is_push_candidate(event):
                     continue
                 thread = thread_of(event)
@@ -268,7 +271,7 @@ class NotificationCounter:
         return counted
 
     async def window_counts(
-        self, user_id: str, generation: int, window: Window, ignored: frozenset[str], upto: int
+        self, user_id: str, generation: int, window: Window, skipped: Skipped, upto: int
     ) -> dict[str, RoomCounts]:
         """What the window's events add to each of its rooms' counts."""
         self.state_changed(window.state_changed)
@@ -276,8 +279,8 @@ class NotificationCounter:
         cached = self._cached(user_id, generation, rooms)
         if cached is not None:
             user, facts = cached
-            return self._count(user_id, user, facts, rooms, window.events_by_room, ignored, None)
-        return await self._evaluate(user_id, generation, window.events_by_room, ignored, upto)
+            return self._count(user_id, user, facts, rooms, window.events_by_room, skipped, None)
+        return await self._evaluate(user_id, generation, window.events_by_room, skipped, upto)
 
     async def _after_follower(
         self, user_id: str, rooms: list[str], upto: int
@@ -298,7 +301,7 @@ class NotificationCounter:
         generation: int,
         joined_at: Mapping[str, int],
         upto: int,
-        ignored: frozenset[str],
+        skipped: Skipped,
     ) -> dict[str, RoomCounts]:
         """Each room's unread counts as of `upto`, read from the database."""
         rooms = list(joined_at)
@@ -325,7 +328,7 @@ class NotificationCounter:
             for event in tail:
                 if event.stream_position > joined_at.get(event.room_id, upto):
                     by_room.setdefault(event.room_id, []).append(event)
-            more = await self._evaluate(user_id, generation, by_room, ignored, upto, read)
+            more = await self._evaluate(user_id, generation, by_room, skipped, upto, read)
             for room_id, extra in more.items():
                 result[room_id] = merged(result[room_id], extra)
         return result

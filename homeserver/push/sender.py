@@ -55,6 +55,7 @@ from homeserver.push.evaluation import (
 )
 from homeserver.push.pruning import NotificationPruner
 from homeserver.push.rules import CompiledRules, Outcome, Recipient, RoomFacts, evaluate_group
+from homeserver.rooms.shadow_bans import ShadowBans, load_shadow_bans
 from homeserver.store import push as push_store
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ class PushFollower:
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
         self._rules: OrderedDict[str, CompiledRules] = OrderedDict()
         self._ignored: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # The shadow-bans as of the events handled (or later: a ban is a stretch of
+        # positions, so knowing of later ones changes nothing for earlier events).
+        self._shadow_bans: ShadowBans | None = None
 
     async def lead(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -166,14 +170,19 @@ class PushFollower:
         self._rooms.clear()
         self._rules.clear()
         self._ignored.clear()
+        self._shadow_bans = None
 
     # Evaluation
 
     async def _evaluate(self, conn: asyncpg.Connection, events: Sequence[Event]) -> list[_Notified]:
         notified: list[_Notified] = []
+        if self._shadow_bans is None:
+            self._shadow_bans = await load_shadow_bans(conn)
         for event in events:
             self._forget_changed_facts(event)
-            if not is_push_candidate(event):
+            self._shadow_bans = self._shadow_bans.with_events((event,))
+            # Sent while shadow-banned: no one is notified (its sender never is anyway).
+            if not is_push_candidate(event) or self._shadow_bans.hides(event, None):
                 continue
             if types.is_account_chain(event.room_id):
                 notified += await self._evaluate_in(conn, event, None, [event.room_id])

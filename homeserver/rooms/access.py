@@ -9,7 +9,8 @@ Two questions, asked as Synapse asks them:
   since), or the room is world_readable now; an invitee reads once joined. Endpoints
   that list a room's events or state ask this first.
 - May they see one event (`RoomAccess.sees`)? The spec's history visibility rules at
-  that event (rooms/visibility.py), nothing else. A single event (/event) is served on
+  that event (rooms/visibility.py), and that its sender was not shadow-banned when they
+  sent it (rooms/shadow_bans.py), unless it is the user's own. A single event (/event) is served on
   this alone, so an invitee of an `invited` room sees what was sent since the invite.
 
 A user who forgot the room is a stranger to it until they join again: forgetting
@@ -38,8 +39,8 @@ import asyncpg
 from homeserver.errors import forbidden, not_found
 from homeserver.events import types
 from homeserver.events.model import Event
+from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
-from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import room_directory as directory_store
@@ -58,6 +59,7 @@ class RoomAccess:
     history: HistoryAccess
     # Erased users: their messages only for those joined when they were sent.
     erased: frozenset[str] = frozenset()
+    shadow_bans: ShadowBans = NO_SHADOW_BANS
 
     @property
     def may_read(self) -> bool:
@@ -83,7 +85,12 @@ class RoomAccess:
             event.room_id == self.room_id
             and self.history.allows(event)
             and not self.erased_for_viewer(event)
+            and not self.hides(event)
         )
+
+    def hides(self, event: Event) -> bool:
+        """Whether the event is hidden as sent by one shadow-banned then."""
+        return self.shadow_bans.hides(event, self.user_id)
 
     def erased_for_viewer(self, event: Event) -> bool:
         """Whether the event is hidden as an erased user's message the user was not
@@ -111,17 +118,16 @@ async def room_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> R
 async def room_accesses(
     conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str]
 ) -> dict[str, RoomAccess]:
-    """The user's access to each of the rooms, in one round trip for them all."""
+    """The user's access to each of the rooms, in three round trips for them all."""
     accesses: dict[str, RoomAccess] = {}
-    erased = await account_store.erased_users(conn)
-    for room_id, (events, forgotten_at) in (
-        await history_store.visibility_events(conn, room_ids, user_id)
-    ).items():
+    found, erased = await history_store.visibility_events(conn, room_ids, user_id)
+    shadow_bans = await load_shadow_bans(conn)
+    for room_id, (events, forgotten_at) in found.items():
         history = HistoryAccess.from_events(user_id, events)
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
                 history = history.as_stranger()
-        accesses[room_id] = RoomAccess(user_id, room_id, history, erased)
+        accesses[room_id] = RoomAccess(user_id, room_id, history, erased, shadow_bans)
     return accesses
 
 

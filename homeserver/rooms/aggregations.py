@@ -6,7 +6,8 @@ One function, called wherever events are served in client form (rooms/rendering.
 /messages, /context, /event, /relations, the threads list, and /sync from either window
 source, for the timelines sync/assembly.py says carry them), reading what a page needs
 in two queries, whatever its length.
-Redacted events get none, and redacted edits and replies do not count.
+Redacted events get none, and redacted edits and replies do not count, nor those the user
+may not see as sent by one shadow-banned then (rooms/shadow_bans.py).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ async def bundled_aggregations(
     if not shown:
         return {}
     edits = await relation_store.latest_edits(
-        conn, [(event.event_id, event.sender) for event in shown if not event.is_state]
+        conn, [(event.event_id, event.sender) for event in shown if not event.is_state], user_id
     )
-    threads = await relation_store.thread_summaries(conn, [event.event_id for event in shown])
+    threads = await relation_store.thread_summaries(
+        conn, [event.event_id for event in shown], user_id
+    )
     found: dict[str, JsonDict] = {}
     for event in shown:
         relations: JsonDict = {}

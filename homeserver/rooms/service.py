@@ -10,7 +10,7 @@ import re
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -28,18 +28,20 @@ from homeserver.errors import (
 from homeserver.events import types
 from homeserver.events.canonical import encode as canonical_json
 from homeserver.events.content.profile import ProfileContent
-from homeserver.events.model import STATE_CHANGED, Draft, JsonDict, StateEdit, TxnKey
+from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
 from homeserver.rooms.rendering import EventRenderer
+from homeserver.rooms.shadow_bans import fake_event_id
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
+from homeserver.store import shadow_bans as shadow_ban_store
 
 DEFAULT_ROOM_VERSION = "11"
 
@@ -126,6 +128,9 @@ class RoomService:
             )
         for invitee in request.invite:
             await self._require_local_user(invitee)
+        if request.invite and await self._shadow_banned(creator):
+            # A shadow-banned user's invites reach nobody (rooms/shadow_bans.py).
+            request = replace(request, invite=[])
         room_id = _new_room_id(self._server_name)
         alias = None
         if request.room_alias_name is not None:
@@ -261,7 +266,13 @@ class RoomService:
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
         await self._require_room(room_id)
         await self._require_local_user(target)
+        if await self._shadow_banned(sender):
+            return  # reaches nobody (rooms/shadow_bans.py)
         await self._set_membership(room_id, sender, target, "invite", reason)
+
+    async def _shadow_banned(self, user_id: str) -> bool:
+        async with self._pool.acquire() as conn:
+            return await shadow_ban_store.current_ban(conn, user_id) is not None
 
     async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
         await self._require_room(room_id)
@@ -433,6 +444,9 @@ class RoomService:
         unchanged = await self._unchanged_state(room_id, sender, event_type, state_key, content)
         if unchanged is not None:
             return unchanged
+        if await self._shadow_banned(sender) and not _own_membership(sender, event_type, state_key):
+            # It would change the room for everyone: appended for no one, as Synapse.
+            return fake_event_id()
         return await self._append_checked(
             Draft(room_id, sender, event_type, content, state_key=state_key)
         )
@@ -533,13 +547,17 @@ class RoomService:
         self, sender: str, room_id: str, event_type: str, content: JsonDict, txn: TxnKey | None
     ) -> str:
         if event_type == types.REDACTION:
-            await self._require_redaction_target(room_id, content.get("redacts"))
+            target = await self._require_redaction_target(room_id, content.get("redacts"))
+            if target.sender != sender and await self._shadow_banned(sender):
+                return fake_event_id()  # others' events stay as they are for everyone
         return await self._append_checked(Draft(room_id, sender, event_type, content, txn=txn))
 
     async def redact(
         self, sender: str, room_id: str, event_id: str, reason: str | None, txn: TxnKey | None
     ) -> str:
-        await self._require_redaction_target(room_id, event_id)
+        target = await self._require_redaction_target(room_id, event_id)
+        if target.sender != sender and await self._shadow_banned(sender):
+            return fake_event_id()  # others' events stay as they are for everyone
         content: JsonDict = {"redacts": event_id}
         if reason is not None:
             content["reason"] = reason
@@ -548,7 +566,7 @@ class RoomService:
         )
         return event.event_id
 
-    async def _require_redaction_target(self, room_id: str, event_id: object) -> None:
+    async def _require_redaction_target(self, room_id: str, event_id: object) -> Event:
         # The redactions projection trusts `redacts`: a redaction sent in one room
         # must never name an event of another (anyone can be admin of their own room).
         # The appender refuses one again under its lock; here the client learns why,
@@ -563,6 +581,7 @@ class RoomService:
             raise MatrixError(400, "M_UNKNOWN", "Cannot redact event from a different room.")
         if target.type == types.CREATE:
             raise forbidden("Redacting create events is not permitted.")
+        return target
 
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
         """GET /rooms/{roomId}/event/{eventId}: the event if history visibility lets the
@@ -652,3 +671,9 @@ class RoomService:
         async with self._pool.acquire() as conn:
             (await room_access(conn, user_id, room_id)).require_readable()
             return await room_store.aliases_of(conn, room_id)
+
+
+def _own_membership(sender: str, event_type: str, state_key: str) -> bool:
+    """Whether a state event is the sender's own membership (a join, a leave), which a
+    shadow-banned user may still change: anything else by them is appended for no one."""
+    return event_type == types.MEMBER and state_key == sender

@@ -5,7 +5,8 @@ the rooms they are in or have left (not forgotten), and in each the positions
 history visibility lets them see (up to their leave, world_readable stretches
 excepted). Those positions are a handful of ranges per room, computed from the
 few events that decide them, and the database matches words only inside them.
-Events from users on the searcher's m.ignored_user_list are left out.
+Events from users on the searcher's m.ignored_user_list are left out, and so are those
+shadow-banned users sent while banned (rooms/shadow_bans.py), but the searcher's own.
 
 Paging (`next_batch`) is a keyset over the order asked, bounded by the last
 position of the first page, so new messages never shift or repeat results.
@@ -14,7 +15,7 @@ position of the first page, so new messages never shift or repeat results.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -27,6 +28,7 @@ from homeserver.events.model import Event, JsonDict
 from homeserver.projections.search import KEYS
 from homeserver.rooms.access import READING_MEMBERSHIPS, room_accesses
 from homeserver.rooms.rendering import EventRenderer
+from homeserver.rooms.shadow_bans import load_shadow_bans
 from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
@@ -199,13 +201,21 @@ class SearchService:
                     contains_url=chosen.contains_url,
                     after=(batch.rank, batch.position) if batch is not None else None,
                     group_by=criteria.group_by,
+                    viewer=user_id,
                 ),
             )
             more = len(matches) > limit
             matches = matches[:limit]
             shown = await _without_erased(conn, user_id, matches)
+            shadow_bans = await load_shadow_bans(conn)
             contexts = (
-                await self._contexts(conn, shown, ranges, criteria.event_context)
+                await self._contexts(
+                    conn,
+                    shown,
+                    ranges,
+                    criteria.event_context,
+                    lambda event: shadow_bans.hides(event, user_id),
+                )
                 if criteria.event_context is not None
                 else []
             )
@@ -261,6 +271,7 @@ class SearchService:
         matches: list[Match],
         ranges: dict[str, list[VisibleRange]],
         asked: EventContext,
+        hidden: Callable[[Event], bool],
     ) -> list[tuple[list[Event], list[Event], dict[str, Event]]]:
         """For each match: the visible events before (nearest first) and after it, and
         when asked the member events of their senders as of the last of them."""
@@ -277,6 +288,10 @@ class SearchService:
             min(max(asked.before_limit, 0), MAX_CONTEXT),
             min(max(asked.after_limit, 0), MAX_CONTEXT),
         )
+        found = [
+            ([e for e in before if not hidden(e)], [e for e in after if not hidden(e)])
+            for before, after in found
+        ]
         profiles: list[dict[str, Event]] = [{} for _ in matches]
         if asked.include_profile:
             wanted: list[tuple[int, tuple[str, str, int]]] = []

@@ -26,6 +26,7 @@ import asyncpg
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
 from homeserver.store.history import selection_conditions
+from homeserver.store.shadow_bans import hidden_sql
 
 Order = Literal["rank", "recent"]
 GroupKey = Literal["room_id", "sender"]
@@ -60,6 +61,8 @@ class SearchQuery:
     # Keyset of the last result already returned: (rank, position) or (None, position).
     after: tuple[float | None, int] | None = None
     group_by: Sequence[GroupKey] = field(default_factory=tuple)
+    # The searcher: what shadow-banned users sent while banned is left out unless theirs.
+    viewer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
     conditions += selection_conditions(query, param, prefix="s.")
     if query.contains_url is not None:
         conditions.append(f"s.contains_url = {param(query.contains_url)}::boolean")
+    conditions.append(
+        f"NOT {hidden_sql('s.sender', 's.stream_position', param(query.viewer) + '::text')}"
+    )
     by_rank = query.order == "rank"
     rank = ", ts_rank(s.vector, to_tsquery('english', $4)) AS rank" if by_rank else ""
     # Only the columns the page needs: a window over a common word's matches

@@ -10,7 +10,8 @@ forwards to the newest event: events may still follow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -66,9 +67,12 @@ def _bounds(
     return start, start, (to if to is not None else latest)
 
 
-def _shown(events: Sequence[Event], ignored: frozenset[str]) -> list[Event]:
-    """The events an ignoring user is shown."""
-    return [event for event in events if not sent_by_ignored(event, ignored)]
+def _shown(events: Sequence[Event], access: RoomAccess, ignored: frozenset[str]) -> list[Event]:
+    """The events of a page the user is shown: none their ignored users sent, none a
+    shadow-banned user sent while banned (the page's positions are within sight)."""
+    return [
+        event for event in events if not sent_by_ignored(event, ignored) and not access.hides(event)
+    ]
 
 
 def _continuation(chunk: Sequence[Event], more: bool, *, backwards: bool) -> str | None:
@@ -136,6 +140,15 @@ class HistoryService:
         self._pool = pool
         self._renderer = renderer
 
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection reading one snapshot of the log: what decides what the user sees
+        (memberships, shadow-bans) and the events it decides are read as of one moment,
+        so a ban committed during the request cannot let an event after it through."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                yield conn
+
     async def _readable(self, conn: asyncpg.Connection, user_id: str, room_id: str) -> RoomAccess:
         """The user's access to the room's history, or 403 (rooms/access.py)."""
         access = await room_access(conn, user_id, room_id)
@@ -153,7 +166,7 @@ class HistoryService:
         chosen = event_filter or RoomEventFilter()
         limit = min(page.limit, chosen.limit_or(MAX_LIMIT), MAX_LIMIT)
         backwards, positions = page.backwards, page.positions()
-        async with self._pool.acquire() as conn:
+        async with self._snapshot() as conn:
             access = await self._readable(conn, viewer[0], room_id)
             ignored = await ignored_users(conn, viewer[0])
             latest = await history_store.latest_position(conn)
@@ -167,7 +180,7 @@ class HistoryService:
                 senders = [event.sender for event in chunk]
                 newest = max(event.stream_position for event in chunk)
                 members = await history_store.member_events_at(conn, room_id, senders, newest)
-        shown = _shown(chunk, ignored)
+        shown = _shown(chunk, access, ignored)
         served = await self._renderer.serve([*shown, *members], viewer)
         body: JsonDict = {
             "chunk": served[: len(shown)],
@@ -200,7 +213,7 @@ class HistoryService:
         limit = min(limit, MAX_LIMIT)
         # As Synapse: half the limit before the event, the rest after.
         before_limit = limit // 2
-        async with self._pool.acquire() as conn:
+        async with self._snapshot() as conn:
             access = await self._readable(conn, viewer[0], room_id)
             event, ignored = await _seen_event(conn, access, event_id)
             position = event.stream_position
@@ -228,7 +241,7 @@ class HistoryService:
             senders = {e.sender for e in [*before, event, *after]}
             state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
         first = before[-1].stream_position if before else position
-        parts = [[event], _shown(before, ignored), _shown(after, ignored), state]
+        parts = [[event], _shown(before, access, ignored), _shown(after, access, ignored), state]
         served = iter(await self._renderer.serve([e for part in parts for e in part], viewer))
         event_served, before_served, after_served, state_served = (
             [next(served) for _ in part] for part in parts
@@ -257,7 +270,7 @@ class HistoryService:
         same tokens as /messages."""
         limit = min(page.limit, MAX_LIMIT)
         backwards, positions = page.backwards, page.positions()
-        async with self._pool.acquire() as conn:
+        async with self._snapshot() as conn:
             access = await self._readable(conn, viewer[0], room_id)
             parent, ignored = await _seen_event(conn, access, event_id)
             latest = await history_store.latest_position(conn)
@@ -274,7 +287,9 @@ class HistoryService:
                 event_filter=RoomEventFilter(),
                 relation=RelationSelection(event_id, rel_type, event_type),
             )
-        body: JsonDict = {"chunk": await self._renderer.serve(_shown(chunk, ignored), viewer)}
+        body: JsonDict = {
+            "chunk": await self._renderer.serve(_shown(chunk, access, ignored), viewer)
+        }
         if (following := _continuation(chunk, more, backwards=backwards)) is not None:
             body["next_batch"] = following
         if page.from_token is not None:
@@ -296,11 +311,11 @@ class HistoryService:
         threads whose latest reply is before position P)."""
         limit = min(max(limit, 1), MAX_LIMIT)
         before = parse_pagination_token(from_token) if from_token is not None else None
-        async with self._pool.acquire() as conn:
+        async with self._snapshot() as conn:
             access = await self._readable(conn, user_id, room_id)
             ignored = await ignored_users(conn, user_id)
             found = await relation_store.threads(
-                conn, room_id, before, limit + 1, user_id if participated else None
+                conn, room_id, before, limit + 1, user_id if participated else None, user_id
             )
             page, more = found[:limit], len(found) > limit
             roots = await event_store.events_by_ids(conn, [root for root, _ in page])
@@ -311,7 +326,9 @@ class HistoryService:
             if (event := roots.get(root)) is not None and access.sees(event)
         ]
         body: JsonDict = {
-            "chunk": await self._renderer.serve(_shown(shown, ignored), (user_id, device_id))
+            "chunk": await self._renderer.serve(
+                _shown(shown, access, ignored), (user_id, device_id)
+            )
         }
         if more and page:
             body["next_batch"] = pagination_token(page[-1][1])

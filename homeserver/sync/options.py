@@ -1,8 +1,9 @@
 """What a sync's filter asks for, reduced to what the sync builder decides on.
 
 `options_from_filter` turns a (cached, immutable) Filter into `SyncOptions`
-once; `hiding_ignored` and its helpers narrow them to leave out what the
-syncing user's ignored users send (m.ignored_user_list).
+once; `hiding` and its helpers narrow them to leave out what the syncing user's
+ignored users send (m.ignored_user_list), and what shadow-banned users sent while
+banned (rooms/shadow_bans.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from homeserver.events.model import Event, JsonDict
+from homeserver.rooms.shadow_bans import ShadowBans
 from homeserver.sync.filters import Filter, RoomEventFilter, apply_event_fields
 
 
 def everything(_: Any) -> bool:
     """The test of a filter that constrains nothing."""
     return True
+
+
+def nothing(_: Any) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,9 @@ class SyncOptions:
     include_leave: bool = False
     # Senders the user ignores (m.ignored_user_list): set by the builder, not a filter.
     ignored: frozenset[str] = frozenset()
+    # Whether an event is hidden from the user whatever the filter: sent by one they
+    # ignore, or by one shadow-banned then (unread counts skip these too).
+    hides: Callable[[Event], bool] = nothing
     lazy_load_members: bool = False
     # With lazy loading: send a member again though this device was sent it before.
     include_redundant_members: bool = False
@@ -113,17 +122,32 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
     )
 
 
-def hiding_ignored(options: SyncOptions, ignored: frozenset[str]) -> SyncOptions:
+def hiding(
+    options: SyncOptions, ignored: frozenset[str], shadow_bans: ShadowBans, user_id: str
+) -> SyncOptions:
     """Options leaving out what ignored users send: timeline events (not state, as in
-    Synapse, so the room's members stay right), invites and receipts."""
-    if not ignored:
+    Synapse, so the room's members stay right), invites and receipts; and the timeline
+    events shadow-banned users sent while banned, unless `user_id`'s own."""
+    if not ignored and not shadow_bans.periods:
         return options
     allows = options.timeline_allows
 
-    def timeline_allows(event: Event) -> bool:
-        return (event.is_state or event.sender not in ignored) and allows(event)
+    def hides(event: Event) -> bool:
+        return (not event.is_state and event.sender in ignored) or shadow_bans.hides(event, user_id)
 
-    return replace(options, timeline_allows=timeline_allows, ignored=ignored)
+    def timeline_allows(event: Event) -> bool:
+        return not hides(event) and allows(event)
+
+    return replace(options, timeline_allows=timeline_allows, ignored=ignored, hides=hides)
+
+
+def uncounted(options: SyncOptions) -> Callable[[Event], bool]:
+    """The events no unread count of the user counts: every event of one they ignore (as
+    push/evaluation.may_notify: state too), and every event hidden from them."""
+    ignored, hides = options.ignored, options.hides
+    if not ignored and hides is nothing:
+        return nothing
+    return lambda event: event.sender in ignored or hides(event)
 
 
 def unignored(user_ids: list[str], options: SyncOptions) -> list[str]:

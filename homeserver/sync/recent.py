@@ -6,6 +6,11 @@ instead of querying PostgreSQL itself. With 1,000 members waiting in one room,
 that is one query instead of ten for each of them. A batch this process
 committed right after the head is taken as the appender hands it over
 (`extend`), with the transaction IDs it was sent with, without reading it back.
+
+The shadow-bans (rooms/shadow_bans.py) are kept with the tail, folded in from the
+ban facts as the events are taken in, so they always hold every ban up to the
+head: a sync, which reads nothing past the head, hides by them alike whether its
+window is read from memory or from the database.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncpg
 from homeserver.events import types
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict, TxnKey
+from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
 from homeserver.store import sync as sync_store
 from homeserver.sync.response import add_receipt
 
@@ -115,14 +121,18 @@ class RecentEvents:
         # Every event with floor < position <= head is held.
         self.floor = 0
         self.head = 0
+        # Every shadow-ban up to the head.
+        self.shadow_bans = NO_SHADOW_BANS
         self._summaries: dict[tuple[int, int], WindowSummary] = {}
         # Catch-ups: reads of the log for events this process did not commit itself
         # (or could not take as handed over), and the events they read, for the metrics.
         self.catch_ups = 0
         self.caught_up_events = 0
 
-    def start_at(self, position: int) -> None:
+    def start_at(self, position: int, shadow_bans: ShadowBans) -> None:
+        """Start at `position`, with the shadow-bans as of it (or later)."""
         self.floor = self.head = position
+        self.shadow_bans = shadow_bans
 
     def extend(self, events: Sequence[Event], txns: Mapping[str, TxnKey]) -> bool:
         """Hold a batch this process committed, with the transaction keys its events were
@@ -140,6 +150,7 @@ class RecentEvents:
             else:
                 self._events.append(RecentEvent(event, txn.device_id, txn.txn_id))
         self.head = events[-1].stream_position
+        self.shadow_bans = self.shadow_bans.with_events(events)
         self._trim()
         return True
 
@@ -154,12 +165,16 @@ class RecentEvents:
             if position <= self.head:
                 return
             if position - self.head > self._max_fetch:
-                # Too far behind to be worth holding: start afresh from here.
+                # Too far behind to be worth holding: start afresh from here (with the
+                # bans as of now, which cover every position up to here).
+                async with self._pool.acquire() as conn:
+                    self.shadow_bans = await load_shadow_bans(conn)
                 self._events.clear()
                 self.floor = self.head = position
                 return
             async with self._pool.acquire() as conn:
                 rows = await sync_store.events_between(conn, self.head, position)
+            self.shadow_bans = self.shadow_bans.with_events(event for event, _, _ in rows)
             self.catch_ups += 1
             self.caught_up_events += len(rows)
             for event, device_id, txn_id in rows:

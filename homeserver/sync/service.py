@@ -18,13 +18,14 @@ import asyncpg
 from homeserver.account_data.ignore import ignored_users_many
 from homeserver.push.counts import NotificationCounter
 from homeserver.rooms.rendering import EventRenderer
+from homeserver.rooms.shadow_bans import load_shadow_bans
 from homeserver.store import sync as sync_store
 from homeserver.sync.assembly import Section, SyncAssembly
 from homeserver.sync.database_window import DatabaseWindow
 from homeserver.sync.lazy_members import LazyMembers
 from homeserver.sync.memory_window import MemoryWindows
 from homeserver.sync.notifier import Notifier
-from homeserver.sync.options import SyncOptions, hiding_ignored
+from homeserver.sync.options import SyncOptions, hiding
 from homeserver.sync.recent import RecentEvents
 from homeserver.sync.response import SyncResult, room_has_content
 from homeserver.sync.sections.account_data import write_account_data
@@ -108,8 +109,10 @@ class SyncService:
     async def start(self) -> None:
         async with self._pool.acquire() as conn:
             latest = await sync_store.latest_position(conn)
+            # Read after the position: they cover it.
+            shadow_bans = await load_shadow_bans(conn)
         self._notifier.position = max(self._notifier.position, latest)
-        self._recent.start_at(self._notifier.position)
+        self._recent.start_at(self._notifier.position, shadow_bans)
 
     @property
     def releasing(self) -> bool:
@@ -198,7 +201,9 @@ class SyncService:
         full_state: bool,
         joined: dict[str, int],
     ) -> SyncResult:
-        options = hiding_ignored(options, await self._ignored.get(user_id))
+        options = hiding(
+            options, await self._ignored.get(user_id), self._recent.shadow_bans, user_id
+        )
         # Read before the window: a change naming the user from now on voids what the
         # sections keep for them (unread counts).
         generation = self._notifier.generation(user_id)

@@ -29,7 +29,7 @@ class SyncRequest:
     user_id: str
     device_id: str
     since: SyncToken | None
-    options: SyncOptions  # with the user's ignored senders (options.hiding_ignored)
+    options: SyncOptions  # hiding what the user must not see (options.hiding)
     full_state: bool = False
     # The log position the sync continues from (None: an initial sync).
     after: int | None = field(init=False)

@@ -32,6 +32,7 @@ from homeserver.alarm import Alarm
 from homeserver.clock import now_ms
 from homeserver.errors import forbidden, unavailable
 from homeserver.store import rooms as room_store
+from homeserver.store import shadow_bans as shadow_ban_store
 from homeserver.store import typing as typing_store
 from homeserver.sync.notifier import Change, Notifier
 
@@ -317,8 +318,11 @@ class TypingService:
             raise forbidden("You may only set your own typing state.")
         async with self._pool.acquire() as conn:
             current = await room_store.membership(conn, room_id, user_id)
+            shadow_banned = await shadow_ban_store.current_ban(conn, user_id) is not None
         if current is None or current.membership != "join":
             raise forbidden("You are not joined to this room.")
+        if shadow_banned:
+            return  # nobody sees a shadow-banned user type (rooms/shadow_bans.py)
         now = now_ms()
         expires_at = None
         if typing:

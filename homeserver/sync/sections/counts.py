@@ -19,6 +19,7 @@ from homeserver.store import sync as sync_store
 from homeserver.store.sync import Summary
 from homeserver.sync.assembly import SyncAssembly
 from homeserver.sync.lazy_members import LazyMembers
+from homeserver.sync.options import uncounted
 from homeserver.sync.response import add_unread_counts, room_summary
 from homeserver.sync.unread import DeviceCounts, UnreadCounts, moved_on, shown_counts
 from homeserver.sync.window import MembersWanted
@@ -47,7 +48,7 @@ class CountsAndSummaries:
                     held.state_changed,
                 )
                 added = await self._counter.window_counts(
-                    user_id, generation, window, options.ignored, upper
+                    user_id, generation, window, uncounted(options), upper
                 )
                 moved = moved_on(kept, added)
         unread, missing = shown_counts(kept, moved, rooms)
@@ -58,7 +59,7 @@ class CountsAndSummaries:
                 generation,
                 {room_id: joined.get(room_id, 0) for room_id in missing},
                 upper,
-                options.ignored,
+                uncounted(options),
             )
             unread.update(read)
             moved.update(read)

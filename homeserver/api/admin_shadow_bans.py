@@ -1,0 +1,43 @@
+"""Admin API: POST/DELETE /_synapse/admin/v1/users/{userId}/shadow_ban, as Synapse serves it.
+
+What a shadow-ban does is rooms/shadow_bans.py's; how it is recorded,
+homeserver/moderation/shadow_bans.py's.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import StrictStr
+
+from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
+from homeserver.api.requests import RequestBody, ok, parse_body, user_id_param
+from homeserver.moderation.shadow_bans import ShadowBanService
+
+SHADOW_BANS = web.AppKey("shadow_bans", ShadowBanService)
+
+routes = web.RouteTableDef()
+
+
+class ShadowBanBody(RequestBody):
+    # Ours: why, for the audit trail (Synapse's clients send none).
+    reason: StrictStr | None = None
+
+
+async def _set(request: web.Request, banned: bool) -> web.Response:
+    caller = await admin_requester(request)
+    user_id = user_id_param(request)
+    body = await parse_body(request, ShadowBanBody, empty_ok=True)
+    await request.app[SHADOW_BANS].set_shadow_banned(caller.user_id, user_id, banned, body.reason)
+    return ok()
+
+
+# POST /_synapse/admin/v1/users/{user_id}/shadow_ban
+@routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/shadow_ban")
+async def shadow_ban(request: web.Request) -> web.Response:
+    return await _set(request, True)
+
+
+# DELETE /_synapse/admin/v1/users/{user_id}/shadow_ban
+@routes.delete(SYNAPSE_ADMIN + "/v1/users/{user_id}/shadow_ban")
+async def shadow_unban(request: web.Request) -> web.Response:
+    return await _set(request, False)

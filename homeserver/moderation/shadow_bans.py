@@ -1,0 +1,71 @@
+"""Shadow-banning a user (the admin API's POST/DELETE /_synapse/admin/v1/users/{userId}/shadow_ban).
+
+A ban or an unban is a `com.linkchat.shadow_ban` fact of the moderation chain
+(events/content/shadow_bans.py), appended with its audit record
+(`user.shadow_ban`). What a ban does is rooms/shadow_bans.py's. The fact is a
+StateEdit of the user's previous one, so two admins acting at once cannot
+leave an unban naming a ban that is no longer the one in force.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from homeserver.admin.audit import AuditTrail
+from homeserver.errors import MatrixError, invalid_param, not_found
+from homeserver.events import types
+from homeserver.events.model import STATE_CHANGED, JsonDict, StateEdit
+from homeserver.rooms.service import STATE_EDIT_ATTEMPTS
+from homeserver.store import accounts as account_store
+from homeserver.store import rooms as room_store
+
+
+class ShadowBanService:
+    def __init__(self, pool: asyncpg.Pool, trail: AuditTrail, server_name: str) -> None:
+        self._pool = pool
+        self._trail = trail
+        self._server_name = server_name
+
+    async def set_shadow_banned(
+        self, admin: str, user_id: str, banned: bool, reason: str | None
+    ) -> None:
+        """Shadow-ban `user_id` (`banned`) or end their ban; doing what is already so
+        appends nothing."""
+        if user_id.partition(":")[2] != self._server_name:
+            raise invalid_param("Only local users can be shadow-banned.")
+        for _ in range(STATE_EDIT_ATTEMPTS):
+            async with self._pool.acquire() as conn:
+                if not await account_store.user_exists(conn, user_id):
+                    raise not_found("User not found")
+                current = await room_store.state_event(
+                    conn, self._trail.chain, types.SHADOW_BAN, user_id
+                )
+            in_force = current is not None and current.content.get("shadow_banned") is True
+            if in_force == banned:
+                return
+            content: JsonDict = {"shadow_banned": banned}
+            if not banned and current is not None:
+                content["banned_at"] = current.stream_position
+            fact = StateEdit(
+                self._trail.chain,
+                admin,
+                types.SHADOW_BAN,
+                content,
+                user_id,
+                replaces=current.event_id if current is not None else None,
+            )
+            try:
+                await self._trail.record(
+                    admin,
+                    "user.shadow_ban",
+                    target=user_id,
+                    reason=reason,
+                    details={"shadow_banned": banned},
+                    facts=[fact],
+                )
+            except MatrixError as refused:
+                if refused.errcode == STATE_CHANGED:
+                    continue
+                raise
+            return
+        raise MatrixError(409, STATE_CHANGED, "The shadow-ban kept changing; try again.")
