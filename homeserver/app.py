@@ -110,7 +110,7 @@ from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
 from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
-from homeserver.errors import MatrixError
+from homeserver.errors import MatrixError, unavailable
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -155,7 +155,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
-from homeserver.store.database import create_pool
+from homeserver.store.database import create_pool, is_unavailable
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
@@ -278,7 +278,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _error_response(_http_error(error))
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # PostgreSQL restarting or unreachable: the client tries again (a send
+            # with the same transaction ID), and the pool reconnects meanwhile.
+            log.warning(
+                "database unavailable serving %s %s: %r", request.method, request.path, error
+            )
+            return _error_response(unavailable("The database is unavailable; try again."))
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
 
@@ -744,6 +751,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             await redis.aclose()
         await pool.close()
 
+    async def release_long_polls(app: web.Application) -> None:
+        # SIGTERM: the listener is closed already; held long-polls answer now with
+        # what they have, and writes in flight finish before the services stop.
+        app[SYNC].release()
+
+    app.on_shutdown.append(release_long_polls)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))

@@ -114,6 +114,14 @@ class SyncService:
         self._notifier.position = max(self._notifier.position, latest)
         self._recent.start_at(self._notifier.position, shadow_bans)
 
+    @property
+    def releasing(self) -> bool:
+        """The process is shutting down: long-polls answer at once with what they have."""
+        return self._notifier.releasing
+
+    def release(self) -> None:
+        self._notifier.release_all()
+
     async def wait_for_changes(
         self,
         user_id: str,
@@ -145,7 +153,13 @@ class SyncService:
                     SyncRequest(user_id, device_id, since, options, full_state, peek), joined
                 )
                 remaining = deadline - time.monotonic()
-                if result.has_changes or since is None or full_state or remaining <= 0:
+                if (
+                    result.has_changes
+                    or since is None
+                    or full_state
+                    or remaining <= 0
+                    or self._notifier.releasing
+                ):
                     return result
                 # A join since we subscribed wakes by user ID; follow the new room too.
                 self._notifier.retarget(waiter, [*result.joined_rooms, *peek])
