@@ -22,6 +22,11 @@ from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
 from homeserver.admin.media import MediaAdmin
 from homeserver.admin.ratelimits import RateLimitOverrides
+from homeserver.admin.registration_tokens import (
+    REGISTRATION_TOKEN,
+    RegistrationTokens,
+    RegistrationTokenStage,
+)
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
 from homeserver.api import account_data as account_data_api
@@ -50,6 +55,7 @@ from homeserver.api import push_gateway as push_gateway_api
 from homeserver.api import push_rules as push_rules_api
 from homeserver.api import pushers as pushers_api
 from homeserver.api import receipts as receipts_api
+from homeserver.api import registration_tokens as registration_tokens_api
 from homeserver.api import reports as reports_api
 from homeserver.api import roles as roles_api
 from homeserver.api import room_directory as room_directory_api
@@ -480,6 +486,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             bus,
             rate_limiter,
         )
+        # Registration tokens: the admin API always; the UIA stage when required.
+        registration_tokens = RegistrationTokens(pool, audit_trail)
+        app[registration_tokens_api.REGISTRATION_TOKENS] = registration_tokens
+        app[registration_tokens_api.TOKENS_REQUIRED] = config.registration.require_token
+        if config.registration.require_token:
+            app[ACCOUNTS].uia.add_stage(RegistrationTokenStage(registration_tokens))
+            app[ACCOUNTS].registration_flows.require(REGISTRATION_TOKEN)
+        app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
         app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer)
@@ -695,6 +709,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_audit_api,
         admin_users_api,
         admin_media_api,
+        registration_tokens_api,
         admin_reports_api,
         admin_rooms_api,
         admin_shadow_bans_api,

@@ -157,6 +157,9 @@ class Registration(Section):
 
     enabled: bool = True
     min_password_length: int = Field(default=0, ge=0)
+    # Registration needs a token an admin made (/_synapse/admin/v1/registration_tokens):
+    # the m.login.registration_token UIA stage is in every flow.
+    require_token: bool = False
 
 
 class Limits(Section):

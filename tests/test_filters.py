@@ -135,6 +135,51 @@ async def test_malformed_filter_is_refused_naming_the_field(
     assert field in reply.body["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"room": {"rooms": ["#alias:hs"]}}, "room.rooms"),
+        ({"room": {"timeline": {"not_rooms": ["general"]}}}, "room.timeline.not_rooms"),
+        ({"presence": {"senders": ["bob"]}}, "presence.senders"),
+        ({"room": {"state": {"not_senders": ["!room:hs"]}}}, "room.state.not_senders"),
+    ],
+)
+async def test_a_filter_naming_what_is_no_room_or_user_is_refused(
+    hs: MatrixClient, body: dict[str, Any], field: str
+) -> None:
+    # As Synapse's filter schema (matrix_room_id, matrix_user_id): refused on upload,
+    # and inline on /sync, rather than matching nothing.
+    alice = await hs.register()
+    reply = await hs.request("POST", _path(alice), body, user=alice)
+    assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
+    assert field in reply.body["error"]
+    inline = await hs.request("GET", f"sync?filter={quote(json.dumps(body))}", user=alice)
+    assert (inline.status, inline.errcode) == (400, "M_INVALID_PARAM")
+
+
+@pytest.mark.window_sources
+async def test_event_format_federation_serves_events_as_the_log_holds_them(
+    hs: MatrixClient,
+) -> None:
+    alice = await hs.register()
+    room = await hs.create_room(alice)
+    federation = quote(json.dumps({"event_format": "federation"}))
+    first = await hs.sync(alice, filter=federation)
+    joined = first["rooms"]["join"][room]
+    for event in joined["timeline"]["events"] + joined["state"]["events"]:
+        assert event["room_id"] == room
+        assert {"event_id", "hashes", "signatures", "depth", "prev_events"} <= set(event)
+    event_id = await hs.send(alice, room, {"msgtype": "m.text", "body": "hi"}, txn_id="t1")
+    later = await hs.sync(alice, first["next_batch"], filter=federation)
+    (served,) = later["rooms"]["join"][room]["timeline"]["events"]
+    assert served["event_id"] == event_id
+    assert served["content"] == {"msgtype": "m.text", "body": "hi"}
+    assert {"hashes", "signatures", "auth_events", "prev_events", "depth"} <= set(served)
+    assert served["unsigned"]["transaction_id"] == "t1"
+    client = await hs.sync(alice, first["next_batch"])
+    assert "hashes" not in client["rooms"]["join"][room]["timeline"]["events"][0]
+
+
 async def test_filter_that_is_not_json_is_refused(hs: MatrixClient) -> None:
     alice = await hs.register()
     reply = await hs.request("POST", _path(alice), raw=b"{not json", user=alice)

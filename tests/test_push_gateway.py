@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from homeserver.config import Push
+from homeserver.config import Push as PushConfig
+from homeserver.push.gateway.apns import ApnsSender, ApnsSettings
+from homeserver.push.gateway.fcm import REFRESH_BEFORE_SECONDS, FcmSender, FcmSettings
+from homeserver.push.gateway.outcome import Delivered, Push
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient
 from tests.processes import ServerProcess
@@ -88,7 +93,7 @@ async def _gateway(start_app: AppFactory, providers: Providers, **apps: Any) -> 
 
 
 def _as_config(apps: dict[str, Any]) -> dict[str, Any]:
-    return dict(Push.model_validate({"apps": apps}).apps)
+    return dict(PushConfig.model_validate({"apps": apps}).apps)
 
 
 async def test_fcm_gets_a_data_message_and_a_visible_notification(
@@ -155,6 +160,61 @@ async def test_the_fcm_access_token_is_reused_and_renewed_when_refused(
     assert await hs.ok("POST", NOTIFY, _notification([_device(FCM_APP, "t9")])) == {"rejected": []}
     assert len(providers.fcm.assertions) == 2
     assert len(providers.fcm.messages) == 4
+
+
+class _Clock:
+    """A clock that starts `behind` seconds ago and moves when told (the local providers
+    check the JWTs against the real time: none may be dated in the future)."""
+
+    def __init__(self, behind: float) -> None:
+        self.now = time.time() - behind
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_fcm_access_token_is_renewed_before_it_expires(
+    tmp_path: Path, providers: Providers
+) -> None:
+    clock = _Clock(behind=3500)
+    settings = FcmSettings("linkchat-test", tmp_path / "fcm.json", base_url=providers.fcm.base_url)
+    async with httpx.AsyncClient(http2=True) as client:
+        sender = FcmSender(settings, client, clock=clock)
+        push = Push(_notification([])["notification"], _device(FCM_APP, "t"))
+        assert await sender.send(push) is Delivered.SENT
+        clock.now += 3599 - REFRESH_BEFORE_SECONDS - 60  # FCM's token lasts 3599 s
+        assert await sender.send(push) is Delivered.SENT
+        assert len(providers.fcm.assertions) == 1
+        clock.now += 120  # less than REFRESH_BEFORE_SECONDS left: renewed beforehand
+        assert await sender.send(push) is Delivered.SENT
+        assert len(providers.fcm.assertions) == 2
+        assert providers.fcm.assertions[1]["iat"] == int(clock.now)
+        assert len(providers.fcm.messages) == 3
+
+
+async def test_the_apns_provider_token_is_renewed_after_50_minutes_not_sooner(
+    tmp_path: Path, providers: Providers
+) -> None:
+    """Apple refuses a token renewed within 20 minutes and one older than an hour."""
+    clock = _Clock(behind=55 * 60)
+    settings = ApnsSettings(
+        providers.apns.team_id,
+        providers.apns.key_id,
+        tmp_path / "apns.p8",
+        TOPIC,
+        base_url=providers.apns.base_url,
+    )
+    async with httpx.AsyncClient(http1=False, http2=True) as client:
+        sender = ApnsSender(settings, client, clock=clock)
+        push = Push(_notification([])["notification"], _device(APNS_APP, secrets.token_hex(32)))
+        for step in (0, 20 * 60, 29 * 60):  # up to 49 minutes after the first
+            clock.now += step
+            assert await sender.send(push) is Delivered.SENT
+        clock.now += 2 * 60  # 51 minutes after the first
+        assert await sender.send(push) is Delivered.SENT
+    issued = [request["claims"]["iat"] for request in providers.apns.requests]
+    assert issued[:3] == [issued[0]] * 3
+    assert issued[3] == int(clock.now) and issued[3] - issued[0] == 51 * 60
 
 
 async def test_apns_gets_an_alert_with_badge_and_headers_over_http2(

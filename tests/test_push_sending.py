@@ -96,6 +96,40 @@ async def test_a_down_gateway_gets_every_notification_in_order_once_up(
     assert [n["event_id"] for n in gateway.for_pushkey(pushkey)] == sent
 
 
+async def test_a_gateway_that_is_not_listening_gets_everything_in_order_once_back(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    """Down as when its process is stopped (connection refused, not a 503), while another
+    member's gateway is up: that one is not held up, and nothing is lost."""
+    alice, bob, room = await hs.room_of_two()
+    carol = await hs.register()
+    await hs.join(carol, room)
+    other = RecordingGateway()
+    await other.start()
+    try:
+        bobs = await add_pusher(hs, bob, gateway.url)
+        carols = await add_pusher(hs, carol, other.url)
+        port = gateway.port
+        await gateway.stop()
+        sent = [await hs.send(alice, room, {"msgtype": "m.text", "body": f"{i}"}) for i in range(5)]
+        await other.wait_for(lambda: len(other.for_pushkey(carols)) >= len(sent))
+        assert [n["event_id"] for n in other.for_pushkey(carols)] == sent
+
+        # Bob's were recorded (and tried) while his gateway was away.
+        async def listed() -> bool:
+            notifications = (await hs.ok("GET", "notifications", user=bob))["notifications"]
+            return len(notifications) >= len(sent)
+
+        await hs.eventually(listed)
+        assert gateway.for_pushkey(bobs) == []
+        await asyncio.sleep(1.5)  # past the first retry or two
+        await gateway.start(port)
+        await gateway.wait_for(lambda: len(gateway.for_pushkey(bobs)) >= len(sent), within=60)
+        assert [n["event_id"] for n in gateway.for_pushkey(bobs)] == sent
+    finally:
+        await other.stop()
+
+
 async def test_a_rejected_pushkey_is_gone_from_the_pushers(
     hs: MatrixClient, gateway: RecordingGateway
 ) -> None:
@@ -170,3 +204,63 @@ async def test_a_friend_request_notifies_its_recipient(
     assert notification["content"]["relation"] == "incoming"
     assert "room_id" not in notification
     assert notification["devices"][0]["tweaks"] == {"sound": "default"}
+
+
+async def test_an_invite_notifies_the_invitee_who_is_not_yet_in_the_room(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    await hs.ok("PUT", f"profile/{alice.user_id}/displayname", {"displayname": "Alice"}, user=alice)
+    room = await hs.create_room(alice, name="Garden")
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    await hs.ok("POST", f"rooms/{room}/invite", {"user_id": bob.user_id}, user=alice)
+    await gateway.wait_for(lambda: bool(gateway.for_pushkey(pushkey)))
+    (notification,) = gateway.for_pushkey(pushkey)
+    assert notification["type"] == "m.room.member"
+    assert notification["room_id"] == room
+    assert notification["sender"] == alice.user_id
+    assert notification["sender_display_name"] == "Alice"
+    assert notification["room_name"] == "Garden"
+    assert notification["membership"] == "invite"
+    assert notification["user_is_target"] is True
+    # .m.rule.invite_for_me: notify, with the default sound.
+    assert notification["devices"][0]["tweaks"] == {"sound": "default"}
+    listed = (await hs.ok("GET", "notifications", user=bob))["notifications"]
+    assert [(n["room_id"], n["event"]["type"]) for n in listed] == [(room, "m.room.member")]
+    assert listed[0]["event"]["state_key"] == bob.user_id
+
+
+async def test_encrypted_messages_ring_in_a_room_of_two_and_only_notify_in_a_group(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    """The server cannot read them: .m.rule.encrypted_room_one_to_one and .m.rule.encrypted."""
+    alice, bob, pair = await hs.room_of_two()
+    group = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, group)
+    await hs.join(await hs.register(), group)
+    encryption = {"algorithm": "m.megolm.v1.aes-sha2"}
+    for room in (pair, group):
+        await hs.ok("PUT", f"rooms/{room}/state/m.room.encryption", encryption, user=alice)
+    pushkey = await add_pusher(hs, bob, gateway.url)
+    ciphertext = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "sender_key": "sk",
+        "device_id": "DEV",
+        "session_id": "sess",
+        "ciphertext": "AwgAEnAc",
+    }
+    in_pair = await hs.send(alice, pair, ciphertext, "m.room.encrypted")
+    in_group = await hs.send(alice, group, ciphertext, "m.room.encrypted")
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 2)
+    first, second = gateway.for_pushkey(pushkey)
+    assert (first["event_id"], first["type"]) == (in_pair, "m.room.encrypted")
+    assert first["content"] == ciphertext
+    assert first["devices"][0]["tweaks"] == {"sound": "default"}
+    assert second["event_id"] == in_group
+    assert second["devices"][0]["tweaks"] == {}
+    # Encrypted events go out at high priority: the app must wake to decrypt them.
+    assert first["prio"] == second["prio"] == "high"
+    synced = await hs.ok("GET", "sync", user=bob)
+    for room in (pair, group):
+        unread = synced["rooms"]["join"][room]["unread_notifications"]
+        assert unread == {"notification_count": 1, "highlight_count": 0}, room

@@ -8,7 +8,7 @@ import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -58,6 +58,16 @@ class Session:
     access_token: str | None
 
 
+class RegistrationFacts(Protocol):
+    """A capability's facts about a new account, appended in one group with its account
+    fact (a registration token's use): `results` are what the registration's UIA
+    stages proved."""
+
+    async def drafts_for_new_account(
+        self, user_id: str, results: Mapping[str, Any]
+    ) -> list[Draft]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RegistrationPolicy:
     enabled: bool
@@ -99,6 +109,8 @@ class AccountService:
         self.uia.add_stage(PasswordStage(self.check_password))
         # Capabilities require or offer their stages here (email, registration tokens).
         self.registration_flows = RegistrationFlows()
+        # ... and the facts they add to a new account (registration_facts.append).
+        self.registration_facts: list[RegistrationFacts] = []
         self._bus = bus
         self._tokens = TokenCache()
         bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
@@ -186,7 +198,8 @@ class AccountService:
         self, user_id: str, password_hash: str, results: Mapping[str, Any]
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
-        password hash; `results` are what the registration's UIA stages proved."""
+        password hash; `results` are what the registration's UIA stages proved, from which
+        capabilities add their facts (`registration_facts`), in the same group."""
         drafts = [
             Draft(
                 user_id,
@@ -196,6 +209,8 @@ class AccountService:
                 state_key="",
             )
         ]
+        for source in self.registration_facts:
+            drafts += await source.drafts_for_new_account(user_id, results)
         await self._appender.append_group(drafts)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)

@@ -6,13 +6,18 @@ configured admins are not in the log, so the rules here check shapes only.
 
 from __future__ import annotations
 
+import re
+
 from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.content.admin import (
+    TOKEN_PATTERN,
     parse_admin_action,
     parse_media_deletion,
     parse_media_quarantine,
     parse_ratelimit_override,
+    parse_registration_token,
+    parse_registration_token_used,
     parse_server_admin,
 )
 from homeserver.events.model import Draft
@@ -53,8 +58,24 @@ def authorize_media_fact(state: RoomState, draft: Draft) -> None:
         parse_media_deletion(draft.content)
 
 
+def authorize_registration_token(state: RoomState, draft: Draft) -> None:
+    """A registration token's settings are state keyed by the token; {} deletes it."""
+    if draft.state_key is None or re.fullmatch(TOKEN_PATTERN, draft.state_key) is None:
+        raise forbidden("a registration token fact is keyed by the token")
+    parse_registration_token(draft.content)
+
+
+def authorize_registration_token_use(state: RoomState, draft: Draft) -> None:
+    """A use is a fact of its own, sent by the account it created."""
+    if draft.state_key is not None:
+        raise forbidden("a registration token use is not state")
+    parse_registration_token_used(draft.content)
+
+
 def register(rules: ChainRules) -> None:
     rules.add(MODERATION, {types.ADMIN_ACTION}, authorize_action)
     rules.add(MODERATION, {types.SERVER_ADMIN}, authorize_server_admin)
     rules.add(MODERATION, {types.RATELIMIT_OVERRIDE}, authorize_ratelimit_override)
     rules.add(MODERATION, {types.MEDIA_QUARANTINE, types.MEDIA_DELETION}, authorize_media_fact)
+    rules.add(MODERATION, {types.REGISTRATION_TOKEN}, authorize_registration_token)
+    rules.add(MODERATION, {types.REGISTRATION_TOKEN_USED}, authorize_registration_token_use)

@@ -21,6 +21,7 @@ from homeserver.admin.threepids import AdminThreepids
 from homeserver.errors import invalid_param, missing_param, not_found
 from homeserver.profiles.service import AVATAR_URL, DISPLAYNAME, ProfileService
 from homeserver.store import admin_users as user_store
+from homeserver.store.admin_users import UploadRow as UploadRow
 from homeserver.store.admin_users import UserRow as UserRow
 from homeserver.store.threepids import ThreepidRow
 
@@ -233,3 +234,27 @@ class UserAdmin:
             details={"valid_until_ms": valid_until_ms} if valid_until_ms is not None else None,
         )
         return token
+
+    async def memberships(self, user_id: str) -> dict[str, str]:
+        await self._existing(user_id)
+        async with self._pool.acquire() as conn:
+            return await user_store.memberships(conn, user_id)
+
+    async def uploads(
+        self, user_id: str, order_by: str | None, forwards: bool | None, offset: int, limit: int
+    ) -> tuple[list[UploadRow], int, int | None]:
+        """A page of the user's uploads, how many in all, and the next page's offset.
+        Neither order nor direction given: newest first, as Synapse."""
+        await self._existing(user_id)
+        if order_by is not None and order_by not in user_store.MEDIA_ORDER_COLUMNS:
+            raise invalid_param(f"Unknown order_by {order_by!r}.")
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid_param(f"limit must be between 1 and {MAX_PAGE}")
+        if order_by is None and forwards is None:
+            order_by, forwards = "created_ts", False
+        async with self._pool.acquire() as conn:
+            rows, total = await user_store.uploads(
+                conn, user_id, order_by or "created_ts", forwards is not False, offset, limit
+            )
+        following = offset + len(rows)
+        return rows, total, following if following < total else None

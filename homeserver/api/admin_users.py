@@ -11,6 +11,7 @@ from homeserver.admin.ratelimits import RateLimitOverrides
 from homeserver.admin.threepids import canonical
 from homeserver.admin.users import (
     Device,
+    UploadRow,
     UserAdmin,
     UserChanges,
     UserDetails,
@@ -24,6 +25,7 @@ from homeserver.api.admin_requests import (
     forwards_param,
 )
 from homeserver.api.app_keys import SERVER_ADMINS
+from homeserver.api.pushers import PUSHERS
 from homeserver.api.requests import (
     RequestBody,
     int_param,
@@ -404,3 +406,61 @@ async def login_as_user(request: web.Request) -> web.Response:
         caller.user_id, user_id, body.valid_until_ms, body.reason
     )
     return ok({"access_token": token})
+
+
+# GET /_synapse/admin/v1/users/{user_id}/joined_rooms
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/joined_rooms")
+async def user_joined_rooms(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    memberships = await request.app[USER_ADMIN].memberships(user_id_param(request))
+    joined = [room for room, membership in memberships.items() if membership == "join"]
+    return ok({"joined_rooms": joined, "total": len(joined)})
+
+
+# GET /_synapse/admin/v1/users/{user_id}/memberships
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/memberships")
+async def user_memberships(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    return ok({"memberships": await request.app[USER_ADMIN].memberships(user_id_param(request))})
+
+
+# GET /_synapse/admin/v1/users/{user_id}/pushers
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/pushers")
+async def user_pushers(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    await request.app[USER_ADMIN].check_user(user_id)
+    pushers = await request.app[PUSHERS].pushers(user_id)
+    return ok({"pushers": pushers, "total": len(pushers)})
+
+
+def _upload(row: UploadRow) -> dict[str, Any]:
+    return {
+        "created_ts": row.created_ts,
+        "last_access_ts": None,
+        "media_id": row.media_id,
+        "media_length": row.size,
+        "media_type": row.content_type,
+        "quarantined_by": row.quarantined_by,
+        "safe_from_quarantine": False,
+        "upload_name": row.filename,
+    }
+
+
+# GET /_synapse/admin/v1/users/{user_id}/media
+@routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/media")
+async def user_media(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    user_id = user_id_param(request)
+    forwards = forwards_param(request, "f") if "dir" in request.query else None
+    rows, total, following = await request.app[USER_ADMIN].uploads(
+        user_id,
+        request.query.get("order_by"),
+        forwards,
+        int_param(request, "from", 0),
+        int_param(request, "limit", DEFAULT_LIMIT),
+    )
+    body: dict[str, Any] = {"media": [_upload(row) for row in rows], "total": total}
+    if following is not None:
+        body["next_token"] = following  # an integer here, as Synapse
+    return ok(body)

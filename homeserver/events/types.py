@@ -114,6 +114,11 @@ RATELIMIT_OVERRIDE = "com.linkchat.admin.ratelimit_override"
 # the media ID: {"quarantined": bool}; {"deleted": true}.
 MEDIA_QUARANTINE = "com.linkchat.admin.media_quarantine"
 MEDIA_DELETION = "com.linkchat.admin.media_deletion"
+# Registration tokens: state keyed by the token, {uses_allowed?, expiry_time?} (null:
+# unlimited, never), or {} once deleted; and, sent by the new user with their account
+# fact, one REGISTRATION_TOKEN_USED {token, session} per registration that used one.
+REGISTRATION_TOKEN = "com.linkchat.admin.registration_token"
+REGISTRATION_TOKEN_USED = "com.linkchat.registration_token.used"
 
 
 def is_room_chain(chain_id: str) -> bool:

@@ -10,6 +10,8 @@ from homeserver.projections.changes import (
     MEDIA,
     QUARANTINED_MEDIA,
     RATELIMIT_OVERRIDES,
+    REGISTRATION_TOKEN_USES,
+    REGISTRATION_TOKENS,
     SERVER_ADMINS,
     Change,
     Delete,
@@ -61,6 +63,38 @@ def changes(event: Event) -> list[Change]:
         # The upload record goes (its bytes are removed from disk after the commit).
         media = {"media_id": event.state_key}
         return [Delete(MEDIA, media), Delete(QUARANTINED_MEDIA, media)]
+    if event.type == types.REGISTRATION_TOKEN and event.state_key is not None:
+        token = {"token": event.state_key}
+        if not event.content:
+            return [Delete(REGISTRATION_TOKENS, token)]
+        uses, expiry = (event.content.get(k) for k in ("uses_allowed", "expiry_time"))
+        return [
+            Upsert(
+                REGISTRATION_TOKENS,
+                {
+                    **token,
+                    "uses_allowed": uses if isinstance(uses, int) else None,
+                    "expiry_time": expiry if isinstance(expiry, int) else None,
+                    "stream_position": event.stream_position,
+                },
+            )
+        ]
+    if event.type == types.REGISTRATION_TOKEN_USED and event.state_key is None:
+        used, session = (event.content.get(k) for k in ("token", "session"))
+        if not isinstance(used, str):
+            return []
+        return [
+            Upsert(
+                REGISTRATION_TOKEN_USES,
+                {
+                    "event_id": event.event_id,
+                    "token": used,
+                    "user_id": event.sender,
+                    "session_id": session if isinstance(session, str) else None,
+                    "stream_position": event.stream_position,
+                },
+            )
+        ]
     return []
 
 

@@ -243,6 +243,16 @@ RATELIMIT_OVERRIDES = Table(
 QUARANTINED_MEDIA = Table(
     "quarantined_media", ("media_id",), ("media_id", "quarantined_by", "stream_position")
 )
+REGISTRATION_TOKENS = Table(
+    "registration_tokens",
+    ("token",),
+    ("token", "uses_allowed", "expiry_time", "stream_position"),
+)
+REGISTRATION_TOKEN_USES = Table(
+    "registration_token_uses",
+    ("event_id",),
+    ("event_id", "token", "user_id", "session_id", "stream_position"),
+)
 
 # Shadow-ban periods, from the moderation chain (projections/shadow_bans.py): the user's
 # events after banned_at and before unbanned_at (NULL: still banned) are hidden from others.
@@ -288,4 +298,6 @@ ALL_TABLES: tuple[Table, ...] = (
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,
     QUARANTINED_MEDIA,
+    REGISTRATION_TOKENS,
+    REGISTRATION_TOKEN_USES,
 )

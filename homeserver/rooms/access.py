@@ -41,7 +41,6 @@ from homeserver.events import types
 from homeserver.events.model import Event
 from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
-from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
 from homeserver.store import room_directory as directory_store
@@ -121,11 +120,9 @@ async def room_accesses(
 ) -> dict[str, RoomAccess]:
     """The user's access to each of the rooms, in three round trips for them all."""
     accesses: dict[str, RoomAccess] = {}
-    erased = await account_store.erased_users(conn)
+    found, erased = await history_store.visibility_events(conn, room_ids, user_id)
     shadow_bans = await load_shadow_bans(conn)
-    for room_id, (events, forgotten_at) in (
-        await history_store.visibility_events(conn, room_ids, user_id)
-    ).items():
+    for room_id, (events, forgotten_at) in found.items():
         history = HistoryAccess.from_events(user_id, events)
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:

@@ -23,6 +23,7 @@ import asyncpg
 
 from homeserver.events.client_format import ClientJson, EncodedEvent, client_event
 from homeserver.events.model import Event, JsonDict
+from homeserver.events.redaction import redact
 from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
@@ -66,6 +67,9 @@ class StoredFacts:
         return None
 
 
+_NO_FACTS = StoredFacts({}, {}, {})
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -82,6 +86,20 @@ def client_form(event: Event, facts: EventFacts, now: int, include_room_id: bool
     )
 
 
+def federation_form(event: Event, facts: EventFacts, now: int) -> JsonDict:
+    """The event as a filter's `event_format: federation` asks: the event as the log
+    holds it (its hashes, signatures, auth and prev events, depth), with its event ID
+    and the same `unsigned` as the client form (as Synapse's serialize_event)."""
+    redacted_by = facts.redaction_of(event)
+    served = dict(redact(event.pdu) if redacted_by is not None else event.pdu)
+    served["event_id"] = event.event_id
+    unsigned = client_form(event, facts, now, include_room_id=True)["unsigned"]
+    if redacted_by is not None:
+        unsigned["redacted_because"] = federation_form(redacted_by, _NO_FACTS, now)
+    served["unsigned"] = unsigned
+    return served
+
+
 def render(
     events: Sequence[Event],
     facts: EventFacts,
@@ -89,11 +107,14 @@ def render(
     now: int,
     include_room_id: bool = True,
     shape: Shape | None = None,
+    federation: bool = False,
 ) -> list[ClientJson]:
-    """The events as a client is served them: pre-encoded where they can be."""
+    """The events as a client is served them (as the log holds them, when `federation`):
+    pre-encoded where they can be."""
     served: list[ClientJson] = []
-    # Encoded forms are without a room ID (sync's form) and unshaped.
-    encoded_form = facts.encoded if shape is None and not include_room_id else None
+    # Encoded forms are client forms without a room ID (sync's form), unshaped.
+    plain = shape is None and not include_room_id and not federation
+    encoded_form = facts.encoded if plain else None
     for event in events:
         if (
             encoded_form is not None
@@ -103,7 +124,10 @@ def render(
         ):
             served.append(encoded.serve(now, facts.transaction_id(event)))
             continue
-        form = client_form(event, facts, now, include_room_id)
+        if federation:
+            form = federation_form(event, facts, now)
+        else:
+            form = client_form(event, facts, now, include_room_id)
         served.append(shape(form) if shape is not None else form)
     return served
 

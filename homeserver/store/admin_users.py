@@ -122,3 +122,54 @@ async def rooms_in(conn: asyncpg.Connection, user_id: str) -> list[tuple[str, st
         user_id,
     )
     return [(row["room_id"], row["membership"]) for row in rows]
+
+
+async def memberships(conn: asyncpg.Connection, user_id: str) -> dict[str, str]:
+    """Every room the user has a membership in (joined, left, banned ...): room -> membership."""
+    rows = await conn.fetch(
+        "SELECT room_id, membership FROM room_members WHERE user_id = $1 ORDER BY stream_position",
+        user_id,
+    )
+    return {row["room_id"]: row["membership"] for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    media_id: str
+    content_type: str
+    filename: str | None
+    size: int
+    created_ts: int
+    quarantined_by: str | None
+
+
+# Sort keys of GET /_synapse/admin/v1/users/{userId}/media, as columns of the query.
+MEDIA_ORDER_COLUMNS = {
+    "media_id": "m.media_id",
+    "upload_name": "m.filename",
+    "created_ts": "m.created_ts",
+    # Access times are not kept: every file sorts as never accessed.
+    "last_access_ts": "NULL::bigint",
+    "media_length": "m.size",
+    "media_type": "m.content_type",
+    "quarantined_by": "q.quarantined_by",
+    "safe_from_quarantine": "FALSE",
+}
+
+
+async def uploads(
+    conn: asyncpg.Connection, user_id: str, order_by: str, forwards: bool, offset: int, limit: int
+) -> tuple[list[UploadRow], int]:
+    """A page of the files the user uploaded (quarantined ones too), and how many in all."""
+    total = int(await conn.fetchval("SELECT count(*) FROM media WHERE user_id = $1", user_id))
+    direction = "ASC" if forwards else "DESC"
+    rows = await conn.fetch(
+        "SELECT m.media_id, m.content_type, m.filename, m.size, m.created_ts, q.quarantined_by"
+        " FROM media m LEFT JOIN quarantined_media q ON q.media_id = m.media_id"
+        f" WHERE m.user_id = $1 ORDER BY {MEDIA_ORDER_COLUMNS[order_by]} {direction},"
+        " m.media_id ASC OFFSET $2 LIMIT $3",
+        user_id,
+        offset,
+        limit,
+    )
+    return [UploadRow(**dict(row)) for row in rows], total

@@ -134,16 +134,21 @@ async def room_events(
 
 async def visibility_events(
     conn: asyncpg.Connection, room_ids: Sequence[str], user_id: str
-) -> dict[str, tuple[list[Event], int | None]]:
+) -> tuple[dict[str, tuple[list[Event], int | None]], frozenset[str]]:
     """Per room, the user's own m.room.member events and the room's
     m.room.history_visibility events, oldest first: all that decides which of the room's
     events the user may see; and where the user last forgot the room (None if never), in
     the same round trip, for every room at once. Without a membership event there is
-    nothing to forget, so no row needs to carry it."""
+    nothing to forget, so no row needs to carry it.
+
+    Also the erased users (deactivated with `erase`), whose messages only those joined
+    when they were sent may see; read once (an InitPlan, on a partial index) and carried
+    by every row. No row: nothing of these rooms is visible, so none are needed."""
     rows = await conn.fetch(
         "SELECT room_id, event_id, stream_position, json,"
         " (SELECT f.stream_position FROM forgotten_rooms f"
-        "   WHERE f.user_id = $2 AND f.room_id = e.room_id) AS forgotten_at"
+        "   WHERE f.user_id = $2 AND f.room_id = e.room_id) AS forgotten_at,"
+        " (SELECT array_agg(u.user_id) FROM users u WHERE u.erased) AS erased"
         " FROM events e WHERE room_id = ANY($1::text[])"
         " AND ((type = 'm.room.member' AND state_key = $2)"
         " OR (type = 'm.room.history_visibility' AND state_key = ''))"
@@ -157,7 +162,8 @@ async def visibility_events(
         events.append(event_from_row(row))
         if forgotten_at is None and row["forgotten_at"] is not None:
             found[row["room_id"]] = (events, row["forgotten_at"])
-    return found
+    erased = frozenset(rows[0]["erased"] or ()) if rows else frozenset()
+    return found, erased
 
 
 async def last_room_position(conn: asyncpg.Connection, room_id: str, upto: int) -> int | None:

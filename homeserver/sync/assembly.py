@@ -113,9 +113,18 @@ class SyncAssembly:
         events = [event for _, _, unserved in self._unserved for event in unserved]
         if not events:
             return
-        shape = self.request.options.shape
+        options = self.request.options
         facts = await self.source.facts(events, self._bundled)
-        served = iter(render(events, facts, now=now_ms(), include_room_id=False, shape=shape))
+        served = iter(
+            render(
+                events,
+                facts,
+                now=now_ms(),
+                include_room_id=False,
+                shape=options.shape,
+                federation=options.federation_format,
+            )
+        )
         for parent, key, unserved in self._unserved:
             parent[key] = [next(served) for _ in unserved]
         self._unserved.clear()

@@ -13,11 +13,13 @@ import copy
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.events import types
@@ -48,6 +50,33 @@ def _matches_any(value: str, patterns: list[str]) -> bool:
     return any(_glob(pattern).fullmatch(value) for pattern in patterns)
 
 
+def _ids(sigil: str, what: str) -> Callable[[list[str] | None], list[str] | None]:
+    """A check that every item of a list is a user ID (`@`) or room ID (`!`), as
+    Synapse's filter schema asks (its `matrix_user_id` and `matrix_room_id` formats)."""
+
+    def check(values: list[str] | None) -> list[str] | None:
+        for value in values or ():
+            if not value.startswith(sigil) or (sigil == "@" and ":" not in value):
+                raise PydanticCustomError(
+                    INVALID_ID,
+                    "'{value}' is not a {what}",
+                    {
+                        "value": value[:255],
+                        "what": what,
+                    },
+                )
+        return values
+
+    return check
+
+
+# A value of the right type that is not what the field holds: M_INVALID_PARAM, not
+# M_BAD_JSON.
+INVALID_ID = "invalid_id"
+_user_ids = _ids("@", "user ID")
+_room_ids = _ids("!", "room ID")
+
+
 class EventFilter(BaseModel):
     """The spec's EventFilter. Absent lists include everything; `not_*` wins over the list."""
 
@@ -59,6 +88,8 @@ class EventFilter(BaseModel):
     not_types: list[str] | None = None
     senders: list[str] | None = None
     not_senders: list[str] | None = None
+
+    _senders_are_users = field_validator("senders", "not_senders")(_user_ids)
 
     @field_validator("limit")
     @classmethod
@@ -99,6 +130,8 @@ class RoomEventFilter(EventFilter):
     include_redundant_members: bool = False
     unread_thread_notifications: bool = False
 
+    _rooms_are_rooms = field_validator("rooms", "not_rooms")(_room_ids)
+
     def allows_room(self, room_id: str) -> bool:
         if self.not_rooms and room_id in self.not_rooms:
             return False
@@ -134,6 +167,8 @@ class RoomFilter(BaseModel):
     ephemeral: RoomEventFilter = RoomEventFilter()
     account_data: RoomEventFilter = RoomEventFilter()
 
+    _rooms_are_rooms = field_validator("rooms", "not_rooms")(_room_ids)
+
     def allows_room(self, room_id: str) -> bool:
         """Applied before the per-section filters (spec, RoomFilter)."""
         if self.not_rooms and room_id in self.not_rooms:
@@ -163,7 +198,8 @@ _Model = TypeVar("_Model", bound=BaseModel)
 def _shape_error(what: str, error: ValidationError) -> MatrixError:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return bad_json(f"{what}{'.' + where if where else ''}: {first['msg']}")
+    message = f"{what}{'.' + where if where else ''}: {first['msg']}"
+    return invalid_param(message) if first["type"] == INVALID_ID else bad_json(message)
 
 
 def parse_filter(value: object) -> Filter:

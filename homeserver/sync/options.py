@@ -52,6 +52,8 @@ class SyncOptions:
     include_redundant_members: bool = False
     # event_fields: what of each served event to keep (None: all of it).
     shape: Callable[[JsonDict], JsonDict] | None = None
+    # event_format: federation: events as the log holds them, not in client form.
+    federation_format: bool = False
     # Counts per thread (`unread_thread_notifications`), or one per room.
     unread_thread_notifications: bool = False
 
@@ -115,6 +117,7 @@ def _options_from_filter(sync_filter: Filter) -> SyncOptions:
         lazy_load_members=room.state.lazy_load_members,
         include_redundant_members=room.state.include_redundant_members,
         shape=_shaping(sync_filter.event_fields),
+        federation_format=sync_filter.event_format == "federation",
         unread_thread_notifications=room.timeline.unread_thread_notifications,
     )
 

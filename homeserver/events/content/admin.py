@@ -16,6 +16,11 @@ or `{}` once removed. JSON Schema: spec/events/com.linkchat.admin.ratelimit_over
 `com.linkchat.admin.media_quarantine` (state, key the media ID): `{"quarantined": bool}`;
 `com.linkchat.admin.media_deletion` (state, key the media ID): `{"deleted": true}`.
 JSON Schemas: spec/events/com.linkchat.admin.media_*.json.
+
+`com.linkchat.admin.registration_token` (state, key the token):
+`{"uses_allowed": int | null, "expiry_time": int | null}`, or `{}` once deleted;
+`com.linkchat.registration_token.used` (not state, sent by the new user):
+`{"token": str, "session": str}`. JSON Schemas in spec/events/.
 """
 
 from __future__ import annotations
@@ -68,6 +73,24 @@ class MediaDeletionContent(BaseModel):
     deleted: Literal[True]
 
 
+# Synapse's grammar of a registration token.
+TOKEN_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
+
+
+class RegistrationTokenContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    uses_allowed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    expiry_time: int | None = Field(default=None, ge=0, le=2**53 - 1)
+
+
+class RegistrationTokenUsedContent(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    token: str = Field(pattern=TOKEN_PATTERN)
+    session: str = Field(max_length=255)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -99,3 +122,11 @@ def parse_media_quarantine(content: Mapping[str, Any]) -> MediaQuarantineContent
 
 def parse_media_deletion(content: Mapping[str, Any]) -> MediaDeletionContent:
     return _parsed(MediaDeletionContent, content)
+
+
+def parse_registration_token(content: Mapping[str, Any]) -> RegistrationTokenContent:
+    return _parsed(RegistrationTokenContent, content)
+
+
+def parse_registration_token_used(content: Mapping[str, Any]) -> RegistrationTokenUsedContent:
+    return _parsed(RegistrationTokenUsedContent, content)
