@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tests.admin import AdminServer, assert_admins_only, start_with_admin
+from tests.audit_log import assert_replay_identical
 from tests.conftest import AppFactory
-from tests.matrix import User
+from tests.matrix import MatrixClient, User
 
 ADMIN = "/_synapse/admin/v1"
 
@@ -171,3 +172,75 @@ async def test_rooms_are_for_admins_only(start_app: AppFactory) -> None:
     room = await hs.create_room(user)
     for path in ("/rooms", f"/rooms/{room}", f"/rooms/{room}/members", f"/rooms/{room}/state"):
         await assert_admins_only(hs, user, "GET", ADMIN + path)
+
+
+async def public_room_ids(hs: MatrixClient, user: User) -> list[str]:
+    body = await hs.ok("GET", "publicRooms", user=user)
+    return [room["room_id"] for room in body["chunk"]]
+
+
+async def test_a_blocked_room_can_be_entered_by_nobody_and_leaves_the_directory(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    server = await start_with_admin(start_app, fresh_dsn)
+    hs, admin = server.hs, server.admin
+    owner, stranger, friend = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(owner, preset="public_chat", visibility="public", name="Spam")
+    block = f"{ADMIN}/rooms/{room}/block"
+    assert await hs.ok("GET", block, user=admin) == {"block": False}
+    assert room in await public_room_ids(hs, stranger)
+
+    assert await hs.ok("PUT", block, {"block": True, "reason": "spam"}, user=admin) == {
+        "block": True
+    }
+    assert await hs.ok("GET", block, user=admin) == {"block": True, "user_id": admin.user_id}
+    refused = await hs.request("POST", f"join/{room}", {}, user=stranger)
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN"), refused
+    invite = {"user_id": friend.user_id}
+    refused = await hs.request("POST", f"rooms/{room}/invite", invite, user=owner)
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN"), refused
+    assert room not in await public_room_ids(hs, stranger)
+    # Those inside stay, speak, and change their profile (a join of theirs again).
+    await hs.send(owner, room)
+    await hs.ok("PUT", f"profile/{owner.user_id}/displayname", {"displayname": "O"}, user=owner)
+
+    await hs.ok("PUT", block, {"block": False}, user=admin)
+    assert await hs.ok("GET", block, user=admin) == {"block": False}
+    await hs.join(stranger, room)
+    assert room in await public_room_ids(hs, stranger)
+
+    trail = await hs.ok("GET", "/_linkchat/v1/admin/audit?action=room.block", user=admin)
+    assert [(a["target"], a["details"]) for a in trail["actions"]] == [
+        (room, {"block": False}),
+        (room, {"block": True}),
+    ]
+    await assert_replay_identical(fresh_dsn)
+
+
+async def test_a_room_is_blocked_before_it_is_known(start_app: AppFactory) -> None:
+    server = await start_with_admin(start_app)
+    block = f"{ADMIN}/rooms/!not_yet:localhost/block"
+    await server.hs.ok("PUT", block, {"block": True}, user=server.admin)
+    assert (await server.hs.ok("GET", block, user=server.admin))["block"] is True
+    # Twice is once.
+    await server.hs.ok("PUT", block, {"block": True}, user=server.admin)
+    trail = await server.hs.ok(
+        "GET", "/_linkchat/v1/admin/audit?target=!not_yet:localhost", user=server.admin
+    )
+    assert len(trail["actions"]) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"block": "yes"}, {"block": 1}])
+async def test_a_block_needs_a_boolean(start_app: AppFactory, body: dict[str, Any]) -> None:
+    server = await start_with_admin(start_app)
+    reply = await server.hs.request(
+        "PUT", f"{ADMIN}/rooms/!r:localhost/block", body, user=server.admin
+    )
+    assert (reply.status, reply.errcode) == (400, "M_BAD_JSON"), reply
+
+
+async def test_blocks_are_for_admins_only(start_app: AppFactory) -> None:
+    server = await start_with_admin(start_app)
+    path = f"{ADMIN}/rooms/!r:localhost/block"
+    await assert_admins_only(server.hs, server.user, "GET", path)
+    await assert_admins_only(server.hs, server.user, "PUT", path, {"block": True})

@@ -1,5 +1,5 @@
 """Admin API: rooms, as Synapse serves them: GET /_synapse/admin/v1/rooms (search, order,
-paging by offset), GET /v1/rooms/{roomId}, /members and /state.
+paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block.
 
 What is read is the room administration's (homeserver/moderation/room_admin.py).
 """
@@ -7,6 +7,7 @@ What is read is the room administration's (homeserver/moderation/room_admin.py).
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import StrictBool, StrictStr
 
 from homeserver.api.admin_requests import (
     SYNAPSE_ADMIN,
@@ -14,12 +15,19 @@ from homeserver.api.admin_requests import (
     bool_param,
     forwards_param,
 )
-from homeserver.api.requests import int_param, ok, room_id_param
+from homeserver.api.requests import RequestBody, int_param, ok, parse_body, room_id_param
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery
 
 ROOM_ADMINISTRATION = web.AppKey("room_administration", RoomAdministration)
 
 routes = web.RouteTableDef()
+
+
+class BlockBody(RequestBody):
+    block: StrictBool
+    # Ours: why, for the audit trail (Synapse's clients send none).
+    reason: StrictStr | None = None
+
 
 DEFAULT_LIMIT = 100
 # A longer page is cut to this; `next_batch` goes on from where it ends.
@@ -71,3 +79,25 @@ async def get_room_state(request: web.Request) -> web.Response:
         (caller.user_id, caller.device_id), room_id_param(request), request.query.get("type")
     )
     return ok({"state": state})
+
+
+# GET /_synapse/admin/v1/rooms/{room_id}/block
+@routes.get(SYNAPSE_ADMIN + "/v1/rooms/{room_id}/block")
+async def get_room_block(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    blocked_by = await request.app[ROOM_ADMINISTRATION].blocked_by(room_id_param(request))
+    if blocked_by is None:
+        return ok({"block": False})
+    return ok({"block": True, "user_id": blocked_by})
+
+
+# PUT /_synapse/admin/v1/rooms/{room_id}/block
+@routes.put(SYNAPSE_ADMIN + "/v1/rooms/{room_id}/block")
+async def put_room_block(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    room_id = room_id_param(request)
+    body = await parse_body(request, BlockBody)
+    await request.app[ROOM_ADMINISTRATION].set_blocked(
+        caller.user_id, room_id, body.block, body.reason
+    )
+    return ok({"block": body.block})

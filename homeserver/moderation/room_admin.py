@@ -1,5 +1,7 @@
 """The admin API's rooms: list, details, members and state, in Synapse's shapes
-(GET /_synapse/admin/v1/rooms[/{roomId}[/members|/state]]).
+(GET /_synapse/admin/v1/rooms[/{roomId}[/members|/state]]), and blocking a room
+(PUT/GET /_synapse/admin/v1/rooms/{roomId}/block; what a block forbids is
+moderation/room_blocks.py's).
 
 An admin reads any room whatever its history visibility: this is the operator's
 view, never served to a client's account.
@@ -11,10 +13,14 @@ from typing import Any
 
 import asyncpg
 
-from homeserver.errors import invalid_param, not_found
-from homeserver.events.model import JsonDict
+from homeserver.admin.audit import AuditTrail
+from homeserver.errors import MatrixError, invalid_param, not_found
+from homeserver.events import types
+from homeserver.events.model import STATE_CHANGED, JsonDict, StateEdit
 from homeserver.rooms.rendering import EventRenderer, Viewer
+from homeserver.rooms.service import STATE_EDIT_ATTEMPTS
 from homeserver.store import admin_rooms as room_store
+from homeserver.store import room_blocks as room_block_store
 from homeserver.store import rooms as rooms_store
 from homeserver.store.admin_rooms import ORDERS, RoomQuery
 
@@ -46,9 +52,49 @@ def _listed(row: dict[str, Any]) -> JsonDict:
 
 
 class RoomAdministration:
-    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
+    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer, trail: AuditTrail) -> None:
         self._pool = pool
         self._renderer = renderer
+        self._trail = trail
+
+    async def blocked_by(self, room_id: str) -> str | None:
+        """The admin who blocked the room (known to the server or not); None if it is not."""
+        async with self._pool.acquire() as conn:
+            return await room_block_store.blocked_by(conn, room_id)
+
+    async def set_blocked(self, admin: str, room_id: str, block: bool, reason: str | None) -> None:
+        """Block the room (known or not: it may be blocked before anyone makes it) or
+        unblock it; recorded as `room.block`. Doing what is already so records nothing."""
+        for _ in range(STATE_EDIT_ATTEMPTS):
+            async with self._pool.acquire() as conn:
+                current = await rooms_store.state_event(
+                    conn, self._trail.chain, types.ROOM_BLOCK, room_id
+                )
+            if (current is not None and current.content.get("block") is True) == block:
+                return
+            fact = StateEdit(
+                self._trail.chain,
+                admin,
+                types.ROOM_BLOCK,
+                {"block": block},
+                room_id,
+                replaces=current.event_id if current is not None else None,
+            )
+            try:
+                await self._trail.record(
+                    admin,
+                    "room.block",
+                    target=room_id,
+                    reason=reason,
+                    details={"block": block},
+                    facts=[fact],
+                )
+            except MatrixError as refused:
+                if refused.errcode == STATE_CHANGED:
+                    continue
+                raise
+            return
+        raise MatrixError(409, STATE_CHANGED, "The room's block kept changing; try again.")
 
     async def rooms(self, query: RoomQuery, offset: int, limit: int) -> tuple[list[JsonDict], int]:
         if query.order_by not in ORDERS:

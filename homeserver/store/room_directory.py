@@ -125,6 +125,8 @@ async def public_rooms(
 
     listed = [
         "joined_members > 0",
+        # A room an admin blocked leaves the directory while blocked (homeserver/moderation).
+        "room_id NOT IN (SELECT b.room_id FROM blocked_rooms b)",
         "(join_rule IN ('public', 'knock', 'knock_restricted')"
         " OR history_visibility = 'world_readable')",
     ]
