@@ -35,6 +35,7 @@ from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
 from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
+from homeserver.api import admin_rooms as admin_rooms_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
 from homeserver.api import admin_users as admin_users_api
@@ -128,6 +129,7 @@ from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
+from homeserver.moderation.room_admin import RoomAdministration
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -560,6 +562,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -801,6 +804,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_media_api,
         registration_tokens_api,
         admin_reports_api,
+        admin_rooms_api,
         admin_shadow_bans_api,
     ):
         app.router.add_routes(module.routes)
