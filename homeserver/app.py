@@ -349,6 +349,14 @@ def _watch_sync(
         ),
         Sampled(
             "counter",
+            "homeserver_sync_unread_counts",
+            "Rooms whose unread counts syncs showed, by source: memory (kept for the"
+            " device's stream, or moved on by the window's events) or database",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.unread_counts.items()],
+        ),
+        Sampled(
+            "counter",
             "homeserver_sync_catchups",
             "Reads of the log into the in-memory tail by stream position: changes this"
             " process did not commit itself",

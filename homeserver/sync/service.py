@@ -93,12 +93,18 @@ class SyncService:
             Ephemeral(typing),
             write_account_data,
         ]
+        self._counts = CountsAndSummaries(pool, counter, lazy_members)
         self._sections: list[Section] = [
-            CountsAndSummaries(pool, counter, lazy_members),
+            self._counts,
             ToDevice(to_device),
             Presence(presence),
             Encryption(device_lists, one_time_keys),
         ]
+
+    @property
+    def unread_counts(self) -> dict[str, int]:
+        """Rooms whose unread counts syncs showed, by source: memory or database."""
+        return self._counts.counted
 
     def add_section(self, section: Section, *, decides_rooms: bool = False) -> None:
         """Write `section` into every sync from now on: with the room sections when what
