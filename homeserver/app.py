@@ -35,6 +35,7 @@ from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
 from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
+from homeserver.api import admin_rooms as admin_rooms_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
 from homeserver.api import admin_users as admin_users_api
@@ -110,7 +111,7 @@ from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
 from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
-from homeserver.errors import MatrixError
+from homeserver.errors import MatrixError, unavailable
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -128,6 +129,7 @@ from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
+from homeserver.moderation.room_admin import RoomAdministration
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -155,7 +157,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
-from homeserver.store.database import create_pool
+from homeserver.store.database import create_pool, is_unavailable
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
@@ -278,7 +280,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _error_response(_http_error(error))
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # PostgreSQL restarting or unreachable: the client tries again (a send
+            # with the same transaction ID), and the pool reconnects meanwhile.
+            log.warning(
+                "database unavailable serving %s %s: %r", request.method, request.path, error
+            )
+            return _error_response(unavailable("The database is unavailable; try again."))
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
 
@@ -337,6 +346,14 @@ def _watch_sync(
             " database (a client further behind than the tail, or its own facts changed)",
             ("source",),
             lambda: [((source,), count) for source, count in sync.answered.items()],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_unread_counts",
+            "Rooms whose unread counts syncs showed, by source: memory (kept for the"
+            " device's stream, or moved on by the window's events) or database",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.unread_counts.items()],
         ),
         Sampled(
             "counter",
@@ -553,6 +570,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -744,6 +762,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             await redis.aclose()
         await pool.close()
 
+    async def release_long_polls(app: web.Application) -> None:
+        # SIGTERM: the listener is closed already; held long-polls answer now with
+        # what they have, and writes in flight finish before the services stop.
+        app[SYNC].release()
+
+    app.on_shutdown.append(release_long_polls)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))
@@ -788,6 +812,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_media_api,
         registration_tokens_api,
         admin_reports_api,
+        admin_rooms_api,
         admin_shadow_bans_api,
     ):
         app.router.add_routes(module.routes)

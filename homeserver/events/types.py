@@ -68,6 +68,10 @@ MUTE = "com.linkchat.mute"
 # {"shadow_banned": true}, or {"shadow_banned": false, "banned_at": P} ending the ban
 # whose fact is at position P (events/content/shadow_bans.py).
 SHADOW_BAN = "com.linkchat.shadow_ban"
+# Blocked rooms (homeserver/moderation): state of the moderation chain keyed by the room
+# ID, {"block": bool}, with the admin who blocked it as sender. Nobody joins, knocks on
+# or is invited to a blocked room, and it leaves the public directory.
+ROOM_BLOCK = "com.linkchat.room.block"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send
