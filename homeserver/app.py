@@ -35,6 +35,7 @@ from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
 from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
+from homeserver.api import admin_rooms as admin_rooms_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
 from homeserver.api import admin_users as admin_users_api
@@ -46,6 +47,7 @@ from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
 from homeserver.api import keys as keys_api
+from homeserver.api import legacy_sync as legacy_sync_api
 from homeserver.api import media as media_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api import mutes as mutes_api
@@ -109,7 +111,7 @@ from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
 from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
-from homeserver.errors import MatrixError
+from homeserver.errors import MatrixError, unavailable
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -127,6 +129,7 @@ from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
+from homeserver.moderation.room_admin import RoomAdministration
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -151,12 +154,14 @@ from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
-from homeserver.store.database import create_pool
+from homeserver.store.database import create_pool, is_unavailable
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
+from homeserver.sync.legacy import LegacySync
 from homeserver.sync.notifier import CHANNEL as STREAM_CHANNEL
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.recent import RecentEvents
@@ -275,7 +280,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _error_response(_http_error(error))
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # PostgreSQL restarting or unreachable: the client tries again (a send
+            # with the same transaction ID), and the pool reconnects meanwhile.
+            log.warning(
+                "database unavailable serving %s %s: %r", request.method, request.path, error
+            )
+            return _error_response(unavailable("The database is unavailable; try again."))
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
 
@@ -334,6 +346,14 @@ def _watch_sync(
             " database (a client further behind than the tail, or its own facts changed)",
             ("source",),
             lambda: [((source,), count) for source, count in sync.answered.items()],
+        ),
+        Sampled(
+            "counter",
+            "homeserver_sync_unread_counts",
+            "Rooms whose unread counts syncs showed, by source: memory (kept for the"
+            " device's stream, or moved on by the window's events) or database",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.unread_counts.items()],
         ),
         Sampled(
             "counter",
@@ -550,6 +570,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -559,6 +580,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
             draft_check=DeviceEventChecks(pool).checked,
+            default_room_version=config.rooms.default_room_version,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
@@ -634,7 +656,15 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
-        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
+        push_rule_service = PushRuleService(pool, appender)
+        app[push_rules_api.PUSH_RULES] = push_rule_service
+        app[rooms.UPGRADES] = RoomUpgrader(
+            pool,
+            appender,
+            room_service,
+            account_data_service,
+            user_state=[push_rule_service.copy_room_rules],
+        )
         app[pushers_api.PUSHERS] = PusherService(pool, email_service.pushkey_for)
         app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
@@ -691,6 +721,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             one_time_keys=key_service,
         )
         app[SYNC] = sync_service
+        app[legacy_sync_api.LEGACY_SYNC] = LegacySync(pool, sync_service, renderer)
         _watch_sync(app[METRICS], notifier, recent, sync_service)
         media_files = MediaStore(config.effective_media_store_path)
         app[admin_media_api.MEDIA_ADMIN] = MediaAdmin(
@@ -731,6 +762,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             await redis.aclose()
         await pool.close()
 
+    async def release_long_polls(app: web.Application) -> None:
+        # SIGTERM: the listener is closed already; held long-polls answer now with
+        # what they have, and writes in flight finish before the services stop.
+        app[SYNC].release()
+
+    app.on_shutdown.append(release_long_polls)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))
@@ -742,6 +779,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         directory,
         sync,
         sync_stream,
+        legacy_sync_api,
         filters_api,
         history_api,
         receipts_api,
@@ -774,6 +812,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_media_api,
         registration_tokens_api,
         admin_reports_api,
+        admin_rooms_api,
         admin_shadow_bans_api,
     ):
         app.router.add_routes(module.routes)

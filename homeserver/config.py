@@ -415,6 +415,19 @@ class UserDirectory(Section):
     search_all_users: bool = False
 
 
+class Rooms(Section):
+    """Rooms this server creates."""
+
+    # The room version of a room created without `room_version` (and what
+    # /capabilities names as the default): any stable version, 1 to 12. 11, since
+    # version 12's room IDs (no server name) and creators' unlimited power are not yet
+    # understood by every client, nor by the role ladder (roles/), which writes the
+    # owner into m.room.power_levels; choose 12 once yours are ready for it.
+    default_room_version: Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"] = (
+        "11"
+    )
+
+
 # --- top level --------------------------------------------------------------
 
 # Matrix server name grammar: a DNS name, IPv4 literal or [IPv6] literal, then
@@ -481,6 +494,7 @@ class Config(Section):
     friends: Friends = Friends()
     roles: Roles = Roles()
     user_directory: UserDirectory = UserDirectory()
+    rooms: Rooms = Rooms()
     devices: Devices = Devices()
     followers: Followers = Followers()
     push: Push = Push()

@@ -11,7 +11,7 @@
   validated session of the operation's purpose.
 - A binding is a fact in the owner's account chain holding the address's
   keyed hash; the address is kept in a secret table and erased on removal
-  (see migrations/0031_email.sql and the README).
+  (see migrations/0032_email.sql and the README).
 """
 
 from __future__ import annotations

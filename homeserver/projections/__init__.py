@@ -19,6 +19,7 @@ from homeserver.projections import media as media_records
 from homeserver.projections import mutes as room_mutes
 from homeserver.projections import profiles as user_profiles
 from homeserver.projections import reports as moderation_reports
+from homeserver.projections import room_blocks as blocked_rooms
 from homeserver.projections import shadow_bans as shadow_ban_periods
 from homeserver.projections.changes import Change
 
@@ -36,6 +37,7 @@ _REDUCERS = (
     moderation_reports.changes,
     room_mutes.changes,
     shadow_ban_periods.changes,
+    blocked_rooms.changes,
     admin.changes,
     threepids.changes,
 )

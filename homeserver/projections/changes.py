@@ -265,6 +265,9 @@ SHADOW_BAN_PERIODS = Table(
     "shadow_ban_periods", ("user_id", "banned_at"), ("user_id", "banned_at", "unbanned_at")
 )
 
+# Blocked rooms, from the moderation chain (projections/room_blocks.py).
+BLOCKED_ROOMS = Table("blocked_rooms", ("room_id",), ("room_id", "blocked_by", "stream_position"))
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -299,6 +302,7 @@ ALL_TABLES: tuple[Table, ...] = (
     USER_REPORTS,
     ROOM_MUTES,
     SHADOW_BAN_PERIODS,
+    BLOCKED_ROOMS,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,

@@ -12,7 +12,7 @@ Pushers are rows outside the log, owned by the access token that set them
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -73,6 +73,20 @@ class PushRuleService:
         """PUT a rule's `enabled` or `actions`."""
         setter = rules_of.set_enabled if attribute == "enabled" else rules_of.set_actions
         await self._edit(user_id, lambda rules: setter(rules, kind, rule_id, body))
+
+    async def copy_room_rules(self, user_ids: Sequence[str], old_room: str, new_room: str) -> None:
+        """Copy each user's rules about `old_room` for `new_room` (a room upgrade)."""
+        async with self._pool.acquire() as conn:
+            stored = await push_store.stored_rules(conn, user_ids)
+        for user_id, content in stored.items():
+            current = rules_of.effective(user_id, rules_of.global_of(content))
+            if rules_of.room_rules_copied(current, old_room, new_room) is None:
+                continue
+
+            def copied(rules: Ruleset) -> Ruleset:
+                return rules_of.room_rules_copied(rules, old_room, new_room) or rules
+
+            await self._edit(user_id, copied)
 
     async def _edit(self, user_id: str, edit: Callable[[Ruleset], Ruleset]) -> None:
         key = push_store.account_data_key(PUSH_RULES)
