@@ -35,11 +35,12 @@ from typing import Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
 from homeserver.clock import now_ms
-from homeserver.errors import forbidden
+from homeserver.errors import forbidden, unavailable
 from homeserver.store import rooms as room_store
 from homeserver.store import shadow_bans as shadow_ban_store
 from homeserver.store import typing as typing_store
@@ -56,6 +57,9 @@ MAX_TIMEOUT_MS = 120_000
 # process waits for; every process sweeps at least this often, so a typer whose
 # process died also disappears.
 SHARED_SWEEP_SECONDS = 1.0
+# What a shared store (Redis; PostgreSQL's own errors are answered 503 anyway)
+# that cannot be reached raises: typing degrades rather than failing syncs.
+STORE_ERRORS = (RedisError, OSError)
 
 
 class TypingState(Protocol):
@@ -309,6 +313,9 @@ class TypingService:
         self._serial = 0
         self._origin = secrets.token_hex(6)
         bus.subscribe(CHANNEL, self._on_bus_message)
+        self._store_down = False
+        # While the store cannot be reached, syncs keep the serial of then (`_down`).
+        self._serial_when_down = 0
 
     async def start(self) -> None:
         self._known(await self._state.serial())
@@ -341,7 +348,11 @@ class TypingService:
         if typing:
             timeout = self._default_timeout_ms if timeout_ms is None else timeout_ms
             expires_at = now + max(0, min(timeout, self._max_timeout_ms))
-        serial = await self._state.set(room_id, user_id, expires_at, now)
+        try:
+            serial = await self._state.set(room_id, user_id, expires_at, now)
+        except STORE_ERRORS as error:
+            self._down(error)
+            raise unavailable("Typing notices are unavailable; try again.") from error
         if serial:
             await self._changed(serial, [room_id])
         if expires_at is not None:
@@ -352,7 +363,11 @@ class TypingService:
 
     async def current_serial(self) -> int:
         """The latest serial this process knows of, without asking the store: a
-        change elsewhere is known before it wakes any sync here (`_changed`)."""
+        change elsewhere is known before it wakes any sync here (`_changed`). While
+        the shared store cannot be reached, the one known then: syncs show no typing
+        change and catch up once it is back."""
+        if self._store_down:
+            return self._serial_when_down
         return self._serial
 
     async def typing_for_sync(
@@ -360,7 +375,24 @@ class TypingService:
     ) -> dict[str, list[str]]:
         """Per room, the users typing now: rooms whose typers changed after
         `since_serial` (possibly to nobody), or every room with typers when None."""
-        return await self._state.typing(room_ids, since_serial, now_ms())
+        try:
+            found = await self._state.typing(room_ids, since_serial, now_ms())
+        except STORE_ERRORS as error:
+            self._down(error)
+            return {}
+        self._up()
+        return found
+
+    def _down(self, error: BaseException) -> None:
+        if not self._store_down:
+            log.warning("typing: store unreachable (%s); syncs show no typing until back", error)
+            self._serial_when_down = self._serial
+        self._store_down = True
+
+    def _up(self) -> None:
+        if self._store_down:
+            log.warning("typing: store reachable again")
+        self._store_down = False
 
     # Expiry
 
@@ -388,10 +420,16 @@ class TypingService:
             delay = self._sweep_seconds
             try:
                 changed, serial, upcoming = await self._state.expire(now_ms())
+            except STORE_ERRORS as error:
+                self._down(error)
+                changed, serial, upcoming = [], 0, None
+                delay = SHARED_SWEEP_SECONDS
             except Exception:
                 log.exception("typing expiry sweep failed")
                 changed, serial, upcoming = [], 0, None
                 delay = SHARED_SWEEP_SECONDS
+            else:
+                self._up()
             if changed:
                 await self._changed(serial, changed)
             else:
