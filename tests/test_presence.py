@@ -503,6 +503,13 @@ def test_changes_heard_answer_only_without_a_gap() -> None:
     heard.heard(15, "@d:x")
     assert heard.changed(10, 15) is None
     assert heard.changed(11, 15) == ["@b:x", "@c:x", "@a:x", "@d:x"]
+    # One user's own changes, as a sync of someone sharing presence with nobody asks.
+    assert heard.changed_user("@b:x", 11, 15) is True
+    assert heard.changed_user("@b:x", 12, 15) is False
+    assert heard.changed_user("@a:x", 11, 13) is False  # @a's change 11 is not in it
+    assert heard.changed_user("@c:x", 11, 12) is False
+    assert heard.changed_user("@a:x", 11, 14) is True
+    assert heard.changed_user("@a:x", 10, 15) is None  # 11 forgotten
 
 
 async def test_matrix_nio_sets_reads_and_syncs_presence(hs: MatrixClient) -> None:

@@ -305,15 +305,21 @@ class PresenceService:
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
         elif since != position:
-            changed = self._heard.changed(since, position)
-            if changed is None:
-                changed = await self._state.changed(since, position)
+            # Only rooms that share presence count; a user in none of them (say, only
+            # in broadcast channels or big rooms) sees only their own, without listing
+            # everyone who changed.
+            mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+            mine |= set(peeked)
+            if mine:
+                changed = self._heard.changed(since, position)
+                if changed is None:
+                    changed = await self._state.changed(since, position)
+            else:
+                own = self._heard.changed_user(user_id, since, position)
+                if own is None:
+                    own = user_id in await self._state.changed(since, position)
+                changed = [user_id] if own else []
             if changed:
-                # Only rooms that share presence count; a user in none of them (say,
-                # only in broadcast channels) sees only their own, without looking
-                # up the rooms of everyone who changed.
-                mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
-                mine |= set(peeked)
                 others = [u for u in changed if u != user_id] if mine else []
                 rooms = await self._rooms.get_many(others) if others else {}
                 shown = [
