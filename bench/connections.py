@@ -535,7 +535,10 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         + json.dumps(
             {
                 key: sum(s["counts"].get(key, 0) for s in final)
-                for key in ("poll_errors", "stream_errors", "stream_closed")
+                for key in sorted(
+                    {"poll_errors", "stream_errors", "stream_closed"}
+                    | {k for s in final for k in s["counts"] if "status" in k or "failed" in k}
+                )
             }
         ),
         *notes,
