@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from bench.client import CLIENT_V3, TRANSPORT_ERRORS, RawConnection
+from bench.client import CLIENT_V3, TRANSPORT_ERRORS, RawConnection, source_bound_socket
 from bench.process import raise_open_files_limit, sample_process
 
 STREAM_PATH = "/_linkchat/v1/sync/stream"
@@ -180,7 +180,11 @@ async def main() -> None:
     arrivals = Arrivals()
     counts: Counter[str] = Counter()
     tasks: set[asyncio.Task[None]] = set()
-    connector = aiohttp.TCPConnector(limit=0, local_addr=(job["local_host"], 0))
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        local_addr=(job["local_host"], 0),
+        socket_factory=lambda info: source_bound_socket(info[0], info[1], info[2]),
+    )
     session = aiohttp.ClientSession(connector=connector)
     ramp = float(job["ramp"])
     _reply({"event": "ready", "fd_limit": fd_limit})
