@@ -375,6 +375,28 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _watch_backpressure(metrics: Metrics, appender: Appender) -> None:
+    """The appender's queue, and the requests refused because it was full."""
+    metrics.add(
+        Sampled(
+            "gauge",
+            "homeserver_append_queue_events",
+            "Events waiting for the appender (limits.append_queue_events at most)",
+            (),
+            lambda: [((), appender.queued_events)],
+        )
+    )
+    metrics.add(
+        Sampled(
+            "counter",
+            "homeserver_requests_refused",
+            "Requests refused with 503 because the server was overloaded, by reason",
+            ("reason",),
+            lambda: [(("append_queue_full",), appender.refused)],
+        )
+    )
+
+
 def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
     """The bus `config` chooses (config.effective_bus says why that one)."""
     kind = config.effective_bus
@@ -457,9 +479,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         bus = _bus(config, redis, dsn)
         app[METRICS].watch_bus(bus)
         appender = Appender(
-            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
+            pool,
+            keys,
+            build_chain_rules(),
+            max_event_bytes=config.limits.max_event_bytes,
+            queue_events=config.limits.append_queue_events,
         )
         appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
+        _watch_backpressure(app[METRICS], appender)
         recent = RecentEvents(pool)
         notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
