@@ -243,6 +243,7 @@ class PresenceService:
         *,
         rooms_joined: Collection[str] = (),
         users_joined: Collection[str] = (),
+        peeked: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]:
         """m.presence events of the user and of everyone sharing one of `room_ids`
         with them: those changed after position `since`, or (`since` None or 0,
@@ -251,7 +252,9 @@ class PresenceService:
 
         And, changed or not, as Synapse: everyone in the rooms the user just joined
         (`rooms_joined`) and each user who just joined or was invited to one of theirs
-        (`users_joined`): the client has not been told their presence yet.
+        (`users_joined`): the client has not been told their presence yet. `peeked`:
+        world_readable rooms the user reads without being in them, whose members' presence
+        they see as a member's (the v1 /events with a room_id).
 
         While the shared store (Redis) cannot be reached, syncs show no presence
         and keep their token, so they catch up once it is back."""
@@ -263,6 +266,7 @@ class PresenceService:
                 allows,
                 rooms_joined=rooms_joined,
                 users_joined=users_joined,
+                peeked=peeked,
             )
         except STORE_ERRORS as error:
             if not self._store_down:
@@ -283,6 +287,7 @@ class PresenceService:
         *,
         rooms_joined: Collection[str],
         users_joined: Collection[str],
+        peeked: Collection[str],
     ) -> tuple[list[JsonDict], int]:
         position = self._position
         if since is not None and since > position:
@@ -292,7 +297,7 @@ class PresenceService:
         if since is None or since == 0 or since > position:
             async with self._pool.acquire() as conn:
                 members = await presence_store.joined_members_of(
-                    conn, list(room_ids), self._max_room_members
+                    conn, [*room_ids, *peeked], self._max_room_members
                 )
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
@@ -303,6 +308,7 @@ class PresenceService:
                 # only in broadcast channels) sees only their own, without looking
                 # up the rooms of everyone who changed.
                 mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+                mine |= set(peeked)
                 others = [u for u in changed if u != user_id] if mine else []
                 rooms = await self._rooms.get_many(others) if others else {}
                 shown = [
