@@ -496,7 +496,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
-        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -510,6 +509,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(
+            pool, renderer, audit_trail, room_service, config.server_name
+        )
         app[friends_api.FRIENDS] = FriendService(
             pool, appender, room_service, config.friends.requests_from
         )

@@ -1,5 +1,6 @@
 """Admin API: rooms, as Synapse serves them: GET /_synapse/admin/v1/rooms (search, order,
-paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block.
+paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block,
+POST .../make_room_admin.
 
 What is read is the room administration's (homeserver/moderation/room_admin.py).
 """
@@ -101,3 +102,19 @@ async def put_room_block(request: web.Request) -> web.Response:
         caller.user_id, room_id, body.block, body.reason
     )
     return ok({"block": body.block})
+
+
+class MakeRoomAdminBody(RequestBody):
+    user_id: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+# POST /_synapse/admin/v1/rooms/{room_id_or_alias}/make_room_admin
+@routes.post(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/make_room_admin")
+async def make_room_admin(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    body = await parse_body(request, MakeRoomAdminBody, empty_ok=True)
+    await request.app[ROOM_ADMINISTRATION].make_room_admin(
+        caller.user_id, request.match_info["room_id_or_alias"], body.user_id, body.reason
+    )
+    return ok()
