@@ -122,6 +122,7 @@ from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.moderation.room_admin import RoomAdministration
+from homeserver.moderation.room_deletion import RoomDeletions
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -509,9 +510,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
-        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(
+        room_administration = RoomAdministration(
             pool, renderer, audit_trail, room_service, config.server_name
         )
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = room_administration
+        room_deletions = RoomDeletions(
+            pool, room_service, room_administration, audit_trail, config.server_name
+        )
+        app[admin_rooms_api.ROOM_DELETIONS] = room_deletions
         app[friends_api.FRIENDS] = FriendService(
             pool, appender, room_service, config.friends.requests_from
         )
@@ -656,6 +662,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         notifier.start()
         followers.start()
         yield
+        await room_deletions.stop()
         await followers.stop()
         await follower_positions.close()
         await gateway.stop()

@@ -41,6 +41,7 @@ _ROOMS = f"""
             CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
            WHERE cs.room_id = r.room_id AND cs.state_key = '' AND cs.type = ANY($1::text[])
       ) st
+     WHERE r.room_id NOT IN (SELECT p.room_id FROM purged_rooms p)
 """
 
 # Sort keys of GET /_synapse/admin/v1/rooms, and whether each sorts largest first
@@ -133,7 +134,7 @@ async def room(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] | None:
                        SELECT 1 FROM forgotten_rooms f WHERE f.user_id = m.user_id
                           AND f.room_id = m.room_id AND f.stream_position > m.stream_position)
                ) AS forgotten
-          FROM ({_ROOMS} WHERE r.room_id = $2) listed
+          FROM ({_ROOMS} AND r.room_id = $2) listed
         """,
         _TYPES,
         room_id,
