@@ -264,3 +264,35 @@ async def test_encrypted_messages_ring_in_a_room_of_two_and_only_notify_in_a_gro
     for room in (pair, group):
         unread = synced["rooms"]["join"][room]["unread_notifications"]
         assert unread == {"notification_count": 1, "highlight_count": 0}, room
+
+
+async def test_reading_on_another_device_sends_the_lower_badge_to_the_phone(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    alice, bob, room = await hs.room_of_two()
+    pushkey = await add_pusher(hs, bob, gateway.url, format="event_id_only")
+    first = await hs.send(alice, room, {"msgtype": "m.text", "body": "one"})
+    second = await hs.send(alice, room, {"msgtype": "m.text", "body": "two"})
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 2)
+    # Bob reads both on his laptop: the phone's badge goes to 0, with no event.
+    await hs.ok("POST", f"rooms/{room}/receipt/m.read/{second}", {}, user=bob)
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 3)
+    # Reading again changes no badge: nothing is sent for it.
+    await hs.ok("POST", f"rooms/{room}/receipt/m.read.private/{second}", {}, user=bob)
+    third = await hs.send(alice, room, {"msgtype": "m.text", "body": "three"})
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 4)
+    # A private receipt clears the badge too.
+    await hs.ok("POST", f"rooms/{room}/receipt/m.read.private/{third}", {}, user=bob)
+    await gateway.wait_for(lambda: len(gateway.for_pushkey(pushkey)) >= 5)
+    pushed = gateway.for_pushkey(pushkey)
+    assert [(n.get("event_id"), n["counts"]["unread"]) for n in pushed] == [
+        (first, 1),
+        (second, 2),
+        (None, 0),
+        (third, 1),
+        (None, 0),
+    ]
+    badge = pushed[2]
+    assert badge["prio"] == "low"
+    assert set(badge) == {"counts", "prio", "devices"}
+    assert badge["devices"][0]["pushkey"] == pushkey

@@ -13,6 +13,9 @@ GUEST_ACCESS = "m.room.guest_access"
 NAME = "m.room.name"
 TOPIC = "m.room.topic"
 CANONICAL_ALIAS = "m.room.canonical_alias"
+AVATAR = "m.room.avatar"
+TOMBSTONE = "m.room.tombstone"
+SERVER_ACL = "m.room.server_acl"
 REDACTION = "m.room.redaction"
 MESSAGE = "m.room.message"
 
@@ -104,6 +107,11 @@ E2EE_DEVICE_KEYS = "com.linkchat.e2ee.device_keys"
 E2EE_CROSS_SIGNING_KEY = "com.linkchat.e2ee.cross_signing_key"
 E2EE_SIGNATURES = "com.linkchat.e2ee.signatures"
 IGNORED_USER_LIST = "m.ignored_user_list"
+
+# Email addresses (homeserver/email): state in the account chain of their owner,
+# state key the address's keyed hash (never the address), {medium, validated_ts,
+# added_ts}, or {} once removed. The address itself is kept out of the log.
+ACCOUNT_THREEPID = "com.linkchat.account.threepid"
 TAG = "m.tag"
 
 # Moderation (homeserver/admin): one chain per server, named by
@@ -131,6 +139,15 @@ REGISTRATION_TOKEN_USED = "com.linkchat.registration_token.used"
 
 def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")
+
+
+# A room ID: `!opaque:server` (room versions 1 to 11), or `!` + the create event's
+# reference hash, 43 characters of URL-safe base64 (version 12).
+_ROOM_ID = re.compile(r"![^:\s]+:\S+|![A-Za-z0-9_-]{43}")
+
+
+def is_room_id(text: str) -> bool:
+    return _ROOM_ID.fullmatch(text) is not None
 
 
 # The outline of a user ID (@localpart:server), as every service checks one it is given.

@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 CHANNEL = "presence"
+# What a shared store (Redis) that cannot be reached raises.
+STORE_ERRORS = (RedisError, OSError)
 MEMO_SIZE = 100_000
 # Concurrent writes of one heartbeat or sweep batch; each may take a pooled
 # connection (whose rooms to wake), so a few, not the pool.
@@ -141,6 +144,7 @@ class PresenceService:
         self._sleeping_until = 0
         self._wakeup = Alarm()
         self._task: asyncio.Task[None] | None = None
+        self._store_down = False
         bus.subscribe(CHANNEL, self._on_bus_message)
 
     async def start(self) -> None:
@@ -239,6 +243,7 @@ class PresenceService:
         *,
         rooms_joined: Collection[str] = (),
         users_joined: Collection[str] = (),
+        peeked: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]:
         """m.presence events of the user and of everyone sharing one of `room_ids`
         with them: those changed after position `since`, or (`since` None or 0,
@@ -247,7 +252,43 @@ class PresenceService:
 
         And, changed or not, as Synapse: everyone in the rooms the user just joined
         (`rooms_joined`) and each user who just joined or was invited to one of theirs
-        (`users_joined`): the client has not been told their presence yet."""
+        (`users_joined`): the client has not been told their presence yet. `peeked`:
+        world_readable rooms the user reads without being in them, whose members' presence
+        they see as a member's (the v1 /events with a room_id).
+
+        While the shared store (Redis) cannot be reached, syncs show no presence
+        and keep their token, so they catch up once it is back."""
+        try:
+            found = await self._presence_for_sync(
+                user_id,
+                room_ids,
+                since,
+                allows,
+                rooms_joined=rooms_joined,
+                users_joined=users_joined,
+                peeked=peeked,
+            )
+        except STORE_ERRORS as error:
+            if not self._store_down:
+                log.warning("presence: store unreachable (%s); syncs show none until back", error)
+            self._store_down = True
+            return [], since or 0
+        if self._store_down:
+            log.warning("presence: store reachable again")
+            self._store_down = False
+        return found
+
+    async def _presence_for_sync(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: Callable[[str], bool],
+        *,
+        rooms_joined: Collection[str],
+        users_joined: Collection[str],
+        peeked: Collection[str],
+    ) -> tuple[list[JsonDict], int]:
         position = self._position
         if since is not None and since > position:
             # Another process took it; ours has not heard yet (or the store was reset).
@@ -256,7 +297,7 @@ class PresenceService:
         if since is None or since == 0 or since > position:
             async with self._pool.acquire() as conn:
                 members = await presence_store.joined_members_of(
-                    conn, list(room_ids), self._max_room_members
+                    conn, [*room_ids, *peeked], self._max_room_members
                 )
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
@@ -267,6 +308,7 @@ class PresenceService:
                 # only in broadcast channels) sees only their own, without looking
                 # up the rooms of everyone who changed.
                 mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+                mine |= set(peeked)
                 others = [u for u in changed if u != user_id] if mine else []
                 rooms = await self._rooms.get_many(others) if others else {}
                 shown = [

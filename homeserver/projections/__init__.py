@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from homeserver.events.model import Event
-from homeserver.projections import accounts, admin, relations, room_directory, rooms, search
+from homeserver.projections import (
+    accounts,
+    admin,
+    relations,
+    room_directory,
+    rooms,
+    search,
+    threepids,
+)
 from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
@@ -31,6 +39,7 @@ _REDUCERS = (
     shadow_ban_periods.changes,
     blocked_rooms.changes,
     admin.changes,
+    threepids.changes,
 )
 
 

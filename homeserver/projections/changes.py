@@ -190,6 +190,11 @@ E2E_SIGNATURES = Table(
     ("signer_id", "key_id", "target_user_id", "target_key_id", "signature", "stream_position"),
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
+USER_THREEPIDS = Table(
+    "user_threepids",
+    ("user_id", "address_hash"),
+    ("user_id", "address_hash", "medium", "validated_ts", "added_ts", "stream_position"),
+)
 
 # Reports of events, rooms and users, from the moderation chain (projections/reports.py);
 # `id` is the report fact's stream position, `user_id` the reporter.
@@ -306,4 +311,5 @@ ALL_TABLES: tuple[Table, ...] = (
     QUARANTINED_MEDIA,
     REGISTRATION_TOKENS,
     REGISTRATION_TOKEN_USES,
+    USER_THREEPIDS,
 )

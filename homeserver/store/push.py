@@ -525,8 +525,10 @@ async def pushers_of(conn: asyncpg.Connection, user_id: str) -> list[PusherRow]:
 
 
 async def pushers_of_users(conn: asyncpg.Connection, user_ids: Sequence[str]) -> list[PusherRow]:
+    """The users' HTTP pushers (email pushers are homeserver/email's: notifier.py)."""
     rows = await conn.fetch(
-        f"SELECT {_PUSHER_COLUMNS} FROM pushers WHERE user_id = ANY($1::text[]) ORDER BY pusher_id",
+        f"SELECT {_PUSHER_COLUMNS} FROM pushers WHERE user_id = ANY($1::text[])"
+        " AND kind = 'http' ORDER BY pusher_id",
         list(user_ids),
     )
     return [_pusher(row) for row in rows]

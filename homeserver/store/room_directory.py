@@ -204,3 +204,11 @@ def _summary(item: dict[str, Any]) -> RoomSummary:
         history_visibility=item["history_visibility"],
         guest_access=item["guest_access"],
     )
+
+
+async def published_among(conn: asyncpg.Connection, room_ids: Sequence[str]) -> set[str]:
+    """Which of the rooms are published in the room directory."""
+    rows = await conn.fetch(
+        "SELECT room_id FROM room_directory WHERE room_id = ANY($1::text[])", list(room_ids)
+    )
+    return {row["room_id"] for row in rows}

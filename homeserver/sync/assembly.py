@@ -120,7 +120,7 @@ class SyncAssembly:
                 events,
                 facts,
                 now=now_ms(),
-                include_room_id=False,
+                include_room_id=options.include_room_id,
                 shape=options.shape,
                 federation=options.federation_format,
             )

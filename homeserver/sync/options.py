@@ -54,6 +54,11 @@ class SyncOptions:
     shape: Callable[[JsonDict], JsonDict] | None = None
     # event_format: federation: events as the log holds them, not in client form.
     federation_format: bool = False
+    # Events with their room ID (the v1 endpoints' form; /sync's leaves it out).
+    include_room_id: bool = False
+    # Whether to-device messages are delivered (and those before `since` deleted): not
+    # by the v1 endpoints, which carry none.
+    to_device: bool = True
     # Counts per thread (`unread_thread_notifications`), or one per room.
     unread_thread_notifications: bool = False
 

@@ -93,12 +93,18 @@ class SyncService:
             Ephemeral(typing),
             write_account_data,
         ]
+        self._counts = CountsAndSummaries(pool, counter, lazy_members)
         self._sections: list[Section] = [
-            CountsAndSummaries(pool, counter, lazy_members),
+            self._counts,
             ToDevice(to_device),
             Presence(presence),
             Encryption(device_lists, one_time_keys),
         ]
+
+    @property
+    def unread_counts(self) -> dict[str, int]:
+        """Rooms whose unread counts syncs showed, by source: memory or database."""
+        return self._counts.counted
 
     def add_section(self, section: Section, *, decides_rooms: bool = False) -> None:
         """Write `section` into every sync from now on: with the room sections when what
@@ -114,6 +120,14 @@ class SyncService:
         self._notifier.position = max(self._notifier.position, latest)
         self._recent.start_at(self._notifier.position, shadow_bans)
 
+    @property
+    def releasing(self) -> bool:
+        """The process is shutting down: long-polls answer at once with what they have."""
+        return self._notifier.releasing
+
+    def release(self) -> None:
+        self._notifier.release_all()
+
     async def wait_for_changes(
         self,
         user_id: str,
@@ -122,13 +136,15 @@ class SyncService:
         timeout_ms: int,
         options: SyncOptions,
         full_state: bool = False,
+        peek: frozenset[str] = frozenset(),
     ) -> SyncResult:
-        """Build the sync; when it is empty, wait for a change until `timeout_ms` runs out."""
+        """Build the sync; when it is empty, wait for a change until `timeout_ms` runs out.
+        `peek`: rooms read without being in them (SyncRequest.peek)."""
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         # Subscribe before reading: a change committed while we read wakes us.
         await self._notifier.settled()
         joined = await self._joined.get(user_id)
-        waiter = self._notifier.subscribe(user_id, joined)
+        waiter = self._notifier.subscribe(user_id, [*joined, *peek])
         try:
             if (
                 since is not None
@@ -139,17 +155,32 @@ class SyncService:
                 # The answer now would be empty: wait first, build once something moved.
                 await waiter.wait(deadline - time.monotonic())
             while True:
-                result = await self._build(user_id, device_id, since, options, full_state, joined)
+                result = await self._build(
+                    SyncRequest(user_id, device_id, since, options, full_state, peek), joined
+                )
                 remaining = deadline - time.monotonic()
-                if result.has_changes or since is None or full_state or remaining <= 0:
+                if (
+                    result.has_changes
+                    or since is None
+                    or full_state
+                    or remaining <= 0
+                    or self._notifier.releasing
+                ):
                     return result
                 # A join since we subscribed wakes by user ID; follow the new room too.
-                self._notifier.retarget(waiter, result.joined_rooms)
+                self._notifier.retarget(waiter, [*result.joined_rooms, *peek])
                 if not await waiter.wait(remaining):
                     return result
                 joined = await self._joined.get(user_id)
         finally:
             self._notifier.unsubscribe(waiter)
+
+    async def current_token(self) -> SyncToken:
+        """A token for "now" in every stream a sync reads (the v1 /events without `from`);
+        to-device left at 0: those endpoints carry none."""
+        typing = await self._typing.current_serial() if self._typing is not None else 0
+        presence = self._presence.position if self._presence is not None else 0
+        return SyncToken(self._notifier.position, typing, 0, presence)
 
     async def _nothing_new(
         self, user_id: str, device_id: str, since: SyncToken, options: SyncOptions
@@ -166,8 +197,10 @@ class SyncService:
             and self._presence.position != since.presence
         ):
             return False
-        return self._to_device is None or self._to_device.known_empty(
-            user_id, device_id, since.to_device
+        return (
+            self._to_device is None
+            or not options.to_device
+            or self._to_device.known_empty(user_id, device_id, since.to_device)
         )
 
     async def _read_joined(self, user_ids: list[str]) -> list[dict[str, int]]:
@@ -178,22 +211,14 @@ class SyncService:
         async with self._pool.acquire() as conn:
             return await ignored_users_many(conn, user_ids)
 
-    async def _build(
-        self,
-        user_id: str,
-        device_id: str,
-        since: SyncToken | None,
-        options: SyncOptions,
-        full_state: bool,
-        joined: dict[str, int],
-    ) -> SyncResult:
-        options = hiding(
-            options, await self._ignored.get(user_id), self._recent.shadow_bans, user_id
+    async def _build(self, request: SyncRequest, joined: dict[str, int]) -> SyncResult:
+        user_id = request.user_id
+        request.options = hiding(
+            request.options, await self._ignored.get(user_id), self._recent.shadow_bans, user_id
         )
         # Read before the window: a change naming the user from now on voids what the
         # sections keep for them (unread counts).
         generation = self._notifier.generation(user_id)
-        request = SyncRequest(user_id, device_id, since, options, full_state)
         source = self._window(request, self._notifier.position, joined)
         self.answered[source.name] += 1
         sync = SyncAssembly(request, source, generation, joined)

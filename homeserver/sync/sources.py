@@ -63,6 +63,7 @@ class PresenceSource(Protocol):
         *,
         rooms_joined: Collection[str] = (),
         users_joined: Collection[str] = (),
+        peeked: Collection[str] = (),
     ) -> tuple[list[JsonDict], int]: ...
 
 

@@ -31,6 +31,9 @@ class SyncRequest:
     since: SyncToken | None
     options: SyncOptions  # hiding what the user must not see (options.hiding)
     full_state: bool = False
+    # Rooms read without being in them (world_readable; the v1 /events and
+    # /rooms/{roomId}/initialSync), shown as joined rooms are.
+    peek: frozenset[str] = frozenset()
     # The log position the sync continues from (None: an initial sync).
     after: int | None = field(init=False)
 
@@ -56,6 +59,7 @@ class Memberships:
     # Rooms left that are new to the user: they were not joined to them at the window's
     # start (every left room of an initial or full-state sync); shown with their state.
     left_fresh: frozenset[str] = frozenset()
+    peeked: frozenset[str] = frozenset()  # of the request's `peek`, those not joined
 
 
 @dataclass(slots=True)

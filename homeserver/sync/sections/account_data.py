@@ -1,4 +1,4 @@
-"""account_data, and each joined room's: what the user wrote in the window."""
+"""account_data, and each joined or left room's: what the user wrote in the window."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ async def write_account_data(sync: SyncAssembly) -> None:
     sync.account_data = [item for item in written.global_events if allows(item["type"])]
     joined = sync.memberships.joined
     for room_id, items in written.by_room.items():
+        shown = [item for item in items if allows(item["type"])]
         if room_id in joined:
-            room = sync.joined_room(room_id)
-            room["account_data"]["events"] = [item for item in items if allows(item["type"])]
+            sync.joined_room(room_id)["account_data"]["events"] = shown
+        elif room_id in sync.leave:
+            sync.leave[room_id]["account_data"]["events"] = shown

@@ -15,7 +15,7 @@ class Ephemeral:
 
     async def __call__(self, sync: SyncAssembly) -> None:
         options, since = sync.request.options, sync.request.since
-        room_ids = sync.memberships.joined
+        room_ids = [*sync.memberships.joined, *sync.memberships.peeked]
         receipts: dict[str, JsonDict] = {}
         if options.ephemeral_allows("m.receipt"):
             receipts = without_readers(await sync.source.receipts(room_ids), options.ignored)
@@ -26,7 +26,7 @@ class Ephemeral:
             unchanged = since is not None and since.typing == sync.typing_serial
             if not unchanged and options.ephemeral_allows("m.typing"):
                 typing = await self._typing.typing_for_sync(
-                    list(room_ids), since.typing if since is not None else None
+                    room_ids, since.typing if since is not None else None
                 )
         for room_id in dict.fromkeys([*receipts, *typing]) if typing else receipts:
             events: list[JsonDict] = []

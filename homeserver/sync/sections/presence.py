@@ -40,4 +40,5 @@ class Presence:
             options.presence_allows,
             rooms_joined=rooms_joined,
             users_joined=users_joined,
+            peeked=sync.memberships.peeked,
         )

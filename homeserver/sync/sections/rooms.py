@@ -49,6 +49,14 @@ class Rooms:
             TimelineWindow(room_id, 0, upper, visibility=True, joined_at=rooms.joined[room_id])
             for room_id in fresh
         ]
+        # Rooms peeked at (world_readable), as history visibility lets one who is not in
+        # them see: whole on a first read, else what came since.
+        windows += [
+            TimelineWindow(room_id, 0 if sync.whole else (after or 0), upper, visibility=True)
+            for room_id in rooms.peeked
+        ]
+        if rooms.peeked and sync.whole:
+            fresh += rooms.peeked
         windows += [
             TimelineWindow(
                 m.room_id,
@@ -68,6 +76,9 @@ class Rooms:
             for m in rooms.left
             if m.room_id not in rooms.left_fresh
         )
+        peeked_since = [] if sync.whole else list(rooms.peeked)
+        ongoing.update((room_id, timelines[room_id]) for room_id in peeked_since)
+        ends.update((room_id, upper) for room_id in peeked_since)
         gaps = [
             (room_id, after or 0, _start(timeline, ends[room_id]))
             for room_id, timeline in ongoing.items()
@@ -85,6 +96,9 @@ class Rooms:
                 _write_joined(sync, room_id, timelines[room_id], state, fresh=True)
         for room_id, timeline in active.items():
             _write_joined(sync, room_id, timeline, gap_state.get(room_id, []), fresh=False)
+        for room_id in peeked_since:
+            state = gap_state.get(room_id, [])
+            _write_joined(sync, room_id, timelines[room_id], state, fresh=False)
         if rooms.left:
             await _write_left(sync, timelines, gap_state)
         if request.options.lazy_load_members or self._lazy.knows(request.viewer):

@@ -14,7 +14,7 @@ class ToDevice:
         self._to_device = to_device
 
     async def __call__(self, sync: SyncAssembly) -> None:
-        if self._to_device is None:
+        if self._to_device is None or not sync.request.options.to_device:
             return
         request, since = sync.request, sync.request.since
         if since is not None and since.to_device:
