@@ -314,3 +314,20 @@ async def test_make_room_admin_is_for_admins_only(start_app: AppFactory) -> None
     room = await server.hs.create_room(server.user)
     path = f"{ADMIN}/rooms/{room}/make_room_admin"
     await assert_admins_only(server.hs, server.user, "POST", path, {})
+
+
+async def test_a_room_has_one_forward_extremity_its_latest_event(start_app: AppFactory) -> None:
+    server = await start_with_admin(start_app)
+    hs, admin = server.hs, server.admin
+    room = await hs.create_room(server.user)
+    last = await hs.send(server.user, room)
+    path = f"{ADMIN}/rooms/{room}/forward_extremities"
+    found = await hs.ok("GET", path, user=admin)
+    assert found["count"] == 1 and found["results"][0]["event_id"] == last
+    assert await hs.ok("DELETE", path, user=admin) == {"deleted": 0}
+    nowhere = await hs.request(
+        "GET", f"{ADMIN}/rooms/!nowhere:localhost/forward_extremities", user=admin
+    )
+    assert (nowhere.status, nowhere.errcode) == (404, "M_NOT_FOUND")
+    for method in ("GET", "DELETE"):
+        await assert_admins_only(hs, server.user, method, path)

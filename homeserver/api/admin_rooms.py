@@ -1,6 +1,7 @@
 """Admin API: rooms, as Synapse serves them: GET /_synapse/admin/v1/rooms (search, order,
 paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block,
-POST .../make_room_admin; DELETE /v2/rooms/{roomId} and its delete_status.
+POST .../make_room_admin, GET/DELETE .../forward_extremities; DELETE /v2/rooms/{roomId}
+and its delete_status.
 
 What is read is the room administration's (homeserver/moderation/room_admin.py).
 """
@@ -16,6 +17,7 @@ from homeserver.api.admin_requests import (
     bool_param,
     forwards_param,
 )
+from homeserver.api.app_keys import ROOMS
 from homeserver.api.requests import RequestBody, int_param, ok, parse_body, room_id_param
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery
 from homeserver.moderation.room_deletion import Deletion, RoomDeletions
@@ -165,3 +167,22 @@ async def room_delete_statuses(request: web.Request) -> web.Response:
 async def room_delete_status(request: web.Request) -> web.Response:
     await admin_requester(request)
     return ok(await request.app[ROOM_DELETIONS].status(request.match_info["delete_id"]))
+
+
+# GET /_synapse/admin/v1/rooms/{room_id_or_alias}/forward_extremities
+@routes.get(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/forward_extremities")
+async def get_forward_extremities(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    room_id = await request.app[ROOMS].resolve_room(request.match_info["room_id_or_alias"])
+    extremities = await request.app[ROOM_ADMINISTRATION].forward_extremities(room_id)
+    return ok({"count": len(extremities), "results": extremities})
+
+
+# DELETE /_synapse/admin/v1/rooms/{room_id_or_alias}/forward_extremities
+@routes.delete(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/forward_extremities")
+async def delete_forward_extremities(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    room_id = await request.app[ROOMS].resolve_room(request.match_info["room_id_or_alias"])
+    await request.app[ROOM_ADMINISTRATION].forward_extremities(room_id)
+    # A chain has one head, which is never too many: there is nothing to clear.
+    return ok({"deleted": 0})

@@ -194,6 +194,24 @@ class RoomAdministration:
                 raise not_found(ROOM_NOT_FOUND)
             return await room_store.joined_members(conn, room_id)
 
+    async def forward_extremities(self, room_id: str) -> list[JsonDict]:
+        """Synapse's forward extremities, for consoles that show them: a room here is one
+        chain, so its one extremity is its latest event (`state_group`: its position)."""
+        async with self._pool.acquire() as conn:
+            if not await rooms_store.room_exists(conn, room_id):
+                raise not_found(ROOM_NOT_FOUND)
+            head = await room_store.chain_head(conn, room_id)
+        if head is None:
+            return []
+        return [
+            {
+                "event_id": head["event_id"],
+                "state_group": head["stream_position"],
+                "depth": head["depth"],
+                "received_ts": head["received_ts"],
+            }
+        ]
+
     async def state(self, viewer: Viewer, room_id: str, event_type: str | None) -> list[JsonDict]:
         async with self._pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):

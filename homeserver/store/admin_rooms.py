@@ -142,6 +142,17 @@ async def room(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+async def chain_head(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] | None:
+    """The room's latest event: its one forward extremity (a chain has one head)."""
+    row = await conn.fetchrow(
+        "SELECT h.event_id, h.depth, h.stream_position,"
+        " (e.json::jsonb ->> 'origin_server_ts')::bigint AS received_ts"
+        " FROM chain_heads h JOIN events e ON e.event_id = h.event_id WHERE h.room_id = $1",
+        room_id,
+    )
+    return dict(row) if row is not None else None
+
+
 async def creator(conn: asyncpg.Connection, room_id: str) -> str | None:
     found = await conn.fetchval("SELECT creator FROM rooms WHERE room_id = $1", room_id)
     return str(found) if found is not None else None
