@@ -735,7 +735,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         shared_in_postgres = config.effective_bus == "postgres"
         typing_service = create_typing_service(
-            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+            pool, notifier, bus, redis, config.server_name, shared_in_postgres=shared_in_postgres
         )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
