@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from homeserver import logs
 from homeserver.account_data.service import AccountDataService
 from homeserver.accounts.service import AccountService, RegistrationPolicy
+from homeserver.accounts.uia import EMAIL_IDENTITY
 from homeserver.admin import rules as admin_rules
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
@@ -34,12 +35,14 @@ from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
 from homeserver.api import admin_media as admin_media_api
 from homeserver.api import admin_reports as admin_reports_api
+from homeserver.api import admin_rooms as admin_rooms_api
 from homeserver.api import admin_server as admin_server_api
 from homeserver.api import admin_shadow_bans as admin_shadow_bans_api
 from homeserver.api import admin_users as admin_users_api
 from homeserver.api import blocks as blocks_api
 from homeserver.api import channels as channels_api
 from homeserver.api import device_control as device_control_api
+from homeserver.api import email as email_api
 from homeserver.api import filters as filters_api
 from homeserver.api import friends as friends_api
 from homeserver.api import history as history_api
@@ -103,7 +106,12 @@ from homeserver.e2ee import rules as e2ee_rules
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyCounts, KeyService
-from homeserver.errors import MatrixError
+from homeserver.email import rules as email_rules
+from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
+from homeserver.email.notifier import EmailNotifier
+from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
+from homeserver.email.templates import Templates
+from homeserver.errors import MatrixError, unavailable
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -121,6 +129,7 @@ from homeserver.moderation.mute_expiry import MuteExpiry
 from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
+from homeserver.moderation.room_admin import RoomAdministration
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -145,9 +154,10 @@ from homeserver.roles.service import RoleService
 from homeserver.rooms import chain_rules
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.search.directory import RoomDirectoryService
 from homeserver.search.service import SearchService
-from homeserver.store.database import create_pool
+from homeserver.store.database import create_pool, is_unavailable
 from homeserver.store.migrate import migrate
 from homeserver.sync.filters import FilterService
 from homeserver.sync.history import HistoryService
@@ -270,7 +280,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status < 400:
             raise
         return _error_response(_http_error(error))
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # PostgreSQL restarting or unreachable: the client tries again (a send
+            # with the same transaction ID), and the pool reconnects meanwhile.
+            log.warning(
+                "database unavailable serving %s %s: %r", request.method, request.path, error
+            )
+            return _error_response(unavailable("The database is unavailable; try again."))
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return _error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
 
@@ -332,6 +349,14 @@ def _watch_sync(
         ),
         Sampled(
             "counter",
+            "homeserver_sync_unread_counts",
+            "Rooms whose unread counts syncs showed, by source: memory (kept for the"
+            " device's stream, or moved on by the window's events) or database",
+            ("source",),
+            lambda: [((source,), count) for source, count in sync.unread_counts.items()],
+        ),
+        Sampled(
+            "counter",
             "homeserver_sync_catchups",
             "Reads of the log into the in-memory tail by stream position: changes this"
             " process did not commit itself",
@@ -389,9 +414,34 @@ def build_chain_rules() -> ChainRules:
     channel_rules.register(rules)
     profile_rules.register(rules)
     e2ee_rules.register(rules)
+    email_rules.register(rules)
     moderation_rules.register(rules)
     admin_rules.register(rules)
     return rules
+
+
+def create_mailer(config: Config) -> Mailer:
+    """SMTP as configured, or, with no email.smtp_host, the log (said once at start-up)."""
+    settings = config.email
+    host = config.server_name.rpartition(":")[0] if "]" not in config.server_name else ""
+    domain = host or config.server_name.split(":")[0]
+    sender = settings.from_ or f"{settings.app_name} <noreply@{domain}>"
+    if not settings.smtp_host:
+        log.warning(
+            "email: no email.smtp_host configured: emails are written to this log, not sent"
+        )
+        return LogMailer(sender)
+    return SmtpMailer(
+        SmtpSettings(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_security,
+            settings.smtp_username,
+            settings.smtp_password,
+            settings.smtp_timeout_seconds,
+        ),
+        sender,
+    )
 
 
 def create_rate_limiter(
@@ -465,6 +515,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         exemptions = ExemptUsers(config.admins)
         rate_limiter = create_rate_limiter(config, dsn, exemptions)
         app[RATE_LIMITER] = rate_limiter
+        app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
         server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
@@ -486,6 +537,29 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             bus,
             rate_limiter,
         )
+        email_service = EmailService(
+            pool,
+            appender,
+            app[ACCOUNTS],
+            create_mailer(config),
+            Templates(config.email.template_dir, config.email.app_name),
+            rate_limiter,
+            EmailSettings(
+                token_lifetime_ms=config.email.token_lifetime_seconds * 1000,
+                require_email=config.registration.require_email,
+                allowed_domains=tuple(config.registration.allowed_email_domains),
+                inhibit_errors=config.email.request_token_inhibit_3pid_errors,
+                public_baseurl=config.public_baseurl,
+            ),
+        )
+        app[email_api.EMAILS] = email_service
+        app[ACCOUNTS].threepids = email_service
+        app[ACCOUNTS].registration_facts.append(email_service)
+        app[ACCOUNTS].uia.add_stage(EmailIdentityStage(email_service))
+        if config.registration.require_email == "required":
+            app[ACCOUNTS].registration_flows.require(EMAIL_IDENTITY)
+        elif config.registration.require_email == "optional":
+            app[ACCOUNTS].registration_flows.offer(EMAIL_IDENTITY)
         # Registration tokens: the admin API always; the UIA stage when required.
         registration_tokens = RegistrationTokens(pool, audit_trail)
         app[registration_tokens_api.REGISTRATION_TOKENS] = registration_tokens
@@ -496,6 +570,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -505,6 +580,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 types.CHANNEL_ROOM_TYPE: lambda levels: channel_power_levels(levels, ladder)
             },
             draft_check=DeviceEventChecks(pool).checked,
+            default_room_version=config.rooms.default_room_version,
         )
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
@@ -542,6 +618,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
                 max_event_age_ms=config.push.max_event_age_seconds * 1000,
             )
         )
+        followers.add(
+            EmailNotifier(
+                pool,
+                email_service,
+                config.email.notif_delay,
+                config.public_baseurl or f"http://{config.listen.host}:{config.listen.port}",
+            )
+        )
         # Woken by this process's commits at once, and by other processes' on the bus.
         appender.add_listener(lambda _batch: followers.wake())
         bus.subscribe(STREAM_CHANNEL, lambda _message: followers.wake())
@@ -555,7 +639,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[RECEIPTS] = receipt_service
         profile_service = ProfileService(pool, appender)
         app[profile_api.PROFILES] = profile_service
-        threepids = AdminThreepids(pool)
+        threepids = AdminThreepids(email_service)
         deactivation = Deactivation(
             pool, appender, app[ACCOUNTS], room_service, profile_service, threepids
         )
@@ -572,8 +656,16 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         account_data_service = AccountDataService(pool, appender)
         app[account_data_api.ACCOUNT_DATA] = account_data_service
-        app[push_rules_api.PUSH_RULES] = PushRuleService(pool, appender)
-        app[pushers_api.PUSHERS] = PusherService(pool)
+        push_rule_service = PushRuleService(pool, appender)
+        app[push_rules_api.PUSH_RULES] = push_rule_service
+        app[rooms.UPGRADES] = RoomUpgrader(
+            pool,
+            appender,
+            room_service,
+            account_data_service,
+            user_state=[push_rule_service.copy_room_rules],
+        )
+        app[pushers_api.PUSHERS] = PusherService(pool, email_service.pushkey_for)
         app[reports_api.REPORTS] = ReportService(pool, appender, config.server_name)
         app[notifications_api.NOTIFICATIONS] = NotificationService(pool, renderer)
         gateway = PushGateway(
@@ -652,6 +744,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await presence_service.start()
         await sync_service.start()
         notifier.start()
+        await email_service.adopt_admin_threepids()
         followers.start()
         yield
         await followers.stop()
@@ -669,6 +762,12 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             await redis.aclose()
         await pool.close()
 
+    async def release_long_polls(app: web.Application) -> None:
+        # SIGTERM: the listener is closed already; held long-polls answer now with
+        # what they have, and writes in flight finish before the services stop.
+        app[SYNC].release()
+
+    app.on_shutdown.append(release_long_polls)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))
@@ -702,6 +801,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         account_data_api,
         user_directory_api,
         device_control_api,
+        email_api,
         keys_api,
         room_keys_api,
         reports_api,
@@ -712,6 +812,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         admin_media_api,
         registration_tokens_api,
         admin_reports_api,
+        admin_rooms_api,
         admin_shadow_bans_api,
     ):
         app.router.add_routes(module.routes)

@@ -160,6 +160,19 @@ class Registration(Section):
     # Registration needs a token an admin made (/_synapse/admin/v1/registration_tokens):
     # the m.login.registration_token UIA stage is in every flow.
     require_token: bool = False
+    # required: every new account proves an email address (m.login.email.identity);
+    # optional: a client may add one at sign-up; off: registration asks for none.
+    require_email: Literal["required", "optional", "off"] = "off"
+    # Domains whose addresses may sign up (and be added); empty: any.
+    allowed_email_domains: list[str] = []
+
+    @field_validator("allowed_email_domains")
+    @classmethod
+    def _domains_lower_case(cls, value: list[str]) -> list[str]:
+        domains = [domain.strip().lower().rstrip(".") for domain in value]
+        if any(not domain or "@" in domain for domain in domains):
+            raise ValueError("each entry must be a domain like example.com")
+        return domains
 
 
 class Limits(Section):
@@ -307,6 +320,40 @@ class Followers(Section):
     lease_check_seconds: int = Field(default=2, ge=1, le=60)
 
 
+class Email(Section):
+    """Sending mail: address validation, password resets and notification emails."""
+
+    # Empty: no mail server; every email is written to the log in full instead.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded with STARTTLS (port 587); tls: TLS from the
+    # first byte (port 465); none: no encryption (a relay on this machine).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # The From: of every email; empty: "LinkChat <noreply@server_name>".
+    from_: str = Field(default="", alias="from")
+    # Seconds to give up on a mail server that does not answer.
+    smtp_timeout_seconds: float = Field(default=30, gt=0, le=600, strict=False)
+    # The product's name in emails.
+    app_name: str = "LinkChat"
+    # How long a validation link and code work, in seconds.
+    token_lifetime_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)
+    # How long a message stays unread before a `kind: email` pusher mails it, in seconds.
+    notif_delay: float = Field(default=600, ge=0, strict=False)
+    # A directory whose files replace the built-in templates of the same name.
+    template_dir: Path | None = Field(default=None, strict=False)
+    # true: requestToken answers as if it sent a mail for an address that is unknown
+    # (password reset) or already taken (registration), so nobody can use it to
+    # learn who has an account (Synapse's request_token_inhibit_3pid_errors).
+    request_token_inhibit_3pid_errors: bool = False
+
+    @field_validator("template_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
 class FcmApp(Section):
     """A built-in gateway app sending through Firebase Cloud Messaging (HTTP v1)."""
 
@@ -366,6 +413,19 @@ class UserDirectory(Section):
     # false: users sharing a room with the searcher and members of public rooms
     # (the spec's minimum); true: every user of this server.
     search_all_users: bool = False
+
+
+class Rooms(Section):
+    """Rooms this server creates."""
+
+    # The room version of a room created without `room_version` (and what
+    # /capabilities names as the default): any stable version, 1 to 12. 11, since
+    # version 12's room IDs (no server name) and creators' unlimited power are not yet
+    # understood by every client, nor by the role ladder (roles/), which writes the
+    # owner into m.room.power_levels; choose 12 once yours are ready for it.
+    default_room_version: Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"] = (
+        "11"
+    )
 
 
 # --- top level --------------------------------------------------------------
@@ -434,9 +494,11 @@ class Config(Section):
     friends: Friends = Friends()
     roles: Roles = Roles()
     user_directory: UserDirectory = UserDirectory()
+    rooms: Rooms = Rooms()
     devices: Devices = Devices()
     followers: Followers = Followers()
     push: Push = Push()
+    email: Email = Email()
 
     # A section written with every key commented out (`redis:` alone) is
     # YAML null; it means "all defaults", not an error.
@@ -690,6 +752,11 @@ def _sections() -> dict[str, type[Section]]:
     }
 
 
+def _keys(model: type[BaseModel]) -> dict[str, Any]:
+    """A section's fields by the key written in YAML (`email.from`, whose field is `from_`)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
 def _apply_environment(
     data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
 ) -> dict[Loc, str]:
@@ -697,7 +764,7 @@ def _apply_environment(
     sections = _sections()
     top_level = {name: f for name, f in Config.model_fields.items() if name not in sections}
     valid_suffixes = [*top_level] + [
-        f"{section}_{key}" for section, model in sections.items() for key in model.model_fields
+        f"{section}_{key}" for section, model in sections.items() for key in _keys(model)
     ]
     sources: dict[Loc, str] = {}
 
@@ -713,7 +780,7 @@ def _apply_environment(
                 sources[(suffix,)] = var
             continue
         if suffix in sections:
-            example = next(iter(sections[suffix].model_fields))
+            example = next(iter(_keys(sections[suffix])))
             problems.append(
                 f"{var}: {suffix} is a section; set its keys one by one, "
                 f"e.g. {ENV_PREFIX}{suffix.upper()}_{example.upper()}"
@@ -731,7 +798,7 @@ def _apply_environment(
             )
             continue
         key = suffix[len(section) + 1 :]
-        fields = sections[section].model_fields
+        fields = _keys(sections[section])
         loc: Loc = (section, key)
         annotation = fields[key].annotation if key in fields else None
         if annotation is None and (nested := _nested_key(fields, key)) is not None:

@@ -81,3 +81,12 @@ def limit_exceeded(
     error = MatrixError(429, "M_LIMIT_EXCEEDED", reason, retry_after_ms=retry_after_ms)
     error.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
     return error
+
+
+def unavailable(reason: str, retry_after_seconds: int = 1) -> MatrixError:
+    """503 M_UNKNOWN with a Retry-After header: the server cannot serve this now (its
+    database restarting, a queue full) and the client should try again soon, with
+    the same transaction ID for a send."""
+    error = MatrixError(503, "M_UNKNOWN", reason)
+    error.headers["Retry-After"] = str(max(1, retry_after_seconds))
+    return error

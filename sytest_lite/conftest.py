@@ -13,9 +13,11 @@ import aiohttp
 import pytest
 
 from sytest_lite.client import Api, Registered
-from sytest_lite.server import ServerProcess, log_tail
+from sytest_lite.mailbox import Mailbox
+from sytest_lite.server import ServerProcess, free_port, log_tail
 
 SERVER_LOG_KEY = pytest.StashKey[Path]()
+MAILBOX_KEY = pytest.StashKey[Mailbox]()
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +29,44 @@ def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
     # Not pytest's tmp_path: concurrent pytest runs rotate those away, and the
     # log is the only explanation of a failure. Kept when anything failed.
     work_dir = Path(tempfile.mkdtemp(prefix="sytest_lite_"))
-    server = ServerProcess(work_dir)
+    # The server sends its emails to a mailbox of the suite's own (test_email.py).
+    mailbox = Mailbox()
+    mailbox.start(free_port())
+    request.config.stash[MAILBOX_KEY] = mailbox
+    server = ServerProcess(
+        work_dir,
+        {
+            "email": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": mailbox.port,
+                "smtp_security": "none",
+                "notif_delay": 1,
+            },
+            "registration": {"require_email": "optional"},
+        },
+    )
     request.config.stash[SERVER_LOG_KEY] = server.log_path
-    server.start()  # on failure the error carries the log tail; work_dir is kept
+    try:
+        server.start()  # on failure the error carries the log tail; work_dir is kept
+    except BaseException:
+        mailbox.stop()
+        raise
     try:
         yield server.base_url
     finally:
         server.stop()
+        mailbox.stop()
         if request.session.testsfailed == 0:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def mailbox(request: pytest.FixtureRequest, base_url: str) -> Mailbox:
+    """What the server under test emailed (only when this suite started it)."""
+    found = request.config.stash.get(MAILBOX_KEY, None)
+    if found is None:
+        pytest.skip("no mailbox: the server under test was not started by this suite")
+    return found
 
 
 @pytest.fixture

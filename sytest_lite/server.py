@@ -59,8 +59,9 @@ def log_tail(path: Path, lines: int = 80) -> str:
 class ServerProcess:
     """A homeserver process on a free port with a database of its own."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, extra_config: dict[str, Any] | None = None) -> None:
         self.work_dir = work_dir
+        self.extra_config = extra_config or {}
         self.log_path = work_dir / "server.log"
         self.base_dsn = os.environ.get("HOMESERVER_TEST_DSN") or DEFAULT_ADMIN_DSN
         self.database = f"sytest_{secrets.token_hex(6)}"
@@ -101,6 +102,7 @@ class ServerProcess:
             # The suite registers and sends faster than any person: it tests the
             # server's behaviour, not its rate limits.
             "rate_limits": {"enabled": False},
+            **self.extra_config,
         }
         path = self.work_dir / "config.yaml"
         # JSON is YAML; no YAML library needed to write it.

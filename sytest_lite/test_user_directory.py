@@ -68,6 +68,6 @@ async def test_capabilities_say_what_the_server_does(api: Api, alice: Registered
     assert capabilities["m.change_password"]["enabled"] is True
     assert capabilities["m.set_displayname"]["enabled"] is True
     assert capabilities["m.set_avatar_url"]["enabled"] is True
-    assert capabilities["m.3pid_changes"]["enabled"] is False
+    assert capabilities["m.3pid_changes"]["enabled"] is True
     versions = capabilities["m.room_versions"]
     assert versions["default"] in versions["available"], versions

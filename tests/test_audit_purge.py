@@ -15,6 +15,7 @@ from homeserver.audit.purge import purge_redacted
 from homeserver.audit.verify import Failure, LogVerifier
 from homeserver.events.canonical import decode, encode
 from homeserver.events.redaction import redact_content
+from homeserver.events.room_versions import KNOWN, LEGACY, room_version
 from tests.audit_log import assert_replay_identical, server_verifier, verify
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
@@ -212,19 +213,32 @@ async def test_the_log_refuses_every_change_but_a_purge(
         ("m.room.redaction", {"redacts": "$e", "reason": "spam"}),
         ("m.room.topic", {"topic": "t"}),
         ("com.linkchat.message", {"body": "b"}),
+        ("m.room.aliases", {"aliases": ["#a:s"], "x": 1}),
+        ("m.room.power_levels", {"invite": 0, "kick": 50, "events_default": 0}),
     ],
 )
 async def test_the_database_redacts_as_the_server_does(
     hs: MatrixClient, run_dsn: str, event_type: str, content: dict[str, Any]
 ) -> None:
+    # In every room version (the trigger redacts by the room's), and as version 11 where
+    # no version is known (migration 0006's function, kept).
     conn = await asyncpg.connect(run_dsn)
     try:
-        in_sql = await conn.fetchval(
+        for version in [None, *KNOWN]:
+            in_sql = await conn.fetchval(
+                "SELECT redacted_content($1, $2::jsonb, $3)::text",
+                event_type,
+                json.dumps(content),
+                version,
+            )
+            expected = redact_content(event_type, content, room_version(version) or LEGACY)
+            assert json.loads(in_sql) == expected, version
+        legacy = await conn.fetchval(
             "SELECT redacted_content($1, $2::jsonb)::text", event_type, json.dumps(content)
         )
     finally:
         await conn.close()
-    assert json.loads(in_sql) == redact_content(event_type, content)
+    assert json.loads(legacy) == redact_content(event_type, content, LEGACY)
 
 
 async def test_purge_redacted_command(

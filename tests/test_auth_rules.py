@@ -1,4 +1,5 @@
-"""Room authorization rules (room version 11) and power levels, without a database."""
+"""Room authorization rules (room version 11, and what other versions change) and power
+levels, without a database."""
 
 from __future__ import annotations
 
@@ -139,9 +140,9 @@ def test_room_can_only_be_created_by_a_user_of_its_server() -> None:
         Room().check("m.room.create", EVE, {}, "")
 
 
-def test_room_version_other_than_11_is_refused() -> None:
+def test_room_version_unknown_to_the_spec_is_refused() -> None:
     with refused("not supported"):
-        Room().check("m.room.create", ALICE, {"room_version": "9"}, "")
+        Room().check("m.room.create", ALICE, {"room_version": "13"}, "")
     with refused("not supported"):
         Room().check("m.room.create", ALICE, {"room_version": 11}, "")
 
@@ -158,14 +159,14 @@ def test_room_creation_event_needs_an_empty_state_key() -> None:
 
 def test_creator_joins_right_after_creating_the_room() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11"}, "")
     room.member(ALICE, "join")
     assert room.state.membership(ALICE) == "join"
 
 
 def test_nobody_but_the_creator_may_be_first_to_join() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11"}, "")
     with refused("invitation"):
         room.check_member(BOB, "join")
 
@@ -257,7 +258,7 @@ def test_private_join_rule_admits_nobody() -> None:
 
 def test_users_of_other_servers_cannot_enter_a_room_closed_to_them() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {"m.federate": False}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11", "m.federate": False}, "")
     room.member(ALICE, "join")
     room.append("m.room.join_rules", ALICE, {"join_rule": "public"}, "")
     room.member(BOB, "join")
@@ -551,7 +552,7 @@ def test_users_default_raises_everyone_not_listed() -> None:
 
 def test_room_without_power_levels_lets_only_its_creator_send_state() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11"}, "")
     room.member(ALICE, "join")
     room.append("m.room.join_rules", ALICE, {"join_rule": "public"}, "")
     room.member(BOB, "join")
@@ -596,7 +597,7 @@ def change_levels(room: Room, sender: str, **changes: Any) -> None:
 
 def test_creator_sets_the_first_power_levels() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11"}, "")
     room.member(ALICE, "join")
     room.append("m.room.power_levels", ALICE, {"users": {ALICE: 100, BOB: 100}}, "")
 
@@ -746,7 +747,7 @@ def test_redactions_are_gated_by_the_events_map_too() -> None:
 
 def test_room_without_power_levels_gives_its_creator_100_and_others_0() -> None:
     room = Room()
-    room.append("m.room.create", ALICE, {}, "")
+    room.append("m.room.create", ALICE, {"room_version": "11"}, "")
     levels = PowerLevels.of_room(room.state)
     assert levels.user_level(ALICE) == 100
     assert levels.user_level(BOB) == 0
@@ -855,3 +856,146 @@ def test_any_power_levels_content_can_be_read(content: dict[str, Any]) -> None:
     levels = PowerLevels.from_content(content)
     assert isinstance(levels.user_level(BOB), int)
     assert isinstance(levels.level_for_event("m.room.message", is_state=False), int)
+
+
+# --- what other room versions change (events/room_versions.py) ---------------------------------
+
+
+def room_of_version(version: str, join_rule: str = "invite", **create: Any) -> Room:
+    room = Room()
+    content: dict[str, Any] = {"room_version": version, **create}
+    if int(version) <= 10:
+        content.setdefault("creator", ALICE)
+    room.append("m.room.create", ALICE, content, "")
+    room.member(ALICE, "join")
+    # In version 12 the creators' power is their own, never in the power levels.
+    users = {MOD: 50} if version == "12" else {ALICE: 100, MOD: 50}
+    room.append("m.room.power_levels", ALICE, {"users": users}, "")
+    room.append("m.room.join_rules", ALICE, {"join_rule": join_rule}, "")
+    return room
+
+
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 11)])
+def test_versions_before_11_need_the_creator_in_the_create_event(version: str) -> None:
+    with refused("creator"):
+        Room().check("m.room.create", ALICE, {"room_version": version}, "")
+    Room().check("m.room.create", ALICE, {"room_version": version, "creator": ALICE}, "")
+
+
+def test_a_create_event_without_a_version_makes_a_version_1_room() -> None:
+    with refused("creator"):
+        Room().check("m.room.create", ALICE, {}, "")
+
+
+def test_before_11_the_first_join_belongs_to_the_named_creator() -> None:
+    room = Room()
+    room.append("m.room.create", ALICE, {"room_version": "10", "creator": BOB}, "")
+    with refused("invitation"):
+        room.check_member(ALICE, "join")
+    room.check_member(BOB, "join")
+
+
+@pytest.mark.parametrize(
+    ("version", "allowed"), [("6", False), ("7", True), ("10", True), ("12", True)]
+)
+def test_knocking_exists_from_version_7(version: str, allowed: bool) -> None:
+    room = room_of_version(version, "knock")
+    if allowed:
+        room.check_member(BOB, "knock")
+    else:
+        with refused("Unknown membership"):
+            room.check_member(BOB, "knock")
+        with refused("Nobody may join"):
+            room.check_member(BOB, "join")
+
+
+@pytest.mark.parametrize(
+    ("version", "rule", "known"),
+    [
+        ("7", "restricted", False),
+        ("8", "restricted", True),
+        ("9", "knock_restricted", False),
+        ("10", "knock_restricted", True),
+    ],
+)
+def test_restricted_join_rules_arrive_with_versions_8_and_10(
+    version: str, rule: str, known: bool
+) -> None:
+    room = room_of_version(version, rule)
+    vouched = {"join_authorised_via_users_server": ALICE}
+    if known:
+        room.check_member(BOB, "join", **vouched)
+    else:
+        with refused("Nobody may join"):
+            room.check_member(BOB, "join", **vouched)
+
+
+@pytest.mark.parametrize(("version", "allowed"), [("9", True), ("10", False), ("11", False)])
+def test_string_power_levels_are_allowed_before_version_10(version: str, allowed: bool) -> None:
+    room = room_of_version(version)
+    content = {"users": {ALICE: "100", MOD: 50}, "ban": "50"}
+    if allowed:
+        room.check("m.room.power_levels", ALICE, content, "")
+    else:
+        with refused("integer"):
+            room.check("m.room.power_levels", ALICE, content, "")
+
+
+@pytest.mark.parametrize(("version", "checked"), [("5", False), ("6", True)])
+def test_notification_levels_are_guarded_from_version_6(version: str, checked: bool) -> None:
+    room = room_of_version(version)
+    room.member(MOD, "invite", sender=ALICE)
+    room.member(MOD, "join")
+    raised = {"users": {ALICE: 100, MOD: 50}, "notifications": {"room": 90}}
+    if checked:
+        with refused("room"):
+            room.check("m.room.power_levels", MOD, raised, "")
+    else:
+        room.check("m.room.power_levels", MOD, raised, "")
+
+
+@pytest.mark.parametrize(("version", "special"), [("5", True), ("6", False)])
+def test_aliases_events_have_their_own_rule_up_to_version_5(version: str, special: bool) -> None:
+    room = room_of_version(version)
+    aliases = {"aliases": ["#a:example.org"]}
+    if special:
+        # Anyone of the server may set its aliases, even from outside the room.
+        room.check("m.room.aliases", CAROL, aliases, "example.org")
+        with refused("sender's server"):
+            room.check("m.room.aliases", ALICE, aliases, "elsewhere.example")
+    else:
+        with refused("not in this room"):
+            room.check("m.room.aliases", CAROL, aliases, "example.org")
+
+
+def test_version_12_creators_have_unlimited_power() -> None:
+    room = room_of_version("12", additional_creators=[CAROL])
+    room.member(CAROL, "invite", sender=ALICE)
+    room.member(CAROL, "join")
+    # Above any level the power levels can give: not even a 100 can touch a creator.
+    room.append(
+        "m.room.power_levels", ALICE, {"users": {MOD: 100}, "events": {"x.top": 2**53 - 1}}, ""
+    )
+    room.member(MOD, "invite", sender=ALICE)
+    room.member(MOD, "join")
+    room.check("x.top", CAROL, {}, "")
+    with refused("remove"):
+        room.check_member(CAROL, "leave", sender=MOD)
+    room.check_member(MOD, "leave", sender=CAROL)
+
+
+def test_version_12_power_levels_may_not_name_a_creator() -> None:
+    room = room_of_version("12", additional_creators=[CAROL])
+    with refused("creators"):
+        room.check("m.room.power_levels", ALICE, {"users": {CAROL: 100}}, "")
+    with refused("creators"):
+        room.check("m.room.power_levels", ALICE, {"users": {ALICE: 100}}, "")
+
+
+def test_version_12_additional_creators_must_be_user_ids() -> None:
+    with refused("additional_creators"):
+        Room().check("m.room.create", ALICE, {"room_version": "12", "additional_creators": "x"}, "")
+    with refused("additional_creators"):
+        Room().check(
+            "m.room.create", ALICE, {"room_version": "12", "additional_creators": ["carol"]}, ""
+        )

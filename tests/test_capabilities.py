@@ -20,9 +20,10 @@ async def test_capabilities_describe_what_this_server_allows(hs: MatrixClient) -
     assert capabilities["m.change_password"] == {"enabled": True}
     assert capabilities["m.set_displayname"] == {"enabled": True}
     assert capabilities["m.set_avatar_url"] == {"enabled": True}
-    assert capabilities["m.3pid_changes"] == {"enabled": False}
+    assert capabilities["m.3pid_changes"] == {"enabled": True}  # email addresses
     versions = capabilities["m.room_versions"]
-    assert versions == {"default": "11", "available": {"11": "stable"}}
+    available = {str(version): "stable" for version in range(1, 13)}
+    assert versions == {"default": "11", "available": available}
 
 
 async def test_a_room_of_every_advertised_version_can_be_created(hs: MatrixClient) -> None:
@@ -30,7 +31,7 @@ async def test_a_room_of_every_advertised_version_can_be_created(hs: MatrixClien
     capabilities = (await hs.ok("GET", "capabilities", user=alice))["capabilities"]
     for version in capabilities["m.room_versions"]["available"]:
         await hs.create_room(alice, room_version=version)
-    reply = await hs.request("POST", "createRoom", {"room_version": "10"}, user=alice)
+    reply = await hs.request("POST", "createRoom", {"room_version": "13"}, user=alice)
     assert reply.status == 400 and reply.errcode == "M_UNSUPPORTED_ROOM_VERSION"
 
 

@@ -34,6 +34,7 @@ def problems_of(path: Path | None, environ: dict[str, str] | None = None) -> lis
 def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys: list[str] = []
     for name, field in model.model_fields.items():
+        name = field.alias or name
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys.extend(model_keys(annotation, f"{prefix}{name}."))

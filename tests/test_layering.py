@@ -74,6 +74,21 @@ RULES: dict[str, set[str]] = {
     # e2ee/: keys, device lists, backups; its chain rule lives in events/content/e2ee.py,
     # so rooms/ never imports it.
     "e2ee": {"store", "events", "projections", "errors", "log", "accounts", "bus", "sync"},
+    # email/: addresses as identifiers (a UIA stage, bindings), sending mail, and the
+    # follower that mails missed messages (with push/'s rules).
+    "email": {
+        "store",
+        "events",
+        "projections",
+        "errors",
+        "log",
+        "accounts",
+        "ratelimit",
+        "push",
+        "rooms",
+        "account_data",
+        "bus",
+    },
     # moderation/: reports, mutes and shadow-bans.
     "moderation": {
         "store",
@@ -99,6 +114,7 @@ RULES: dict[str, set[str]] = {
         "rooms",
         "ratelimit",
         "media",
+        "email",
     },
     "config": set(),
     # supervisor.py: the process that starts the workers (cli.py's `run --workers`).
@@ -126,6 +142,7 @@ RULES: dict[str, set[str]] = {
         "account_data",
         "device_control",
         "e2ee",
+        "email",
         "ratelimit",
         "moderation",
         "admin",

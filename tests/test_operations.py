@@ -252,6 +252,11 @@ async def test_metrics_show_connections_held_and_the_wake_ups_they_get(
         for source in ("memory", "database")
     )
     assert built >= 5
+    counted = sum(
+        _sample(text, "homeserver_sync_unread_counts_total", source=source) or 0
+        for source in ("memory", "database")
+    )
+    assert counted >= 5  # the room's count in each sync built
     assert _sample(text, "homeserver_sync_catchups_total") is not None
 
 

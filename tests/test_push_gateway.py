@@ -266,6 +266,33 @@ async def test_apns_background_push_and_one_provider_token_reused(
     assert providers.apns.connections == 1
 
 
+async def test_a_badge_alone_is_a_silent_count_for_fcm_and_apns(
+    start_app: AppFactory, providers: Providers
+) -> None:
+    """What the homeserver sends when the user read a room elsewhere: no event, a count."""
+    hs = await _gateway(start_app, providers)
+    device = secrets.token_hex(32)
+    badge = {
+        "notification": {
+            "counts": {"unread": 0},
+            "prio": "low",
+            "devices": [_device(FCM_APP, "fcm-badge"), _device(APNS_APP, device)],
+        }
+    }
+    assert await hs.ok("POST", NOTIFY, badge) == {"rejected": []}
+    (message,) = providers.fcm.messages
+    assert message == {
+        "token": "fcm-badge",
+        "data": {"prio": "low", "unread_count": "0"},
+        "android": {"priority": "normal"},
+    }
+    (request,) = providers.apns.requests
+    assert request["headers"]["apns-push-type"] == "alert"
+    assert request["headers"]["apns-priority"] == "5"
+    assert "apns-collapse-id" not in request["headers"]
+    assert request["body"] == {"aps": {"badge": 0}, "prio": "low", "unread_count": "0"}
+
+
 async def test_dead_tokens_and_unknown_apps_are_rejected(
     start_app: AppFactory, providers: Providers
 ) -> None:

@@ -181,7 +181,9 @@ async def test_creation_content_type_is_kept_in_the_create_event(hs: MatrixClien
 
 async def test_unsupported_room_version_is_refused(hs: MatrixClient) -> None:
     alice = await hs.register()
-    reply = await hs.request("POST", "createRoom", {"room_version": "1"}, user=alice)
+    reply = await hs.request(
+        "POST", "createRoom", {"room_version": "org.example.custom"}, user=alice
+    )
     assert reply.status == 400
     assert reply.errcode == "M_UNSUPPORTED_ROOM_VERSION"
     assert await _joined_rooms(hs, alice) == []

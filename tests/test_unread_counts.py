@@ -7,11 +7,14 @@ encrypted events, not edits, reactions, notices or state).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
 import pytest
 
+from homeserver.api.app_keys import METRICS
+from homeserver.api.sync import SYNC
 from homeserver.sync.unread import UnreadCounts, moved_on, shown_counts
 from tests.matrix import MatrixClient, User
 
@@ -120,6 +123,43 @@ async def test_every_device_of_the_user_sees_the_same_count(hs: MatrixClient) ->
     assert _unread(desk_body, room) == _unread(phone_body, room) == 2
 
 
+async def test_every_connection_of_one_device_sees_the_new_count(
+    hs: MatrixClient, window_source: str | None
+) -> None:
+    """A client holding several long-polls on one login (tabs of a web client) gets the
+    same count on each. The first woken moves the device's counts on; the others show
+    what it kept instead of reading them from the database each."""
+    alice, bob, room = await hs.room_of_two()
+    since = (await hs.sync(bob))["next_batch"]
+    counted = hs.app[SYNC].unread_counts
+    read_before = counted["database"]
+
+    async def tab(since: str, marker: str) -> tuple[int | None, str]:
+        """Long-poll until the message `marker` arrives: its count and the next token."""
+        while True:
+            body = await hs.sync(bob, since, wait_ms=60_000)
+            since = body["next_batch"]
+            timeline = body["rooms"]["join"].get(room, {}).get("timeline", {}).get("events", [])
+            if any(event["content"].get("body") == marker for event in timeline):
+                return _unread(body, room), since
+
+    held = hs.app[METRICS].held.count
+
+    async def all_held() -> bool:
+        return held["long_poll"] >= 3
+
+    sinces = [since] * 3
+    for n in (1, 2):
+        tabs = [asyncio.create_task(tab(s, f"m{n}")) for s in sinces]
+        await hs.eventually(all_held)
+        await hs.send(alice, room, {"msgtype": "m.text", "body": f"m{n}"})
+        answers = await asyncio.gather(*tabs)
+        assert [count for count, _ in answers] == [n, n, n]
+        sinces = [next_batch for _, next_batch in answers]
+    if window_source == "memory":
+        assert counted["database"] == read_before
+
+
 # --- the counts kept per device stream (homeserver/sync/unread.py) --------------------
 
 
@@ -127,7 +167,7 @@ def test_kept_counts_move_on_by_what_the_window_added() -> None:
     counts = UnreadCounts()
     main = {"main": (2, 1)}
     counts.keep("@me:hs", "DEV", generation=3, position=10, by_room={"!a:hs": main, "!b:hs": {}})
-    kept = counts.continuing("@me:hs", "DEV", generation=3, since=10)
+    kept = counts.at("@me:hs", "DEV", generation=3, position=10)
     assert kept is not None
     added = {"!a:hs": {"main": (1, 0), "$root": (1, 1)}, "!c:hs": {"main": (1, 0)}}
     moved = moved_on(kept, added)
@@ -144,30 +184,45 @@ def test_a_stream_is_never_moved_back() -> None:
     counts = UnreadCounts()
     counts.keep("@me:hs", "DEV", 0, position=12, by_room={"!a:hs": {"main": (5, 0)}})
     counts.keep("@me:hs", "DEV", 0, position=11, by_room={"!a:hs": {"main": (4, 0)}})
-    assert counts.continuing("@me:hs", "DEV", 0, since=11) is None
-    kept = counts.continuing("@me:hs", "DEV", 0, since=12)
+    assert counts.at("@me:hs", "DEV", 0, position=11) is None
+    kept = counts.at("@me:hs", "DEV", 0, position=12)
     assert kept is not None and kept.by_room == {"!a:hs": {"main": (5, 0)}}
 
 
 def test_kept_counts_hold_only_for_the_stream_and_generation_they_were_kept_at() -> None:
     counts = UnreadCounts()
     counts.keep("@me:hs", "DEV", generation=3, position=10, by_room={"!a:hs": {"main": (2, 0)}})
-    assert counts.continuing("@me:hs", "DEV", 3, since=9) is None  # another point of the stream
-    assert counts.continuing("@me:hs", "DEV", 4, since=10) is None  # the user changed meanwhile
-    assert counts.continuing("@me:hs", "PHONE", 3, since=10) is None  # another device
-    kept = counts.continuing("@me:hs", "DEV", 3, since=10)
+    assert counts.at("@me:hs", "DEV", 3, position=9) is None  # another point of the stream
+    assert counts.at("@me:hs", "DEV", 4, position=10) is None  # the user changed meanwhile
+    assert counts.at("@me:hs", "PHONE", 3, position=10) is None  # another device
+    kept = counts.at("@me:hs", "DEV", 3, position=10)
     assert kept is not None
     counts.keep("@me:hs", "DEV", 3, position=12, by_room={"!b:hs": {"main": (1, 0)}}, merge=kept)
-    moved = counts.continuing("@me:hs", "DEV", 3, since=12)
+    moved = counts.at("@me:hs", "DEV", 3, position=12)
     assert moved is not None and moved.by_room == {
         "!a:hs": {"main": (2, 0)},
         "!b:hs": {"main": (1, 0)},
     }
 
 
+def test_two_connections_woken_by_one_change_count_it_once() -> None:
+    counts = UnreadCounts()
+    counts.keep("@me:hs", "DEV", 0, position=10, by_room={"!a:hs": {"main": (1, 0)}})
+    # Both connections of the device start from the counts kept at 10, and await.
+    first = counts.at("@me:hs", "DEV", 0, position=10)
+    second = counts.at("@me:hs", "DEV", 0, position=10)
+    assert first is not None and second is not None
+    first, second = first.snapshot(), second.snapshot()
+    added = {"!a:hs": {"main": (1, 0)}}
+    counts.keep("@me:hs", "DEV", 0, 11, moved_on(first, added), merge=first)
+    counts.keep("@me:hs", "DEV", 0, 11, moved_on(second, added), merge=second)
+    kept = counts.at("@me:hs", "DEV", 0, position=11)
+    assert kept is not None and kept.by_room == {"!a:hs": {"main": (2, 0)}}
+
+
 def test_the_oldest_streams_are_forgotten_first() -> None:
     counts = UnreadCounts(max_devices=2)
     for device in ("ONE", "TWO", "THREE"):
         counts.keep("@me:hs", device, 0, 1, {"!a:hs": {"main": (1, 0)}})
-    assert counts.continuing("@me:hs", "ONE", 0, 1) is None
-    assert counts.continuing("@me:hs", "THREE", 0, 1) is not None
+    assert counts.at("@me:hs", "ONE", 0, 1) is None
+    assert counts.at("@me:hs", "THREE", 0, 1) is not None

@@ -10,7 +10,7 @@ appended as a StateEdit so two concurrent tag changes never lose one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -62,6 +62,11 @@ def _tags_of(content: JsonDict | None) -> JsonDict:
     return dict(tags) if isinstance(tags, dict) else {}
 
 
+def _merged_under(tags: JsonDict) -> Callable[[JsonDict], JsonDict]:
+    """An edit adding `tags` to the ones held, which win where both name a tag."""
+    return lambda held: {**tags, **held}
+
+
 class AccountDataService:
     def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
         self._pool = pool
@@ -100,6 +105,15 @@ class AccountDataService:
         await self._edit_tags(
             user_id, room_id, lambda tags: {name: t for name, t in tags.items() if name != tag}
         )
+
+    async def copy_room_tags(self, user_ids: Sequence[str], old_room: str, new_room: str) -> None:
+        """Give each user's tags of `old_room` to `new_room` too (a room upgrade, as
+        Synapse's copy_room_tags_and_direct_to_room); tags already there stay."""
+        async with self._pool.acquire() as conn:
+            contents = await account_data_store.contents_many(conn, user_ids, old_room, types.TAG)
+        for user_id, content in zip(user_ids, contents, strict=True):
+            if copied := _tags_of(content):
+                await self._edit_tags(user_id, new_room, _merged_under(copied))
 
     async def _edit_tags(
         self, user_id: str, room_id: str, edit: Callable[[JsonDict], JsonDict]

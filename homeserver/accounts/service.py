@@ -22,6 +22,7 @@ from homeserver.accounts.identifiers import (
 )
 from homeserver.accounts.token_cache import CachedOwner, TokenCache
 from homeserver.accounts.uia import (
+    EMAIL_IDENTITY,
     PASSWORD,
     PasswordStage,
     RegistrationFlows,
@@ -58,10 +59,19 @@ class Session:
     access_token: str | None
 
 
+class Threepids(Protocol):
+    """What the email capability (homeserver/email) lends accounts: addresses as
+    identifiers, without accounts/ importing it."""
+
+    async def user_for_address(self, medium: str, address: str) -> str | None: ...
+
+    async def owner_of(self, results: Mapping[str, Any]) -> str | None: ...
+
+
 class RegistrationFacts(Protocol):
     """A capability's facts about a new account, appended in one group with its account
-    fact (a registration token's use): `results` are what the registration's UIA
-    stages proved."""
+    fact (a registration token's use, an email address's binding): `results` are what
+    the registration's UIA stages proved."""
 
     async def drafts_for_new_account(
         self, user_id: str, results: Mapping[str, Any]
@@ -75,6 +85,7 @@ class RegistrationPolicy:
 
 
 TOKENS_REVOKED = "tokens.revoked"
+
 REGISTER = "POST /register"
 
 
@@ -111,6 +122,7 @@ class AccountService:
         self.registration_flows = RegistrationFlows()
         # ... and the facts they add to a new account (registration_facts.append).
         self.registration_facts: list[RegistrationFacts] = []
+        self.threepids: Threepids | None = None
         self._bus = bus
         self._tokens = TokenCache()
         bus.subscribe(TOKENS_REVOKED, lambda message: self._tokens.evict(message.split(",")))
@@ -172,34 +184,72 @@ class AccountService:
         password_hash = session.data.get("password_hash")
         if password is not None and session.data.get("user_id") is None:
             password_hash = await passwords.hash_password(password)
-        async with self.uia.exclusive(session) as data:
-            # A registration retried within its session (its answer was lost) gets the
-            # account the first one created, not M_USER_IN_USE or a second account.
-            user_id = data.get("user_id")
-            if user_id is None:
-                if password_hash is None:
-                    raise missing_param("A password is required to register.")
-                if username is None:
-                    username = "u" + secrets.token_hex(6)
-                user_id = self._user_id(username)
-                # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
-                await self._limiter.limit(Action.REGISTRATION, client_address)
-                await self._create_account(user_id, password_hash, results)
-                data.set("user_id", user_id)
-        if inhibit_login:
-            return Session(user_id, "", None)
-        return await self._log_in(
-            user_id,
-            device_id if isinstance(device_id, str) else None,
-            display_name if isinstance(display_name, str) else None,
+        device = device_id if isinstance(device_id, str) else None
+        name = display_name if isinstance(display_name, str) else None
+        if session.stored:
+            async with self.uia.exclusive(session) as data:
+                # A registration retried within its session (its answer was lost) gets the
+                # account the first one created, not M_USER_IN_USE or a second account.
+                registered = data.get("user_id")
+                if registered is None:
+                    registered, device = await self._register_new(
+                        username,
+                        password_hash,
+                        results,
+                        client_address,
+                        inhibit_login,
+                        device,
+                        name,
+                    )
+                    data.set("user_id", registered)
+                elif not inhibit_login:
+                    return await self._log_in(registered, device, name)
+        else:
+            # No session named (a one-request registration): nothing to retry within.
+            registered, device = await self._register_new(
+                username, password_hash, results, client_address, inhibit_login, device, name
+            )
+        if inhibit_login or device is None:
+            return Session(registered, "", None)
+        return Session(registered, device, await self._issue_token(registered, device))
+
+    async def _register_new(
+        self,
+        username: str | None,
+        password_hash: str | None,
+        results: Mapping[str, Any],
+        client_address: str,
+        inhibit_login: bool,
+        device_id: str | None,
+        display_name: str | None,
+    ) -> tuple[str, str | None]:
+        """A new account, with its first device unless `inhibit_login`, in one append
+        group: (user ID, device ID)."""
+        if password_hash is None:
+            raise missing_param("A password is required to register.")
+        user_id = self._user_id(username or "u" + secrets.token_hex(6))
+        # Counted here, not at the flows probe (POST {}) before it, as Synapse does.
+        await self._limiter.limit(Action.REGISTRATION, client_address)
+        device = None if inhibit_login else device_id or _new_device_id()
+        first_device = (
+            [self._device_draft(user_id, device, display_name, _now_ms())]
+            if device is not None
+            else []
         )
+        await self._create_account(user_id, password_hash, results, first_device)
+        return user_id, device
 
     async def _create_account(
-        self, user_id: str, password_hash: str, results: Mapping[str, Any]
+        self,
+        user_id: str,
+        password_hash: str,
+        results: Mapping[str, Any],
+        devices: list[Draft],
     ) -> None:
         """Append the account (M_USER_IN_USE if the ID was taken meanwhile) and keep its
         password hash; `results` are what the registration's UIA stages proved, from which
-        capabilities add their facts (`registration_facts`), in the same group."""
+        capabilities add their facts (`registration_facts`), in the same group: all or
+        nothing."""
         drafts = [
             Draft(
                 user_id,
@@ -207,7 +257,8 @@ class AccountService:
                 types.ACCOUNT,
                 {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
                 state_key="",
-            )
+            ),
+            *devices,
         ]
         for source in self.registration_facts:
             drafts += await source.drafts_for_new_account(user_id, results)
@@ -246,6 +297,30 @@ class AccountService:
     ) -> Session:
         await self._limiter.limit(Action.LOGIN_ACCOUNT, self._account_key(user))
         user_id = await self.check_password(user, password)
+        return await self._log_in(user_id, device_id, device_display_name)
+
+    async def login_with_threepid(
+        self,
+        medium: str,
+        address: str,
+        password: str,
+        device_id: str | None,
+        device_display_name: str | None,
+    ) -> Session:
+        """m.login.password with an m.id.thirdparty identifier (or the legacy top-level
+        medium and address): the account holding the address, by its password."""
+        await self._limiter.limit(Action.LOGIN_ACCOUNT, f"{medium}:{address.strip().casefold()}")
+        user_id = (
+            await self.threepids.user_for_address(medium, address)
+            if self.threepids is not None
+            else None
+        )
+        if user_id is None:
+            # As for an unknown user: the same error, after the same work.
+            await passwords.verify_password(password, None)
+            raise forbidden("Invalid username or password.")
+        await self._limiter.limit(Action.LOGIN_ACCOUNT, user_id)
+        user_id = await self.check_password(user_id, password)
         return await self._log_in(user_id, device_id, device_display_name)
 
     async def login_with_token(
@@ -427,6 +502,40 @@ class AccountService:
             ]
         if session.params.get("logout_devices", True) is not False:
             await self._remove_devices(requester.user_id, others)
+
+    async def reset_password(self, provided: Mapping[str, Any], auth: object) -> None:
+        """POST /account/password without an access token: a forgotten password, reset
+        by proving an email address of the account (m.login.email.identity)."""
+        params = dict(provided)
+        new_password = params.pop("new_password", None)
+        if new_password is not None:
+            self._check_strength(new_password)
+        if self.threepids is None:
+            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
+        session = await self.uia.open("POST /account/password", auth, params)
+        try:
+            results = await self.uia.complete(session, auth, [[EMAIL_IDENTITY]])
+        except UiaIncomplete:
+            if new_password is not None and "password_hash" not in session.data:
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(new_password)}
+                )
+            raise
+        user_id = await self.threepids.owner_of(results)
+        if user_id is None:
+            raise MatrixError(400, "M_THREEPID_NOT_FOUND", "No account has this email address.")
+        if new_password is not None:
+            password_hash = await passwords.hash_password(new_password)
+        elif isinstance(session.data.get("password_hash"), str):
+            password_hash = session.data["password_hash"]
+        else:
+            raise missing_param("new_password is required.")
+        await self.uia.finish(session)
+        async with self._pool.acquire() as conn:
+            await account_store.set_password_hash(conn, user_id, password_hash)
+            devices = [row.device_id for row in await account_store.devices(conn, user_id)]
+        if session.params.get("logout_devices", True) is not False:
+            await self._remove_devices(user_id, devices)
 
     async def devices(self, requester: Requester) -> list[Device]:
         async with self._pool.acquire() as conn:

@@ -29,6 +29,8 @@ from homeserver.store import uia_sessions as store
 
 DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
+# Added by the email capability (homeserver/email); named here for the flows that use it.
+EMAIL_IDENTITY = "m.login.email.identity"
 # Long enough to fetch a validation email and come back (its token lives an hour).
 SESSION_LIFETIME_MS = 60 * 60 * 1000
 

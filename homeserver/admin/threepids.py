@@ -1,62 +1,59 @@
 """The third-party IDs a server admin gives an account (PUT /_synapse/admin/v2/users).
 
-A seam: the email capability (issue 16: addresses as identifiers, their
-privacy in an append-only log) is being built at the same time. Until it lands,
-the admin API keeps addresses in a table outside the log
-(migrations/0023_admin_threepids.sql), one account per address, and nothing
-else reads them; the email capability then replaces this module's two methods.
+They are bindings like the ones users make (homeserver/email): a fact in the
+account chain holding the address's keyed hash, the address in the secret table,
+one account per address under the append lock. An admin may also set phone
+numbers (msisdn), which users cannot validate themselves.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import asyncpg
-
-from homeserver.errors import MatrixError, invalid_param
-from homeserver.store import threepids as threepid_store
-from homeserver.store.threepids import ThreepidRow
+from homeserver.email.addresses import normalise
+from homeserver.email.service import EmailService
+from homeserver.errors import invalid_param
 
 MEDIA = ("email", "msisdn")
 MAX_ADDRESS_LENGTH = 320
 
 
+@dataclass(frozen=True, slots=True)
+class ThreepidRow:
+    medium: str
+    address: str
+    added_at: int
+    validated_at: int
+
+
 def canonical(medium: str, address: str) -> tuple[str, str]:
-    """(medium, address) as stored: an email address trimmed and in lower case, as Synapse."""
+    """(medium, address) as stored: an email address normalised as users' are (trimmed,
+    case-folded, IDNA domain), a phone number its digits."""
     if medium not in MEDIA:
         raise invalid_param(f"Unknown medium {medium!r}: email or msisdn.")
     address = address.strip()
-    if medium == "email":
-        address = address.lower()
-        if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
-            raise invalid_param(f"{address!r} is not an email address.")
-    elif not address.isdigit():
-        raise invalid_param("A phone number (msisdn) is its digits, country code first.")
     if len(address) > MAX_ADDRESS_LENGTH:
         raise invalid_param("The address is too long.")
+    if medium == "email":
+        return medium, normalise(address)
+    if not address.isdigit():
+        raise invalid_param("A phone number (msisdn) is its digits, country code first.")
     return medium, address
 
 
 class AdminThreepids:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, emails: EmailService) -> None:
+        self._emails = emails
 
     async def of_user(self, user_id: str) -> list[ThreepidRow]:
-        async with self._pool.acquire() as conn:
-            return await threepid_store.threepids(conn, user_id)
+        return [
+            ThreepidRow(row.medium, row.address, row.added_ts, row.validated_ts)
+            for row in await self._emails.bindings(user_id)
+            if row.address is not None
+        ]
 
     async def replace(self, user_id: str, wanted: Sequence[tuple[str, str]]) -> None:
         """`user_id` holds exactly `wanted` (canonical pairs); 400 M_THREEPID_IN_USE,
         and nothing changed, when another account holds one."""
-        pairs = list(dict.fromkeys(wanted))
-        async with self._pool.acquire() as conn, conn.transaction():
-            await threepid_store.replace_threepids(conn, user_id, pairs, int(time.time() * 1000))
-            # Read after writing: an insert that met another account's row (committed
-            # first, or meanwhile: the insert waited for it) did nothing, and shows here.
-            held = await threepid_store.owners(conn, pairs)
-            taken = sorted(key for key, owner in held.items() if owner != user_id)
-            if taken:
-                raise MatrixError(
-                    400, "M_THREEPID_IN_USE", f"{taken[0]} is in use by another account."
-                )
+        await self._emails.replace_bindings(user_id, list(dict.fromkeys(wanted)))

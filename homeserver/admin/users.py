@@ -17,13 +17,12 @@ from homeserver.accounts.service import Device as Device
 from homeserver.admin.admins import ServerAdmins
 from homeserver.admin.audit import AuditTrail
 from homeserver.admin.deactivation import Deactivation
-from homeserver.admin.threepids import AdminThreepids
+from homeserver.admin.threepids import AdminThreepids, ThreepidRow
 from homeserver.errors import invalid_param, missing_param, not_found
 from homeserver.profiles.service import AVATAR_URL, DISPLAYNAME, ProfileService
 from homeserver.store import admin_users as user_store
 from homeserver.store.admin_users import UploadRow as UploadRow
 from homeserver.store.admin_users import UserRow as UserRow
-from homeserver.store.threepids import ThreepidRow
 
 MAX_PAGE = 1000
 

@@ -9,7 +9,14 @@ from pydantic import Field, StrictBool
 
 from homeserver.accounts.service import Device
 from homeserver.api.app_keys import ACCOUNTS, DEACTIVATION, RATE_LIMITER, SERVER_NAME
-from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
+from homeserver.api.requests import (
+    RequestBody,
+    access_token,
+    client_address,
+    ok,
+    parse_body,
+    requester,
+)
 from homeserver.errors import MatrixError, missing_param
 from homeserver.ratelimit.limiter import Action
 
@@ -29,12 +36,17 @@ class RegisterBody(RequestBody):
 class Identifier(RequestBody):
     type: str
     user: str | None = None
+    medium: str | None = None
+    address: str | None = Field(None, max_length=512)
 
 
 class LoginBody(RequestBody):
     type: str
     identifier: Identifier | None = None
     user: str | None = None
+    # The legacy spelling of an m.id.thirdparty identifier.
+    medium: str | None = None
+    address: str | None = Field(None, max_length=512)
     password: str | None = None
     token: str | None = Field(None, max_length=512)
     device_id: str | None = Field(None, min_length=1, max_length=255)
@@ -137,18 +149,28 @@ async def login(request: web.Request) -> web.Response:
         )
     if body.type != "m.login.password":
         raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}.")
-    user = body.user
+    user, medium, address = body.user, body.medium, body.address
     if body.identifier is not None:
-        if body.identifier.type != "m.id.user":
-            raise MatrixError(400, "M_UNKNOWN", "Only m.id.user identifiers are supported.")
-        user = body.identifier.user
-    if not user:
-        raise missing_param("identifier.user is required.")
+        if body.identifier.type == "m.id.user":
+            user, medium, address = body.identifier.user, None, None
+        elif body.identifier.type == "m.id.thirdparty":
+            user, medium, address = None, body.identifier.medium, body.identifier.address
+        else:
+            raise MatrixError(
+                400, "M_UNKNOWN", "Only m.id.user and m.id.thirdparty identifiers are supported."
+            )
     if body.password is None:
         raise missing_param("password is required.")
-    session = await request.app[ACCOUNTS].login_with_password(
-        user, body.password, body.device_id, body.initial_device_display_name
-    )
+    if user:
+        session = await request.app[ACCOUNTS].login_with_password(
+            user, body.password, body.device_id, body.initial_device_display_name
+        )
+    elif medium and address:
+        session = await request.app[ACCOUNTS].login_with_threepid(
+            medium, address, body.password, body.device_id, body.initial_device_display_name
+        )
+    else:
+        raise missing_param("identifier.user, or identifier.medium and address, is required.")
     return ok(
         {
             "user_id": session.user_id,
@@ -183,8 +205,12 @@ async def whoami(request: web.Request) -> web.Response:
 # POST /_matrix/client/v3/account/password
 @routes.post(V3 + "/account/password")
 async def change_password(request: web.Request) -> web.Response:
-    caller = await requester(request)
     body = await parse_body(request, PasswordBody)
+    if access_token(request) is None:
+        # A forgotten password: reset by proving an email address of the account.
+        await request.app[ACCOUNTS].reset_password(_provided(body), body.auth)
+        return ok()
+    caller = await requester(request)
     await request.app[ACCOUNTS].change_password(caller, _provided(body), body.auth)
     return ok()
 

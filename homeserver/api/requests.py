@@ -15,7 +15,7 @@ from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import ACCOUNTS, TRUSTED_PROXIES
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_json
 from homeserver.events.client_json import decode_client_json
-from homeserver.events.types import is_user_id
+from homeserver.events.types import is_room_id, is_user_id
 from homeserver.media.uris import is_valid_media_id, is_valid_server_name
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -97,7 +97,7 @@ def client_address(request: web.Request) -> str:
 def room_id_param(request: web.Request) -> str:
     """The `{room_id}` of the path, which must look like a room ID."""
     room_id = request.match_info["room_id"]
-    if not room_id.startswith("!") or ":" not in room_id:
+    if not is_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", f"{room_id!r} is not a room ID.")
     return room_id
 

@@ -17,15 +17,17 @@ from homeserver.api.requests import (
     requester,
     room_id_param,
 )
-from homeserver.errors import bad_json
+from homeserver.errors import bad_json, missing_param
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values
 from homeserver.ratelimit.limiter import Action
 from homeserver.rooms.service import RoomCreation
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.sync.tokens import parse_pagination_token
 
 routes = web.RouteTableDef()
 V3 = "/_matrix/client/v3"
+UPGRADES = web.AppKey("room_upgrades", RoomUpgrader)
 
 
 class StateEventBody(RequestBody):
@@ -294,3 +296,22 @@ async def room_aliases(request: web.Request) -> web.Response:
     return ok(
         {"aliases": await request.app[ROOMS].room_aliases(caller.user_id, room_id_param(request))}
     )
+
+
+class UpgradeBody(RequestBody):
+    new_version: str | None = None
+    additional_creators: list[str] = []
+
+
+# POST /_matrix/client/v3/rooms/{room_id}/upgrade
+@routes.post(V3 + "/rooms/{room_id}/upgrade")
+async def upgrade_room(request: web.Request) -> web.Response:
+    caller = await requester(request)
+    await request.app[RATE_LIMITER].limit_user(Action.ROOM_CREATION, caller.user_id)
+    body = await parse_body(request, UpgradeBody)
+    if body.new_version is None:
+        raise missing_param("new_version is required.")
+    replacement = await request.app[UPGRADES].upgrade(
+        caller.user_id, room_id_param(request), body.new_version, body.additional_creators
+    )
+    return ok({"replacement_room": replacement})

@@ -8,10 +8,9 @@ from __future__ import annotations
 from aiohttp import web
 from signedjson.sign import sign_json
 
-from homeserver.api.app_keys import POOL, SIGNING_KEYS
+from homeserver.api.app_keys import POOL, ROOMS, SIGNING_KEYS
 from homeserver.api.requests import ok, requester
-from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
-from homeserver.rooms.service import DEFAULT_ROOM_VERSION
+from homeserver.events.room_versions import KNOWN
 
 routes = web.RouteTableDef()
 
@@ -48,13 +47,16 @@ async def capabilities(request: web.Request) -> web.Response:
             "capabilities": {
                 "m.change_password": {"enabled": True},
                 "m.room_versions": {
-                    "default": DEFAULT_ROOM_VERSION,
-                    "available": {version: "stable" for version in SUPPORTED_ROOM_VERSIONS},
+                    "default": request.app[ROOMS].default_room_version,
+                    "available": {
+                        identifier: "stable" if version.stable else "unstable"
+                        for identifier, version in KNOWN.items()
+                    },
                 },
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
-                # No third-party identifier (email, phone) endpoints are served.
-                "m.3pid_changes": {"enabled": False},
+                # Email addresses: GET /account/3pid, 3pid/add, 3pid/delete.
+                "m.3pid_changes": {"enabled": True},
             }
         }
     )

@@ -125,6 +125,10 @@ async def sync_stream(request: web.Request) -> web.StreamResponse:
                 await ws.send_str(encode_body(result.body).decode())
             since = result.token
             full_state = False
+            if service.releasing:
+                # Shutting down: the client reconnects (to another worker) from `since`.
+                await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting")
+                return
 
     pushing = asyncio.create_task(push())
     with request.app[METRICS].held.holding("stream"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, StrictBool, StrictInt
 
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
-from homeserver.errors import invalid_param
+from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
 from homeserver.typing_notices.service import TypingService
 
 TYPING = web.AppKey("typing", TypingService)
@@ -24,9 +23,7 @@ class TypingBody(RequestBody):
 @routes.put(V3 + "/rooms/{room_id}/typing/{user_id}")
 async def put_typing(request: web.Request) -> web.Response:
     caller = await requester(request)
-    room_id = request.match_info["room_id"]
-    if not room_id.startswith("!") or ":" not in room_id:
-        raise invalid_param(f"{room_id!r} is not a room ID.")
+    room_id = room_id_param(request)
     body = await parse_body(request, TypingBody)
     await request.app[TYPING].set_typing(
         caller.user_id, request.match_info["user_id"], room_id, body.typing, body.timeout

@@ -6,7 +6,9 @@ The file, one JSON object per line:
    "exported_ts": ..., "verify_keys": {KEY_ID: {"key", "valid_from", "expired_ts"}}}`,
    every public key the server signed with and its validity window;
 2. one line per event in stream order: `{"position": P, "event_id": ID, "event": {...}}`,
-   the event exactly as the log holds it (its bytes are copied, never re-encoded);
+   the event exactly as the log holds it (its bytes are copied, never re-encoded), and
+   for a room's event `"room_version"`, whose redaction algorithm and event ID format
+   its signature and ID follow (the verifier holds it to the room's create event);
 3. an end line: `{"end": {"events": N, "heads": {CHAIN: LAST_EVENT_ID}}}`, so a
    file cut short does not pass for a shorter log.
 
@@ -103,8 +105,10 @@ async def export_log(
         out.write(json.dumps(header, sort_keys=True) + "\n")
         async for rows in audit_store.log_batches(conn, 0, room_id, until=until):
             out.writelines(
-                f'{{"position":{position},"event_id":{json.dumps(event_id)},"event":{raw}}}\n'
-                for position, event_id, raw in rows
+                f'{{"position":{position},"event_id":{json.dumps(event_id)},"event":{raw}'
+                + (f',"room_version":{json.dumps(version)}' if version is not None else "")
+                + "}\n"
+                for position, event_id, raw, version in rows
             )
             events += len(rows)
         heads = await audit_store.chain_heads_at(conn, until)

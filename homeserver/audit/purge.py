@@ -33,6 +33,7 @@ import asyncpg
 from homeserver.events.canonical import decode, encode
 from homeserver.events.model import Event
 from homeserver.events.redaction import redact_content
+from homeserver.events.room_versions import LEGACY, room_version
 from homeserver.projections import project
 from homeserver.projections.changes import Change, Delete, key_of
 from homeserver.store import audit as audit_store
@@ -81,12 +82,14 @@ async def purge_redacted(
             await event_store.lock_for_append(conn)
             candidates = await audit_store.purge_candidates(conn, redacted_before_ms, batch)
             fixes: list[Change] = []
-            for position, event_id, raw in candidates:
+            for position, event_id, raw, version in candidates:
                 original = decode(raw)
-                purged = {
-                    **original,
-                    "content": redact_content(original["type"], original.get("content", {})),
-                }
+                redacted = redact_content(
+                    original["type"],
+                    original.get("content", {}),
+                    room_version(version) or LEGACY,
+                )
+                purged = {**original, "content": redacted}
                 await audit_store.replace_with_redacted_form(
                     conn, position, encode(purged).decode()
                 )

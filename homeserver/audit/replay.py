@@ -117,7 +117,7 @@ async def replay(
         until = await audit_store.last_position(conn)
         async for rows in audit_store.log_batches(conn, 0, until=until, batch=batch):
             changes: list[Change] = []
-            for position, event_id, raw in rows:
+            for position, event_id, raw, _ in rows:
                 changes.extend(project(Event.from_pdu(event_id, decode(raw), position)))
             await apply_changes(conn, changes, schema=schema)
             result.events += len(rows)

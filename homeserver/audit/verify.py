@@ -34,12 +34,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import asyncpg
-from unpaddedbase64 import encode_base64
 
 from homeserver.events.canonical import decode
-from homeserver.events.hashing import content_hash
+from homeserver.events.hashing import content_hash, hash_event_id
 from homeserver.events.model import JsonDict
 from homeserver.events.redaction import redact_content
+from homeserver.events.room_versions import (
+    LEGACY,
+    EventIdFormat,
+    RoomVersion,
+    of_create_content,
+    room_version,
+)
 from homeserver.events.signing import (
     PublicKey,
     public_keys_from_json,
@@ -48,8 +54,8 @@ from homeserver.events.signing import (
 )
 from homeserver.store import audit as audit_store
 
-# (stream position, event ID, logged JSON): what the database gives per event.
-Row = tuple[int, str, str]
+# (stream position, event ID, logged JSON, room version): what the database gives per event.
+Row = tuple[int, str, str, str | None]
 # (line number, line): what an export file gives per event.
 Line = tuple[int, str]
 
@@ -76,6 +82,11 @@ class Checked(NamedTuple):
     failure: tuple[str, str] | None  # (check, reason)
     purged: bool = False  # content removed by `admin purge-redacted`
     redacts: str | None = None
+    # The room version the event was checked by (its room's, as the log's reader gave
+    # it), and the version a create event names: the verifier holds the first to the
+    # second, so no event passes by being checked under another version's rules.
+    version: str | None = None
+    creates: str | None = None
 
 
 class _Keys:
@@ -87,30 +98,50 @@ class _Keys:
         self.raw_keys = {key_id: bytes(key.verify_key()) for key_id, key in keys.items()}
 
 
-def _is_purged_form(pdu: JsonDict) -> bool:
+def _is_purged_form(pdu: JsonDict, version: RoomVersion) -> bool:
     content = pdu.get("content")
-    return isinstance(content, dict) and content == redact_content(pdu["type"], content)
+    return isinstance(content, dict) and content == redact_content(pdu["type"], content, version)
 
 
-def check_event(position: int, event_id: str, pdu: JsonDict, keys: _Keys) -> Checked:
-    """Content hash, event ID and signature of one event (no order needed).
+def _event_id_problem(
+    pdu: JsonDict, event_id: str, signed: bytes, version: RoomVersion, server_name: str
+) -> str | None:
+    if version.event_ids is EventIdFormat.LOCAL:
+        # Versions 1 and 2: the ID is in the event (and signed with it), `$...:server`.
+        if pdu.get("event_id") != event_id:
+            return "the event ID is not the one the event carries"
+        if not event_id.startswith("$") or event_id.partition(":")[2] != server_name:
+            return f"the event ID is not of the form $local:{server_name}"
+        return None
+    if hash_event_id(hashlib.sha256(signed).digest(), version) != event_id:
+        return _EVENT_ID
+    return None
+
+
+def check_event(
+    position: int, event_id: str, pdu: JsonDict, keys: _Keys, version_id: str | None = None
+) -> Checked:
+    """Content hash, event ID and signature of one event (no order needed), by the rules
+    of its room's version (`version_id`; LEGACY for chains that are no room).
 
     The hot path of the auditor (run once per event by the workers): one
     encoding for the content hash, one shared by the event ID and the
     signature, and the signature checked by libsodium on the raw key.
     """
+    version = room_version(version_id) or LEGACY
+    checked_as = version.identifier if version_id is not None else None
     try:
         hashes = pdu.get("hashes")
         purged = False
         if not isinstance(hashes, dict) or hashes.get("sha256") != content_hash(pdu):
-            if not _is_purged_form(pdu):
+            if not _is_purged_form(pdu, version):
                 return _result(pdu, position, event_id, "content hash", _CONTENT_HASH)
             # Purged: the hash names content that is gone. What is left is
             # exactly the redacted form, which the signature covers.
             purged = True
-        signed = signable_bytes(pdu)
-        if "$" + encode_base64(hashlib.sha256(signed).digest(), urlsafe=True) != event_id:
-            return _result(pdu, position, event_id, "event ID", _EVENT_ID)
+        signed = signable_bytes(pdu, version)
+        if problem := _event_id_problem(pdu, event_id, signed, version, keys.server_name):
+            return _result(pdu, position, event_id, "event ID", problem)
         signatures = pdu.get("signatures", {}).get(keys.server_name)
         if not isinstance(signatures, dict) or not signatures:
             reason = f"no signature by {keys.server_name}"
@@ -132,9 +163,13 @@ def check_event(position: int, event_id: str, pdu: JsonDict, keys: _Keys) -> Che
             if isinstance(signature, str) and signature_matches(
                 signed, signature, keys.raw_keys[key_id]
             ):
-                redacts = pdu["content"].get("redacts") if pdu["type"] == _REDACTION else None
+                redacts = (
+                    pdu["content"].get("redacts", pdu.get("redacts"))
+                    if pdu["type"] == _REDACTION
+                    else None
+                )
                 redacted = redacts if isinstance(redacts, str) else None
-                return _checked(pdu, position, event_id, key_id, None, purged, redacted)
+                return _checked(pdu, position, event_id, key_id, None, purged, redacted, checked_as)
             problem = f"the signature by {key_id} does not verify"
         return _result(pdu, position, event_id, "signature", problem)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -143,6 +178,7 @@ def check_event(position: int, event_id: str, pdu: JsonDict, keys: _Keys) -> Che
 
 
 _REDACTION = "m.room.redaction"
+_CREATE = "m.room.create"
 _CONTENT_HASH = "the content does not match its sha256 hash"
 _EVENT_ID = "the event ID is not the reference hash of the event"
 
@@ -159,17 +195,34 @@ def _checked(
     failure: tuple[str, str] | None,
     purged: bool = False,
     redacts: str | None = None,
+    version: str | None = None,
 ) -> Checked:
     room_id = pdu.get("room_id")
     room = room_id if isinstance(room_id, str) else None
+    creates = None
+    if pdu.get("type") == _CREATE and pdu.get("state_key") == "" and room is not None:
+        creates = of_create_content(pdu.get("content")).identifier
+    elif room is None and pdu.get("type") == _CREATE and event_id.startswith("$"):
+        # A version 12 create event names no room: the room's ID is its own.
+        room = "!" + event_id[1:]
+        creates = of_create_content(pdu.get("content")).identifier
     return Checked(
-        position, event_id, room, pdu.get("prev_events"), key_id, failure, purged, redacts
+        position,
+        event_id,
+        room,
+        pdu.get("prev_events"),
+        key_id,
+        failure,
+        purged,
+        redacts,
+        version,
+        creates,
     )
 
 
 def check_rows(rows: Sequence[Row], keys: _Keys) -> list[Checked]:
     checked: list[Checked] = []
-    for position, event_id, raw in rows:
+    for position, event_id, raw, version in rows:
         try:
             pdu = decode(raw)
         except ValueError as error:
@@ -179,7 +232,7 @@ def check_rows(rows: Sequence[Row], keys: _Keys) -> list[Checked]:
             failure = ("format", "the logged event is not a JSON object")
             checked.append(Checked(position, event_id, None, None, None, failure))
             continue
-        checked.append(check_event(position, event_id, pdu, keys))
+        checked.append(check_event(position, event_id, pdu, keys, version))
     return checked
 
 
@@ -190,15 +243,18 @@ def check_export_lines(lines: Sequence[Line], keys: _Keys) -> list[Checked]:
         try:
             entry = decode(line)
             position, event_id, pdu = entry["position"], entry["event_id"], entry["event"]
+            version = entry.get("room_version")
             if not (isinstance(position, int) and isinstance(event_id, str)):
                 raise ValueError("position or event_id of the wrong type")
+            if version is not None and not isinstance(version, str):
+                raise ValueError("room_version of the wrong type")
             if not isinstance(pdu, dict):
                 raise ValueError("event is not an object")
         except (ValueError, KeyError, TypeError) as error:
             failure = ("format", f"line {number} is not an exported event ({error})")
             checked.append(Checked(number, f"(line {number})", None, None, None, failure))
             continue
-        checked.append(check_event(position, event_id, pdu, keys))
+        checked.append(check_event(position, event_id, pdu, keys, version))
     return checked
 
 
@@ -237,6 +293,8 @@ class LogVerifier:
     keys_used: set[str] = field(default_factory=set)
     # Purged events whose redaction has not been seen yet: event ID -> (position, chain).
     awaiting_redaction: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The version each room's create event names, for the rooms whose create was seen.
+    versions: dict[str, str] = field(default_factory=dict)
     _decoded: _Keys | None = field(default=None, repr=False)
 
     @property
@@ -279,6 +337,15 @@ class LogVerifier:
                 "chain",
                 f"prev_events is {event.prev_events}, expected {expected}"
                 " (an event of this chain is missing, forged or out of order)",
+            )
+        if event.creates is not None:
+            self.versions[room_id] = event.creates
+        declared = self.versions.get(room_id)
+        if declared is not None and event.version is not None and event.version != declared:
+            return fail(
+                "room version",
+                f"checked as a room version {event.version} event, but its room's create"
+                f" event names version {declared}",
             )
         self.heads[room_id] = event_id
         self.checked += 1

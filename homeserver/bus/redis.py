@@ -34,6 +34,7 @@ class RedisBus:
         self._reader: asyncio.Task[None] | None = None
         self.connected = False
         self.dropped = 0
+        self._publish_failing = False
 
     async def start(self) -> None:
         await self._subscribe()
@@ -60,7 +61,11 @@ class RedisBus:
             await self._redis.publish(self._prefix + channel, message)
         except (RedisError, OSError) as error:
             self.dropped += 1
-            log.warning("bus: could not publish on Redis: %s", error)
+            if not self._publish_failing:  # once per outage, not once per message
+                log.warning("bus: could not publish on Redis (%s); dropping hints", error)
+            self._publish_failing = True
+            return
+        self._publish_failing = False
 
     async def _subscribe(self) -> None:
         await self._pubsub.subscribe(*(self._prefix + c for c in self._handlers) or ["_"])

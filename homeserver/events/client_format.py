@@ -21,24 +21,27 @@ import orjson
 
 from homeserver.events.model import Event, JsonDict
 from homeserver.events.redaction import redact_content
+from homeserver.events.room_versions import LEGACY, RoomVersion
 
 
 def client_event(
     event: Event,
     *,
     redacted_by: Event | None = None,
+    version: RoomVersion = LEGACY,
     transaction_id: str | None = None,
     now_ms: int | None = None,
     include_room_id: bool = True,
     relations: JsonDict | None = None,
 ) -> JsonDict:
-    """Serve `event`; a redacted event shows its redacted content and `redacted_because`;
-    `relations` are its bundled aggregations (unsigned.m.relations)."""
+    """Serve `event`; a redacted event shows its content redacted by the algorithm of
+    its room's `version`, and `redacted_because`; `relations` are its bundled
+    aggregations (unsigned.m.relations)."""
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     content: dict[str, Any] = dict(event.content)
     unsigned: JsonDict = {"age": max(0, now - event.origin_server_ts)}
     if redacted_by is not None:
-        content = redact_content(event.type, content)
+        content = redact_content(event.type, content, version)
         unsigned["redacted_because"] = client_event(redacted_by, now_ms=now)
     if transaction_id is not None:
         unsigned["transaction_id"] = transaction_id

@@ -51,7 +51,11 @@ def txn_scope(endpoint: str, *params: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """An event a client or service asks to append, before auth, hashing and signing."""
+    """An event a client or service asks to append, before auth, hashing and signing.
+
+    `origin_server_ts` is set only where the event must be known before it is
+    appended: a room version 12 create event, whose reference hash is its room's ID.
+    """
 
     room_id: str
     sender: str
@@ -59,6 +63,7 @@ class Draft:
     content: JsonDict
     state_key: str | None = None
     txn: TxnKey | None = None
+    origin_server_ts: int | None = None
 
     @property
     def is_state(self) -> bool:
@@ -111,20 +116,22 @@ class Event:
 
     @property
     def redacts(self) -> str | None:
-        """The event a redaction targets (room v11 keeps it in content)."""
+        """The event a redaction targets: in its content from room version 11, at the
+        top level of the event before."""
         if self.type != "m.room.redaction":
             return None
-        target = self.content.get("redacts")
+        target = self.content.get("redacts", self.pdu.get("redacts"))
         return target if isinstance(target, str) else None
 
     @classmethod
     def from_pdu(
         cls, event_id: str, pdu: JsonDict, stream_position: int, logged: bytes | None = None
     ) -> Event:
-        """Build from the logged JSON (which, as in Matrix v4+, has no event_id)."""
+        """Build from the logged JSON (which, as in Matrix v3+, has no event_id). A v12
+        create event has no room ID either: the room's ID is its own, with `!`."""
         return cls(
             event_id=event_id,
-            room_id=pdu["room_id"],
+            room_id=pdu["room_id"] if "room_id" in pdu else "!" + event_id[1:],
             sender=pdu["sender"],
             type=pdu["type"],
             state_key=pdu.get("state_key"),

@@ -50,6 +50,7 @@ from unpaddedbase64 import decode_base64
 from homeserver.events.canonical import encode
 from homeserver.events.model import JsonDict
 from homeserver.events.redaction import redact
+from homeserver.events.room_versions import LEGACY, EventIdFormat, RoomVersion
 
 
 @dataclass(frozen=True)
@@ -69,26 +70,34 @@ class ServerKey:
     def public_key_base64(self) -> str:
         return str(encode_verify_key_base64(self.verify_key))
 
-    def signature_for(self, pdu: JsonDict) -> dict[str, dict[str, str]]:
+    def signature_for(
+        self, pdu: JsonDict, version: RoomVersion = LEGACY
+    ) -> dict[str, dict[str, str]]:
         """Signatures over the redacted form of `pdu`, as Matrix signs events."""
-        signed = sign_json(_signable(pdu), self.server_name, self.key)
+        signed = sign_json(_signable(pdu, version), self.server_name, self.key)
         return signed["signatures"]  # type: ignore[no-any-return]
 
 
-def _signable(pdu: JsonDict) -> JsonDict:
-    redacted = redact(pdu)
-    for key in ("signatures", "unsigned", "event_id"):
+def _signable(pdu: JsonDict, version: RoomVersion) -> JsonDict:
+    redacted = redact(pdu, version)
+    # An event ID that is no hash (v1, v2) is part of the event, and signed with it.
+    dropped: tuple[str, ...] = ("signatures", "unsigned")
+    if version.event_ids is not EventIdFormat.LOCAL:
+        dropped += ("event_id",)
+    for key in dropped:
         redacted.pop(key, None)
     return redacted
 
 
-def signable_bytes(pdu: JsonDict) -> bytes:
+def signable_bytes(pdu: JsonDict, version: RoomVersion = LEGACY) -> bytes:
     """What the signature and the reference hash (event ID) cover: one encoding serves both."""
-    return encode(_signable(pdu))
+    return encode(_signable(pdu, version))
 
 
-def verify_event_signature(pdu: JsonDict, server_name: str, verify_key: Any) -> bool:
-    signable = _signable(pdu)
+def verify_event_signature(
+    pdu: JsonDict, server_name: str, verify_key: Any, version: RoomVersion = LEGACY
+) -> bool:
+    signable = _signable(pdu, version)
     signable["signatures"] = pdu.get("signatures", {})
     try:
         verify_signed_json(signable, server_name, verify_key)

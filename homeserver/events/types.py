@@ -13,6 +13,9 @@ GUEST_ACCESS = "m.room.guest_access"
 NAME = "m.room.name"
 TOPIC = "m.room.topic"
 CANONICAL_ALIAS = "m.room.canonical_alias"
+AVATAR = "m.room.avatar"
+TOMBSTONE = "m.room.tombstone"
+SERVER_ACL = "m.room.server_acl"
 REDACTION = "m.room.redaction"
 MESSAGE = "m.room.message"
 
@@ -65,6 +68,10 @@ MUTE = "com.linkchat.mute"
 # {"shadow_banned": true}, or {"shadow_banned": false, "banned_at": P} ending the ban
 # whose fact is at position P (events/content/shadow_bans.py).
 SHADOW_BAN = "com.linkchat.shadow_ban"
+# Blocked rooms (homeserver/moderation): state of the moderation chain keyed by the room
+# ID, {"block": bool}, with the admin who blocked it as sender. Nobody joins, knocks on
+# or is invited to a blocked room, and it leaves the public directory.
+ROOM_BLOCK = "com.linkchat.room.block"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send
@@ -96,6 +103,11 @@ E2EE_DEVICE_KEYS = "com.linkchat.e2ee.device_keys"
 E2EE_CROSS_SIGNING_KEY = "com.linkchat.e2ee.cross_signing_key"
 E2EE_SIGNATURES = "com.linkchat.e2ee.signatures"
 IGNORED_USER_LIST = "m.ignored_user_list"
+
+# Email addresses (homeserver/email): state in the account chain of their owner,
+# state key the address's keyed hash (never the address), {medium, validated_ts,
+# added_ts}, or {} once removed. The address itself is kept out of the log.
+ACCOUNT_THREEPID = "com.linkchat.account.threepid"
 TAG = "m.tag"
 
 # Moderation (homeserver/admin): one chain per server, named by
@@ -123,6 +135,15 @@ REGISTRATION_TOKEN_USED = "com.linkchat.registration_token.used"
 
 def is_room_chain(chain_id: str) -> bool:
     return chain_id.startswith("!")
+
+
+# A room ID: `!opaque:server` (room versions 1 to 11), or `!` + the create event's
+# reference hash, 43 characters of URL-safe base64 (version 12).
+_ROOM_ID = re.compile(r"![^:\s]+:\S+|![A-Za-z0-9_-]{43}")
+
+
+def is_room_id(text: str) -> bool:
+    return _ROOM_ID.fullmatch(text) is not None
 
 
 # The outline of a user ID (@localpart:server), as every service checks one it is given.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +18,11 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from homeserver import logs
-from homeserver.errors import MatrixError, not_found, too_large, unknown
+from homeserver.errors import MatrixError, forbidden, not_found, too_large, unavailable, unknown
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
-from homeserver.events.model import Draft, Event, JsonDict, TxnKey
-from homeserver.events.sealing import seal
+from homeserver.events.model import Draft, Event, TxnKey
+from homeserver.events.sealing import chain_version, seal, unsigned_pdu
 from homeserver.events.signing import ServerKey
 from homeserver.events.validation import (
     annotation_of,
@@ -36,6 +35,7 @@ from homeserver.projections import room_state as room_state_reducer
 from homeserver.projections.room_state import RoomState
 from homeserver.store import chains
 from homeserver.store import events as event_store
+from homeserver.store.database import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,31 +130,45 @@ class Appender:
                 self._key = await self._live_keys.refresh()
             try:
                 await self._write(batch)
-            except Exception:
+            except Exception as error:
+                self._states.clear()
+                if is_unavailable(error):
+                    # PostgreSQL away: every request would fail alike. Each client
+                    # retries (same transaction ID: nothing doubled if this landed).
+                    log.warning(
+                        "append batch of %d requests: database unavailable (%r)",
+                        len(batch),
+                        error,
+                    )
+                    for request in batch:
+                        self._fail(request, error)
+                    continue
                 log.exception(
                     "append batch of %d requests failed (request IDs: %s)",
                     len(batch),
                     " ".join(str(request.request_id) for request in batch),
                 )
-                self._states.clear()
                 if len(batch) == 1:
-                    self._fail(batch[0])
+                    self._fail(batch[0], error)
                     continue
                 # One request PostgreSQL refuses must not fail the others that
                 # happened to share its batch: write each alone.
                 for request in batch:
                     try:
                         await self._write([request])
-                    except Exception:
+                    except Exception as alone:
                         with logs.serving(request.request_id):
                             log.exception("append request failed on its own")
                         self._states.clear()
-                        self._fail(request)
+                        self._fail(request, alone)
 
     @staticmethod
-    def _fail(request: _Request) -> None:
+    def _fail(request: _Request, error: Exception) -> None:
         if not request.done.done():
-            request.done.set_exception(unknown("could not store event"))
+            if is_unavailable(error):
+                request.done.set_exception(unavailable("The database is unavailable; try again."))
+            else:
+                request.done.set_exception(unknown("could not store event"))
 
     async def _write(self, batch: list[_Request]) -> None:
         # Round trips, not rows, are what a batch costs on a busy server: each is a
@@ -267,22 +281,14 @@ class Appender:
         return accepted, position
 
     def _build(self, state: RoomState, draft: Draft, position: int) -> Event:
-        head = state.head
-        pdu: JsonDict = {
-            "auth_events": [],
-            "content": draft.content,
-            "depth": head.depth + 1 if head is not None else 1,
-            "origin_server_ts": int(time.time() * 1000),
-            "prev_events": [head.event_id] if head is not None else [],
-            "room_id": draft.room_id,
-            "sender": draft.sender,
-            "type": draft.type,
-        }
-        if draft.state_key is not None:
-            pdu["state_key"] = draft.state_key
-        event_id, logged = seal(pdu, self._key)
+        version = chain_version(state, draft)
+        pdu = unsigned_pdu(draft, state.head, version)
+        event_id, logged = seal(pdu, self._key, version)
         if len(logged) > self._max_event_bytes:
             raise too_large(f"event is larger than {self._max_event_bytes} bytes")
+        if "room_id" not in pdu and "!" + event_id[1:] != draft.room_id:
+            # Rule 2 of room version 12: the room's ID is its create event's.
+            raise forbidden("The room ID is not the reference hash of its create event.")
         return Event.from_pdu(event_id, pdu, position, logged)
 
     def _remember(self, states: dict[str, RoomState]) -> None:

@@ -19,9 +19,11 @@ from homeserver.errors import forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.content.mutes import muted_user, parse_mute
 from homeserver.events.content.reports import parse_report_fact
+from homeserver.events.content.room_blocks import parse_room_block
 from homeserver.events.content.shadow_bans import parse_shadow_ban
 from homeserver.events.model import Draft, StateEdit
 from homeserver.log.rules import MODERATION, ROOM, ChainRules
+from homeserver.moderation.room_blocks import authorize_entry, load_room_block_facts
 from homeserver.projections.room_state import RoomState
 from homeserver.rooms.power_levels import PowerLevels
 
@@ -66,7 +68,20 @@ def authorize_shadow_ban(state: RoomState, draft: Draft) -> None:
         raise invalid_param("The user is already " + ("" if in_force else "not ") + "banned.")
 
 
+def authorize_room_block(state: RoomState, draft: Draft) -> None:
+    """A room block is keyed by a room ID, and said by the admin API only."""
+    if not isinstance(draft, StateEdit):
+        raise forbidden(f"{types.ROOM_BLOCK} is kept by the server.")
+    room_id = draft.state_key
+    if room_id is None or not types.is_room_chain(room_id) or ":" not in room_id:
+        raise invalid_param(f"The state key of {types.ROOM_BLOCK} is a room ID.")
+    parse_room_block(draft.content)
+
+
 def register(rules: ChainRules) -> None:
     rules.add(MODERATION, {*types.REPORT_TYPES, types.REPORT_DELETED}, authorize_report_fact)
     rules.add(ROOM, {types.MUTE}, authorize_mute)
     rules.add(MODERATION, {types.SHADOW_BAN}, authorize_shadow_ban)
+    rules.add(MODERATION, {types.ROOM_BLOCK}, authorize_room_block)
+    # Nobody enters a blocked room.
+    rules.add_with_facts(ROOM, {types.MEMBER}, authorize_entry, load_room_block_facts)

@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
 CHANNEL = "presence"
+# What a shared store (Redis) that cannot be reached raises.
+STORE_ERRORS = (RedisError, OSError)
 MEMO_SIZE = 100_000
 # Concurrent writes of one heartbeat or sweep batch; each may take a pooled
 # connection (whose rooms to wake), so a few, not the pool.
@@ -141,6 +144,7 @@ class PresenceService:
         self._sleeping_until = 0
         self._wakeup = Alarm()
         self._task: asyncio.Task[None] | None = None
+        self._store_down = False
         bus.subscribe(CHANNEL, self._on_bus_message)
 
     async def start(self) -> None:
@@ -250,7 +254,41 @@ class PresenceService:
         (`rooms_joined`) and each user who just joined or was invited to one of theirs
         (`users_joined`): the client has not been told their presence yet. `peeked`:
         world_readable rooms the user reads without being in them, whose members' presence
-        they see as a member's (the v1 /events with a room_id)."""
+        they see as a member's (the v1 /events with a room_id).
+
+        While the shared store (Redis) cannot be reached, syncs show no presence
+        and keep their token, so they catch up once it is back."""
+        try:
+            found = await self._presence_for_sync(
+                user_id,
+                room_ids,
+                since,
+                allows,
+                rooms_joined=rooms_joined,
+                users_joined=users_joined,
+                peeked=peeked,
+            )
+        except STORE_ERRORS as error:
+            if not self._store_down:
+                log.warning("presence: store unreachable (%s); syncs show none until back", error)
+            self._store_down = True
+            return [], since or 0
+        if self._store_down:
+            log.warning("presence: store reachable again")
+            self._store_down = False
+        return found
+
+    async def _presence_for_sync(
+        self,
+        user_id: str,
+        room_ids: Collection[str],
+        since: int | None,
+        allows: Callable[[str], bool],
+        *,
+        rooms_joined: Collection[str],
+        users_joined: Collection[str],
+        peeked: Collection[str],
+    ) -> tuple[list[JsonDict], int]:
         position = self._position
         if since is not None and since > position:
             # Another process took it; ours has not heard yet (or the store was reset).

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from homeserver.events.model import Event
-from homeserver.projections import accounts, admin, relations, room_directory, rooms, search
+from homeserver.projections import (
+    accounts,
+    admin,
+    relations,
+    room_directory,
+    rooms,
+    search,
+    threepids,
+)
 from homeserver.projections import device_control as device_commands
 from homeserver.projections import e2ee as e2ee_keys
 from homeserver.projections import friends as friend_relations
@@ -11,6 +19,7 @@ from homeserver.projections import media as media_records
 from homeserver.projections import mutes as room_mutes
 from homeserver.projections import profiles as user_profiles
 from homeserver.projections import reports as moderation_reports
+from homeserver.projections import room_blocks as blocked_rooms
 from homeserver.projections import shadow_bans as shadow_ban_periods
 from homeserver.projections.changes import Change
 
@@ -28,7 +37,9 @@ _REDUCERS = (
     moderation_reports.changes,
     room_mutes.changes,
     shadow_ban_periods.changes,
+    blocked_rooms.changes,
     admin.changes,
+    threepids.changes,
 )
 
 

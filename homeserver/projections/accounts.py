@@ -27,12 +27,14 @@ def changes(event: Event) -> list[Change]:
     if types.is_alias_chain(event.room_id) and event.type == types.ALIAS:
         room_id = event.content.get("room_id")
         if isinstance(room_id, str):
-            return [
-                Upsert(
-                    ROOM_ALIASES,
-                    {"alias": event.room_id, "room_id": room_id, "creator": event.sender},
-                )
-            ]
+            # An alias moved by a room upgrade keeps the creator it had (`creator`).
+            creator = event.content.get("creator")
+            row = {
+                "alias": event.room_id,
+                "room_id": room_id,
+                "creator": creator if isinstance(creator, str) else event.sender,
+            }
+            return [Upsert(ROOM_ALIASES, row)]
         return [Delete(ROOM_ALIASES, {"alias": event.room_id})]
     return []
 

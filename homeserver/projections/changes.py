@@ -190,6 +190,11 @@ E2E_SIGNATURES = Table(
     ("signer_id", "key_id", "target_user_id", "target_key_id", "signature", "stream_position"),
 )
 DEVICE_LIST_CHANGES = Table("device_list_changes", ("user_id",), ("user_id", "stream_position"))
+USER_THREEPIDS = Table(
+    "user_threepids",
+    ("user_id", "address_hash"),
+    ("user_id", "address_hash", "medium", "validated_ts", "added_ts", "stream_position"),
+)
 
 # Reports of events, rooms and users, from the moderation chain (projections/reports.py);
 # `id` is the report fact's stream position, `user_id` the reporter.
@@ -260,6 +265,9 @@ SHADOW_BAN_PERIODS = Table(
     "shadow_ban_periods", ("user_id", "banned_at"), ("user_id", "banned_at", "unbanned_at")
 )
 
+# Blocked rooms, from the moderation chain (projections/room_blocks.py).
+BLOCKED_ROOMS = Table("blocked_rooms", ("room_id",), ("room_id", "blocked_by", "stream_position"))
+
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
     ROOMS,
@@ -294,10 +302,12 @@ ALL_TABLES: tuple[Table, ...] = (
     USER_REPORTS,
     ROOM_MUTES,
     SHADOW_BAN_PERIODS,
+    BLOCKED_ROOMS,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,
     QUARANTINED_MEDIA,
     REGISTRATION_TOKENS,
     REGISTRATION_TOKEN_USES,
+    USER_THREEPIDS,
 )

@@ -49,7 +49,7 @@ def changes(event: Event) -> list[Change]:
                 {
                     "room_id": event.room_id,
                     "creator": event.sender,
-                    "room_version": str(event.content.get("room_version", "11")),
+                    "room_version": str(event.content.get("room_version", "1")),
                     "room_type": room_type if isinstance(room_type, str) else None,
                     "stream_position": event.stream_position,
                 },

@@ -246,3 +246,54 @@ def set_actions(ruleset: Ruleset, kind: str, rule_id: str, body: Mapping[str, An
     if "actions" not in body:
         raise bad_json("A push rule needs 'actions'.")
     return _changed(ruleset, kind, rule_id, actions=check_actions(body["actions"]))
+
+
+def room_rules_copied(ruleset: Ruleset, old_room: str, new_room: str) -> Ruleset | None:
+    """The ruleset with each user rule about `old_room` copied for `new_room` (a room
+    upgrade), or None when there is none. As Synapse's copy_push_rules_from_room_to_room:
+    a `room` rule (whose ID is the room) and every override or underride with a
+    `room_id` condition on the old room; the copy's ID names the new room."""
+    changed = False
+    copied: Ruleset = dict(ruleset)
+    for kind in KINDS:
+        own = [r for r in ruleset.get(kind, []) if not r.get("default")]
+        added: list[Rule] = []
+        for rule in own:
+            conditions = rule.get("conditions")
+            about_room = (
+                rule["rule_id"] == old_room
+                if kind == "room"
+                else (
+                    isinstance(conditions, list)
+                    and any(_names_room(c, old_room) for c in conditions)
+                )
+            )
+            if not about_room:
+                continue
+            copy_id = (
+                new_room
+                if kind == "room" or old_room not in rule["rule_id"]
+                else (rule["rule_id"].replace(old_room, new_room))
+            )
+            if find(ruleset, kind, copy_id) is not None:
+                continue
+            copy_rule = copy.deepcopy(rule)
+            copy_rule["rule_id"] = copy_id
+            if isinstance(conditions, list):
+                copy_rule["conditions"] = [
+                    {**c, "pattern": new_room} if _names_room(c, old_room) else c
+                    for c in conditions
+                ]
+            added.append(copy_rule)
+        if added:
+            changed = True
+            copied = _with_own(copied, kind, [*added, *own])
+    return copied if changed else None
+
+
+def _names_room(condition: object, room_id: str) -> bool:
+    return (
+        isinstance(condition, dict)
+        and condition.get("key") == "room_id"
+        and condition.get("pattern") == room_id
+    )

@@ -17,7 +17,18 @@ notifications, and queues them for each member's pushers (log/followers.py).
 - each notification is a row of `push_notifications` (GET /notifications and
   the unread counts of /sync read them) and, for each pusher of the member,
   a row of `push_outbox`: the Push Gateway API's notification, with the
-  member's unread count at that event as its badge.
+  member's unread count at that event as its badge (the count after the
+  batch, less what the batch notified them of after that event).
+
+- a read receipt of the user (m.read or m.read.private), or their leaving a
+  room or declining an invite (the badge counts the rooms they are in or
+  invited to), that lowers the badge: a counts-only notification to each of
+  their pushers (the Push
+  Gateway API leaves out `event_id` "for notifications that only contain
+  updated badge counts"), so a phone's badge drops when the user reads on
+  another device. Only when the badge differs from the last one queued for
+  that pusher (in memory: after a restart, the first receipt sends one), as
+  Synapse does.
 
 The rows commit with the follower's position: a crash loses or doubles none.
 `lead` delivers the outbox (push/delivery.py): one sender per pusher, in order,
@@ -114,6 +125,15 @@ class _Room:
 
 
 @dataclass(frozen=True, slots=True)
+class _Read:
+    """A read receipt of `user_id`, or their leaving a room: their badge may have dropped."""
+
+    user_id: str
+    stream_position: int
+    origin_server_ts: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Notified:
     event: Event
     user_id: str
@@ -148,6 +168,8 @@ class PushFollower:
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
         self._rules: OrderedDict[str, CompiledRules] = OrderedDict()
         self._ignored: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # The badge (`counts.unread`) last queued per pusher ID.
+        self._badges: dict[int, int] = {}
         # The shadow-bans as of the events handled (or later: a ban is a stretch of
         # positions, so knowing of later ones changes nothing for earlier events).
         self._shadow_bans: ShadowBans | None = None
@@ -160,7 +182,7 @@ class PushFollower:
     async def handle(self, conn: asyncpg.Connection, events: Sequence[Event]) -> AfterCommit | None:
         try:
             notified = await self._evaluate(conn, events)
-            return await self._record(conn, notified)
+            return await self._record(conn, notified, _reads_in(events))
         except BaseException:
             # What was applied to the caches is not committed: start them afresh.
             self._forget_all()
@@ -170,6 +192,7 @@ class PushFollower:
         self._rooms.clear()
         self._rules.clear()
         self._ignored.clear()
+        self._badges.clear()
         self._shadow_bans = None
 
     # Evaluation
@@ -275,9 +298,9 @@ class PushFollower:
     # Recording
 
     async def _record(
-        self, conn: asyncpg.Connection, notified: list[_Notified]
+        self, conn: asyncpg.Connection, notified: list[_Notified], reads: list[_Read]
     ) -> AfterCommit | None:
-        if not notified:
+        if not notified and not reads:
             return None
         now_ms = int(self._clock() * 1000)
         threads: dict[str, str] = {}
@@ -302,9 +325,11 @@ class PushFollower:
         fresh = [
             item for item in notified if now_ms - item.event.origin_server_ts <= self._max_age_ms
         ]
-        if not fresh:
+        fresh_reads = [r for r in reads if now_ms - r.origin_server_ts <= self._max_age_ms]
+        if not fresh and not fresh_reads:
             return None
-        pushers = await push_store.pushers_of_users(conn, sorted({i.user_id for i in fresh}))
+        users = {item.user_id for item in fresh} | {read.user_id for read in fresh_reads}
+        pushers = await push_store.pushers_of_users(conn, sorted(users))
         if not pushers:
             return None
         by_user: dict[str, list[push_store.PusherRow]] = {}
@@ -315,14 +340,35 @@ class PushFollower:
         positions: list[int] = []
         bodies: list[str] = []
         tweaks: list[str] = []
-        for item in fresh:
+        # The badges queued now, kept once they commit (`hand_over`).
+        badges: dict[int, int] = {}
+        # Each push's badge is the count at its event: the total less what the batch
+        # notified the user of after it.
+        later = _later_counts(fresh)
+        for index, item in enumerate(fresh):
+            badge = max(unread.get(item.user_id, 0) - later[index], 0)
             for pusher in by_user.get(item.user_id, ()):
                 if pusher.created_ts > item.event.origin_server_ts:
                     continue  # as Synapse: a pusher gets the events sent since it was set
                 pusher_ids.append(pusher.pusher_id)
                 positions.append(item.event.stream_position)
-                bodies.append(json.dumps(notification_of(item, unread.get(item.user_id, 0))))
+                bodies.append(json.dumps(notification_of(item, badge)))
                 tweaks.append(json.dumps(dict(item.outcome.tweaks)))
+                badges[pusher.pusher_id] = badge
+        # The badge after the batch's receipts, once per pusher whose badge it changes.
+        for user_id in dict.fromkeys(read.user_id for read in fresh_reads):
+            badge = unread.get(user_id, 0)
+            position = max(r.stream_position for r in fresh_reads if r.user_id == user_id)
+            for pusher in by_user.get(user_id, ()):
+                if badges.get(pusher.pusher_id, self._badges.get(pusher.pusher_id)) == badge:
+                    continue
+                pusher_ids.append(pusher.pusher_id)
+                positions.append(position)
+                bodies.append(json.dumps(badge_notification(badge)))
+                tweaks.append("{}")
+                badges[pusher.pusher_id] = badge
+        if not pusher_ids:
+            return None
         seqs = await push_store.insert_outbox(conn, pusher_ids, positions, bodies, tweaks, now_ms)
         queued = [
             push_store.OutboxRow(seq, pusher_id, position, json.loads(body), json.loads(tweak))
@@ -334,9 +380,43 @@ class PushFollower:
         by_id = {pusher.pusher_id: pusher for pusher in pushers}
 
         async def hand_over() -> None:
+            self._badges.update(badges)
             self._delivery.offer(queued, by_id)
 
         return hand_over
+
+
+def _later_counts(notified: Sequence[_Notified]) -> list[int]:
+    """For each notification, how many of its user's counted ones come after it."""
+    seen: dict[str, int] = {}
+    later = [0] * len(notified)
+    for index in range(len(notified) - 1, -1, -1):
+        item = notified[index]
+        later[index] = seen.get(item.user_id, 0)
+        if types.is_room_chain(item.event.room_id):
+            seen[item.user_id] = later[index] + 1
+    return later
+
+
+def _reads_in(events: Sequence[Event]) -> list[_Read]:
+    """The read receipts among `events` (in account chains: the chain is the reader's),
+    and the members who left a room (or declined an invite, or were kicked or banned)."""
+    reads: list[_Read] = []
+    for event in events:
+        if event.type == types.RECEIPT:
+            if event.content.get("receipt_type") in push_store.READ_RECEIPTS and (
+                types.is_account_chain(event.room_id)
+            ):
+                reads.append(_Read(event.room_id, event.stream_position, event.origin_server_ts))
+        elif event.type == types.MEMBER and event.state_key and types.is_room_chain(event.room_id):
+            if event.content.get("membership") in ("leave", "ban"):
+                reads.append(_Read(event.state_key, event.stream_position, event.origin_server_ts))
+    return reads
+
+
+def badge_notification(unread: int) -> dict[str, Any]:
+    """A notification of the badge alone (no event): low priority, nothing to show."""
+    return {"counts": {"unread": unread}, "prio": "low"}
 
 
 def notification_of(item: _Notified, unread: int) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Pushers are rows outside the log, owned by the access token that set them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -73,6 +74,20 @@ class PushRuleService:
         setter = rules_of.set_enabled if attribute == "enabled" else rules_of.set_actions
         await self._edit(user_id, lambda rules: setter(rules, kind, rule_id, body))
 
+    async def copy_room_rules(self, user_ids: Sequence[str], old_room: str, new_room: str) -> None:
+        """Copy each user's rules about `old_room` for `new_room` (a room upgrade)."""
+        async with self._pool.acquire() as conn:
+            stored = await push_store.stored_rules(conn, user_ids)
+        for user_id, content in stored.items():
+            current = rules_of.effective(user_id, rules_of.global_of(content))
+            if rules_of.room_rules_copied(current, old_room, new_room) is None:
+                continue
+
+            def copied(rules: Ruleset) -> Ruleset:
+                return rules_of.room_rules_copied(rules, old_room, new_room) or rules
+
+            await self._edit(user_id, copied)
+
     async def _edit(self, user_id: str, edit: Callable[[Ruleset], Ruleset]) -> None:
         key = push_store.account_data_key(PUSH_RULES)
 
@@ -107,8 +122,8 @@ def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[s
         raise invalid_param(f"pushkey must be a string of 1 to {MAX_PUSHKEY_BYTES} bytes.")
     if kind is None:
         return app_id, pushkey
-    if kind != "http":
-        raise invalid_param(f"Unsupported pusher kind {kind!r}; this server sends 'http' only.")
+    if kind not in ("http", "email"):
+        raise invalid_param(f"Unsupported pusher kind {kind!r}: 'http' or 'email'.")
     required = ("app_display_name", "device_display_name", "lang", "data")
     missing = [key for key in required if key not in body]
     if missing:
@@ -122,6 +137,18 @@ def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[s
     data = body["data"]
     if not isinstance(data, dict):
         raise invalid_param("data must be an object.")
+    if kind == "email":
+        # The pushkey is the address, one of the account's (checked by set_pusher).
+        return push_store.PusherSettings(
+            kind,
+            app_id,
+            pushkey,
+            body["app_display_name"],
+            body["device_display_name"],
+            profile_tag,
+            body["lang"],
+            data,
+        )
     url = data.get("url")
     if not isinstance(url, str):
         raise missing_param("data.url is required for an http pusher.")
@@ -141,9 +168,15 @@ def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[s
     )
 
 
+# The address an email pusher mails, normalised, if it is one of the user's own;
+# M_THREEPID_NOT_FOUND (or not given: no email pushers) otherwise (homeserver/email).
+EmailPushkeyCheck = Callable[[str, str], Awaitable[str]]
+
+
 class PusherService:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, email_pushkey: EmailPushkeyCheck | None = None) -> None:
         self._pool = pool
+        self._email_pushkey = email_pushkey
 
     async def pushers(self, user_id: str) -> list[JsonDict]:
         async with self._pool.acquire() as conn:
@@ -155,6 +188,11 @@ class PusherService:
         append = body.get("append", False)
         if not isinstance(append, bool):
             raise invalid_param("append must be true or false.")
+        if not isinstance(parsed, tuple) and parsed.kind == "email":
+            if self._email_pushkey is None:
+                raise invalid_param("This server sends no email notifications.")
+            address = await self._email_pushkey(user_id, parsed.pushkey)
+            parsed = dataclasses.replace(parsed, pushkey=address)
         async with self._pool.acquire() as conn, conn.transaction():
             if isinstance(parsed, tuple):
                 await push_store.delete_user_pusher(conn, user_id, *parsed)

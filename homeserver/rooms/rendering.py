@@ -15,8 +15,8 @@ memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -24,6 +24,7 @@ import asyncpg
 from homeserver.events.client_format import ClientJson, EncodedEvent, client_event
 from homeserver.events.model import Event, JsonDict
 from homeserver.events.redaction import redact
+from homeserver.events.room_versions import LEGACY, RoomVersion, room_version
 from homeserver.rooms.aggregations import bundled_aggregations
 from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
@@ -39,6 +40,11 @@ class EventFacts(Protocol):
 
     def redaction_of(self, event: Event) -> Event | None: ...
 
+    def room_version(self, event: Event) -> RoomVersion:
+        """The version of the event's room, whose redaction algorithm a redacted event
+        is served by (asked only of redacted events)."""
+        ...
+
     def transaction_id(self, event: Event) -> str | None: ...
 
     def relations(self, event: Event) -> JsonDict | None: ...
@@ -53,9 +59,13 @@ class StoredFacts:
     redactions: Mapping[str, Event]
     transaction_ids: Mapping[str, str]
     bundles: Mapping[str, JsonDict]
+    versions: Mapping[str, RoomVersion] = field(default_factory=dict)
 
     def redaction_of(self, event: Event) -> Event | None:
         return self.redactions.get(event.event_id)
+
+    def room_version(self, event: Event) -> RoomVersion:
+        return self.versions.get(event.room_id, LEGACY)
 
     def transaction_id(self, event: Event) -> str | None:
         return self.transaction_ids.get(event.event_id)
@@ -76,9 +86,11 @@ def now_ms() -> int:
 
 def client_form(event: Event, facts: EventFacts, now: int, include_room_id: bool) -> JsonDict:
     """The event as a client is served it, as Python values."""
+    redacted_by = facts.redaction_of(event)
     return client_event(
         event,
-        redacted_by=facts.redaction_of(event),
+        redacted_by=redacted_by,
+        version=facts.room_version(event) if redacted_by is not None else LEGACY,
         transaction_id=facts.transaction_id(event),
         now_ms=now,
         include_room_id=include_room_id,
@@ -91,7 +103,9 @@ def federation_form(event: Event, facts: EventFacts, now: int) -> JsonDict:
     holds it (its hashes, signatures, auth and prev events, depth), with its event ID
     and the same `unsigned` as the client form (as Synapse's serialize_event)."""
     redacted_by = facts.redaction_of(event)
-    served = dict(redact(event.pdu) if redacted_by is not None else event.pdu)
+    served = dict(
+        redact(event.pdu, facts.room_version(event)) if redacted_by is not None else event.pdu
+    )
     served["event_id"] = event.event_id
     unsigned = client_form(event, facts, now, include_room_id=True)["unsigned"]
     if redacted_by is not None:
@@ -135,6 +149,21 @@ def render(
 class EventRenderer:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # A room's version never changes: read once per room, when an event of it is
+        # first served redacted, and kept for this process's life.
+        self._versions: dict[str, RoomVersion] = {}
+
+    async def room_versions(
+        self, conn: asyncpg.Connection, room_ids: Iterable[str]
+    ) -> dict[str, RoomVersion]:
+        """The versions of these rooms (LEGACY for a chain that is no room)."""
+        wanted = set(room_ids)
+        missing = [room_id for room_id in wanted if room_id not in self._versions]
+        if missing:
+            found = await room_store.room_versions(conn, missing)
+            for room_id in missing:
+                self._versions[room_id] = room_version(found.get(room_id)) or LEGACY
+        return {room_id: self._versions[room_id] for room_id in wanted}
 
     async def facts(
         self,
@@ -161,7 +190,14 @@ class EventRenderer:
                 redactions,
                 include_room_id=include_room_id,
             )
-        return StoredFacts(redactions, txn_ids, bundles)
+            versions = (
+                await self.room_versions(
+                    conn, {e.room_id for e in events if e.event_id in redactions}
+                )
+                if redactions
+                else {}
+            )
+        return StoredFacts(redactions, txn_ids, bundles, versions)
 
     async def bundles(
         self, events: Sequence[Event], viewer: Viewer, *, include_room_id: bool = True

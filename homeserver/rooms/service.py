@@ -29,12 +29,14 @@ from homeserver.events import types
 from homeserver.events.canonical import encode as canonical_json
 from homeserver.events.content.profile import ProfileContent
 from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, StateEdit, TxnKey
+from homeserver.events.room_versions import KNOWN, of_create_content
+from homeserver.events.sealing import reference_room_id, unsigned_pdu
 from homeserver.log.appender import Appender
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
-from homeserver.rooms.power_levels import PowerLevels
+from homeserver.rooms.power_levels import PowerLevels, creators_levels, room_creators
 from homeserver.rooms.presets import PRESETS, default_power_levels, preset_state
-from homeserver.rooms.rendering import EventRenderer
+from homeserver.rooms.rendering import EventRenderer, now_ms
 from homeserver.rooms.shadow_bans import fake_event_id
 from homeserver.store import accounts as account_store
 from homeserver.store import events as event_store
@@ -43,6 +45,8 @@ from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
 from homeserver.store import shadow_bans as shadow_ban_store
 
+# The version of rooms created without `room_version`, unless the config says
+# otherwise (rooms.default_room_version): see README "Room versions" for why 11.
 DEFAULT_ROOM_VERSION = "11"
 
 _ALIAS = re.compile(r"^#[^:\s]+:.+$")
@@ -91,11 +95,6 @@ def _listed_aliases(content: Mapping[str, Any]) -> list[object]:
     return listed + alt_aliases if isinstance(alt_aliases, list) else listed
 
 
-def _new_room_id(server_name: str) -> str:
-    local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
-    return f"!{local}:{server_name}"
-
-
 class RoomService:
     def __init__(
         self,
@@ -105,7 +104,9 @@ class RoomService:
         renderer: EventRenderer,
         room_type_levels: RoomTypeLevels | None = None,
         draft_check: DraftCheck | None = None,
+        default_room_version: str = DEFAULT_ROOM_VERSION,
     ) -> None:
+        self._default_room_version = default_room_version
         self._pool = pool
         self._renderer = renderer
         self._appender = appender
@@ -115,13 +116,41 @@ class RoomService:
 
     # Creation
 
+    def new_room_id(self) -> str:
+        local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+        return f"!{local}:{self._server_name}"
+
+    @property
+    def default_room_version(self) -> str:
+        return self._default_room_version
+
+    def create_event(self, creator: str, content: Mapping[str, Any]) -> Draft:
+        """The create event of a new room, its content completed for the version it names
+        (`creator` before version 11, none after), with the room's ID: random, or in
+        version 12 the event's own reference hash (so its time is fixed here)."""
+        version = of_create_content(content)
+        completed = dict(content)
+        if version.implicit_creator:
+            completed.pop("creator", None)
+        else:
+            completed["creator"] = creator
+        if not version.room_ids_are_hashes:
+            return Draft(self.new_room_id(), creator, types.CREATE, completed, state_key="")
+        draft = Draft(
+            "!", creator, types.CREATE, completed, state_key="", origin_server_ts=now_ms()
+        )
+        room_id = reference_room_id(unsigned_pdu(draft, None, version), version)
+        return replace(draft, room_id=room_id)
+
     async def create_room(self, creator: str, request: RoomCreation) -> tuple[str, str | None]:
         preset = request.preset or (
             "public_chat" if request.visibility == "public" else "private_chat"
         )
         if preset not in PRESETS:
             raise MatrixError(400, "M_BAD_JSON", f"Unknown preset {preset!r}.")
-        version = request.room_version or DEFAULT_ROOM_VERSION
+        version = (
+            request.room_version if request.room_version is not None else self._default_room_version
+        )
         if version not in SUPPORTED_ROOM_VERSIONS:
             raise MatrixError(
                 400, "M_UNSUPPORTED_ROOM_VERSION", f"Room version {version!r} is not supported."
@@ -131,7 +160,19 @@ class RoomService:
         if request.invite and await self._shadow_banned(creator):
             # A shadow-banned user's invites reach nobody (rooms/shadow_bans.py).
             request = replace(request, invite=[])
-        room_id = _new_room_id(self._server_name)
+        create_content = {**request.creation_content, "room_version": version}
+        if preset == "trusted_private_chat" and request.invite:
+            if KNOWN[version].creators_have_unlimited_power:
+                # As Synapse in version 12: the invitees the creator trusts as equals are
+                # creators too (power levels could not give them the creator's power).
+                named = create_content.get("additional_creators")
+                earlier = named if isinstance(named, list) else []
+                create_content["additional_creators"] = [
+                    *earlier,
+                    *(user for user in request.invite if user not in earlier),
+                ]
+        create = self.create_event(creator, create_content)
+        room_id = create.room_id
         alias = None
         if request.room_alias_name is not None:
             alias = self._alias_from_name(request.room_alias_name)
@@ -145,7 +186,7 @@ class RoomService:
                 raise
         try:
             await self._appender.append_group(
-                await self._creation_drafts(room_id, creator, preset, version, alias, request)
+                await self._creation_drafts(create, preset, alias, request)
             )
         except MatrixError as refused:
             if alias is not None:
@@ -165,28 +206,25 @@ class RoomService:
         return room_id
 
     async def _creation_drafts(
-        self,
-        room_id: str,
-        creator: str,
-        preset: str,
-        version: str,
-        alias: str | None,
-        request: RoomCreation,
+        self, create: Draft, preset: str, alias: str | None, request: RoomCreation
     ) -> list[Draft]:
+        room_id, creator = create.room_id, create.sender
+
         def state(event_type: str, content: JsonDict, state_key: str = "") -> Draft:
             return Draft(room_id, creator, event_type, content, state_key=state_key)
 
-        create_content = {**request.creation_content, "room_version": version}
-        create_content.pop("creator", None)
         power_levels = default_power_levels(creator, preset, request.invite)
-        room_type = create_content.get("type")
+        room_type = create.content.get("type")
         if isinstance(room_type, str) and room_type in self._room_type_levels:
             power_levels = self._room_type_levels[room_type](power_levels)
+        creators = room_creators(creator, create.content)
+        if creators:
+            power_levels = creators_levels(power_levels, creators)
         if request.power_level_content_override:
             power_levels.update(request.power_level_content_override)
         drafts = [
-            state(types.CREATE, create_content),
-            state(types.MEMBER, await self._member_content("join", creator), creator),
+            create,
+            state(types.MEMBER, await self.member_content("join", creator), creator),
             state(types.POWER_LEVELS, power_levels),
         ]
         if alias is not None:
@@ -201,13 +239,13 @@ class RoomService:
             # Published in the room directory (search/directory.py) with the room itself.
             drafts.append(state(types.ROOM_DIRECTORY, {"visibility": "public"}))
         for invitee in request.invite:
-            content = await self._member_content("invite", invitee)
+            content = await self.member_content("invite", invitee)
             if request.is_direct:
                 content["is_direct"] = True
             drafts.append(state(types.MEMBER, content, invitee))
         return drafts
 
-    async def _member_content(self, membership: str, user_id: str) -> JsonDict:
+    async def member_content(self, membership: str, user_id: str) -> JsonDict:
         content: JsonDict = {"membership": membership}
         if membership in ("join", "invite"):
             # The member's current profile (homeserver/profiles), as Synapse does.
@@ -319,7 +357,7 @@ class RoomService:
         reason: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> str:
-        content = {**await self._member_content(membership, target), **(extra or {})}
+        content = {**await self.member_content(membership, target), **(extra or {})}
         content["membership"] = membership
         if reason:
             content["reason"] = reason
@@ -631,8 +669,9 @@ class RoomService:
                 raise not_found(f"Room alias {alias} not found.")
             room_id, creator = target
             levels_event = await room_store.state_event(conn, room_id, types.POWER_LEVELS, "")
+            create_event = await room_store.state_event(conn, room_id, types.CREATE, "")
         if sender != creator and not is_admin:
-            levels = PowerLevels.from_content(levels_event.content if levels_event else {})
+            levels = PowerLevels.of_state(create_event, levels_event)
             if levels.user_level(sender) < levels.level_for_event(types.CANONICAL_ALIAS, True):
                 raise forbidden("You may not delete this alias.")
         await self._appender.append(Draft(alias, sender, types.ALIAS, {}, state_key=""))

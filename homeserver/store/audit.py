@@ -9,6 +9,15 @@ import asyncpg
 
 from homeserver.projections.changes import CHAIN_HEADS, Table
 
+# An event as logged, with the version of its room (NULL for chains that are no room):
+# its form, and the redaction algorithm its signature covers, depend on it.
+_LOGGED = (
+    "SELECT e.stream_position, e.event_id, e.json, r.room_version FROM events e"
+    " LEFT JOIN rooms r ON r.room_id = e.room_id"
+)
+
+LoggedRow = tuple[int, str, str, str | None]
+
 
 async def log_batches(
     conn: asyncpg.Connection,
@@ -16,25 +25,24 @@ async def log_batches(
     room_id: str | None = None,
     batch: int = 5_000,
     until: int | None = None,
-) -> AsyncIterator[list[tuple[int, str, str]]]:
-    """Lists of (position, event ID, logged JSON) after `since` (up to `until`), in order."""
+) -> AsyncIterator[list[LoggedRow]]:
+    """Lists of (position, event ID, logged JSON, room version) after `since` (up to
+    `until`), in order."""
     after = since
     last = until if until is not None else 2**62
     while True:
         if room_id is None:
             rows = await conn.fetch(
-                "SELECT stream_position, event_id, json FROM events"
-                " WHERE stream_position > $1 AND stream_position <= $2"
-                " ORDER BY stream_position LIMIT $3",
+                _LOGGED + " WHERE e.stream_position > $1 AND e.stream_position <= $2"
+                " ORDER BY e.stream_position LIMIT $3",
                 after,
                 last,
                 batch,
             )
         else:
             rows = await conn.fetch(
-                "SELECT stream_position, event_id, json FROM events"
-                " WHERE room_id = $4 AND stream_position > $1 AND stream_position <= $2"
-                " ORDER BY stream_position LIMIT $3",
+                _LOGGED + " WHERE e.room_id = $4 AND e.stream_position > $1"
+                " AND e.stream_position <= $2 ORDER BY e.stream_position LIMIT $3",
                 after,
                 last,
                 batch,
@@ -42,7 +50,7 @@ async def log_batches(
             )
         if not rows:
             return
-        yield [(row[0], row[1], row[2]) for row in rows]
+        yield [(row[0], row[1], row[2], row[3]) for row in rows]
         after = rows[-1][0]
 
 
@@ -132,11 +140,13 @@ async def row_count(conn: asyncpg.Connection, table: Table, schema: str = "publi
 
 async def purge_candidates(
     conn: asyncpg.Connection, redacted_before_ms: int, limit: int
-) -> list[tuple[int, str, str]]:
-    """(position, event ID, logged JSON) of events redacted before the time, not yet purged."""
+) -> list[LoggedRow]:
+    """(position, event ID, logged JSON, room version) of events redacted before the time,
+    not yet purged."""
     rows = await conn.fetch(
-        "SELECT e.stream_position, e.event_id, e.json FROM redactions x"
+        "SELECT e.stream_position, e.event_id, e.json, v.room_version FROM redactions x"
         " JOIN events e ON e.event_id = x.redacts"
+        " LEFT JOIN rooms v ON v.room_id = e.room_id"
         " JOIN events r ON r.event_id = x.redaction_id"
         " WHERE r.origin_server_ts < $1"
         " AND NOT EXISTS (SELECT 1 FROM purged_events p WHERE p.event_id = e.event_id)"
@@ -144,11 +154,12 @@ async def purge_candidates(
         redacted_before_ms,
         limit,
     )
-    return [(row[0], row[1], row[2]) for row in rows]
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 async def replace_with_redacted_form(conn: asyncpg.Connection, position: int, json: str) -> None:
-    """The one UPDATE the events trigger allows (migrations/0006_audit.sql), which records it."""
+    """The one UPDATE the events trigger allows (migrations/0006_audit.sql, by room version
+    since 0031), which records it."""
     await conn.execute("UPDATE events SET json = $1 WHERE stream_position = $2", json, position)
 
 

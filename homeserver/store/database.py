@@ -12,6 +12,26 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+# What PostgreSQL being away looks like (restarting, unreachable, out of
+# connections): a request that meets one is answered 503 with Retry-After, not 500.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, no socket file; asyncpg's "Multiple exceptions: ..."
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    # A connection left mid-operation when PostgreSQL went away under it.
+    asyncpg.InternalClientError,
+)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached now (not a bad query)."""
+    return isinstance(error, UNAVAILABLE) and not isinstance(error, asyncpg.DataError)
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Nothing to reset: we keep no session state (locks are transaction-scoped).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -55,10 +56,16 @@ class AppendSession:
 
     async def begin(self) -> asyncpg.Connection:
         """The connection, in a transaction that holds the append lock."""
-        if self._conn is None:
-            self._conn = await self._pool.acquire()
-        if not self._locked:
-            await self._conn.execute(_BEGIN_LOCKED)
+        try:
+            if self._conn is None:
+                self._conn = await self._pool.acquire()
+            if not self._locked:
+                await self._conn.execute(_BEGIN_LOCKED)
+        except BaseException as error:
+            # PostgreSQL restarted: the pool detaches a connection it lost, and the
+            # next batch must take a fresh one rather than fail on this one forever.
+            await self.abort(error)
+            raise
         self._locked = False  # this batch has it now
         return self._conn
 
@@ -73,16 +80,19 @@ class AppendSession:
         conn = self._conn
         if conn is None:
             return
-        if isinstance(error, asyncpg.PostgresError) and not conn.is_closed():
-            try:
+        try:
+            if isinstance(error, asyncpg.PostgresError) and not conn.is_closed():
                 await conn.execute("ROLLBACK")
                 return
-            except (asyncpg.PostgresError, OSError):
-                pass
-        # Cancelled or broken mid-way: the connection's state is unknown.
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass
+        # Cancelled or broken mid-way: the connection's state is unknown (or it is
+        # lost, and the pool has already taken it back: a detached proxy raises).
         self._conn = None
-        conn.terminate()
-        await self._pool.release(conn)
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
+        with contextlib.suppress(asyncpg.InterfaceError):
+            await self._pool.release(conn)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

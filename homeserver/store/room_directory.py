@@ -41,25 +41,25 @@ async def is_published(conn: asyncpg.Connection, room_id: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM room_directory WHERE room_id = $1", room_id))
 
 
-def _state_field(event_type: str, key: str, name: str) -> str:
+def state_field(event_type: str, key: str, name: str) -> str:
     return (
         f"max(CASE WHEN cs.type = '{event_type}' AND jsonb_typeof(c -> '{key}') = 'string'"
         f" THEN c ->> '{key}' END) AS {name}"
     )
 
 
-_SUMMARY_STATE = ", ".join(
+SUMMARY_STATE = ", ".join(
     [
-        _state_field("m.room.name", "name", "name"),
-        _state_field("m.room.topic", "topic", "topic"),
-        _state_field("m.room.canonical_alias", "alias", "canonical_alias"),
-        _state_field("m.room.avatar", "url", "avatar_url"),
-        _state_field("m.room.join_rules", "join_rule", "join_rule"),
-        _state_field("m.room.history_visibility", "history_visibility", "history_visibility"),
-        _state_field("m.room.guest_access", "guest_access", "guest_access"),
+        state_field("m.room.name", "name", "name"),
+        state_field("m.room.topic", "topic", "topic"),
+        state_field("m.room.canonical_alias", "alias", "canonical_alias"),
+        state_field("m.room.avatar", "url", "avatar_url"),
+        state_field("m.room.join_rules", "join_rule", "join_rule"),
+        state_field("m.room.history_visibility", "history_visibility", "history_visibility"),
+        state_field("m.room.guest_access", "guest_access", "guest_access"),
     ]
 )
-_SUMMARY_TYPES = [
+SUMMARY_TYPES = [
     "m.room.name",
     "m.room.topic",
     "m.room.canonical_alias",
@@ -92,7 +92,7 @@ async def room_summaries(
                st.*
         FROM rooms r
         CROSS JOIN LATERAL (
-            SELECT {_SUMMARY_STATE}
+            SELECT {SUMMARY_STATE}
             FROM current_state cs
             JOIN events e ON e.event_id = cs.event_id
             CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
@@ -100,7 +100,7 @@ async def room_summaries(
         ) st
         WHERE r.room_id = ANY($2::text[])
         """,
-        _SUMMARY_TYPES,
+        SUMMARY_TYPES,
         list(room_ids),
     )
     return {row["room_id"]: _summary(dict(row)) for row in rows}
@@ -117,7 +117,7 @@ async def public_rooms(
 ) -> DirectoryPage:
     """Listed rooms, most joined members first (then by room ID), after the keyset
     `after` or, reading backwards, before `before`; at most `limit` of them."""
-    args: list[object] = [_SUMMARY_TYPES, limit]
+    args: list[object] = [SUMMARY_TYPES, limit]
 
     def param(value: object) -> str:
         args.append(value)
@@ -125,6 +125,8 @@ async def public_rooms(
 
     listed = [
         "joined_members > 0",
+        # A room an admin blocked leaves the directory while blocked (homeserver/moderation).
+        "room_id NOT IN (SELECT b.room_id FROM blocked_rooms b)",
         "(join_rule IN ('public', 'knock', 'knock_restricted')"
         " OR history_visibility = 'world_readable')",
     ]
@@ -163,7 +165,7 @@ async def public_rooms(
                 FROM room_directory d
                 JOIN rooms r ON r.room_id = d.room_id
                 CROSS JOIN LATERAL (
-                    SELECT {_SUMMARY_STATE}
+                    SELECT {SUMMARY_STATE}
                     FROM current_state cs
                     JOIN events e ON e.event_id = cs.event_id
                     CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -94,6 +95,37 @@ async def alias_target(conn: asyncpg.Connection, alias: str) -> tuple[str, str] 
     """(room_id, creator) of an alias."""
     row = await conn.fetchrow("SELECT room_id, creator FROM room_aliases WHERE alias = $1", alias)
     return (row["room_id"], row["creator"]) if row is not None else None
+
+
+async def room_versions(conn: asyncpg.Connection, room_ids: Sequence[str]) -> dict[str, str]:
+    """The version each of these rooms was created with (rooms unknown are left out)."""
+    rows = await conn.fetch(
+        "SELECT room_id, room_version FROM rooms WHERE room_id = ANY($1::text[])", list(room_ids)
+    )
+    return {row["room_id"]: row["room_version"] for row in rows}
+
+
+async def head_event_id(conn: asyncpg.Connection, room_id: str) -> str | None:
+    """The last event of the room's chain."""
+    value = await conn.fetchval("SELECT event_id FROM chain_heads WHERE room_id = $1", room_id)
+    return str(value) if value is not None else None
+
+
+async def alias_creators(conn: asyncpg.Connection, room_id: str) -> dict[str, str]:
+    """The room's local aliases and who made each."""
+    rows = await conn.fetch(
+        "SELECT alias, creator FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
+    )
+    return {row["alias"]: row["creator"] for row in rows}
+
+
+async def joined_user_ids(conn: asyncpg.Connection, room_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT user_id FROM room_members WHERE room_id = $1 AND membership = 'join'"
+        " ORDER BY user_id",
+        room_id,
+    )
+    return [row["user_id"] for row in rows]
 
 
 async def aliases_of(conn: asyncpg.Connection, room_id: str) -> list[str]:

@@ -10,6 +10,7 @@ from typing import ClassVar
 import asyncpg
 
 from homeserver.events.model import Event, JsonDict
+from homeserver.events.room_versions import RoomVersion
 from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventRenderer, StoredFacts
 from homeserver.store import profiles as profile_store
@@ -153,3 +154,7 @@ class DatabaseWindow:
 
     async def bundles(self, events: Sequence[Event]) -> dict[str, JsonDict]:
         return await self.renderer.bundles(events, self.request.viewer, include_room_id=False)
+
+    async def room_versions(self, room_ids: Collection[str]) -> dict[str, RoomVersion]:
+        async with self.pool.acquire() as conn:
+            return await self.renderer.room_versions(conn, room_ids)

@@ -20,6 +20,7 @@ from typing import ClassVar
 from homeserver.events import types
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict
+from homeserver.events.room_versions import LEGACY, RoomVersion
 from homeserver.push.counts import Window as HeldWindow
 from homeserver.rooms.rendering import EventFacts, StoredFacts
 from homeserver.sync.database_window import DatabaseWindow
@@ -191,8 +192,12 @@ class MemoryWindow:
         if bundled:  # a limited timeline's or a new room's (sync/assembly.py)
             held = [e for e in events if e.event_id in bundled and e.event_id in by_id]
             bundles = await self.database.bundles(held) if held else bundles
+        redacted_by = self.summary.redacted_by
+        # Rare: a redaction in the window; its room's version shapes the redacted event.
+        redacted_rooms = {e.room_id for e in events if e.event_id in redacted_by}
+        versions = await self.database.room_versions(redacted_rooms) if redacted_rooms else {}
         return _HeldFacts(
-            self.summary, self.request.user_id, self.request.device_id, stored, bundles
+            self.summary, self.request.user_id, self.request.device_id, stored, bundles, versions
         )
 
 
@@ -206,11 +211,17 @@ class _HeldFacts:
     device_id: str
     stored: StoredFacts | None
     bundles: Mapping[str, JsonDict]  # of the window's events that carry them
+    versions: Mapping[str, RoomVersion]
 
     def redaction_of(self, event: Event) -> Event | None:
         if self.stored is not None and event.event_id not in self.summary.by_id:
             return self.stored.redaction_of(event)
         return self.summary.redacted_by.get(event.event_id)
+
+    def room_version(self, event: Event) -> RoomVersion:
+        if self.stored is not None and event.event_id not in self.summary.by_id:
+            return self.stored.room_version(event)
+        return self.versions.get(event.room_id, LEGACY)
 
     def transaction_id(self, event: Event) -> str | None:
         if event.sender != self.user_id:

@@ -98,6 +98,7 @@ class Notifier:
         # Every change up to here has woken its waiters (see `_watch`).
         self._sure = 0
         self._catching_up = asyncio.Lock()
+        self.releasing = False
         bus.subscribe(CHANNEL, self._on_bus_message)
         bus.on_resumed(self._resumed)
 
@@ -111,8 +112,18 @@ class Notifier:
 
     # Subscriptions
 
+    def release_all(self) -> None:
+        """Shutting down: wake every waiter, now and from now on, so each long-poll
+        answers with what it has instead of holding the process past its grace."""
+        self.releasing = True
+        for waiters in list(self._by_user.values()):
+            for waiter in waiters:
+                waiter.wake()
+
     def subscribe(self, user_id: str, rooms: Iterable[str]) -> Waiter:
         waiter = Waiter(user_id, frozenset(rooms))
+        if self.releasing:
+            waiter.wake()
         for room in waiter.rooms:
             self._by_room.setdefault(room, set()).add(waiter)
         self._by_user.setdefault(user_id, set()).add(waiter)

@@ -93,12 +93,18 @@ class SyncService:
             Ephemeral(typing),
             write_account_data,
         ]
+        self._counts = CountsAndSummaries(pool, counter, lazy_members)
         self._sections: list[Section] = [
-            CountsAndSummaries(pool, counter, lazy_members),
+            self._counts,
             ToDevice(to_device),
             Presence(presence),
             Encryption(device_lists, one_time_keys),
         ]
+
+    @property
+    def unread_counts(self) -> dict[str, int]:
+        """Rooms whose unread counts syncs showed, by source: memory or database."""
+        return self._counts.counted
 
     def add_section(self, section: Section, *, decides_rooms: bool = False) -> None:
         """Write `section` into every sync from now on: with the room sections when what
@@ -113,6 +119,14 @@ class SyncService:
             shadow_bans = await load_shadow_bans(conn)
         self._notifier.position = max(self._notifier.position, latest)
         self._recent.start_at(self._notifier.position, shadow_bans)
+
+    @property
+    def releasing(self) -> bool:
+        """The process is shutting down: long-polls answer at once with what they have."""
+        return self._notifier.releasing
+
+    def release(self) -> None:
+        self._notifier.release_all()
 
     async def wait_for_changes(
         self,
@@ -145,7 +159,13 @@ class SyncService:
                     SyncRequest(user_id, device_id, since, options, full_state, peek), joined
                 )
                 remaining = deadline - time.monotonic()
-                if result.has_changes or since is None or full_state or remaining <= 0:
+                if (
+                    result.has_changes
+                    or since is None
+                    or full_state
+                    or remaining <= 0
+                    or self._notifier.releasing
+                ):
                     return result
                 # A join since we subscribed wakes by user ID; follow the new room too.
                 self._notifier.retarget(waiter, [*result.joined_rooms, *peek])

@@ -6,7 +6,9 @@ reads them from the database and evaluates what the push follower has not
 reached). A long-poll woken by new events must not query that again: each
 device's stream keeps the counts it last served (`DeviceCounts`, as of one
 position) and moves them on by what the next window's events add (push/counts.py
-evaluates them in memory). Whatever would change them otherwise — a receipt, a
+evaluates them in memory). The counts depend on the user and the position only:
+when several connections of one device wake for the same change, the first moves
+them on and the others show what it kept. Whatever would change them otherwise — a receipt, a
 join or leave, a change of the ignore list or of the push rules — is a change
 naming the user, which bumps the notifier's generation for them and voids what
 was kept.
@@ -30,18 +32,25 @@ class DeviceCounts:
     position: int
     by_room: dict[str, RoomCounts] = field(default_factory=dict)
 
+    def snapshot(self) -> DeviceCounts:
+        """A copy to move on from: another sync of the device may move these on while a
+        sync awaits (several connections of one device woken by the same change)."""
+        return DeviceCounts(self.generation, self.position, dict(self.by_room))
+
 
 class UnreadCounts:
     def __init__(self, max_devices: int = MAX_DEVICES) -> None:
         self._devices: dict[tuple[str, str], DeviceCounts] = {}
         self._max_devices = max_devices
 
-    def continuing(
-        self, user_id: str, device_id: str, generation: int, since: int
+    def at(
+        self, user_id: str, device_id: str, generation: int, position: int
     ) -> DeviceCounts | None:
-        """The counts kept for a sync continuing from `since`, if still true there."""
+        """The counts this device's stream was served at `position`, if the user changed
+        nothing since (`generation`): a sync continuing from there moves them on, one
+        ending there shows them as they are."""
         kept = self._devices.get((user_id, device_id))
-        if kept is None or kept.generation != generation or kept.position != since:
+        if kept is None or kept.generation != generation or kept.position != position:
             return None
         return kept
 
@@ -55,18 +64,19 @@ class UnreadCounts:
         *,
         merge: DeviceCounts | None = None,
     ) -> None:
-        """Remember the counts served at `position`, with those of `merge` (kept earlier
-        for this stream) for the rooms `by_room` leaves out. The oldest streams go first."""
+        """Remember the counts served at `position`, with those of `merge` (a snapshot of
+        what was kept earlier for this stream, taken over) for the rooms `by_room` leaves
+        out. The oldest streams go first."""
         key = (user_id, device_id)
         current = self._devices.get(key)
         if current is not None and current.position > position:
             return  # a concurrent sync of the same stream got further: keep its counts
-        if merge is not None and merge is current:
-            # The stream moving on, as every long-poll does: in place, nothing copied.
-            current.generation, current.position = generation, position
+        if current is not None and (current.position, current.generation) == (position, generation):
+            # Kept here already, by another connection of the device woken by the same
+            # change or by this sync: the same counts, of the same or other rooms.
             current.by_room.update(by_room)
             return
-        rooms = dict(merge.by_room) if merge is not None else {}
+        rooms = merge.by_room if merge is not None else {}
         rooms.update(by_room)
         self._devices.pop(key, None)
         self._devices[key] = DeviceCounts(generation, position, rooms)

@@ -26,10 +26,11 @@ from typing import Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
 from homeserver.clock import now_ms
-from homeserver.errors import forbidden
+from homeserver.errors import forbidden, unavailable
 from homeserver.store import rooms as room_store
 from homeserver.store import shadow_bans as shadow_ban_store
 from homeserver.store import typing as typing_store
@@ -44,6 +45,9 @@ MAX_TIMEOUT_MS = 120_000
 # process waits for; every process sweeps at least this often, so a typer whose
 # process died also disappears.
 SHARED_SWEEP_SECONDS = 1.0
+# What a shared store (Redis; PostgreSQL's own errors are answered 503 anyway)
+# that cannot be reached raises: typing degrades rather than failing syncs.
+STORE_ERRORS = (RedisError, OSError)
 
 
 class TypingState(Protocol):
@@ -291,6 +295,8 @@ class TypingService:
         self._max_timeout_ms = max_timeout_ms
         self._rescheduled = Alarm()
         self._sweeper: asyncio.Task[None] | None = None
+        self._serial = 0
+        self._store_down = False
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep(), name="typing-expiry")
@@ -322,7 +328,12 @@ class TypingService:
         if typing:
             timeout = self._default_timeout_ms if timeout_ms is None else timeout_ms
             expires_at = now + max(0, min(timeout, self._max_timeout_ms))
-        if await self._state.set(room_id, user_id, expires_at, now):
+        try:
+            changed = await self._state.set(room_id, user_id, expires_at, now)
+        except STORE_ERRORS as error:
+            self._down(error)
+            raise unavailable("Typing notices are unavailable; try again.") from error
+        if changed:
             self._changed([room_id])
         if expires_at is not None:
             # The sweep may be sleeping past this expiry.
@@ -331,14 +342,36 @@ class TypingService:
     # What sync reads
 
     async def current_serial(self) -> int:
-        return await self._state.serial()
+        """The serial now; while the shared store cannot be reached, the last known
+        one (syncs then show no typing change and catch up once it is back)."""
+        try:
+            self._serial = await self._state.serial()
+        except STORE_ERRORS as error:
+            self._down(error)
+            return self._serial
+        self._up()
+        return self._serial
 
     async def typing_for_sync(
         self, room_ids: Sequence[str], since_serial: int | None
     ) -> dict[str, list[str]]:
         """Per room, the users typing now: rooms whose typers changed after
         `since_serial` (possibly to nobody), or every room with typers when None."""
-        return await self._state.typing(room_ids, since_serial, now_ms())
+        try:
+            return await self._state.typing(room_ids, since_serial, now_ms())
+        except STORE_ERRORS as error:
+            self._down(error)
+            return {}
+
+    def _down(self, error: BaseException) -> None:
+        if not self._store_down:
+            log.warning("typing: store unreachable (%s); syncs show no typing until back", error)
+        self._store_down = True
+
+    def _up(self) -> None:
+        if self._store_down:
+            log.warning("typing: store reachable again")
+        self._store_down = False
 
     # Expiry
 

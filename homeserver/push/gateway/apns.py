@@ -12,8 +12,10 @@ Per push: `apns-topic` (the bundle ID), `apns-push-type` (`alert`, or
 `background` for a data-only push), `apns-priority` (10 now, 5 when it may
 wait; background pushes must be 5), `apns-collapse-id` (the room: the newest
 replaces the older in the notification centre). The body's `aps.badge` is the
-unread count. A token APNs calls dead (410 Unregistered, 400 BadDeviceToken) is
-rejected, so the homeserver removes the pusher.
+unread count; a notification of the badge alone (the user read a room
+elsewhere) is an alert push of `aps.badge` only, at priority 5. A token APNs
+calls dead (410 Unregistered, 400 BadDeviceToken) is rejected, so the
+homeserver removes the pusher.
 
 Pushkeys: the spec recommends the APNs token base64-encoded; a pushkey that is
 not already hexadecimal is decoded from base64 to the hex APNs wants.
@@ -105,7 +107,11 @@ class ApnsSender:
         aps: dict[str, Any] = {}
         if push.unread is not None:
             aps["badge"] = push.unread
-        if shown is not None:
+        if push.badge_only and not self._settings.data_only:
+            # A badge is a user-visible change: an alert push, which may wait (Apple's
+            # background type is for waking the app, with nothing but content-available).
+            push_type, priority = "alert", "5"
+        elif shown is not None:
             title, body = shown
             aps["alert"] = {"title": title, "body": body}
             sound = push.tweaks.get("sound")

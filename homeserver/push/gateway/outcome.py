@@ -46,6 +46,11 @@ class Push:
         return unread if isinstance(unread, int) and not isinstance(unread, bool) else None
 
     @property
+    def badge_only(self) -> bool:
+        """A notification of the badge alone (the user read something): no event."""
+        return "event_id" not in self.notification and self.unread is not None
+
+    @property
     def high_priority(self) -> bool:
         return bool(self.notification.get("prio", "high") != "low")
 

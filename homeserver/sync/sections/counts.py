@@ -5,8 +5,10 @@ the counts then), for syncs built either way.
 Counted once the rooms shown are settled: a receipt of one's own, say, shows the
 room with its count back at 0. A window whose events the source holds (the
 in-memory tail) moves on every count this device's stream kept by what those
-events add (push/counts.py), its room shown or not, and only counts never kept
-are read (sync/unread.py)."""
+events add (push/counts.py), its room shown or not; a sync ending at the position
+this device was already served at (another of its connections, woken by the same
+change) shows the counts kept there; only counts never kept are read
+(sync/unread.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from homeserver.sync.assembly import SyncAssembly
 from homeserver.sync.lazy_members import LazyMembers
 from homeserver.sync.options import uncounted
 from homeserver.sync.response import add_unread_counts, room_summary
-from homeserver.sync.unread import DeviceCounts, UnreadCounts, moved_on, shown_counts
+from homeserver.sync.unread import UnreadCounts, moved_on, shown_counts
 from homeserver.sync.window import MembersWanted
 
 
@@ -33,16 +35,24 @@ class CountsAndSummaries:
         self._counter = counter
         self._kept = UnreadCounts()
         self._lazy = lazy_members
+        # Rooms whose counts a sync showed, by where they came from: kept or moved on
+        # in memory, or read from the database.
+        self.counted = {"memory": 0, "database": 0}
 
     async def __call__(self, sync: SyncAssembly) -> None:
         request, rooms, generation, upper = sync.request, sync.join, sync.generation, sync.upper
         user_id, device_id, options = request.user_id, request.device_id, request.options
-        kept: DeviceCounts | None = None
         moved: dict[str, RoomCounts] = {}
         held = sync.source.held
-        if held is not None and request.after is not None:
-            kept = self._kept.continuing(user_id, device_id, generation, request.after)
-            if kept is not None:
+        # Counts this device was already served at this very position: another of its
+        # connections woken by the same change got here first (a client with several
+        # tabs on one login, a retried request), and counts depend on the user and the
+        # position only, not on where a window starts.
+        kept = self._kept.at(user_id, device_id, generation, upper)
+        if kept is None and held is not None and request.after is not None:
+            continued = self._kept.at(user_id, device_id, generation, request.after)
+            if continued is not None:
+                kept = continued.snapshot()
                 window = HeldWindow(
                     {r: events for r, events in held.events_by_room.items() if r in kept.by_room},
                     held.state_changed,
@@ -52,6 +62,8 @@ class CountsAndSummaries:
                 )
                 moved = moved_on(kept, added)
         unread, missing = shown_counts(kept, moved, rooms)
+        self.counted["memory"] += len(unread)
+        self.counted["database"] += len(missing)
         if missing:
             joined = sync.joined
             read = await self._counter.counts(
