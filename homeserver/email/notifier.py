@@ -50,6 +50,7 @@ SNIPPET_CHARACTERS = 140
 # before a refused email is tried again.
 MAX_SLEEP_SECONDS = 30.0
 RETRY_SECONDS = 60.0
+MIN_LOOK_SECONDS = 1.0
 
 
 class EmailNotifier:
@@ -82,6 +83,9 @@ class EmailNotifier:
         while True:
             self._woken.clear()
             wait = await self.send_due()
+            # A busy server commits many times a second: one look per MIN_LOOK_SECONDS
+            # at most, whatever woke it (a new message is not due before notif_delay).
+            await asyncio.sleep(min(MIN_LOOK_SECONDS, ceiling))
             try:
                 async with asyncio.timeout(min(wait, ceiling) if wait is not None else ceiling):
                     await self._woken.wait()
