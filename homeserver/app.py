@@ -70,7 +70,6 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.app_keys import (
     ACCOUNTS,
-    ADMINS,
     APPENDER,
     AUDIT_TRAIL,
     DEACTIVATION,
@@ -524,7 +523,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
     app[ADMISSION] = Admission(config.limits.max_requests_in_progress)
     app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
-    app[ADMINS] = frozenset(config.admins)
     app[TRUSTED_PROXIES] = tuple(
         ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
     )
@@ -568,7 +566,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(
+            pool, config.admins, audit_trail, config.server_name, exemptions, bus
+        )
         app[SERVER_ADMINS] = server_admins
         # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
         overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
@@ -796,7 +796,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
-        await overrides.start()
+        await server_admins.copy.start()
+        await overrides.copy.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -813,7 +814,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
-        await overrides.stop()
+        await overrides.copy.stop()
+        await server_admins.copy.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:
