@@ -565,6 +565,21 @@ async def test_a_removed_address_is_in_no_table_and_the_log_still_verifies(
     second = _address()
     creds = await _validated(hs, mail_server, "account/3pid", second)
     await hs.ok("POST", "account/3pid/add", {**creds, "auth": _password_auth(user)}, user=user)
+    # An email pusher holds the address as its pushkey: it goes with the address.
+    await hs.ok(
+        "POST",
+        "pushers/set",
+        {
+            "kind": "email",
+            "app_id": "m.email",
+            "pushkey": address,
+            "app_display_name": "Email",
+            "device_display_name": "Email",
+            "lang": "en",
+            "data": {},
+        },
+        user=user,
+    )
     assert await _tables_holding(fresh_dsn, address), "the address is kept somewhere"
     assert await _tables_holding(fresh_dsn, second)
     # The log itself never holds an address.
