@@ -296,3 +296,39 @@ async def test_reading_on_another_device_sends_the_lower_badge_to_the_phone(
     assert badge["prio"] == "low"
     assert set(badge) == {"counts", "prio", "devices"}
     assert badge["devices"][0]["pushkey"] == pushkey
+
+
+async def test_the_badge_counts_only_rooms_one_is_in_or_invited_to(
+    hs: MatrixClient, gateway: RecordingGateway
+) -> None:
+    """Leaving a room, or declining an invite, takes its unread notifications off the
+    badge (as Synapse: joined rooms and pending invites), and the phone is told."""
+    alice, bob, group = await hs.room_of_two()
+    await hs.join(await hs.register(), group)
+    pushkey = await add_pusher(hs, bob, gateway.url)
+
+    def pushed() -> list[tuple[str | None, int]]:
+        return [(n.get("type"), n["counts"]["unread"]) for n in gateway.for_pushkey(pushkey)]
+
+    for text in ("one", "two"):
+        await hs.send(alice, group, {"msgtype": "m.text", "body": text})
+    await gateway.wait_for(lambda: len(pushed()) >= 2)
+    await hs.ok("POST", f"rooms/{group}/leave", {}, user=bob)
+    await gateway.wait_for(lambda: len(pushed()) >= 3)
+    invited = await hs.create_room(alice)
+    await hs.ok("POST", f"rooms/{invited}/invite", {"user_id": bob.user_id}, user=alice)
+    await gateway.wait_for(lambda: len(pushed()) >= 4)
+    await hs.ok("POST", f"rooms/{invited}/leave", {}, user=bob)  # declined
+    await gateway.wait_for(lambda: len(pushed()) >= 5)
+    pair = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, pair)
+    await hs.send(alice, pair, {"msgtype": "m.text", "body": "three"})
+    await gateway.wait_for(lambda: len(pushed()) >= 6)
+    assert pushed() == [
+        ("m.room.message", 1),
+        ("m.room.message", 2),
+        (None, 0),  # left the group unread
+        ("m.room.member", 1),  # the pending invite counts
+        (None, 0),  # declined
+        ("m.room.message", 1),
+    ]

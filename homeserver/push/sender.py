@@ -20,8 +20,10 @@ notifications, and queues them for each member's pushers (log/followers.py).
   member's unread count at that event as its badge (the count after the
   batch, less what the batch notified them of after that event).
 
-- a read receipt of the user (m.read or m.read.private) that lowers the
-  badge: a counts-only notification to each of their pushers (the Push
+- a read receipt of the user (m.read or m.read.private), or their leaving a
+  room or declining an invite (the badge counts the rooms they are in or
+  invited to), that lowers the badge: a counts-only notification to each of
+  their pushers (the Push
   Gateway API leaves out `event_id` "for notifications that only contain
   updated badge counts"), so a phone's badge drops when the user reads on
   another device. Only when the badge differs from the last one queued for
@@ -124,7 +126,7 @@ class _Room:
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """A read receipt of `user_id`: their badge may have dropped."""
+    """A read receipt of `user_id`, or their leaving a room: their badge may have dropped."""
 
     user_id: str
     stream_position: int
@@ -397,14 +399,19 @@ def _later_counts(notified: Sequence[_Notified]) -> list[int]:
 
 
 def _reads_in(events: Sequence[Event]) -> list[_Read]:
-    """The read receipts among `events` (in account chains: the chain is the reader's)."""
-    return [
-        _Read(event.room_id, event.stream_position, event.origin_server_ts)
-        for event in events
-        if event.type == types.RECEIPT
-        and event.content.get("receipt_type") in push_store.READ_RECEIPTS
-        and types.is_account_chain(event.room_id)
-    ]
+    """The read receipts among `events` (in account chains: the chain is the reader's),
+    and the members who left a room (or declined an invite, or were kicked or banned)."""
+    reads: list[_Read] = []
+    for event in events:
+        if event.type == types.RECEIPT:
+            if event.content.get("receipt_type") in push_store.READ_RECEIPTS and (
+                types.is_account_chain(event.room_id)
+            ):
+                reads.append(_Read(event.room_id, event.stream_position, event.origin_server_ts))
+        elif event.type == types.MEMBER and event.state_key and types.is_room_chain(event.room_id):
+            if event.content.get("membership") in ("leave", "ban"):
+                reads.append(_Read(event.state_key, event.stream_position, event.origin_server_ts))
+    return reads
 
 
 def badge_notification(unread: int) -> dict[str, Any]:

@@ -386,17 +386,31 @@ def read_up_to_sql(user: str, room: str, thread: str, receipt_types: str) -> str
     )
 
 
+def _still_in_sql(user: str, room: str) -> str:
+    """SQL: whether the user is joined to, or invited to, the room now."""
+    return (
+        f"EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = {room}"
+        f" AND m.user_id = {user} AND m.membership IN ('join', 'invite'))"
+    )
+
+
 async def unread_totals(conn: asyncpg.Connection, user_ids: Sequence[str]) -> dict[str, int]:
-    """Each user's unread notifications across all their rooms (a pushed badge)."""
+    """Each user's unread notifications in the rooms they are in or invited to (a pushed
+    badge; as Synapse, whose badge is the joined rooms' counts plus pending invites: a
+    room left unread, or an invite declined, drops off it)."""
     rows = await conn.fetch(
         "SELECT u.user_id, (SELECT count(*) FROM push_notifications n"
         "   WHERE n.user_id = u.user_id AND n.stream_position > "
         + read_up_to_sql("u.user_id", "n.room_id", "n.thread_id", "$2")
+        + " AND "
+        + _still_in_sql("u.user_id", "n.room_id")
         + ")"
         # What pruning folded away and the user has not read (0018_push_pruning.sql).
         " + (SELECT coalesce(sum(b.notifications), 0) FROM push_notification_backlog b"
         "   WHERE b.user_id = u.user_id AND b.stream_position > "
         + read_up_to_sql("u.user_id", "b.room_id", "b.thread_id", "$2")
+        + " AND "
+        + _still_in_sql("u.user_id", "b.room_id")
         + ") AS unread FROM unnest($1::text[]) AS u(user_id)",
         list(user_ids),
         list(READ_RECEIPTS),
