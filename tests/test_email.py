@@ -14,7 +14,15 @@ import jsonschema
 
 from homeserver.config import RateLimit
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer, code_in, follow, html_of, link_in, mail_server
+from tests.mail_server import (
+    MailServer,
+    code_in,
+    email_pusher,
+    follow,
+    html_of,
+    link_in,
+    mail_server,
+)
 from tests.matrix import MatrixClient, User
 from tests.processes import run_homeserver
 
@@ -569,15 +577,7 @@ async def test_a_removed_address_is_in_no_table_and_the_log_still_verifies(
     await hs.ok(
         "POST",
         "pushers/set",
-        {
-            "kind": "email",
-            "app_id": "m.email",
-            "pushkey": address,
-            "app_display_name": "Email",
-            "device_display_name": "Email",
-            "lang": "en",
-            "data": {},
-        },
+        email_pusher(address),
         user=user,
     )
     assert await _tables_holding(fresh_dsn, address), "the address is kept somewhere"
