@@ -70,7 +70,6 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.app_keys import (
     ACCOUNTS,
-    ADMINS,
     APPENDER,
     AUDIT_TRAIL,
     DEACTIVATION,
@@ -131,6 +130,7 @@ from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.moderation.room_admin import RoomAdministration
+from homeserver.moderation.room_deletion import RoomDeletions
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -523,7 +523,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
     app[ADMISSION] = Admission(config.limits.max_requests_in_progress)
     app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
-    app[ADMINS] = frozenset(config.admins)
     app[TRUSTED_PROXIES] = tuple(
         ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
     )
@@ -567,7 +566,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(
+            pool, config.admins, audit_trail, config.server_name, exemptions, bus
+        )
         app[SERVER_ADMINS] = server_admins
         # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
         overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
@@ -619,7 +620,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
-        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -634,6 +634,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
+        room_administration = RoomAdministration(
+            pool, renderer, audit_trail, room_service, config.server_name
+        )
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = room_administration
+        room_deletions = RoomDeletions(
+            pool, room_service, room_administration, audit_trail, config.server_name
+        )
+        app[admin_rooms_api.ROOM_DELETIONS] = room_deletions
         app[friends_api.FRIENDS] = FriendService(
             pool, appender, room_service, config.friends.requests_from
         )
@@ -727,7 +735,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         shared_in_postgres = config.effective_bus == "postgres"
         typing_service = create_typing_service(
-            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+            pool, notifier, bus, redis, config.server_name, shared_in_postgres=shared_in_postgres
         )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
@@ -788,7 +796,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
-        await overrides.start()
+        await server_admins.copy.start()
+        await overrides.copy.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -796,6 +805,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await email_service.adopt_admin_threepids()
         followers.start()
         yield
+        await room_deletions.stop()
         await followers.stop()
         await follower_positions.close()
         await gateway.stop()
@@ -804,7 +814,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
-        await overrides.stop()
+        await overrides.copy.stop()
+        await server_admins.copy.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:
