@@ -24,7 +24,7 @@ from tests.mail_server import (
     mail_server,
 )
 from tests.matrix import MatrixClient, User
-from tests.processes import run_homeserver
+from tests.processes import ServerProcess, run_homeserver
 
 __all__ = ["mail_server"]  # the fixture
 
@@ -324,6 +324,11 @@ async def test_registration_by_email_is_denied_when_off(
     reply = await _request_token(hs, "register", _address(), _secret())
     assert reply.status == 403
     assert reply.errcode == "M_THREEPID_DENIED"
+    closed = await _email_app(start_app, mail_server, registration={"enabled": False})
+    refused = await _request_token(closed, "register", _address(), _secret())
+    assert refused.status == 403
+    assert refused.errcode == "M_FORBIDDEN"
+    assert mail_server.inbox.messages == []
 
 
 # --- the mail server ----------------------------------------------------------------------
@@ -705,3 +710,15 @@ async def test_templates_are_overridden_from_the_template_dir(
     assert str(message["Subject"]) == f"Your Chatty code: {code_in(message)}"
     # The files not overridden are the built-in ones.
     assert "Chatty" in html_of(message)
+
+
+def test_start_up_says_once_that_emails_go_to_the_log(fresh_dsn: str, tmp_path: Path) -> None:
+    # Two workers under a supervisor: still one line, not one per process.
+    process = ServerProcess(tmp_path, fresh_dsn, workers=2)
+    try:
+        process.wait_ready(timeout_s=60)
+    finally:
+        process.stop()
+    said = [line for line in process.log_text().splitlines() if "email.smtp_host" in line]
+    assert len(said) == 1, said
+    assert "emails are written to this log" in said[0]
