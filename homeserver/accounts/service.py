@@ -97,6 +97,17 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _account_draft(user_id: str) -> Draft:
+    """The fact that a user account exists, made now (registration, or by an admin)."""
+    return Draft(
+        user_id,
+        user_id,
+        types.ACCOUNT,
+        {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
+        state_key="",
+    )
+
+
 def _new_device_id() -> str:
     return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
 
@@ -243,16 +254,7 @@ class AccountService:
         password hash; `results` are what the registration's UIA stages proved, from which
         capabilities add their facts (`registration_facts`), in the same group: all or
         nothing."""
-        drafts = [
-            Draft(
-                user_id,
-                user_id,
-                types.ACCOUNT,
-                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
-                state_key="",
-            ),
-            *devices,
-        ]
+        drafts = [_account_draft(user_id), *devices]
         for source in self.registration_facts:
             drafts += await source.drafts_for_new_account(user_id, results)
         await self._appender.append_group(drafts)
@@ -273,10 +275,14 @@ class AccountService:
             content["display_name"] = name
         return Draft(user_id, user_id, types.ACCOUNT_DEVICE, content, state_key=device_id)
 
-    async def _issue_token(self, user_id: str, device_id: str) -> str:
+    async def _issue_token(
+        self, user_id: str, device_id: str, valid_until_ms: int | None = None
+    ) -> str:
         token = "lc_" + secrets.token_urlsafe(32)
         async with self._pool.acquire() as conn:
-            await account_store.insert_token(conn, hash_token(token), user_id, device_id, _now_ms())
+            await account_store.insert_token(
+                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
+            )
         return token
 
     # Login and tokens
@@ -580,15 +586,7 @@ class AccountService:
         check_localpart(localpart, self._server_name)
         check_not_reserved(localpart)
         password_hash = await passwords.hash_password(password) if password is not None else None
-        await self._appender.append(
-            Draft(
-                user_id,
-                user_id,
-                types.ACCOUNT,
-                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
-                state_key="",
-            )
-        )
+        await self._appender.append(_account_draft(user_id))
         if password_hash is not None:
             async with self._pool.acquire() as conn:
                 await account_store.set_password_hash(conn, user_id, password_hash)
@@ -614,13 +612,7 @@ class AccountService:
         """An access token for a server admin to act as `user_id` (support): on a device of
         its own that is not in the user's device list; it dies at `valid_until_ms` (if
         given), at /logout with it, or with the account."""
-        token = "lc_" + secrets.token_urlsafe(32)
-        device_id = "ADMIN_" + _new_device_id()
-        async with self._pool.acquire() as conn:
-            await account_store.insert_token(
-                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
-            )
-        return token
+        return await self._issue_token(user_id, "ADMIN_" + _new_device_id(), valid_until_ms)
 
     async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
         """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""

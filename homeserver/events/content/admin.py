@@ -21,16 +21,16 @@ JSON Schemas: spec/events/com.linkchat.admin.media_*.json.
 `{"uses_allowed": int | null, "expiry_time": int | null}`, or `{}` once deleted;
 `com.linkchat.registration_token.used` (not state, sent by the new user):
 `{"token": str, "session": str}`. JSON Schemas in spec/events/.
+
+Each is read with events.content.parsing.parsed: a content that does not fit is
+400 M_INVALID_PARAM naming the first field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from homeserver.errors import invalid_param
+from pydantic import BaseModel, ConfigDict, Field
 
 # Action names: lower case words joined by dots (`user.deactivate`).
 ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -89,44 +89,3 @@ class RegistrationTokenUsedContent(BaseModel):
 
     token: str = Field(pattern=TOKEN_PATTERN)
     session: str = Field(max_length=255)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parsed(model: type[M], content: Mapping[str, Any]) -> M:
-    try:
-        return model.model_validate(dict(content))
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "content"
-        raise invalid_param(f"{where}: {first['msg']}") from None
-
-
-def parse_admin_action(content: Mapping[str, Any]) -> AdminActionContent:
-    """The model of an admin action's content; M_INVALID_PARAM naming the field if it fits not."""
-    return _parsed(AdminActionContent, content)
-
-
-def parse_server_admin(content: Mapping[str, Any]) -> ServerAdminContent:
-    return _parsed(ServerAdminContent, content)
-
-
-def parse_ratelimit_override(content: Mapping[str, Any]) -> RatelimitOverrideContent:
-    return _parsed(RatelimitOverrideContent, content)
-
-
-def parse_media_quarantine(content: Mapping[str, Any]) -> MediaQuarantineContent:
-    return _parsed(MediaQuarantineContent, content)
-
-
-def parse_media_deletion(content: Mapping[str, Any]) -> MediaDeletionContent:
-    return _parsed(MediaDeletionContent, content)
-
-
-def parse_registration_token(content: Mapping[str, Any]) -> RegistrationTokenContent:
-    return _parsed(RegistrationTokenContent, content)
-
-
-def parse_registration_token_used(content: Mapping[str, Any]) -> RegistrationTokenUsedContent:
-    return _parsed(RegistrationTokenUsedContent, content)

@@ -1,6 +1,6 @@
 """Reading a fact's content into its model, for the rules that check facts the server
-writes (reports, mutes): a content that does not fit is 400 M_INVALID_PARAM naming the
-first field."""
+writes (reports, mutes, admin facts): a content that does not fit is 400
+M_INVALID_PARAM naming the first field."""
 
 from __future__ import annotations
 
