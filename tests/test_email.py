@@ -409,7 +409,7 @@ async def test_login_by_email_with_the_identifier_and_the_legacy_fields(
 
 async def _reset(
     hs: MatrixClient, mail: MailServer, address: str, new_password: str, **extra: Any
-) -> None:
+) -> dict[str, str]:
     creds = await _validated(hs, mail, "account/password", address)
     first = await hs.request("POST", "account/password", {"new_password": new_password, **extra})
     assert first.status == 401, first
@@ -425,6 +425,7 @@ async def _reset(
             }
         },
     )
+    return creds
 
 
 async def test_password_reset_by_email_logs_out_every_device(
@@ -433,12 +434,20 @@ async def test_password_reset_by_email_logs_out_every_device(
     hs = await _email_app(start_app, mail_server)
     address = _address()
     user = await _register_with_email(hs, mail_server, address)
-    await _reset(hs, mail_server, address, "brand new")
+    creds = await _reset(hs, mail_server, address, "brand new")
     assert (await hs.request("GET", "account/whoami", user=user)).status == 401
     assert (await _login_by_email(hs, address, user.password)).status == 403
     assert (await _login_by_email(hs, address, "brand new")).status == 200
     message = mail_server.inbox.to(address)[-1]
     assert "Reset your" in str(message["Subject"])
+    # The same validation cannot reset the password a second time.
+    again = await hs.request(
+        "POST",
+        "account/password",
+        {"new_password": "hijack", "auth": {"type": EMAIL_STAGE, "threepid_creds": creds}},
+    )
+    assert again.status == 401
+    assert again.errcode == "M_THREEPID_AUTH_FAILED"
 
 
 async def test_password_reset_by_email_may_keep_the_devices(

@@ -353,6 +353,13 @@ class EmailService:
         async with self._pool.acquire() as conn:
             return await store.owner(conn, proof.medium, proof.address_hash)
 
+    async def spend(self, results: Mapping[str, Any]) -> None:
+        """The validation the UIA used is used up (a password reset)."""
+        result = results.get(EMAIL_IDENTITY)
+        if isinstance(result, dict) and isinstance(result.get("sid"), str):
+            async with self._pool.acquire() as conn:
+                await store.delete_validation(conn, result["sid"])
+
     async def drafts_for_new_account(self, user_id: str, results: Mapping[str, Any]) -> list[Draft]:
         """The binding of the address a sign-up proved, appended with the account."""
         proof = await self.proof_of(results)
