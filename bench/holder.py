@@ -12,9 +12,9 @@ Protocol: JSON lines. The first line on stdin is the job:
 "streams": [[token, since]...]}`; then commands, each answered by one line on
 stdout:
 
-- `{"do": "open_polls"}` / `{"do": "open_streams"}`: open them at `ramp` per
-  second; answered once every one was sent (a poll's request, a stream's
-  hello frame).
+- `{"do": "open_polls", "count": N}` / `{"do": "open_streams", "count": N}`: open
+  the next N (all those not yet opened without `count`) at `ramp` per second;
+  answered once each was started, with how many are open so far.
 - `{"do": "status"}`: how many polls are pending, streams open, answers and
   errors seen so far.
 - `{"do": "await", "marker": M, "timeout": S}`: wait until every connection has
@@ -162,17 +162,27 @@ async def main() -> None:
     def start(work: Any) -> Any:
         return lambda: tasks.add(asyncio.create_task(work()))
 
+    opened = {"polls": 0, "streams": 0}
+
+    def next_batch(kind: str, total: int, count: int | None) -> range:
+        first = opened[kind]
+        opened[kind] = total if count is None else min(total, first + count)
+        return range(first, opened[kind])
+
     while line := await reader.readline():
         command = json.loads(line)
         do = command["do"]
         if do == "open_polls":
-            await _ramp([start(lambda p=p: p.run(arrivals, counts)) for p in polls], ramp)
-            _reply({"event": "polls_open", "count": len(polls)})
+            batch = next_batch("polls", len(polls), command.get("count"))
+            await _ramp([start(lambda p=polls[i]: p.run(arrivals, counts)) for i in batch], ramp)
+            _reply({"event": "polls_open", "count": opened["polls"]})
         elif do == "open_streams":
+            batch = next_batch("streams", len(streams), command.get("count"))
             await _ramp(
-                [start(lambda s=s: s.run(session, arrivals, counts)) for s in streams], ramp
+                [start(lambda s=streams[i]: s.run(session, arrivals, counts)) for i in batch],
+                ramp,
             )
-            _reply({"event": "streams_open", "count": len(streams)})
+            _reply({"event": "streams_open", "count": opened["streams"]})
         elif do == "status":
             me = sample_process(os.getpid())
             _reply(

@@ -210,6 +210,11 @@ async def spawned_server(options: SpawnOptions) -> AsyncIterator[LocalServer]:
                 stdin=asyncio.subprocess.DEVNULL,
                 # Each held long-poll is a socket; lift the child's soft fd limit.
                 preexec_fn=raise_open_files_limit,
+                # A session of its own, as a service has: Linux's scheduler (autogroup)
+                # shares the CPU between sessions first. In the load generator's
+                # session, on a machine busy with others' sessions, the server and
+                # the generator split one share: a worker got 5% of a core.
+                start_new_session=True,
             )
         finally:
             log_file.close()  # the child holds its own descriptor

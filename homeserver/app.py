@@ -30,6 +30,7 @@ from homeserver.admin.registration_tokens import (
 )
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
+from homeserver.admission import Admission
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
@@ -129,6 +130,7 @@ from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.moderation.room_admin import RoomAdministration
+from homeserver.moderation.room_deletion import RoomDeletions
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -171,6 +173,7 @@ from homeserver.typing_notices.service import create_typing_service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMISSION = web.AppKey("admission", Admission)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -220,10 +223,14 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
     token = logs.request_id.set(request_id)
     started = time.perf_counter()
     requests.in_flight += 1
+    admission = request.app[ADMISSION]
+    admitted = False
     try:
         response: web.StreamResponse
         if request.method == "OPTIONS":
             response = web.Response(status=200)
+        elif not admission.exempt(request.path) and not (admitted := admission.admit()):
+            response = _error_response(unavailable("The server is busy; try again."))
         else:
             response = await _handle(request, handler)
         if not response.prepared:
@@ -251,6 +258,8 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
             )
         return response
     finally:
+        if admitted:
+            admission.leave()
         requests.in_flight -= 1
         logs.request_id.reset(token)
 
@@ -394,6 +403,41 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _watch_backpressure(metrics: Metrics, appender: Appender, admission: Admission) -> None:
+    """The appender's queue and the requests in progress, and the requests refused
+    because either was full."""
+    metrics.add(
+        Sampled(
+            "gauge",
+            "homeserver_requests_in_progress",
+            "Requests being worked on, long-polls aside (limits.max_requests_in_progress at most)",
+            (),
+            lambda: [((), admission.in_progress)],
+        )
+    )
+    metrics.add(
+        Sampled(
+            "gauge",
+            "homeserver_append_queue_events",
+            "Events waiting for the appender (limits.append_queue_events at most)",
+            (),
+            lambda: [((), appender.queued_events)],
+        )
+    )
+    metrics.add(
+        Sampled(
+            "counter",
+            "homeserver_requests_refused",
+            "Requests refused with 503 because the server was overloaded, by reason",
+            ("reason",),
+            lambda: [
+                (("append_queue_full",), appender.refused),
+                (("requests_in_progress",), admission.refused),
+            ],
+        )
+    )
+
+
 def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
     """The bus `config` chooses (config.effective_bus says why that one)."""
     kind = config.effective_bus
@@ -476,6 +520,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
     app[METRICS] = Metrics()
+    app[ADMISSION] = Admission(config.limits.max_requests_in_progress)
     app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
     app[TRUSTED_PROXIES] = tuple(
@@ -500,9 +545,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         bus = _bus(config, redis, dsn)
         app[METRICS].watch_bus(bus)
         appender = Appender(
-            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
+            pool,
+            keys,
+            build_chain_rules(),
+            max_event_bytes=config.limits.max_event_bytes,
+            queue_events=config.limits.append_queue_events,
         )
         appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
+        _watch_backpressure(app[METRICS], appender, app[ADMISSION])
         recent = RecentEvents(pool)
         notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
@@ -570,7 +620,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
-        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -585,6 +634,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
+        room_administration = RoomAdministration(
+            pool, renderer, audit_trail, room_service, config.server_name
+        )
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = room_administration
+        room_deletions = RoomDeletions(
+            pool, room_service, room_administration, audit_trail, config.server_name
+        )
+        app[admin_rooms_api.ROOM_DELETIONS] = room_deletions
         app[friends_api.FRIENDS] = FriendService(
             pool, appender, room_service, config.friends.requests_from
         )
@@ -678,7 +735,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         shared_in_postgres = config.effective_bus == "postgres"
         typing_service = create_typing_service(
-            pool, notifier, redis, config.server_name, shared_in_postgres=shared_in_postgres
+            pool, notifier, bus, redis, config.server_name, shared_in_postgres=shared_in_postgres
         )
         app[TYPING] = typing_service
         to_device_service = ToDeviceService(pool, notifier)
@@ -748,6 +805,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await email_service.adopt_admin_threepids()
         followers.start()
         yield
+        await room_deletions.stop()
         await followers.stop()
         await follower_positions.close()
         await gateway.stop()

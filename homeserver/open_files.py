@@ -1,10 +1,12 @@
 """The open-files limit: every held long-poll and sync stream is a file descriptor.
 
-A process may raise its soft limit up to the hard limit, and only up to it:
-raising the hard limit takes CAP_SYS_RESOURCE (root with that capability, or
-whoever starts the server: systemd's `LimitNOFILE=`, `ulimit -Hn`, a container
-runtime's `--ulimit nofile=`). So at start the server raises the soft limit to
-the hard one, and says when even that is too few for a server.
+A process may raise its soft limit up to the hard limit; raising the hard limit
+takes CAP_SYS_RESOURCE (root in most containers has not got it: Docker and
+Kubernetes drop it by default), or is done by whoever starts the server:
+systemd's `LimitNOFILE=`, `ulimit -Hn`, a container runtime's `--ulimit
+nofile=`. So at start the server raises the hard limit to the kernel's ceiling
+(fs.nr_open) where it may, then the soft limit to the hard one, and says when
+even that is too few for a server.
 """
 
 from __future__ import annotations
@@ -29,9 +31,27 @@ def _kernel_ceiling() -> int:
         return 1_048_576
 
 
+def _raise_hard_limit(hard: int) -> int:
+    """The hard limit, raised to the kernel's ceiling when the process may (it has
+    CAP_SYS_RESOURCE); unchanged, and said at INFO, when it may not."""
+    ceiling = _kernel_ceiling()
+    if hard == resource.RLIM_INFINITY or hard >= ceiling:
+        return hard
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, ceiling))
+    except (ValueError, OSError):
+        log.info("open files: the hard limit %d stays (raising it needs CAP_SYS_RESOURCE)", hard)
+        return hard
+    log.info("open files: hard limit raised from %d to %d (fs.nr_open)", hard, ceiling)
+    return ceiling
+
+
 def raise_open_files_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; the soft limit now in force."""
+    """Raise the hard RLIMIT_NOFILE to fs.nr_open where permitted, and the soft limit to
+    the hard one; the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = _raise_hard_limit(hard)
     target = _kernel_ceiling() if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
         try:

@@ -14,7 +14,15 @@ import jsonschema
 
 from homeserver.config import RateLimit
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer, code_in, follow, html_of, link_in, mail_server
+from tests.mail_server import (
+    MailServer,
+    code_in,
+    email_pusher,
+    follow,
+    html_of,
+    link_in,
+    mail_server,
+)
 from tests.matrix import MatrixClient, User
 from tests.processes import run_homeserver
 
@@ -565,6 +573,13 @@ async def test_a_removed_address_is_in_no_table_and_the_log_still_verifies(
     second = _address()
     creds = await _validated(hs, mail_server, "account/3pid", second)
     await hs.ok("POST", "account/3pid/add", {**creds, "auth": _password_auth(user)}, user=user)
+    # An email pusher holds the address as its pushkey: it goes with the address.
+    await hs.ok(
+        "POST",
+        "pushers/set",
+        email_pusher(address),
+        user=user,
+    )
     assert await _tables_holding(fresh_dsn, address), "the address is kept somewhere"
     assert await _tables_holding(fresh_dsn, second)
     # The log itself never holds an address.

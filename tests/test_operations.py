@@ -318,3 +318,39 @@ async def test_the_server_raises_its_open_files_limit_to_the_hard_limit(
     finally:
         assert server.stop() == 0
     assert "open files: limit raised from 256" in server.log_path.read_text()
+
+
+def _may_raise_hard_limits() -> bool:
+    """Whether this process (and the server it starts) has CAP_SYS_RESOURCE."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+def _kernel_open_files_ceiling() -> int:
+    return int(Path("/proc/sys/fs/nr_open").read_text())
+
+
+async def test_the_server_raises_its_hard_open_files_limit_where_it_may(
+    tmp_path: Path, fresh_dsn: str
+) -> None:
+    """With CAP_SYS_RESOURCE the server raises the hard limit to the kernel's ceiling
+    itself; without it (most containers, even as root) the hard limit stays, and the
+    log says why, so an operator knows to raise it where the server is started."""
+    server = ServerProcess(
+        tmp_path, fresh_dsn, launcher=["sh", "-c", 'ulimit -n 4096 && exec "$@"', "sh"]
+    )
+    try:
+        server.wait_ready()
+        soft, hard = _open_files_limits(server.pid)
+    finally:
+        assert server.stop() == 0
+    log = server.log_path.read_text()
+    if _may_raise_hard_limits():
+        ceiling = _kernel_open_files_ceiling()
+        assert (soft, hard) == (ceiling, ceiling)
+        assert "hard limit raised from 4096" in log
+    else:
+        assert (soft, hard) == (4096, 4096)
+        assert "the hard limit 4096 stays (raising it needs CAP_SYS_RESOURCE)" in log

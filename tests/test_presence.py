@@ -11,7 +11,12 @@ from typing import Any
 
 import nio  # type: ignore[import-untyped]
 import pytest
+import redis.asyncio as aioredis
 
+from homeserver.api.app_keys import SERVER_NAME
+from homeserver.api.presence import PRESENCE
+from homeserver.clock import now_ms
+from homeserver.presence.heard import HeardChanges
 from homeserver.presence.rules import (
     NOBODY,
     Timeouts,
@@ -22,7 +27,7 @@ from homeserver.presence.rules import (
     expired,
     synced,
 )
-from homeserver.presence.state import LocalPresenceState
+from homeserver.presence.state import LocalPresenceState, RedisPresenceState
 from homeserver.sync.tokens import SyncToken
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
@@ -386,6 +391,33 @@ class TestPresenceSharedThroughRedis(PresenceBehaviour):
 
         return start
 
+    async def test_a_change_whose_bus_message_was_lost_is_still_sent(
+        self, start: Start, redis_url: str
+    ) -> None:
+        """Syncs learn who changed from the bus messages the process heard; a change
+        whose message never came leaves a gap in those, and the store fills it."""
+        server = await start()
+        alice, bob, room = await server.room_of_two()
+        carol = await server.register()
+        await server.join(carol, room)
+        first = await server.ok("GET", "sync?set_presence=offline", user=alice)
+        # Another process's change whose message was lost: straight into the store.
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            store = RedisPresenceState(
+                client, server.app[SERVER_NAME], server.app[PRESENCE].timeouts
+            )
+            await store.update(bob.user_id, lambda r: chosen(r, "unavailable", "lost", now_ms()))
+        finally:
+            await client.aclose()
+        await _set(server, carol, "online")  # heard: the position moves past the lost one
+        body = await server.ok(
+            "GET", f"sync?since={first['next_batch']}&set_presence=offline", user=alice
+        )
+        seen = _presence_of(body)
+        assert seen[bob.user_id]["status_msg"] == "lost"
+        assert seen[carol.user_id]["presence"] == "online"
+
 
 # The rules, without a server
 
@@ -455,6 +487,29 @@ async def test_local_store_lists_changes_after_a_position_and_due_timeouts() -> 
     assert await state.due(31_000, 10) == ([], 32_000)
     assert await state.due(32_000, 10) == (["@b:x"], 35_000)
     assert await state.due(35_000, 10) == (["@a:x"], None)
+
+
+def test_changes_heard_answer_only_without_a_gap() -> None:
+    heard = HeardChanges(size=4)
+    for position, user in ((11, "@a:x"), (12, "@b:x"), (14, "@a:x")):
+        heard.heard(position, user)
+    assert heard.changed(10, 12) == ["@a:x", "@b:x"]
+    assert heard.changed(12, 12) == []
+    # 13 was not heard of (a message on the way, or lost): only the store knows.
+    assert heard.changed(12, 14) is None
+    heard.heard(13, "@c:x")
+    assert heard.changed(10, 14) == ["@a:x", "@b:x", "@c:x"]
+    # Further back than it remembers.
+    heard.heard(15, "@d:x")
+    assert heard.changed(10, 15) is None
+    assert heard.changed(11, 15) == ["@b:x", "@c:x", "@a:x", "@d:x"]
+    # One user's own changes, as a sync of someone sharing presence with nobody asks.
+    assert heard.changed_user("@b:x", 11, 15) is True
+    assert heard.changed_user("@b:x", 12, 15) is False
+    assert heard.changed_user("@a:x", 11, 13) is False  # @a's change 11 is not in it
+    assert heard.changed_user("@c:x", 11, 12) is False
+    assert heard.changed_user("@a:x", 11, 14) is True
+    assert heard.changed_user("@a:x", 10, 15) is None  # 11 forgotten
 
 
 async def test_matrix_nio_sets_reads_and_syncs_presence(hs: MatrixClient) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from homeserver.api.app_keys import POOL
+from homeserver.api.app_keys import POOL, SERVER_NAME
 from homeserver.api.typing import TYPING
 from homeserver.bus.local import LocalBus
 from homeserver.sync.notifier import Notifier
@@ -17,7 +19,10 @@ from homeserver.sync.recent import RecentEvents
 from homeserver.typing_notices.service import (
     MAX_TIMEOUT_MS,
     LocalTypingState,
+    PostgresTypingState,
+    RedisTypingState,
     TypingService,
+    TypingState,
     now_ms,
 )
 from tests.conftest import AppFactory
@@ -185,11 +190,41 @@ class SharedTyping(TypingBehaviour):
         ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
         assert {"type": "m.typing", "content": {"user_ids": [bob.user_id]}} in ephemeral
 
+    async def test_a_change_whose_bus_message_was_lost_is_shown_after_the_next_sweep(
+        self,
+        start_app: AppFactory,
+        shared: dict[str, Any],
+        store: Callable[[MatrixClient], TypingState],
+    ) -> None:
+        """Syncs compare tokens with the serial known in memory; a process that missed
+        another's message (its bus was away) learns the serial from the store at its
+        next sweep, so its syncs show the change."""
+        server = await start_app(**shared)
+        alice, bob, room = await server.room_of_two()
+        initial = await server.ok("GET", "sync", user=alice)
+        # Another process's change, whose message never arrived: straight into the store.
+        serial = await store(server).set(room, bob.user_id, now_ms() + 60_000, now_ms())
+        assert serial > 0
+
+        async def known() -> bool:
+            return await server.app[TYPING].current_serial() >= serial
+
+        await server.eventually(known)
+        body = await server.ok("GET", f"sync?since={initial['next_batch']}", user=alice)
+        ephemeral = body["rooms"]["join"][room]["ephemeral"]["events"]
+        assert {"type": "m.typing", "content": {"user_ids": [bob.user_id]}} in ephemeral
+
 
 class TestTypingSharedThroughRedis(SharedTyping):
     @pytest.fixture
     def shared(self, redis_url: str) -> dict[str, Any]:
         return {"redis": {"url": redis_url}}
+
+    @pytest.fixture
+    async def store(self, redis_url: str) -> AsyncIterator[Callable[[MatrixClient], TypingState]]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        yield lambda server: RedisTypingState(client, server.app[SERVER_NAME])
+        await client.aclose()
 
 
 class TestTypingSharedThroughPostgres(SharedTyping):
@@ -199,14 +234,19 @@ class TestTypingSharedThroughPostgres(SharedTyping):
     def shared(self) -> dict[str, Any]:
         return {"bus": "postgres"}
 
+    @pytest.fixture
+    def store(self) -> Callable[[MatrixClient], TypingState]:
+        return lambda server: PostgresTypingState(server.app[POOL])
+
 
 async def test_typing_timeout_is_capped_at_two_minutes(hs: MatrixClient) -> None:
     _, bob, room = await hs.room_of_two()
     state = LocalTypingState()
-    service = TypingService(hs.app[POOL], Notifier(LocalBus(), RecentEvents(hs.app[POOL])), state)
+    bus = LocalBus()
+    service = TypingService(hs.app[POOL], Notifier(bus, RecentEvents(hs.app[POOL])), bus, state)
     before = now_ms()
     await service.set_typing(bob.user_id, bob.user_id, room, True, 24 * 3600 * 1000)
-    _, expires_at = await state.expire(now_ms())
+    _, _, expires_at = await state.expire(now_ms())
     assert expires_at is not None and expires_at <= now_ms() + MAX_TIMEOUT_MS
     assert expires_at >= before + MAX_TIMEOUT_MS
 

@@ -177,18 +177,11 @@ class AccountService:
                         raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
         if password is not None:
             self._check_strength(password)
-        try:
-            results = await self.uia.complete(session, auth, self.registration_flows.flows())
-        except UiaIncomplete:
-            # Clients probe with POST {} to learn the flows (complement's "POST {} returns
-            # a set of flows"), so a missing password is only an error after the 401.
-            if password is not None and "password_hash" not in session.data:
-                # A hash per IP address as for a login: the 401 costs one too.
-                await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(password)}
-                )
-            raise
+        # Clients probe with POST {} to learn the flows (complement's "POST {} returns a
+        # set of flows"), so a missing password is only an error after the 401.
+        results = await self._complete_remembering(
+            session, auth, self.registration_flows.flows(), password, client_address
+        )
         inhibit_login = session.params.get("inhibit_login") is True
         device_id = session.params.get("device_id")
         display_name = session.params.get("initial_device_display_name")
@@ -476,60 +469,39 @@ class AccountService:
     ) -> None:
         """POST /account/password: `provided` holds new_password and logout_devices when
         the client sent them; the session remembers them (the new password as a hash)."""
-        params = dict(provided)
-        new_password = params.pop("new_password", None)
-        if new_password is not None:
-            self._check_strength(new_password)
-        operation = "POST /account/password"
-        session = await self.uia.open(operation, auth, params, requester.user_id)
-        try:
-            results = await self.uia.complete(session, auth, [[PASSWORD]])
-        except UiaIncomplete:
-            if new_password is not None and "password_hash" not in session.data:
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(new_password)}
-                )
-            raise
-        if results.get(PASSWORD) != requester.user_id:
-            raise forbidden("Invalid auth: the password must be the account's own.")
-        if new_password is not None:
-            password_hash = await passwords.hash_password(new_password)
-        elif isinstance(session.data.get("password_hash"), str):
-            password_hash = session.data["password_hash"]
-        else:
-            raise missing_param("new_password is required.")
-        await self.uia.finish(session)
-        async with self._pool.acquire() as conn:
-            await account_store.set_password_hash(conn, requester.user_id, password_hash)
-            others = [
-                row.device_id
-                for row in await account_store.devices(conn, requester.user_id)
-                if row.device_id != requester.device_id
-            ]
-        if session.params.get("logout_devices", True) is not False:
-            await self._remove_devices(requester.user_id, others)
+        await self._new_password(provided, auth, requester)
 
     async def reset_password(self, provided: Mapping[str, Any], auth: object) -> None:
         """POST /account/password without an access token: a forgotten password, reset
         by proving an email address of the account (m.login.email.identity)."""
+        if self.threepids is None:
+            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
+        await self._new_password(provided, auth, None)
+
+    async def _new_password(
+        self, provided: Mapping[str, Any], auth: object, requester: Requester | None
+    ) -> None:
+        """The password change (by the account's password) or reset (by an email address
+        of the account); every other device is logged out unless logout_devices: false."""
         params = dict(provided)
         new_password = params.pop("new_password", None)
         if new_password is not None:
             self._check_strength(new_password)
-        if self.threepids is None:
-            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
-        session = await self.uia.open("POST /account/password", auth, params)
-        try:
-            results = await self.uia.complete(session, auth, [[EMAIL_IDENTITY]])
-        except UiaIncomplete:
-            if new_password is not None and "password_hash" not in session.data:
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(new_password)}
-                )
-            raise
-        user_id = await self.threepids.owner_of(results)
-        if user_id is None:
+        session = await self.uia.open(
+            "POST /account/password", auth, params, requester.user_id if requester else None
+        )
+        flows = [[PASSWORD]] if requester is not None else [[EMAIL_IDENTITY]]
+        results = await self._complete_remembering(session, auth, flows, new_password)
+        if requester is not None:
+            if results.get(PASSWORD) != requester.user_id:
+                raise forbidden("Invalid auth: the password must be the account's own.")
+            owner: str | None = requester.user_id
+        else:
+            assert self.threepids is not None
+            owner = await self.threepids.owner_of(results)
+        if owner is None:
             raise MatrixError(400, "M_THREEPID_NOT_FOUND", "No account has this email address.")
+        user_id = owner
         if new_password is not None:
             password_hash = await passwords.hash_password(new_password)
         elif isinstance(session.data.get("password_hash"), str):
@@ -537,11 +509,38 @@ class AccountService:
         else:
             raise missing_param("new_password is required.")
         await self.uia.finish(session)
+        kept = requester.device_id if requester is not None else None
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
-            devices = [row.device_id for row in await account_store.devices(conn, user_id)]
+            others = [
+                row.device_id
+                for row in await account_store.devices(conn, user_id)
+                if row.device_id != kept
+            ]
         if session.params.get("logout_devices", True) is not False:
-            await self._remove_devices(user_id, devices)
+            await self._remove_devices(user_id, others)
+
+    async def _complete_remembering(
+        self,
+        session: UiaSession,
+        auth: object,
+        flows: list[list[str]],
+        password: str | None,
+        client_address: str | None = None,
+    ) -> dict[str, Any]:
+        """`uia.complete`; on the 401, the session keeps the request's password as its
+        hash, so a later request may leave it out (hashing costs a `login_address`
+        token of `client_address` when given: a 401 is free otherwise)."""
+        try:
+            return await self.uia.complete(session, auth, flows)
+        except UiaIncomplete:
+            if password is not None and "password_hash" not in session.data:
+                if client_address is not None:
+                    await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(password)}
+                )
+            raise
 
     async def devices(self, requester: Requester) -> list[Device]:
         async with self._pool.acquire() as conn:

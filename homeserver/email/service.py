@@ -431,7 +431,8 @@ class EmailService:
     async def delete(self, user_id: str, medium: str, address: str) -> None:
         if medium != MEDIUM:
             raise invalid_param(f"Unsupported medium {medium!r}.")
-        hashed = await self.hash_of(normalise(address))
+        normalised = normalise(address)
+        hashed = await self.hash_of(normalised)
         async with self._pool.acquire() as conn:
             owner = await store.owner(conn, MEDIUM, hashed)
         if owner == user_id:
@@ -440,6 +441,8 @@ class EmailService:
             )
         async with self._pool.acquire() as conn:
             await store.erase_address(conn, hashed)
+            # Its email pushers go with it (their pushkey is the address), as in Synapse.
+            await notification_store.delete_email_pushers(conn, user_id, normalised)
 
     async def bindings(self, user_id: str) -> list[store.Binding]:
         async with self._pool.acquire() as conn:
@@ -453,7 +456,8 @@ class EmailService:
             await self._hash(medium, address): (medium, address) for medium, address in wanted
         }
         async with self._pool.acquire() as conn:
-            held = {row.address_hash for row in await store.bindings(conn, user_id)}
+            held_rows = {row.address_hash: row for row in await store.bindings(conn, user_id)}
+            held = set(held_rows)
             for hashed, (medium, address) in hashes.items():
                 if hashed not in held:
                     await store.keep_address(conn, medium, hashed, address, now)
@@ -479,6 +483,9 @@ class EmailService:
                 # What was removed, and what was kept for a refused append (unless bound).
                 for hashed in held ^ hashes.keys():
                     await store.erase_address(conn, hashed)
+                for hashed in held - hashes.keys():
+                    if (gone := held_rows[hashed].address) is not None:
+                        await notification_store.delete_email_pushers(conn, user_id, gone)
 
     async def adopt_admin_threepids(self) -> None:
         """Move what the admin API stored outside the log before this capability (the
@@ -508,21 +515,6 @@ class EmailService:
             await self.hash_of("")
         assert self._key is not None
         return address_hash(self._key, medium, address)
-
-    async def erase_user(self, user_id: str) -> None:
-        """Remove every address of an account and forget them (deactivation, erasure)."""
-        async with self._pool.acquire() as conn:
-            rows = await store.bindings(conn, user_id)
-        if rows:
-            await self._appender.append_group(
-                [
-                    Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=row.address_hash)
-                    for row in rows
-                ]
-            )
-        async with self._pool.acquire() as conn:
-            for row in rows:
-                await store.erase_address(conn, row.address_hash)
 
 
 class EmailIdentityStage:

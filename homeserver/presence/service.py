@@ -41,6 +41,7 @@ from homeserver.clock import now_ms
 from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.model import Event
+from homeserver.presence.heard import HeardChanges
 from homeserver.presence.rules import (
     NOBODY,
     OFFLINE,
@@ -131,6 +132,8 @@ class PresenceService:
         self._origin = secrets.token_hex(6)
         # The latest visible change this process knows of (own writes, bus messages).
         self._position = 0
+        # Who made each of the latest changes, from the same two.
+        self._heard = HeardChanges()
         # The last record this process wrote or read per user; dropped when the
         # bus says another process changed the user.
         self._known: dict[str, UserPresence] = {}
@@ -302,13 +305,21 @@ class PresenceService:
             records = await self._state.get(sorted({*members, user_id}))
             records = {u: r for u, r in records.items() if r.presence != OFFLINE}
         elif since != position:
-            changed = await self._state.changed(since, position)
+            # Only rooms that share presence count; a user in none of them (say, only
+            # in broadcast channels or big rooms) sees only their own, without listing
+            # everyone who changed.
+            mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
+            mine |= set(peeked)
+            if mine:
+                changed = self._heard.changed(since, position)
+                if changed is None:
+                    changed = await self._state.changed(since, position)
+            else:
+                own = self._heard.changed_user(user_id, since, position)
+                if own is None:
+                    own = user_id in await self._state.changed(since, position)
+                changed = [user_id] if own else []
             if changed:
-                # Only rooms that share presence count; a user in none of them (say,
-                # only in broadcast channels) sees only their own, without looking
-                # up the rooms of everyone who changed.
-                mine = set(room_ids) & (await self._rooms.get_many([user_id]))[user_id]
-                mine |= set(peeked)
                 others = [u for u in changed if u != user_id] if mine else []
                 rooms = await self._rooms.get_many(others) if others else {}
                 shown = [
@@ -388,6 +399,7 @@ class PresenceService:
         _bounded_put(self._known, user_id, record, MEMO_SIZE)
         if updated.visible:
             self._position = max(self._position, record.position)
+            self._heard.heard(record.position, user_id)
             await self._announce(user_id, record.position)
         due = deadline(record, self.timeouts)
         if updated.changed and due is not None and due < self._sleeping_until:
@@ -410,6 +422,7 @@ class PresenceService:
         if data.get("o") == self._origin:
             return
         self._position = max(self._position, int(data["p"]))
+        self._heard.heard(int(data["p"]), str(data["u"]))
         self._known.pop(str(data["u"]), None)
 
     async def _read_rooms(self, user_ids: list[str]) -> list[frozenset[str]]:

@@ -127,6 +127,7 @@ async def public_rooms(
         "joined_members > 0",
         # A room an admin blocked leaves the directory while blocked (homeserver/moderation).
         "room_id NOT IN (SELECT b.room_id FROM blocked_rooms b)",
+        "room_id NOT IN (SELECT p.room_id FROM purged_rooms p)",
         "(join_rule IN ('public', 'knock', 'knock_restricted')"
         " OR history_visibility = 'world_readable')",
     ]

@@ -13,9 +13,10 @@ import asyncpg
 
 async def set_typing(
     conn: asyncpg.Connection, room_id: str, user_id: str, expires_at: int | None, now: int
-) -> bool:
-    """Start (expires_at given) or stop typing; True when the set of typers changed
-    (what typing_notices.LocalTypingState.set decides, in one transaction)."""
+) -> int:
+    """Start (expires_at given) or stop typing: the serial of the change, or 0 when the
+    set of typers did not change (what typing_notices.LocalTypingState.set decides, in
+    one transaction)."""
     async with conn.transaction():
         await conn.execute("SELECT serial FROM typing_serial FOR UPDATE")
         current = await conn.fetchval(
@@ -33,39 +34,41 @@ async def set_typing(
                 expires_at,
             )
             if was_typing:
-                return False
+                return 0
         else:
             if current is None:
-                return False
+                return 0
             await conn.execute(
                 "DELETE FROM typing_users WHERE room_id = $1 AND user_id = $2", room_id, user_id
             )
-        await _bump(conn, [room_id])
-        return True
+        return await _bump(conn, [room_id])
 
 
-async def expire(conn: asyncpg.Connection, now: int) -> tuple[list[str], int | None]:
-    """Remove typers expired by `now`: (rooms changed, next expiry or None)."""
+async def expire(conn: asyncpg.Connection, now: int) -> tuple[list[str], int, int | None]:
+    """Remove typers expired by `now`: (rooms changed, serial now, next expiry or None)."""
     async with conn.transaction():
-        await conn.execute("SELECT serial FROM typing_serial FOR UPDATE")
+        serial = int(await conn.fetchval("SELECT serial FROM typing_serial FOR UPDATE"))
         rows = await conn.fetch(
             "DELETE FROM typing_users WHERE expires_at <= $1 RETURNING room_id", now
         )
         rooms = list(dict.fromkeys(row["room_id"] for row in rows))
         if rooms:
-            await _bump(conn, rooms)
+            serial = await _bump(conn, rooms)
         upcoming = await conn.fetchval("SELECT min(expires_at) FROM typing_users")
-    return rooms, upcoming
+    return rooms, serial, upcoming
 
 
-async def _bump(conn: asyncpg.Connection, room_ids: Sequence[str]) -> None:
-    await conn.execute(
-        "WITH s AS (UPDATE typing_serial SET serial = serial + 1 RETURNING serial)"
-        " INSERT INTO typing_rooms (room_id, serial)"
+async def _bump(conn: asyncpg.Connection, room_ids: Sequence[str]) -> int:
+    """Take the next serial for a change of `room_ids`; the serial."""
+    serial = await conn.fetchval(
+        "WITH s AS (UPDATE typing_serial SET serial = serial + 1 RETURNING serial),"
+        " r AS (INSERT INTO typing_rooms (room_id, serial)"
         " SELECT r, s.serial FROM s, unnest($1::text[]) r"
-        " ON CONFLICT (room_id) DO UPDATE SET serial = EXCLUDED.serial",
+        " ON CONFLICT (room_id) DO UPDATE SET serial = EXCLUDED.serial)"
+        " SELECT serial FROM s",
         list(room_ids),
     )
+    return int(serial)
 
 
 async def serial(conn: asyncpg.Connection) -> int:

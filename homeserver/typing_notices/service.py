@@ -14,13 +14,22 @@ only, joined members only, capped timeouts), wakes long-polls in the room
 through the notifier (across processes via the bus), and runs the task that
 expires typers whose timeout passed: an expiry is a change, so clients see the
 stop.
+
+Every long-poll compares its token's serial with the current one, so that is
+known in memory, not read from the shared store per sync (one query each,
+25,000 of them when one message wakes 25,000 connections): each change's
+serial is published on the bus before the change wakes anyone, as presence
+does, and every sweep (each second with a shared store) reads it again, which
+bounds how stale it gets while the bus is away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -29,6 +38,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from homeserver.alarm import Alarm
+from homeserver.bus.base import Bus
 from homeserver.clock import now_ms
 from homeserver.errors import forbidden, unavailable
 from homeserver.store import rooms as room_store
@@ -37,6 +47,8 @@ from homeserver.store import typing as typing_store
 from homeserver.sync.notifier import Change, Notifier
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "typing"
 
 DEFAULT_TIMEOUT_MS = 30_000
 # Synapse's cap: a client cannot claim to type for longer than two minutes.
@@ -53,12 +65,14 @@ STORE_ERRORS = (RedisError, OSError)
 class TypingState(Protocol):
     """Storage of typing state; every method is atomic with respect to the others."""
 
-    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
-        """Start (expires_at given) or stop typing; True when the set of typers changed."""
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> int:
+        """Start (expires_at given) or stop typing: the serial of the change, or 0 when
+        the set of typers did not change."""
         ...
 
-    async def expire(self, now: int) -> tuple[list[str], int | None]:
-        """Remove typers expired by `now`: (rooms changed, next expiry or None)."""
+    async def expire(self, now: int) -> tuple[list[str], int, int | None]:
+        """Remove typers expired by `now`: (rooms changed, serial now, next expiry or
+        None)."""
         ...
 
     async def serial(self) -> int: ...
@@ -79,27 +93,24 @@ class LocalTypingState:
         self._changed_at: dict[str, int] = {}
         self._serial = 0
 
-    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> int:
         typers = self._rooms.get(room_id, {})
         was_typing = typers.get(user_id, 0) > now
         if expires_at is not None:
             self._rooms.setdefault(room_id, {})[user_id] = expires_at
             if was_typing:
-                return False
+                return 0
         else:
             if user_id not in typers:
-                return False
+                return 0
             del typers[user_id]
             if not typers:
                 del self._rooms[room_id]
-            if not was_typing:
-                # It had expired already; the sweep would have counted it.
-                self._bump([room_id])
-                return True
+            # Had it expired already, the sweep would have counted it: a change either way.
         self._bump([room_id])
-        return True
+        return self._serial
 
-    async def expire(self, now: int) -> tuple[list[str], int | None]:
+    async def expire(self, now: int) -> tuple[list[str], int, int | None]:
         changed: list[str] = []
         upcoming: int | None = None
         for room_id, typers in list(self._rooms.items()):
@@ -114,7 +125,7 @@ class LocalTypingState:
                 del self._rooms[room_id]
         if changed:
             self._bump(changed)
-        return changed, upcoming
+        return changed, self._serial, upcoming
 
     def _bump(self, room_ids: list[str]) -> None:
         self._serial += 1
@@ -158,7 +169,7 @@ return serial
 """
 
 # KEYS: expiry index, serial, room serials. ARGV: now, prefix of room hashes.
-# Returns {rooms changed, next expiry or ''}.
+# Returns {rooms changed, serial now, next expiry or ''}.
 _EXPIRE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local seen = {}
@@ -184,7 +195,7 @@ if #changed > 0 then
   end
 end
 local upcoming = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {changed, upcoming[2] or ''}
+return {changed, redis.call('GET', KEYS[2]) or '0', upcoming[2] or ''}
 """
 
 
@@ -203,7 +214,7 @@ class RedisTypingState:
         self._set = self._redis.register_script(_SET)
         self._expire = self._redis.register_script(_EXPIRE)
 
-    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> int:
         serial = await self._set(
             keys=[self._room_prefix + room_id, self._index, self._serial, self._serials],
             args=[
@@ -214,13 +225,13 @@ class RedisTypingState:
                 str(now),
             ],
         )
-        return int(serial) > 0
+        return int(serial)
 
-    async def expire(self, now: int) -> tuple[list[str], int | None]:
-        changed, upcoming = await self._expire(
+    async def expire(self, now: int) -> tuple[list[str], int, int | None]:
+        changed, serial, upcoming = await self._expire(
             keys=[self._index, self._serial, self._serials], args=[str(now), self._room_prefix]
         )
-        return list(changed), int(float(upcoming)) if upcoming else None
+        return list(changed), int(serial), int(float(upcoming)) if upcoming else None
 
     async def serial(self) -> int:
         return int(await self._redis.get(self._serial) or 0)
@@ -255,11 +266,11 @@ class PostgresTypingState:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> bool:
+    async def set(self, room_id: str, user_id: str, expires_at: int | None, now: int) -> int:
         async with self._pool.acquire() as conn:
             return await typing_store.set_typing(conn, room_id, user_id, expires_at, now)
 
-    async def expire(self, now: int) -> tuple[list[str], int | None]:
+    async def expire(self, now: int) -> tuple[list[str], int, int | None]:
         async with self._pool.acquire() as conn:
             return await typing_store.expire(conn, now)
 
@@ -281,6 +292,7 @@ class TypingService:
         self,
         pool: asyncpg.Pool,
         notifier: Notifier,
+        bus: Bus,
         state: TypingState,
         *,
         sweep_seconds: float | None = None,
@@ -289,16 +301,24 @@ class TypingService:
     ) -> None:
         self._pool = pool
         self._notifier = notifier
+        self._bus = bus
         self._state = state
         self._sweep_seconds = sweep_seconds
         self._default_timeout_ms = default_timeout_ms
         self._max_timeout_ms = max_timeout_ms
         self._rescheduled = Alarm()
         self._sweeper: asyncio.Task[None] | None = None
+        # The latest serial known here: this process's changes, the others' (bus), and
+        # the store's at each sweep.
         self._serial = 0
+        self._origin = secrets.token_hex(6)
+        bus.subscribe(CHANNEL, self._on_bus_message)
         self._store_down = False
+        # While the store cannot be reached, syncs keep the serial of then (`_down`).
+        self._serial_when_down = 0
 
     async def start(self) -> None:
+        self._known(await self._state.serial())
         self._sweeper = asyncio.create_task(self._sweep(), name="typing-expiry")
 
     async def stop(self) -> None:
@@ -329,12 +349,12 @@ class TypingService:
             timeout = self._default_timeout_ms if timeout_ms is None else timeout_ms
             expires_at = now + max(0, min(timeout, self._max_timeout_ms))
         try:
-            changed = await self._state.set(room_id, user_id, expires_at, now)
+            serial = await self._state.set(room_id, user_id, expires_at, now)
         except STORE_ERRORS as error:
             self._down(error)
             raise unavailable("Typing notices are unavailable; try again.") from error
-        if changed:
-            self._changed([room_id])
+        if serial:
+            await self._changed(serial, [room_id])
         if expires_at is not None:
             # The sweep may be sleeping past this expiry.
             self._rescheduled.ring()
@@ -342,14 +362,12 @@ class TypingService:
     # What sync reads
 
     async def current_serial(self) -> int:
-        """The serial now; while the shared store cannot be reached, the last known
-        one (syncs then show no typing change and catch up once it is back)."""
-        try:
-            self._serial = await self._state.serial()
-        except STORE_ERRORS as error:
-            self._down(error)
-            return self._serial
-        self._up()
+        """The latest serial this process knows of, without asking the store: a
+        change elsewhere is known before it wakes any sync here (`_changed`). While
+        the shared store cannot be reached, the one known then: syncs show no typing
+        change and catch up once it is back."""
+        if self._store_down:
+            return self._serial_when_down
         return self._serial
 
     async def typing_for_sync(
@@ -358,14 +376,17 @@ class TypingService:
         """Per room, the users typing now: rooms whose typers changed after
         `since_serial` (possibly to nobody), or every room with typers when None."""
         try:
-            return await self._state.typing(room_ids, since_serial, now_ms())
+            found = await self._state.typing(room_ids, since_serial, now_ms())
         except STORE_ERRORS as error:
             self._down(error)
             return {}
+        self._up()
+        return found
 
     def _down(self, error: BaseException) -> None:
         if not self._store_down:
             log.warning("typing: store unreachable (%s); syncs show no typing until back", error)
+            self._serial_when_down = self._serial
         self._store_down = True
 
     def _up(self) -> None:
@@ -375,20 +396,44 @@ class TypingService:
 
     # Expiry
 
-    def _changed(self, room_ids: list[str]) -> None:
+    async def _changed(self, serial: int, room_ids: list[str]) -> None:
+        self._known(serial)
+        # The bus first: a process woken by the notifier must already know the serial,
+        # or its syncs would find nothing new and wait again. (One bus keeps the order
+        # of what one process publishes.)
+        try:
+            await self._bus.publish(CHANNEL, json.dumps({"o": self._origin, "s": serial}))
+        except Exception:
+            log.exception("publishing a typing change failed")
         self._notifier.notify(Change(self._notifier.position, frozenset(room_ids), frozenset()))
+
+    def _known(self, serial: int) -> None:
+        self._serial = max(self._serial, serial)
+
+    def _on_bus_message(self, message: str) -> None:
+        data = json.loads(message)
+        if data.get("o") != self._origin:
+            self._known(int(data["s"]))
 
     async def _sweep(self) -> None:
         while not self._rescheduled.closed:
             delay = self._sweep_seconds
             try:
-                changed, upcoming = await self._state.expire(now_ms())
+                changed, serial, upcoming = await self._state.expire(now_ms())
+            except STORE_ERRORS as error:
+                self._down(error)
+                changed, serial, upcoming = [], 0, None
+                delay = SHARED_SWEEP_SECONDS
             except Exception:
                 log.exception("typing expiry sweep failed")
-                changed, upcoming = [], None
+                changed, serial, upcoming = [], 0, None
                 delay = SHARED_SWEEP_SECONDS
+            else:
+                self._up()
             if changed:
-                self._changed(changed)
+                await self._changed(serial, changed)
+            else:
+                self._known(serial)
             if upcoming is not None:
                 until_next = max(0.0, (upcoming - now_ms()) / 1000)
                 delay = until_next if delay is None else min(delay, until_next)
@@ -398,6 +443,7 @@ class TypingService:
 def create_typing_service(
     pool: asyncpg.Pool,
     notifier: Notifier,
+    bus: Bus,
     redis: aioredis.Redis | None,
     namespace: str,
     *,
@@ -409,11 +455,12 @@ def create_typing_service(
         return TypingService(
             pool,
             notifier,
+            bus,
             RedisTypingState(redis, namespace),
             sweep_seconds=SHARED_SWEEP_SECONDS,
         )
     if shared_in_postgres:
         return TypingService(
-            pool, notifier, PostgresTypingState(pool), sweep_seconds=SHARED_SWEEP_SECONDS
+            pool, notifier, bus, PostgresTypingState(pool), sweep_seconds=SHARED_SWEEP_SECONDS
         )
-    return TypingService(pool, notifier, LocalTypingState())
+    return TypingService(pool, notifier, bus, LocalTypingState())
