@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from homeserver.events.content.parsing import FactContent
 
 # Action names: lower case words joined by dots (`user.deactivate`).
 ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -38,38 +40,27 @@ MAX_ACTION_LENGTH = 100
 MAX_TARGET_LENGTH = 512
 
 
-class AdminActionContent(BaseModel):
-    # A logged event is forever: keys this version does not know are kept.
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class AdminActionContent(FactContent):
     action: str = Field(pattern=ACTION_PATTERN, max_length=MAX_ACTION_LENGTH)
     target: str | None = Field(default=None, max_length=MAX_TARGET_LENGTH)
     reason: str | None = None
     details: dict[str, Any] | None = None
 
 
-class ServerAdminContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class ServerAdminContent(FactContent):
     admin: bool
 
 
-class RatelimitOverrideContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RatelimitOverrideContent(FactContent):
     messages_per_second: int | None = Field(default=None, ge=0, le=2**31 - 1)
     burst_count: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
-class MediaQuarantineContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class MediaQuarantineContent(FactContent):
     quarantined: bool
 
 
-class MediaDeletionContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class MediaDeletionContent(FactContent):
     deleted: Literal[True]
 
 
@@ -77,15 +68,11 @@ class MediaDeletionContent(BaseModel):
 TOKEN_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
 
 
-class RegistrationTokenContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RegistrationTokenContent(FactContent):
     uses_allowed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     expiry_time: int | None = Field(default=None, ge=0, le=2**53 - 1)
 
 
-class RegistrationTokenUsedContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RegistrationTokenUsedContent(FactContent):
     token: str = Field(pattern=TOKEN_PATTERN)
     session: str = Field(max_length=255)

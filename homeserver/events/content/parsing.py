@@ -7,11 +7,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from homeserver.errors import invalid_param
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class FactContent(BaseModel):
+    """The base of a fact's content model."""
+
+    # A logged event is forever: keys this version does not know are kept. Strict: the
+    # server writes these facts, so nothing needs coercing.
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
 
 def parsed(model: type[M], content: Mapping[str, Any]) -> M:
