@@ -458,16 +458,13 @@ def build_chain_rules() -> ChainRules:
 
 
 def create_mailer(config: Config) -> Mailer:
-    """SMTP as configured, or, with no email.smtp_host, the log (said once at start-up)."""
+    """SMTP as configured, or, with no email.smtp_host, the log."""
     settings = config.email
     host = config.server_name.rpartition(":")[0] if "]" not in config.server_name else ""
     domain = host or config.server_name.split(":")[0]
     sender = settings.from_ or f"{settings.app_name} <noreply@{domain}>"
     if not settings.smtp_host:
-        log.warning(
-            "email: no email.smtp_host configured: emails are written to this log, not sent"
-        )
-        return LogMailer(sender)
+        return LogMailer(sender)  # `run` says so at start-up (cli.py)
     return SmtpMailer(
         SmtpSettings(
             settings.smtp_host,
@@ -590,6 +587,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             rate_limiter,
             EmailSettings(
                 token_lifetime_ms=config.email.token_lifetime_seconds * 1000,
+                registration_enabled=config.registration.enabled,
                 require_email=config.registration.require_email,
                 allowed_domains=tuple(config.registration.allowed_email_domains),
                 inhibit_errors=config.email.request_token_inhibit_3pid_errors,

@@ -67,6 +67,8 @@ class Threepids(Protocol):
 
     async def owner_of(self, results: Mapping[str, Any]) -> str | None: ...
 
+    async def spend(self, results: Mapping[str, Any]) -> None: ...
+
 
 class RegistrationFacts(Protocol):
     """A capability's facts about a new account, appended in one group with its account
@@ -517,6 +519,9 @@ class AccountService:
                 for row in await account_store.devices(conn, user_id)
                 if row.device_id != kept
             ]
+        if requester is None and self.threepids is not None:
+            # The email that reset it cannot reset it again.
+            await self.threepids.spend(results)
         if session.params.get("logout_devices", True) is not False:
             await self._remove_devices(user_id, others)
 

@@ -88,6 +88,7 @@ def denied(reason: str = "This email address is not allowed on this server.") ->
 @dataclass(frozen=True, slots=True)
 class EmailSettings:
     token_lifetime_ms: int
+    registration_enabled: bool
     require_email: str  # required | optional | off
     allowed_domains: tuple[str, ...]
     inhibit_errors: bool
@@ -192,6 +193,8 @@ class EmailService:
         if next_link is not None and urlsplit(next_link).scheme not in ("http", "https"):
             raise invalid_param("next_link must be an http(s) URL.")
         address = normalise(email)
+        if purpose == REGISTRATION and not self._settings.registration_enabled:
+            raise forbidden("Registration has been disabled.")
         if purpose == REGISTRATION and self._settings.require_email == "off":
             raise denied("This server does not register accounts by email.")
         if purpose != PASSWORD_RESET and not self._allowed(address):
@@ -349,6 +352,13 @@ class EmailService:
             return None
         async with self._pool.acquire() as conn:
             return await store.owner(conn, proof.medium, proof.address_hash)
+
+    async def spend(self, results: Mapping[str, Any]) -> None:
+        """The validation the UIA used is used up (a password reset)."""
+        result = results.get(EMAIL_IDENTITY)
+        if isinstance(result, dict) and isinstance(result.get("sid"), str):
+            async with self._pool.acquire() as conn:
+                await store.delete_validation(conn, result["sid"])
 
     async def drafts_for_new_account(self, user_id: str, results: Mapping[str, Any]) -> list[Draft]:
         """The binding of the address a sign-up proved, appended with the account."""
