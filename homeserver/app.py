@@ -111,7 +111,7 @@ from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
 from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
-from homeserver.errors import MatrixError, unavailable
+from homeserver.errors import MatrixError, unavailable, validation_problem
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -186,12 +186,6 @@ def _error_response(error: MatrixError) -> web.Response:
     response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
-
-
-def _validation_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
 
 
 def _http_error(error: web.HTTPException) -> MatrixError:
@@ -283,7 +277,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except MatrixError as error:
         return _error_response(error)
     except ValidationError as error:
-        return _error_response(MatrixError(400, "M_BAD_JSON", _validation_message(error)))
+        return _error_response(MatrixError(400, "M_BAD_JSON", validation_problem(error, "body")))
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from homeserver.errors import invalid_param
+from homeserver.errors import invalid_param, validation_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +26,4 @@ def parsed(model: type[M], content: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(dict(content))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "content"
-        raise invalid_param(f"{where}: {first['msg']}") from None
+        raise invalid_param(validation_problem(error, "content")) from None
