@@ -24,6 +24,7 @@ from bench import (
     fanout,
     idle_syncs,
     initial_sync,
+    overload,
     send,
 )
 from bench import device_lists_sync as device_lists_sync_scenario
@@ -68,6 +69,7 @@ SCENARIOS: dict[str, Scenario] = {
         push_scenario.FANOUT,
         push_scenario.SEND,
         push_rules_scenario.SCENARIO,
+        overload.SCENARIO,
     ]
 }
 
@@ -134,10 +136,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="config keys merged into the generated config, e.g. '{\"rate_limits\": {...}}'",
     )
     spawn.add_argument(
+        "--server-workers",
+        default=None,
+        metavar="N",
+        help="server processes (`run --workers N`: a supervisor and N workers sharing"
+        " the port; a number or auto); default: the config's (1)",
+    )
+    spawn.add_argument(
         "--keep-server",
         action="store_true",
         help="keep the database and the server's directory (config, log) afterwards",
     )
+
+
+def _workers(text: str) -> int | str:
+    return text if text == "auto" else int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +173,10 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace) -> Report:
         python=args.server_python,
         admin_dsn=args.pg_admin_dsn,
         port=args.spawn_port,
-        config_overrides=merge_config(scenario.server_config, args.server_config),
+        config_overrides=merge_config(
+            merge_config(scenario.server_config, args.server_config),
+            {} if args.server_workers is None else {"workers": _workers(args.server_workers)},
+        ),
         keep=args.keep_server,
     )
     async with spawned_server(options) as server:

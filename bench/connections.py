@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -39,7 +38,7 @@ from typing import Any
 from yarl import URL
 
 from bench.client import Homeserver, MatrixClient
-from bench.process import ProcessSample, open_fds, sample_process, tcp_states
+from bench.process import ProcessSample, open_fds, process_tree, sample_process, tcp_states
 from bench.report import Report, Table, format_number
 from bench.scenario import Scenario
 from bench.send import join_all
@@ -109,21 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- the server: every process of its tree -------------------------------------------------
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (a supervisor's workers), from /proc."""
-    found, queue = [], [pid]
-    while queue:
-        current = queue.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as children:
-                    queue.extend(int(child) for child in children.read().split())
-        except OSError:
-            continue
-    return found
 
 
 @dataclass(frozen=True)

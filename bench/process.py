@@ -148,8 +148,24 @@ def raise_open_files_limit(wanted: int | None = None) -> int:
     return soft
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a supervisor's workers), from /proc."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as children:
+                    queue.extend(int(child) for child in children.read().split())
+        except OSError:
+            continue
+    return found
+
+
 class ServerWatch:
-    """Readings of the server process, or none when its pid is unknown or unreadable."""
+    """Readings of the server process, or none when its pid is unknown or unreadable.
+    A supervisor (`run --workers N`) reads as the sum of it and its workers."""
 
     def __init__(self, pid: int | None, port: int | None) -> None:
         self.pid = pid
@@ -158,7 +174,20 @@ class ServerWatch:
     def sample(self) -> ProcessSample | None:
         if self.pid is None:
             return None
-        try:
-            return sample_process(self.pid, self.port)
-        except OSError:
+        samples = []
+        for pid in process_tree(self.pid):
+            try:
+                samples.append(sample_process(pid, self.port))
+            except OSError:
+                continue
+        if not samples:
             return None
+        return ProcessSample(
+            rss_kb=sum(s.rss_kb for s in samples),
+            peak_rss_kb=sum(s.peak_rss_kb for s in samples),
+            open_fds=sum(s.open_fds for s in samples),
+            threads=sum(s.threads for s in samples),
+            cpu_s=sum(s.cpu_s for s in samples),
+            established=sum(s.established for s in samples),
+            close_wait=sum(s.close_wait for s in samples),
+        )

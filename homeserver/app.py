@@ -30,6 +30,7 @@ from homeserver.admin.registration_tokens import (
 )
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.admin.users import UserAdmin
+from homeserver.admission import Admission
 from homeserver.api import account_data as account_data_api
 from homeserver.api import accounts, directory, rooms, server, sync, sync_stream
 from homeserver.api import admin_audit as admin_audit_api
@@ -69,7 +70,6 @@ from homeserver.api import typing as typing_api
 from homeserver.api import user_directory as user_directory_api
 from homeserver.api.app_keys import (
     ACCOUNTS,
-    ADMINS,
     APPENDER,
     AUDIT_TRAIL,
     DEACTIVATION,
@@ -111,7 +111,7 @@ from homeserver.email.mailer import LogMailer, Mailer, SmtpMailer, SmtpSettings
 from homeserver.email.notifier import EmailNotifier
 from homeserver.email.service import EmailIdentityStage, EmailService, EmailSettings
 from homeserver.email.templates import Templates
-from homeserver.errors import MatrixError, unavailable
+from homeserver.errors import MatrixError, unavailable, validation_problem
 from homeserver.events import types
 from homeserver.events.live_keys import LiveKeyRing
 from homeserver.events.signing import load_key_ring
@@ -130,6 +130,7 @@ from homeserver.moderation.mutes import MuteService
 from homeserver.moderation.report_queue import ReportQueue
 from homeserver.moderation.reports import ReportService
 from homeserver.moderation.room_admin import RoomAdministration
+from homeserver.moderation.room_deletion import RoomDeletions
 from homeserver.moderation.shadow_bans import ShadowBanService
 from homeserver.presence.service import create_presence_service
 from homeserver.profiles import rules as profile_rules
@@ -172,6 +173,7 @@ from homeserver.typing_notices.service import create_typing_service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMISSION = web.AppKey("admission", Admission)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -184,12 +186,6 @@ def _error_response(error: MatrixError) -> web.Response:
     response = ok(error.body(), status=error.status)
     response.headers.update(error.headers)
     return response
-
-
-def _validation_message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
 
 
 def _http_error(error: web.HTTPException) -> MatrixError:
@@ -221,10 +217,14 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
     token = logs.request_id.set(request_id)
     started = time.perf_counter()
     requests.in_flight += 1
+    admission = request.app[ADMISSION]
+    admitted = False
     try:
         response: web.StreamResponse
         if request.method == "OPTIONS":
             response = web.Response(status=200)
+        elif not admission.exempt(request.path) and not (admitted := admission.admit()):
+            response = _error_response(unavailable("The server is busy; try again."))
         else:
             response = await _handle(request, handler)
         if not response.prepared:
@@ -252,6 +252,8 @@ async def serve_matrix(request: web.Request, handler: Handler) -> web.StreamResp
             )
         return response
     finally:
+        if admitted:
+            admission.leave()
         requests.in_flight -= 1
         logs.request_id.reset(token)
 
@@ -275,7 +277,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except MatrixError as error:
         return _error_response(error)
     except ValidationError as error:
-        return _error_response(MatrixError(400, "M_BAD_JSON", _validation_message(error)))
+        return _error_response(MatrixError(400, "M_BAD_JSON", validation_problem(error, "body")))
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -395,6 +397,41 @@ def _redis_client(url: str) -> aioredis.Redis | None:
     return aioredis.Redis.from_url(url, decode_responses=True) if url else None
 
 
+def _watch_backpressure(metrics: Metrics, appender: Appender, admission: Admission) -> None:
+    """The appender's queue and the requests in progress, and the requests refused
+    because either was full."""
+    metrics.add(
+        Sampled(
+            "gauge",
+            "homeserver_requests_in_progress",
+            "Requests being worked on, long-polls aside (limits.max_requests_in_progress at most)",
+            (),
+            lambda: [((), admission.in_progress)],
+        )
+    )
+    metrics.add(
+        Sampled(
+            "gauge",
+            "homeserver_append_queue_events",
+            "Events waiting for the appender (limits.append_queue_events at most)",
+            (),
+            lambda: [((), appender.queued_events)],
+        )
+    )
+    metrics.add(
+        Sampled(
+            "counter",
+            "homeserver_requests_refused",
+            "Requests refused with 503 because the server was overloaded, by reason",
+            ("reason",),
+            lambda: [
+                (("append_queue_full",), appender.refused),
+                (("requests_in_progress",), admission.refused),
+            ],
+        )
+    )
+
+
 def _bus(config: Config, redis: aioredis.Redis | None, dsn: str) -> Bus:
     """The bus `config` chooses (config.effective_bus says why that one)."""
     kind = config.effective_bus
@@ -421,16 +458,13 @@ def build_chain_rules() -> ChainRules:
 
 
 def create_mailer(config: Config) -> Mailer:
-    """SMTP as configured, or, with no email.smtp_host, the log (said once at start-up)."""
+    """SMTP as configured, or, with no email.smtp_host, the log."""
     settings = config.email
     host = config.server_name.rpartition(":")[0] if "]" not in config.server_name else ""
     domain = host or config.server_name.split(":")[0]
     sender = settings.from_ or f"{settings.app_name} <noreply@{domain}>"
     if not settings.smtp_host:
-        log.warning(
-            "email: no email.smtp_host configured: emails are written to this log, not sent"
-        )
-        return LogMailer(sender)
+        return LogMailer(sender)  # `run` says so at start-up (cli.py)
     return SmtpMailer(
         SmtpSettings(
             settings.smtp_host,
@@ -477,9 +511,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
     app[METRICS] = Metrics()
+    app[ADMISSION] = Admission(config.limits.max_requests_in_progress)
     app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
-    app[ADMINS] = frozenset(config.admins)
     app[TRUSTED_PROXIES] = tuple(
         ipaddress.ip_network(proxy, strict=False) for proxy in config.listen.trusted_proxies
     )
@@ -502,9 +536,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         bus = _bus(config, redis, dsn)
         app[METRICS].watch_bus(bus)
         appender = Appender(
-            pool, keys, build_chain_rules(), max_event_bytes=config.limits.max_event_bytes
+            pool,
+            keys,
+            build_chain_rules(),
+            max_event_bytes=config.limits.max_event_bytes,
+            queue_events=config.limits.append_queue_events,
         )
         appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
+        _watch_backpressure(app[METRICS], appender, app[ADMISSION])
         recent = RecentEvents(pool)
         notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
@@ -518,7 +557,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[email_api.PUBLIC_BASEURL] = config.public_baseurl
         audit_trail = AuditTrail(pool, appender, config.server_name)
         app[AUDIT_TRAIL] = audit_trail
-        server_admins = ServerAdmins(pool, config.admins, audit_trail, config.server_name)
+        server_admins = ServerAdmins(
+            pool, config.admins, audit_trail, config.server_name, exemptions, bus
+        )
         app[SERVER_ADMINS] = server_admins
         # Users' own rate limits, loaded into this process's limiter (admin/ratelimits.py).
         overrides = RateLimitOverrides(pool, audit_trail, exemptions, bus)
@@ -546,6 +587,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             rate_limiter,
             EmailSettings(
                 token_lifetime_ms=config.email.token_lifetime_seconds * 1000,
+                registration_enabled=config.registration.enabled,
                 require_email=config.registration.require_email,
                 allowed_domains=tuple(config.registration.allowed_email_domains),
                 inhibit_errors=config.email.request_token_inhibit_3pid_errors,
@@ -570,7 +612,6 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[ACCOUNTS].registration_facts.append(registration_tokens)
         ladder = RoleLadder(**config.roles.model_dump())
         renderer = EventRenderer(pool)
-        app[admin_rooms_api.ROOM_ADMINISTRATION] = RoomAdministration(pool, renderer, audit_trail)
         room_service = RoomService(
             pool,
             appender,
@@ -585,6 +626,14 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[roles_api.ROLES] = RoleService(pool, room_service, ladder)
         app[channels_api.CHANNELS] = ChannelService(pool, ladder)
         app[ROOMS] = room_service
+        room_administration = RoomAdministration(
+            pool, renderer, audit_trail, room_service, config.server_name
+        )
+        app[admin_rooms_api.ROOM_ADMINISTRATION] = room_administration
+        room_deletions = RoomDeletions(
+            pool, room_service, room_administration, audit_trail, config.server_name
+        )
+        app[admin_rooms_api.ROOM_DELETIONS] = room_deletions
         app[friends_api.FRIENDS] = FriendService(
             pool, appender, room_service, config.friends.requests_from
         )
@@ -739,7 +788,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         )
         await bus.start()
         await rate_limiter.start()
-        await overrides.start()
+        await server_admins.copy.start()
+        await overrides.copy.start()
         await typing_service.start()
         await presence_service.start()
         await sync_service.start()
@@ -747,6 +797,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await email_service.adopt_admin_threepids()
         followers.start()
         yield
+        await room_deletions.stop()
         await followers.stop()
         await follower_positions.close()
         await gateway.stop()
@@ -755,7 +806,8 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         await appender.stop()
         await device_lists.close()
         await notifier.close()
-        await overrides.stop()
+        await overrides.copy.stop()
+        await server_admins.copy.stop()
         await rate_limiter.close()
         await bus.stop()
         if redis is not None:

@@ -88,6 +88,8 @@ async def _run(config: Config, worker: int | None = None, ready_fd: int | None =
 
     # Every held connection is a file descriptor; the usual soft limit is 1024.
     raise_open_files_limit()
+    if worker is None:
+        _say_where_email_goes(config)
     async with database_dsn(config) as dsn:
         app = create_app(config, dsn)
         # Cancel a handler when its client hangs up: an abandoned long-poll must not
@@ -146,6 +148,14 @@ def _settle_garbage_collection() -> None:
     gc.set_threshold(700, 20, 100)
 
 
+def _say_where_email_goes(config: Config) -> None:
+    """One line at start-up (not one per worker) when emails only go to the log."""
+    from homeserver.email.mailer import NO_SMTP_HOST
+
+    if not config.email.smtp_host:
+        log.warning(NO_SMTP_HOST)
+
+
 async def _supervise(config: Config, config_path: Path) -> int:
     # `path` is absolute (see main): workers may start from elsewhere.
     """Prepare once what every worker needs, then run the workers."""
@@ -153,6 +163,7 @@ async def _supervise(config: Config, config_path: Path) -> int:
     from homeserver.store.migrate import migrate
     from homeserver.supervisor import Supervisor
 
+    _say_where_email_goes(config)
     async with database_dsn(config) as dsn:
         async with _pool(dsn) as pool, pool.acquire() as conn:
             applied = await migrate(conn)

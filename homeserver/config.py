@@ -180,6 +180,10 @@ class Limits(Section):
 
     max_request_bytes: int = Field(default=1 * MiB, gt=0)
     max_event_bytes: int = Field(default=65536, gt=0)
+    # Events waiting to be appended, per process; past it, writes get 503.
+    append_queue_events: int = Field(default=1000, ge=1)
+    # Requests worked on at once per process, long-polls aside; past it, 503.
+    max_requests_in_progress: int = Field(default=200, ge=1)
 
 
 class RateLimit(Section):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from pydantic import ValidationError
+
 
 class MatrixError(Exception):
     def __init__(self, status: int, errcode: str, error: str, **extra: object) -> None:
@@ -30,6 +32,14 @@ class CapabilityRefusal(MatrixError):
     """A capability's rule refusing a room event for a reason of its own (an invitee's
     block), not the Matrix room rules: createRoom passes it on as it is rather than as
     M_INVALID_ROOM_STATE."""
+
+
+def validation_problem(error: ValidationError, whole: str) -> str:
+    """The first problem pydantic found, named by where it is (`ttl_ms: Field required`),
+    or by `whole` when it is the whole value's."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or whole
+    return f"{where}: {first['msg']}"
 
 
 def forbidden(reason: str) -> MatrixError:

@@ -82,6 +82,19 @@ async def mail_server() -> AsyncIterator[MailServer]:
         await server.wait_closed()
 
 
+def email_pusher(address: str) -> dict[str, Any]:
+    """The body of POST /pushers/set for a `kind: email` pusher mailing `address`."""
+    return {
+        "kind": "email",
+        "app_id": "m.email",
+        "pushkey": address,
+        "app_display_name": "Email notifications",
+        "device_display_name": address,
+        "lang": "en",
+        "data": {},
+    }
+
+
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from tests.matrix import MatrixClient, User
 from tests.test_rate_limits import NO_REFILL, only
 
 OVERRIDE = "/_synapse/admin/v1/users/{}/override_ratelimit"
+ADMIN_FLAG = "/_synapse/admin/v1/users/{}/admin"
 LOGIN = "/_synapse/admin/v1/users/{}/login"
 AUDIT = "/_linkchat/v1/admin/audit"
 # Two messages, then nothing for the rest of the test.
@@ -23,6 +25,10 @@ STRICT = only(message=RateLimit(per_second=NO_REFILL, burst=2))
 
 def _override(user: User) -> str:
     return OVERRIDE.format(quote(user.user_id))
+
+
+def _admin_flag(user: User) -> str:
+    return ADMIN_FLAG.format(quote(user.user_id))
 
 
 async def _sends(hs: MatrixClient, user: User, room: str, count: int) -> list[int]:
@@ -93,28 +99,86 @@ async def test_an_override_lifts_or_replaces_a_users_limits(
     assert (missing.status, missing.errcode) == (404, "M_NOT_FOUND")
 
 
-async def test_an_override_holds_on_every_process(start_app: AppFactory, fresh_dsn: str) -> None:
-    """Two processes on one database, joined by the PostgreSQL bus: an override set through
-    one lifts the user's limit on the other, and a process started later has it too."""
+async def _exempted_on_every_process(
+    start_app: AppFactory, dsn: str, exempt: Callable[[MatrixClient, User, User], Awaitable[object]]
+) -> tuple[MatrixClient, MatrixClient, User, User, str]:
+    """Two processes on one database, joined by the PostgreSQL bus, and bob limited on the
+    second: `exempt(first, root, bob)`, done through the first, lifts bob's limit on the
+    second, and a process started later has it too. Returns (first, second, root, bob, room)."""
     localpart = "root_" + secrets.token_hex(4)
     settings: dict[str, Any] = {
         "admins": [f"@{localpart}:{SERVER_NAME}"],
         "rate_limits": STRICT,
         "bus": "postgres",
     }
-    first = await start_app(fresh_dsn, **settings)
-    second = await start_app(fresh_dsn, **settings)
+    first = await start_app(dsn, **settings)
+    second = await start_app(dsn, **settings)
     root, bob = await first.register(localpart), await first.register()
     room = await first.create_room(bob)
     assert await _sends(second, bob, room, 3) == [200, 200, 429]
-    await first.ok("POST", _override(bob), {}, user=root)
+    await exempt(first, root, bob)
 
     async def lifted_on_second() -> bool:
         return await _sends(second, bob, room, 1) == [200]
 
     await second.eventually(lifted_on_second)
-    third = await start_app(fresh_dsn, **settings)
+    third = await start_app(dsn, **settings)
     assert await _sends(third, bob, room, 4) == [200] * 4
+    return first, second, root, bob, room
+
+
+async def test_an_override_holds_on_every_process(start_app: AppFactory, fresh_dsn: str) -> None:
+    await _exempted_on_every_process(
+        start_app,
+        fresh_dsn,
+        lambda first, root, bob: first.ok("POST", _override(bob), {}, user=root),
+    )
+
+
+async def test_an_admin_flagged_through_the_api_is_exempt_until_unflagged(
+    start_app: AppFactory,
+) -> None:
+    """Issue 18: the flag makes an admin for every rule that favours admins, not only for
+    the admin API: the rate limits, and aliases for rooms they are not in."""
+    localpart = "root_" + secrets.token_hex(4)
+    hs = await start_app(admins=[f"@{localpart}:{SERVER_NAME}"], rate_limits=STRICT)
+    root, bob, alice = await hs.register(localpart), await hs.register(), await hs.register()
+    room = await hs.create_room(bob)
+    private = await hs.create_room(alice, preset="private_chat")
+
+    async def put_alias() -> int:
+        alias = f"#flag_{secrets.token_hex(4)}:{SERVER_NAME}"
+        path = "directory/room/" + quote(alias, safe="")
+        return (await hs.request("PUT", path, {"room_id": private}, user=bob)).status
+
+    assert await _sends(hs, bob, room, 3) == [200, 200, 429]
+    assert await put_alias() == 403
+
+    await hs.ok("PUT", _admin_flag(bob), {"admin": True}, user=root)
+    assert await _sends(hs, bob, room, 6) == [200] * 6
+    assert await put_alias() == 200
+
+    await hs.ok("PUT", _admin_flag(bob), {"admin": False}, user=root)
+    assert 429 in await _sends(hs, bob, room, 3)
+    assert await put_alias() == 403
+
+
+async def test_an_admin_flag_holds_for_the_rate_limits_of_every_process(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    """A flag given through one process exempts the user on every process, and taking it
+    away through the first limits them again on the second."""
+    first, second, root, bob, room = await _exempted_on_every_process(
+        start_app,
+        fresh_dsn,
+        lambda first, root, bob: first.ok("PUT", _admin_flag(bob), {"admin": True}, user=root),
+    )
+    await first.ok("PUT", _admin_flag(bob), {"admin": False}, user=root)
+
+    async def limited_on_second() -> bool:
+        return await _sends(second, bob, room, 1) == [429]
+
+    await second.eventually(limited_on_second)
 
 
 async def test_an_admin_logs_in_as_a_user_for_support(start_app: AppFactory) -> None:

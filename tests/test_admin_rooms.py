@@ -3,7 +3,9 @@ order and paging, and each room's details, members and state."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -244,3 +246,88 @@ async def test_blocks_are_for_admins_only(start_app: AppFactory) -> None:
     path = f"{ADMIN}/rooms/!r:localhost/block"
     await assert_admins_only(server.hs, server.user, "GET", path)
     await assert_admins_only(server.hs, server.user, "PUT", path, {"block": True})
+
+
+async def test_make_room_admin_gives_the_rooms_highest_level_and_invites_if_needed(
+    start_app: AppFactory,
+) -> None:
+    server = await start_with_admin(start_app)
+    hs, admin = server.hs, server.admin
+    owner, bob = await hs.register(), await hs.register()
+    private = await hs.create_room(owner, name="Private")
+    path = f"{ADMIN}/rooms/{private}/make_room_admin"
+    assert await hs.ok("POST", path, {}, user=admin) == {}
+    power = await hs.ok(
+        "GET", f"rooms/{private}/state/m.room.power_levels/?format=event", user=owner
+    )
+    assert power["sender"] == owner.user_id
+    assert power["content"]["users"][admin.user_id] == 100
+    # Not in the private room: invited, and then in it as its admin.
+    await hs.join(admin, private)
+    await hs.ok("PUT", f"rooms/{private}/state/m.room.topic/", {"topic": "mine"}, user=admin)
+
+    public = await hs.create_room(
+        owner, preset="public_chat", room_alias_name=f"pub{secrets.token_hex(3)}"
+    )
+    alias = (await hs.ok("GET", f"rooms/{public}/state/m.room.canonical_alias/", user=owner))[
+        "alias"
+    ]
+    await hs.ok(
+        "POST",
+        f"{ADMIN}/rooms/{quote(alias)}/make_room_admin",
+        {"user_id": bob.user_id},
+        user=admin,
+    )
+    levels = await hs.ok("GET", f"rooms/{public}/state/m.room.power_levels/", user=owner)
+    assert levels["users"][bob.user_id] == 100
+    # A public room is not an invite: bob joins himself.
+    members = await hs.ok("GET", f"{ADMIN}/rooms/{public}/members", user=admin)
+    assert bob.user_id not in members["members"]
+    trail = await hs.ok("GET", "/_linkchat/v1/admin/audit?action=room.make_admin", user=admin)
+    assert [(a["target"], a["details"]["user_id"]) for a in trail["actions"]] == [
+        (public, bob.user_id),
+        (private, admin.user_id),
+    ]
+
+
+async def test_make_room_admin_needs_a_local_user_and_a_local_admin_in_the_room(
+    start_app: AppFactory,
+) -> None:
+    server = await start_with_admin(start_app)
+    hs, admin = server.hs, server.admin
+    owner = await hs.register()
+    room = await hs.create_room(owner)
+    path = f"{ADMIN}/rooms/{room}/make_room_admin"
+    reply = await hs.request("POST", path, {"user_id": "@x:elsewhere.example"}, user=admin)
+    assert (reply.status, reply.errcode) == (400, "M_INVALID_PARAM")
+    await hs.ok("POST", f"rooms/{room}/leave", {}, user=owner)
+    reply = await hs.request("POST", path, {}, user=admin)
+    assert reply.status == 400, reply
+    reply = await hs.request(
+        "POST", f"{ADMIN}/rooms/!nowhere:localhost/make_room_admin", {}, user=admin
+    )
+    assert (reply.status, reply.errcode) == (404, "M_NOT_FOUND")
+
+
+async def test_make_room_admin_is_for_admins_only(start_app: AppFactory) -> None:
+    server = await start_with_admin(start_app)
+    room = await server.hs.create_room(server.user)
+    path = f"{ADMIN}/rooms/{room}/make_room_admin"
+    await assert_admins_only(server.hs, server.user, "POST", path, {})
+
+
+async def test_a_room_has_one_forward_extremity_its_latest_event(start_app: AppFactory) -> None:
+    server = await start_with_admin(start_app)
+    hs, admin = server.hs, server.admin
+    room = await hs.create_room(server.user)
+    last = await hs.send(server.user, room)
+    path = f"{ADMIN}/rooms/{room}/forward_extremities"
+    found = await hs.ok("GET", path, user=admin)
+    assert found["count"] == 1 and found["results"][0]["event_id"] == last
+    assert await hs.ok("DELETE", path, user=admin) == {"deleted": 0}
+    nowhere = await hs.request(
+        "GET", f"{ADMIN}/rooms/!nowhere:localhost/forward_extremities", user=admin
+    )
+    assert (nowhere.status, nowhere.errcode) == (404, "M_NOT_FOUND")
+    for method in ("GET", "DELETE"):
+        await assert_admins_only(hs, server.user, method, path)

@@ -14,9 +14,17 @@ import jsonschema
 
 from homeserver.config import RateLimit
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer, code_in, follow, html_of, link_in, mail_server
+from tests.mail_server import (
+    MailServer,
+    code_in,
+    email_pusher,
+    follow,
+    html_of,
+    link_in,
+    mail_server,
+)
 from tests.matrix import MatrixClient, User
-from tests.processes import run_homeserver
+from tests.processes import ServerProcess, run_homeserver
 
 __all__ = ["mail_server"]  # the fixture
 
@@ -316,6 +324,11 @@ async def test_registration_by_email_is_denied_when_off(
     reply = await _request_token(hs, "register", _address(), _secret())
     assert reply.status == 403
     assert reply.errcode == "M_THREEPID_DENIED"
+    closed = await _email_app(start_app, mail_server, registration={"enabled": False})
+    refused = await _request_token(closed, "register", _address(), _secret())
+    assert refused.status == 403
+    assert refused.errcode == "M_FORBIDDEN"
+    assert mail_server.inbox.messages == []
 
 
 # --- the mail server ----------------------------------------------------------------------
@@ -396,7 +409,7 @@ async def test_login_by_email_with_the_identifier_and_the_legacy_fields(
 
 async def _reset(
     hs: MatrixClient, mail: MailServer, address: str, new_password: str, **extra: Any
-) -> None:
+) -> dict[str, str]:
     creds = await _validated(hs, mail, "account/password", address)
     first = await hs.request("POST", "account/password", {"new_password": new_password, **extra})
     assert first.status == 401, first
@@ -412,6 +425,7 @@ async def _reset(
             }
         },
     )
+    return creds
 
 
 async def test_password_reset_by_email_logs_out_every_device(
@@ -420,12 +434,20 @@ async def test_password_reset_by_email_logs_out_every_device(
     hs = await _email_app(start_app, mail_server)
     address = _address()
     user = await _register_with_email(hs, mail_server, address)
-    await _reset(hs, mail_server, address, "brand new")
+    creds = await _reset(hs, mail_server, address, "brand new")
     assert (await hs.request("GET", "account/whoami", user=user)).status == 401
     assert (await _login_by_email(hs, address, user.password)).status == 403
     assert (await _login_by_email(hs, address, "brand new")).status == 200
     message = mail_server.inbox.to(address)[-1]
     assert "Reset your" in str(message["Subject"])
+    # The same validation cannot reset the password a second time.
+    again = await hs.request(
+        "POST",
+        "account/password",
+        {"new_password": "hijack", "auth": {"type": EMAIL_STAGE, "threepid_creds": creds}},
+    )
+    assert again.status == 401
+    assert again.errcode == "M_THREEPID_AUTH_FAILED"
 
 
 async def test_password_reset_by_email_may_keep_the_devices(
@@ -565,6 +587,13 @@ async def test_a_removed_address_is_in_no_table_and_the_log_still_verifies(
     second = _address()
     creds = await _validated(hs, mail_server, "account/3pid", second)
     await hs.ok("POST", "account/3pid/add", {**creds, "auth": _password_auth(user)}, user=user)
+    # An email pusher holds the address as its pushkey: it goes with the address.
+    await hs.ok(
+        "POST",
+        "pushers/set",
+        email_pusher(address),
+        user=user,
+    )
     assert await _tables_holding(fresh_dsn, address), "the address is kept somewhere"
     assert await _tables_holding(fresh_dsn, second)
     # The log itself never holds an address.
@@ -690,3 +719,15 @@ async def test_templates_are_overridden_from_the_template_dir(
     assert str(message["Subject"]) == f"Your Chatty code: {code_in(message)}"
     # The files not overridden are the built-in ones.
     assert "Chatty" in html_of(message)
+
+
+def test_start_up_says_once_that_emails_go_to_the_log(fresh_dsn: str, tmp_path: Path) -> None:
+    # Two workers under a supervisor: still one line, not one per process.
+    process = ServerProcess(tmp_path, fresh_dsn, workers=2)
+    try:
+        process.wait_ready(timeout_s=60)
+    finally:
+        process.stop()
+    said = [line for line in process.log_text().splitlines() if "email.smtp_host" in line]
+    assert len(said) == 1, said
+    assert "emails are written to this log" in said[0]

@@ -7,7 +7,15 @@ import asyncio
 from typing import Any
 
 from tests.conftest import AppFactory
-from tests.mail_server import MailServer, follow, html_of, link_in, mail_server, text_of
+from tests.mail_server import (
+    MailServer,
+    email_pusher,
+    follow,
+    html_of,
+    link_in,
+    mail_server,
+    text_of,
+)
 from tests.matrix import MatrixClient, User
 from tests.test_email import _address, _register_with_email
 
@@ -34,15 +42,7 @@ async def _subscribed(hs: MatrixClient, mail: MailServer) -> tuple[User, str]:
     await hs.ok(
         "POST",
         "pushers/set",
-        {
-            "kind": "email",
-            "app_id": "m.email",
-            "pushkey": address,
-            "app_display_name": "Email notifications",
-            "device_display_name": address,
-            "lang": "en",
-            "data": {},
-        },
+        email_pusher(address),
         user=user,
     )
     return user, address
@@ -214,15 +214,7 @@ async def test_an_email_pusher_needs_an_address_of_ones_own(
     reply = await hs.request(
         "POST",
         "pushers/set",
-        {
-            "kind": "email",
-            "app_id": "m.email",
-            "pushkey": _address(),
-            "app_display_name": "Email",
-            "device_display_name": "Email",
-            "lang": "en",
-            "data": {},
-        },
+        email_pusher(_address()),
         user=user,
     )
     assert reply.status == 400

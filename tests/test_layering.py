@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "homeserver"
 
 # Layer of each top-level module or package of homeserver, and what it may import.
-LEAVES = {"errors", "logs", "alarm", "batching", "clock"}
+LEAVES = {"errors", "logs", "alarm", "batching", "admission", "clock"}
 RULES: dict[str, set[str]] = {
     "events": {"errors"},
     "bus": {"errors"},

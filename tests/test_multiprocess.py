@@ -4,6 +4,7 @@ joins them: Redis, or PostgreSQL's LISTEN/NOTIFY when there is no Redis."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,12 @@ def two_processes(
     request: pytest.FixtureRequest, fresh_dsn: str, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     if request.param == "redis":
-        config: dict[str, object] = {"redis": {"url": request.getfixturevalue("redis_url")}}
+        # A server name of its own: Redis channels are namespaced by it, and other
+        # suites on this machine's Redis publish positions of their own logs.
+        config: dict[str, object] = {
+            "redis": {"url": request.getfixturevalue("redis_url")},
+            "server_name": f"mp{secrets.token_hex(4)}.test",
+        }
     else:
         config = {"bus": "postgres"}
     with running_pair(tmp_path, fresh_dsn, **config) as pair:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ def two_processes(
     # A short offline timeout, so the test can tell a heartbeat from a timeout.
     config: dict[str, Any] = {"presence": {"offline_timeout_seconds": 1}}
     if request.param == "redis":
+        # Its own namespace in a Redis other suites on this machine share.
         config["redis"] = {"url": request.getfixturevalue("redis_url")}
+        config["server_name"] = f"pr{secrets.token_hex(4)}.test"
     else:
         config["bus"] = "postgres"
     with running_pair(tmp_path, fresh_dsn, **config) as pair:

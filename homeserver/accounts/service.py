@@ -67,6 +67,8 @@ class Threepids(Protocol):
 
     async def owner_of(self, results: Mapping[str, Any]) -> str | None: ...
 
+    async def spend(self, results: Mapping[str, Any]) -> None: ...
+
 
 class RegistrationFacts(Protocol):
     """A capability's facts about a new account, appended in one group with its account
@@ -95,6 +97,17 @@ def hash_token(token: str) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _account_draft(user_id: str) -> Draft:
+    """The fact that a user account exists, made now (registration, or by an admin)."""
+    return Draft(
+        user_id,
+        user_id,
+        types.ACCOUNT,
+        {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
+        state_key="",
+    )
 
 
 def _new_device_id() -> str:
@@ -166,18 +179,11 @@ class AccountService:
                         raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
         if password is not None:
             self._check_strength(password)
-        try:
-            results = await self.uia.complete(session, auth, self.registration_flows.flows())
-        except UiaIncomplete:
-            # Clients probe with POST {} to learn the flows (complement's "POST {} returns
-            # a set of flows"), so a missing password is only an error after the 401.
-            if password is not None and "password_hash" not in session.data:
-                # A hash per IP address as for a login: the 401 costs one too.
-                await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(password)}
-                )
-            raise
+        # Clients probe with POST {} to learn the flows (complement's "POST {} returns a
+        # set of flows"), so a missing password is only an error after the 401.
+        results = await self._complete_remembering(
+            session, auth, self.registration_flows.flows(), password, client_address
+        )
         inhibit_login = session.params.get("inhibit_login") is True
         device_id = session.params.get("device_id")
         display_name = session.params.get("initial_device_display_name")
@@ -250,16 +256,7 @@ class AccountService:
         password hash; `results` are what the registration's UIA stages proved, from which
         capabilities add their facts (`registration_facts`), in the same group: all or
         nothing."""
-        drafts = [
-            Draft(
-                user_id,
-                user_id,
-                types.ACCOUNT,
-                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
-                state_key="",
-            ),
-            *devices,
-        ]
+        drafts = [_account_draft(user_id), *devices]
         for source in self.registration_facts:
             drafts += await source.drafts_for_new_account(user_id, results)
         await self._appender.append_group(drafts)
@@ -280,10 +277,14 @@ class AccountService:
             content["display_name"] = name
         return Draft(user_id, user_id, types.ACCOUNT_DEVICE, content, state_key=device_id)
 
-    async def _issue_token(self, user_id: str, device_id: str) -> str:
+    async def _issue_token(
+        self, user_id: str, device_id: str, valid_until_ms: int | None = None
+    ) -> str:
         token = "lc_" + secrets.token_urlsafe(32)
         async with self._pool.acquire() as conn:
-            await account_store.insert_token(conn, hash_token(token), user_id, device_id, _now_ms())
+            await account_store.insert_token(
+                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
+            )
         return token
 
     # Login and tokens
@@ -470,60 +471,39 @@ class AccountService:
     ) -> None:
         """POST /account/password: `provided` holds new_password and logout_devices when
         the client sent them; the session remembers them (the new password as a hash)."""
-        params = dict(provided)
-        new_password = params.pop("new_password", None)
-        if new_password is not None:
-            self._check_strength(new_password)
-        operation = "POST /account/password"
-        session = await self.uia.open(operation, auth, params, requester.user_id)
-        try:
-            results = await self.uia.complete(session, auth, [[PASSWORD]])
-        except UiaIncomplete:
-            if new_password is not None and "password_hash" not in session.data:
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(new_password)}
-                )
-            raise
-        if results.get(PASSWORD) != requester.user_id:
-            raise forbidden("Invalid auth: the password must be the account's own.")
-        if new_password is not None:
-            password_hash = await passwords.hash_password(new_password)
-        elif isinstance(session.data.get("password_hash"), str):
-            password_hash = session.data["password_hash"]
-        else:
-            raise missing_param("new_password is required.")
-        await self.uia.finish(session)
-        async with self._pool.acquire() as conn:
-            await account_store.set_password_hash(conn, requester.user_id, password_hash)
-            others = [
-                row.device_id
-                for row in await account_store.devices(conn, requester.user_id)
-                if row.device_id != requester.device_id
-            ]
-        if session.params.get("logout_devices", True) is not False:
-            await self._remove_devices(requester.user_id, others)
+        await self._new_password(provided, auth, requester)
 
     async def reset_password(self, provided: Mapping[str, Any], auth: object) -> None:
         """POST /account/password without an access token: a forgotten password, reset
         by proving an email address of the account (m.login.email.identity)."""
+        if self.threepids is None:
+            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
+        await self._new_password(provided, auth, None)
+
+    async def _new_password(
+        self, provided: Mapping[str, Any], auth: object, requester: Requester | None
+    ) -> None:
+        """The password change (by the account's password) or reset (by an email address
+        of the account); every other device is logged out unless logout_devices: false."""
         params = dict(provided)
         new_password = params.pop("new_password", None)
         if new_password is not None:
             self._check_strength(new_password)
-        if self.threepids is None:
-            raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token.")
-        session = await self.uia.open("POST /account/password", auth, params)
-        try:
-            results = await self.uia.complete(session, auth, [[EMAIL_IDENTITY]])
-        except UiaIncomplete:
-            if new_password is not None and "password_hash" not in session.data:
-                await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(new_password)}
-                )
-            raise
-        user_id = await self.threepids.owner_of(results)
-        if user_id is None:
+        session = await self.uia.open(
+            "POST /account/password", auth, params, requester.user_id if requester else None
+        )
+        flows = [[PASSWORD]] if requester is not None else [[EMAIL_IDENTITY]]
+        results = await self._complete_remembering(session, auth, flows, new_password)
+        if requester is not None:
+            if results.get(PASSWORD) != requester.user_id:
+                raise forbidden("Invalid auth: the password must be the account's own.")
+            owner: str | None = requester.user_id
+        else:
+            assert self.threepids is not None
+            owner = await self.threepids.owner_of(results)
+        if owner is None:
             raise MatrixError(400, "M_THREEPID_NOT_FOUND", "No account has this email address.")
+        user_id = owner
         if new_password is not None:
             password_hash = await passwords.hash_password(new_password)
         elif isinstance(session.data.get("password_hash"), str):
@@ -531,11 +511,41 @@ class AccountService:
         else:
             raise missing_param("new_password is required.")
         await self.uia.finish(session)
+        kept = requester.device_id if requester is not None else None
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
-            devices = [row.device_id for row in await account_store.devices(conn, user_id)]
+            others = [
+                row.device_id
+                for row in await account_store.devices(conn, user_id)
+                if row.device_id != kept
+            ]
+        if requester is None and self.threepids is not None:
+            # The email that reset it cannot reset it again.
+            await self.threepids.spend(results)
         if session.params.get("logout_devices", True) is not False:
-            await self._remove_devices(user_id, devices)
+            await self._remove_devices(user_id, others)
+
+    async def _complete_remembering(
+        self,
+        session: UiaSession,
+        auth: object,
+        flows: list[list[str]],
+        password: str | None,
+        client_address: str | None = None,
+    ) -> dict[str, Any]:
+        """`uia.complete`; on the 401, the session keeps the request's password as its
+        hash, so a later request may leave it out (hashing costs a `login_address`
+        token of `client_address` when given: a 401 is free otherwise)."""
+        try:
+            return await self.uia.complete(session, auth, flows)
+        except UiaIncomplete:
+            if password is not None and "password_hash" not in session.data:
+                if client_address is not None:
+                    await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
+                await self.uia.remember(
+                    session, {"password_hash": await passwords.hash_password(password)}
+                )
+            raise
 
     async def devices(self, requester: Requester) -> list[Device]:
         async with self._pool.acquire() as conn:
@@ -581,15 +591,7 @@ class AccountService:
         check_localpart(localpart, self._server_name)
         check_not_reserved(localpart)
         password_hash = await passwords.hash_password(password) if password is not None else None
-        await self._appender.append(
-            Draft(
-                user_id,
-                user_id,
-                types.ACCOUNT,
-                {"kind": "user", "created_ts": _now_ms(), "deactivated": False},
-                state_key="",
-            )
-        )
+        await self._appender.append(_account_draft(user_id))
         if password_hash is not None:
             async with self._pool.acquire() as conn:
                 await account_store.set_password_hash(conn, user_id, password_hash)
@@ -615,13 +617,7 @@ class AccountService:
         """An access token for a server admin to act as `user_id` (support): on a device of
         its own that is not in the user's device list; it dies at `valid_until_ms` (if
         given), at /logout with it, or with the account."""
-        token = "lc_" + secrets.token_urlsafe(32)
-        device_id = "ADMIN_" + _new_device_id()
-        async with self._pool.acquire() as conn:
-            await account_store.insert_token(
-                conn, hash_token(token), user_id, device_id, _now_ms(), valid_until_ms
-            )
-        return token
+        return await self._issue_token(user_id, "ADMIN_" + _new_device_id(), valid_until_ms)
 
     async def rename_user_device(self, user_id: str, device_id: str, name: str | None) -> None:
         """A server admin renames one of `user_id`'s devices (404 for an unknown one)."""

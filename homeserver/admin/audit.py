@@ -19,7 +19,8 @@ import orjson
 
 from homeserver.errors import invalid_param
 from homeserver.events import types
-from homeserver.events.content.admin import parse_admin_action
+from homeserver.events.content.admin import AdminActionContent
+from homeserver.events.content.parsing import parsed
 from homeserver.events.model import Draft, Event, JsonDict
 from homeserver.log.appender import Appender
 from homeserver.store import admin as admin_store
@@ -86,7 +87,7 @@ class AuditTrail:
             content["reason"] = reason
         if details:
             content["details"] = dict(details)
-        parse_admin_action(content)
+        parsed(AdminActionContent, content)
         events = await self._appender.append_group(
             [*facts, Draft(self.chain, admin, types.ADMIN_ACTION, content)]
         )

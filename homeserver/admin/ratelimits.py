@@ -1,9 +1,8 @@
 """Users' own rate limits (Synapse's override_ratelimit admin API), in every process.
 
 An override is a fact of the moderation chain (com.linkchat.admin.ratelimit_override),
-projected into `ratelimit_overrides`. Every process loads the projection into its
-rate limiter (`ExemptUsers`) at start, and again whenever a bus message says an
-admin changed it, or the bus is back after it may have lost one; so an override
+projected into `ratelimit_overrides`. Every process keeps the projection in its
+rate limiter (`ExemptUsers`), reloaded as admin/reloads.py says; so an override
 holds on every process as soon as it is committed and announced, and after any
 restart.
 
@@ -14,20 +13,15 @@ gets that rate and burst instead of the configured ones for what they do
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 import asyncpg
 
 from homeserver.admin.audit import AuditTrail
+from homeserver.admin.reloads import ProjectionCopy
 from homeserver.bus.base import Bus
 from homeserver.events import types
 from homeserver.ratelimit.buckets import Limit
 from homeserver.ratelimit.limiter import ExemptUsers
 from homeserver.store import admin as admin_store
-
-log = logging.getLogger(__name__)
 
 CHANNEL = "ratelimit.overrides"
 
@@ -39,32 +33,8 @@ class RateLimitOverrides:
         self._pool = pool
         self._trail = trail
         self._exemptions = exemptions
-        self._bus = bus
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        bus.subscribe(CHANNEL, lambda _message: self._changed.set())
-        bus.on_resumed(self._changed.set)
-
-    async def start(self) -> None:
-        await self.reload()
-        self._task = asyncio.create_task(self._follow(), name="ratelimit-overrides")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            try:
-                await self.reload()
-            except (OSError, asyncpg.PostgresError):
-                log.exception("rate limit overrides not reloaded; trying again")
-                await asyncio.sleep(1.0)
-                self._changed.set()
+        # This process's copy for the rate limiter; app.py starts and stops it.
+        self.copy = ProjectionCopy(bus, CHANNEL, self.reload)
 
     async def reload(self) -> None:
         """Hand the overrides as the projection has them to this process's rate limiter."""
@@ -96,5 +66,4 @@ class RateLimitOverrides:
             details=content or None,
             facts=[self._trail.fact(admin, types.RATELIMIT_OVERRIDE, content, state_key=user_id)],
         )
-        await self.reload()
-        await self._bus.publish(CHANNEL, user_id)
+        await self.copy.changed(user_id)

@@ -12,14 +12,15 @@ from homeserver.errors import forbidden
 from homeserver.events import types
 from homeserver.events.content.admin import (
     TOKEN_PATTERN,
-    parse_admin_action,
-    parse_media_deletion,
-    parse_media_quarantine,
-    parse_ratelimit_override,
-    parse_registration_token,
-    parse_registration_token_used,
-    parse_server_admin,
+    AdminActionContent,
+    MediaDeletionContent,
+    MediaQuarantineContent,
+    RatelimitOverrideContent,
+    RegistrationTokenContent,
+    RegistrationTokenUsedContent,
+    ServerAdminContent,
 )
+from homeserver.events.content.parsing import parsed
 from homeserver.events.model import Draft
 from homeserver.log.rules import MODERATION, ChainRules
 from homeserver.projections.room_state import RoomState
@@ -29,21 +30,21 @@ def authorize_action(state: RoomState, draft: Draft) -> None:
     """An admin action is a fact of its own, sent by the admin who acted."""
     if draft.state_key is not None:
         raise forbidden("admin actions are not state")
-    parse_admin_action(draft.content)
+    parsed(AdminActionContent, draft.content)
 
 
 def authorize_server_admin(state: RoomState, draft: Draft) -> None:
     """A server admin flag is state keyed by the flagged user."""
     if draft.state_key is None or not types.is_user_id(draft.state_key):
         raise forbidden("a server admin flag is keyed by a user ID")
-    parse_server_admin(draft.content)
+    parsed(ServerAdminContent, draft.content)
 
 
 def authorize_ratelimit_override(state: RoomState, draft: Draft) -> None:
     """A user's own rate limit is state keyed by the user: both numbers, or none (removed)."""
     if draft.state_key is None or not types.is_user_id(draft.state_key):
         raise forbidden("a rate limit override is keyed by a user ID")
-    found = parse_ratelimit_override(draft.content)
+    found = parsed(RatelimitOverrideContent, draft.content)
     if draft.content and (found.messages_per_second is None or found.burst_count is None):
         raise forbidden("a rate limit override gives messages_per_second and burst_count")
 
@@ -53,23 +54,23 @@ def authorize_media_fact(state: RoomState, draft: Draft) -> None:
     if draft.state_key is None or not draft.state_key:
         raise forbidden("a media fact is keyed by the media ID")
     if draft.type == types.MEDIA_QUARANTINE:
-        parse_media_quarantine(draft.content)
+        parsed(MediaQuarantineContent, draft.content)
     else:
-        parse_media_deletion(draft.content)
+        parsed(MediaDeletionContent, draft.content)
 
 
 def authorize_registration_token(state: RoomState, draft: Draft) -> None:
     """A registration token's settings are state keyed by the token; {} deletes it."""
     if draft.state_key is None or re.fullmatch(TOKEN_PATTERN, draft.state_key) is None:
         raise forbidden("a registration token fact is keyed by the token")
-    parse_registration_token(draft.content)
+    parsed(RegistrationTokenContent, draft.content)
 
 
 def authorize_registration_token_use(state: RoomState, draft: Draft) -> None:
     """A use is a fact of its own, sent by the account it created."""
     if draft.state_key is not None:
         raise forbidden("a registration token use is not state")
-    parse_registration_token_used(draft.content)
+    parsed(RegistrationTokenUsedContent, draft.content)
 
 
 def register(rules: ChainRules) -> None:

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import StrictStr
 
 from homeserver.admin.media import MediaAdmin
-from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
-from homeserver.api.requests import RequestBody, media_path, ok, parse_body
+from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_reason, admin_requester
+from homeserver.api.requests import media_path, ok
 
 MEDIA_ADMIN = web.AppKey("media_admin", MediaAdmin)
 
 routes = web.RouteTableDef()
 
 
-class ReasonBody(RequestBody):
-    reason: StrictStr | None = None
-
-
 async def _quarantine(request: web.Request, quarantined: bool) -> web.Response:
     caller = await admin_requester(request)
     server_name, media_id = media_path(request)
-    body = await parse_body(request, ReasonBody, empty_ok=True)
+    reason = await admin_reason(request)
     await request.app[MEDIA_ADMIN].quarantine(
-        caller.user_id, server_name, media_id, quarantined, body.reason
+        caller.user_id, server_name, media_id, quarantined, reason
     )
     return ok({})
 
@@ -45,6 +40,6 @@ async def unquarantine_media(request: web.Request) -> web.Response:
 async def delete_media(request: web.Request) -> web.Response:
     caller = await admin_requester(request)
     server_name, media_id = media_path(request)
-    body = await parse_body(request, ReasonBody, empty_ok=True)
-    await request.app[MEDIA_ADMIN].delete(caller.user_id, server_name, media_id, body.reason)
+    reason = await admin_reason(request)
+    await request.app[MEDIA_ADMIN].delete(caller.user_id, server_name, media_id, reason)
     return ok({"deleted_media": [media_id], "total": 1})

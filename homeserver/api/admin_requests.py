@@ -1,6 +1,6 @@
 """What every admin API handler parses first: the caller, who must be a server admin,
-and the boolean query parameters of the Synapse Admin API's lists (integers:
-requests.int_param).
+the user the path names, the `reason` a body may carry, and the boolean query
+parameters of the Synapse Admin API's lists (integers: requests.int_param).
 
 `admin_requester` runs before anything the request names is looked up: a caller
 without a token gets 401 M_MISSING_TOKEN (M_UNKNOWN_TOKEN for a bad one) as on
@@ -11,10 +11,11 @@ whatever the path names, so the answer tells a non-admin nothing.
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import StrictStr
 
 from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import SERVER_ADMINS
-from homeserver.api.requests import requester
+from homeserver.api.requests import RequestBody, parse_body, requester, user_id_param
 from homeserver.errors import invalid_param
 
 SYNAPSE_ADMIN = "/_synapse/admin"
@@ -26,6 +27,25 @@ async def admin_requester(request: web.Request) -> Requester:
     caller = await requester(request)
     await request.app[SERVER_ADMINS].require_admin(caller.user_id)
     return caller
+
+
+async def admin_on_user(request: web.Request) -> tuple[Requester, str]:
+    """The caller, who must be a server admin, and the `{user_id}` of the path (checked
+    after the caller, so a non-admin learns nothing from it)."""
+    caller = await admin_requester(request)
+    return caller, user_id_param(request)
+
+
+class AdminBody(RequestBody):
+    """What every admin API body may carry: ours, why, for the audit trail (Synapse's
+    clients send none)."""
+
+    reason: StrictStr | None = None
+
+
+async def admin_reason(request: web.Request) -> str | None:
+    """The `reason` of a body that needs nothing else, and may be empty or absent."""
+    return (await parse_body(request, AdminBody, empty_ok=True)).reason
 
 
 def bool_param(request: web.Request, name: str, default: bool | None) -> bool | None:

@@ -1,5 +1,7 @@
 """Admin API: rooms, as Synapse serves them: GET /_synapse/admin/v1/rooms (search, order,
-paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block.
+paging by offset), GET /v1/rooms/{roomId}, /members and /state, PUT/GET .../block,
+POST .../make_room_admin, GET/DELETE .../forward_extremities; DELETE /v2/rooms/{roomId}
+and its delete_status.
 
 What is read is the room administration's (homeserver/moderation/room_admin.py).
 """
@@ -15,10 +17,13 @@ from homeserver.api.admin_requests import (
     bool_param,
     forwards_param,
 )
+from homeserver.api.app_keys import ROOMS
 from homeserver.api.requests import RequestBody, int_param, ok, parse_body, room_id_param
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery
+from homeserver.moderation.room_deletion import Deletion, RoomDeletions
 
 ROOM_ADMINISTRATION = web.AppKey("room_administration", RoomAdministration)
+ROOM_DELETIONS = web.AppKey("room_deletions", RoomDeletions)
 
 routes = web.RouteTableDef()
 
@@ -101,3 +106,83 @@ async def put_room_block(request: web.Request) -> web.Response:
         caller.user_id, room_id, body.block, body.reason
     )
     return ok({"block": body.block})
+
+
+class MakeRoomAdminBody(RequestBody):
+    user_id: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+# POST /_synapse/admin/v1/rooms/{room_id_or_alias}/make_room_admin
+@routes.post(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/make_room_admin")
+async def make_room_admin(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    body = await parse_body(request, MakeRoomAdminBody, empty_ok=True)
+    await request.app[ROOM_ADMINISTRATION].make_room_admin(
+        caller.user_id, request.match_info["room_id_or_alias"], body.user_id, body.reason
+    )
+    return ok()
+
+
+class DeleteRoomBody(RequestBody):
+    new_room_user_id: StrictStr | None = None
+    room_name: StrictStr | None = None
+    message: StrictStr | None = None
+    block: StrictBool = False
+    purge: StrictBool = True
+    force_purge: StrictBool = False  # accepted, as Synapse; a purge never waits for anyone
+    reason: StrictStr | None = None
+
+
+# DELETE /_synapse/admin/v2/rooms/{room_id}
+@routes.delete(SYNAPSE_ADMIN + "/v2/rooms/{room_id}")
+async def delete_room(request: web.Request) -> web.Response:
+    caller = await admin_requester(request)
+    room_id = room_id_param(request)
+    body = await parse_body(request, DeleteRoomBody)
+    delete_id = await request.app[ROOM_DELETIONS].start(
+        Deletion(
+            room_id,
+            caller.user_id,
+            new_room_user_id=body.new_room_user_id,
+            room_name=body.room_name,
+            message=body.message,
+            block=body.block,
+            purge=body.purge,
+            reason=body.reason,
+        )
+    )
+    return ok({"delete_id": delete_id})
+
+
+# GET /_synapse/admin/v2/rooms/{room_id}/delete_status
+@routes.get(SYNAPSE_ADMIN + "/v2/rooms/{room_id}/delete_status")
+async def room_delete_statuses(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    return ok({"results": await request.app[ROOM_DELETIONS].statuses(room_id_param(request))})
+
+
+# GET /_synapse/admin/v2/rooms/delete_status/{delete_id}
+@routes.get(SYNAPSE_ADMIN + "/v2/rooms/delete_status/{delete_id}")
+async def room_delete_status(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    return ok(await request.app[ROOM_DELETIONS].status(request.match_info["delete_id"]))
+
+
+# GET /_synapse/admin/v1/rooms/{room_id_or_alias}/forward_extremities
+@routes.get(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/forward_extremities")
+async def get_forward_extremities(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    room_id = await request.app[ROOMS].resolve_room(request.match_info["room_id_or_alias"])
+    extremities = await request.app[ROOM_ADMINISTRATION].forward_extremities(room_id)
+    return ok({"count": len(extremities), "results": extremities})
+
+
+# DELETE /_synapse/admin/v1/rooms/{room_id_or_alias}/forward_extremities
+@routes.delete(SYNAPSE_ADMIN + "/v1/rooms/{room_id_or_alias}/forward_extremities")
+async def delete_forward_extremities(request: web.Request) -> web.Response:
+    await admin_requester(request)
+    room_id = await request.app[ROOMS].resolve_room(request.match_info["room_id_or_alias"])
+    await request.app[ROOM_ADMINISTRATION].forward_extremities(room_id)
+    # A chain has one head, which is never too many: there is nothing to clear.
+    return ok({"deleted": 0})

@@ -20,6 +20,9 @@ from homeserver.admin.users import (
 )
 from homeserver.api.admin_requests import (
     SYNAPSE_ADMIN,
+    AdminBody,
+    admin_on_user,
+    admin_reason,
     admin_requester,
     bool_param,
     forwards_param,
@@ -44,15 +47,12 @@ routes = web.RouteTableDef()
 DEFAULT_LIMIT = 100
 
 
-class AdminFlagBody(RequestBody):
+class AdminFlagBody(AdminBody):
     admin: StrictBool
-    # Ours: why, for the audit trail (Synapse's clients send none).
-    reason: StrictStr | None = None
 
 
-class DeactivateBody(RequestBody):
+class DeactivateBody(AdminBody):
     erase: StrictBool = False
-    reason: StrictStr | None = None
 
 
 class ThreepidBody(RequestBody):
@@ -60,7 +60,7 @@ class ThreepidBody(RequestBody):
     address: StrictStr
 
 
-class PutUserBody(RequestBody):
+class PutUserBody(AdminBody):
     # Synapse refuses longer passwords ("Invalid password"); so do we, before hashing.
     password: StrictStr | None = Field(default=None, max_length=512)
     logout_devices: StrictBool = True
@@ -69,7 +69,6 @@ class PutUserBody(RequestBody):
     threepids: list[ThreepidBody] | None = None
     admin: StrictBool | None = None
     deactivated: StrictBool | None = None
-    reason: StrictStr | None = None
     # Accepted and ignored, as nothing here has them: external_ids, user_type, locked.
 
 
@@ -145,8 +144,7 @@ async def get_user(request: web.Request) -> web.Response:
 # PUT /_synapse/admin/v2/users/{user_id}
 @routes.put(SYNAPSE_ADMIN + "/v2/users/{user_id}")
 async def put_user(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, PutUserBody)
     changes = UserChanges(
         password=body.password,
@@ -168,8 +166,7 @@ async def put_user(request: web.Request) -> web.Response:
 # GET /_synapse/admin/v1/users/{user_id}/admin
 @routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/admin")
 async def get_server_admin(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     admins = request.app[SERVER_ADMINS]
     if not await admins.user_exists(user_id):
         raise not_found("User not found")
@@ -179,8 +176,7 @@ async def get_server_admin(request: web.Request) -> web.Response:
 # PUT /_synapse/admin/v1/users/{user_id}/admin
 @routes.put(SYNAPSE_ADMIN + "/v1/users/{user_id}/admin")
 async def set_server_admin(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, AdminFlagBody)
     await request.app[SERVER_ADMINS].set_admin(caller.user_id, user_id, body.admin, body.reason)
     return ok({})
@@ -189,28 +185,24 @@ async def set_server_admin(request: web.Request) -> web.Response:
 # POST /_synapse/admin/v1/deactivate/{user_id}
 @routes.post(SYNAPSE_ADMIN + "/v1/deactivate/{user_id}")
 async def deactivate_user(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     # An empty body is allowed, as Synapse allows it (older clients send none).
     body = await parse_body(request, DeactivateBody, empty_ok=True)
     await request.app[USER_ADMIN].deactivate(caller.user_id, user_id, body.erase, body.reason)
     return ok({"id_server_unbind_result": "success"})
 
 
-class DeviceRenameBody(RequestBody):
+class DeviceRenameBody(AdminBody):
     display_name: StrictStr | None = Field(default=None, max_length=512)
-    reason: StrictStr | None = None
 
 
-class DeleteDevicesBody(RequestBody):
+class DeleteDevicesBody(AdminBody):
     devices: list[StrictStr]
-    reason: StrictStr | None = None
 
 
-class ResetPasswordBody(RequestBody):
+class ResetPasswordBody(AdminBody):
     new_password: StrictStr = Field(max_length=512)
     logout_devices: StrictBool = True
-    reason: StrictStr | None = None
 
 
 def _device(user_id: str, device: Device) -> dict[str, Any]:
@@ -238,8 +230,7 @@ def _device_id_param(request: web.Request) -> str:
 # GET /_synapse/admin/v2/users/{user_id}/devices
 @routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices")
 async def list_user_devices(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     devices = await request.app[USER_ADMIN].devices(user_id)
     return ok({"devices": [_device(user_id, d) for d in devices], "total": len(devices)})
 
@@ -247,8 +238,7 @@ async def list_user_devices(request: web.Request) -> web.Response:
 # POST /_synapse/admin/v2/users/{user_id}/delete_devices
 @routes.post(SYNAPSE_ADMIN + "/v2/users/{user_id}/delete_devices")
 async def delete_user_devices(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, DeleteDevicesBody)
     await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, body.devices, body.reason)
     return ok({})
@@ -257,8 +247,7 @@ async def delete_user_devices(request: web.Request) -> web.Response:
 # GET /_synapse/admin/v2/users/{user_id}/devices/{device_id}
 @routes.get(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
 async def get_user_device(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     device = await request.app[USER_ADMIN].device(user_id, _device_id_param(request))
     return ok(_device(user_id, device))
 
@@ -266,8 +255,7 @@ async def get_user_device(request: web.Request) -> web.Response:
 # PUT /_synapse/admin/v2/users/{user_id}/devices/{device_id}
 @routes.put(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
 async def rename_user_device(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     device_id = _device_id_param(request)
     body = await parse_body(request, DeviceRenameBody, empty_ok=True)
     if "display_name" in body.model_fields_set:
@@ -282,19 +270,17 @@ async def rename_user_device(request: web.Request) -> web.Response:
 # DELETE /_synapse/admin/v2/users/{user_id}/devices/{device_id}
 @routes.delete(SYNAPSE_ADMIN + "/v2/users/{user_id}/devices/{device_id}")
 async def delete_user_device(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     device_id = _device_id_param(request)
-    body = await parse_body(request, DeviceRenameBody, empty_ok=True)
-    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, [device_id], body.reason)
+    reason = await admin_reason(request)
+    await request.app[USER_ADMIN].delete_devices(caller.user_id, user_id, [device_id], reason)
     return ok({})
 
 
 # POST /_synapse/admin/v1/reset_password/{user_id}
 @routes.post(SYNAPSE_ADMIN + "/v1/reset_password/{user_id}")
 async def reset_password(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, ResetPasswordBody)
     await request.app[USER_ADMIN].reset_password(
         caller.user_id, user_id, body.new_password, body.logout_devices, body.reason
@@ -325,8 +311,7 @@ def _whois(user_id: str, devices: list[Device]) -> dict[str, Any]:
 # GET /_synapse/admin/v1/whois/{user_id}
 @routes.get(SYNAPSE_ADMIN + "/v1/whois/{user_id}")
 async def whois(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
 
 
@@ -341,16 +326,14 @@ async def client_whois(request: web.Request) -> web.Response:
     return ok(_whois(user_id, await request.app[USER_ADMIN].devices(user_id)))
 
 
-class OverrideBody(RequestBody):
+class OverrideBody(AdminBody):
     # Synapse's defaults: both 0, which lifts every limit.
     messages_per_second: object = 0
     burst_count: object = 0
-    reason: StrictStr | None = None
 
 
-class LoginAsBody(RequestBody):
+class LoginAsBody(AdminBody):
     valid_until_ms: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
-    reason: StrictStr | None = None
 
 
 def _count(body: OverrideBody, name: str) -> int:
@@ -363,8 +346,7 @@ def _count(body: OverrideBody, name: str) -> int:
 # GET /_synapse/admin/v1/users/{user_id}/override_ratelimit
 @routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
 async def get_ratelimit_override(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     await request.app[USER_ADMIN].check_user(user_id)
     found = await request.app[RATELIMIT_OVERRIDES].override(user_id)
     if found is None:
@@ -375,8 +357,7 @@ async def get_ratelimit_override(request: web.Request) -> web.Response:
 # POST /_synapse/admin/v1/users/{user_id}/override_ratelimit
 @routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
 async def set_ratelimit_override(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, OverrideBody, empty_ok=True)
     rate, burst = _count(body, "messages_per_second"), _count(body, "burst_count")
     await request.app[USER_ADMIN].check_user(user_id)
@@ -387,20 +368,18 @@ async def set_ratelimit_override(request: web.Request) -> web.Response:
 # DELETE /_synapse/admin/v1/users/{user_id}/override_ratelimit
 @routes.delete(SYNAPSE_ADMIN + "/v1/users/{user_id}/override_ratelimit")
 async def delete_ratelimit_override(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
-    body = await parse_body(request, DeactivateBody, empty_ok=True)
+    caller, user_id = await admin_on_user(request)
+    reason = await admin_reason(request)
     await request.app[USER_ADMIN].check_user(user_id)
     if await request.app[RATELIMIT_OVERRIDES].override(user_id) is not None:
-        await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, None, body.reason)
+        await request.app[RATELIMIT_OVERRIDES].set(caller.user_id, user_id, None, reason)
     return ok({})
 
 
 # POST /_synapse/admin/v1/users/{user_id}/login
 @routes.post(SYNAPSE_ADMIN + "/v1/users/{user_id}/login")
 async def login_as_user(request: web.Request) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
+    caller, user_id = await admin_on_user(request)
     body = await parse_body(request, LoginAsBody, empty_ok=True)
     token = await request.app[USER_ADMIN].login_as(
         caller.user_id, user_id, body.valid_until_ms, body.reason
@@ -427,8 +406,7 @@ async def user_memberships(request: web.Request) -> web.Response:
 # GET /_synapse/admin/v1/users/{user_id}/pushers
 @routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/pushers")
 async def user_pushers(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     await request.app[USER_ADMIN].check_user(user_id)
     pushers = await request.app[PUSHERS].pushers(user_id)
     return ok({"pushers": pushers, "total": len(pushers)})
@@ -450,8 +428,7 @@ def _upload(row: UploadRow) -> dict[str, Any]:
 # GET /_synapse/admin/v1/users/{user_id}/media
 @routes.get(SYNAPSE_ADMIN + "/v1/users/{user_id}/media")
 async def user_media(request: web.Request) -> web.Response:
-    await admin_requester(request)
-    user_id = user_id_param(request)
+    _, user_id = await admin_on_user(request)
     forwards = forwards_param(request, "f") if "dir" in request.query else None
     rows, total, following = await request.app[USER_ADMIN].uploads(
         user_id,

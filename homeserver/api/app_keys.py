@@ -29,9 +29,9 @@ METRICS = web.AppKey("metrics", Metrics)
 # The server's signing key ring, re-read when `keys rotate` changes it.
 SIGNING_KEYS = web.AppKey("signing_keys", LiveKeyRing)
 SERVER_NAME = web.AppKey("server_name", str)
-ADMINS = web.AppKey("admins", frozenset)
-# Who is a server admin (the config's `admins` and those flagged through the admin API),
-# and the audit trail every admin action is recorded in (homeserver/admin).
+# Who is a server admin (the config's `admins` and those flagged through the admin API;
+# every rule that favours admins asks it), and the audit trail every admin action is
+# recorded in (homeserver/admin).
 SERVER_ADMINS = web.AppKey("server_admins", ServerAdmins)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
 # Deactivation: one implementation for POST /account/deactivate and the admin API.

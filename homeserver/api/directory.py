@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.app_keys import ADMINS, ROOMS, SERVER_NAME
+from homeserver.api.app_keys import ROOMS, SERVER_ADMINS, SERVER_NAME
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 
 routes = web.RouteTableDef()
@@ -31,7 +31,7 @@ async def put_alias(request: web.Request) -> web.Response:
         caller.user_id,
         request.match_info["room_alias"],
         body.room_id,
-        caller.user_id in request.app[ADMINS],
+        await request.app[SERVER_ADMINS].is_admin(caller.user_id),
     )
     return ok()
 
@@ -43,6 +43,6 @@ async def delete_alias(request: web.Request) -> web.Response:
     await request.app[ROOMS].delete_alias(
         caller.user_id,
         request.match_info["room_alias"],
-        caller.user_id in request.app[ADMINS],
+        await request.app[SERVER_ADMINS].is_admin(caller.user_id),
     )
     return ok()

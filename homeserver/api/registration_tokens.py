@@ -9,9 +9,15 @@ from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.admin.registration_tokens import RegistrationTokens, TokenRow
-from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester, bool_param
+from homeserver.api.admin_requests import (
+    SYNAPSE_ADMIN,
+    AdminBody,
+    admin_reason,
+    admin_requester,
+    bool_param,
+)
 from homeserver.api.app_keys import RATE_LIMITER
-from homeserver.api.requests import RequestBody, client_address, ok, parse_body
+from homeserver.api.requests import client_address, ok, parse_body
 from homeserver.errors import forbidden, missing_param
 from homeserver.ratelimit.limiter import Action
 
@@ -23,22 +29,14 @@ routes = web.RouteTableDef()
 TOKENS = SYNAPSE_ADMIN + "/v1/registration_tokens"
 
 
-class NewTokenBody(RequestBody):
+class UpdateTokenBody(AdminBody):
+    uses_allowed: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    expiry_time: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
+
+
+class NewTokenBody(UpdateTokenBody):
     token: StrictStr | None = None
-    uses_allowed: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
-    expiry_time: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
     length: StrictInt = 16
-    reason: StrictStr | None = None
-
-
-class UpdateTokenBody(RequestBody):
-    uses_allowed: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
-    expiry_time: StrictInt | None = Field(default=None, ge=0, le=2**53 - 1)
-    reason: StrictStr | None = None
-
-
-class ReasonBody(RequestBody):
-    reason: StrictStr | None = None
 
 
 def _token(row: TokenRow) -> dict[str, Any]:
@@ -94,9 +92,9 @@ async def update_registration_token(request: web.Request) -> web.Response:
 @routes.delete(TOKENS + "/{token}")
 async def delete_registration_token(request: web.Request) -> web.Response:
     caller = await admin_requester(request)
-    body = await parse_body(request, ReasonBody, empty_ok=True)
+    reason = await admin_reason(request)
     await request.app[REGISTRATION_TOKENS].delete(
-        caller.user_id, request.match_info["token"], body.reason
+        caller.user_id, request.match_info["token"], reason
     )
     return ok({})
 

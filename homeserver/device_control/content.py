@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from homeserver.errors import bad_json
+from homeserver.errors import bad_json, validation_problem
 from homeserver.events import types
 
 # A week: a command nobody finished by then expires. A logged command is
@@ -86,6 +86,4 @@ def parse(model: type[Model], content: Mapping[str, Any]) -> Model:
     try:
         return model.model_validate(dict(content))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "content"
-        raise bad_json(f"content.{where}: {first['msg']}") from None
+        raise bad_json("content." + validation_problem(error, "content")) from None

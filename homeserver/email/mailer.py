@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 
 log = logging.getLogger(__name__)
 
+# What start-up says, once (not per worker), when no mail server is configured.
+NO_SMTP_HOST = "email: no email.smtp_host configured: emails are written to this log, not sent"
 # Sends in flight at once per process; the rest wait their turn (bounded threads).
 _PARALLEL_SENDS = 4
 

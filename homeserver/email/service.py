@@ -88,6 +88,7 @@ def denied(reason: str = "This email address is not allowed on this server.") ->
 @dataclass(frozen=True, slots=True)
 class EmailSettings:
     token_lifetime_ms: int
+    registration_enabled: bool
     require_email: str  # required | optional | off
     allowed_domains: tuple[str, ...]
     inhibit_errors: bool
@@ -192,6 +193,8 @@ class EmailService:
         if next_link is not None and urlsplit(next_link).scheme not in ("http", "https"):
             raise invalid_param("next_link must be an http(s) URL.")
         address = normalise(email)
+        if purpose == REGISTRATION and not self._settings.registration_enabled:
+            raise forbidden("Registration has been disabled.")
         if purpose == REGISTRATION and self._settings.require_email == "off":
             raise denied("This server does not register accounts by email.")
         if purpose != PASSWORD_RESET and not self._allowed(address):
@@ -350,6 +353,13 @@ class EmailService:
         async with self._pool.acquire() as conn:
             return await store.owner(conn, proof.medium, proof.address_hash)
 
+    async def spend(self, results: Mapping[str, Any]) -> None:
+        """The validation the UIA used is used up (a password reset)."""
+        result = results.get(EMAIL_IDENTITY)
+        if isinstance(result, dict) and isinstance(result.get("sid"), str):
+            async with self._pool.acquire() as conn:
+                await store.delete_validation(conn, result["sid"])
+
     async def drafts_for_new_account(self, user_id: str, results: Mapping[str, Any]) -> list[Draft]:
         """The binding of the address a sign-up proved, appended with the account."""
         proof = await self.proof_of(results)
@@ -431,7 +441,8 @@ class EmailService:
     async def delete(self, user_id: str, medium: str, address: str) -> None:
         if medium != MEDIUM:
             raise invalid_param(f"Unsupported medium {medium!r}.")
-        hashed = await self.hash_of(normalise(address))
+        normalised = normalise(address)
+        hashed = await self.hash_of(normalised)
         async with self._pool.acquire() as conn:
             owner = await store.owner(conn, MEDIUM, hashed)
         if owner == user_id:
@@ -440,6 +451,8 @@ class EmailService:
             )
         async with self._pool.acquire() as conn:
             await store.erase_address(conn, hashed)
+            # Its email pushers go with it (their pushkey is the address), as in Synapse.
+            await notification_store.delete_email_pushers(conn, user_id, normalised)
 
     async def bindings(self, user_id: str) -> list[store.Binding]:
         async with self._pool.acquire() as conn:
@@ -453,7 +466,8 @@ class EmailService:
             await self._hash(medium, address): (medium, address) for medium, address in wanted
         }
         async with self._pool.acquire() as conn:
-            held = {row.address_hash for row in await store.bindings(conn, user_id)}
+            held_rows = {row.address_hash: row for row in await store.bindings(conn, user_id)}
+            held = set(held_rows)
             for hashed, (medium, address) in hashes.items():
                 if hashed not in held:
                     await store.keep_address(conn, medium, hashed, address, now)
@@ -479,6 +493,9 @@ class EmailService:
                 # What was removed, and what was kept for a refused append (unless bound).
                 for hashed in held ^ hashes.keys():
                     await store.erase_address(conn, hashed)
+                for hashed in held - hashes.keys():
+                    if (gone := held_rows[hashed].address) is not None:
+                        await notification_store.delete_email_pushers(conn, user_id, gone)
 
     async def adopt_admin_threepids(self) -> None:
         """Move what the admin API stored outside the log before this capability (the
@@ -508,21 +525,6 @@ class EmailService:
             await self.hash_of("")
         assert self._key is not None
         return address_hash(self._key, medium, address)
-
-    async def erase_user(self, user_id: str) -> None:
-        """Remove every address of an account and forget them (deactivation, erasure)."""
-        async with self._pool.acquire() as conn:
-            rows = await store.bindings(conn, user_id)
-        if rows:
-            await self._appender.append_group(
-                [
-                    Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=row.address_hash)
-                    for row in rows
-                ]
-            )
-        async with self._pool.acquire() as conn:
-            for row in rows:
-                await store.erase_address(conn, row.address_hash)
 
 
 class EmailIdentityStage:

@@ -72,6 +72,10 @@ SHADOW_BAN = "com.linkchat.shadow_ban"
 # ID, {"block": bool}, with the admin who blocked it as sender. Nobody joins, knocks on
 # or is invited to a blocked room, and it leaves the public directory.
 ROOM_BLOCK = "com.linkchat.room.block"
+# A room an admin deleted with `purge` (DELETE /_synapse/admin/v2/rooms/{roomId}): state
+# of the moderation chain keyed by the room ID, {}. The log keeps its events (it is
+# append-only), but nobody reads or enters the room any more.
+ROOM_PURGED = "com.linkchat.room.purged"
 
 # Device rooms (homeserver/device_control): a device room is a room whose
 # m.room.create content has this `type`; its owner and those they grant send

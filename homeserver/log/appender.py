@@ -53,6 +53,8 @@ class Committed:
 AppendListener = Callable[[Committed], None]
 
 MAX_EVENT_BYTES = 65_536
+# Events waiting for the appender, at most (limits.append_queue_events).
+QUEUE_EVENTS = 1_000
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Appender:
         rules: ChainRules,
         *,
         max_batch: int = 1000,
-        queue_size: int = 10_000,
+        queue_events: int = QUEUE_EVENTS,
         state_cache_size: int = 10_000,
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
@@ -82,7 +84,14 @@ class Appender:
         self._key = key.current if isinstance(key, LiveKeyRing) else key
         self._rules = rules
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
+        # Bounded by events, not requests (a group may hold many): past the bound a
+        # request is refused at once (503, Retry-After) instead of waiting its turn.
+        # A queue that only grows makes every accepted write late and memory grow;
+        # refusing keeps the accepted ones at their normal latency.
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._queue_events = queue_events
+        self.queued_events = 0
+        self.refused = 0
         self._states: OrderedDict[str, RoomState] = OrderedDict()
         self._state_cache_size = state_cache_size
         self._max_event_bytes = max_event_bytes
@@ -108,6 +117,7 @@ class Appender:
         await self._session.close()
         while not self._queue.empty():
             request = self._queue.get_nowait()
+            self.queued_events -= len(request.drafts)
             if not request.done.done():
                 request.done.set_exception(unknown("server is shutting down", 503))
 
@@ -116,8 +126,12 @@ class Appender:
 
     async def append_group(self, drafts: Sequence[Draft]) -> list[Event]:
         """Append drafts together: all are accepted in order, or none is."""
+        if self.queued_events and self.queued_events + len(drafts) > self._queue_events:
+            self.refused += 1
+            raise unavailable("The server is busy; try again.")
         done: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(drafts, done))
+        self.queued_events += len(drafts)
+        self._queue.put_nowait(_Request(drafts, done))
         # A client hanging up abandons the wait, never the write.
         return await asyncio.shield(done)
 
@@ -126,6 +140,7 @@ class Appender:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self.queued_events -= sum(len(request.drafts) for request in batch)
             if self._live_keys is not None:
                 self._key = await self._live_keys.refresh()
             try:

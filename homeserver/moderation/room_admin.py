@@ -1,7 +1,8 @@
 """The admin API's rooms: list, details, members and state, in Synapse's shapes
 (GET /_synapse/admin/v1/rooms[/{roomId}[/members|/state]]), and blocking a room
 (PUT/GET /_synapse/admin/v1/rooms/{roomId}/block; what a block forbids is
-moderation/room_blocks.py's).
+moderation/room_blocks.py's), and making a user a room's admin
+(POST /_synapse/admin/v1/rooms/{roomIdOrAlias}/make_room_admin).
 
 An admin reads any room whatever its history visibility: this is the operator's
 view, never served to a client's account.
@@ -17,8 +18,10 @@ from homeserver.admin.audit import AuditTrail
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.model import STATE_CHANGED, JsonDict, StateEdit
+from homeserver.roles.service import with_user_level
+from homeserver.rooms.power_levels import CREATOR_LEVEL, PowerLevels
 from homeserver.rooms.rendering import EventRenderer, Viewer
-from homeserver.rooms.service import STATE_EDIT_ATTEMPTS
+from homeserver.rooms.service import STATE_EDIT_ATTEMPTS, RoomService
 from homeserver.store import admin_rooms as room_store
 from homeserver.store import room_blocks as room_block_store
 from homeserver.store import rooms as rooms_store
@@ -52,10 +55,77 @@ def _listed(row: dict[str, Any]) -> JsonDict:
 
 
 class RoomAdministration:
-    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer, trail: AuditTrail) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        renderer: EventRenderer,
+        trail: AuditTrail,
+        rooms: RoomService,
+        server_name: str,
+    ) -> None:
         self._pool = pool
         self._renderer = renderer
         self._trail = trail
+        self._rooms = rooms
+        self._server_name = server_name
+
+    async def make_room_admin(
+        self, admin: str, room_id_or_alias: str, user_id: str | None, reason: str | None
+    ) -> str:
+        """Give `user_id` (the admin when None) the level of the room's most powerful
+        joined local user, as a power levels change sent by that user (the Matrix rules
+        decide), and invite them unless they are in the room or it is public, as Synapse
+        does; recorded as `room.make_admin`. The room's ID."""
+        room_id = await self._rooms.resolve_room(room_id_or_alias)
+        target = user_id or admin
+        if not types.is_user_id(target) or target.partition(":")[2] != self._server_name:
+            raise invalid_param("Only local users can be made room admins.")
+        async with self._pool.acquire() as conn:
+            if not await rooms_store.room_exists(conn, room_id):
+                raise not_found(ROOM_NOT_FOUND)
+            levels_event = await rooms_store.state_event(conn, room_id, types.POWER_LEVELS, "")
+            join_rules = await rooms_store.state_event(conn, room_id, types.JOIN_RULES, "")
+            member = await rooms_store.membership(conn, room_id, target)
+            if levels_event is None:
+                creator = await room_store.creator(conn, room_id)
+                granting, level = creator, CREATOR_LEVEL
+            else:
+                levels = PowerLevels.from_content(levels_event.content)
+                joined = set(await room_store.joined_members(conn, room_id))
+                ranked = sorted(
+                    (user for user in levels.users if user in joined),
+                    key=lambda user: levels.users[user],
+                )
+                granting = ranked[-1] if ranked else None
+                level = levels.users[granting] if granting is not None else 0
+        if granting is None:
+            raise MatrixError(400, "M_UNKNOWN", "No local admin user in room")
+        try:
+            await self._rooms.edit_state(
+                granting,
+                room_id,
+                types.POWER_LEVELS,
+                "",
+                lambda content: with_user_level(content, target, level),
+            )
+        except MatrixError as refused:
+            if refused.errcode != "M_FORBIDDEN":
+                raise
+            raise MatrixError(
+                400, "M_UNKNOWN", "No local admin user in room with power to update power levels."
+            ) from None
+        inside = member is not None and member.membership in ("join", "invite")
+        public = join_rules is not None and join_rules.content.get("join_rule") == "public"
+        if not inside and not public:
+            await self._rooms.invite(granting, room_id, target, None)
+        await self._trail.record(
+            admin,
+            "room.make_admin",
+            target=room_id,
+            reason=reason,
+            details={"user_id": target, "level": level, "granted_by": granting},
+        )
+        return room_id
 
     async def blocked_by(self, room_id: str) -> str | None:
         """The admin who blocked the room (known to the server or not); None if it is not."""
@@ -123,6 +193,24 @@ class RoomAdministration:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
             return await room_store.joined_members(conn, room_id)
+
+    async def forward_extremities(self, room_id: str) -> list[JsonDict]:
+        """Synapse's forward extremities, for consoles that show them: a room here is one
+        chain, so its one extremity is its latest event (`state_group`: its position)."""
+        async with self._pool.acquire() as conn:
+            if not await rooms_store.room_exists(conn, room_id):
+                raise not_found(ROOM_NOT_FOUND)
+            head = await room_store.chain_head(conn, room_id)
+        if head is None:
+            return []
+        return [
+            {
+                "event_id": head["event_id"],
+                "state_group": head["stream_position"],
+                "depth": head["depth"],
+                "received_ts": head["received_ts"],
+            }
+        ]
 
     async def state(self, viewer: Viewer, room_id: str, event_type: str | None) -> list[JsonDict]:
         async with self._pool.acquire() as conn:

@@ -1,4 +1,4 @@
-"""What a blocked room forbids: entering it. Decided under the append lock.
+"""What a blocked (or purged) room forbids: entering it. Decided under the append lock.
 
 A room's chain cannot know it is blocked (the block is a fact of the moderation
 chain), so the appender reads the blocks of the rooms its batch's joins, knocks
@@ -29,7 +29,7 @@ BLOCKED = "This room has been blocked on this server"
 @dataclass(frozen=True, slots=True)
 class RoomBlockFacts:
     wanted: frozenset[str]  # the rooms the batch's drafts enter; no other is looked up
-    blocked: frozenset[str]  # those of them blocked
+    blocked: frozenset[str]  # those of them blocked (or purged: closed for good)
 
     def accepted(self, event: Event) -> RoomBlockFacts:
         block = room_block_of(event) if self.wanted else None
@@ -60,7 +60,7 @@ async def load_room_block_facts(
     if not wanted:
         return NO_ROOM_BLOCKS
     return RoomBlockFacts(
-        wanted, frozenset(await room_block_store.blocked_among(conn, list(wanted)))
+        wanted, frozenset(await room_block_store.closed_among(conn, list(wanted)))
     )
 
 

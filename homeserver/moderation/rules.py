@@ -78,10 +78,20 @@ def authorize_room_block(state: RoomState, draft: Draft) -> None:
     parse_room_block(draft.content)
 
 
+def authorize_room_purged(state: RoomState, draft: Draft) -> None:
+    """A purge is keyed by the room it closes, and holds nothing else."""
+    room_id = draft.state_key
+    if room_id is None or not types.is_room_chain(room_id) or ":" not in room_id:
+        raise invalid_param(f"The state key of {types.ROOM_PURGED} is a room ID.")
+    if draft.content:
+        raise invalid_param(f"{types.ROOM_PURGED} holds nothing.")
+
+
 def register(rules: ChainRules) -> None:
     rules.add(MODERATION, {*types.REPORT_TYPES, types.REPORT_DELETED}, authorize_report_fact)
     rules.add(ROOM, {types.MUTE}, authorize_mute)
     rules.add(MODERATION, {types.SHADOW_BAN}, authorize_shadow_ban)
     rules.add(MODERATION, {types.ROOM_BLOCK}, authorize_room_block)
+    rules.add(MODERATION, {types.ROOM_PURGED}, authorize_room_purged)
     # Nobody enters a blocked room.
     rules.add_with_facts(ROOM, {types.MEMBER}, authorize_entry, load_room_block_facts)

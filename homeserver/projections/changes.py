@@ -267,6 +267,7 @@ SHADOW_BAN_PERIODS = Table(
 
 # Blocked rooms, from the moderation chain (projections/room_blocks.py).
 BLOCKED_ROOMS = Table("blocked_rooms", ("room_id",), ("room_id", "blocked_by", "stream_position"))
+PURGED_ROOMS = Table("purged_rooms", ("room_id",), ("room_id", "purged_by", "stream_position"))
 
 ALL_TABLES: tuple[Table, ...] = (
     CHAIN_HEADS,
@@ -303,6 +304,7 @@ ALL_TABLES: tuple[Table, ...] = (
     ROOM_MUTES,
     SHADOW_BAN_PERIODS,
     BLOCKED_ROOMS,
+    PURGED_ROOMS,
     ADMIN_ACTIONS,
     SERVER_ADMINS,
     RATELIMIT_OVERRIDES,

@@ -53,11 +53,13 @@ class Exemptions(Protocol):
 
 
 class ExemptUsers:
-    """The server admins from the config, and the users an admin exempted.
+    """The server admins, and the users an admin exempted.
 
-    The exempted set is for Synapse's `override_ratelimit` admin API: whoever
-    stores those decisions calls `set_overridden` with the whole set at start-up
-    and whenever it changes (in every process, e.g. on a bus message).
+    Whoever stores who is an admin (admin.admins.ServerAdmins: the config's
+    `admins` and those flagged through the admin API) calls `set_admins`, and
+    whoever stores Synapse's `override_ratelimit` decisions `set_overridden`,
+    each with the whole set at start-up and whenever it changes (in every
+    process, on a bus message).
     """
 
     def __init__(self, admins: Iterable[str]) -> None:
@@ -67,6 +69,9 @@ class ExemptUsers:
 
     def is_exempt(self, user_id: str) -> bool:
         return user_id in self._admins or user_id in self._overridden
+
+    def set_admins(self, user_ids: Iterable[str]) -> None:
+        self._admins = frozenset(user_ids)
 
     def set_overridden(self, user_ids: Iterable[str]) -> None:
         self._overridden = frozenset(user_ids)

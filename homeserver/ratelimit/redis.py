@@ -39,6 +39,8 @@ RETRY_SECONDS = 5.0
 TIMEOUT_SECONDS = 1.0
 # Checks in one script call, at most.
 MAX_BATCH = 512
+# Checks waiting for the call in flight, at most.
+MAX_WAITING = 10_000
 
 # KEYS: the buckets. ARGV: per_second, burst, cost, force ("1") or not ("0"),
 # four for each key. A bucket's value is "<tokens> <seconds>"; absent means
@@ -145,6 +147,10 @@ class RedisBuckets:
         if self._down_until and time.monotonic() < self._down_until:
             return self._fallback.take_now(name, limit, cost, force=force)
         check = _Check(name, limit, cost, force)
+        if self._busy and len(self._waiting) >= MAX_WAITING:
+            # Bounded: past this many checks waiting for the shared store, this
+            # process answers on its own rather than queue without end.
+            return self._fallback.take_now(name, limit, cost, force=force)
         if self._busy:
             answer: asyncio.Future[float] = asyncio.get_running_loop().create_future()
             self._waiting.append((check, answer))

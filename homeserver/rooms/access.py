@@ -43,6 +43,7 @@ from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow
 from homeserver.rooms.visibility import WORLD_READABLE, HistoryAccess
 from homeserver.store import events as event_store
 from homeserver.store import history as history_store
+from homeserver.store import room_blocks as room_block_store
 from homeserver.store import room_directory as directory_store
 from homeserver.store import rooms as room_store
 
@@ -60,11 +61,15 @@ class RoomAccess:
     # Erased users: their messages only for those joined when they were sent.
     erased: frozenset[str] = frozenset()
     shadow_bans: ShadowBans = NO_SHADOW_BANS
+    # Deleted by an admin with `purge`: nobody reads it any more.
+    purged: bool = False
 
     @property
     def may_read(self) -> bool:
         """Whether the user may read the room's history and state at all."""
         history = self.history
+        if self.purged:
+            return False
         return history.membership in READING_MEMBERSHIPS or history.setting == WORLD_READABLE
 
     def require_readable(self) -> None:
@@ -83,6 +88,7 @@ class RoomAccess:
     def sees(self, event: Event) -> bool:
         return (
             event.room_id == self.room_id
+            and not self.purged
             and self.history.allows(event)
             and not self.erased_for_viewer(event)
             and not self.hides(event)
@@ -118,16 +124,20 @@ async def room_access(conn: asyncpg.Connection, user_id: str, room_id: str) -> R
 async def room_accesses(
     conn: asyncpg.Connection, user_id: str, room_ids: Sequence[str]
 ) -> dict[str, RoomAccess]:
-    """The user's access to each of the rooms, in three round trips for them all."""
+    """The user's access to each of the rooms, in three round trips for them all (the
+    visibility events and erased users, the shadow-bans, the purged rooms)."""
     accesses: dict[str, RoomAccess] = {}
     found, erased = await history_store.visibility_events(conn, room_ids, user_id)
     shadow_bans = await load_shadow_bans(conn)
+    purged = await room_block_store.purged_among(conn, room_ids)
     for room_id, (events, forgotten_at) in found.items():
         history = HistoryAccess.from_events(user_id, events)
         if forgotten_at is not None and history.memberships:
             if forgotten_at > history.memberships[-1][0]:
                 history = history.as_stranger()
-        accesses[room_id] = RoomAccess(user_id, room_id, history, erased, shadow_bans)
+        accesses[room_id] = RoomAccess(
+            user_id, room_id, history, erased, shadow_bans, room_id in purged
+        )
     return accesses
 
 
@@ -137,6 +147,8 @@ async def knows_room(conn: asyncpg.Connection, user_id: str, room_id: str) -> bo
     may find it (published in the directory) or join it (join rule public). A room
     they may not know answers as one that does not exist, so nothing leaks."""
     access = await room_access(conn, user_id, room_id)
+    if access.purged:
+        return False
     if access.history.membership is not None or access.may_read:
         return True
     if await directory_store.is_published(conn, room_id):

@@ -36,6 +36,10 @@ async def is_flagged_admin(conn: asyncpg.Connection, user_id: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM server_admins WHERE user_id = $1", user_id))
 
 
+async def all_flagged_admins(conn: asyncpg.Connection) -> set[str]:
+    return {row["user_id"] for row in await conn.fetch("SELECT user_id FROM server_admins")}
+
+
 async def flagged_admins(conn: asyncpg.Connection, user_ids: list[str]) -> set[str]:
     """Which of `user_ids` are flagged server admins."""
     rows = await conn.fetch(

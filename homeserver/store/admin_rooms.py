@@ -10,7 +10,14 @@ from typing import Any
 import asyncpg
 import orjson
 
-from homeserver.store.room_directory import SUMMARY_STATE, SUMMARY_TYPES, like_anywhere, state_field
+from homeserver.store.room_directory import (
+    SUMMARY_STATE,
+    SUMMARY_TYPES,
+    joined_members_column,
+    like_anywhere,
+    state_field,
+    summary_state_join,
+)
 
 # What the summary reads of the room's state beyond the directory's: the encryption
 # algorithm, and whether the room may federate (m.room.create's m.federate).
@@ -28,19 +35,13 @@ _TYPES = [*SUMMARY_TYPES, "m.room.encryption", "m.room.create"]
 # Every room, in Synapse's fields; $1: the state types the summary reads.
 _ROOMS = f"""
     SELECT r.room_id, r.room_version AS version, r.creator, r.room_type,
-           (SELECT count(*) FROM room_members m
-             WHERE m.room_id = r.room_id AND m.membership = 'join') AS joined_members,
+           {joined_members_column("r.room_id")},
            (SELECT count(*) FROM current_state s WHERE s.room_id = r.room_id) AS state_events,
            EXISTS (SELECT 1 FROM room_directory d WHERE d.room_id = r.room_id) AS public,
            st.*
       FROM rooms r
-      CROSS JOIN LATERAL (
-          SELECT {_STATE}
-            FROM current_state cs
-            JOIN events e ON e.event_id = cs.event_id
-            CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
-           WHERE cs.room_id = r.room_id AND cs.state_key = '' AND cs.type = ANY($1::text[])
-      ) st
+      {summary_state_join("r.room_id", _STATE)}
+     WHERE r.room_id NOT IN (SELECT p.room_id FROM purged_rooms p)
 """
 
 # Sort keys of GET /_synapse/admin/v1/rooms, and whether each sorts largest first
@@ -133,12 +134,28 @@ async def room(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] | None:
                        SELECT 1 FROM forgotten_rooms f WHERE f.user_id = m.user_id
                           AND f.room_id = m.room_id AND f.stream_position > m.stream_position)
                ) AS forgotten
-          FROM ({_ROOMS} WHERE r.room_id = $2) listed
+          FROM ({_ROOMS} AND r.room_id = $2) listed
         """,
         _TYPES,
         room_id,
     )
     return dict(row) if row is not None else None
+
+
+async def chain_head(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] | None:
+    """The room's latest event: its one forward extremity (a chain has one head)."""
+    row = await conn.fetchrow(
+        "SELECT h.event_id, h.depth, h.stream_position,"
+        " (e.json::jsonb ->> 'origin_server_ts')::bigint AS received_ts"
+        " FROM chain_heads h JOIN events e ON e.event_id = h.event_id WHERE h.room_id = $1",
+        room_id,
+    )
+    return dict(row) if row is not None else None
+
+
+async def creator(conn: asyncpg.Connection, room_id: str) -> str | None:
+    found = await conn.fetchval("SELECT creator FROM rooms WHERE room_id = $1", room_id)
+    return str(found) if found is not None else None
 
 
 async def joined_members(conn: asyncpg.Connection, room_id: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Blocked rooms (`blocked_rooms`, a projection of the moderation chain)."""
+"""Blocked and purged rooms (`blocked_rooms`, `purged_rooms`: projections of the
+moderation chain)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,18 @@ async def blocked_by(conn: asyncpg.Connection, room_id: str) -> str | None:
     return str(found) if found is not None else None
 
 
-async def blocked_among(conn: asyncpg.Connection, room_ids: Sequence[str]) -> set[str]:
+async def closed_among(conn: asyncpg.Connection, room_ids: Sequence[str]) -> set[str]:
+    """Those of the rooms nobody may enter: blocked or purged."""
     rows = await conn.fetch(
-        "SELECT room_id FROM blocked_rooms WHERE room_id = ANY($1::text[])", list(room_ids)
+        "SELECT room_id FROM blocked_rooms WHERE room_id = ANY($1::text[])"
+        " UNION SELECT room_id FROM purged_rooms WHERE room_id = ANY($1::text[])",
+        list(room_ids),
+    )
+    return {row["room_id"] for row in rows}
+
+
+async def purged_among(conn: asyncpg.Connection, room_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT room_id FROM purged_rooms WHERE room_id = ANY($1::text[])", list(room_ids)
     )
     return {row["room_id"] for row in rows}

@@ -68,6 +68,28 @@ SUMMARY_TYPES = [
     "m.room.history_visibility",
     "m.room.guest_access",
 ]
+
+
+def joined_members_column(room: str) -> str:
+    """SQL: the count of members joined to the room whose ID is `room` (a column)."""
+    return (
+        "(SELECT count(*) FROM room_members m"
+        f" WHERE m.room_id = {room} AND m.membership = 'join') AS joined_members"
+    )
+
+
+def summary_state_join(room: str, columns: str = SUMMARY_STATE) -> str:
+    """SQL: a lateral join `st` of `columns` (state_field()s) read from the current state
+    of the room whose ID is `room` (a column); $1 is the state types they read."""
+    return f"""CROSS JOIN LATERAL (
+        SELECT {columns}
+        FROM current_state cs
+        JOIN events e ON e.event_id = cs.event_id
+        CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
+        WHERE cs.room_id = {room} AND cs.state_key = '' AND cs.type = ANY($1::text[])
+    ) st"""
+
+
 _COLUMNS = (
     "room_id, joined_members, room_type, name, topic, canonical_alias, avatar_url,"
     " join_rule, history_visibility, guest_access"
@@ -86,18 +108,9 @@ async def room_summaries(
     """The summary of each of the rooms that exists, published or not (for admins)."""
     rows = await conn.fetch(
         f"""
-        SELECT r.room_id, r.room_type,
-               (SELECT count(*) FROM room_members m
-                 WHERE m.room_id = r.room_id AND m.membership = 'join') AS joined_members,
-               st.*
+        SELECT r.room_id, r.room_type, {joined_members_column("r.room_id")}, st.*
         FROM rooms r
-        CROSS JOIN LATERAL (
-            SELECT {SUMMARY_STATE}
-            FROM current_state cs
-            JOIN events e ON e.event_id = cs.event_id
-            CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
-            WHERE cs.room_id = r.room_id AND cs.state_key = '' AND cs.type = ANY($1::text[])
-        ) st
+        {summary_state_join("r.room_id")}
         WHERE r.room_id = ANY($2::text[])
         """,
         SUMMARY_TYPES,
@@ -127,6 +140,7 @@ async def public_rooms(
         "joined_members > 0",
         # A room an admin blocked leaves the directory while blocked (homeserver/moderation).
         "room_id NOT IN (SELECT b.room_id FROM blocked_rooms b)",
+        "room_id NOT IN (SELECT p.room_id FROM purged_rooms p)",
         "(join_rule IN ('public', 'knock', 'knock_restricted')"
         " OR history_visibility = 'world_readable')",
     ]
@@ -158,20 +172,10 @@ async def public_rooms(
         f"""
         WITH listed AS MATERIALIZED (
             SELECT {_COLUMNS} FROM (
-                SELECT d.room_id, r.room_type,
-                       (SELECT count(*) FROM room_members m
-                         WHERE m.room_id = d.room_id AND m.membership = 'join') AS joined_members,
-                       st.*
+                SELECT d.room_id, r.room_type, {joined_members_column("d.room_id")}, st.*
                 FROM room_directory d
                 JOIN rooms r ON r.room_id = d.room_id
-                CROSS JOIN LATERAL (
-                    SELECT {SUMMARY_STATE}
-                    FROM current_state cs
-                    JOIN events e ON e.event_id = cs.event_id
-                    CROSS JOIN LATERAL (SELECT e.json::jsonb -> 'content' AS c) content
-                    WHERE cs.room_id = d.room_id AND cs.state_key = ''
-                      AND cs.type = ANY($1::text[])
-                ) st
+                {summary_state_join("d.room_id")}
             ) summaries
             WHERE {" AND ".join(listed)}
         )

@@ -268,3 +268,7 @@ async def erase_validations(conn: asyncpg.Connection, medium: str, address_hash:
         medium,
         address_hash,
     )
+
+
+async def delete_validation(conn: asyncpg.Connection, sid: str) -> None:
+    await conn.execute("DELETE FROM threepid_validations WHERE sid = $1", sid)

@@ -99,6 +99,8 @@ class Notifier:
         self._sure = 0
         self._catching_up = asyncio.Lock()
         self.releasing = False
+        self._pending: Change | None = None
+        self._delivering = False
         bus.subscribe(CHANNEL, self._on_bus_message)
         bus.on_resumed(self._resumed)
 
@@ -202,9 +204,26 @@ class Notifier:
         data = json.loads(message)
         if data.get("o") == self._origin:
             return
-        self._spawn(
-            self._deliver(Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"])))
-        )
+        change = Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"]))
+        # Other processes' changes coalesce while one is being delivered (reads of
+        # the log are one at a time anyway): a burst is one read and one wake-up
+        # round, and memory holds one change, not a task per message.
+        pending = self._pending
+        self._pending = change if pending is None else _merged(pending, change)
+        if not self._delivering:
+            self._delivering = True
+            self._spawn(self._deliver_pending())
+
+    async def _deliver_pending(self) -> None:
+        try:
+            while self._pending is not None:
+                change, self._pending = self._pending, None
+                try:
+                    await self._deliver(change)
+                except Exception as error:  # woken anyway; the next change reads again
+                    log.warning("delivering a change failed: %s", error)
+        finally:
+            self._delivering = False
 
     async def _deliver(self, change: Change) -> None:
         try:
@@ -273,6 +292,14 @@ class Notifier:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _merged(first: Change, second: Change) -> Change:
+    return Change(
+        max(first.position, second.position),
+        first.rooms | second.rooms,
+        first.users | second.users,
+    )
 
 
 def _discard(index: dict[str, set[Waiter]], key: str, waiter: Waiter) -> None:

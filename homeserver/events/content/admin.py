@@ -21,16 +21,18 @@ JSON Schemas: spec/events/com.linkchat.admin.media_*.json.
 `{"uses_allowed": int | null, "expiry_time": int | null}`, or `{}` once deleted;
 `com.linkchat.registration_token.used` (not state, sent by the new user):
 `{"token": str, "session": str}`. JSON Schemas in spec/events/.
+
+Each is read with events.content.parsing.parsed: a content that does not fit is
+400 M_INVALID_PARAM naming the first field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from homeserver.errors import invalid_param
+from homeserver.events.content.parsing import FactContent
 
 # Action names: lower case words joined by dots (`user.deactivate`).
 ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -38,38 +40,27 @@ MAX_ACTION_LENGTH = 100
 MAX_TARGET_LENGTH = 512
 
 
-class AdminActionContent(BaseModel):
-    # A logged event is forever: keys this version does not know are kept.
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class AdminActionContent(FactContent):
     action: str = Field(pattern=ACTION_PATTERN, max_length=MAX_ACTION_LENGTH)
     target: str | None = Field(default=None, max_length=MAX_TARGET_LENGTH)
     reason: str | None = None
     details: dict[str, Any] | None = None
 
 
-class ServerAdminContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class ServerAdminContent(FactContent):
     admin: bool
 
 
-class RatelimitOverrideContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RatelimitOverrideContent(FactContent):
     messages_per_second: int | None = Field(default=None, ge=0, le=2**31 - 1)
     burst_count: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
-class MediaQuarantineContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class MediaQuarantineContent(FactContent):
     quarantined: bool
 
 
-class MediaDeletionContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class MediaDeletionContent(FactContent):
     deleted: Literal[True]
 
 
@@ -77,56 +68,11 @@ class MediaDeletionContent(BaseModel):
 TOKEN_PATTERN = r"^[A-Za-z0-9._~-]{1,64}$"
 
 
-class RegistrationTokenContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RegistrationTokenContent(FactContent):
     uses_allowed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     expiry_time: int | None = Field(default=None, ge=0, le=2**53 - 1)
 
 
-class RegistrationTokenUsedContent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
+class RegistrationTokenUsedContent(FactContent):
     token: str = Field(pattern=TOKEN_PATTERN)
     session: str = Field(max_length=255)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parsed(model: type[M], content: Mapping[str, Any]) -> M:
-    try:
-        return model.model_validate(dict(content))
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "content"
-        raise invalid_param(f"{where}: {first['msg']}") from None
-
-
-def parse_admin_action(content: Mapping[str, Any]) -> AdminActionContent:
-    """The model of an admin action's content; M_INVALID_PARAM naming the field if it fits not."""
-    return _parsed(AdminActionContent, content)
-
-
-def parse_server_admin(content: Mapping[str, Any]) -> ServerAdminContent:
-    return _parsed(ServerAdminContent, content)
-
-
-def parse_ratelimit_override(content: Mapping[str, Any]) -> RatelimitOverrideContent:
-    return _parsed(RatelimitOverrideContent, content)
-
-
-def parse_media_quarantine(content: Mapping[str, Any]) -> MediaQuarantineContent:
-    return _parsed(MediaQuarantineContent, content)
-
-
-def parse_media_deletion(content: Mapping[str, Any]) -> MediaDeletionContent:
-    return _parsed(MediaDeletionContent, content)
-
-
-def parse_registration_token(content: Mapping[str, Any]) -> RegistrationTokenContent:
-    return _parsed(RegistrationTokenContent, content)
-
-
-def parse_registration_token_used(content: Mapping[str, Any]) -> RegistrationTokenUsedContent:
-    return _parsed(RegistrationTokenUsedContent, content)

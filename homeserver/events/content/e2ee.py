@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from homeserver.errors import bad_json
+from homeserver.errors import bad_json, validation_problem
 from homeserver.events import types
 
 CROSS_SIGNING_USAGES = ("master", "self_signing", "user_signing")
@@ -95,9 +95,7 @@ def parse_fact(event_type: str, content: Mapping[str, Any]) -> _Content:
     try:
         return _MODELS[event_type].model_validate(dict(content))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise bad_json(f"{where}: {first['msg']}") from None
+        raise bad_json(validation_problem(error, "content")) from None
 
 
 def check_fact(

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from homeserver.errors import invalid_param
+from homeserver.errors import invalid_param, validation_problem
 
 # As Synapse: a display name of at most 256 characters, an avatar URL of at most 1000.
 MAX_DISPLAYNAME_LENGTH = 256
@@ -42,6 +42,4 @@ def parse_profile(content: Mapping[str, Any]) -> ProfileContent:
     try:
         return ProfileContent.model_validate(dict(content))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise invalid_param(f"{where}: {first['msg']}") from None
+        raise invalid_param(validation_problem(error, "content")) from None

@@ -1,6 +1,7 @@
 """What a room block fact holds: `com.linkchat.room.block`, state of the moderation chain
-keyed by the room ID, `{"block": bool}`, sent by the admin who (un)blocked it.
-JSON Schema: spec/events/com.linkchat.room.block.json."""
+keyed by the room ID, `{"block": bool}`, sent by the admin who (un)blocked it; and a
+purge, `com.linkchat.room.purged` keyed alike, `{}`, sent by the admin who deleted it.
+JSON Schemas: spec/events/com.linkchat.room.block.json, com.linkchat.room.purged.json."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def room_block_of(event: Event) -> tuple[str, bool] | None:
     ):
         return None
     return event.state_key, event.content.get("block") is True
+
+
+def room_purged_of(event: Event) -> str | None:
+    """The room a purge fact closes; None for any other event."""
+    if (
+        event.type != types.ROOM_PURGED
+        or event.state_key is None
+        or not types.is_moderation_chain(event.room_id)
+    ):
+        return None
+    return event.state_key

@@ -86,6 +86,8 @@ class Rooms:
         ]
         gap_state = await source.state_changes(gaps) if gaps else {}
         if request.options.lazy_load_members:
+            if after is None:
+                self._lazy.forget(request.viewer)  # an initial sync: the device starts afresh
             senders = await self._sender_members(sync, ongoing, gap_state)
             for room_id, members in senders.items():
                 gap_state[room_id] = gap_state.get(room_id, []) + members
@@ -111,8 +113,6 @@ class Rooms:
         first event shown, less those the gap's state carries and those the device holds."""
         request = sync.request
         device = request.viewer
-        if request.after is None:
-            self._lazy.forget(device)  # an initial sync: the device starts afresh
         redundant = request.options.include_redundant_members
         wanted: list[MembersWanted] = []
         for room_id, timeline in timelines.items():
