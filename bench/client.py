@@ -19,9 +19,11 @@ catches `TRANSPORT_ERRORS` and counts them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import secrets
+import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -411,6 +413,23 @@ class _ResponseReader(asyncio.Protocol):
             self._waiter.set_exception(EOFError(f"connection closed: {exc!r}"))
 
 
+# Linux's IP_BIND_ADDRESS_NO_PORT (include/uapi/linux/in.h); Python names it from 3.12.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def source_bound_socket(
+    family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM, proto: int = 0
+) -> socket.socket:
+    """A TCP socket to bind to a source address (127.0.0.2...) whose port the kernel
+    picks at connect(), by the whole 4-tuple, rather than at bind(), where it searches
+    every port bound on that address: with 10,000 connections from one address the
+    connections scenario's holders spent 90% of their CPU in that search (system time)."""
+    sock = socket.socket(family, kind, proto)
+    with contextlib.suppress(OSError):  # not Linux: bind() takes the port, slowly
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    return sock
+
+
 class RawConnection:
     """Requests over one keep-alive HTTP/1.1 connection of its own, one at a time.
 
@@ -447,9 +466,23 @@ class RawConnection:
     async def connect(self) -> None:
         if self._reader is None or self._reader.closed:
             loop = asyncio.get_running_loop()
-            _, self._reader = await loop.create_connection(
-                _ResponseReader, self._host, self._port, local_addr=self._local_addr
-            )
+            if self._local_addr is None:
+                _, self._reader = await loop.create_connection(
+                    _ResponseReader, self._host, self._port
+                )
+                return
+            family, kind, proto, _, address = (
+                await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+            )[0]
+            sock = source_bound_socket(family, kind, proto)
+            try:
+                sock.bind(self._local_addr)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+            except BaseException:
+                sock.close()
+                raise
+            _, self._reader = await loop.create_connection(_ResponseReader, sock=sock)
 
     def send(
         self, method: str, path: str, body: bytes | None = None

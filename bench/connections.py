@@ -282,12 +282,20 @@ async def open_paced(
     return notes
 
 
+# Long-polls that may be between an answer and the next poll when a round starts: a
+# user's own presence changes (idle after a minute, unavailable after five) answer
+# their 40 polls now and then, so with 20,000 held a few are always on their way back.
+# One of those still gets the round's message (its next poll starts before it).
+POLLS_IN_PASSING = 0.005
+
+
 async def wait_until_pending(holders: list[Holder], polls: int, timeout_s: float) -> float:
-    """Wait until every long-poll is in flight again; the time waited."""
+    """Wait until (nearly) every long-poll is in flight again; the time waited."""
     started = time.perf_counter()
+    wanted = polls - int(polls * POLLS_IN_PASSING)
     while time.perf_counter() - started < timeout_s:
         statuses = await ask_all(holders, {"do": "status"}, "status")
-        if sum(status["polls_pending"] for status in statuses) >= polls:
+        if sum(status["polls_pending"] for status in statuses) >= wanted:
             break
         await asyncio.sleep(0.25)
     return time.perf_counter() - started
@@ -519,7 +527,10 @@ async def run(base_url: str, args: argparse.Namespace) -> Report:
         + json.dumps(
             {
                 key: sum(s["counts"].get(key, 0) for s in final)
-                for key in ("poll_errors", "stream_errors", "stream_closed")
+                for key in sorted(
+                    {"poll_errors", "stream_errors", "stream_closed"}
+                    | {k for s in final for k in s["counts"] if "status" in k or "failed" in k}
+                )
             }
         ),
         *notes,

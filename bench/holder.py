@@ -32,6 +32,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from bench.client import CLIENT_V3, TRANSPORT_ERRORS, RawConnection
+from bench.client import CLIENT_V3, TRANSPORT_ERRORS, RawConnection, source_bound_socket
 from bench.process import raise_open_files_limit, sample_process
 
 STREAM_PATH = "/_linkchat/v1/sync/stream"
@@ -76,6 +77,9 @@ class HeldPoll:
         self.pending = False
 
     async def run(self, arrivals: Arrivals, counts: Counter[str]) -> None:
+        await _unbroken(self._run, arrivals, counts, "poll")
+
+    async def _run(self, arrivals: Arrivals, counts: Counter[str]) -> None:
         while True:
             path = f"{CLIENT_V3}/sync?timeout={self.timeout_ms}&since={quote(self.since, safe='')}"
             self.pending = True
@@ -106,6 +110,11 @@ class HeldStream:
     async def run(
         self, session: aiohttp.ClientSession, arrivals: Arrivals, counts: Counter[str]
     ) -> None:
+        await _unbroken(lambda a, c: self._run(session, a, c), arrivals, counts, "stream")
+
+    async def _run(
+        self, session: aiohttp.ClientSession, arrivals: Arrivals, counts: Counter[str]
+    ) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         while True:
             try:
@@ -125,6 +134,23 @@ class HeldStream:
             finally:
                 self.open = False
             counts["stream_closed"] += 1
+            await asyncio.sleep(RETRY_S)
+
+
+async def _unbroken(
+    run: Callable[[Arrivals, Counter[str]], Awaitable[None]],
+    arrivals: Arrivals,
+    counts: Counter[str],
+    kind: str,
+) -> None:
+    """Run a connection's loop again after anything unexpected (counted by type), so
+    one odd answer (say, while the server's database restarts) cannot leave a socket
+    open that no longer polls: the run would wait for it, and count it missing."""
+    while True:
+        try:
+            await run(arrivals, counts)
+        except Exception as error:
+            counts[f"{kind}_failed_{type(error).__name__}"] += 1
             await asyncio.sleep(RETRY_S)
 
 
@@ -154,7 +180,11 @@ async def main() -> None:
     arrivals = Arrivals()
     counts: Counter[str] = Counter()
     tasks: set[asyncio.Task[None]] = set()
-    connector = aiohttp.TCPConnector(limit=0, local_addr=(job["local_host"], 0))
+    connector = aiohttp.TCPConnector(
+        limit=0,
+        local_addr=(job["local_host"], 0),
+        socket_factory=lambda info: source_bound_socket(info[0], info[1], info[2]),
+    )
     session = aiohttp.ClientSession(connector=connector)
     ramp = float(job["ramp"])
     _reply({"event": "ready", "fd_limit": fd_limit})

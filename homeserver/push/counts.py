@@ -27,9 +27,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 
+from homeserver.batching import SharedReads
 from homeserver.events.model import Event
 from homeserver.log.positions import FollowerPositions
 from homeserver.push.evaluation import (
@@ -127,6 +129,8 @@ class NotificationCounter:
         self._book = RulesBook()
         self._users: OrderedDict[str, _User] = OrderedDict()
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
+        self._user_reads: SharedReads[tuple[str, int], _User] = SharedReads()
+        self._room_reads: SharedReads[tuple[str, int], RoomFacts] = SharedReads()
         # The last member or power levels change seen per room: facts read before it
         # are stale.
         self._changed_at: dict[str, int] = {}
@@ -155,39 +159,65 @@ class NotificationCounter:
         if found is not None and found.generation == generation:
             self._users.move_to_end(user_id)
             return found
+        # Every connection of the user woken by one message gets here at once: one read.
+        key = (user_id, generation)
+        return (await self._user_reads.read([key], self._read_users))[key]
+
+    async def _read_users(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], _User]:
+        user_ids = list(dict.fromkeys(user_id for user_id, _ in keys))
         async with self._pool.acquire() as conn:
-            stored = await push_store.stored_rules(conn, [user_id])
-            names = await push_store.display_names(conn, user_id)
-        found = _User(generation, self._book.compiled(user_id, stored.get(user_id)), names)
-        self._users[user_id] = found
+            stored = await push_store.stored_rules(conn, user_ids)
+            names = {user_id: await push_store.display_names(conn, user_id) for user_id in user_ids}
+        found: dict[tuple[str, int], _User] = {}
+        for user_id, generation in keys:
+            user = _User(
+                generation, self._book.compiled(user_id, stored.get(user_id)), names[user_id]
+            )
+            current = self._users.get(user_id)
+            if current is None or current.generation <= generation:
+                self._users[user_id] = user
+            found[(user_id, generation)] = user
         while len(self._users) > USERS_KEPT:
             self._users.popitem(last=False)
         return found
 
     async def _facts(self, room_ids: Iterable[str], upto: int) -> dict[str, RoomFacts]:
         found: dict[str, RoomFacts] = {}
-        stale: list[str] = []
+        stale: list[tuple[str, int]] = []
         for room_id in room_ids:
             kept = self._rooms.get(room_id)
-            if kept is not None and kept.read_at >= self._changed_at.get(room_id, 0):
+            changed_at = self._changed_at.get(room_id, 0)
+            if kept is not None and kept.read_at >= changed_at:
                 found[room_id] = kept.facts
             else:
-                stale.append(room_id)
+                # A read started once this change was known has it: share one in flight
+                # (every long-poll of the room woken by one message gets here at once).
+                stale.append((room_id, changed_at))
         if stale:
-            async with self._pool.acquire() as conn:
-                rows = await push_store.current_room_facts(conn, stale)
-            for room_id in stale:
-                row = rows.get(room_id)
-                facts = (
-                    room_facts(row.joined, row.power_levels, row.creator)
-                    if row is not None
-                    else room_facts(0, None, None)
-                )
-                # Read now, so at least as of `upto`: current for every window up to it.
+            read = await self._room_reads.read(stale, partial(self._read_facts, upto))
+            found.update((room_id, read[(room_id, at)]) for room_id, at in stale)
+        return found
+
+    async def _read_facts(
+        self, upto: int, keys: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], RoomFacts]:
+        async with self._pool.acquire() as conn:
+            rows = await push_store.current_room_facts(conn, [room_id for room_id, _ in keys])
+        found: dict[tuple[str, int], RoomFacts] = {}
+        for room_id, changed_at in keys:
+            row = rows.get(room_id)
+            facts = (
+                room_facts(row.joined, row.power_levels, row.creator)
+                if row is not None
+                else room_facts(0, None, None)
+            )
+            # Read now, so at least as of `upto`: current for every window up to it.
+            kept = self._rooms.get(room_id)
+            if kept is None or kept.read_at <= upto:
                 self._rooms[room_id] = _Room(upto, facts)
-                found[room_id] = facts
-            while len(self._rooms) > ROOMS_KEPT:
-                self._rooms.popitem(last=False)
+            found[(room_id, changed_at)] = facts
+        while len(self._rooms) > ROOMS_KEPT:
+            self._rooms.popitem(last=False)
         return found
 
     def _plan(self, event: Event, compiled: CompiledRules, facts: RoomFacts) -> Plan:
