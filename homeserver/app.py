@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -511,7 +513,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         middlewares=[serve_matrix], client_max_size=config.limits.max_request_bytes
     )
     app[METRICS] = Metrics()
-    app[ADMISSION] = Admission(config.limits.max_requests_in_progress)
+    app[ADMISSION] = Admission(
+        config.limits.max_requests_in_progress, config.limits.max_loop_lag_ms / 1000
+    )
     app.on_response_prepare.append(_tag_prepared_response)
     app[SERVER_NAME] = config.server_name
     app[TRUSTED_PROXIES] = tuple(
@@ -820,6 +824,17 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         app[SYNC].release()
 
     app.on_shutdown.append(release_long_polls)
+
+    async def watch_loop_lag(app: web.Application) -> AsyncIterator[None]:
+        admission = app[ADMISSION]
+        watcher = asyncio.create_task(admission.watch_lag()) if admission.max_lag else None
+        yield
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    app.cleanup_ctx.append(watch_loop_lag)
     if config.metrics.enabled:
         # Before the services: a port already taken stops start-up before migrating.
         app.cleanup_ctx.append(_metrics_listener(config.metrics, app[METRICS]))

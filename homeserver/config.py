@@ -184,6 +184,8 @@ class Limits(Section):
     append_queue_events: int = Field(default=1000, ge=1)
     # Requests worked on at once per process, long-polls aside; past it, 503.
     max_requests_in_progress: int = Field(default=200, ge=1)
+    # Refuse while the event loop runs this late (ms); 0: off.
+    max_loop_lag_ms: int = Field(default=0, ge=0)
 
 
 class RateLimit(Section):

@@ -4,9 +4,11 @@ Retry-After, instead of queueing without bound; what was accepted is written."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 
+from homeserver.admission import Admission
 from homeserver.store.events import APPEND_LOCK
 from tests.conftest import AppFactory
 
@@ -87,3 +89,28 @@ async def test_requests_past_those_in_progress_are_refused_but_health_and_sync_a
         await blocker.close()
     assert (await asyncio.wait_for(stuck, 30)).status == 200
     assert (await hs.request("GET", "account/whoami", user=alice)).status == 200
+
+
+async def test_a_loop_running_late_refuses_until_it_is_on_time_again() -> None:
+    admission = Admission(limit=100, max_lag_seconds=0.05)
+    watcher = asyncio.create_task(admission.watch_lag())
+    try:
+        await asyncio.sleep(0.2)
+        # The loop blocked (as by a burst of work): everything waiting runs 1 s late.
+        time.sleep(1)  # noqa: ASYNC251
+        await asyncio.sleep(0.06)  # the lag timer's tick came 1 s late
+        assert not admission.admit()
+        assert admission.refused == 1
+
+        async def on_time() -> bool:
+            if admission.admit():
+                admission.leave()
+                return True
+            return False
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await on_time():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -387,7 +388,12 @@ class TestPresenceSharedThroughRedis(PresenceBehaviour):
     @pytest.fixture
     def start(self, start_app: AppFactory, redis_url: str) -> Start:
         def start(**overrides: Any) -> Awaitable[MatrixClient]:
-            return start_app(redis={"url": redis_url}, **overrides)
+            # Its own namespace (the server name) in a Redis that every test server on
+            # this machine shares: a server sweeps the timeouts of its whole namespace
+            # with its own timeouts, so one started with other timeouts (or left
+            # running by another run) would time our users out by its rules.
+            name = f"pr{secrets.token_hex(4)}.test"
+            return start_app(redis={"url": redis_url}, server_name=name, **overrides)
 
         return start
 
