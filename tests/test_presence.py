@@ -14,7 +14,7 @@ import nio  # type: ignore[import-untyped]
 import pytest
 import redis.asyncio as aioredis
 
-from homeserver.api.app_keys import SERVER_NAME
+from homeserver.api.app_keys import POOL, SERVER_NAME
 from homeserver.api.presence import PRESENCE
 from homeserver.clock import now_ms
 from homeserver.presence.heard import HeardChanges
@@ -28,7 +28,12 @@ from homeserver.presence.rules import (
     expired,
     synced,
 )
-from homeserver.presence.state import LocalPresenceState, RedisPresenceState
+from homeserver.presence.state import (
+    LocalPresenceState,
+    PostgresPresenceState,
+    PresenceState,
+    RedisPresenceState,
+)
 from homeserver.sync.tokens import SyncToken
 from tests.conftest import AppFactory
 from tests.matrix import MatrixClient, User
@@ -475,6 +480,37 @@ def test_touch_interval_stays_under_every_timeout() -> None:
     assert TIMEOUTS.touch_interval_ms == 5_000
     short = Timeouts(idle_ms=1_000, offline_ms=1_000)
     assert short.touch_interval_ms == 250
+
+
+@pytest.mark.parametrize("kind", ["local", "postgres", "redis"])
+async def test_heartbeats_move_only_the_time_in_one_go_and_leave_the_rest(
+    kind: str, hs: MatrixClient, redis_url: str
+) -> None:
+    """A store's `touch`: users still connected keep their presence (nothing visible,
+    no position) and their timeout moves; an offline user, or one with no record yet,
+    is left to `update` (coming back online is a visible change)."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    state: PresenceState = {
+        "local": lambda: LocalPresenceState(TIMEOUTS),
+        "postgres": lambda: PostgresPresenceState(hs.app[POOL], TIMEOUTS),
+        "redis": lambda: RedisPresenceState(client, f"hb{secrets.token_hex(4)}.test", TIMEOUTS),
+    }[kind]()
+    try:
+        await state.open()
+        online = await state.update("@on:x", lambda r: synced(r, "online", 1_000))
+        await state.update("@off:x", lambda r: synced(r, "offline", 1_000))
+        position = await state.position()
+        left = await state.touch({"@on:x": 20_000, "@off:x": 20_000, "@new:x": 20_000})
+        assert sorted(left) == ["@new:x", "@off:x"]
+        records = await state.get(["@on:x"])
+        assert records["@on:x"].last_sync_ts == 20_000
+        assert records["@on:x"].position == online.record.position
+        assert await state.position() == position
+        # Its offline timeout moved with it: not due at the old one.
+        assert "@on:x" not in (await state.due(1_000 + TIMEOUTS.offline_ms, 10))[0]
+        assert "@on:x" in (await state.due(20_000 + TIMEOUTS.offline_ms, 10))[0]
+    finally:
+        await client.aclose()
 
 
 async def test_local_store_lists_changes_after_a_position_and_due_timeouts() -> None:

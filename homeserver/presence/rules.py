@@ -89,6 +89,17 @@ def synced(record: UserPresence, set_presence: str, now: int) -> UserPresence:
     return record
 
 
+def still_connected(record: UserPresence, at: int) -> UserPresence | None:
+    """A heartbeat: a client of the user was still connected at `at`. Only the time
+    moves, which room-mates do not see; None when more would change (an offline
+    user coming back online takes `synced`)."""
+    if record.presence == OFFLINE:
+        return None
+    if record.last_sync_ts >= at:
+        return record
+    return replace(record, last_sync_ts=at)
+
+
 def acted(record: UserPresence, now: int) -> UserPresence:
     """The user did something pro-active at `now`: sent an event, a receipt. Activity
     is noted after it happened (the service gathers it), so a presence the user chose

@@ -17,7 +17,7 @@ every change after it rather than ahead of them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -25,7 +25,14 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from homeserver.clock import now_ms
-from homeserver.presence.rules import NOBODY, STATES, Timeouts, UserPresence, deadline
+from homeserver.presence.rules import (
+    NOBODY,
+    STATES,
+    Timeouts,
+    UserPresence,
+    deadline,
+    still_connected,
+)
 from homeserver.store import presence_state as shared_store
 
 Change = Callable[[UserPresence], UserPresence]
@@ -57,6 +64,13 @@ class PresenceState(Protocol):
         """Apply `change` to the user's record and return the result. With
         `reschedule`, the user's next timeout is stored again even then (the sweep
         passes it, so a timeout that turned out early is not found due forever)."""
+        ...
+
+    async def touch(self, times: Mapping[str, int]) -> list[str]:
+        """Heartbeats: each user still connected at `times[user]`, in one go (a round
+        trip or two for all). Applies `rules.still_connected` where that is all that
+        changes; returns the users it did not (offline, no record yet, or written
+        meanwhile by another process), for `update` one by one."""
         ...
 
     async def changed(self, after: int, upto: int) -> list[str]:
@@ -107,6 +121,18 @@ class LocalPresenceState:
         self._records[user_id] = new
         self._schedule(user_id, new)
         return Updated(new, True, visible)
+
+    async def touch(self, times: Mapping[str, int]) -> list[str]:
+        rest: list[str] = []
+        for user_id, at in times.items():
+            old = self._records.get(user_id)
+            new = None if old is None else still_connected(old, at)
+            if new is None:
+                rest.append(user_id)
+            elif new is not old:
+                self._records[user_id] = new
+                self._schedule(user_id, new)
+        return rest
 
     def _schedule(self, user_id: str, record: UserPresence) -> None:
         due = deadline(record, self._timeouts)
@@ -262,6 +288,36 @@ class RedisPresenceState:
                 return Updated(replace(new, position=position), new != old, visible)
         raise RuntimeError(f"presence of {user_id} kept changing under {MAX_ATTEMPTS} attempts")
 
+    async def touch(self, times: Mapping[str, int]) -> list[str]:
+        user_ids = list(times)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.hgetall(self._user_prefix + user_id)
+            hashes = await pipe.execute()
+        rest: list[str] = []
+        writes: list[str] = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, raw in zip(user_ids, hashes, strict=True):
+                old, version = _decode(raw)
+                new = still_connected(old, times[user_id]) if raw else None
+                if new is None:
+                    rest.append(user_id)
+                    continue
+                if new is old:
+                    continue
+                due = deadline(new, self._timeouts)
+                key = self._user_prefix + user_id
+                await self._commit(  # queued in the pipeline, sent with the others
+                    keys=[key, self._changes, self._deadlines, self._position],
+                    args=[user_id, version, "0", "" if due is None else str(due), *_encode(new)],
+                    client=pipe,
+                )
+                writes.append(user_id)
+            positions = await pipe.execute() if writes else []
+        # -1: another process wrote the user since the read.
+        rest += [user_id for user_id, at in zip(writes, positions, strict=True) if int(at) < 0]
+        return rest
+
     async def changed(self, after: int, upto: int) -> list[str]:
         if upto <= after:
             return []
@@ -332,6 +388,23 @@ class PostgresPresenceState:
                     continue
                 return Updated(replace(new, position=position), new != old, visible)
         raise RuntimeError(f"presence of {user_id} kept changing under {MAX_ATTEMPTS} attempts")
+
+    async def touch(self, times: Mapping[str, int]) -> list[str]:
+        async with self._pool.acquire() as conn:
+            rows = {row["user_id"]: row for row in await shared_store.records(conn, list(times))}
+            rest: list[str] = []
+            writes: list[tuple[str, int, int, int | None]] = []
+            for user_id, at in times.items():
+                row = rows.get(user_id)
+                old = _from_row(row) if row is not None else None
+                new = None if old is None else still_connected(old, at)
+                if row is None or new is None:
+                    rest.append(user_id)
+                elif new is not old:
+                    due = deadline(new, self._timeouts)
+                    writes.append((user_id, int(row["version"]), new.last_sync_ts, due))
+            written = await shared_store.touch(conn, writes) if writes else set()
+        return rest + [user_id for user_id, *_ in writes if user_id not in written]
 
     async def changed(self, after: int, upto: int) -> list[str]:
         if upto <= after:

@@ -80,6 +80,26 @@ async def commit(
     return int(new_position)
 
 
+async def touch(
+    conn: asyncpg.Connection, writes: Sequence[tuple[str, int, int, int | None]]
+) -> set[str]:
+    """Heartbeats in one statement: (user, version read, last sync time, deadline), each
+    written if its version still holds (no position: nothing visible changes); the users
+    written."""
+    rows = await conn.fetch(
+        "UPDATE presence_users p SET version = p.version + 1, last_sync_ts = t.last_sync_ts,"
+        " deadline = t.deadline"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"
+        " AS t(user_id, version, last_sync_ts, deadline)"
+        " WHERE p.user_id = t.user_id AND p.version = t.version RETURNING p.user_id",
+        [w[0] for w in writes],
+        [w[1] for w in writes],
+        [w[2] for w in writes],
+        [w[3] for w in writes],
+    )
+    return {row["user_id"] for row in rows}
+
+
 async def changed(conn: asyncpg.Connection, after: int, upto: int) -> list[str]:
     rows = await conn.fetch(
         "SELECT user_id FROM presence_users WHERE position > $1 AND position <= $2", after, upto
