@@ -20,6 +20,7 @@ the log is append-only, and `audit replay` still rebuilds every projection.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -40,27 +41,19 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 
 
+@dataclass(eq=False)
 class Deactivation:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        accounts: AccountService,
-        rooms: RoomService,
-        profiles: ProfileService,
-        threepids: AdminThreepids,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._accounts = accounts
-        self._rooms = rooms
-        self._profiles = profiles
-        self._threepids = threepids
+    pool: asyncpg.Pool
+    appender: Appender
+    accounts: AccountService
+    rooms: RoomService
+    profiles: ProfileService
+    threepids: AdminThreepids
 
     async def _set_status(self, user_id: str, *, deactivated: bool, erased: bool) -> None:
         """Edit the account fact to say `deactivated` and `erased` (if it does not already)."""
         for _ in range(MAX_ATTEMPTS):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 fact = await room_store.state_event(conn, user_id, types.ACCOUNT, "")
             if fact is None:
                 raise not_found("User not found")
@@ -72,7 +65,7 @@ class Deactivation:
                 return
             content.update(deactivated=deactivated, erased=erased)
             try:
-                await self._appender.append(
+                await self.appender.append(
                     StateEdit(
                         user_id,
                         user_id,
@@ -90,18 +83,18 @@ class Deactivation:
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         """Deactivate `user_id` (see the module's steps); an erased account stays erased."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await user_store.user(conn, user_id, [])
         if row is None:
             raise not_found("User not found")
         await self._set_status(user_id, deactivated=True, erased=erase or row.erased)
-        await self._accounts.forget_password(user_id)
-        await self._accounts.end_sessions(user_id)
-        async with self._pool.acquire() as conn:
+        await self.accounts.forget_password(user_id)
+        await self.accounts.end_sessions(user_id)
+        async with self.pool.acquire() as conn:
             rooms = await user_store.rooms_in(conn, user_id)
         for room_id, membership in rooms:
             try:
-                await self._rooms.leave(user_id, room_id, None)
+                await self.rooms.leave(user_id, room_id, None)
             except MatrixError as refused:
                 log.warning(
                     "deactivating %s: could not leave %s (%s): %s",
@@ -110,10 +103,10 @@ class Deactivation:
                     membership,
                     refused.error,
                 )
-        await self._threepids.replace(user_id, [])
+        await self.threepids.replace(user_id, [])
         if erase:
             for field in (DISPLAYNAME, AVATAR_URL):
-                await self._profiles.set_for_admin(user_id, field, "")
+                await self.profiles.set_for_admin(user_id, field, "")
 
     async def reactivate(self, user_id: str) -> None:
         """The account may be used again (once it has a password): no longer erased either."""

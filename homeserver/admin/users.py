@@ -49,29 +49,19 @@ class UserDetails:
     threepids: list[ThreepidRow]
 
 
+@dataclass(eq=False)
 class UserAdmin:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        accounts: AccountService,
-        profiles: ProfileService,
-        admins: ServerAdmins,
-        trail: AuditTrail,
-        threepids: AdminThreepids,
-        deactivation: Deactivation,
-        server_name: str,
-    ) -> None:
-        self._pool = pool
-        self._accounts = accounts
-        self._profiles = profiles
-        self._admins = admins
-        self._trail = trail
-        self._threepids = threepids
-        self._deactivation = deactivation
-        self._server_name = server_name
+    pool: asyncpg.Pool
+    accounts: AccountService
+    profiles: ProfileService
+    admins: ServerAdmins
+    trail: AuditTrail
+    threepids: AdminThreepids
+    deactivation: Deactivation
+    server_name: str
 
     def check_local(self, user_id: str) -> None:
-        if user_id.partition(":")[2] != self._server_name:
+        if user_id.partition(":")[2] != self.server_name:
             raise invalid_param("This endpoint can only be used with local users")
 
     async def users(
@@ -82,27 +72,25 @@ class UserAdmin:
             raise invalid_param(f"Unknown order_by {query.order_by!r}.")
         if not 1 <= limit <= MAX_PAGE:
             raise invalid_param(f"limit must be between 1 and {MAX_PAGE}")
-        async with self._pool.acquire() as conn:
-            rows, total = await user_store.users(
-                conn, query, self._admins.configured, offset, limit
-            )
+        async with self.pool.acquire() as conn:
+            rows, total = await user_store.users(conn, query, self.admins.configured, offset, limit)
         following = offset + len(rows)
         return rows, total, following if following < total else None
 
     async def user(self, user_id: str) -> UserDetails:
         self.check_local(user_id)
-        async with self._pool.acquire() as conn:
-            row = await user_store.user(conn, user_id, self._admins.configured)
+        async with self.pool.acquire() as conn:
+            row = await user_store.user(conn, user_id, self.admins.configured)
         if row is None:
             raise not_found("User not found")
-        return UserDetails(row, await self._threepids.of_user(user_id))
+        return UserDetails(row, await self.threepids.of_user(user_id))
 
     async def put_user(
         self, admin: str, user_id: str, changes: UserChanges, reason: str | None
     ) -> tuple[bool, UserDetails]:
         """Create the account if it does not exist, then apply `changes`; (created, user)."""
         self.check_local(user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             before = await user_store.user(conn, user_id, [])
         created = before is None
         reactivate = before is not None and before.deactivated and changes.deactivated is False
@@ -111,31 +99,31 @@ class UserAdmin:
             raise missing_param("Must provide a password to re-activate an account.")
         changed: list[str] = []
         if created:
-            await self._accounts.create_account(user_id, changes.password)
+            await self.accounts.create_account(user_id, changes.password)
         if reactivate:
-            await self._deactivation.reactivate(user_id)
+            await self.deactivation.reactivate(user_id)
             changed.append("deactivated")
         if changes.password is not None and not created:
-            await self._accounts.set_password(
+            await self.accounts.set_password(
                 user_id, changes.password, logout_devices=changes.logout_devices and not reactivate
             )
         if changes.password is not None:
             changed.append("password")
         for field, value in ((DISPLAYNAME, changes.displayname), (AVATAR_URL, changes.avatar_url)):
             if value is not None:
-                await self._profiles.set_for_admin(user_id, field, value)
+                await self.profiles.set_for_admin(user_id, field, value)
                 changed.append(field)
         if changes.threepids is not None:
-            await self._threepids.replace(user_id, changes.threepids)
+            await self.threepids.replace(user_id, changes.threepids)
             changed.append("threepids")
         if changes.deactivated and (before is None or not before.deactivated):
-            await self._deactivation.deactivate(user_id, erase=False)
+            await self.deactivation.deactivate(user_id, erase=False)
             changed.append("deactivated")
         details: dict[str, object] = {"changed": changed}
         if changes.password is not None and not created:
             details["logout_devices"] = changes.logout_devices
         if created or changed:
-            await self._trail.record(
+            await self.trail.record(
                 admin,
                 "user.create" if created else "user.modify",
                 target=user_id,
@@ -143,27 +131,27 @@ class UserAdmin:
                 details=details,
             )
         wanted_admin = changes.admin if changes.admin is not None or not created else False
-        if wanted_admin is not None and wanted_admin != await self._admins.is_admin(user_id):
-            await self._admins.set_admin(admin, user_id, wanted_admin, reason)
+        if wanted_admin is not None and wanted_admin != await self.admins.is_admin(user_id):
+            await self.admins.set_admin(admin, user_id, wanted_admin, reason)
         return created, await self.user(user_id)
 
     async def deactivate(self, admin: str, user_id: str, erase: bool, reason: str | None) -> None:
         """POST /_synapse/admin/v1/deactivate/{userId}: recorded as `user.deactivate`."""
         self.check_local(user_id)
-        await self._deactivation.deactivate(user_id, erase=erase)
-        await self._trail.record(
+        await self.deactivation.deactivate(user_id, erase=erase)
+        await self.trail.record(
             admin, "user.deactivate", target=user_id, reason=reason, details={"erase": erase}
         )
 
     async def _existing(self, user_id: str) -> None:
         """404 unless `user_id` is an account of this server (400 for another server's)."""
         self.check_local(user_id)
-        if not await self._admins.user_exists(user_id):
+        if not await self.admins.user_exists(user_id):
             raise not_found("User not found")
 
     async def devices(self, user_id: str) -> list[Device]:
         await self._existing(user_id)
-        return await self._accounts.user_devices(user_id)
+        return await self.accounts.user_devices(user_id)
 
     async def device(self, user_id: str, device_id: str) -> Device:
         for device in await self.devices(user_id):
@@ -175,8 +163,8 @@ class UserAdmin:
         self, admin: str, user_id: str, device_id: str, name: str | None, reason: str | None
     ) -> None:
         await self._existing(user_id)
-        await self._accounts.rename_user_device(user_id, device_id, name)
-        await self._trail.record(
+        await self.accounts.rename_user_device(user_id, device_id, name)
+        await self.trail.record(
             admin,
             "user.device.rename",
             target=user_id,
@@ -189,12 +177,12 @@ class UserAdmin:
     ) -> None:
         """The devices go and their access tokens die; unknown ones are ignored (Synapse)."""
         await self._existing(user_id)
-        known = {device.device_id for device in await self._accounts.user_devices(user_id)}
+        known = {device.device_id for device in await self.accounts.user_devices(user_id)}
         gone = [device_id for device_id in dict.fromkeys(device_ids) if device_id in known]
         if not gone:
             return
-        await self._accounts.remove_devices(user_id, gone)
-        await self._trail.record(
+        await self.accounts.remove_devices(user_id, gone)
+        await self.trail.record(
             admin, "user.device.delete", target=user_id, reason=reason, details={"devices": gone}
         )
 
@@ -203,8 +191,8 @@ class UserAdmin:
     ) -> None:
         """POST /_synapse/admin/v1/reset_password: recorded as `user.reset_password`."""
         await self._existing(user_id)
-        await self._accounts.set_password(user_id, password, logout_devices=logout_devices)
-        await self._trail.record(
+        await self.accounts.set_password(user_id, password, logout_devices=logout_devices)
+        await self.trail.record(
             admin,
             "user.reset_password",
             target=user_id,
@@ -224,8 +212,8 @@ class UserAdmin:
         await self._existing(user_id)
         if user_id == admin:
             raise invalid_param("Cannot use admin API to login as self")
-        token = await self._accounts.support_token(user_id, valid_until_ms)
-        await self._trail.record(
+        token = await self.accounts.support_token(user_id, valid_until_ms)
+        await self.trail.record(
             admin,
             "user.login",
             target=user_id,
@@ -236,7 +224,7 @@ class UserAdmin:
 
     async def memberships(self, user_id: str) -> dict[str, str]:
         await self._existing(user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await user_store.memberships(conn, user_id)
 
     async def uploads(
@@ -251,7 +239,7 @@ class UserAdmin:
             raise invalid_param(f"limit must be between 1 and {MAX_PAGE}")
         if order_by is None and forwards is None:
             order_by, forwards = "created_ts", False
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows, total = await user_store.uploads(
                 conn, user_id, order_by or "created_ts", forwards is not False, offset, limit
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
@@ -158,38 +158,33 @@ def _random_suffix() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
+@dataclass(eq=False)
 class DeviceService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        accounts: AccountService,
-        rooms: RoomMembership,
-        server_name: str,
-        settings: DeviceSettings,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._accounts = accounts
-        self._rooms = rooms
-        self._server_name = server_name
-        self._settings = settings
-        self.system_user = system_user(server_name)
+    pool: asyncpg.Pool
+    appender: Appender
+    accounts: AccountService
+    rooms: RoomMembership
+    server_name: str
+    settings: DeviceSettings
+    system_user: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.system_user = system_user(self.server_name)
 
     # Creating, listing, retiring
 
     async def create(self, owner: str, display_name: str) -> DeviceCreated:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             kind = await device_store.user_kind(conn, owner)
         if kind != "user":
             raise forbidden("Only a user account may own devices.")
         owner_localpart = owner[1:].partition(":")[0][:64]
         for _ in range(3):
-            device = f"@{owner_localpart}.dev.{_random_suffix()}:{self._server_name}"
+            device = f"@{owner_localpart}.dev.{_random_suffix()}:{self.server_name}"
             room_id = "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18))
-            room_id += ":" + self._server_name
+            room_id += ":" + self.server_name
             try:
-                await self._appender.append_group(
+                await self.appender.append_group(
                     self._creation_drafts(owner, device, room_id, display_name)
                 )
             except MatrixError as taken:
@@ -244,7 +239,7 @@ class DeviceService:
             state(
                 owner,
                 types.POWER_LEVELS,
-                device_power_levels(owner, device, system, self._settings.command_level),
+                device_power_levels(owner, device, system, self.settings.command_level),
             ),
             state(owner, types.JOIN_RULES, {"join_rule": "invite"}),
             state(owner, types.HISTORY_VISIBILITY, {"history_visibility": "shared"}),
@@ -258,9 +253,9 @@ class DeviceService:
 
     async def _issue_login_token(self, device_user_id: str) -> LoginToken:
         token = "lct_" + secrets.token_urlsafe(32)
-        ttl_ms = self._settings.login_token_ttl_seconds * 1000
+        ttl_ms = self.settings.login_token_ttl_seconds * 1000
         now = now_ms()
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await device_store.insert_login_token(
                 conn, hash_token(token), device_user_id, now + ttl_ms, now
             )
@@ -271,7 +266,7 @@ class DeviceService:
         return await self._issue_login_token(device_user_id)
 
     async def devices(self, owner: str) -> list[Device]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await device_store.devices_of(conn, owner)
             found = []
             for row in rows:
@@ -288,7 +283,7 @@ class DeviceService:
         return found
 
     def _grants(self, row: device_store.DeviceRow, levels: Mapping[str, Any]) -> list[str]:
-        needed = command_level_of(levels, self._settings.command_level)
+        needed = command_level_of(levels, self.settings.command_level)
         users = levels.get("users")
         named = users if isinstance(users, Mapping) else {}
         return sorted(
@@ -302,10 +297,10 @@ class DeviceService:
         """The device's tokens die, it leaves its room and its owner's list; its log stays."""
         device = await self._owned(owner, device_user_id)
         # Its tokens die first: whatever happens next, the agent can no longer act.
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await device_store.delete_login_tokens(conn, device.device_user_id)
-        await self._accounts.end_sessions(device.device_user_id)
-        async with self._pool.acquire() as conn:
+        await self.accounts.end_sessions(device.device_user_id)
+        async with self.pool.acquire() as conn:
             current = await room_store.membership(conn, device.room_id, device.device_user_id)
         drafts = [Draft(owner, owner, types.OWNED_DEVICE, {}, state_key=device.device_user_id)]
         if current is not None and current.membership in ("join", "invite"):
@@ -318,7 +313,7 @@ class DeviceService:
                     state_key=device.device_user_id,
                 )
             )
-        await self._appender.append_group(drafts)
+        await self.appender.append_group(drafts)
 
     # Grants
 
@@ -326,25 +321,25 @@ class DeviceService:
         """`user_id` may command the device: the command level, and an invitation."""
         device = await self._owned(owner, device_user_id)
         self._check_grantee(device, user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if await device_store.user_kind(conn, user_id) != "user":
                 raise not_found(f"User {user_id} not found.")
 
         def granted(levels: JsonDict) -> JsonDict:
-            level = command_level_of(levels, self._settings.command_level)
+            level = command_level_of(levels, self.settings.command_level)
             return with_user_level(levels, user_id, max(level, user_level_of(levels, user_id)))
 
-        await self._rooms.edit_state(owner, device.room_id, types.POWER_LEVELS, "", granted)
-        async with self._pool.acquire() as conn:
+        await self.rooms.edit_state(owner, device.room_id, types.POWER_LEVELS, "", granted)
+        async with self.pool.acquire() as conn:
             current = await room_store.membership(conn, device.room_id, user_id)
         if current is None or current.membership not in ("join", "invite"):
-            await self._rooms.invite(owner, device.room_id, user_id, "granted control of a device")
+            await self.rooms.invite(owner, device.room_id, user_id, "granted control of a device")
 
     async def revoke(self, owner: str, device_user_id: str, user_id: str) -> None:
         """`user_id` may no longer command the device: back to the default level, kicked."""
         device = await self._owned(owner, device_user_id)
         self._check_grantee(device, user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             levels = await self._levels(conn, device.room_id)
             current = await room_store.membership(conn, device.room_id, user_id)
         users = levels.get("users")
@@ -353,7 +348,7 @@ class DeviceService:
         if not named and not present:
             raise not_found(f"{user_id} has no grant on this device.")
         if named:
-            await self._rooms.edit_state(
+            await self.rooms.edit_state(
                 owner,
                 device.room_id,
                 types.POWER_LEVELS,
@@ -361,7 +356,7 @@ class DeviceService:
                 lambda levels: with_user_level(levels, user_id, None),
             )
         if present:
-            await self._rooms.kick(owner, device.room_id, user_id, "device control revoked")
+            await self.rooms.kick(owner, device.room_id, user_id, "device control revoked")
 
     def _check_grantee(self, device: device_store.DeviceRow, user_id: str) -> None:
         if not types.is_account_chain(user_id) or ":" not in user_id:
@@ -392,7 +387,7 @@ class DeviceService:
         if not 1 <= limit <= MAX_COMMANDS_PAGE:
             raise invalid_param(f"limit must be between 1 and {MAX_COMMANDS_PAGE}.")
         device = await self._device(device_user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if caller not in (device.owner_id, device.device_user_id):
                 await self._require_granted(conn, device, caller)
             rows = await device_store.commands(
@@ -409,7 +404,7 @@ class DeviceService:
     ) -> None:
         current = await room_store.membership(conn, device.room_id, caller)
         levels = await self._levels(conn, device.room_id)
-        needed = command_level_of(levels, self._settings.command_level)
+        needed = command_level_of(levels, self.settings.command_level)
         if (
             current is None
             or current.membership != "join"
@@ -420,7 +415,7 @@ class DeviceService:
     # Reading
 
     async def _device(self, device_user_id: str) -> device_store.DeviceRow:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await device_store.device(conn, device_user_id)
         if row is None:
             raise not_found(f"No device {device_user_id}.")

@@ -10,6 +10,7 @@ changed; one-time and fallback keys are a supply outside the log
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -115,18 +116,12 @@ class KeyCounts:
         self._forget([(user, device) for user, device in devices])
 
 
+@dataclass(eq=False)
 class KeyService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        accounts: AccountService,
-        counts: KeyCounts,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._accounts = accounts
-        self._counts = counts
+    pool: asyncpg.Pool
+    appender: Appender
+    accounts: AccountService
+    counts: KeyCounts
 
     # POST /keys/upload
 
@@ -156,7 +151,7 @@ class KeyService:
         if device_keys is not None:
             await self._publish_device_keys(user_id, device_id, device_keys)
         now = now_ms()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             await otk_store.forget_stale_keys(conn, user_id, device_id)
             held = await otk_store.existing_one_time_keys(
                 conn, user_id, device_id, [(a, k) for a, k, _ in otks]
@@ -181,8 +176,8 @@ class KeyService:
                     conn, user_id, device_id, algorithm, key_id, key_json, now
                 )
         if otks or fallbacks:
-            await self._counts.changed([(user_id, device_id)])
-        counts, _ = await self._counts.counts(user_id, device_id)
+            await self.counts.changed([(user_id, device_id)])
+        counts, _ = await self.counts.counts(user_id, device_id)
         return {"one_time_key_counts": counts}
 
     async def _publish_device_keys(self, user_id: str, device_id: str, value: object) -> None:
@@ -197,11 +192,11 @@ class KeyService:
         public = keys.keys.get(key_id)
         if public is None or not is_signed_by(value, user_id, key_id, public):
             raise invalid_signature(f"device_keys must be signed by the device's key {key_id}.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await key_store.device_key_json(conn, user_id, device_id)
         if current is not None and current == encode(value).decode():
             return  # the same keys again: nothing changed, no fact
-        await self._appender.append(
+        await self.appender.append(
             Draft(
                 user_id,
                 user_id,
@@ -215,7 +210,7 @@ class KeyService:
 
     async def query(self, requester: Requester, wanted: Mapping[str, Sequence[str]]) -> JsonDict:
         user_ids = [user_id for user_id in wanted if types.is_user_id(user_id)]
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await key_store.device_keys(conn, user_ids)
             cross = await key_store.cross_signing_keys(conn, user_ids)
             extra = await key_store.signatures_on(conn, user_ids, requester.user_id)
@@ -257,7 +252,7 @@ class KeyService:
 
     async def claim(self, wanted: Mapping[str, Mapping[str, str]]) -> JsonDict:
         user_ids = [user_id for user_id in wanted if types.is_user_id(user_id)]
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             known = await key_store.devices_of(conn, user_ids)
         failures: dict[str, dict[str, JsonDict]] = {}
         asked: list[tuple[str, str, str]] = []
@@ -270,14 +265,14 @@ class KeyService:
                     }
                     continue
                 asked.append((user_id, device_id, algorithm))
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             claimed = await otk_store.claim(conn, asked)
         one_time_keys: dict[str, dict[str, JsonDict]] = {}
         for key in claimed:
             one_time_keys.setdefault(key.user_id, {}).setdefault(key.device_id, {})[
                 f"{key.algorithm}:{key.key_id}"
             ] = decode(key.key_json)
-        await self._counts.changed(list(dict.fromkeys((k.user_id, k.device_id) for k in claimed)))
+        await self.counts.changed(list(dict.fromkeys((k.user_id, k.device_id) for k in claimed)))
         return {"one_time_keys": one_time_keys, "failures": failures}
 
     # GET /keys/changes
@@ -286,7 +281,7 @@ class KeyService:
         self, requester: Requester, from_token: str, to_token: str | None
     ) -> JsonDict:
         after = parse_pagination_token(from_token)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             upto = (
                 parse_pagination_token(to_token)
                 if to_token is not None
@@ -311,12 +306,12 @@ class KeyService:
             if not isinstance(value, dict):
                 raise bad_json(f"{usage}_key must be an object.")
             given[usage] = value
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             existing = (await key_store.cross_signing_keys(conn, [user_id])).get(user_id, {})
         if "master" in existing:
             if all(existing.get(u) == encode(v).decode() for u, v in given.items()):
                 return
-            await self._accounts.require_password(
+            await self.accounts.require_password(
                 requester, "POST /keys/device_signing/upload", auth
             )
         if not given:
@@ -340,14 +335,14 @@ class KeyService:
             if existing.get(usage) != encode(value).decode()
         ]
         if drafts:
-            await self._appender.append_group(drafts)
+            await self.appender.append_group(drafts)
 
     async def upload_signatures(self, requester: Requester, body: Mapping[str, Any]) -> JsonDict:
         """POST /keys/signatures/upload: {user ID: {key ID: signed object}}; what cannot be
         accepted is reported per key in `failures`, the rest is recorded."""
         user_id = requester.user_id
         targets = [t for t in body if isinstance(t, str) and types.is_user_id(t)]
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             cross = await key_store.cross_signing_keys(conn, [user_id, *targets])
             devices = {
                 row.device_id: decode(row.key_json)
@@ -377,7 +372,7 @@ class KeyService:
                 accepted.extend(found)
         for start in range(0, len(accepted), MAX_SIGNATURES_PER_FACT):
             chunk = accepted[start : start + MAX_SIGNATURES_PER_FACT]
-            await self._appender.append(
+            await self.appender.append(
                 Draft(user_id, user_id, types.E2EE_SIGNATURES, {"signatures": chunk})
             )
         return {"failures": failures}
@@ -455,7 +450,7 @@ class KeyService:
     ) -> tuple[dict[str, int], list[str]]:
         """`device_one_time_keys_count` and `device_unused_fallback_key_types`: every sync
         sends them, from memory unless an upload or claim changed them."""
-        return await self._counts.counts(user_id, device_id)
+        return await self.counts.counts(user_id, device_id)
 
 
 def _failure(errcode: str, error: str) -> JsonDict:

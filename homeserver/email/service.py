@@ -23,7 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -105,44 +105,28 @@ class Proof:
     validated_ts: int
 
 
+@dataclass(eq=False)
 class EmailService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        accounts: AccountService,
-        mailer: Mailer,
-        templates: Templates,
-        limiter: RateLimiter,
-        settings: EmailSettings,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._accounts = accounts
-        self._mailer = mailer
-        self._templates = templates
-        self._limiter = limiter
-        self._settings = settings
-        self._key: bytes | None = None
-
-    @property
-    def templates(self) -> Templates:
-        return self._templates
-
-    @property
-    def mailer(self) -> Mailer:
-        return self._mailer
+    pool: asyncpg.Pool
+    appender: Appender
+    accounts: AccountService
+    mailer: Mailer
+    templates: Templates
+    limiter: RateLimiter
+    settings: EmailSettings
+    # The server's address-hashing key, read once.
+    _key: bytes | None = field(default=None, init=False, repr=False)
 
     @property
     def public_baseurl(self) -> str:
-        return self._settings.public_baseurl
+        return self.settings.public_baseurl
 
     # --- email pushers ------------------------------------------------------------------
 
     async def pushkey_for(self, user_id: str, address: str) -> str:
         """An email pusher's pushkey: the address, normalised, if it is the user's own."""
         normalised = normalise(address)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             owner = await store.owner(conn, MEDIUM, await self.hash_of(normalised))
         if owner != user_id:
             raise MatrixError(
@@ -153,7 +137,7 @@ class EmailService:
     async def unsubscribe_token(self, user_id: str, address: str) -> str:
         """What the unsubscribe link carries: only the server can make it, so the link
         works without logging in and for nobody else's address."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             key = await store.server_secret(conn, _UNSUBSCRIBE_KEY)
         return hmac.new(key, f"{user_id}\0{address}".encode(), hashlib.sha256).hexdigest()
 
@@ -162,17 +146,17 @@ class EmailService:
         expected = await self.unsubscribe_token(user_id, address)
         if not hmac.compare_digest(expected, token):
             raise auth_failed("This unsubscribe link is not valid.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await notification_store.delete_email_pushers(conn, user_id, address)
 
     async def hash_of(self, address: str) -> str:
         if self._key is None:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 self._key = await store.server_secret(conn, _HASH_KEY)
         return address_hash(self._key, MEDIUM, address)
 
     def _allowed(self, address: str) -> bool:
-        domains = self._settings.allowed_domains
+        domains = self.settings.allowed_domains
         return not domains or domain_of(address) in domains
 
     # --- requestToken ------------------------------------------------------------------
@@ -193,14 +177,14 @@ class EmailService:
         if next_link is not None and urlsplit(next_link).scheme not in ("http", "https"):
             raise invalid_param("next_link must be an http(s) URL.")
         address = normalise(email)
-        if purpose == REGISTRATION and not self._settings.registration_enabled:
+        if purpose == REGISTRATION and not self.settings.registration_enabled:
             raise forbidden("Registration has been disabled.")
-        if purpose == REGISTRATION and self._settings.require_email == "off":
+        if purpose == REGISTRATION and self.settings.require_email == "off":
             raise denied("This server does not register accounts by email.")
         if purpose != PASSWORD_RESET and not self._allowed(address):
             raise denied()
         hashed = await self.hash_of(address)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             owner = await store.owner(conn, MEDIUM, hashed)
             existing = await store.validation_for(conn, client_secret, MEDIUM, hashed, purpose)
         refusal: MatrixError | None = None
@@ -209,23 +193,23 @@ class EmailService:
         elif purpose != PASSWORD_RESET and owner is not None:
             refusal = in_use()
         if refusal is not None:
-            if not self._settings.inhibit_errors:
+            if not self.settings.inhibit_errors:
                 raise refusal
             # Looks like a session was made and an email sent: nothing tells who has an
             # account. The sid leads nowhere.
-            await self._limiter.limit(Action.THREEPID_TOKEN, f"ip:{client_address}")
+            await self.limiter.limit(Action.THREEPID_TOKEN, f"ip:{client_address}")
             return {"sid": secrets.token_urlsafe(18)}
         if existing is not None and send_attempt <= existing.send_attempt:
             return self._answer(existing.sid, base_url)  # the same attempt: no second email
         # Only what sends an email counts: per address (nobody's inbox is flooded) and
         # per client address.
-        await self._limiter.limit(Action.THREEPID_TOKEN, f"address:{hashed}")
-        await self._limiter.limit(Action.THREEPID_TOKEN, f"ip:{client_address}")
+        await self.limiter.limit(Action.THREEPID_TOKEN, f"address:{hashed}")
+        await self.limiter.limit(Action.THREEPID_TOKEN, f"ip:{client_address}")
         sid = existing.sid if existing is not None else secrets.token_urlsafe(18)
         code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
         now = _now_ms()
-        expires = now + self._settings.token_lifetime_ms
-        async with self._pool.acquire() as conn:
+        expires = now + self.settings.token_lifetime_ms
+        async with self.pool.acquire() as conn:
             await store.delete_stale_validations(conn, now - VALIDATION_KEPT_MS)
             await store.erase_unbound_addresses(conn, now - UNBOUND_GRACE_MS)
             if existing is None:
@@ -256,18 +240,18 @@ class EmailService:
         link = f"{base_url}/_linkchat/client/email/validate?" + urlencode(
             {"sid": sid, "client_secret": client_secret, "token": code}
         )
-        email_message = self._templates.email(
+        email_message = self.templates.email(
             "validation",
             address,
             purpose=purpose,
             link=link,
             code=code,
-            lifetime_minutes=self._settings.token_lifetime_ms // 60_000,
+            lifetime_minutes=self.settings.token_lifetime_ms // 60_000,
         )
         try:
-            await self._mailer.send(email_message)
+            await self.mailer.send(email_message)
         except MailNotSent:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 await store.undo_send(conn, existing, sid)
             raise MatrixError(
                 500,
@@ -287,7 +271,7 @@ class EmailService:
         """Validate a session with its token (from the link or typed); returns its
         next_link. M_THREEPID_AUTH_FAILED with the reason otherwise."""
         now = _now_ms()
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             session = await store.validation(conn, sid)
             if session is None or not hmac.compare_digest(session.client_secret, client_secret):
                 raise auth_failed("This validation link or code is unknown; ask for a new email.")
@@ -310,7 +294,7 @@ class EmailService:
         """The address a validated session of `purpose` proved, or M_THREEPID_AUTH_FAILED."""
         if not isinstance(sid, str) or not isinstance(client_secret, str):
             raise auth_failed("sid and client_secret are required.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             session = await store.validation(conn, sid)
         if (
             session is None
@@ -327,7 +311,7 @@ class EmailService:
         result = results.get(EMAIL_IDENTITY)
         if not isinstance(result, dict):
             return None
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             session = await store.validation(conn, str(result.get("sid")))
         if session is None or session.address_hash != result.get("address_hash"):
             raise auth_failed("The validation session has expired; validate the address again.")
@@ -342,7 +326,7 @@ class EmailService:
             normalised = normalise(address)
         except MatrixError:
             return None
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await store.owner(conn, MEDIUM, await self.hash_of(normalised))
 
     async def owner_of(self, results: Mapping[str, Any]) -> str | None:
@@ -350,14 +334,14 @@ class EmailService:
         proof = await self.proof_of(results)
         if proof is None:
             return None
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await store.owner(conn, proof.medium, proof.address_hash)
 
     async def spend(self, results: Mapping[str, Any]) -> None:
         """The validation the UIA used is used up (a password reset)."""
         result = results.get(EMAIL_IDENTITY)
         if isinstance(result, dict) and isinstance(result.get("sid"), str):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 await store.delete_validation(conn, result["sid"])
 
     async def drafts_for_new_account(self, user_id: str, results: Mapping[str, Any]) -> list[Draft]:
@@ -373,7 +357,7 @@ class EmailService:
         # Kept before the binding is appended; a refused append leaves a row that the
         # next requestToken sweeps once UNBOUND_GRACE_MS has passed (or one whose hash
         # another account holds: the same address).
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await store.keep_address(
                 conn, proof.medium, proof.address_hash, proof.address, _now_ms()
             )
@@ -388,7 +372,7 @@ class EmailService:
     # --- GET /account/3pid, add, delete ---------------------------------------------------
 
     async def threepids(self, user_id: str) -> list[dict[str, Any]]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await store.bindings(conn, user_id)
         return [
             {
@@ -405,7 +389,7 @@ class EmailService:
         """POST /account/3pid/add: the account's password (UIA), and the address proved
         by the validated session the body names (sid, client_secret), or, without
         them, by the UIA stage m.login.email.identity."""
-        uia = self._accounts.uia
+        uia = self.accounts.uia
         session = await uia.open("POST /account/3pid/add", auth, provided, user_id)
         by_body = "sid" in session.params
         flows = [[PASSWORD]] if by_body else [[PASSWORD, EMAIL_IDENTITY]]
@@ -429,12 +413,12 @@ class EmailService:
             raise denied()
         draft = await self._bind(user_id, proof)
         try:
-            await self._appender.append(draft)
+            await self.appender.append(draft)
         except MatrixError:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 await store.erase_address(conn, proof.address_hash)  # unless bound
             raise
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             # Used: the same validation cannot add the address again after a removal.
             await store.erase_validations(conn, proof.medium, proof.address_hash)
 
@@ -443,19 +427,19 @@ class EmailService:
             raise invalid_param(f"Unsupported medium {medium!r}.")
         normalised = normalise(address)
         hashed = await self.hash_of(normalised)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             owner = await store.owner(conn, MEDIUM, hashed)
         if owner == user_id:
-            await self._appender.append(
+            await self.appender.append(
                 Draft(user_id, user_id, types.ACCOUNT_THREEPID, {}, state_key=hashed)
             )
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await store.erase_address(conn, hashed)
             # Its email pushers go with it (their pushkey is the address), as in Synapse.
             await notification_store.delete_email_pushers(conn, user_id, normalised)
 
     async def bindings(self, user_id: str) -> list[store.Binding]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await store.bindings(conn, user_id)
 
     async def replace_bindings(self, user_id: str, wanted: list[tuple[str, str]]) -> None:
@@ -465,7 +449,7 @@ class EmailService:
         hashes = {
             await self._hash(medium, address): (medium, address) for medium, address in wanted
         }
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             held_rows = {row.address_hash: row for row in await store.bindings(conn, user_id)}
             held = set(held_rows)
             for hashed, (medium, address) in hashes.items():
@@ -487,9 +471,9 @@ class EmailService:
         ]
         try:
             if drafts:
-                await self._appender.append_group(drafts)
+                await self.appender.append_group(drafts)
         finally:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 # What was removed, and what was kept for a refused append (unless bound).
                 for hashed in held ^ hashes.keys():
                     await store.erase_address(conn, hashed)
@@ -500,7 +484,7 @@ class EmailService:
     async def adopt_admin_threepids(self) -> None:
         """Move what the admin API stored outside the log before this capability (the
         table of migration 0023) into bindings; each row is deleted once moved."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await store.legacy_admin_threepids(conn)
         by_user: dict[str, list[tuple[str, str]]] = {}
         for row in rows:
@@ -516,7 +500,7 @@ class EmailService:
             except MatrixError as refused:
                 log.warning("admin threepids of %s not moved: %s", user_id, refused.error)
                 continue
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 for medium, address in pairs:
                     await store.forget_legacy_admin_threepid(conn, medium, address)
 

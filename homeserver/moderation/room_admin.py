@@ -10,6 +10,7 @@ view, never served to a client's account.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -54,20 +55,13 @@ def _listed(row: dict[str, Any]) -> JsonDict:
     }
 
 
+@dataclass(eq=False)
 class RoomAdministration:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        renderer: EventRenderer,
-        trail: AuditTrail,
-        rooms: RoomService,
-        server_name: str,
-    ) -> None:
-        self._pool = pool
-        self._renderer = renderer
-        self._trail = trail
-        self._rooms = rooms
-        self._server_name = server_name
+    pool: asyncpg.Pool
+    renderer: EventRenderer
+    trail: AuditTrail
+    room_service: RoomService
+    server_name: str
 
     async def make_room_admin(
         self, admin: str, room_id_or_alias: str, user_id: str | None, reason: str | None
@@ -76,11 +70,11 @@ class RoomAdministration:
         joined local user, as a power levels change sent by that user (the Matrix rules
         decide), and invite them unless they are in the room or it is public, as Synapse
         does; recorded as `room.make_admin`. The room's ID."""
-        room_id = await self._rooms.resolve_room(room_id_or_alias)
+        room_id = await self.room_service.resolve_room(room_id_or_alias)
         target = user_id or admin
-        if not types.is_user_id(target) or target.partition(":")[2] != self._server_name:
+        if not types.is_user_id(target) or target.partition(":")[2] != self.server_name:
             raise invalid_param("Only local users can be made room admins.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
             levels_event = await rooms_store.state_event(conn, room_id, types.POWER_LEVELS, "")
@@ -101,7 +95,7 @@ class RoomAdministration:
         if granting is None:
             raise MatrixError(400, "M_UNKNOWN", "No local admin user in room")
         try:
-            await self._rooms.edit_state(
+            await self.room_service.edit_state(
                 granting,
                 room_id,
                 types.POWER_LEVELS,
@@ -117,8 +111,8 @@ class RoomAdministration:
         inside = member is not None and member.membership in ("join", "invite")
         public = join_rules is not None and join_rules.content.get("join_rule") == "public"
         if not inside and not public:
-            await self._rooms.invite(granting, room_id, target, None)
-        await self._trail.record(
+            await self.room_service.invite(granting, room_id, target, None)
+        await self.trail.record(
             admin,
             "room.make_admin",
             target=room_id,
@@ -129,21 +123,21 @@ class RoomAdministration:
 
     async def blocked_by(self, room_id: str) -> str | None:
         """The admin who blocked the room (known to the server or not); None if it is not."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await room_block_store.blocked_by(conn, room_id)
 
     async def set_blocked(self, admin: str, room_id: str, block: bool, reason: str | None) -> None:
         """Block the room (known or not: it may be blocked before anyone makes it) or
         unblock it; recorded as `room.block`. Doing what is already so records nothing."""
         for _ in range(STATE_EDIT_ATTEMPTS):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 current = await rooms_store.state_event(
-                    conn, self._trail.chain, types.ROOM_BLOCK, room_id
+                    conn, self.trail.chain, types.ROOM_BLOCK, room_id
                 )
             if (current is not None and current.content.get("block") is True) == block:
                 return
             fact = StateEdit(
-                self._trail.chain,
+                self.trail.chain,
                 admin,
                 types.ROOM_BLOCK,
                 {"block": block},
@@ -151,7 +145,7 @@ class RoomAdministration:
                 replaces=current.event_id if current is not None else None,
             )
             try:
-                await self._trail.record(
+                await self.trail.record(
                     admin,
                     "room.block",
                     target=room_id,
@@ -171,12 +165,12 @@ class RoomAdministration:
             raise invalid_param(f"Unknown order_by {query.order_by!r}.")
         if query.search_term == "":
             raise invalid_param("search_term cannot be an empty string")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows, total = await room_store.rooms(conn, query, offset, limit)
         return [_listed(row) for row in rows], total
 
     async def room(self, room_id: str) -> JsonDict:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await room_store.room(conn, room_id)
         if row is None:
             raise not_found(ROOM_NOT_FOUND)
@@ -189,7 +183,7 @@ class RoomAdministration:
         }
 
     async def members(self, room_id: str) -> list[str]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
             return await room_store.joined_members(conn, room_id)
@@ -197,7 +191,7 @@ class RoomAdministration:
     async def forward_extremities(self, room_id: str) -> list[JsonDict]:
         """Synapse's forward extremities, for consoles that show them: a room here is one
         chain, so its one extremity is its latest event (`state_group`: its position)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
             head = await room_store.chain_head(conn, room_id)
@@ -213,10 +207,10 @@ class RoomAdministration:
         ]
 
     async def state(self, viewer: Viewer, room_id: str, event_type: str | None) -> list[JsonDict]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
             events = await rooms_store.state_events(conn, room_id)
         if event_type is not None:
             events = [event for event in events if event.type == event_type]
-        return await self._renderer.serve(events, viewer)
+        return await self.renderer.serve(events, viewer)
