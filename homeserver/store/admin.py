@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
+
+from homeserver.store.query_args import QueryArgs
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +49,19 @@ async def flagged_admins(conn: asyncpg.Connection, user_ids: list[str]) -> set[s
     return {row["user_id"] for row in rows}
 
 
-def _where(found: ActionFilter, params: list[Any]) -> list[str]:
+def _where(found: ActionFilter, args: QueryArgs) -> list[str]:
     clauses: list[str] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
     if found.admin_id is not None:
-        clauses.append(f"admin_id = {param(found.admin_id)}")
+        clauses.append(f"admin_id = {args.param(found.admin_id)}")
     if found.action is not None:
-        exact = param(found.action)
+        exact = args.param(found.action)
         clauses.append(f"(action = {exact} OR starts_with(action, {exact} || '.'))")
     if found.target is not None:
-        clauses.append(f"target = {param(found.target)}")
+        clauses.append(f"target = {args.param(found.target)}")
     if found.since_ts is not None:
-        clauses.append(f"ts >= {param(found.since_ts)}")
+        clauses.append(f"ts >= {args.param(found.since_ts)}")
     if found.until_ts is not None:
-        clauses.append(f"ts <= {param(found.until_ts)}")
+        clauses.append(f"ts <= {args.param(found.until_ts)}")
     return clauses
 
 
@@ -80,30 +76,28 @@ async def admin_actions(
 ) -> list[ActionRow]:
     """Up to `limit` actions matching `found` strictly between the stream positions
     `after` and `before`, oldest first when `forwards`, else newest first."""
-    params: list[Any] = []
-    clauses = _where(found, params)
+    args = QueryArgs()
+    clauses = _where(found, args)
     if after is not None:
-        params.append(after)
-        clauses.append(f"stream_position > ${len(params)}")
+        clauses.append(f"stream_position > {args.param(after)}")
     if before is not None:
-        params.append(before)
-        clauses.append(f"stream_position < ${len(params)}")
-    params.append(limit)
+        clauses.append(f"stream_position < {args.param(before)}")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = "ASC" if forwards else "DESC"
+    limit_param = args.param(limit)
     rows = await conn.fetch(
         "SELECT event_id, stream_position, ts, admin_id, action, target, reason, details"
-        f" FROM admin_actions {where} ORDER BY stream_position {order} LIMIT ${len(params)}",
-        *params,
+        f" FROM admin_actions {where} ORDER BY stream_position {order} LIMIT {limit_param}",
+        *args.values,
     )
     return [ActionRow(**dict(row)) for row in rows]
 
 
 async def count_admin_actions(conn: asyncpg.Connection, found: ActionFilter) -> int:
-    params: list[Any] = []
-    clauses = _where(found, params)
+    args = QueryArgs()
+    clauses = _where(found, args)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return int(await conn.fetchval(f"SELECT count(*) FROM admin_actions {where}", *params))
+    return int(await conn.fetchval(f"SELECT count(*) FROM admin_actions {where}", *args.values))
 
 
 async def ratelimit_overrides(conn: asyncpg.Connection) -> dict[str, tuple[int, int]]:

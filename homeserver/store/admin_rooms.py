@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from homeserver.store.query_args import QueryArgs
 from homeserver.store.room_directory import (
     SUMMARY_STATE,
     SUMMARY_TYPES,
@@ -74,15 +75,11 @@ class RoomQuery:
     forwards: bool = True
 
 
-def _where(query: RoomQuery, params: list[Any]) -> str:
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
+def _where(query: RoomQuery, args: QueryArgs) -> str:
     clauses = ["TRUE"]
     if query.search_term is not None:
-        anywhere = param(like_anywhere(query.search_term.lower()))
-        exact = param(like_anywhere(query.search_term))
+        anywhere = args.param(like_anywhere(query.search_term.lower()))
+        exact = args.param(like_anywhere(query.search_term))
         clauses.append(
             f"(lower(coalesce(name, '')) LIKE {anywhere}"
             f" OR lower(split_part(substr(coalesce(canonical_alias, ''), 2), ':', 1))"
@@ -99,23 +96,23 @@ async def rooms(
     conn: asyncpg.Connection, query: RoomQuery, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of the rooms `query` selects, and how many it selects in all."""
-    params: list[Any] = [_TYPES]
-    where = _where(query, params)
+    args = QueryArgs(_TYPES)
+    where = _where(query, args)
     column, largest_first = ORDERS[query.order_by]
     ascending = query.forwards != largest_first
     # Ties sort by room ID, so pages never overlap; rooms with no value come last.
     order = f"{column} {'ASC' if ascending else 'DESC'} NULLS LAST, room_id ASC"
-    params += [offset, limit]
+    offset_param, limit_param = args.param(offset), args.param(limit)
     row = await conn.fetchrow(
         f"""
         WITH listed AS MATERIALIZED (SELECT * FROM ({_ROOMS}) rooms WHERE {where})
         SELECT (SELECT count(*) FROM listed) AS total,
                (SELECT coalesce(json_agg(page ORDER BY {order}), '[]') FROM (
                     SELECT * FROM listed ORDER BY {order}
-                    OFFSET ${len(params) - 1} LIMIT ${len(params)}
+                    OFFSET {offset_param} LIMIT {limit_param}
                ) page)::text AS page
         """,
-        *params,
+        *args.values,
     )
     assert row is not None
     return orjson.loads(row["page"]), int(row["total"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
+
+from homeserver.store.query_args import QueryArgs
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +73,16 @@ async def user(conn: asyncpg.Connection, user_id: str, configured: list[str]) ->
     return _row(record) if record is not None else None
 
 
-def _where(query: UserQuery, params: list[Any]) -> str:
+def _where(query: UserQuery, args: QueryArgs) -> str:
     clauses: list[str] = []
-
-    def param(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
     if query.name is not None:
-        term = param(query.name.lower())
+        term = args.param(query.name.lower())
         clauses.append(
             f"(strpos(lower(split_part(substr(user_id, 2), ':', 1)), {term}) > 0"
             f" OR strpos(lower(coalesce(displayname, '')), {term}) > 0)"
         )
     elif query.user_id is not None:
-        clauses.append(f"strpos(lower(user_id), {param(query.user_id.lower())}) > 0")
+        clauses.append(f"strpos(lower(user_id), {args.param(query.user_id.lower())}) > 0")
     if not query.guests:
         clauses.append("kind <> 'guest'")
     if not query.deactivated:
@@ -100,17 +96,15 @@ async def users(
     conn: asyncpg.Connection, query: UserQuery, configured: list[str], offset: int, limit: int
 ) -> tuple[list[UserRow], int]:
     """A page of the users `query` selects, and how many it selects in all."""
-    params: list[Any] = [configured]
-    where = _where(query, params)
+    args = QueryArgs(configured)
+    where = _where(query, args)
     listed = f"SELECT * FROM ({_USERS}) listed {where}"
-    total = int(await conn.fetchval(f"SELECT count(*) FROM ({listed}) counted", *params))
+    total = int(await conn.fetchval(f"SELECT count(*) FROM ({listed}) counted", *args.values))
     direction = "ASC" if query.forwards else "DESC"
     # Ties (and NULLs, last forwards) sort by ascending user ID, as Synapse: a stable order.
     order = f"{ORDER_COLUMNS[query.order_by]} {direction}, user_id ASC"
-    params += [offset, limit]
-    rows = await conn.fetch(
-        f"{listed} ORDER BY {order} OFFSET ${len(params) - 1} LIMIT ${len(params)}", *params
-    )
+    page = f"OFFSET {args.param(offset)} LIMIT {args.param(limit)}"
+    rows = await conn.fetch(f"{listed} ORDER BY {order} {page}", *args.values)
     return [_row(row) for row in rows], total
 
 

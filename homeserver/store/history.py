@@ -15,6 +15,7 @@ import asyncpg
 
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
+from homeserver.store.query_args import QueryArgs
 
 
 @dataclass(frozen=True)
@@ -103,20 +104,15 @@ async def room_events(
     if limit <= 0 or upto <= after:
         return []
     conditions = ["room_id = $1", "stream_position > $2", "stream_position <= $3"]
-    args: list[object] = [room_id, after, upto, limit]
-
-    def param(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    args = QueryArgs(room_id, after, upto, limit)
     chosen = selection or EventSelection()
-    conditions += event_conditions(chosen, param)
+    conditions += event_conditions(chosen, args.param)
     if (relation := chosen.relation) is not None:
-        related = [f"r.relates_to = {param(relation.relates_to)}"]
+        related = [f"r.relates_to = {args.param(relation.relates_to)}"]
         if relation.rel_type is not None:
-            related.append(f"r.rel_type = {param(relation.rel_type)}")
+            related.append(f"r.rel_type = {args.param(relation.rel_type)}")
         if relation.event_type is not None:
-            related.append(f"r.type = {param(relation.event_type)}")
+            related.append(f"r.type = {args.param(relation.event_type)}")
         conditions.append(
             "event_id IN (SELECT r.event_id FROM event_relations r"
             f" WHERE {' AND '.join(related)}"
@@ -127,7 +123,7 @@ async def room_events(
         "SELECT event_id, stream_position, json FROM events"
         f" WHERE {' AND '.join(conditions)}"
         f" ORDER BY stream_position {order} LIMIT $4",
-        *args,
+        *args.values,
     )
     return [event_from_row(row) for row in rows]
 

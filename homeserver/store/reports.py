@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from homeserver.events.content.reports import ReportKind
+from homeserver.store.query_args import QueryArgs
 from homeserver.store.room_directory import like_anywhere
 
 # What a listed report shows besides its own row: the reported event's sender.
@@ -37,20 +38,16 @@ class ReportPage:
     total: int
 
 
-def _conditions(kind: ReportKind, found: ReportFilter, args: list[object]) -> str:
-    def param(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+def _conditions(kind: ReportKind, found: ReportFilter, args: QueryArgs) -> str:
     where = ["TRUE"]
     if found.reporter:
-        where.append(f"r.user_id LIKE {param(like_anywhere(found.reporter))}")
+        where.append(f"r.user_id LIKE {args.param(like_anywhere(found.reporter))}")
     if found.room_id and kind != "user":
-        where.append(f"r.room_id LIKE {param(like_anywhere(found.room_id))}")
+        where.append(f"r.room_id LIKE {args.param(like_anywhere(found.room_id))}")
     if found.sender is not None and kind == "event":
-        where.append(f"e.sender = {param(found.sender)}")
+        where.append(f"e.sender = {args.param(found.sender)}")
     if found.target is not None and kind == "user":
-        where.append(f"r.target_user_id = {param(found.target)}")
+        where.append(f"r.target_user_id = {args.param(found.target)}")
     return " AND ".join(where)
 
 
@@ -65,7 +62,7 @@ async def reports(
 ) -> ReportPage:
     """A page of the reports of `kind` that `found` matches, and how many match in all.
     A report's ID is its fact's stream position, so ordering by it is by time."""
-    args: list[object] = [offset, limit]
+    args = QueryArgs(offset, limit)
     where = _conditions(kind, found, args)
     order = "DESC" if newest_first else "ASC"
     row = await conn.fetchrow(
@@ -76,7 +73,7 @@ async def reports(
                     SELECT * FROM matched ORDER BY id {order} OFFSET $1 LIMIT $2
                ) page)::text AS page
         """,
-        *args,
+        *args.values,
     )
     assert row is not None
     return ReportPage(orjson.loads(row["page"]), int(row["total"]))

@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from homeserver.store.query_args import QueryArgs
+
 
 @dataclass(frozen=True)
 class RoomSummary:
@@ -130,11 +132,8 @@ async def public_rooms(
 ) -> DirectoryPage:
     """Listed rooms, most joined members first (then by room ID), after the keyset
     `after` or, reading backwards, before `before`; at most `limit` of them."""
-    args: list[object] = [SUMMARY_TYPES, limit]
-
-    def param(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
+    args = QueryArgs(SUMMARY_TYPES, limit)
+    param = args.param
 
     listed = [
         "joined_members > 0",
@@ -185,7 +184,7 @@ async def public_rooms(
                     ORDER BY {order} LIMIT $2
                ) page) AS page
         """,
-        *args,
+        *args.values,
     )
     assert row is not None
     rooms = [_summary(item) for item in json.loads(row["page"])]

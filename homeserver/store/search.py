@@ -25,7 +25,9 @@ import asyncpg
 
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 from homeserver.store.history import selection_conditions
+from homeserver.store.query_args import QueryArgs
 from homeserver.store.shadow_bans import hidden_sql
 
 Order = Literal["rank", "recent"]
@@ -93,17 +95,13 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
     (exact up to COUNT_LIMIT)."""
     if not query.ranges or query.limit <= 0:
         return [], 0
-    args: list[object] = [
+    args = QueryArgs(
         [r.room_id for r in query.ranges],
         [r.first for r in query.ranges],
         [r.last for r in query.ranges],
         query.tsquery,
         list(query.keys),
-    ]
-
-    def param(value: object) -> str:
-        args.append(value)
-        return f"${len(args)}"
+    )
 
     conditions = [
         "s.vector @@ to_tsquery('english', $4)",
@@ -112,11 +110,11 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
         "s.room_id = ANY($1::text[])",
         "s.key = ANY($5::text[])",
     ]
-    conditions += selection_conditions(query, param, prefix="s.")
+    conditions += selection_conditions(query, args.param, prefix="s.")
     if query.contains_url is not None:
-        conditions.append(f"s.contains_url = {param(query.contains_url)}::boolean")
+        conditions.append(f"s.contains_url = {args.param(query.contains_url)}::boolean")
     conditions.append(
-        f"NOT {hidden_sql('s.sender', 's.stream_position', param(query.viewer) + '::text')}"
+        f"NOT {hidden_sql('s.sender', 's.stream_position', args.param(query.viewer) + '::text')}"
     )
     by_rank = query.order == "rank"
     rank = ", ts_rank(s.vector, to_tsquery('english', $4)) AS rank" if by_rank else ""
@@ -130,11 +128,11 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
           ON s.room_id = r.room_id AND s.stream_position BETWEEN r.first AND r.last
         WHERE {" AND ".join(conditions)}
     """
-    matching_args = list(args)
+    matching_args = list(args.values)
     count = 0
     async with conn.transaction():
         await conn.execute(_PLANNING)
-        rows = await conn.fetch(_page_sql(query, matched, param), *args)
+        rows = await conn.fetch(_page_sql(query, matched, args.param), *args.values)
         if rows:
             count = min(int(rows[0]["total"]), COUNT_LIMIT)
         elif query.after is not None:
@@ -147,7 +145,7 @@ async def search(conn: asyncpg.Connection, query: SearchQuery) -> tuple[list[Mat
             )
     matches = [
         Match(
-            event=Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"]),
+            event=event_from_row(row),
             rank=float(row["rank"]),
             headline=row["headline"],
             more_in_group={
@@ -325,7 +323,7 @@ async def context_events(
         max(after, 0),
     )
     for row in rows:
-        event = Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
+        event = event_from_row(row)
         result[row["idx"] - 1][0 if row["before"] else 1].append(event)
     return result
 
@@ -349,7 +347,5 @@ async def member_events_at(
     )
     found: list[Event | None] = [None] * len(wanted)
     for row in rows:
-        found[row["idx"] - 1] = Event.from_pdu(
-            row["event_id"], decode(row["json"]), row["stream_position"]
-        )
+        found[row["idx"] - 1] = event_from_row(row)
     return found

@@ -10,6 +10,7 @@ import asyncpg
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
 from homeserver.store.history import EventSelection, event_conditions
+from homeserver.store.query_args import QueryArgs
 from homeserver.store.unnest import columns
 
 
@@ -58,13 +59,8 @@ async def timelines(
 ) -> dict[str, list[Event]]:
     """Per room, the last `limit` events in its window (after, upto] that `selection` (a
     timeline filter's types, senders and `contains_url`) keeps, oldest first."""
-    args: list[object] = [limit]
-
-    def param(value: object) -> str:
-        args.append(value)
-        return f"${len(args) + 3}"  # after the three unnested arrays
-
-    conditions = event_conditions(selection, param) if selection is not None else []
+    args = QueryArgs(limit, offset=3)  # after the three unnested arrays
+    conditions = event_conditions(selection, args.param) if selection is not None else []
     matching = "".join(f" AND {condition}" for condition in conditions)
     return await _events_in_windows(
         conn,
@@ -74,7 +70,7 @@ async def timelines(
         "   WHERE room_id = w.room_id AND stream_position > w.after"
         f"   AND stream_position <= w.upto{matching} ORDER BY stream_position DESC LIMIT $4) e",
         windows,
-        *args,
+        *args.values,
     )
 
 
