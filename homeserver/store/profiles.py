@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from homeserver.events import types
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ async def joined_member_events(conn: asyncpg.Connection, user_id: str) -> list[E
         " WHERE m.user_id = $1 AND m.membership = 'join' ORDER BY m.room_id",
         user_id,
     )
-    return [Event.from_pdu(r["event_id"], decode(r["json"]), r["stream_position"]) for r in rows]
+    return [event_from_row(r) for r in rows]
 
 
 async def joined_at(

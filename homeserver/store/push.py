@@ -12,6 +12,7 @@ import asyncpg
 from homeserver.events import types
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 
 PUSH_RULES = "m.push_rules"
 # The push follower's name in follower_positions (push/sender.py): sync reads its
@@ -315,9 +316,7 @@ async def events_after(
         upto,
         list(room_ids),
     )
-    return [
-        Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"]) for row in rows
-    ]
+    return [event_from_row(row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +366,7 @@ async def notifications_page(
     )
     return [
         ListedNotification(
-            Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"]),
+            event_from_row(row),
             json.loads(row["actions"]),
             int(row["ts"]),
             bool(row["read"]),

@@ -9,16 +9,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.events.canonical import decode
 from homeserver.events.model import Event
+from homeserver.store.events import event_from_row
 from homeserver.store.shadow_bans import hidden_sql
 from homeserver.store.unnest import columns
 
 _LIVE = "NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id)"
-
-
-def _event(row: asyncpg.Record) -> Event:
-    return Event.from_pdu(row["event_id"], decode(row["json"]), row["stream_position"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +42,7 @@ async def latest_edits(
         *columns(targets, 2),
         viewer,
     )
-    return {row["relates_to"]: _event(row) for row in rows}
+    return {row["relates_to"]: event_from_row(row) for row in rows}
 
 
 async def thread_summaries(
@@ -69,7 +65,7 @@ async def thread_summaries(
         viewer,
     )
     return {
-        row["relates_to"]: ThreadSummary(row["n"], _event(row), frozenset(row["senders"]))
+        row["relates_to"]: ThreadSummary(row["n"], event_from_row(row), frozenset(row["senders"]))
         for row in rows
     }
 
