@@ -10,6 +10,7 @@ import asyncpg
 
 from homeserver.events import types
 from homeserver.events.canonical import decode
+from homeserver.store.results import stored_object
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,7 @@ async def content(
         room_id,
         data_type,
     )
-    if value is None:
-        return None
-    decoded = decode(value)
-    return decoded if isinstance(decoded, dict) else None
+    return stored_object(value)
 
 
 async def contents_many(
@@ -45,10 +43,8 @@ async def contents_many(
         room_id,
         data_type,
     )
-    found = {row["user_id"]: decode(row["content"]) for row in rows}
-    return [
-        value if isinstance(value := found.get(user_id), dict) else None for user_id in user_ids
-    ]
+    found = {row["user_id"]: row["content"] for row in rows}
+    return [stored_object(found.get(user_id)) for user_id in user_ids]
 
 
 async def fact(

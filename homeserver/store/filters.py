@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from homeserver.events.canonical import decode
+from homeserver.store.results import stored_object
 
 
 async def user_filter(
@@ -17,7 +17,4 @@ async def user_filter(
         user_id,
         filter_id,
     )
-    if text is None:
-        return None
-    found = decode(text)
-    return found if isinstance(found, dict) else None
+    return stored_object(text)

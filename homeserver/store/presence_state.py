@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from homeserver.store.unnest import columns
+
 _COLUMNS = (
     "user_id, version, position, presence, status_msg, currently_active,"
     " last_active_ts, last_sync_ts, chosen_ts"
@@ -92,10 +94,7 @@ async def touch(
         " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"
         " AS t(user_id, version, last_sync_ts, deadline)"
         " WHERE p.user_id = t.user_id AND p.version = t.version RETURNING p.user_id",
-        [w[0] for w in writes],
-        [w[1] for w in writes],
-        [w[2] for w in writes],
-        [w[3] for w in writes],
+        *columns(writes, 4),
     )
     return {row["user_id"] for row in rows}
 

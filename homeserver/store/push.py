@@ -13,6 +13,7 @@ from homeserver.events import types
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
+from homeserver.store.results import rows_affected
 
 PUSH_RULES = "m.push_rules"
 # The push follower's name in follower_positions (push/sender.py): sync reads its
@@ -512,7 +513,7 @@ async def delete_pushers_with_key(
         pushkey,
         except_user,
     )
-    return int(status.split()[-1])
+    return rows_affected(status)
 
 
 async def delete_user_pusher(

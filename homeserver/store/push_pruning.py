@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncpg
 
 from homeserver.store.push import READ_RECEIPTS, read_up_to_sql
+from homeserver.store.results import rows_affected
 
 
 async def fold_notifications_before(conn: asyncpg.Connection, before_ts: int, limit: int) -> int:
@@ -67,4 +68,4 @@ async def delete_read_backlog(conn: asyncpg.Connection, limit: int) -> int:
         limit,
         list(READ_RECEIPTS),
     )
-    return int(status.split()[-1])
+    return rows_affected(status)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.results import rows_affected
 from homeserver.store.unnest import columns
 
 # The first half of the advisory lock every backup write takes per user.
@@ -209,4 +210,4 @@ async def delete_keys(
         room_id,
         session_id,
     )
-    return int(result.split()[-1])
+    return rows_affected(result)

@@ -229,8 +229,6 @@ async def member_events_at(
         " CROSS JOIN LATERAL (SELECT event_id, stream_position, json FROM events"
         "   WHERE room_id = w.room_id AND type = 'm.room.member' AND state_key = w.user_id"
         "   AND stream_position <= w.upto ORDER BY stream_position DESC LIMIT 1) e",
-        [w[0] for w in wanted],
-        [w[1] for w in wanted],
-        [w[2] for w in wanted],
+        *columns(wanted, 3),
     )
     return _by_room(rows)
