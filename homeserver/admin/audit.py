@@ -10,7 +10,7 @@ record, so the log never holds one without the other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,12 @@ from homeserver.errors import invalid_param
 from homeserver.events import types
 from homeserver.events.content.admin import AdminActionContent
 from homeserver.events.content.parsing import parsed
-from homeserver.events.model import Draft, Event, JsonDict
+from homeserver.events.model import Draft, Event, JsonDict, StateEdit
 from homeserver.log.appender import Appender
+from homeserver.log.edits import retry_edit
+from homeserver.rooms.service import STATE_EDIT_ATTEMPTS
 from homeserver.store import admin as admin_store
+from homeserver.store import rooms as room_store
 from homeserver.store.admin import ActionRow
 
 MAX_PAGE = 1000
@@ -92,6 +95,43 @@ class AuditTrail:
             [*facts, Draft(self.chain, admin, types.ADMIN_ACTION, content)]
         )
         return events[-1]
+
+    async def record_edit(
+        self,
+        admin: str,
+        action: str,
+        target: str,
+        edit: Callable[[Event | None], JsonDict | None],
+        *,
+        event_type: str,
+        reason: str | None,
+        details: Mapping[str, Any],
+        what: str,
+    ) -> None:
+        """Record `admin`'s `action` on `target` with the moderation fact (`event_type`,
+        keyed by `target`) that `edit` makes of the current one; None: it is already so,
+        and nothing is recorded. The fact is a StateEdit of the current one, so two admins
+        acting at once cannot lose a change: it is computed again (log/edits.py)."""
+
+        async def attempt() -> None:
+            async with self._pool.acquire() as conn:
+                current = await room_store.state_event(conn, self.chain, event_type, target)
+            content = edit(current)
+            if content is None:
+                return
+            fact = StateEdit(
+                self.chain,
+                admin,
+                event_type,
+                content,
+                target,
+                replaces=current.event_id if current is not None else None,
+            )
+            await self.record(
+                admin, action, target=target, reason=reason, details=details, facts=[fact]
+            )
+
+        await retry_edit(attempt, what, attempts=STATE_EDIT_ATTEMPTS)
 
     async def actions(
         self, found: ActionFilter, *, token: str | None, limit: int, forwards: bool

@@ -28,17 +28,15 @@ from homeserver.accounts.service import AccountService
 from homeserver.admin.threepids import AdminThreepids
 from homeserver.errors import MatrixError, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, StateEdit
+from homeserver.events.model import StateEdit
 from homeserver.log.appender import Appender
+from homeserver.log.edits import retry_edit
 from homeserver.profiles.service import AVATAR_URL, DISPLAYNAME, ProfileService
 from homeserver.rooms.service import RoomService
 from homeserver.store import admin_users as user_store
 from homeserver.store import rooms as room_store
 
 log = logging.getLogger(__name__)
-
-# A concurrent edit of the account fact makes the edit read it again, this often at most.
-MAX_ATTEMPTS = 10
 
 
 @dataclass(eq=False)
@@ -52,7 +50,8 @@ class Deactivation:
 
     async def _set_status(self, user_id: str, *, deactivated: bool, erased: bool) -> None:
         """Edit the account fact to say `deactivated` and `erased` (if it does not already)."""
-        for _ in range(MAX_ATTEMPTS):
+
+        async def attempt() -> None:
             async with self.pool.acquire() as conn:
                 fact = await room_store.state_event(conn, user_id, types.ACCOUNT, "")
             if fact is None:
@@ -64,22 +63,13 @@ class Deactivation:
             ):
                 return
             content.update(deactivated=deactivated, erased=erased)
-            try:
-                await self.appender.append(
-                    StateEdit(
-                        user_id,
-                        user_id,
-                        types.ACCOUNT,
-                        content,
-                        state_key="",
-                        replaces=fact.event_id,
-                    )
+            await self.appender.append(
+                StateEdit(
+                    user_id, user_id, types.ACCOUNT, content, state_key="", replaces=fact.event_id
                 )
-                return
-            except MatrixError as refused:
-                if refused.errcode != STATE_CHANGED:
-                    raise
-        raise MatrixError(409, STATE_CHANGED, "The account kept changing; try again.")
+            )
+
+        await retry_edit(attempt, "The account")
 
     async def deactivate(self, user_id: str, *, erase: bool) -> None:
         """Deactivate `user_id` (see the module's steps); an erased account stays erased."""

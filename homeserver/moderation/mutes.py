@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.errors import MatrixError, forbidden, invalid_param, not_found
+from homeserver.errors import forbidden, invalid_param, not_found
 from homeserver.events import types
 from homeserver.events.content.mutes import MuteContent, mute_state_key, parse_mute
-from homeserver.events.model import STATE_CHANGED, Event, JsonDict, StateEdit
+from homeserver.events.model import Event, JsonDict, StateEdit
 from homeserver.log.appender import Appender
+from homeserver.log.edits import retry_edit
 from homeserver.roles.service import with_user_level
 from homeserver.rooms.access import room_access
 from homeserver.rooms.power_levels import PowerLevels
@@ -109,7 +110,8 @@ class MuteService:
             raise invalid_param("You cannot mute yourself.")
         if duration_ms is not None and not 1 <= duration_ms <= MAX_DURATION_MS:
             raise invalid_param(f"duration_ms must be between 1 and {MAX_DURATION_MS}.")
-        for _ in range(STATE_EDIT_ATTEMPTS):
+
+        async def attempt() -> Mute:
             current = await self._current(muter, room_id, user_id)
             levels, existing = current.levels, current.mute
             level = levels.user_level(user_id)
@@ -127,23 +129,20 @@ class MuteService:
             if muted_level != level:
                 drafts.append(self._levels_edit(muter, current, user_id, muted_level))
             drafts.append(self._mute_edit(muter, current, user_id, content))
-            try:
-                events = await self._appender.append_group(drafts)
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
+            events = await self._appender.append_group(drafts)
             return Mute(
                 user_id, muter, events[-1].origin_server_ts, content.get("expires_ts"), reason
             )
-        raise MatrixError(409, STATE_CHANGED, "The power levels kept changing; try again.")
+
+        return await retry_edit(attempt, "The power levels", attempts=STATE_EDIT_ATTEMPTS)
 
     async def unmute(
         self, sender: str, room_id: str, user_id: str, *, only: str | None = None
     ) -> bool:
         """Lift `user_id`'s mute; whether it was lifted now. `only` (a mute fact's event
         ID): lift that mute only, not one made since (the expiry of an earlier one)."""
-        for _ in range(STATE_EDIT_ATTEMPTS):
+
+        async def attempt() -> bool:
             current = await self._current(sender, room_id, user_id)
             existing = current.mute
             if existing is None or current.mute_event is None:
@@ -156,14 +155,10 @@ class MuteService:
             if levels.user_level(user_id) == existing.level != existing.previous_level:
                 drafts.append(self._levels_edit(sender, current, user_id, existing.previous_level))
             drafts.append(self._mute_edit(sender, current, user_id, {}))
-            try:
-                await self._appender.append_group(drafts)
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
+            await self._appender.append_group(drafts)
             return True
-        raise MatrixError(409, STATE_CHANGED, "The power levels kept changing; try again.")
+
+        return await retry_edit(attempt, "The power levels", attempts=STATE_EDIT_ATTEMPTS)
 
     async def mutes(self, viewer: str, room_id: str) -> list[Mute]:
         """The room's mutes in force, for one who may read its current state: a member,

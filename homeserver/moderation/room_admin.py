@@ -18,11 +18,11 @@ import asyncpg
 from homeserver.admin.audit import AuditTrail
 from homeserver.errors import MatrixError, invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, JsonDict, StateEdit
+from homeserver.events.model import Event, JsonDict
 from homeserver.roles.service import with_user_level
 from homeserver.rooms.power_levels import CREATOR_LEVEL, PowerLevels
 from homeserver.rooms.rendering import EventRenderer, Viewer
-from homeserver.rooms.service import STATE_EDIT_ATTEMPTS, RoomService
+from homeserver.rooms.service import RoomService
 from homeserver.store import admin_rooms as room_store
 from homeserver.store import room_blocks as room_block_store
 from homeserver.store import rooms as rooms_store
@@ -129,36 +129,22 @@ class RoomAdministration:
     async def set_blocked(self, admin: str, room_id: str, block: bool, reason: str | None) -> None:
         """Block the room (known or not: it may be blocked before anyone makes it) or
         unblock it; recorded as `room.block`. Doing what is already so records nothing."""
-        for _ in range(STATE_EDIT_ATTEMPTS):
-            async with self.pool.acquire() as conn:
-                current = await rooms_store.state_event(
-                    conn, self.trail.chain, types.ROOM_BLOCK, room_id
-                )
+
+        def edit(current: Event | None) -> JsonDict | None:
             if (current is not None and current.content.get("block") is True) == block:
-                return
-            fact = StateEdit(
-                self.trail.chain,
-                admin,
-                types.ROOM_BLOCK,
-                {"block": block},
-                room_id,
-                replaces=current.event_id if current is not None else None,
-            )
-            try:
-                await self.trail.record(
-                    admin,
-                    "room.block",
-                    target=room_id,
-                    reason=reason,
-                    details={"block": block},
-                    facts=[fact],
-                )
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
-            return
-        raise MatrixError(409, STATE_CHANGED, "The room's block kept changing; try again.")
+                return None
+            return {"block": block}
+
+        await self.trail.record_edit(
+            admin,
+            "room.block",
+            room_id,
+            edit,
+            event_type=types.ROOM_BLOCK,
+            reason=reason,
+            details={"block": block},
+            what="The room's block",
+        )
 
     async def rooms(self, query: RoomQuery, offset: int, limit: int) -> tuple[list[JsonDict], int]:
         if query.order_by not in ORDERS:

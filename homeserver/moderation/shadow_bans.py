@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncpg
 
 from homeserver.admin.audit import AuditTrail
-from homeserver.errors import MatrixError, invalid_param, not_found
+from homeserver.errors import invalid_param, not_found
 from homeserver.events import types
-from homeserver.events.model import STATE_CHANGED, JsonDict, StateEdit
-from homeserver.rooms.service import STATE_EDIT_ATTEMPTS
+from homeserver.events.model import Event, JsonDict
 from homeserver.store import accounts as account_store
-from homeserver.store import rooms as room_store
 
 
 class ShadowBanService:
@@ -33,39 +31,26 @@ class ShadowBanService:
         appends nothing."""
         if user_id.partition(":")[2] != self._server_name:
             raise invalid_param("Only local users can be shadow-banned.")
-        for _ in range(STATE_EDIT_ATTEMPTS):
-            async with self._pool.acquire() as conn:
-                if not await account_store.user_exists(conn, user_id):
-                    raise not_found("User not found")
-                current = await room_store.state_event(
-                    conn, self._trail.chain, types.SHADOW_BAN, user_id
-                )
+        async with self._pool.acquire() as conn:
+            if not await account_store.user_exists(conn, user_id):
+                raise not_found("User not found")
+
+        def edit(current: Event | None) -> JsonDict | None:
             in_force = current is not None and current.content.get("shadow_banned") is True
             if in_force == banned:
-                return
+                return None
             content: JsonDict = {"shadow_banned": banned}
             if not banned and current is not None:
                 content["banned_at"] = current.stream_position
-            fact = StateEdit(
-                self._trail.chain,
-                admin,
-                types.SHADOW_BAN,
-                content,
-                user_id,
-                replaces=current.event_id if current is not None else None,
-            )
-            try:
-                await self._trail.record(
-                    admin,
-                    "user.shadow_ban",
-                    target=user_id,
-                    reason=reason,
-                    details={"shadow_banned": banned},
-                    facts=[fact],
-                )
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
-            return
-        raise MatrixError(409, STATE_CHANGED, "The shadow-ban kept changing; try again.")
+            return content
+
+        await self._trail.record_edit(
+            admin,
+            "user.shadow_ban",
+            user_id,
+            edit,
+            event_type=types.SHADOW_BAN,
+            reason=reason,
+            details={"shadow_banned": banned},
+            what="The shadow-ban",
+        )

@@ -24,6 +24,7 @@ from homeserver.events.content.profile import (
 )
 from homeserver.events.model import STATE_CHANGED, Draft, Event, StateEdit
 from homeserver.log.appender import Appender
+from homeserver.log.edits import retry_edit
 from homeserver.media.uris import is_valid_mxc
 from homeserver.store import profiles as profile_store
 from homeserver.store import rooms as room_store
@@ -101,7 +102,7 @@ class ProfileService:
         await self._change(user_id, field, checked_value(field, body.get(field)))
 
     async def _change(self, user_id: str, field: str, value: str | None) -> None:
-        for _ in range(MAX_ATTEMPTS):
+        async def attempt() -> None:
             # One snapshot: a profile read before a change committed and a fact ID
             # read after it would let this edit overwrite that change unseen.
             async with (
@@ -130,22 +131,15 @@ class ProfileService:
                 await self._appender.append_group([fact, *updates])
                 return
             except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                if not updates:
+                if refused.errcode == STATE_CHANGED or not updates:
                     raise
             # A room refused the join event (its join rule lets nobody join, say):
             # the profile is written alone, then each room on its own.
-            try:
-                await self._appender.append(fact)
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
+            await self._appender.append(fact)
             for member in members:
                 await self._update_room(user_id, member.room_id)
-            return
-        raise MatrixError(409, STATE_CHANGED, "Your profile kept changing; try again.")
+
+        await retry_edit(attempt, "Your profile")
 
     async def _update_room(self, user_id: str, room_id: str) -> None:
         """Show the current profile in one room, if the user is still joined to it."""

@@ -32,6 +32,7 @@ from homeserver.events.model import STATE_CHANGED, Draft, Event, JsonDict, State
 from homeserver.events.room_versions import KNOWN, of_create_content
 from homeserver.events.sealing import reference_room_id, unsigned_pdu
 from homeserver.log.appender import Appender
+from homeserver.log.edits import retry_edit
 from homeserver.rooms.access import room_access, visible_event
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
 from homeserver.rooms.power_levels import PowerLevels, creators_levels, room_creators
@@ -539,7 +540,8 @@ class RoomService:
         has replaced it meanwhile, and then computed again from the new state.
         """
         await self._require_room(room_id)
-        for _ in range(STATE_EDIT_ATTEMPTS):
+
+        async def attempt() -> str:
             async with self._pool.acquire() as conn:
                 current = await room_store.state_event(conn, room_id, event_type, state_key)
             content = edit(dict(current.content) if current is not None else {})
@@ -551,14 +553,9 @@ class RoomService:
                 state_key=state_key,
                 replaces=current.event_id if current is not None else None,
             )
-            try:
-                event = await self._appender.append(draft)
-            except MatrixError as refused:
-                if refused.errcode == STATE_CHANGED:
-                    continue
-                raise
-            return event.event_id
-        raise MatrixError(409, STATE_CHANGED, f"{event_type} kept changing; try again.")
+            return (await self._appender.append(draft)).event_id
+
+        return await retry_edit(attempt, event_type, attempts=STATE_EDIT_ATTEMPTS)
 
     async def _check_canonical_alias(self, room_id: str, content: JsonDict) -> None:
         # The spec: new aliases must be well formed and point to this room; aliases
