@@ -58,20 +58,17 @@ class CommandRow:
 # Devices
 
 
+_DEVICE_COLUMNS = "device_user_id, owner_id, room_id, display_name, created_ts"
+
+
 def _device(row: asyncpg.Record) -> DeviceRow:
-    return DeviceRow(
-        row["device_user_id"],
-        row["owner_id"],
-        row["room_id"],
-        row["display_name"],
-        row["created_ts"],
-    )
+    return DeviceRow(**dict(row))  # the columns are the fields (_DEVICE_COLUMNS)
 
 
 async def devices_of(conn: asyncpg.Connection, owner_id: str) -> list[DeviceRow]:
     rows = await conn.fetch(
-        "SELECT device_user_id, owner_id, room_id, display_name, created_ts"
-        " FROM linkchat_devices WHERE owner_id = $1 ORDER BY created_ts, device_user_id",
+        f"SELECT {_DEVICE_COLUMNS} FROM linkchat_devices"
+        " WHERE owner_id = $1 ORDER BY created_ts, device_user_id",
         owner_id,
     )
     return [_device(row) for row in rows]
@@ -79,8 +76,7 @@ async def devices_of(conn: asyncpg.Connection, owner_id: str) -> list[DeviceRow]
 
 async def device(conn: asyncpg.Connection, device_user_id: str) -> DeviceRow | None:
     row = await conn.fetchrow(
-        "SELECT device_user_id, owner_id, room_id, display_name, created_ts"
-        " FROM linkchat_devices WHERE device_user_id = $1",
+        f"SELECT {_DEVICE_COLUMNS} FROM linkchat_devices WHERE device_user_id = $1",
         device_user_id,
     )
     return _device(row) if row is not None else None

@@ -27,15 +27,18 @@ class BlockRow:
     ts: int
 
 
+_RELATION_COLUMNS = "other_id, relation, message, ts, room_id"
+
+
 def _relation(row: asyncpg.Record) -> RelationRow:
-    return RelationRow(row["other_id"], row["relation"], row["message"], row["ts"], row["room_id"])
+    return RelationRow(**dict(row))  # the columns are the fields (_RELATION_COLUMNS)
 
 
 async def relations(
     conn: asyncpg.Connection, user_id: str, kinds: Sequence[str]
 ) -> list[RelationRow]:
     rows = await conn.fetch(
-        "SELECT other_id, relation, message, ts, room_id FROM friend_relations"
+        f"SELECT {_RELATION_COLUMNS} FROM friend_relations"
         " WHERE user_id = $1 AND relation = ANY($2::text[]) ORDER BY ts, other_id",
         user_id,
         list(kinds),
@@ -45,8 +48,7 @@ async def relations(
 
 async def relation(conn: asyncpg.Connection, user_id: str, other_id: str) -> RelationRow | None:
     row = await conn.fetchrow(
-        "SELECT other_id, relation, message, ts, room_id FROM friend_relations"
-        " WHERE user_id = $1 AND other_id = $2",
+        f"SELECT {_RELATION_COLUMNS} FROM friend_relations WHERE user_id = $1 AND other_id = $2",
         user_id,
         other_id,
     )

@@ -39,13 +39,19 @@ async def lock_backup(conn: asyncpg.Connection, user_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BACKUP_LOCK, user_id)
 
 
+_VERSION_COLUMNS = "version, algorithm, auth_data, etag"
+_KEY_COLUMNS = (
+    "room_id, session_id, first_message_index, forwarded_count, is_verified, session_data"
+)
+
+
 def _version(row: asyncpg.Record) -> BackupVersion:
-    return BackupVersion(row["version"], row["algorithm"], row["auth_data"], row["etag"])
+    return BackupVersion(**dict(row))  # the columns are the fields (_VERSION_COLUMNS)
 
 
 async def current_version(conn: asyncpg.Connection, user_id: str) -> BackupVersion | None:
     row = await conn.fetchrow(
-        "SELECT version, algorithm, auth_data, etag FROM room_key_backup_versions"
+        f"SELECT {_VERSION_COLUMNS} FROM room_key_backup_versions"
         " WHERE user_id = $1 AND NOT deleted ORDER BY version DESC LIMIT 1",
         user_id,
     )
@@ -54,7 +60,7 @@ async def current_version(conn: asyncpg.Connection, user_id: str) -> BackupVersi
 
 async def version(conn: asyncpg.Connection, user_id: str, number: int) -> BackupVersion | None:
     row = await conn.fetchrow(
-        "SELECT version, algorithm, auth_data, etag FROM room_key_backup_versions"
+        f"SELECT {_VERSION_COLUMNS} FROM room_key_backup_versions"
         " WHERE user_id = $1 AND version = $2 AND NOT deleted",
         user_id,
         number,
@@ -122,14 +128,7 @@ async def count(conn: asyncpg.Connection, user_id: str, number: int) -> int:
 
 
 def _key(row: asyncpg.Record) -> BackedUpKey:
-    return BackedUpKey(
-        row["room_id"],
-        row["session_id"],
-        row["first_message_index"],
-        row["forwarded_count"],
-        row["is_verified"],
-        row["session_data"],
-    )
+    return BackedUpKey(**dict(row))  # the columns are the fields (_KEY_COLUMNS)
 
 
 async def keys(
@@ -141,8 +140,7 @@ async def keys(
 ) -> list[BackedUpKey]:
     """The version's keys, of one room or one session when given."""
     rows = await conn.fetch(
-        "SELECT room_id, session_id, first_message_index, forwarded_count, is_verified,"
-        " session_data FROM room_key_backup_keys WHERE user_id = $1 AND version = $2"
+        f"SELECT {_KEY_COLUMNS} FROM room_key_backup_keys WHERE user_id = $1 AND version = $2"
         " AND ($3::text IS NULL OR room_id = $3) AND ($4::text IS NULL OR session_id = $4)"
         " ORDER BY room_id, session_id",
         user_id,
@@ -157,10 +155,9 @@ async def keys_of_sessions(
     conn: asyncpg.Connection, user_id: str, number: int, sessions: Sequence[tuple[str, str]]
 ) -> list[BackedUpKey]:
     rows = await conn.fetch(
-        "SELECT k.room_id, k.session_id, k.first_message_index, k.forwarded_count,"
-        " k.is_verified, k.session_data FROM room_key_backup_keys k"
+        f"SELECT {_KEY_COLUMNS} FROM room_key_backup_keys k"
         " JOIN unnest($3::text[], $4::text[]) AS w(room_id, session_id)"
-        "   ON w.room_id = k.room_id AND w.session_id = k.session_id"
+        "   USING (room_id, session_id)"
         " WHERE k.user_id = $1 AND k.version = $2",
         user_id,
         number,
