@@ -237,3 +237,65 @@ async def test_a_batch_whose_commit_landed_is_not_written_again_when_the_answer_
     assert event.content == {"body": "once"}
     # The appender goes on writing.
     await hs.send(sender, room)
+
+
+async def test_a_batch_is_answered_at_its_commit_while_another_process_waits_for_the_lock(
+    hs: MatrixClient, run_dsn: str
+) -> None:
+    """Another worker (or replica) asks for the append lock while a batch holds it, and
+    a second batch is already queued here. The first batch's sender is answered at its
+    COMMIT, not after the other process's batch; the second waits its turn."""
+    from homeserver.api.app_keys import APPENDER, POOL
+    from homeserver.events.model import Draft, Event
+    from homeserver.store.events import APPEND_LOCK, AppendSession
+
+    room, (sender,) = await _room_with_senders(hs, 1)
+    appender = hs.app[APPENDER]
+    rival = await asyncpg.connect(run_dsn)
+    watcher = await asyncpg.connect(run_dsn)
+    second: list[asyncio.Task[Event]] = []
+    rival_has_it: list[asyncio.Task[str]] = []
+
+    def draft(body: str) -> Draft:
+        return Draft(room, sender.user_id, "m.room.message", {"body": body})
+
+    class Contended(AppendSession):
+        async def begin(self) -> asyncpg.Connection:
+            conn = await super().begin()
+            if not second:
+                # While this batch holds the lock: the next batch queues here, and the
+                # rival process asks for the lock.
+                second.append(asyncio.create_task(appender.append(draft("second"))))
+                rival_has_it.append(
+                    asyncio.create_task(rival.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK))
+                )
+                for _ in range(500):
+                    waiting = await watcher.fetchval(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND NOT granted AND pid = $1",
+                        rival.get_server_pid(),
+                    )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the rival never asked for the lock")
+            return conn
+
+    await appender._session.close()
+    appender._session = Contended(hs.app[POOL])
+    try:
+        first = await asyncio.wait_for(appender.append(draft("first")), 10)
+        await asyncio.wait_for(rival_has_it[0], 10)
+        # The rival holds the lock now; the first send was answered all the same.
+        assert first.content == {"body": "first"}
+        await asyncio.sleep(0.2)
+        assert not second[0].done(), "the second batch did not wait for the lock"
+    finally:
+        await rival.execute("SELECT pg_advisory_unlock($1)", APPEND_LOCK)
+    later = await asyncio.wait_for(second[0], 10)
+    assert later.stream_position > first.stream_position
+    await rival.close()
+    await watcher.close()
+    # The appender goes on writing, taking the lock as usual.
+    await hs.send(sender, room)

@@ -33,7 +33,10 @@ async def lock_for_append(conn: asyncpg.Connection) -> int:
     return int(position or 0)
 
 
-_BEGIN_LOCKED = f"BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+_LOCK = f"SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+_BEGIN_LOCKED = f"BEGIN; {_LOCK}"
+# One row when the lock was free and is now ours, none when another process holds it.
+_COMMIT_THEN_TRY_LOCK = f"COMMIT; BEGIN; SELECT 1 WHERE pg_try_advisory_xact_lock({APPEND_LOCK})"
 
 
 class AppendSession:
@@ -45,38 +48,50 @@ class AppendSession:
     that is also waking every long-poll the last batch concerns. So when the next
     batch is already waiting, a batch's COMMIT carries the next BEGIN and lock in
     the same query (`commit(then_lock=True)`). The lock is never held idle: only
-    with work waiting, and other processes waiting for it queue ahead of our
-    next request (PostgreSQL grants a contended lock in order).
+    with work waiting.
+
+    That lock is only *tried*: when another process (a worker, a replica) holds
+    it, waiting for it in the COMMIT's query would keep this batch's senders, and
+    the long-polls its events wake, waiting for the other process's batch too.
+    Then the commit returns at once inside a fresh transaction, and the next
+    batch waits for the lock in `begin` (PostgreSQL grants it in order of asking).
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._conn: asyncpg.Connection | None = None
-        self._locked = False
+        self._begun = False  # a transaction is open for the next batch
+        self._locked = False  # ... and holds the append lock
 
     async def begin(self) -> asyncpg.Connection:
         """The connection, in a transaction that holds the append lock."""
         try:
             if self._conn is None:
                 self._conn = await self._pool.acquire()
-            if not self._locked:
+            if not self._begun:
                 await self._conn.execute(_BEGIN_LOCKED)
+            elif not self._locked:
+                await self._conn.execute(_LOCK)
         except BaseException as error:
             # PostgreSQL restarted: the pool detaches a connection it lost, and the
             # next batch must take a fresh one rather than fail on this one forever.
             await self.abort(error)
             raise
-        self._locked = False  # this batch has it now
+        self._begun = self._locked = False  # this batch has them now
         return self._conn
 
     async def commit(self, then_lock: bool) -> None:
         assert self._conn is not None
-        await self._conn.execute(f"COMMIT; {_BEGIN_LOCKED}" if then_lock else "COMMIT")
-        self._locked = then_lock
+        if not then_lock:
+            await self._conn.execute("COMMIT")
+            return
+        status = await self._conn.execute(_COMMIT_THEN_TRY_LOCK)
+        self._begun = True
+        self._locked = status == "SELECT 1"
 
     async def abort(self, error: BaseException) -> None:
         """After `error` in a batch: roll back, or drop a connection in an unknown state."""
-        self._locked = False
+        self._begun = self._locked = False
         conn = self._conn
         if conn is None:
             return
@@ -97,10 +112,10 @@ class AppendSession:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            if self._locked:
+            if self._begun:
                 conn.terminate()
             await self._pool.release(conn)
-        self._locked = False
+        self._begun = self._locked = False
 
 
 @dataclass(frozen=True)
