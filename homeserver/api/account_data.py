@@ -7,6 +7,7 @@ from aiohttp import web
 
 from homeserver.account_data.facts import GLOBAL
 from homeserver.account_data.service import AccountDataService
+from homeserver.api.paths import V3
 from homeserver.api.push_rules import PUSH_RULES
 from homeserver.api.requests import json_object, ok, requester, room_id_param
 from homeserver.errors import forbidden
@@ -14,7 +15,6 @@ from homeserver.errors import forbidden
 ACCOUNT_DATA = web.AppKey("account_data", AccountDataService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 USER = V3 + "/user/{user_id}"
 ROOM = USER + "/rooms/{room_id}"
 PUSH_RULES_TYPE = "m.push_rules"

@@ -9,6 +9,7 @@ from pydantic import Field, StrictBool
 
 from homeserver.accounts.service import Device
 from homeserver.api.app_keys import ACCOUNTS, DEACTIVATION, RATE_LIMITER, SERVER_NAME
+from homeserver.api.paths import V3
 from homeserver.api.requests import (
     RequestBody,
     access_token,
@@ -21,7 +22,6 @@ from homeserver.errors import MatrixError, missing_param
 from homeserver.ratelimit.limiter import Action
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class RegisterBody(RequestBody):

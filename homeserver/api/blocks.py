@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.friends import FRIENDS, V1
+from homeserver.api.friends import FRIENDS
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import json_object, ok, requester, user_id_param
 
 routes = web.RouteTableDef()
 
 
 # PUT /_linkchat/v1/blocks/{user_id}
-@routes.put(V1 + "/blocks/{user_id}")
+@routes.put(LINKCHAT + "/blocks/{user_id}")
 async def put_block(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
@@ -24,7 +25,7 @@ async def put_block(request: web.Request) -> web.Response:
 
 
 # DELETE /_linkchat/v1/blocks/{user_id}
-@routes.delete(V1 + "/blocks/{user_id}")
+@routes.delete(LINKCHAT + "/blocks/{user_id}")
 async def delete_block(request: web.Request) -> web.Response:
     caller = await requester(request)
     await request.app[FRIENDS].unblock(caller.user_id, user_id_param(request))
@@ -32,7 +33,7 @@ async def delete_block(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/v1/blocks
-@routes.get(V1 + "/blocks")
+@routes.get(LINKCHAT + "/blocks")
 async def get_blocks(request: web.Request) -> web.Response:
     caller = await requester(request)
     blocks = await request.app[FRIENDS].blocks(caller.user_id)

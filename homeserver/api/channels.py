@@ -10,13 +10,13 @@ from dataclasses import asdict
 
 from aiohttp import web
 
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import ok, requester, room_id_param
 from homeserver.channels.service import ChannelService
 
 CHANNELS = web.AppKey("channels", ChannelService)
 
 routes = web.RouteTableDef()
-LINKCHAT = "/_linkchat/v1"
 
 
 # GET /_linkchat/v1/channels/{room_id}

@@ -12,13 +12,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import RequestBody, int_param, ok, parse_body, requester
 from homeserver.device_control.service import CommandPage, Device, DeviceService, LoginToken
 
 DEVICES = web.AppKey("devices", DeviceService)
 
 routes = web.RouteTableDef()
-V1 = "/_linkchat/v1"
 DEFAULT_COMMANDS_PAGE = 100
 
 
@@ -81,7 +81,7 @@ def _page_json(page: CommandPage) -> dict[str, Any]:
 
 
 # POST /_linkchat/v1/devices
-@routes.post(V1 + "/devices")
+@routes.post(LINKCHAT + "/devices")
 async def create_device(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, CreateDeviceBody)
@@ -96,7 +96,7 @@ async def create_device(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/v1/devices
-@routes.get(V1 + "/devices")
+@routes.get(LINKCHAT + "/devices")
 async def list_devices(request: web.Request) -> web.Response:
     caller = await requester(request)
     devices = await request.app[DEVICES].devices(caller.user_id)
@@ -104,7 +104,7 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 # DELETE /_linkchat/v1/devices/{device_user_id}
-@routes.delete(V1 + "/devices/{device_user_id}")
+@routes.delete(LINKCHAT + "/devices/{device_user_id}")
 async def retire_device(request: web.Request) -> web.Response:
     caller = await requester(request)
     await request.app[DEVICES].retire(caller.user_id, request.match_info["device_user_id"])
@@ -112,7 +112,7 @@ async def retire_device(request: web.Request) -> web.Response:
 
 
 # POST /_linkchat/v1/devices/{device_user_id}/login_token
-@routes.post(V1 + "/devices/{device_user_id}/login_token")
+@routes.post(LINKCHAT + "/devices/{device_user_id}/login_token")
 async def new_login_token(request: web.Request) -> web.Response:
     caller = await requester(request)
     token = await request.app[DEVICES].new_login_token(
@@ -122,7 +122,7 @@ async def new_login_token(request: web.Request) -> web.Response:
 
 
 # POST /_linkchat/v1/devices/{device_user_id}/grants
-@routes.post(V1 + "/devices/{device_user_id}/grants")
+@routes.post(LINKCHAT + "/devices/{device_user_id}/grants")
 async def grant(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, GrantBody)
@@ -133,7 +133,7 @@ async def grant(request: web.Request) -> web.Response:
 
 
 # DELETE /_linkchat/v1/devices/{device_user_id}/grants/{user_id}
-@routes.delete(V1 + "/devices/{device_user_id}/grants/{user_id}")
+@routes.delete(LINKCHAT + "/devices/{device_user_id}/grants/{user_id}")
 async def revoke(request: web.Request) -> web.Response:
     caller = await requester(request)
     await request.app[DEVICES].revoke(
@@ -143,7 +143,7 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/v1/devices/{device_user_id}/commands
-@routes.get(V1 + "/devices/{device_user_id}/commands")
+@routes.get(LINKCHAT + "/devices/{device_user_id}/commands")
 async def list_commands(request: web.Request) -> web.Response:
     caller = await requester(request)
     page = await request.app[DEVICES].commands(

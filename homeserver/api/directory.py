@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.app_keys import ROOMS, SERVER_ADMINS, SERVER_NAME
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class AliasBody(RequestBody):

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
 from homeserver.email.service import (
     ADD_THREEPID,
@@ -17,7 +18,6 @@ from homeserver.email.service import (
 from homeserver.errors import MatrixError, missing_param
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 # Pages and forms the links in emails open: not an API clients call.
 PAGES = "/_linkchat/client/email"
 EMAILS = web.AppKey("emails", EmailService)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import json_object, ok, requester
 from homeserver.errors import forbidden
 from homeserver.sync.filters import FilterService
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 FILTERS = web.AppKey("filters", FilterService)
 
 

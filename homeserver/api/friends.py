@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import (
     RequestBody,
     json_object,
@@ -25,7 +26,6 @@ from homeserver.friends.service import Friend, FriendRequest, FriendService
 FRIENDS = web.AppKey("friends", FriendService)
 
 routes = web.RouteTableDef()
-V1 = "/_linkchat/v1"
 
 
 class FriendRequestBody(RequestBody):
@@ -42,7 +42,7 @@ def request_json(request: FriendRequest) -> dict[str, Any]:
 
 
 # POST /_linkchat/v1/friends/requests
-@routes.post(V1 + "/friends/requests")
+@routes.post(LINKCHAT + "/friends/requests")
 async def send_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     body = await parse_body(request, FriendRequestBody)
@@ -54,7 +54,7 @@ async def send_friend_request(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/v1/friends/requests
-@routes.get(V1 + "/friends/requests")
+@routes.get(LINKCHAT + "/friends/requests")
 async def get_friend_requests(request: web.Request) -> web.Response:
     caller = await requester(request)
     incoming, outgoing = await request.app[FRIENDS].requests(caller.user_id)
@@ -67,7 +67,7 @@ async def get_friend_requests(request: web.Request) -> web.Response:
 
 
 # POST /_linkchat/v1/friends/requests/{user_id}/accept
-@routes.post(V1 + "/friends/requests/{user_id}/accept")
+@routes.post(LINKCHAT + "/friends/requests/{user_id}/accept")
 async def accept_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
@@ -76,7 +76,7 @@ async def accept_friend_request(request: web.Request) -> web.Response:
 
 
 # POST /_linkchat/v1/friends/requests/{user_id}/decline
-@routes.post(V1 + "/friends/requests/{user_id}/decline")
+@routes.post(LINKCHAT + "/friends/requests/{user_id}/decline")
 async def decline_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     await json_object(request, empty_ok=True)
@@ -85,7 +85,7 @@ async def decline_friend_request(request: web.Request) -> web.Response:
 
 
 # DELETE /_linkchat/v1/friends/requests/{user_id}
-@routes.delete(V1 + "/friends/requests/{user_id}")
+@routes.delete(LINKCHAT + "/friends/requests/{user_id}")
 async def cancel_friend_request(request: web.Request) -> web.Response:
     caller = await requester(request)
     await request.app[FRIENDS].cancel(caller.user_id, user_id_param(request))
@@ -93,7 +93,7 @@ async def cancel_friend_request(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/v1/friends
-@routes.get(V1 + "/friends")
+@routes.get(LINKCHAT + "/friends")
 async def get_friends(request: web.Request) -> web.Response:
     caller = await requester(request)
     friends = await request.app[FRIENDS].friends(caller.user_id)
@@ -101,7 +101,7 @@ async def get_friends(request: web.Request) -> web.Response:
 
 
 # DELETE /_linkchat/v1/friends/{user_id}
-@routes.delete(V1 + "/friends/{user_id}")
+@routes.delete(LINKCHAT + "/friends/{user_id}")
 async def remove_friend(request: web.Request) -> web.Response:
     caller = await requester(request)
     await request.app[FRIENDS].remove_friend(caller.user_id, user_id_param(request))

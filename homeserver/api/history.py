@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import ok, requester, room_id_param
 from homeserver.errors import invalid_param, missing_param
 from homeserver.sync.filters import RoomEventFilter, parse_room_event_filter
 from homeserver.sync.history import Direction, HistoryService, Page, Viewer
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 V1 = "/_matrix/client/v1"
 HISTORY = web.AppKey("history", HistoryService)
 DEFAULT_LIMIT = 10

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.app_keys import RATE_LIMITER
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyService
@@ -19,7 +20,6 @@ E2EE_KEYS = web.AppKey("e2ee_keys", KeyService)
 DEVICE_LISTS = web.AppKey("device_lists", DeviceLists)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class QueryBody(RequestBody):

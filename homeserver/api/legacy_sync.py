@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import json_response, requester
 from homeserver.errors import invalid_param
@@ -16,7 +17,6 @@ from homeserver.sync.legacy import DEFAULT_LIMIT, LegacySync
 from homeserver.sync.tokens import SyncToken
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 LEGACY_SYNC = web.AppKey("legacy_sync", LegacySync)
 # As Synapse's EventStreamRestServlet when no timeout is given.
 DEFAULT_TIMEOUT_MS = 30_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import (
     RequestBody,
     ok,
@@ -23,7 +24,6 @@ from homeserver.moderation.mutes import MuteService
 MUTES = web.AppKey("mutes", MuteService)
 
 routes = web.RouteTableDef()
-LINKCHAT = "/_linkchat/v1"
 
 
 class MuteBody(RequestBody):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import ok, requester
 from homeserver.errors import invalid_param
 from homeserver.push.service import NotificationService
@@ -11,7 +12,6 @@ from homeserver.push.service import NotificationService
 NOTIFICATIONS = web.AppKey("notifications", NotificationService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 DEFAULT_LIMIT = 20
 
 

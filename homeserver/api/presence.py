@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import StrictStr
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.presence.rules import Presence
 from homeserver.presence.service import PresenceService
@@ -12,7 +13,6 @@ from homeserver.presence.service import PresenceService
 PRESENCE = web.AppKey("presence", PresenceService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class StatusBody(RequestBody):

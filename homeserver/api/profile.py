@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import json_object, ok, requester
 from homeserver.errors import not_found
 from homeserver.profiles.service import FIELDS, ProfileService
@@ -11,7 +12,6 @@ from homeserver.profiles.service import FIELDS, ProfileService
 PROFILES = web.AppKey("profiles", ProfileService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 # GET /_matrix/client/v3/profile/{user_id}

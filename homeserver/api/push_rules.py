@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import json_object, ok, requester
 from homeserver.errors import not_found
 from homeserver.push import ruleset as rules_of
@@ -13,7 +14,6 @@ from homeserver.push.service import PushRuleService
 PUSH_RULES = web.AppKey("push_rules", PushRuleService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 RULE = V3 + "/pushrules/{scope}/{kind}/{rule_id}"
 ATTRIBUTE = RULE + "/{attribute:enabled|actions}"
 

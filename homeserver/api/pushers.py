@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import json_object, ok, requester
 from homeserver.push.service import PusherService
 
 PUSHERS = web.AppKey("pushers", PusherService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 # GET /_matrix/client/v3/pushers

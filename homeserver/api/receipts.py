@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import (
     RequestBody,
     json_object,
@@ -19,7 +20,6 @@ from homeserver.receipts.service import ReceiptService
 RECEIPTS = web.AppKey("receipts", ReceiptService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class ReadMarkersBody(RequestBody):

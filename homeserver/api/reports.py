@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.api.app_keys import RATE_LIMITER
+from homeserver.api.paths import V3
 from homeserver.api.requests import (
     RequestBody,
     ok,
@@ -22,7 +23,6 @@ from homeserver.moderation.reports import ReportService
 from homeserver.ratelimit.limiter import Action
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 REPORTS = web.AppKey("reports", ReportService)
 
 

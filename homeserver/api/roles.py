@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
 from homeserver.roles.service import RoleService
 
 ROLES = web.AppKey("roles", RoleService)
 
 routes = web.RouteTableDef()
-LINKCHAT = "/_linkchat/v1"
 
 
 class RoleBody(RequestBody):

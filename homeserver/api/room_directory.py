@@ -7,12 +7,12 @@ from typing import Literal
 from aiohttp import web
 
 from homeserver.api.app_keys import SERVER_NAME
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
 from homeserver.errors import invalid_param
 from homeserver.search.directory import RoomDirectoryService
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 ROOM_DIRECTORY = web.AppKey("room_directory", RoomDirectoryService)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
 from homeserver.e2ee.backup import BackupService, parse_rooms, parse_sessions
 from homeserver.errors import missing_param
@@ -14,7 +15,6 @@ from homeserver.errors import missing_param
 BACKUPS = web.AppKey("backups", BackupService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class VersionBody(RequestBody):

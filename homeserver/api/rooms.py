@@ -9,6 +9,7 @@ from pydantic import Field
 
 from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import RATE_LIMITER, ROOMS
+from homeserver.api.paths import V3
 from homeserver.api.requests import (
     RequestBody,
     json_object,
@@ -26,7 +27,6 @@ from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.sync.tokens import parse_pagination_token
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 UPGRADES = web.AppKey("room_upgrades", RoomUpgrader)
 
 

@@ -7,12 +7,12 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.search.service import EventContext, RoomEventsCriteria, SearchService
 from homeserver.sync.filters import RoomEventFilter
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 SEARCH = web.AppKey("search", SearchService)
 
 SearchKey = Literal["content.body", "content.name", "content.topic"]

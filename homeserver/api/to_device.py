@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.events.model import TxnKey
 from homeserver.to_device.service import ToDeviceService
@@ -13,7 +14,6 @@ from homeserver.to_device.service import ToDeviceService
 TO_DEVICE = web.AppKey("to_device", ToDeviceService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class SendToDeviceBody(RequestBody):

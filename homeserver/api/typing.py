@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, StrictBool, StrictInt
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
 from homeserver.typing_notices.service import TypingService
 
 TYPING = web.AppKey("typing", TypingService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class TypingBody(RequestBody):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
+from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, ok, parse_body, requester
 from homeserver.profiles.directory import DEFAULT_LIMIT, UserDirectoryService
 
 USER_DIRECTORY = web.AppKey("user_directory", UserDirectoryService)
 
 routes = web.RouteTableDef()
-V3 = "/_matrix/client/v3"
 
 
 class SearchBody(RequestBody):
