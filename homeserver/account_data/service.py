@@ -11,6 +11,7 @@ appended as a StateEdit so two concurrent tag changes never lose one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -67,14 +68,14 @@ def _merged_under(tags: JsonDict) -> Callable[[JsonDict], JsonDict]:
     return lambda held: {**tags, **held}
 
 
+@dataclass(eq=False)
 class AccountDataService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
-        self._pool = pool
-        self._appender = appender
+    pool: asyncpg.Pool
+    appender: Appender
 
     async def get(self, user_id: str, room_id: str, data_type: str) -> JsonDict:
         """The content of one piece of account data (room_id "" for global), or 404."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             content = await account_data_store.content(conn, user_id, room_id, data_type)
         # (The global m.push_rules is served by push/: api/account_data.py asks it.)
         if content is not None:
@@ -88,12 +89,12 @@ class AccountDataService:
     async def put(self, user_id: str, room_id: str, data_type: str, content: JsonDict) -> None:
         """A client's write replaces whatever was there."""
         _check_type(data_type)
-        await self._appender.append(account_data_draft(user_id, room_id, data_type, content))
+        await self.appender.append(account_data_draft(user_id, room_id, data_type, content))
 
     # Tags
 
     async def tags(self, user_id: str, room_id: str) -> JsonDict:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             content = await account_data_store.content(conn, user_id, room_id, types.TAG)
         return {"tags": _tags_of(content)}
 
@@ -109,7 +110,7 @@ class AccountDataService:
     async def copy_room_tags(self, user_ids: Sequence[str], old_room: str, new_room: str) -> None:
         """Give each user's tags of `old_room` to `new_room` too (a room upgrade, as
         Synapse's copy_room_tags_and_direct_to_room); tags already there stay."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             contents = await account_data_store.contents_many(conn, user_ids, old_room, types.TAG)
         for user_id, content in zip(user_ids, contents, strict=True):
             if copied := _tags_of(content):
@@ -121,7 +122,7 @@ class AccountDataService:
         key = account_data_key(room_id, types.TAG)
 
         async def compute() -> Draft | None:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 found = await account_data_store.fact(conn, user_id, key)
             replaces, current = found if found is not None else (None, {})
             tags = edit(_tags_of(current))
@@ -131,7 +132,7 @@ class AccountDataService:
                 user_id, room_id, types.TAG, {**current, "tags": tags}, replaces
             )
 
-        await append_edit(self._appender, compute, "Your tags")
+        await append_edit(self.appender, compute, "Your tags")
 
     # Reading, for sync
 
@@ -139,7 +140,7 @@ class AccountDataService:
         self, user_id: str, since: int | None, until: int
     ) -> list[JsonDict]:
         """Global account data events ({type, content}) written in (since, until]."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await account_data_store.changed_between(
                 conn, user_id, since, until, rooms=False
             )
@@ -149,7 +150,7 @@ class AccountDataService:
         self, user_id: str, since: int | None, until: int
     ) -> dict[str, list[JsonDict]]:
         """Per room, account data events ({type, content}) written in (since, until]."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await account_data_store.changed_between(conn, user_id, since, until, rooms=True)
         found: dict[str, list[JsonDict]] = {}
         for row in rows:

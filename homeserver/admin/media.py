@@ -10,6 +10,8 @@ disk (a crash in between leaves only unreachable bytes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 
 from homeserver.admin.audit import AuditTrail
@@ -19,21 +21,19 @@ from homeserver.media.storage import MediaStore
 from homeserver.store import media as media_store
 
 
+@dataclass(eq=False)
 class MediaAdmin:
-    def __init__(
-        self, pool: asyncpg.Pool, trail: AuditTrail, store: MediaStore, server_name: str
-    ) -> None:
-        self._pool = pool
-        self._trail = trail
-        self._store = store
-        self._server_name = server_name
+    pool: asyncpg.Pool
+    trail: AuditTrail
+    store: MediaStore
+    server_name: str
 
     async def _known(self, server_name: str, media_id: str) -> None:
         """404 unless the file is one of ours that exists (quarantined or not)."""
-        if server_name != self._server_name:
+        if server_name != self.server_name:
             # Not federated: no other server's media is ever held here.
             raise not_found("Media not found: this server holds no remote media.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if await media_store.media(conn, media_id, quarantined=True) is None:
                 raise not_found("Media not found")
 
@@ -41,29 +41,29 @@ class MediaAdmin:
         self, admin: str, server_name: str, media_id: str, quarantined: bool, reason: str | None
     ) -> None:
         await self._known(server_name, media_id)
-        await self._trail.record(
+        await self.trail.record(
             admin,
             "media.quarantine" if quarantined else "media.unquarantine",
             target=f"mxc://{server_name}/{media_id}",
             reason=reason,
             facts=[
-                self._trail.fact(
+                self.trail.fact(
                     admin, types.MEDIA_QUARANTINE, {"quarantined": quarantined}, state_key=media_id
                 )
             ],
         )
 
     async def delete(self, admin: str, server_name: str, media_id: str, reason: str | None) -> None:
-        if server_name != self._server_name:
+        if server_name != self.server_name:
             raise invalid_param("Can only delete local media")
         await self._known(server_name, media_id)
-        await self._trail.record(
+        await self.trail.record(
             admin,
             "media.delete",
             target=f"mxc://{server_name}/{media_id}",
             reason=reason,
             facts=[
-                self._trail.fact(admin, types.MEDIA_DELETION, {"deleted": True}, state_key=media_id)
+                self.trail.fact(admin, types.MEDIA_DELETION, {"deleted": True}, state_key=media_id)
             ],
         )
-        await self._store.remove_with_thumbnails(media_id)
+        await self.store.remove_with_thumbnails(media_id)

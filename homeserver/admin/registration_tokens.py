@@ -16,6 +16,7 @@ import secrets
 import string
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -52,19 +53,19 @@ def _usable(row: TokenRow, now: int) -> bool:
     return row.uses_allowed is None or row.pending + row.completed < row.uses_allowed
 
 
+@dataclass(eq=False)
 class RegistrationTokens:
-    def __init__(self, pool: asyncpg.Pool, trail: AuditTrail) -> None:
-        self._pool = pool
-        self._trail = trail
+    pool: asyncpg.Pool
+    trail: AuditTrail
 
     # The admin API
 
     async def tokens(self, valid: bool | None) -> list[TokenRow]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await token_store.tokens(conn, _live_since(), _now_ms(), valid)
 
     async def token(self, token: str) -> TokenRow:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await token_store.token(conn, token, _live_since())
         if row is None:
             raise not_found(f"No such registration token: {token}")
@@ -73,13 +74,13 @@ class RegistrationTokens:
     async def _write(
         self, admin: str, action: str, token: str, content: dict[str, Any], reason: str | None
     ) -> None:
-        await self._trail.record(
+        await self.trail.record(
             admin,
             action,
             target=token,
             reason=reason,
             details=content or None,
-            facts=[self._trail.fact(admin, types.REGISTRATION_TOKEN, content, state_key=token)],
+            facts=[self.trail.fact(admin, types.REGISTRATION_TOKEN, content, state_key=token)],
         )
 
     async def create(
@@ -99,7 +100,7 @@ class RegistrationTokens:
             raise invalid_param("token must consist only of characters matched by [A-Za-z0-9._~-]")
         if expiry_time is not None and expiry_time < _now_ms():
             raise invalid_param("expiry_time must not be in the past")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if await token_store.token(conn, token, _live_since()) is not None:
                 raise MatrixError(400, "M_INVALID_PARAM", f"Token already exists: {token}")
         await self._write(
@@ -135,7 +136,7 @@ class RegistrationTokens:
         """The spec's validity check: whether registering with `token` could succeed now."""
         if not valid_token(token):
             return False
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await token_store.token(conn, token, _live_since())
         return row is not None and _usable(row, _now_ms())
 
@@ -144,7 +145,7 @@ class RegistrationTokens:
         token's row lock, so two sessions never take its last use."""
         if not valid_token(token):
             return False
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             await token_store.lock(conn, token)
             if await token_store.is_pending(conn, token, session_id):
                 return True
@@ -160,7 +161,7 @@ class RegistrationTokens:
         if not isinstance(used, dict) or not isinstance(used.get("token"), str):
             return []
         content = {"token": used["token"], "session": str(used.get("session", ""))}
-        return [self._trail.fact(user_id, types.REGISTRATION_TOKEN_USED, content)]
+        return [self.trail.fact(user_id, types.REGISTRATION_TOKEN_USED, content)]
 
 
 class RegistrationTokenStage:

@@ -35,14 +35,14 @@ class ChannelInfo:
     public: bool
 
 
+@dataclass(eq=False)
 class ChannelService:
-    def __init__(self, pool: asyncpg.Pool, ladder: RoleLadder) -> None:
-        self._pool = pool
-        self._ladder = ladder
+    pool: asyncpg.Pool
+    ladder: RoleLadder
 
     async def info(self, user_id: str, room_id: str) -> ChannelInfo:
         """A public channel is described to anyone; a private one to its members and invitees."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             summary = await group_store.room_summary(conn, room_id)
             if summary is None:
                 raise not_found("Unknown room.")
@@ -77,7 +77,7 @@ class ChannelService:
             topic=shown(types.TOPIC, "topic"),
             subscriber_count=subscribers,
             your_role=(
-                self._ladder.role_of(levels.user_level(user_id)) if membership == "join" else None
+                self.ladder.role_of(levels.user_level(user_id)) if membership == "join" else None
             ),
             public=public,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import asyncpg
 
@@ -93,13 +93,12 @@ def _require_power(levels: PowerLevels, sender: str, over: int) -> None:
         raise forbidden("You do not have the power to change this user's power level.")
 
 
+@dataclass(eq=False)
 class MuteService:
-    def __init__(
-        self, pool: asyncpg.Pool, appender: Appender, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._clock = clock
+    pool: asyncpg.Pool
+    appender: Appender
+    _: KW_ONLY
+    clock: Callable[[], float] = time.time
 
     async def mute(
         self, muter: str, room_id: str, user_id: str, duration_ms: int | None, reason: str | None
@@ -119,7 +118,7 @@ class MuteService:
             previous = existing.previous_level if existing and existing.level == level else level
             _require_power(levels, muter, previous)
             muted_level = min(level, levels.events_default - 1)
-            now_ms = int(self._clock() * 1000)
+            now_ms = int(self.clock() * 1000)
             content: JsonDict = {"level": muted_level, "previous_level": previous}
             if duration_ms is not None:
                 content["expires_ts"] = now_ms + duration_ms
@@ -129,7 +128,7 @@ class MuteService:
             if muted_level != level:
                 drafts.append(self._levels_edit(muter, current, user_id, muted_level))
             drafts.append(self._mute_edit(muter, current, user_id, content))
-            events = await self._appender.append_group(drafts)
+            events = await self.appender.append_group(drafts)
             return Mute(
                 user_id, muter, events[-1].origin_server_ts, content.get("expires_ts"), reason
             )
@@ -155,7 +154,7 @@ class MuteService:
             if levels.user_level(user_id) == existing.level != existing.previous_level:
                 drafts.append(self._levels_edit(sender, current, user_id, existing.previous_level))
             drafts.append(self._mute_edit(sender, current, user_id, {}))
-            await self._appender.append_group(drafts)
+            await self.appender.append_group(drafts)
             return True
 
         return await retry_edit(attempt, "The power levels", attempts=STATE_EDIT_ATTEMPTS)
@@ -163,7 +162,7 @@ class MuteService:
     async def mutes(self, viewer: str, room_id: str) -> list[Mute]:
         """The room's mutes in force, for one who may read its current state: a member,
         or anyone for a world_readable room (rooms/access.py); else 403."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             access = await room_access(conn, viewer, room_id)
             access.require_readable()
             if access.state_position is not None:
@@ -172,7 +171,7 @@ class MuteService:
         return [Mute.of_row(row) for row in rows]
 
     async def _current(self, sender: str, room_id: str, user_id: str) -> _Current:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await room_store.room_exists(conn, room_id):
                 raise not_found("Unknown room.")
             membership = await room_store.membership(conn, room_id, sender)

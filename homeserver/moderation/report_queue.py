@@ -8,6 +8,7 @@ Reading changes nothing and is not recorded; a deletion is an admin action: a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,10 +38,10 @@ def _label(summary: RoomSummary | None, field: str) -> str | None:
     return getattr(summary, field) if summary is not None else None
 
 
+@dataclass(eq=False)
 class ReportQueue:
-    def __init__(self, pool: asyncpg.Pool, trail: AuditTrail) -> None:
-        self._pool = pool
-        self._trail = trail
+    pool: asyncpg.Pool
+    trail: AuditTrail
 
     async def page(
         self,
@@ -52,7 +53,7 @@ class ReportQueue:
         newest_first: bool,
     ) -> tuple[list[JsonDict], int]:
         """A page of the reports `found` matches, and how many match in all."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             page = await report_store.reports(
                 conn, kind, found, offset=offset, limit=limit, newest_first=newest_first
             )
@@ -62,7 +63,7 @@ class ReportQueue:
     async def report(self, kind: ReportKind, report_id: int) -> JsonDict:
         """One report (404 M_NOT_FOUND if there is none); an event report with the
         reported event as the log holds it (`event_json`)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await report_store.report(conn, kind, report_id)
             if row is None:
                 raise not_found(_NOT_FOUND.get(kind, "User report not found"))
@@ -76,17 +77,17 @@ class ReportQueue:
         self, admin: str, kind: ReportKind, report_id: int, reason: str | None
     ) -> None:
         """Delete a report (404 M_NOT_FOUND if there is none), recorded as `report.delete`."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if await report_store.report(conn, kind, report_id) is None:
                 raise not_found(_NOT_FOUND.get(kind, "User report not found"))
         deleted = {"report_id": report_id, "kind": kind}
-        await self._trail.record(
+        await self.trail.record(
             admin,
             "report.delete",
             target=str(report_id),
             reason=reason,
             details={"kind": kind},
-            facts=[self._trail.fact(admin, types.REPORT_DELETED, deleted)],
+            facts=[self.trail.fact(admin, types.REPORT_DELETED, deleted)],
         )
 
     @staticmethod

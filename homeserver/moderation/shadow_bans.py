@@ -9,6 +9,8 @@ leave an unban naming a ban that is no longer the one in force.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 
 from homeserver.admin.audit import AuditTrail
@@ -18,20 +20,20 @@ from homeserver.events.model import Event, JsonDict
 from homeserver.store import accounts as account_store
 
 
+@dataclass(eq=False)
 class ShadowBanService:
-    def __init__(self, pool: asyncpg.Pool, trail: AuditTrail, server_name: str) -> None:
-        self._pool = pool
-        self._trail = trail
-        self._server_name = server_name
+    pool: asyncpg.Pool
+    trail: AuditTrail
+    server_name: str
 
     async def set_shadow_banned(
         self, admin: str, user_id: str, banned: bool, reason: str | None
     ) -> None:
         """Shadow-ban `user_id` (`banned`) or end their ban; doing what is already so
         appends nothing."""
-        if user_id.partition(":")[2] != self._server_name:
+        if user_id.partition(":")[2] != self.server_name:
             raise invalid_param("Only local users can be shadow-banned.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await account_store.user_exists(conn, user_id):
                 raise not_found("User not found")
 
@@ -44,7 +46,7 @@ class ShadowBanService:
                 content["banned_at"] = current.stream_position
             return content
 
-        await self._trail.record_edit(
+        await self.trail.record_edit(
             admin,
             "user.shadow_ban",
             user_id,

@@ -332,32 +332,32 @@ class RedisPresenceState:
         return list(due), int(upcoming[0][1]) if upcoming else None
 
 
+@dataclass(eq=False)
 class PostgresPresenceState:
     """Several processes without Redis: the tables of migrations/0022. As in Redis, a
     change reads the record, computes the new one in Python and commits it if the
     version read still holds; the loser retries."""
 
-    def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts) -> None:
-        self._pool = pool
-        self._timeouts = timeouts
+    pool: asyncpg.Pool
+    timeouts: Timeouts
 
     async def open(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await shared_store.open_position(conn, now_ms())
 
     async def position(self) -> int:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await shared_store.position(conn)
 
     async def get(self, user_ids: Sequence[str]) -> dict[str, UserPresence]:
         if not user_ids:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await shared_store.records(conn, user_ids)
         return {row["user_id"]: _from_row(row) for row in rows}
 
     async def update(self, user_id: str, change: Change, *, reschedule: bool = False) -> Updated:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             for _ in range(MAX_ATTEMPTS):
                 rows = await shared_store.records(conn, [user_id])
                 old = _from_row(rows[0]) if rows else NOBODY
@@ -381,7 +381,7 @@ class PostgresPresenceState:
                         version,
                         old.position,
                         visible,
-                        deadline(new, self._timeouts),
+                        deadline(new, self.timeouts),
                         fields,
                     )
                 except shared_store.Conflict:
@@ -390,7 +390,7 @@ class PostgresPresenceState:
         raise RuntimeError(f"presence of {user_id} kept changing under {MAX_ATTEMPTS} attempts")
 
     async def touch(self, times: Mapping[str, int]) -> list[str]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = {row["user_id"]: row for row in await shared_store.records(conn, list(times))}
             rest: list[str] = []
             writes: list[tuple[str, int, int, int | None]] = []
@@ -401,7 +401,7 @@ class PostgresPresenceState:
                 if row is None or new is None:
                     rest.append(user_id)
                 elif new is not old:
-                    due = deadline(new, self._timeouts)
+                    due = deadline(new, self.timeouts)
                     writes.append((user_id, int(row["version"]), new.last_sync_ts, due))
             written = await shared_store.touch(conn, writes) if writes else set()
         return rest + [user_id for user_id, *_ in writes if user_id not in written]
@@ -409,11 +409,11 @@ class PostgresPresenceState:
     async def changed(self, after: int, upto: int) -> list[str]:
         if upto <= after:
             return []
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await shared_store.changed(conn, after, upto)
 
     async def due(self, now: int, limit: int) -> tuple[list[str], int | None]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await shared_store.due(conn, now, limit)
 
 

@@ -10,6 +10,7 @@ user's display name or localpart, case-insensitively ("ali smi" finds
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import asyncpg
@@ -24,10 +25,11 @@ MAX_LIMIT = 100
 MAX_TERM_LENGTH = 1000
 
 
+@dataclass(eq=False)
 class UserDirectoryService:
-    def __init__(self, pool: asyncpg.Pool, *, search_all_users: bool = False) -> None:
-        self._pool = pool
-        self._search_all_users = search_all_users
+    pool: asyncpg.Pool
+    _: KW_ONLY
+    search_all_users: bool = False
 
     async def search(self, searcher: str, term: str, limit: int = DEFAULT_LIMIT) -> JsonDict:
         """POST /user_directory/search: {results: [{user_id, display_name?, avatar_url?}],
@@ -39,7 +41,7 @@ class UserDirectoryService:
         if term.startswith("@"):
             # A user ID matches on its localpart: the server name is everyone's.
             term = term[1:].partition(":")[0]
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             words = await directory_store.term_words(conn, term)
             found = (
                 await directory_store.search(
@@ -48,7 +50,7 @@ class UserDirectoryService:
                     directory_store.prefix_query(words),
                     term.lower(),
                     limit + 1,
-                    search_all_users=self._search_all_users,
+                    search_all_users=self.search_all_users,
                 )
                 if words and limit
                 else []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -75,15 +76,15 @@ def _member_update(user_id: str, member: Event, fields: dict[str, str]) -> Draft
     )
 
 
+@dataclass(eq=False)
 class ProfileService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
-        self._pool = pool
-        self._appender = appender
+    pool: asyncpg.Pool
+    appender: Appender
 
     async def profile(self, user_id: str) -> ProfileContent:
         """GET /profile/{userId}: 404 for a user this server does not know."""
         check_user_id(user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await profile_store.profile(conn, user_id)
         if row is None:
             raise not_found("Profile not found.")
@@ -106,7 +107,7 @@ class ProfileService:
             # One snapshot: a profile read before a change committed and a fact ID
             # read after it would let this edit overwrite that change unseen.
             async with (
-                self._pool.acquire() as conn,
+                self.pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 current = await profile_store.profile(conn, user_id)
@@ -128,14 +129,14 @@ class ProfileService:
             if wanted == before.fields() and not updates:
                 return
             try:
-                await self._appender.append_group([fact, *updates])
+                await self.appender.append_group([fact, *updates])
                 return
             except MatrixError as refused:
                 if refused.errcode == STATE_CHANGED or not updates:
                     raise
             # A room refused the join event (its join rule lets nobody join, say):
             # the profile is written alone, then each room on its own.
-            await self._appender.append(fact)
+            await self.appender.append(fact)
             for member in members:
                 await self._update_room(user_id, member.room_id)
 
@@ -144,7 +145,7 @@ class ProfileService:
     async def _update_room(self, user_id: str, room_id: str) -> None:
         """Show the current profile in one room, if the user is still joined to it."""
         for _ in range(MAX_ATTEMPTS):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 member = await room_store.state_event(conn, room_id, types.MEMBER, user_id)
                 row = await profile_store.profile(conn, user_id)
             if member is None or member.content.get("membership") != "join" or row is None:
@@ -154,7 +155,7 @@ class ProfileService:
             if draft is None:
                 return
             try:
-                await self._appender.append(draft)
+                await self.appender.append(draft)
                 return
             except MatrixError as refused:
                 if refused.errcode != STATE_CHANGED:

@@ -53,10 +53,10 @@ def receipt_key(room_id: str, receipt_type: str, thread_id: str) -> str:
     return json.dumps([room_id, receipt_type, thread_id])
 
 
+@dataclass(eq=False)
 class ReceiptService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
-        self._pool = pool
-        self._appender = appender
+    pool: asyncpg.Pool
+    appender: Appender
 
     # Writing
 
@@ -100,7 +100,7 @@ class ReceiptService:
     async def _move(
         self, user_id: str, room_id: str, markers: list[_Marker], thread_id: str | None
     ) -> None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await room_store.membership(conn, room_id, user_id)
             if current is None or current.membership != "join":
                 raise forbidden("You are not joined to this room.")
@@ -122,7 +122,7 @@ class ReceiptService:
                         continue
                 drafts.append(_draft(user_id, room_id, marker))
         if drafts:
-            await self._appender.append_group(drafts)
+            await self.appender.append_group(drafts)
 
     # Reading, for sync
 
@@ -134,7 +134,7 @@ class ReceiptService:
         only ever shown to their owner."""
         if not room_ids:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await receipt_store.receipts_between(conn, room_ids, user_id, since, until)
         found: dict[str, JsonDict] = {}
         for row in rows:

@@ -12,6 +12,7 @@ projection `room_directory` is rebuilt by replay. createRoom with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -63,13 +64,13 @@ def _chunk_entry(room: RoomSummary) -> JsonDict:
     return entry
 
 
+@dataclass(eq=False)
 class RoomDirectoryService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
-        self._pool = pool
-        self._appender = appender
+    pool: asyncpg.Pool
+    appender: Appender
 
     async def visibility(self, room_id: str) -> str:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await room_store.room_exists(conn, room_id):
                 raise not_found("Room not found.")
             published = await directory_store.is_published(conn, room_id)
@@ -82,7 +83,7 @@ class RoomDirectoryService:
         if await self.visibility(room_id) == visibility:
             # "The visibility was updated, or no change was needed": nothing to record.
             return
-        await self._appender.append(
+        await self.appender.append(
             Draft(room_id, user_id, types.ROOM_DIRECTORY, {"visibility": visibility}, state_key="")
         )
 
@@ -101,7 +102,7 @@ class RoomDirectoryService:
         direction, key = _parse_since(since) if since is not None else (_FORWARD, None)
         backwards = direction == _BACKWARD
         term = search_term.strip() if search_term else None
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             page = await directory_store.public_rooms(
                 conn,
                 # One more than asked: it tells whether another page follows.

@@ -145,10 +145,10 @@ async def _without_erased(
     ]
 
 
+@dataclass(eq=False)
 class SearchService:
-    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
-        self._pool = pool
-        self._renderer = renderer
+    pool: asyncpg.Pool
+    renderer: EventRenderer
 
     async def search(
         self,
@@ -174,7 +174,7 @@ class SearchService:
         if batch is not None and batch.group is not None and batch.group[0] == "sender":
             wanted_sender = batch.group[1]
             senders = [wanted_sender] if senders is None or wanted_sender in senders else []
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             upto = batch.upto if batch is not None else await history_store.latest_position(conn)
             memberships = {
                 m.room_id: m
@@ -343,7 +343,7 @@ class SearchService:
             everything.update((e.event_id, e) for e in [*before, *after])
         for events in state.values():
             everything.update((e.event_id, e) for e in events)
-        served_list = await self._renderer.serve(list(everything.values()), (user_id, device_id))
+        served_list = await self.renderer.serve(list(everything.values()), (user_id, device_id))
         served = dict(zip(everything, served_list, strict=True))
         results: list[JsonDict] = []
         highlights: set[str] = set()

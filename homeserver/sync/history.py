@@ -135,17 +135,17 @@ async def _page(
     return found[:limit], len(found) > limit
 
 
+@dataclass(eq=False)
 class HistoryService:
-    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
-        self._pool = pool
-        self._renderer = renderer
+    pool: asyncpg.Pool
+    renderer: EventRenderer
 
     @contextlib.asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection reading one snapshot of the log: what decides what the user sees
         (memberships, shadow-bans) and the events it decides are read as of one moment,
         so a ban committed during the request cannot let an event after it through."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 yield conn
 
@@ -181,7 +181,7 @@ class HistoryService:
                 newest = max(event.stream_position for event in chunk)
                 members = await history_store.member_events_at(conn, room_id, senders, newest)
         shown = _shown(chunk, access, ignored)
-        served = await self._renderer.serve([*shown, *members], viewer)
+        served = await self.renderer.serve([*shown, *members], viewer)
         body: JsonDict = {
             "chunk": served[: len(shown)],
             "start": page.from_token if page.from_token is not None else pagination_token(start),
@@ -242,7 +242,7 @@ class HistoryService:
             state = [e for e in state if e.type != types.MEMBER or e.state_key in senders]
         first = before[-1].stream_position if before else position
         parts = [[event], _shown(before, access, ignored), _shown(after, access, ignored), state]
-        served = iter(await self._renderer.serve([e for part in parts for e in part], viewer))
+        served = iter(await self.renderer.serve([e for part in parts for e in part], viewer))
         event_served, before_served, after_served, state_served = (
             [next(served) for _ in part] for part in parts
         )
@@ -288,7 +288,7 @@ class HistoryService:
                 relation=RelationSelection(event_id, rel_type, event_type),
             )
         body: JsonDict = {
-            "chunk": await self._renderer.serve(_shown(chunk, access, ignored), viewer)
+            "chunk": await self.renderer.serve(_shown(chunk, access, ignored), viewer)
         }
         if (following := _continuation(chunk, more, backwards=backwards)) is not None:
             body["next_batch"] = following
@@ -326,9 +326,7 @@ class HistoryService:
             if (event := roots.get(root)) is not None and access.sees(event)
         ]
         body: JsonDict = {
-            "chunk": await self._renderer.serve(
-                _shown(shown, access, ignored), (user_id, device_id)
-            )
+            "chunk": await self.renderer.serve(_shown(shown, access, ignored), (user_id, device_id))
         }
         if more and page:
             body["next_batch"] = pagination_token(page[-1][1])

@@ -13,6 +13,7 @@ Nothing here reads a room's events or state on its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -54,22 +55,22 @@ def _messages(room: JsonDict, end: str) -> JsonDict:
     return {"chunk": timeline["events"], "start": timeline["prev_batch"], "end": end}
 
 
+@dataclass(eq=False)
 class LegacySync:
-    def __init__(self, pool: asyncpg.Pool, sync: SyncService, renderer: EventRenderer) -> None:
-        self._pool = pool
-        self._sync = sync
-        self._renderer = renderer
+    pool: asyncpg.Pool
+    sync: SyncService
+    renderer: EventRenderer
 
     async def initial_sync(
         self, user_id: str, device_id: str, limit: int = DEFAULT_LIMIT, archived: bool = False
     ) -> JsonDict:
         """GET /initialSync: every room of the user (and those left, if `archived`)."""
-        result = await self._sync.wait_for_changes(
+        result = await self.sync.wait_for_changes(
             user_id, device_id, None, 0, _options(limit, include_leave=archived)
         )
         body, end = result.body, str(result.token)
         rooms = body["rooms"]
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             memberships = {m.room_id: m for m in await sync_store.memberships(conn, user_id)}
             room_ids = [*rooms["join"], *rooms["invite"], *rooms["leave"]]
             public = await directory_store.published_among(conn, room_ids)
@@ -112,13 +113,13 @@ class LegacySync:
     ) -> JsonDict:
         """GET /rooms/{roomId}/initialSync: one room, for one who is or was in it (as of
         their leave) or, peeking, anyone when it is world_readable; else 403."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             access = await room_access(conn, user_id, room_id)
             public = await directory_store.is_published(conn, room_id)
         access.require_readable()
         membership = access.history.membership
         in_room = membership in ("join", "leave", "ban")
-        result = await self._sync.wait_for_changes(
+        result = await self.sync.wait_for_changes(
             user_id,
             device_id,
             None,
@@ -159,18 +160,18 @@ class LegacySync:
         """GET /events: what happened since `from_token` (now, if none) as one stream,
         waiting up to `timeout_ms` for something; with `room_id`, that room's only, which
         one who is not in it may read when it is world_readable (peeking)."""
-        since = from_token or await self._sync.current_token()
+        since = from_token or await self.sync.current_token()
         peek: frozenset[str] = frozenset()
         options = _options(STREAM_LIMIT)
         if room_id is not None:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 access = await room_access(conn, user_id, room_id)
             if access.history.membership != "join":
                 if not access.may_read:
                     raise forbidden("You are not a member of this room.")
                 peek = frozenset({room_id})
             options = _options(STREAM_LIMIT, allows_room=room_id.__eq__)
-        result = await self._sync.wait_for_changes(
+        result = await self.sync.wait_for_changes(
             user_id, device_id, since, timeout_ms, options, peek=peek
         )
         body = result.body
@@ -194,12 +195,12 @@ class LegacySync:
         """Per room the user was invited to, the invite event (/sync shows stripped state)."""
         if not invited:
             return {}
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             found = [
                 event
                 for room in invited
                 if (event := await room_store.state_event(conn, room, types.MEMBER, user_id))
                 is not None
             ]
-        served = await self._renderer.serve(found, (user_id, device_id))
+        served = await self.renderer.serve(found, (user_id, device_id))
         return {event.room_id: form for event, form in zip(found, served, strict=True)}
