@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -39,14 +40,14 @@ NOTIFY_PATH = "/_matrix/push/v1/notify"
 MAX_NOTIFICATIONS_PAGE = 100
 
 
+@dataclass(eq=False)
 class PushRuleService:
-    def __init__(self, pool: asyncpg.Pool, appender: Appender) -> None:
-        self._pool = pool
-        self._appender = appender
+    pool: asyncpg.Pool
+    appender: Appender
 
     async def ruleset(self, user_id: str) -> Ruleset:
         """The user's global ruleset, as GET /pushrules serves it."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             content = await account_data_store.content(conn, user_id, "", PUSH_RULES)
         return rules_of.effective(user_id, rules_of.global_of(content))
 
@@ -76,7 +77,7 @@ class PushRuleService:
 
     async def copy_room_rules(self, user_ids: Sequence[str], old_room: str, new_room: str) -> None:
         """Copy each user's rules about `old_room` for `new_room` (a room upgrade)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             stored = await push_store.stored_rules(conn, user_ids)
         for user_id, content in stored.items():
             current = rules_of.effective(user_id, rules_of.global_of(content))
@@ -92,7 +93,7 @@ class PushRuleService:
         key = push_store.account_data_key(PUSH_RULES)
 
         async def compute() -> StateEdit:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 fact = await room_store.state_event(conn, user_id, types.ACCOUNT_DATA, key)
             held = fact.content.get("content") if fact is not None else None
             current = rules_of.effective(
@@ -107,7 +108,7 @@ class PushRuleService:
                 replaces=fact.event_id if fact is not None else None,
             )
 
-        await append_edit(self._appender, compute, "Your push rules")
+        await append_edit(self.appender, compute, "Your push rules")
 
 
 def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[str, str]:
@@ -137,25 +138,9 @@ def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[s
     data = body["data"]
     if not isinstance(data, dict):
         raise invalid_param("data must be an object.")
-    if kind == "email":
-        # The pushkey is the address, one of the account's (checked by set_pusher).
-        return push_store.PusherSettings(
-            kind,
-            app_id,
-            pushkey,
-            body["app_display_name"],
-            body["device_display_name"],
-            profile_tag,
-            body["lang"],
-            data,
-        )
-    url = data.get("url")
-    if not isinstance(url, str):
-        raise missing_param("data.url is required for an http pusher.")
-    if not url.startswith(("https://", "http://")) or not url.split("?")[0].endswith(NOTIFY_PATH):
-        raise invalid_param(f"data.url must be an http(s) URL whose path ends in {NOTIFY_PATH}.")
-    if "format" in data and data["format"] != "event_id_only":
-        raise invalid_param("data.format: the only format is 'event_id_only'.")
+    # An email pusher's pushkey is the address, one of the account's (checked by set_pusher).
+    if kind == "http":
+        _check_http_data(data)
     return push_store.PusherSettings(
         kind,
         app_id,
@@ -168,18 +153,28 @@ def parse_pusher(body: Mapping[str, Any]) -> push_store.PusherSettings | tuple[s
     )
 
 
+def _check_http_data(data: Mapping[str, Any]) -> None:
+    url = data.get("url")
+    if not isinstance(url, str):
+        raise missing_param("data.url is required for an http pusher.")
+    if not url.startswith(("https://", "http://")) or not url.split("?")[0].endswith(NOTIFY_PATH):
+        raise invalid_param(f"data.url must be an http(s) URL whose path ends in {NOTIFY_PATH}.")
+    if "format" in data and data["format"] != "event_id_only":
+        raise invalid_param("data.format: the only format is 'event_id_only'.")
+
+
 # The address an email pusher mails, normalised, if it is one of the user's own;
 # M_THREEPID_NOT_FOUND (or not given: no email pushers) otherwise (homeserver/email).
 EmailPushkeyCheck = Callable[[str, str], Awaitable[str]]
 
 
+@dataclass(eq=False)
 class PusherService:
-    def __init__(self, pool: asyncpg.Pool, email_pushkey: EmailPushkeyCheck | None = None) -> None:
-        self._pool = pool
-        self._email_pushkey = email_pushkey
+    pool: asyncpg.Pool
+    email_pushkey: EmailPushkeyCheck | None = None
 
     async def pushers(self, user_id: str) -> list[JsonDict]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await push_store.pushers_of(conn, user_id)
         return [row.client_form() for row in rows]
 
@@ -189,11 +184,11 @@ class PusherService:
         if not isinstance(append, bool):
             raise invalid_param("append must be true or false.")
         if not isinstance(parsed, tuple) and parsed.kind == "email":
-            if self._email_pushkey is None:
+            if self.email_pushkey is None:
                 raise invalid_param("This server sends no email notifications.")
-            address = await self._email_pushkey(user_id, parsed.pushkey)
+            address = await self.email_pushkey(user_id, parsed.pushkey)
             parsed = dataclasses.replace(parsed, pushkey=address)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             if isinstance(parsed, tuple):
                 await push_store.delete_user_pusher(conn, user_id, *parsed)
                 return
@@ -207,22 +202,22 @@ class PusherService:
             )
 
 
+@dataclass(eq=False)
 class NotificationService:
     """GET /notifications: what the user was notified of, newest first."""
 
-    def __init__(self, pool: asyncpg.Pool, renderer: EventRenderer) -> None:
-        self._pool = pool
-        self._renderer = renderer
+    pool: asyncpg.Pool
+    renderer: EventRenderer
 
     async def notifications(
         self, user_id: str, before: int | None, limit: int, highlight_only: bool
     ) -> tuple[list[JsonDict], int | None]:
         """A page of notifications, and the position to ask for the next from (None: done)."""
         limit = max(1, min(limit, MAX_NOTIFICATIONS_PAGE))
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             page = await push_store.notifications_page(conn, user_id, before, limit, highlight_only)
         # Only ever events the follower found the user could see (joined then).
-        served = await self._renderer.serve([item.event for item in page])
+        served = await self.renderer.serve([item.event for item in page])
         notifications = [
             {
                 "actions": item.actions,
