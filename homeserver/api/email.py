@@ -56,6 +56,13 @@ def _base_url(request: web.Request) -> str:
     return request.app[PUBLIC_BASEURL] or f"{request.scheme}://{request.host}"
 
 
+def _page(request: web.Request, template: str, error: MatrixError | None = None) -> web.Response:
+    """The HTML page a link in an email opens: done, or (400) why not."""
+    reason = "" if error is None else error.error
+    page = request.app[EMAILS].templates.render(template, ok=error is None, reason=reason)
+    return web.Response(text=page, status=200 if error is None else 400, content_type="text/html")
+
+
 async def _request_token(request: web.Request, purpose: str) -> web.Response:
     body = await parse_body(request, RequestTokenBody)
     answer = await request.app[EMAILS].request_token(
@@ -91,20 +98,17 @@ async def add_request_token(request: web.Request) -> web.Response:
 # GET /_linkchat/client/email/validate?sid=&client_secret=&token=  (the link in the email)
 @routes.get(PAGES + "/validate")
 async def validate_page(request: web.Request) -> web.Response:
-    emails = request.app[EMAILS]
     try:
-        next_link = await emails.submit_token(
+        next_link = await request.app[EMAILS].submit_token(
             request.query.get("sid", ""),
             request.query.get("client_secret", ""),
             request.query.get("token", ""),
         )
     except MatrixError as error:
-        page = emails.templates.render("validation_page.html", ok=False, reason=error.error)
-        return web.Response(text=page, status=400, content_type="text/html")
+        return _page(request, "validation_page.html", error)
     if next_link:
         raise web.HTTPFound(next_link)
-    page = emails.templates.render("validation_page.html", ok=True, reason="")
-    return web.Response(text=page, content_type="text/html")
+    return _page(request, "validation_page.html")
 
 
 # POST /_linkchat/client/email/submit_token  (the response's submit_url; the code typed)
@@ -116,30 +120,19 @@ async def submit_token(request: web.Request) -> web.Response:
 
 
 # GET /_linkchat/client/email/unsubscribe?user=&address=&token=  (in notification emails)
-@routes.get(PAGES + "/unsubscribe")
-async def unsubscribe_page(request: web.Request) -> web.Response:
-    return await _unsubscribe(request)
-
-
 # POST /_linkchat/client/email/unsubscribe (RFC 8058 one-click, from a mail client's button)
+@routes.get(PAGES + "/unsubscribe")
 @routes.post(PAGES + "/unsubscribe")
-async def unsubscribe_one_click(request: web.Request) -> web.Response:
-    return await _unsubscribe(request)
-
-
-async def _unsubscribe(request: web.Request) -> web.Response:
-    emails = request.app[EMAILS]
+async def unsubscribe_page(request: web.Request) -> web.Response:
     try:
-        await emails.unsubscribe(
+        await request.app[EMAILS].unsubscribe(
             request.query.get("user", ""),
             request.query.get("address", ""),
             request.query.get("token", ""),
         )
     except MatrixError as error:
-        page = emails.templates.render("unsubscribe_page.html", ok=False, reason=error.error)
-        return web.Response(text=page, status=400, content_type="text/html")
-    page = emails.templates.render("unsubscribe_page.html", ok=True, reason="")
-    return web.Response(text=page, content_type="text/html")
+        return _page(request, "unsubscribe_page.html", error)
+    return _page(request, "unsubscribe_page.html")
 
 
 # GET /_matrix/client/v3/account/3pid
