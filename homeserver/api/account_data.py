@@ -20,17 +20,14 @@ ROOM = USER + "/rooms/{room_id}"
 PUSH_RULES_TYPE = "m.push_rules"
 
 
-async def _owner(request: web.Request) -> str:
-    """The caller, who must be the user the path names: nobody reads another's data."""
+async def _owner_and_scope(request: web.Request) -> tuple[str, str]:
+    """The caller, who must be the user the path names (nobody reads another's data),
+    and the scope: the room the path names, else GLOBAL."""
     caller = await requester(request)
     if request.match_info["user_id"] != caller.user_id:
         raise forbidden("You may only use your own account data.")
-    return caller.user_id
-
-
-def _scope(request: web.Request) -> str:
-    """GLOBAL, or the room the path names."""
-    return room_id_param(request) if "room_id" in request.match_info else GLOBAL
+    scope = room_id_param(request) if "room_id" in request.match_info else GLOBAL
+    return caller.user_id, scope
 
 
 # GET /_matrix/client/v3/user/{user_id}/account_data/{type}
@@ -38,8 +35,7 @@ def _scope(request: web.Request) -> str:
 @routes.get(USER + "/account_data/{type}")
 @routes.get(ROOM + "/account_data/{type}")
 async def get_account_data(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    scope = _scope(request)
+    user_id, scope = await _owner_and_scope(request)
     data_type = request.match_info["type"]
     if data_type == PUSH_RULES_TYPE and scope == GLOBAL:
         # Push rules have their own API; here they read as Synapse shows them, with
@@ -53,8 +49,7 @@ async def get_account_data(request: web.Request) -> web.Response:
 @routes.put(USER + "/account_data/{type}")
 @routes.put(ROOM + "/account_data/{type}")
 async def put_account_data(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    scope = _scope(request)
+    user_id, scope = await _owner_and_scope(request)
     body = await json_object(request)
     await request.app[ACCOUNT_DATA].put(user_id, scope, request.match_info["type"], body)
     return ok()
@@ -63,15 +58,14 @@ async def put_account_data(request: web.Request) -> web.Response:
 # GET /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags
 @routes.get(ROOM + "/tags")
 async def get_tags(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    return ok(await request.app[ACCOUNT_DATA].tags(user_id, room_id_param(request)))
+    user_id, room_id = await _owner_and_scope(request)
+    return ok(await request.app[ACCOUNT_DATA].tags(user_id, room_id))
 
 
 # PUT /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags/{tag}
 @routes.put(ROOM + "/tags/{tag}")
 async def put_tag(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    room_id = room_id_param(request)
+    user_id, room_id = await _owner_and_scope(request)
     body = await json_object(request)
     await request.app[ACCOUNT_DATA].put_tag(user_id, room_id, request.match_info["tag"], body)
     return ok()
@@ -80,7 +74,6 @@ async def put_tag(request: web.Request) -> web.Response:
 # DELETE /_matrix/client/v3/user/{user_id}/rooms/{room_id}/tags/{tag}
 @routes.delete(ROOM + "/tags/{tag}")
 async def delete_tag(request: web.Request) -> web.Response:
-    user_id = await _owner(request)
-    room_id = room_id_param(request)
+    user_id, room_id = await _owner_and_scope(request)
     await request.app[ACCOUNT_DATA].delete_tag(user_id, room_id, request.match_info["tag"])
     return ok()

@@ -23,6 +23,11 @@ class VersionBody(RequestBody):
     version: str | None = None
 
 
+def _path_version(request: web.Request) -> str | None:
+    """The version the path names, or None for the current version."""
+    return request.match_info.get("version")
+
+
 def _version_param(request: web.Request) -> str:
     version = request.query.get("version")
     if version is None:
@@ -42,25 +47,12 @@ async def create_version(request: web.Request) -> web.Response:
 
 
 # GET /_matrix/client/v3/room_keys/version
-@routes.get(V3 + "/room_keys/version")
-async def current_version(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    return ok(await request.app[BACKUPS].get_version(caller.user_id, None))
-
-
-# DELETE /_matrix/client/v3/room_keys/version
-@routes.delete(V3 + "/room_keys/version")
-async def delete_current_version(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    await request.app[BACKUPS].delete_version(caller.user_id, None)
-    return ok()
-
-
 # GET /_matrix/client/v3/room_keys/version/{version}
+@routes.get(V3 + "/room_keys/version")
 @routes.get(V3 + "/room_keys/version/{version}")
 async def get_version(request: web.Request) -> web.Response:
     caller = await requester(request)
-    return ok(await request.app[BACKUPS].get_version(caller.user_id, request.match_info["version"]))
+    return ok(await request.app[BACKUPS].get_version(caller.user_id, _path_version(request)))
 
 
 # PUT /_matrix/client/v3/room_keys/version/{version}
@@ -74,17 +66,21 @@ async def update_version(request: web.Request) -> web.Response:
     return ok()
 
 
+# DELETE /_matrix/client/v3/room_keys/version
 # DELETE /_matrix/client/v3/room_keys/version/{version}
+@routes.delete(V3 + "/room_keys/version")
 @routes.delete(V3 + "/room_keys/version/{version}")
 async def delete_version(request: web.Request) -> web.Response:
     caller = await requester(request)
-    await request.app[BACKUPS].delete_version(caller.user_id, request.match_info["version"])
+    await request.app[BACKUPS].delete_version(caller.user_id, _path_version(request))
     return ok()
 
 
-def _keys_scope(request: web.Request) -> tuple[str | None, str | None]:
-    """The room and session a keys path names (None: all of them)."""
-    return request.match_info.get("room_id"), request.match_info.get("session_id")
+async def _keys_request(request: web.Request) -> tuple[str, str, str | None, str | None]:
+    """The caller, the ?version= and the room and session a keys path names (None: all)."""
+    caller = await requester(request)
+    room_id, session_id = request.match_info.get("room_id"), request.match_info.get("session_id")
+    return caller.user_id, _version_param(request), room_id, session_id
 
 
 # PUT /_matrix/client/v3/room_keys/keys
@@ -94,9 +90,7 @@ def _keys_scope(request: web.Request) -> tuple[str | None, str | None]:
 @routes.put(V3 + "/room_keys/keys/{room_id}")
 @routes.put(V3 + "/room_keys/keys/{room_id}/{session_id}")
 async def put_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    version = _version_param(request)
-    room_id, session_id = _keys_scope(request)
+    user_id, version, room_id, session_id = await _keys_request(request)
     body = await json_object(request)
     if room_id is None:
         keys = parse_rooms(body)
@@ -104,7 +98,7 @@ async def put_keys(request: web.Request) -> web.Response:
         keys = parse_sessions(room_id, body)
     else:
         keys = parse_sessions(room_id, {"sessions": {session_id: body}})
-    return ok(await request.app[BACKUPS].put_keys(caller.user_id, version, keys))
+    return ok(await request.app[BACKUPS].put_keys(user_id, version, keys))
 
 
 # GET /_matrix/client/v3/room_keys/keys
@@ -114,10 +108,8 @@ async def put_keys(request: web.Request) -> web.Response:
 @routes.get(V3 + "/room_keys/keys/{room_id}")
 @routes.get(V3 + "/room_keys/keys/{room_id}/{session_id}")
 async def get_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    room_id, session_id = _keys_scope(request)
-    backups = request.app[BACKUPS]
-    return ok(await backups.get_keys(caller.user_id, _version_param(request), room_id, session_id))
+    user_id, version, room_id, session_id = await _keys_request(request)
+    return ok(await request.app[BACKUPS].get_keys(user_id, version, room_id, session_id))
 
 
 # DELETE /_matrix/client/v3/room_keys/keys
@@ -127,9 +119,5 @@ async def get_keys(request: web.Request) -> web.Response:
 @routes.delete(V3 + "/room_keys/keys/{room_id}")
 @routes.delete(V3 + "/room_keys/keys/{room_id}/{session_id}")
 async def delete_keys(request: web.Request) -> web.Response:
-    caller = await requester(request)
-    room_id, session_id = _keys_scope(request)
-    backups = request.app[BACKUPS]
-    return ok(
-        await backups.delete_keys(caller.user_id, _version_param(request), room_id, session_id)
-    )
+    user_id, version, room_id, session_id = await _keys_request(request)
+    return ok(await request.app[BACKUPS].delete_keys(user_id, version, room_id, session_id))
