@@ -551,6 +551,7 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         recent = RecentEvents(pool)
         notifier = Notifier(bus, recent)
         appender.add_listener(notifier.committed)
+        recent.add_read_listener(appender.observe)
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender

@@ -299,3 +299,43 @@ async def test_a_batch_is_answered_at_its_commit_while_another_process_waits_for
     await watcher.close()
     # The appender goes on writing, taking the lock as usual.
     await hs.send(sender, room)
+
+
+async def test_a_state_change_made_by_another_process_is_enforced_from_its_events(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    """Two processes take turns appending to one room. What the other process appended
+    reaches this one over the bus and is folded into this appender's cached room state,
+    which then equals the room's state in the database; a power-level change made there
+    is enforced here."""
+    from homeserver.api.app_keys import APPENDER, POOL
+    from homeserver.store.chains import load_state
+
+    first = await start_app(dsn=fresh_dsn, bus="postgres")
+    second = await start_app(dsn=fresh_dsn, bus="postgres")
+    owner = await first.register()
+    room = await first.create_room(owner, preset="public_chat")
+    member = await first.register()
+    await first.join(member, room)
+    await second.send(member, room, {"msgtype": "m.text", "body": "cached here"})
+    appender = second.app[APPENDER]
+    levels = await first.ok("GET", f"rooms/{room}/state/m.room.power_levels", user=owner)
+    levels["events_default"] = 50
+    changed = await first.ok("PUT", f"rooms/{room}/state/m.room.power_levels", levels, user=owner)
+    for _ in range(500):
+        cached = appender._states.get(room)
+        if cached is not None and cached.head is not None:
+            if cached.head.event_id == changed["event_id"]:
+                break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the other process's events never reached this appender's cache")
+    async with second.app[POOL].acquire() as conn:
+        assert cached == await load_state(conn, room, cached.head)
+    refused = await second.request(
+        "PUT",
+        f"rooms/{room}/send/m.room.message/after-change",
+        {"msgtype": "m.text", "body": "not any more"},
+        user=member,
+    )
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")

@@ -106,6 +106,18 @@ class Appender:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="appender")
 
+    def observe(self, events: Sequence[Event]) -> None:
+        """Committed events read from the log, in position order (mostly other
+        processes'): each that directly follows a cached chain state is folded into
+        it, so this process's next batch in that chain need not read the state again
+        (with several workers they take turns in the same rooms). Anything else is
+        left to the head check in `_BatchPlan.load`."""
+        for event in events:
+            cached = self._states.get(event.room_id)
+            if cached is not None and cached.head is not None:
+                if event.prev_events == (cached.head.event_id,):
+                    self._states[event.room_id] = room_state_reducer.apply(cached, event)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -29,6 +30,8 @@ from homeserver.events.model import Event, JsonDict, TxnKey
 from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
 from homeserver.store import sync as sync_store
 from homeserver.sync.response import add_receipt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -128,11 +131,16 @@ class RecentEvents:
         # (or could not take as handed over), and the events they read, for the metrics.
         self.catch_ups = 0
         self.caught_up_events = 0
+        self._read_listeners: list[Callable[[Sequence[Event]], None]] = []
 
     def start_at(self, position: int, shadow_bans: ShadowBans) -> None:
         """Start at `position`, with the shadow-bans as of it (or later)."""
         self.floor = self.head = position
         self.shadow_bans = shadow_bans
+
+    def add_read_listener(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        """Called with the events `advance` reads from the log: other processes'."""
+        self._read_listeners.append(listener)
 
     def extend(self, events: Sequence[Event], txns: Mapping[str, TxnKey]) -> bool:
         """Hold a batch this process committed, with the transaction keys its events were
@@ -181,6 +189,12 @@ class RecentEvents:
                 self._events.append(RecentEvent(event, device_id, txn_id))
             self.head = position
             self._trim()
+            read = [event for event, _, _ in rows]
+            for listener in self._read_listeners:
+                try:
+                    listener(read)
+                except Exception:
+                    log.exception("recent events read listener failed")
 
     def _trim(self) -> None:
         while len(self._events) > self._capacity:
