@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -119,33 +119,23 @@ def cannot_overwrite() -> MatrixError:
     return MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
 
 
+@dataclass(eq=False)
 class MediaService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        server_name: str,
-        store: MediaStore,
-        watch: UserWatch[Any],
-        limiter: RateLimiter,
-        *,
-        max_upload_bytes: int,
-        allow_unauthenticated_download: bool = False,
-        unused_expiry_ms: int = UNUSED_EXPIRY_MS,
-        max_pending_uploads: int = MAX_PENDING_UPLOADS,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self.server_name = server_name
-        self.store = store
-        self._watch = watch
-        self._limiter = limiter
-        self.max_upload_bytes = max_upload_bytes
-        self.allow_unauthenticated_download = allow_unauthenticated_download
-        self._unused_expiry_ms = unused_expiry_ms
-        self._max_pending_uploads = max_pending_uploads
-        self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_WORKERS)
-        self._rendering: dict[Path, asyncio.Task[None]] = {}
+    pool: asyncpg.Pool
+    appender: Appender
+    server_name: str
+    store: MediaStore
+    watch: UserWatch[Any]
+    limiter: RateLimiter
+    _: KW_ONLY
+    max_upload_bytes: int
+    allow_unauthenticated_download: bool = False
+    unused_expiry_ms: int = UNUSED_EXPIRY_MS
+    max_pending_uploads: int = MAX_PENDING_UPLOADS
+    _thumbnail_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(THUMBNAIL_WORKERS), init=False, repr=False
+    )
+    _rendering: dict[Path, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
 
     def mxc(self, media_id: str) -> MxcUri:
         return MxcUri(self.server_name, media_id)
@@ -158,13 +148,13 @@ class MediaService:
             return  # sized while streaming, and charged once written (_charge)
         if declared_length > self.max_upload_bytes:
             raise too_large(f"Cannot upload files larger than {self.max_upload_bytes} bytes")
-        await self._limiter.limit_user(Action.MEDIA_UPLOAD_BYTES, user_id, declared_length)
+        await self.limiter.limit_user(Action.MEDIA_UPLOAD_BYTES, user_id, declared_length)
 
     async def _charge(self, user_id: str, declared_length: int | None, written: Written) -> None:
         # Without a Content-Length the size is known only now: it is taken even
         # beyond the budget, and the uploader's next upload waits for it.
         if declared_length is None:
-            await self._limiter.charge_user(Action.MEDIA_UPLOAD_BYTES, user_id, written.size)
+            await self.limiter.charge_user(Action.MEDIA_UPLOAD_BYTES, user_id, written.size)
 
     async def upload(
         self,
@@ -189,11 +179,11 @@ class MediaService:
         """Reserve a media ID for a later upload; its URI and when it expires unused."""
         now = now_ms()
         media_id = new_media_id()
-        expires = now + self._unused_expiry_ms
-        async with self._pool.acquire() as conn:
+        expires = now + self.unused_expiry_ms
+        async with self.pool.acquire() as conn:
             await media_store.delete_expired_reservations(conn, now)
             pending = await media_store.pending_reservations(conn, user_id, now)
-            if pending >= self._max_pending_uploads:
+            if pending >= self.max_pending_uploads:
                 raise limit_exceeded(
                     60.0,
                     f"You have {pending} media IDs waiting for an upload; upload to them first.",
@@ -216,7 +206,7 @@ class MediaService:
             raise not_found("Unknown media ID")
         await self._admit(user_id, declared_length)
         now = now_ms()
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             existing = await media_store.media(conn, media_id)
             if existing is not None:
                 if existing.user_id != user_id:
@@ -236,10 +226,10 @@ class MediaService:
             await self._charge(user_id, declared_length, written)
             await self._record(user_id, media_id, content_type, filename, written)
         except BaseException:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 await media_store.release(conn, media_id)
             raise
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await media_store.delete_reservation(conn, media_id)
 
     async def _record(
@@ -260,7 +250,7 @@ class MediaService:
         if filename is not None:
             content["filename"] = filename
         try:
-            await self._appender.append(Draft(user_id, user_id, types.MEDIA, content))
+            await self.appender.append(Draft(user_id, user_id, types.MEDIA, content))
         except BaseException:
             # Without its record the file is unreachable: do not keep it.
             await self.store.remove(media_id)
@@ -281,7 +271,7 @@ class MediaService:
         return MediaFile(record, path)
 
     async def _wait_for(self, media_id: str, wait_ms: int) -> MediaRow:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             record = await media_store.media(conn, media_id)
             reservation = (
                 None if record is not None else await media_store.reservation(conn, media_id)
@@ -292,10 +282,10 @@ class MediaService:
             raise not_found("Media not found")
         deadline = time.monotonic() + wait_ms / 1000
         # Subscribe before reading, so an upload committed in between still wakes us.
-        waiter = self._watch.subscribe(reservation.user_id, ())
+        waiter = self.watch.subscribe(reservation.user_id, ())
         try:
             while True:
-                async with self._pool.acquire() as conn:
+                async with self.pool.acquire() as conn:
                     record = await media_store.media(conn, media_id)
                 if record is not None:
                     return record
@@ -304,7 +294,7 @@ class MediaService:
                     raise not_yet_uploaded()
                 await waiter.wait(remaining)
         finally:
-            self._watch.unsubscribe(waiter)
+            self.watch.unsubscribe(waiter)
 
     # Thumbnails
 

@@ -30,7 +30,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import asyncpg
@@ -97,36 +97,28 @@ def status_json(row: DeletionRow) -> JsonDict:
     return shown
 
 
+@dataclass(eq=False)
 class RoomDeletions:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        rooms: RoomService,
-        administration: RoomAdministration,
-        trail: AuditTrail,
-        server_name: str,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._pool = pool
-        self._rooms = rooms
-        self._administration = administration
-        self._trail = trail
-        self._server_name = server_name
-        self._clock = clock
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+    pool: asyncpg.Pool
+    rooms: RoomService
+    administration: RoomAdministration
+    trail: AuditTrail
+    server_name: str
+    _: KW_ONLY
+    clock: Callable[[], float] = time.time
+    _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self.clock() * 1000)
 
     async def start(self, deletion: Deletion) -> str:
         """Check the request, schedule the deletion and return its `delete_id`."""
         creator = deletion.new_room_user_id
         if creator is not None and (
-            not types.is_user_id(creator) or creator.partition(":")[2] != self._server_name
+            not types.is_user_id(creator) or creator.partition(":")[2] != self.server_name
         ):
             raise invalid_param(f"User must be our own: {creator}")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             known = await room_store.room_exists(conn, deletion.room_id)
             if not known and not deletion.block:
                 raise not_found(f"Unknown room id {deletion.room_id}")
@@ -145,14 +137,14 @@ class RoomDeletions:
         return delete_id
 
     async def status(self, delete_id: str) -> JsonDict:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             row = await deletion_store.by_id(conn, delete_id, self._now_ms() - STATUS_KEPT_MS)
         if row is None:
             raise not_found(f"delete id '{delete_id}' not found")
         return status_json(row)
 
     async def statuses(self, room_id: str) -> list[JsonDict]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             rows = await deletion_store.by_room(conn, room_id, self._now_ms() - STATUS_KEPT_MS)
         if not rows:
             raise not_found(f"No delete task for room_id '{room_id}' found")
@@ -175,7 +167,7 @@ class RoomDeletions:
     async def _set(
         self, delete_id: str, status: str, done: ShutdownRoom, error: str | None = None
     ) -> None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             await deletion_store.update(
                 conn, delete_id, status, done.as_json(), self._now_ms(), error
             )
@@ -199,18 +191,18 @@ class RoomDeletions:
     async def _delete(self, deletion: Deletion, known: bool, done: ShutdownRoom) -> None:
         room_id, admin = deletion.room_id, deletion.admin
         if deletion.block:
-            await self._administration.set_blocked(admin, room_id, True, deletion.reason)
+            await self.administration.set_blocked(admin, room_id, True, deletion.reason)
         if not known:
             return
         if deletion.new_room_user_id is not None:
             done.new_room_id = await self._new_room(deletion, deletion.new_room_user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             members = await deletion_store.members_to_remove(conn, room_id)
         for user_id in members:
             try:
-                await self._rooms.leave(user_id, room_id, None)
+                await self.rooms.leave(user_id, room_id, None)
                 if done.new_room_id is not None and user_id != deletion.new_room_user_id:
-                    await self._rooms.join(user_id, done.new_room_id, None)
+                    await self.rooms.join(user_id, done.new_room_id, None)
             except MatrixError as refused:
                 log.warning("could not move %s out of %s: %s", user_id, room_id, refused.error)
                 done.failed_to_kick_users.append(user_id)
@@ -219,19 +211,19 @@ class RoomDeletions:
         await self._move_aliases(deletion, done)
         facts: list[Draft] = []
         if deletion.purge:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 everyone = await deletion_store.members_ever(conn, room_id)
             for user_id in everyone:
                 with contextlib.suppress(MatrixError):  # one still in it (refused to leave)
-                    await self._rooms.forget(user_id, room_id)
-            facts.append(self._trail.fact(admin, types.ROOM_PURGED, {}, state_key=room_id))
+                    await self.rooms.forget(user_id, room_id)
+            facts.append(self.trail.fact(admin, types.ROOM_PURGED, {}, state_key=room_id))
         details: dict[str, Any] = {
             "block": deletion.block,
             "purge": deletion.purge,
             "kicked_users": len(done.kicked_users),
             "new_room_id": done.new_room_id,
         }
-        await self._trail.record(
+        await self.trail.record(
             admin,
             "room.delete",
             target=room_id,
@@ -241,7 +233,7 @@ class RoomDeletions:
         )
 
     async def _new_room(self, deletion: Deletion, creator: str) -> str:
-        room_id, _ = await self._rooms.create_room(
+        room_id, _ = await self.rooms.create_room(
             creator,
             RoomCreation(
                 preset="public_chat",
@@ -251,19 +243,19 @@ class RoomDeletions:
             ),
         )
         body = deletion.message or DEFAULT_MESSAGE
-        await self._rooms.send(
+        await self.rooms.send(
             creator, room_id, types.MESSAGE, {"msgtype": "m.text", "body": body}, None
         )
         return room_id
 
     async def _move_aliases(self, deletion: Deletion, done: ShutdownRoom) -> None:
         room_id, admin = deletion.room_id, deletion.admin
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             aliases = await room_store.aliases_of(conn, room_id)
         if done.new_room_id is None and not deletion.purge:
             return
         for alias in aliases:
-            await self._rooms.delete_alias(admin, alias, True)
+            await self.rooms.delete_alias(admin, alias, True)
             if done.new_room_id is not None:
-                await self._rooms.create_alias(admin, alias, done.new_room_id, True)
+                await self.rooms.create_alias(admin, alias, done.new_room_id, True)
             done.local_aliases.append(alias)

@@ -96,34 +96,21 @@ def _listed_aliases(content: Mapping[str, Any]) -> list[object]:
     return listed + alt_aliases if isinstance(alt_aliases, list) else listed
 
 
+@dataclass(eq=False)
 class RoomService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        server_name: str,
-        renderer: EventRenderer,
-        room_type_levels: RoomTypeLevels | None = None,
-        draft_check: DraftCheck | None = None,
-        default_room_version: str = DEFAULT_ROOM_VERSION,
-    ) -> None:
-        self._default_room_version = default_room_version
-        self._pool = pool
-        self._renderer = renderer
-        self._appender = appender
-        self._server_name = server_name
-        self._room_type_levels = room_type_levels or {}
-        self._draft_check = draft_check
+    pool: asyncpg.Pool
+    appender: Appender
+    server_name: str
+    renderer: EventRenderer
+    room_type_levels: RoomTypeLevels = field(default_factory=dict)
+    draft_check: DraftCheck | None = None
+    default_room_version: str = DEFAULT_ROOM_VERSION
 
     # Creation
 
     def new_room_id(self) -> str:
         local = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
-        return f"!{local}:{self._server_name}"
-
-    @property
-    def default_room_version(self) -> str:
-        return self._default_room_version
+        return f"!{local}:{self.server_name}"
 
     def create_event(self, creator: str, content: Mapping[str, Any]) -> Draft:
         """The create event of a new room, its content completed for the version it names
@@ -150,7 +137,7 @@ class RoomService:
         if preset not in PRESETS:
             raise MatrixError(400, "M_BAD_JSON", f"Unknown preset {preset!r}.")
         version = (
-            request.room_version if request.room_version is not None else self._default_room_version
+            request.room_version if request.room_version is not None else self.default_room_version
         )
         if version not in SUPPORTED_ROOM_VERSIONS:
             raise MatrixError(
@@ -178,7 +165,7 @@ class RoomService:
         if request.room_alias_name is not None:
             alias = self._alias_from_name(request.room_alias_name)
             try:
-                await self._appender.append(
+                await self.appender.append(
                     Draft(alias, creator, types.ALIAS, {"room_id": room_id}, state_key="")
                 )
             except MatrixError as taken:
@@ -186,12 +173,12 @@ class RoomService:
                     raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken.") from None
                 raise
         try:
-            await self._appender.append_group(
+            await self.appender.append_group(
                 await self._creation_drafts(create, preset, alias, request)
             )
         except MatrixError as refused:
             if alias is not None:
-                await self._appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
+                await self.appender.append(Draft(alias, creator, types.ALIAS, {}, state_key=""))
             if refused.errcode == "M_FORBIDDEN" and not isinstance(refused, CapabilityRefusal):
                 # The spec's createRoom: initial state the rules refuse is M_INVALID_ROOM_STATE.
                 raise MatrixError(400, "M_INVALID_ROOM_STATE", refused.error) from None
@@ -216,8 +203,8 @@ class RoomService:
 
         power_levels = default_power_levels(creator, preset, request.invite)
         room_type = create.content.get("type")
-        if isinstance(room_type, str) and room_type in self._room_type_levels:
-            power_levels = self._room_type_levels[room_type](power_levels)
+        if isinstance(room_type, str) and room_type in self.room_type_levels:
+            power_levels = self.room_type_levels[room_type](power_levels)
         creators = room_creators(creator, create.content)
         if creators:
             power_levels = creators_levels(power_levels, creators)
@@ -250,10 +237,10 @@ class RoomService:
         content: JsonDict = {"membership": membership}
         if membership in ("join", "invite"):
             # The member's current profile (homeserver/profiles), as Synapse does.
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 profile = await profile_store.profile(conn, user_id)
             if profile is None:
-                content["displayname"] = localpart_of(user_id, self._server_name) or user_id
+                content["displayname"] = localpart_of(user_id, self.server_name) or user_id
             else:
                 shown = ProfileContent(
                     displayname=profile.displayname, avatar_url=profile.avatar_url
@@ -264,7 +251,7 @@ class RoomService:
     async def _require_local_user(self, user_id: str) -> None:
         if not types.is_user_id(user_id):
             raise invalid_param(f"{user_id!r} is not a valid user ID.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await account_store.user_exists(conn, user_id):
                 raise not_found(f"User {user_id} not found.")
 
@@ -272,7 +259,7 @@ class RoomService:
 
     async def resolve_room(self, room_id_or_alias: str) -> str:
         if room_id_or_alias.startswith("#"):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 target = await room_store.alias_target(conn, room_id_or_alias)
             if target is None:
                 raise not_found(f"Room alias {room_id_or_alias} not found.")
@@ -282,7 +269,7 @@ class RoomService:
         return room_id_or_alias
 
     async def _require_room(self, room_id: str) -> None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             if not await room_store.room_exists(conn, room_id):
                 raise not_found("Unknown room.")
 
@@ -310,7 +297,7 @@ class RoomService:
         await self._set_membership(room_id, sender, target, "invite", reason)
 
     async def _shadow_banned(self, user_id: str) -> bool:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await shadow_ban_store.current_ban(conn, user_id) is not None
 
     async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
@@ -318,7 +305,7 @@ class RoomService:
         await self._set_membership(room_id, user_id, user_id, "leave", reason)
 
     async def _membership(self, room_id: str, user_id: str) -> room_store.Membership | None:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await room_store.membership(conn, room_id, user_id)
 
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
@@ -345,7 +332,7 @@ class RoomService:
             raise not_found("You have never been in this room.")
         if current.membership in ("join", "invite", "knock"):
             raise MatrixError(400, "M_UNKNOWN", "You must leave the room before forgetting it.")
-        await self._appender.append(
+        await self.appender.append(
             Draft(user_id, user_id, types.ACCOUNT_FORGOTTEN, {"forgotten": True}, state_key=room_id)
         )
 
@@ -366,16 +353,16 @@ class RoomService:
         if unchanged is not None:
             return unchanged
         draft = Draft(room_id, sender, types.MEMBER, content, state_key=target)
-        return (await self._appender.append(draft)).event_id
+        return (await self.appender.append(draft)).event_id
 
     # Reading membership
 
     async def joined_rooms(self, user_id: str) -> list[str]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             return await room_store.joined_room_ids(conn, user_id)
 
     async def _membership_or_forbidden(self, room_id: str, user_id: str) -> room_store.Membership:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await room_store.membership(conn, room_id, user_id)
             if current is None:
                 if not await room_store.room_exists(conn, room_id):
@@ -394,7 +381,7 @@ class RoomService:
 
     async def joined_members(self, user_id: str, room_id: str) -> dict[str, JsonDict]:
         await self._require_joined(room_id, user_id)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             events = await room_store.member_events(conn, room_id)
         # Served (redactions applied): a redacted member event has lost its display name.
         return {
@@ -402,7 +389,7 @@ class RoomService:
                 "display_name": event["content"].get("displayname"),
                 "avatar_url": event["content"].get("avatar_url"),
             }
-            for event in await self._renderer.serve(events)
+            for event in await self.renderer.serve(events)
             if event["content"].get("membership") == "join"
         }
 
@@ -417,7 +404,7 @@ class RoomService:
         """Member events: the current ones, or as of their leave for one who left; as of
         `at_position` (a token) when given, to one who could see the room then (as Synapse:
         the state at the room's last event before the token, else 403)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             access = await room_access(conn, user_id, room_id)
             if at_position is None:
                 access.require_readable()
@@ -436,7 +423,7 @@ class RoomService:
             if (membership is None or event.content.get("membership") == membership)
             and (not_membership is None or event.content.get("membership") != not_membership)
         ]
-        return await self._renderer.serve(chosen)
+        return await self.renderer.serve(chosen)
 
     # State
 
@@ -447,19 +434,19 @@ class RoomService:
         return access.state_position
 
     async def state(self, user_id: str, room_id: str) -> list[JsonDict]:
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             position = await self._state_at(conn, user_id, room_id)
             if position is None:
                 events = await room_store.state_events(conn, room_id)
             else:
                 events = await room_store.state_events_at(conn, room_id, position)
-        return await self._renderer.serve(events)
+        return await self.renderer.serve(events)
 
     async def state_event(
         self, user_id: str, room_id: str, event_type: str, state_key: str
     ) -> JsonDict:
         """One state event, served (a redacted one shows its redacted content here too)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             position = await self._state_at(conn, user_id, room_id)
             if position is None:
                 event = await room_store.state_event(conn, room_id, event_type, state_key)
@@ -470,7 +457,7 @@ class RoomService:
                 )
         if event is None or (event.type == types.MEMBER and not event.content):
             raise not_found("Event not found.")
-        return (await self._renderer.serve([event]))[0]
+        return (await self.renderer.serve([event]))[0]
 
     async def set_state(
         self, sender: str, room_id: str, event_type: str, state_key: str, content: JsonDict
@@ -497,7 +484,7 @@ class RoomService:
         content, else None. A client repeating itself (the same state, a join when
         joined) so appends nothing and gets that event back, as Synapse answers. Only a
         member may be answered so about other state: anyone else is refused as ever."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await room_store.state_event(conn, room_id, event_type, state_key)
             if current is None or current.sender != sender:
                 return None
@@ -513,13 +500,13 @@ class RoomService:
 
     async def _append_checked(self, draft: Draft) -> str:
         """Append a client's draft after the draft check, again if what it checked changed."""
-        if self._draft_check is None:
-            return (await self._appender.append(draft)).event_id
+        if self.draft_check is None:
+            return (await self.appender.append(draft)).event_id
         attempts = STATE_EDIT_ATTEMPTS
         while True:
-            checked = await self._draft_check(draft)
+            checked = await self.draft_check(draft)
             try:
-                return (await self._appender.append(checked)).event_id
+                return (await self.appender.append(checked)).event_id
             except MatrixError as refused:
                 attempts -= 1
                 if checked is draft or refused.errcode != STATE_CHANGED or not attempts:
@@ -542,7 +529,7 @@ class RoomService:
         await self._require_room(room_id)
 
         async def attempt() -> str:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 current = await room_store.state_event(conn, room_id, event_type, state_key)
             content = edit(dict(current.content) if current is not None else {})
             draft = StateEdit(
@@ -553,7 +540,7 @@ class RoomService:
                 state_key=state_key,
                 replaces=current.event_id if current is not None else None,
             )
-            return (await self._appender.append(draft)).event_id
+            return (await self.appender.append(draft)).event_id
 
         return await retry_edit(attempt, event_type, attempts=STATE_EDIT_ATTEMPTS)
 
@@ -562,7 +549,7 @@ class RoomService:
         # already in the event are not checked again (one may since have been deleted).
         if not isinstance(content.get("alt_aliases", []), list):
             raise invalid_param("alt_aliases must be a list of room aliases.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await room_store.state_event(conn, room_id, types.CANONICAL_ALIAS, "")
             present = _listed_aliases(current.content) if current is not None else []
             for alias in _listed_aliases(content):
@@ -596,7 +583,7 @@ class RoomService:
         content: JsonDict = {"redacts": event_id}
         if reason is not None:
             content["reason"] = reason
-        event = await self._appender.append(
+        event = await self.appender.append(
             Draft(room_id, sender, types.REDACTION, content, txn=txn)
         )
         return event.event_id
@@ -608,7 +595,7 @@ class RoomService:
         # in Synapse's words and statuses.
         if not isinstance(event_id, str):
             raise bad_json("A redaction must name the event it removes in 'redacts'.")
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             target = await event_store.event_by_id(conn, event_id)
         if target is None or not types.is_room_chain(target.room_id):
             raise not_found("Event not found.")
@@ -621,23 +608,23 @@ class RoomService:
     async def event(self, user_id: str, device_id: str, room_id: str, event_id: str) -> JsonDict:
         """GET /rooms/{roomId}/event/{eventId}: the event if history visibility lets the
         user see it, else 404 (rooms/access.py)."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             access = await room_access(conn, user_id, room_id)
             ignored = await ignored_users(conn, user_id)
             event = await visible_event(conn, access, event_id, ignored)
-        return (await self._renderer.serve([event], (user_id, device_id)))[0]
+        return (await self.renderer.serve([event], (user_id, device_id)))[0]
 
     # Aliases
 
     def _alias_from_name(self, name: str) -> str:
-        alias = f"#{name}:{self._server_name}"
+        alias = f"#{name}:{self.server_name}"
         self.check_alias(alias)
         return alias
 
     def check_alias(self, alias: str) -> None:
         if not _ALIAS.match(alias) or len(alias) > 255:
             raise invalid_param(f"{alias!r} is not a valid room alias.")
-        if alias.split(":", 1)[1] != self._server_name:
+        if alias.split(":", 1)[1] != self.server_name:
             raise invalid_param("Room alias must be on this server.")
 
     async def resolve_alias(self, alias: str) -> str:
@@ -650,17 +637,17 @@ class RoomService:
         self.check_alias(alias)
         await self._require_room(room_id)
         if not is_admin:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 current = await room_store.membership(conn, room_id, sender)
             if current is None or current.membership != "join":
                 raise forbidden("You must be in the room to create an alias for it.")
-        await self._appender.append(
+        await self.appender.append(
             Draft(alias, sender, types.ALIAS, {"room_id": room_id}, state_key="")
         )
 
     async def delete_alias(self, sender: str, alias: str, is_admin: bool) -> None:
         self.check_alias(alias)
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             target = await room_store.alias_target(conn, alias)
             if target is None:
                 raise not_found(f"Room alias {alias} not found.")
@@ -671,7 +658,7 @@ class RoomService:
             levels = PowerLevels.of_state(create_event, levels_event)
             if levels.user_level(sender) < levels.level_for_event(types.CANONICAL_ALIAS, True):
                 raise forbidden("You may not delete this alias.")
-        await self._appender.append(Draft(alias, sender, types.ALIAS, {}, state_key=""))
+        await self.appender.append(Draft(alias, sender, types.ALIAS, {}, state_key=""))
         await self._drop_from_canonical_alias(sender, room_id, alias)
 
     async def _drop_from_canonical_alias(self, sender: str, room_id: str, alias: str) -> None:
@@ -679,7 +666,7 @@ class RoomService:
         `alt_aliases`), as Synapse does; best effort: one who may delete the alias (its
         creator) may still lack the power to change the canonical alias, and then it
         stays, naming an alias that no longer resolves."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             current = await room_store.state_event(conn, room_id, types.CANONICAL_ALIAS, "")
         if current is None or alias not in _listed_aliases(current.content):
             return
@@ -704,7 +691,7 @@ class RoomService:
     async def room_aliases(self, user_id: str, room_id: str) -> list[str]:
         """The room's local aliases, to whoever may read its state (rooms/access.py): its
         members, those who left it, and anyone when it is world_readable, as Synapse."""
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             (await room_access(conn, user_id, room_id)).require_readable()
             return await room_store.aliases_of(conn, room_id)
 
