@@ -85,7 +85,7 @@ class RoomAdministration:
                 granting, level = creator, CREATOR_LEVEL
             else:
                 levels = PowerLevels.from_content(levels_event.content)
-                joined = set(await room_store.joined_members(conn, room_id))
+                joined = set(await rooms_store.joined_user_ids(conn, room_id))
                 ranked = sorted(
                     (user for user in levels.users if user in joined),
                     key=lambda user: levels.users[user],
@@ -172,7 +172,7 @@ class RoomAdministration:
         async with self.pool.acquire() as conn:
             if not await rooms_store.room_exists(conn, room_id):
                 raise not_found(ROOM_NOT_FOUND)
-            return await room_store.joined_members(conn, room_id)
+            return await rooms_store.joined_user_ids(conn, room_id)
 
     async def forward_extremities(self, room_id: str) -> list[JsonDict]:
         """Synapse's forward extremities, for consoles that show them: a room here is one

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.results import fetch_column
+
 
 @dataclass(frozen=True, slots=True)
 class TokenOwner:
@@ -86,21 +88,21 @@ async def token_owner(conn: asyncpg.Connection, token_hash: str) -> TokenOwner |
 
 async def device_ids_with_tokens(conn: asyncpg.Connection, user_id: str) -> list[str]:
     """The device IDs the user's access tokens are on (listed devices or not)."""
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT DISTINCT device_id FROM access_tokens WHERE user_id = $1 ORDER BY device_id",
         user_id,
     )
-    return [row["device_id"] for row in rows]
 
 
 async def delete_device_tokens(conn: asyncpg.Connection, user_id: str, device_id: str) -> list[str]:
     """Delete a device's tokens; returns their hashes."""
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2 RETURNING token_hash",
         user_id,
         device_id,
     )
-    return [row["token_hash"] for row in rows]
 
 
 async def devices(conn: asyncpg.Connection, user_id: str) -> list[DeviceRow]:

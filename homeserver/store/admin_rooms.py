@@ -153,12 +153,3 @@ async def chain_head(conn: asyncpg.Connection, room_id: str) -> dict[str, Any] |
 async def creator(conn: asyncpg.Connection, room_id: str) -> str | None:
     found = await conn.fetchval("SELECT creator FROM rooms WHERE room_id = $1", room_id)
     return str(found) if found is not None else None
-
-
-async def joined_members(conn: asyncpg.Connection, room_id: str) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT user_id FROM room_members WHERE room_id = $1 AND membership = 'join'"
-        " ORDER BY user_id",
-        room_id,
-    )
-    return [row["user_id"] for row in rows]

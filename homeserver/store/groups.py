@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.results import fetch_column
+
 
 @dataclass(frozen=True, slots=True)
 class RoomSummary:
@@ -30,10 +32,10 @@ async def member_ids(
     conn: asyncpg.Connection, room_id: str, memberships: tuple[str, ...]
 ) -> list[str]:
     """Users whose membership of the room is one of `memberships`, by user ID."""
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT user_id FROM room_members WHERE room_id = $1 AND membership = ANY($2::text[])"
         " ORDER BY user_id",
         room_id,
         list(memberships),
     )
-    return [row["user_id"] for row in rows]

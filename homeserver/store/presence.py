@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from homeserver.events import types
+from homeserver.store.results import fetch_column
 
 
 def _shares_presence(room: str) -> str:
@@ -47,7 +48,8 @@ async def joined_members_of(
     conn: asyncpg.Connection, room_ids: Sequence[str], max_members: int
 ) -> list[str]:
     """Everyone joined to any of the rooms that share presence, once each."""
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT DISTINCT m.user_id FROM room_members m"
         " WHERE m.membership = 'join' AND m.room_id IN"
         " (SELECT asked FROM unnest($1::text[]) AS asked WHERE " + _shares_presence("asked") + ")",
@@ -55,4 +57,3 @@ async def joined_members_of(
         max_members,
         types.CHANNEL_ROOM_TYPE,
     )
-    return [row["user_id"] for row in rows]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from homeserver.store.results import fetch_column
 from homeserver.store.unnest import columns
 
 _COLUMNS = (
@@ -100,10 +101,12 @@ async def touch(
 
 
 async def changed(conn: asyncpg.Connection, after: int, upto: int) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT user_id FROM presence_users WHERE position > $1 AND position <= $2", after, upto
+    return await fetch_column(
+        conn,
+        "SELECT user_id FROM presence_users WHERE position > $1 AND position <= $2",
+        after,
+        upto,
     )
-    return [row["user_id"] for row in rows]
 
 
 async def due(conn: asyncpg.Connection, now: int, limit: int) -> tuple[list[str], int | None]:

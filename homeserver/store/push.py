@@ -13,7 +13,7 @@ from homeserver.events import types
 from homeserver.events.canonical import decode
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
-from homeserver.store.results import rows_affected
+from homeserver.store.results import fetch_column, rows_affected
 
 PUSH_RULES = "m.push_rules"
 # The push follower's name in follower_positions (push/sender.py): sync reads its
@@ -625,5 +625,4 @@ async def delete_outbox(conn: asyncpg.Connection, seqs: Sequence[int]) -> None:
 
 
 async def pushers_with_outbox(conn: asyncpg.Connection) -> list[int]:
-    rows = await conn.fetch("SELECT DISTINCT pusher_id FROM push_outbox")
-    return [row["pusher_id"] for row in rows]
+    return await fetch_column(conn, "SELECT DISTINCT pusher_id FROM push_outbox")

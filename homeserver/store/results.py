@@ -1,10 +1,18 @@
-"""Reading what PostgreSQL answered: a command's row count, a stored JSON object."""
+"""Reading what PostgreSQL answered: one column of rows, a command's row count, a stored
+JSON object."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from homeserver.events.canonical import decode
+
+
+async def fetch_column(conn: asyncpg.Connection, query: str, *args: object) -> list[Any]:
+    """The first column of every row `query` returns, in order."""
+    return [row[0] for row in await conn.fetch(query, *args)]
 
 
 def rows_affected(status: str) -> int:

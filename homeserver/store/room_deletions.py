@@ -9,6 +9,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from homeserver.store.results import fetch_column
+
 ACTIVE = ("scheduled", "active")
 
 
@@ -97,17 +99,16 @@ async def by_room(conn: asyncpg.Connection, room_id: str, since_ms: int) -> list
 
 async def members_to_remove(conn: asyncpg.Connection, room_id: str) -> list[str]:
     """Who is in the room, invited to it or knocking at it."""
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT user_id FROM room_members WHERE room_id = $1"
         " AND membership IN ('join', 'invite', 'knock') ORDER BY user_id",
         room_id,
     )
-    return [row["user_id"] for row in rows]
 
 
 async def members_ever(conn: asyncpg.Connection, room_id: str) -> list[str]:
     """Everyone with a membership in the room now (after the deletion: left or banned)."""
-    rows = await conn.fetch(
-        "SELECT user_id FROM room_members WHERE room_id = $1 ORDER BY user_id", room_id
+    return await fetch_column(
+        conn, "SELECT user_id FROM room_members WHERE room_id = $1 ORDER BY user_id", room_id
     )
-    return [row["user_id"] for row in rows]

@@ -9,6 +9,7 @@ import asyncpg
 
 from homeserver.events.model import Event
 from homeserver.store.events import event_from_row
+from homeserver.store.results import fetch_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +36,12 @@ async def membership(conn: asyncpg.Connection, room_id: str, user_id: str) -> Me
 
 
 async def joined_room_ids(conn: asyncpg.Connection, user_id: str) -> list[str]:
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT room_id FROM room_members WHERE user_id = $1 AND membership = 'join'"
         " ORDER BY stream_position",
         user_id,
     )
-    return [row["room_id"] for row in rows]
 
 
 async def member_events(
@@ -120,19 +121,18 @@ async def alias_creators(conn: asyncpg.Connection, room_id: str) -> dict[str, st
 
 
 async def joined_user_ids(conn: asyncpg.Connection, room_id: str) -> list[str]:
-    rows = await conn.fetch(
+    return await fetch_column(
+        conn,
         "SELECT user_id FROM room_members WHERE room_id = $1 AND membership = 'join'"
         " ORDER BY user_id",
         room_id,
     )
-    return [row["user_id"] for row in rows]
 
 
 async def aliases_of(conn: asyncpg.Connection, room_id: str) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
+    return await fetch_column(
+        conn, "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
     )
-    return [row["alias"] for row in rows]
 
 
 async def transaction_ids(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.results import fetch_column
+
 
 @dataclass(frozen=True, slots=True)
 class DirectoryEntry:
@@ -23,10 +25,11 @@ class DirectoryEntry:
 
 async def term_words(conn: asyncpg.Connection, term: str) -> list[str]:
     """The words of a search term, as the directory's vectors hold words (lower case)."""
-    rows = await conn.fetch(
-        "SELECT lexeme FROM unnest(to_tsvector('simple'::regconfig, $1)) ORDER BY lexeme", term
+    return await fetch_column(
+        conn,
+        "SELECT lexeme FROM unnest(to_tsvector('simple'::regconfig, $1)) ORDER BY lexeme",
+        term,
     )
-    return [row["lexeme"] for row in rows]
 
 
 def prefix_query(words: list[str]) -> str:
