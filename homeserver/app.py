@@ -374,6 +374,14 @@ def _watch_sync(
             (),
             lambda: [((), recent.caught_up_events)],
         ),
+        Sampled(
+            "counter",
+            "homeserver_sync_batches_received",
+            "Other processes' batches taken into the in-memory tail from the bus message"
+            " itself, without reading the log",
+            (),
+            lambda: [((), recent.received)],
+        ),
     ):
         metrics.add(metric)
 
@@ -549,9 +557,10 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
         appender.add_listener(lambda batch: app[METRICS].record_batch(batch.events))
         _watch_backpressure(app[METRICS], appender, app[ADMISSION])
         recent = RecentEvents(pool)
-        notifier = Notifier(bus, recent)
+        # Other processes take each batch's events from the bus message, not the log.
+        notifier = Notifier(bus, recent, carry_events=config.effective_bus != "local")
         appender.add_listener(notifier.committed)
-        recent.add_read_listener(appender.observe)
+        recent.add_foreign_listener(appender.observe)
         appender.start()
         app[POOL] = pool
         app[APPENDER] = appender

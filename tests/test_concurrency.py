@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 import asyncpg
 
@@ -339,3 +340,42 @@ async def test_a_state_change_made_by_another_process_is_enforced_from_its_event
         user=member,
     )
     assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")
+
+
+async def test_a_batch_committed_by_another_process_arrives_with_its_bus_message(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    """A send through one process wakes a long-poll held by another with the event
+    and its transaction ID, taken from the bus message rather than read back from
+    the log; a batch too large to carry is read from the log and arrives all the same."""
+    from homeserver.api.sync import SYNC
+
+    first = await start_app(dsn=fresh_dsn, bus="postgres")
+    second = await start_app(dsn=fresh_dsn, bus="postgres")
+    alice = await first.register()
+    room = await first.create_room(alice)
+    recent = second.app[SYNC]._recent
+    since = (await second.sync(alice))["next_batch"]
+
+    async def sent_through_first(body: str, txn_id: str) -> dict[str, Any]:
+        nonlocal since
+        poll = asyncio.create_task(second.sync(alice, since, wait_ms=10_000))
+        await asyncio.sleep(0.2)
+        await first.send(alice, room, {"msgtype": "m.text", "body": body}, txn_id=txn_id)
+        answer = await asyncio.wait_for(poll, 15)
+        since = answer["next_batch"]
+        (event,) = answer["rooms"]["join"][room]["timeline"]["events"]
+        return dict(event)
+
+    read_before, received_before = recent.catch_ups, recent.received
+    event = await sent_through_first("carried", "t-carried")
+    assert event["content"]["body"] == "carried"
+    assert event["unsigned"]["transaction_id"] == "t-carried"
+    assert recent.received > received_before
+    assert recent.catch_ups == read_before, "the other process read the log back"
+
+    big = "x" * 60_000
+    event = await sent_through_first(big, "t-big")
+    assert event["content"]["body"] == big
+    assert event["unsigned"]["transaction_id"] == "t-big"
+    assert recent.catch_ups > read_before

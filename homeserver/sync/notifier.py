@@ -5,6 +5,12 @@ the users it touches) and published on the bus, so a long-poll held by another
 process wakes too. Waiters are indexed by room and by user; a wake-up carries
 no events, only the hint to look again, so wake-ups coalesce and never queue.
 
+Between processes the bus message also carries the batch's events when they
+are small enough (`CARRIED_BYTES`): the other process then holds them at once,
+as the appender hands this one its own, instead of reading them from the log.
+Messages that arrive out of order or while a read is under way fall back to
+the read; the position in the message is what counts.
+
 A bus between processes loses what is published while it is disconnected.
 Then, once a second until it is back and once more when it is, the notifier
 catches up by stream position: it reads the log's head and wakes the rooms
@@ -25,7 +31,7 @@ from typing import Any
 
 from homeserver.alarm import Alarm
 from homeserver.bus.base import Bus
-from homeserver.events import types
+from homeserver.events import canonical, types
 from homeserver.events.model import Event
 from homeserver.log.appender import Committed
 from homeserver.sync.recent import RecentEvents
@@ -33,6 +39,9 @@ from homeserver.sync.recent import RecentEvents
 log = logging.getLogger(__name__)
 
 CHANNEL = "stream"
+# A committed batch's events travel with its bus message up to this size; a larger
+# batch is read from the log by the other processes.
+CARRIED_BYTES = 48_000
 # While the bus is disconnected, how often the log's head is read instead.
 CATCH_UP_SECONDS = 1.0
 
@@ -61,6 +70,40 @@ def change_of(events: Sequence[Event]) -> Change:
     return Change(max(e.stream_position for e in events), frozenset(rooms), frozenset(users))
 
 
+def _carried(batch: Committed) -> list[list[object]] | None:
+    """A batch's events as a bus message carries them to other processes, or None when
+    they are too large to (those processes then read them from the log)."""
+    carried: list[list[object]] = []
+    size = 0
+    for event in batch.events:
+        logged = event.logged if event.logged is not None else canonical.encode(event.pdu)
+        size += len(logged)
+        if size > CARRIED_BYTES:
+            return None
+        txn = batch.txns.get(event.event_id)
+        carried.append(
+            [
+                event.event_id,
+                event.stream_position,
+                logged.decode(),
+                txn.device_id if txn is not None else None,
+                txn.txn_id if txn is not None else None,
+            ]
+        )
+    return carried
+
+
+def _received(carried: list[list[Any]]) -> list[tuple[Event, str | None, str | None]]:
+    return [
+        (
+            Event.from_pdu(event_id, canonical.decode(logged), position, logged.encode()),
+            device_id,
+            txn_id,
+        )
+        for event_id, position, logged, device_id, txn_id in carried
+    ]
+
+
 class Waiter:
     """One long-poll's subscription; `wait` returns when woken or timed out."""
 
@@ -80,8 +123,9 @@ class Waiter:
 
 
 class Notifier:
-    def __init__(self, bus: Bus, recent: RecentEvents) -> None:
+    def __init__(self, bus: Bus, recent: RecentEvents, *, carry_events: bool = False) -> None:
         self._bus = bus
+        self._carry_events = carry_events
         self._recent = recent
         self._origin = secrets.token_hex(6)
         self._by_room: dict[str, set[Waiter]] = {}
@@ -160,7 +204,7 @@ class Notifier:
         change = change_of(batch.events)
         if self._recent.extend(batch.events, batch.txns):
             self._wake(change)
-            self._publish(change)
+            self._publish(change, _carried(batch) if self._carry_events else None)
         else:
             self.notify(change)
 
@@ -169,16 +213,16 @@ class Notifier:
         self._deliveries.add(self._spawn(self._deliver(change)))
         self._publish(change)
 
-    def _publish(self, change: Change) -> None:
-        message = json.dumps(
-            {
-                "o": self._origin,
-                "p": change.position,
-                "r": sorted(change.rooms),
-                "u": sorted(change.users),
-            }
-        )
-        self._spawn(self._bus.publish(CHANNEL, message))
+    def _publish(self, change: Change, events: list[list[object]] | None = None) -> None:
+        body: dict[str, object] = {
+            "o": self._origin,
+            "p": change.position,
+            "r": sorted(change.rooms),
+            "u": sorted(change.users),
+        }
+        if events is not None:
+            body["e"] = events
+        self._spawn(self._bus.publish(CHANNEL, json.dumps(body)))
 
     async def settled(self) -> None:
         """Wait until changes committed by this process so far are readable.
@@ -205,6 +249,11 @@ class Notifier:
         if data.get("o") == self._origin:
             return
         change = Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"]))
+        if self._pending is None and not self._delivering and "e" in data:
+            # The batch itself came along, right after what is held: no read of the log.
+            if self._recent.receive(_received(data["e"])):
+                self._wake(change)
+                return
         # Other processes' changes coalesce while one is being delivered (reads of
         # the log are one at a time anyway): a burst is one read and one wake-up
         # round, and memory holds one change, not a task per message.

@@ -131,6 +131,7 @@ class RecentEvents:
         # (or could not take as handed over), and the events they read, for the metrics.
         self.catch_ups = 0
         self.caught_up_events = 0
+        self.received = 0  # other processes' batches taken from the bus, not read
         self._read_listeners: list[Callable[[Sequence[Event]], None]] = []
 
     def start_at(self, position: int, shadow_bans: ShadowBans) -> None:
@@ -138,28 +139,23 @@ class RecentEvents:
         self.floor = self.head = position
         self.shadow_bans = shadow_bans
 
-    def add_read_listener(self, listener: Callable[[Sequence[Event]], None]) -> None:
-        """Called with the events `advance` reads from the log: other processes'."""
+    def add_foreign_listener(self, listener: Callable[[Sequence[Event]], None]) -> None:
+        """Called with the events other processes committed, as they are taken in."""
         self._read_listeners.append(listener)
 
     def extend(self, events: Sequence[Event], txns: Mapping[str, TxnKey]) -> bool:
         """Hold a batch this process committed, with the transaction keys its events were
         sent with, if it directly follows the head (no other process's events in between,
         none being read); False when it does not."""
-        if self._lock.locked() or not events or events[0].stream_position != self.head + 1:
+        rows = [
+            (event, txn.device_id, txn.txn_id)
+            if (txn := txns.get(event.event_id))
+            else (event, None, None)
+            for event in events
+        ]
+        if not self._follows_head(rows):
             return False
-        for before, after in itertools.pairwise(events):
-            if after.stream_position != before.stream_position + 1:
-                return False
-        for event in events:
-            txn = txns.get(event.event_id)
-            if txn is None:
-                self._events.append(RecentEvent(event, None, None))
-            else:
-                self._events.append(RecentEvent(event, txn.device_id, txn.txn_id))
-        self.head = events[-1].stream_position
-        self.shadow_bans = self.shadow_bans.with_events(events)
-        self._trim()
+        self._take(rows, events[-1].stream_position, theirs=False)
         return True
 
     async def log_head(self) -> int:
@@ -182,19 +178,43 @@ class RecentEvents:
                 return
             async with self._pool.acquire() as conn:
                 rows = await sync_store.events_between(conn, self.head, position)
-            self.shadow_bans = self.shadow_bans.with_events(event for event, _, _ in rows)
             self.catch_ups += 1
             self.caught_up_events += len(rows)
-            for event, device_id, txn_id in rows:
-                self._events.append(RecentEvent(event, device_id, txn_id))
-            self.head = position
-            self._trim()
-            read = [event for event, _, _ in rows]
-            for listener in self._read_listeners:
-                try:
-                    listener(read)
-                except Exception:
-                    log.exception("recent events read listener failed")
+            self._take(rows, position)
+
+    def receive(self, rows: Sequence[tuple[Event, str | None, str | None]]) -> bool:
+        """Hold another process's batch as the bus carried it (each event with the
+        device and transaction ID it was sent with), if it directly follows the head
+        and none is being read; False when it does not (then `advance` reads it)."""
+        if not self._follows_head(rows):
+            return False
+        self.received += 1
+        self._take(rows, rows[-1][0].stream_position)
+        return True
+
+    def _follows_head(self, rows: Sequence[tuple[Event, str | None, str | None]]) -> bool:
+        if self._lock.locked() or not rows or rows[0][0].stream_position != self.head + 1:
+            return False
+        return all(
+            after.stream_position == before.stream_position + 1
+            for (before, _, _), (after, _, _) in itertools.pairwise(rows)
+        )
+
+    def _take(
+        self, rows: Sequence[tuple[Event, str | None, str | None]], head: int, theirs: bool = True
+    ) -> None:
+        """Hold committed events up to `head`; tell the listeners of other processes'."""
+        events = [event for event, _, _ in rows]
+        self.shadow_bans = self.shadow_bans.with_events(events)
+        for event, device_id, txn_id in rows:
+            self._events.append(RecentEvent(event, device_id, txn_id))
+        self.head = head
+        self._trim()
+        for listener in self._read_listeners if theirs else ():
+            try:
+                listener(events)
+            except Exception:
+                log.exception("recent events listener failed")
 
     def _trim(self) -> None:
         while len(self._events) > self._capacity:
