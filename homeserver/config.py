@@ -974,6 +974,15 @@ _RETIRED_KEYS: dict[Loc, str] = {
 }
 
 
+# pydantic's error type for a bound -> how the message says it, and the bound's ctx key.
+_BOUNDS = {
+    "less_than_equal": ("at most", "le"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than": ("less than", "lt"),
+    "greater_than": ("greater than", "gt"),
+}
+
+
 def _describe(error: ErrorDetails, loc: Loc) -> str:
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
@@ -981,14 +990,9 @@ def _describe(error: ErrorDetails, loc: Loc) -> str:
         if (retired := _RETIRED_KEYS.get(loc)) is not None:
             return retired
         return f"unknown key{_did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))}"
-    if kind == "less_than_equal":
-        return f"must be at most {_number(ctx['le'])}"
-    if kind == "greater_than_equal":
-        return f"must be at least {_number(ctx['ge'])}"
-    if kind == "less_than":
-        return f"must be less than {_number(ctx['lt'])}"
-    if kind == "greater_than":
-        return f"must be greater than {_number(ctx['gt'])}"
+    if (bound := _BOUNDS.get(kind)) is not None:
+        words, limit = bound
+        return f"must be {words} {_number(ctx[limit])}"
     if kind == "literal_error":
         return f"must be {ctx['expected']}"
     if kind == "value_error":
