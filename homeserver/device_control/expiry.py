@@ -25,21 +25,19 @@ command answered in time costs no append.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from homeserver.alarm import Alarm
 from homeserver.device_control.rules import COMMAND_NOT_EXPIRED
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.model import Draft, Event
 from homeserver.log.appender import Appender
 from homeserver.log.followers import AfterCommit, Start
-from homeserver.log.timers import run_timers
+from homeserver.log.timers import Deadlines, run_timers
 from homeserver.projections.device_control import TERMINAL, command_of, status_of
 from homeserver.store import device_control as device_store
 
@@ -77,11 +75,8 @@ class CommandExpiry:
         self._appender = appender
         self._system_user = system_user
         self._clock = clock
-        # (expires_ts, command ID, room ID) of the commands waiting to expire; an
-        # entry whose command left `_waiting` (finished in time) is skipped.
-        self._heap: list[tuple[int, str, str]] = []
-        self._waiting: dict[str, str] = {}  # command ID -> its room
-        self._wake = Alarm()
+        # The commands waiting to expire: command ID -> its room.
+        self._deadlines: Deadlines[str, str] = Deadlines()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -103,19 +98,14 @@ class CommandExpiry:
                 self._watch(expires_ts, command_id, room_id)
             for command_id, room_id in finished:
                 # A stray "result" in another room answers nothing (see the projection).
-                if self._waiting.get(command_id) == room_id:
-                    del self._waiting[command_id]
+                if self._deadlines.get(command_id) == room_id:
+                    self._deadlines.forget(command_id)
 
         return schedule
 
     def _watch(self, expires_ts: int, command_id: str, room_id: str) -> None:
-        if command_id in self._waiting:
-            return
-        first = self._heap[0][0] if self._heap else None
-        heapq.heappush(self._heap, (expires_ts, command_id, room_id))
-        self._waiting[command_id] = room_id
-        if first is None or expires_ts < first:
-            self._wake.ring()
+        if command_id not in self._deadlines:
+            self._deadlines.watch(expires_ts, command_id, room_id)
 
     async def lead(self) -> None:
         try:
@@ -125,25 +115,18 @@ class CommandExpiry:
                 self._watch(row.expires_ts, row.command_id, row.room_id)
             await run_timers(
                 self._expire_due,
-                lambda: self._heap[0][0] if self._heap else None,
-                self._wake,
+                self._deadlines.earliest,
+                self._deadlines.wake,
                 self._now_ms,
                 "expiring device commands",
             )
         finally:
             # The next holder of the lease, perhaps this process again, starts afresh.
-            self._heap.clear()
-            self._waiting.clear()
+            self._deadlines.clear()
 
     async def _expire_due(self, now_ms: int) -> None:
-        while self._heap and self._heap[0][0] <= now_ms:
-            due: list[tuple[int, str, str]] = []
-            while self._heap and self._heap[0][0] <= now_ms and len(due) < EXPIRE_AT_ONCE:
-                expires_ts, command_id, room_id = heapq.heappop(self._heap)
-                if self._waiting.pop(command_id, None) is not None:
-                    due.append((expires_ts, command_id, room_id))
-            if due:
-                await self._expire(due)
+        while due := self._deadlines.pop_due(now_ms, EXPIRE_AT_ONCE):
+            await self._expire(due)
 
     async def _expire(self, due: list[tuple[int, str, str]]) -> None:
         try:

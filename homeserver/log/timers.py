@@ -2,15 +2,18 @@
 the next deadline, again, for as long as the process holds the lease.
 
 Command expiry (device_control/expiry.py) and mute expiry
-(moderation/mute_expiry.py) keep their deadlines in a heap they rebuild from a
-projection when they take the lease; this loop is what they share.
+(moderation/mute_expiry.py) keep their deadlines in `Deadlines`, rebuilt from a
+projection when they take the lease; it and this loop are what they share.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from homeserver.alarm import Alarm
 
@@ -20,6 +23,59 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_MS = 30_000
 # After a failed round (the database away), the next one.
 RETRY_SECONDS = 1.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Deadlines(Generic[K, V]):
+    """What waits for its time (ms since the epoch), by key, with a value: the latest
+    `watch` of a key is the one that counts. `wake` rings when a deadline comes before
+    every other, for `run_timers` to sleep on."""
+
+    def __init__(self) -> None:
+        self.wake = Alarm()
+        # (due, key, watch number); an entry that is no longer its key's watch in
+        # `_waiting` (forgotten, or watched again since) is skipped.
+        self._heap: list[tuple[int, K, int]] = []
+        self._waiting: dict[K, tuple[int, V]] = {}  # key -> (watch number, value)
+        self._numbers = itertools.count()
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._waiting
+
+    def get(self, key: K) -> V | None:
+        waiting = self._waiting.get(key)
+        return waiting[1] if waiting is not None else None
+
+    def watch(self, due: int, key: K, value: V) -> None:
+        first = self.earliest()
+        number = next(self._numbers)
+        heapq.heappush(self._heap, (due, key, number))
+        self._waiting[key] = (number, value)
+        if first is None or due < first:
+            self.wake.ring()
+
+    def forget(self, key: K) -> None:
+        self._waiting.pop(key, None)
+
+    def earliest(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now_ms: int, at_most: int) -> list[tuple[int, K, V]]:
+        """Up to `at_most` of the watches due by `now_ms`, earliest first, forgotten."""
+        due: list[tuple[int, K, V]] = []
+        while self._heap and self._heap[0][0] <= now_ms and len(due) < at_most:
+            when, key, number = heapq.heappop(self._heap)
+            waiting = self._waiting.get(key)
+            if waiting is not None and waiting[0] == number:
+                del self._waiting[key]
+                due.append((when, key, waiting[1]))
+        return due
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._waiting.clear()
 
 
 async def run_timers(

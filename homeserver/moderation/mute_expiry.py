@@ -23,20 +23,18 @@ its end passed, for someone with the power to lift (logged).
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from homeserver.alarm import Alarm
 from homeserver.errors import MatrixError
 from homeserver.events import types
 from homeserver.events.content.mutes import muted_user
 from homeserver.events.model import Event
 from homeserver.log.followers import AfterCommit, Start
-from homeserver.log.timers import run_timers
+from homeserver.log.timers import Deadlines, run_timers
 from homeserver.moderation.mutes import MuteService
 from homeserver.projections.mutes import mute_of
 from homeserver.store import mutes as mute_store
@@ -61,11 +59,8 @@ class MuteExpiry:
         self._pool = pool
         self._mutes = mutes
         self._clock = clock
-        # (expires_ts, room, user, mute fact's event ID); an entry whose fact is no
-        # longer the one `_waiting` holds for its key (lifted, made again) is skipped.
-        self._heap: list[tuple[int, str, str, str]] = []
-        self._waiting: dict[Key, tuple[str, str]] = {}  # key -> (fact's event ID, muter)
-        self._wake = Alarm()
+        # The mutes with an end: key -> (the mute fact's event ID, the muter).
+        self._deadlines: Deadlines[Key, tuple[str, str]] = Deadlines()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -78,18 +73,11 @@ class MuteExpiry:
                 key = (event.room_id, user_id)
                 mute = mute_of(event)
                 if mute is None or mute.expires_ts is None:
-                    self._waiting.pop(key, None)
+                    self._deadlines.forget(key)
                 else:
-                    self._watch(mute.expires_ts, key, event.event_id, event.sender)
+                    self._deadlines.watch(mute.expires_ts, key, (event.event_id, event.sender))
 
         return schedule
-
-    def _watch(self, expires_ts: int, key: Key, event_id: str, muter: str) -> None:
-        first = self._heap[0][0] if self._heap else None
-        heapq.heappush(self._heap, (expires_ts, key[0], key[1], event_id))
-        self._waiting[key] = (event_id, muter)
-        if first is None or expires_ts < first:
-            self._wake.ring()
 
     async def lead(self) -> None:
         try:
@@ -98,48 +86,38 @@ class MuteExpiry:
             for row in rows:
                 if row.expires_ts is not None:
                     key = (row.room_id, row.user_id)
-                    self._watch(row.expires_ts, key, row.event_id, row.muted_by)
+                    self._deadlines.watch(row.expires_ts, key, (row.event_id, row.muted_by))
             await run_timers(
                 self._lift_due,
-                lambda: self._heap[0][0] if self._heap else None,
-                self._wake,
+                self._deadlines.earliest,
+                self._deadlines.wake,
                 self._now_ms,
                 "lifting mutes",
             )
         finally:
             # The next holder of the lease, perhaps this process again, starts afresh.
-            self._heap.clear()
-            self._waiting.clear()
+            self._deadlines.clear()
 
     async def _lift_due(self, now_ms: int) -> None:
-        while self._heap and self._heap[0][0] <= now_ms:
-            due: list[tuple[int, Key, str, str]] = []
-            while self._heap and self._heap[0][0] <= now_ms and len(due) < LIFT_AT_ONCE:
-                expires_ts, room_id, user_id, event_id = heapq.heappop(self._heap)
-                key = (room_id, user_id)
-                waiting = self._waiting.get(key)
-                if waiting is not None and waiting[0] == event_id:
-                    del self._waiting[key]
-                    due.append((expires_ts, key, event_id, waiting[1]))
-            if due:
-                await self._lift(due)
+        while due := self._deadlines.pop_due(now_ms, LIFT_AT_ONCE):
+            await self._lift(due)
 
-    async def _lift(self, due: list[tuple[int, Key, str, str]]) -> None:
+    async def _lift(self, due: list[tuple[int, Key, tuple[str, str]]]) -> None:
         outcomes = await asyncio.gather(
             *(
                 self._mutes.unmute(muter, room_id, user_id, only=event_id)
-                for _, (room_id, user_id), event_id, muter in due
+                for _, (room_id, user_id), (event_id, muter) in due
             ),
             return_exceptions=True,
         )
         errors = 0
-        for (expires_ts, key, event_id, muter), outcome in zip(due, outcomes, strict=True):
+        for (expires_ts, key, fact), outcome in zip(due, outcomes, strict=True):
             if isinstance(outcome, MatrixError):
                 # Lifted meanwhile (not found), or the muter cannot any more: left as is.
                 log.warning("mute of %s in %s not lifted: %s", key[1], key[0], outcome.error)
             elif isinstance(outcome, BaseException):
-                if key not in self._waiting:
-                    self._watch(expires_ts, key, event_id, muter)
+                if key not in self._deadlines:
+                    self._deadlines.watch(expires_ts, key, fact)
                 errors += 1
         if errors:
             raise RuntimeError(f"{errors} mutes could not be lifted")
