@@ -114,19 +114,15 @@ class CommandExpiry:
             for row in rows:
                 self._watch(row.expires_ts, row.command_id, row.room_id)
             await run_timers(
-                self._expire_due,
-                self._deadlines.earliest,
-                self._deadlines.wake,
+                self._deadlines,
+                self._expire,
+                EXPIRE_AT_ONCE,
                 self._now_ms,
                 "expiring device commands",
             )
         finally:
             # The next holder of the lease, perhaps this process again, starts afresh.
             self._deadlines.clear()
-
-    async def _expire_due(self, now_ms: int) -> None:
-        while due := self._deadlines.pop_due(now_ms, EXPIRE_AT_ONCE):
-            await self._expire(due)
 
     async def _expire(self, due: list[tuple[int, str, str]]) -> None:
         try:

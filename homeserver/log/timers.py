@@ -79,18 +79,20 @@ class Deadlines(Generic[K, V]):
 
 
 async def run_timers(
-    fire_due: Callable[[int], Awaitable[None]],
-    earliest: Callable[[], int | None],
-    wake: Alarm,
+    deadlines: Deadlines[K, V],
+    fire: Callable[[list[tuple[int, K, V]]], Awaitable[None]],
+    at_most: int,
     now_ms: Callable[[], int],
     what: str,
 ) -> None:
-    """Forever: `fire_due(now)`, then sleep until `earliest()` (ms since the epoch; None:
-    nothing waits) or until `wake` rings (an earlier deadline came). A failed round is
+    """Forever: `fire` what is due, `at_most` at a time, then sleep until the earliest
+    deadline or until `deadlines.wake` rings (an earlier one came). A failed round is
     logged and tried again, unless the task is being cancelled (the lease was lost)."""
     while True:
         try:
-            await fire_due(now_ms())
+            now = now_ms()
+            while due := deadlines.pop_due(now, at_most):
+                await fire(due)
         except Exception:
             if (task := asyncio.current_task()) is not None and task.cancelling():
                 raise asyncio.CancelledError from None  # lost the lease meanwhile
@@ -98,6 +100,6 @@ async def run_timers(
             await asyncio.sleep(RETRY_SECONDS)
             continue
         wait_ms = MAX_SLEEP_MS
-        if (first := earliest()) is not None:
+        if (first := deadlines.earliest()) is not None:
             wait_ms = min(wait_ms, first - now_ms())
-        await wake.sleep(max(wait_ms, 0) / 1000)
+        await deadlines.wake.sleep(max(wait_ms, 0) / 1000)

@@ -88,19 +88,11 @@ class MuteExpiry:
                     key = (row.room_id, row.user_id)
                     self._deadlines.watch(row.expires_ts, key, (row.event_id, row.muted_by))
             await run_timers(
-                self._lift_due,
-                self._deadlines.earliest,
-                self._deadlines.wake,
-                self._now_ms,
-                "lifting mutes",
+                self._deadlines, self._lift, LIFT_AT_ONCE, self._now_ms, "lifting mutes"
             )
         finally:
             # The next holder of the lease, perhaps this process again, starts afresh.
             self._deadlines.clear()
-
-    async def _lift_due(self, now_ms: int) -> None:
-        while due := self._deadlines.pop_due(now_ms, LIFT_AT_ONCE):
-            await self._lift(due)
 
     async def _lift(self, due: list[tuple[int, Key, tuple[str, str]]]) -> None:
         outcomes = await asyncio.gather(
