@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 import asyncpg
 
@@ -55,6 +56,7 @@ def expiry_draft(room_id: str, command_id: str, system_user: str) -> Draft:
     return Draft(room_id, system_user, types.DEVICE_COMMAND_EXPIRED, content)
 
 
+@dataclass(eq=False)
 class CommandExpiry:
     name = "device_control.command_expiry"
     # Commands sent before its first run are in the projection `lead` reads.
@@ -63,23 +65,16 @@ class CommandExpiry:
         {types.DEVICE_COMMAND, types.DEVICE_RESULT, types.DEVICE_COMMAND_EXPIRED}
     )
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        appender: Appender,
-        system_user: str,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._pool = pool
-        self._appender = appender
-        self._system_user = system_user
-        self._clock = clock
-        # The commands waiting to expire: command ID -> its room.
-        self._deadlines: Deadlines[str, str] = Deadlines()
+    pool: asyncpg.Pool
+    appender: Appender
+    system_user: str
+    _: KW_ONLY
+    clock: Callable[[], float] = time.time
+    # The commands waiting to expire: command ID -> its room.
+    _deadlines: Deadlines[str, str] = field(default_factory=Deadlines, init=False, repr=False)
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self.clock() * 1000)
 
     async def handle(self, conn: asyncpg.Connection, events: Sequence[Event]) -> AfterCommit:
         sent = [
@@ -109,7 +104,7 @@ class CommandExpiry:
 
     async def lead(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 rows = await device_store.open_commands(conn)
             for row in rows:
                 self._watch(row.expires_ts, row.command_id, row.room_id)
@@ -126,7 +121,7 @@ class CommandExpiry:
 
     async def _expire(self, due: list[tuple[int, str, str]]) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 still_open = await device_store.open_commands(
                     conn, command_ids=[command_id for _, command_id, _ in due]
                 )
@@ -136,11 +131,11 @@ class CommandExpiry:
         open_ids = {row.command_id for row in still_open}
         due = [item for item in due if item[1] in open_ids]
         drafts = [
-            expiry_draft(room_id, command_id, self._system_user) for _, command_id, room_id in due
+            expiry_draft(room_id, command_id, self.system_user) for _, command_id, room_id in due
         ]
         # Each alone: a group is all or nothing, and one may already be finished.
         outcomes = await asyncio.gather(
-            *(self._appender.append(draft) for draft in drafts), return_exceptions=True
+            *(self.appender.append(draft) for draft in drafts), return_exceptions=True
         )
         again: list[tuple[int, str, str]] = []
         errors = 0

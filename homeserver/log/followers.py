@@ -85,7 +85,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -185,27 +185,18 @@ class _Entry:
     task: asyncio.Task[None] | None = None
 
 
+@dataclass(eq=False)
 class Followers:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        dsn: str,
-        *,
-        catch_up_seconds: float = 30.0,
-        lease_check_seconds: float = 2.0,
-        batch_size: int = 500,
-        clock: Callable[[], float] = time.time,
-        positions: FollowerPositions | None = None,
-    ) -> None:
-        self._pool = pool
-        self._positions = positions
-        self._dsn = dsn
-        self._catch_up = catch_up_seconds
-        self._check = lease_check_seconds
-        self._batch_size = batch_size
-        self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._task: asyncio.Task[None] | None = None
+    pool: asyncpg.Pool
+    dsn: str
+    _: KW_ONLY
+    catch_up_seconds: float = 30.0
+    lease_check_seconds: float = 2.0
+    batch_size: int = 500
+    clock: Callable[[], float] = time.time
+    positions: FollowerPositions | None = None
+    _entries: dict[str, _Entry] = field(default_factory=dict, init=False, repr=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     def add(self, follower: Follower) -> None:
         """Run `follower` (before `start`)."""
@@ -240,8 +231,8 @@ class Followers:
             conn: asyncpg.Connection | None = None
             try:
                 # Ended by the server when it missed three checks.
-                idle_ms = int(max(self._check * 3, CHECK_TIMEOUT_SECONDS) * 1000)
-                conn = await follower_store.connect_for_leases(self._dsn, idle_ms)
+                idle_ms = int(max(self.lease_check_seconds * 3, CHECK_TIMEOUT_SECONDS) * 1000)
+                conn = await follower_store.connect_for_leases(self.dsn, idle_ms)
                 lost = Alarm()
                 conn.add_termination_listener(lambda _conn, ring=lost.ring: ring())
                 await self._register(conn)
@@ -260,11 +251,13 @@ class Followers:
                         elif entry.task is None and entry.follower_id is not None:
                             wanted[entry.follower_id] = entry
                     # Also the check that the connection answers, so bounded in time.
-                    async with asyncio.timeout(max(self._check * 2, CHECK_TIMEOUT_SECONDS)):
+                    async with asyncio.timeout(
+                        max(self.lease_check_seconds * 2, CHECK_TIMEOUT_SECONDS)
+                    ):
                         taken = await follower_store.take_leases(conn, wanted)
                     for follower_id in taken:
                         self._lead(wanted[follower_id])
-                    if await lost.sleep(self._check) or conn.is_closed():
+                    if await lost.sleep(self.lease_check_seconds) or conn.is_closed():
                         raise _LeaseLost("the connection holding the leases closed")
             except asyncio.CancelledError:
                 raise
@@ -276,10 +269,10 @@ class Followers:
                 if conn is not None:
                     # Closing it releases the leases: another process takes them over.
                     conn.terminate()
-            await asyncio.sleep(self._check)
+            await asyncio.sleep(self.lease_check_seconds)
 
     async def _register(self, conn: asyncpg.Connection) -> None:
-        now_ms = int(self._clock() * 1000)
+        now_ms = int(self.clock() * 1000)
         for entry in self._entries.values():
             follower = entry.follower
             entry.follower_id = await follower_store.register(
@@ -327,7 +320,7 @@ class Followers:
         while True:
             try:
                 if progress is None:
-                    async with self._pool.acquire() as conn:
+                    async with self.pool.acquire() as conn:
                         found = await follower_store.position(conn, follower.name)
                     progress = _Progress(found, found, time.monotonic())
                     entry.status.position = found
@@ -337,7 +330,7 @@ class Followers:
                 _raise_if_cancelling()
                 log.warning("follower %s: another process moved its position", follower.name)
                 progress = None
-                await asyncio.sleep(self._check)
+                await asyncio.sleep(self.lease_check_seconds)
                 continue
             except Exception:
                 _raise_if_cancelling()
@@ -355,7 +348,7 @@ class Followers:
                     await after()
                 except Exception:
                     log.exception("follower %s: its after-commit work failed", follower.name)
-            if caught_up and await entry.alarm.sleep(self._catch_up):
+            if caught_up and await entry.alarm.sleep(self.catch_up_seconds):
                 # Woken by a commit: a busy server commits hundreds of batches a
                 # second, and one read a moment later serves all of them.
                 await asyncio.sleep(WAKE_COALESCE_SECONDS)
@@ -365,9 +358,9 @@ class Followers:
         follower, status = entry.follower, entry.status
         types = sorted(follower.event_types) if follower.event_types is not None else None
         after: AfterCommit | None = None
-        async with self._pool.acquire() as conn:
+        async with self.pool.acquire() as conn:
             piece = await follower_store.read_after(
-                conn, progress.position, self._batch_size, READ_SPAN, types
+                conn, progress.position, self.batch_size, READ_SPAN, types
             )
             status.head = max(piece.head, progress.position)
             if piece.events:
@@ -383,7 +376,7 @@ class Followers:
                     await follower_store.bound_idle_in_transaction(
                         conn, int(BATCH_IDLE_SECONDS * 1000)
                     )
-                    now_ms = int(self._clock() * 1000)
+                    now_ms = int(self.clock() * 1000)
                     if not await follower_store.advance(
                         conn, follower.name, progress.persisted, piece.end, now_ms
                     ):
@@ -392,8 +385,8 @@ class Followers:
                         after = await follower.handle(conn, piece.events)
                 progress.persisted = piece.end
                 progress.recorded_at = time.monotonic()
-                if self._positions is not None:
-                    self._positions.recorded(follower.name, piece.end)
+                if self.positions is not None:
+                    self.positions.recorded(follower.name, piece.end)
         # Past a stretch without events of its types, it moves on in memory and
         # records that only every EMPTY_PROGRESS_SECONDS.
         progress.position = status.position = piece.end

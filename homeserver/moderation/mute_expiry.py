@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 import asyncpg
 
@@ -47,23 +48,24 @@ LIFT_AT_ONCE = 100
 Key = tuple[str, str]  # (room ID, muted user)
 
 
+@dataclass(eq=False)
 class MuteExpiry:
     name = "moderation.mute_expiry"
     # Mutes made before its first run are in the projection `lead` reads.
     start = Start.NOW
     event_types = frozenset({types.MUTE})
 
-    def __init__(
-        self, pool: asyncpg.Pool, mutes: MuteService, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._pool = pool
-        self._mutes = mutes
-        self._clock = clock
-        # The mutes with an end: key -> (the mute fact's event ID, the muter).
-        self._deadlines: Deadlines[Key, tuple[str, str]] = Deadlines()
+    pool: asyncpg.Pool
+    mutes: MuteService
+    _: KW_ONLY
+    clock: Callable[[], float] = time.time
+    # The mutes with an end: key -> (the mute fact's event ID, the muter).
+    _deadlines: Deadlines[Key, tuple[str, str]] = field(
+        default_factory=Deadlines, init=False, repr=False
+    )
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return int(self.clock() * 1000)
 
     async def handle(self, conn: asyncpg.Connection, events: Sequence[Event]) -> AfterCommit:
         changed = [(event, user_id) for event in events if (user_id := muted_user(event.state_key))]
@@ -81,7 +83,7 @@ class MuteExpiry:
 
     async def lead(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 rows = await mute_store.timed_mutes(conn)
             for row in rows:
                 if row.expires_ts is not None:
@@ -97,7 +99,7 @@ class MuteExpiry:
     async def _lift(self, due: list[tuple[int, Key, tuple[str, str]]]) -> None:
         outcomes = await asyncio.gather(
             *(
-                self._mutes.unmute(muter, room_id, user_id, only=event_id)
+                self.mutes.unmute(muter, room_id, user_id, only=event_id)
                 for _, (room_id, user_id), (event_id, muter) in due
             ),
             return_exceptions=True,
