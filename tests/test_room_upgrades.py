@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 from urllib.parse import quote
@@ -202,3 +203,27 @@ async def test_upgrade_errors_are_the_specs(hs: MatrixClient) -> None:
     # Nothing was changed by the refusals.
     reply = await hs.request("GET", f"rooms/{room}/state/m.room.tombstone/", user=alice)
     assert reply.status == 404
+
+
+async def test_an_upgrade_asked_twice_at_once_makes_one_new_room(hs: MatrixClient) -> None:
+    """A client retrying its upgrade gets the first one's answer; another admin asking
+    at the same time is refused. The old room has one tombstone, and one successor."""
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, preset="public_chat")
+    await hs.join(bob, room)
+    levels = await _state(hs, alice, room, "m.room.power_levels")
+    levels["users"][bob.user_id] = 100
+    await hs.ok("PUT", f"rooms/{room}/state/m.room.power_levels/", levels, user=alice)
+
+    first, again, other = await asyncio.gather(
+        _upgrade(hs, alice, room), _upgrade(hs, alice, room), _upgrade(hs, bob, room)
+    )
+    assert first.status == 200, first.body
+    assert again.status == 200, again.body
+    assert again.body["replacement_room"] == first.body["replacement_room"]
+    assert (other.status, other.errcode) == (400, "M_UNKNOWN")
+    history = await hs.ok("GET", f"rooms/{room}/messages?dir=b&limit=100", user=alice)
+    tombstones = [e for e in history["chunk"] if e["type"] == "m.room.tombstone"]
+    assert len(tombstones) == 1
+    joined = (await hs.ok("GET", "joined_rooms", user=alice))["joined_rooms"]
+    assert sorted(joined) == sorted([room, first.body["replacement_room"]])

@@ -23,6 +23,7 @@ levels) are best effort, as in Synapse: the new room stands either way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ import asyncpg
 from homeserver.account_data.service import AccountDataService
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.events import types
-from homeserver.events.model import Draft, Event, JsonDict
+from homeserver.events.model import Draft, Event, JsonDict, StateEdit
 from homeserver.events.room_versions import KNOWN
 from homeserver.log.appender import Appender
 from homeserver.rooms.auth import SUPPORTED_ROOM_VERSIONS
@@ -116,6 +117,8 @@ class RoomUpgrader:
         self._rooms = rooms
         self._account_data = account_data
         self._user_state = list(user_state)
+        # Upgrades under way here: room ID -> (upgrading user, the upgrade).
+        self._running: dict[str, tuple[str, asyncio.Future[str]]] = {}
 
     async def upgrade(
         self,
@@ -125,7 +128,33 @@ class RoomUpgrader:
         additional_creators: Sequence[str] = (),
     ) -> str:
         """Replace the room by a new one of `new_version`; its ID. `additional_creators`
-        share the upgrading user's unlimited power in a version 12 room."""
+        share the upgrading user's unlimited power in a version 12 room.
+
+        Two upgrades of one room at once would each make a successor. The same user
+        asking again meanwhile (a client retrying) gets the first one's answer, as in
+        Synapse; anyone else is refused. Across processes, the tombstone is the
+        arbiter: only the upgrade that read the room untombstoned may place it."""
+        running = self._running.get(room_id)
+        if running is not None:
+            upgrader, upgrade = running
+            if upgrader != user_id:
+                raise MatrixError(400, "M_UNKNOWN", "An upgrade for this room is in progress.")
+            return await asyncio.shield(upgrade)
+        upgrade = asyncio.ensure_future(
+            self._upgrade(user_id, room_id, new_version, additional_creators)
+        )
+        self._running[room_id] = (user_id, upgrade)
+        upgrade.add_done_callback(lambda _done: self._running.pop(room_id, None))
+        # A client hanging up abandons its wait, not the upgrade half done.
+        return await asyncio.shield(upgrade)
+
+    async def _upgrade(
+        self,
+        user_id: str,
+        room_id: str,
+        new_version: str,
+        additional_creators: Sequence[str],
+    ) -> str:
         if new_version not in SUPPORTED_ROOM_VERSIONS:
             raise MatrixError(
                 400,
@@ -146,8 +175,16 @@ class RoomUpgrader:
             user_id, room_id, head, new_version, additional_creators, state, aliases, published
         )
         tombstone = {"body": TOMBSTONE_BODY, "replacement_room": new_room_id}
+        earlier = state.get((types.TOMBSTONE, ""))
         await self._appender.append(
-            Draft(room_id, user_id, types.TOMBSTONE, tombstone, state_key="")
+            StateEdit(
+                room_id,
+                user_id,
+                types.TOMBSTONE,
+                tombstone,
+                state_key="",
+                replaces=earlier.event_id if earlier is not None else None,
+            )
         )
         await self._move_aliases(user_id, room_id, new_room_id, aliases, state)
         await self._account_data.copy_room_tags(members, room_id, new_room_id)
