@@ -88,7 +88,7 @@ from homeserver.api.filters import FILTERS
 from homeserver.api.history import HISTORY
 from homeserver.api.receipts import RECEIPTS
 from homeserver.api.releases import r0_routes
-from homeserver.api.requests import ok
+from homeserver.api.responses import ok
 from homeserver.api.sync import SYNC
 from homeserver.api.to_device import TO_DEVICE
 from homeserver.api.typing import TYPING

@@ -9,7 +9,8 @@ from homeserver.account_data.facts import GLOBAL
 from homeserver.account_data.service import AccountDataService
 from homeserver.api.paths import V3
 from homeserver.api.push_rules import PUSH_RULES
-from homeserver.api.requests import json_object, ok, requester, room_id_param
+from homeserver.api.requests import json_object, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import forbidden
 
 ACCOUNT_DATA = web.AppKey("account_data", AccountDataService)

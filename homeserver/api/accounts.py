@@ -10,14 +10,8 @@ from pydantic import Field, StrictBool
 from homeserver.accounts.service import Device
 from homeserver.api.app_keys import ACCOUNTS, DEACTIVATION, RATE_LIMITER, SERVER_NAME
 from homeserver.api.paths import V3
-from homeserver.api.requests import (
-    RequestBody,
-    access_token,
-    client_address,
-    ok,
-    parse_body,
-    requester,
-)
+from homeserver.api.requests import RequestBody, access_token, client_address, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.errors import MatrixError, missing_param
 from homeserver.ratelimit.limiter import Action
 

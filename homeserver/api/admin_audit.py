@@ -7,7 +7,8 @@ from aiohttp import web
 from homeserver.admin.audit import ActionFilter
 from homeserver.api.admin_requests import LINKCHAT_ADMIN, admin_requester, forwards_param
 from homeserver.api.app_keys import AUDIT_TRAIL
-from homeserver.api.requests import int_param, ok
+from homeserver.api.requests import int_param
+from homeserver.api.responses import ok
 
 routes = web.RouteTableDef()
 

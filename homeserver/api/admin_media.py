@@ -6,7 +6,8 @@ from aiohttp import web
 
 from homeserver.admin.media import MediaAdmin
 from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_reason, admin_requester
-from homeserver.api.requests import media_path, ok
+from homeserver.api.requests import media_path
+from homeserver.api.responses import ok
 
 MEDIA_ADMIN = web.AppKey("media_admin", MediaAdmin)
 

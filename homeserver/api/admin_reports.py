@@ -12,7 +12,8 @@ from aiohttp import web
 from pydantic import StrictStr
 
 from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
-from homeserver.api.requests import RequestBody, int_param, ok, parse_body
+from homeserver.api.requests import RequestBody, int_param, parse_body
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.events.content.reports import ReportKind
 from homeserver.moderation.report_queue import ReportFilter, ReportQueue

@@ -18,7 +18,8 @@ from homeserver.api.admin_requests import (
     forwards_param,
 )
 from homeserver.api.app_keys import ROOMS
-from homeserver.api.requests import RequestBody, int_param, ok, parse_body, room_id_param
+from homeserver.api.requests import RequestBody, int_param, parse_body, room_id_param
+from homeserver.api.responses import ok
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery
 from homeserver.moderation.room_deletion import Deletion, RoomDeletions
 

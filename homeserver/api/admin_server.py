@@ -6,7 +6,7 @@ from aiohttp import web
 
 from homeserver import __version__
 from homeserver.api.admin_requests import SYNAPSE_ADMIN
-from homeserver.api.requests import ok
+from homeserver.api.responses import ok
 
 routes = web.RouteTableDef()
 

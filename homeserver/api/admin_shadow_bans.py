@@ -10,7 +10,8 @@ from aiohttp import web
 from pydantic import StrictStr
 
 from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
-from homeserver.api.requests import RequestBody, ok, parse_body, user_id_param
+from homeserver.api.requests import RequestBody, parse_body, user_id_param
+from homeserver.api.responses import ok
 from homeserver.moderation.shadow_bans import ShadowBanService
 
 SHADOW_BANS = web.AppKey("shadow_bans", ShadowBanService)

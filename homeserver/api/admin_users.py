@@ -29,14 +29,8 @@ from homeserver.api.admin_requests import (
 )
 from homeserver.api.app_keys import SERVER_ADMINS
 from homeserver.api.pushers import PUSHERS
-from homeserver.api.requests import (
-    RequestBody,
-    int_param,
-    ok,
-    parse_body,
-    requester,
-    user_id_param,
-)
+from homeserver.api.requests import RequestBody, int_param, parse_body, requester, user_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param, not_found
 
 USER_ADMIN = web.AppKey("user_admin", UserAdmin)

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from homeserver.api.friends import FRIENDS
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import json_object, ok, requester, user_id_param
+from homeserver.api.requests import json_object, requester, user_id_param
+from homeserver.api.responses import ok
 
 routes = web.RouteTableDef()
 

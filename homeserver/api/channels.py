@@ -11,7 +11,8 @@ from dataclasses import asdict
 from aiohttp import web
 
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import ok, requester, room_id_param
+from homeserver.api.requests import requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.channels.service import ChannelService
 
 CHANNELS = web.AppKey("channels", ChannelService)

@@ -13,7 +13,8 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import RequestBody, int_param, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, int_param, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.device_control.service import CommandPage, Device, DeviceService, LoginToken
 
 DEVICES = web.AppKey("devices", DeviceService)

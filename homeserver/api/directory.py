@@ -6,7 +6,8 @@ from aiohttp import web
 
 from homeserver.api.app_keys import ROOMS, SERVER_ADMINS, SERVER_NAME
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, parse_body, requester
+from homeserver.api.responses import ok
 
 routes = web.RouteTableDef()
 

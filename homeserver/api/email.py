@@ -8,7 +8,8 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, client_address, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, client_address, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.email.service import (
     ADD_THREEPID,
     PASSWORD_RESET,

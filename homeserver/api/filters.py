@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import json_object, ok, requester
+from homeserver.api.requests import json_object, requester
+from homeserver.api.responses import ok
 from homeserver.errors import forbidden
 from homeserver.sync.filters import FilterService
 

@@ -12,14 +12,8 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import (
-    RequestBody,
-    json_object,
-    ok,
-    parse_body,
-    requester,
-    user_id_param,
-)
+from homeserver.api.requests import RequestBody, json_object, parse_body, requester, user_id_param
+from homeserver.api.responses import ok
 from homeserver.friends.content import MAX_MESSAGE_LENGTH
 from homeserver.friends.service import Friend, FriendRequest, FriendService
 

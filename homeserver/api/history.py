@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import ok, requester, room_id_param
+from homeserver.api.requests import requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param, missing_param
 from homeserver.sync.filters import RoomEventFilter, parse_room_event_filter
 from homeserver.sync.history import Direction, HistoryService, Page, Viewer

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from homeserver.api.app_keys import RATE_LIMITER
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, json_object, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.e2ee.device_lists import DeviceLists
 from homeserver.e2ee.service import KeyService
 from homeserver.errors import missing_param

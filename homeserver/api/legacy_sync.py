@@ -8,7 +8,8 @@ from aiohttp import web
 
 from homeserver.api.paths import V3
 from homeserver.api.presence import PRESENCE
-from homeserver.api.requests import json_response, requester
+from homeserver.api.requests import requester
+from homeserver.api.responses import json_response
 from homeserver.errors import invalid_param
 from homeserver.events.client_format import encode_body
 from homeserver.events.model import JsonDict

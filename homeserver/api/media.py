@@ -21,7 +21,8 @@ import re
 
 from aiohttp import web
 
-from homeserver.api.requests import media_path, ok, requester
+from homeserver.api.requests import media_path, requester
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param, missing_param, not_found, unrecognized
 from homeserver.media.headers import download_headers, normalize_content_type, thumbnail_headers
 from homeserver.media.service import DEFAULT_WAIT_MS, MediaService, check_filename

@@ -10,14 +10,8 @@ from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import (
-    RequestBody,
-    ok,
-    parse_body,
-    requester,
-    room_id_param,
-    user_id_param,
-)
+from homeserver.api.requests import RequestBody, parse_body, requester, room_id_param, user_id_param
+from homeserver.api.responses import ok
 from homeserver.events.content.reports import MAX_REASON_LENGTH
 from homeserver.moderation.mutes import MuteService
 

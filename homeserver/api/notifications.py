@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import ok, requester
+from homeserver.api.requests import requester
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.push.service import NotificationService
 

@@ -6,7 +6,8 @@ from aiohttp import web
 from pydantic import StrictStr
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.presence.rules import Presence
 from homeserver.presence.service import PresenceService
 

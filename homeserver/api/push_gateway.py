@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from homeserver.api.requests import json_object, ok
+from homeserver.api.requests import json_object
+from homeserver.api.responses import ok
 from homeserver.errors import MatrixError, bad_json
 from homeserver.push.gateway.service import BadNotification, GatewayUnavailable, PushGateway
 

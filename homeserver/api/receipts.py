@@ -6,14 +6,8 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import (
-    RequestBody,
-    json_object,
-    ok,
-    parse_body,
-    requester,
-    room_id_param,
-)
+from homeserver.api.requests import RequestBody, json_object, parse_body, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.receipts.service import ReceiptService
 

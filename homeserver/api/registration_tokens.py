@@ -17,7 +17,8 @@ from homeserver.api.admin_requests import (
     bool_param,
 )
 from homeserver.api.app_keys import RATE_LIMITER
-from homeserver.api.requests import client_address, ok, parse_body
+from homeserver.api.requests import client_address, parse_body
+from homeserver.api.responses import ok
 from homeserver.errors import forbidden, missing_param
 from homeserver.ratelimit.limiter import Action
 

@@ -9,14 +9,8 @@ from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.api.app_keys import RATE_LIMITER
 from homeserver.api.paths import V3
-from homeserver.api.requests import (
-    RequestBody,
-    ok,
-    parse_body,
-    requester,
-    room_id_param,
-    user_id_param,
-)
+from homeserver.api.requests import RequestBody, parse_body, requester, room_id_param, user_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.events.content.reports import MAX_REASON_LENGTH, MAX_SCORE, MIN_SCORE
 from homeserver.moderation.reports import ReportService

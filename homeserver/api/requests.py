@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -110,17 +109,6 @@ def user_id_param(request: web.Request, name: str = "user_id") -> str:
     return user_id
 
 
-# RFC 8259 registers application/json without parameters: there is no `charset` (JSON
-# is UTF-8), and some clients compare the header literally, so every JSON response of
-# the server is made here and says exactly this.
-JSON_CONTENT_TYPE = "application/json"
-
-
-def json_response(body: bytes, status: int = 200) -> web.Response:
-    """A response of JSON already encoded, with the exact Content-Type of JSON."""
-    return web.Response(body=body, status=status, content_type=JSON_CONTENT_TYPE)
-
-
 def int_param(request: web.Request, name: str, default: int) -> int:
     """A non-negative integer query parameter (`default` when absent)."""
     raw = request.query.get(name)
@@ -140,7 +128,3 @@ def media_path(request: web.Request) -> tuple[str, str]:
     if not is_valid_media_id(media_id):
         raise invalid_param("A media ID may only contain A-Z, a-z, 0-9, '_' and '-'.")
     return server_name, media_id
-
-
-def ok(body: object = None, status: int = 200) -> web.Response:
-    return json_response(json.dumps({} if body is None else body).encode(), status)

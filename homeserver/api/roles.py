@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.api.paths import LINKCHAT
-from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
+from homeserver.api.requests import RequestBody, parse_body, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.roles.service import RoleService
 
 ROLES = web.AppKey("roles", RoleService)

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from homeserver.api.app_keys import SERVER_NAME
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
+from homeserver.api.requests import RequestBody, parse_body, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.search.directory import RoomDirectoryService
 

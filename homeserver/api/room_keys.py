@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, json_object, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, json_object, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.e2ee.backup import BackupService, parse_rooms, parse_sessions
 from homeserver.errors import missing_param
 

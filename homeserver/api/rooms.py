@@ -10,14 +10,8 @@ from pydantic import Field
 from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import RATE_LIMITER, ROOMS
 from homeserver.api.paths import V3
-from homeserver.api.requests import (
-    RequestBody,
-    json_object,
-    ok,
-    parse_body,
-    requester,
-    room_id_param,
-)
+from homeserver.api.requests import RequestBody, json_object, parse_body, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.errors import bad_json, missing_param
 from homeserver.events.model import TxnKey
 from homeserver.events.validation import check_event_values

@@ -8,7 +8,8 @@ from aiohttp import web
 from pydantic import Field
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.search.service import EventContext, RoomEventsCriteria, SearchService
 from homeserver.sync.filters import RoomEventFilter
 

@@ -9,7 +9,8 @@ from aiohttp import web
 from signedjson.sign import sign_json
 
 from homeserver.api.app_keys import POOL, ROOMS, SIGNING_KEYS
-from homeserver.api.requests import ok, requester
+from homeserver.api.requests import requester
+from homeserver.api.responses import ok
 from homeserver.events.room_versions import KNOWN
 
 routes = web.RouteTableDef()

@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.events.model import TxnKey
 from homeserver.to_device.service import ToDeviceService
 

@@ -6,7 +6,8 @@ from aiohttp import web
 from pydantic import Field, StrictBool, StrictInt
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester, room_id_param
+from homeserver.api.requests import RequestBody, parse_body, requester, room_id_param
+from homeserver.api.responses import ok
 from homeserver.typing_notices.service import TypingService
 
 TYPING = web.AppKey("typing", TypingService)

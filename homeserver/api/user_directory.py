@@ -6,7 +6,8 @@ from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.api.paths import V3
-from homeserver.api.requests import RequestBody, ok, parse_body, requester
+from homeserver.api.requests import RequestBody, parse_body, requester
+from homeserver.api.responses import ok
 from homeserver.profiles.directory import DEFAULT_LIMIT, UserDirectoryService
 
 USER_DIRECTORY = web.AppKey("user_directory", UserDirectoryService)
