@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.admin.audit import ActionFilter
-from homeserver.api.admin_requests import LINKCHAT_ADMIN, admin_requester, forwards_param
+from homeserver.api.admin_requests import admin_requester, forwards_param
 from homeserver.api.app_keys import AUDIT_TRAIL
+from homeserver.api.paths import LINKCHAT_ADMIN
 from homeserver.api.requests import int_param
 from homeserver.api.responses import ok
 

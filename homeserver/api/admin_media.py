@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.admin.media import MediaAdmin
-from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_reason, admin_requester
+from homeserver.api.admin_requests import admin_reason, admin_requester
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.requests import media_path
 from homeserver.api.responses import ok
 

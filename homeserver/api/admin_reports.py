@@ -11,7 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import StrictStr
 
-from homeserver.api.admin_requests import SYNAPSE_ADMIN, admin_requester
+from homeserver.api.admin_requests import admin_requester
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.requests import RequestBody, int_param, parse_body
 from homeserver.api.responses import ok
 from homeserver.errors import invalid_param

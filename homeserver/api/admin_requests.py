@@ -15,12 +15,8 @@ from pydantic import StrictStr
 
 from homeserver.accounts.service import Requester
 from homeserver.api.app_keys import SERVER_ADMINS
-from homeserver.api.paths import LINKCHAT
 from homeserver.api.requests import RequestBody, parse_body, requester, user_id_param
 from homeserver.errors import invalid_param
-
-SYNAPSE_ADMIN = "/_synapse/admin"
-LINKCHAT_ADMIN = LINKCHAT + "/admin"
 
 
 async def admin_requester(request: web.Request) -> Requester:

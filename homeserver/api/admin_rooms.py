@@ -11,13 +11,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import StrictBool, StrictStr
 
-from homeserver.api.admin_requests import (
-    SYNAPSE_ADMIN,
-    admin_requester,
-    bool_param,
-    forwards_param,
-)
+from homeserver.api.admin_requests import admin_requester, bool_param, forwards_param
 from homeserver.api.app_keys import ROOMS
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.requests import RequestBody, int_param, parse_body, room_id_param
 from homeserver.api.responses import ok
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver import __version__
-from homeserver.api.admin_requests import SYNAPSE_ADMIN
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.responses import ok
 
 routes = web.RouteTableDef()

@@ -19,7 +19,6 @@ from homeserver.admin.users import (
     UserRow,
 )
 from homeserver.api.admin_requests import (
-    SYNAPSE_ADMIN,
     AdminBody,
     admin_on_user,
     admin_reason,
@@ -28,6 +27,7 @@ from homeserver.api.admin_requests import (
     forwards_param,
 )
 from homeserver.api.app_keys import SERVER_ADMINS
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.pushers import PUSHERS
 from homeserver.api.requests import RequestBody, int_param, parse_body, requester, user_id_param
 from homeserver.api.responses import ok

@@ -9,14 +9,9 @@ from aiohttp import web
 from pydantic import Field, StrictInt, StrictStr
 
 from homeserver.admin.registration_tokens import RegistrationTokens, TokenRow
-from homeserver.api.admin_requests import (
-    SYNAPSE_ADMIN,
-    AdminBody,
-    admin_reason,
-    admin_requester,
-    bool_param,
-)
+from homeserver.api.admin_requests import AdminBody, admin_reason, admin_requester, bool_param
 from homeserver.api.app_keys import RATE_LIMITER
+from homeserver.api.paths import SYNAPSE_ADMIN
 from homeserver.api.requests import client_address, parse_body
 from homeserver.api.responses import ok
 from homeserver.errors import forbidden, missing_param

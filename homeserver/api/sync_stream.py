@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from homeserver.api.app_keys import METRICS
 from homeserver.api.filters import FILTERS
+from homeserver.api.paths import LINKCHAT
 from homeserver.api.presence import PRESENCE
 from homeserver.api.requests import requester
 from homeserver.api.sync import SYNC
@@ -68,7 +69,7 @@ async def _end(ws: web.WebSocketResponse, error: Exception, user_id: str) -> Non
 
 
 # GET /_linkchat/v1/sync/stream
-@routes.get("/_linkchat/v1/sync/stream")
+@routes.get(LINKCHAT + "/sync/stream")
 async def sync_stream(request: web.Request) -> web.StreamResponse:
     caller = await requester(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=65_536)
