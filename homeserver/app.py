@@ -587,7 +587,9 @@ def create_app(config: Config, dsn: str, *, sync_from_memory: bool = True) -> we
             appender,
             config.server_name,
             RegistrationPolicy(
-                config.registration.enabled, config.registration.min_password_length
+                config.registration.enabled,
+                config.registration.min_password_length,
+                config.registration.password_hash_cost,
             ),
             bus,
             rate_limiter,

@@ -157,6 +157,11 @@ class Registration(Section):
 
     enabled: bool = True
     min_password_length: int = Field(default=0, ge=0)
+    # scrypt's cost for new password hashes, as a power of two (N = 2**cost; 14: 16 MiB
+    # and tens of ms a hash). Each hash keeps its own, so changing it never locks anyone
+    # out. Lower only where guessing does not matter (a test suite), as Synapse's
+    # bcrypt_rounds.
+    password_hash_cost: int = Field(default=14, ge=8, le=20)
     # Registration needs a token an admin made (/_synapse/admin/v1/registration_tokens):
     # the m.login.registration_token UIA stage is in every flow.
     require_token: bool = False

@@ -133,7 +133,12 @@ def make_config(data_dir: Path, **overrides: Any) -> Config:
     the suite registers and sends far faster than any person."""
     config = load_config(None, {})
     config = config.model_copy(
-        update={"rate_limits": config.rate_limits.model_copy(update={"enabled": False})}
+        update={
+            "rate_limits": config.rate_limits.model_copy(update={"enabled": False}),
+            # Thousands of accounts a run: scrypt at the lowest cost allowed (Synapse's
+            # tests do the same with bcrypt_rounds). tests/test_accounts.py covers the default.
+            "registration": config.registration.model_copy(update={"password_hash_cost": 8}),
+        }
     )
     updates: dict[str, Any] = {"data_dir": data_dir, "logging": config.logging}
     for key, value in overrides.items():

@@ -503,3 +503,34 @@ async def test_passwords_and_tokens_are_stored_hashed(hs: MatrixClient, run_dsn:
     for row in token_rows:
         for value in row.values():
             assert user.token not in str(value)
+
+
+async def test_passwords_hashed_at_one_cost_still_log_in_after_the_cost_changes(
+    start_app: AppFactory, fresh_dsn: str
+) -> None:
+    """Production hashes at scrypt N = 2**14 (the default); each hash keeps its own N, so
+    raising or lowering registration.password_hash_cost locks no one out."""
+    production = await start_app(dsn=fresh_dsn, registration={"password_hash_cost": 14})
+    old = await production.register()
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        stored = await conn.fetchval(
+            "SELECT password_hash FROM user_passwords WHERE user_id = $1", old.user_id
+        )
+    finally:
+        await conn.close()
+    assert stored.startswith("scrypt$16384$8$1$")
+    cheaper = await start_app(dsn=fresh_dsn, registration={"password_hash_cost": 8})
+    assert (await cheaper.login(old)).user_id == old.user_id
+    new = await cheaper.register()
+    assert (await production.login(new)).user_id == new.user_id
+    wrong = await production.request(
+        "POST",
+        "login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": new.user_id},
+            "password": "not it",
+        },
+    )
+    assert (wrong.status, wrong.errcode) == (403, "M_FORBIDDEN")

@@ -84,6 +84,7 @@ class RegistrationFacts(Protocol):
 class RegistrationPolicy:
     enabled: bool
     min_password_length: int
+    password_hash_cost: int = passwords.DEFAULT_COST
 
 
 TOKENS_REVOKED = "tokens.revoked"
@@ -148,6 +149,9 @@ class AccountService:
         check_not_reserved(username)
         return user_id_for(username, self._server_name)
 
+    async def _hash_password(self, password: str) -> str:
+        return await passwords.hash_password(password, self._policy.password_hash_cost)
+
     async def username_available(self, username: str) -> bool:
         user_id = self._user_id(username)
         async with self._pool.acquire() as conn:
@@ -189,7 +193,7 @@ class AccountService:
         display_name = session.params.get("initial_device_display_name")
         password_hash = session.data.get("password_hash")
         if password is not None and session.data.get("user_id") is None:
-            password_hash = await passwords.hash_password(password)
+            password_hash = await self._hash_password(password)
         device = device_id if isinstance(device_id, str) else None
         name = display_name if isinstance(display_name, str) else None
         if session.stored:
@@ -318,7 +322,7 @@ class AccountService:
         )
         if user_id is None:
             # As for an unknown user: the same error, after the same work.
-            await passwords.verify_password(password, None)
+            await passwords.verify_password(password, None, self._policy.password_hash_cost)
             raise forbidden("Invalid username or password.")
         await self._limiter.limit(Action.LOGIN_ACCOUNT, user_id)
         user_id = await self.check_password(user_id, password)
@@ -505,7 +509,7 @@ class AccountService:
             raise MatrixError(400, "M_THREEPID_NOT_FOUND", "No account has this email address.")
         user_id = owner
         if new_password is not None:
-            password_hash = await passwords.hash_password(new_password)
+            password_hash = await self._hash_password(new_password)
         elif isinstance(session.data.get("password_hash"), str):
             password_hash = session.data["password_hash"]
         else:
@@ -543,7 +547,7 @@ class AccountService:
                 if client_address is not None:
                     await self._limiter.limit(Action.LOGIN_ADDRESS, client_address)
                 await self.uia.remember(
-                    session, {"password_hash": await passwords.hash_password(password)}
+                    session, {"password_hash": await self._hash_password(password)}
                 )
             raise
 
@@ -590,7 +594,7 @@ class AccountService:
             raise invalid_username(f"{user_id!r} is not a user ID of this server.")
         check_localpart(localpart, self._server_name)
         check_not_reserved(localpart)
-        password_hash = await passwords.hash_password(password) if password is not None else None
+        password_hash = await self._hash_password(password) if password is not None else None
         await self._appender.append(_account_draft(user_id))
         if password_hash is not None:
             async with self._pool.acquire() as conn:
@@ -598,7 +602,7 @@ class AccountService:
 
     async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
         """A server admin sets `user_id`'s password; `logout_devices` ends every session."""
-        password_hash = await passwords.hash_password(new_password)
+        password_hash = await self._hash_password(new_password)
         async with self._pool.acquire() as conn:
             await account_store.set_password_hash(conn, user_id, password_hash)
         if logout_devices:
