@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from homeserver.projections.changes import CHAIN_HEADS, Table
+from homeserver.store.events import last_position as last_position
 
 # An event as logged, with the version of its room (NULL for chains that are no room):
 # its form, and the redaction algorithm its signature covers, depend on it.
@@ -52,10 +53,6 @@ async def log_batches(
             return
         yield [(row[0], row[1], row[2], row[3]) for row in rows]
         after = rows[-1][0]
-
-
-async def last_position(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
 
 
 async def chain_heads_at(conn: asyncpg.Connection, position: int) -> dict[str, str]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from homeserver.store.events import last_position
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceKeysRow:
@@ -219,5 +221,6 @@ async def joined_rooms(conn: asyncpg.Connection, user_ids: Collection[str]) -> d
     return found
 
 
-async def latest_position(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
+# The log's last position, under the name this module's callers use (one query:
+# store/events.py's last_position).
+latest_position = last_position

@@ -263,6 +263,7 @@ async def redactions_of(conn: asyncpg.Connection, event_ids: Sequence[str]) -> d
 
 
 async def last_position(conn: asyncpg.Connection) -> int:
+    """The last position in the log; appends commit in position order, so all before it exist."""
     return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 import asyncpg
 
 from homeserver.events.model import Event
-from homeserver.store.events import event_from_row
+from homeserver.store.events import event_from_row, last_position
 from homeserver.store.query_args import QueryArgs
 
 
@@ -191,6 +191,6 @@ async def member_events_at(
     return [event_from_row(row) for row in rows]
 
 
-async def latest_position(conn: asyncpg.Connection) -> int:
-    """The last position in the log; appends commit in position order, so all before it exist."""
-    return int(await conn.fetchval("SELECT coalesce(max(stream_position), 0) FROM events"))
+# The log's last position, under the name this module's callers use (one query:
+# store/events.py's last_position).
+latest_position = last_position
