@@ -222,7 +222,7 @@ async def claim_send(
 async def undo_send(conn: asyncpg.Connection, previous: Validation | None, sid: str) -> None:
     """The email was not sent: the session as it was before (or gone, if it was new)."""
     if previous is None:
-        await conn.execute("DELETE FROM threepid_validations WHERE sid = $1", sid)
+        await delete_validation(conn, sid)
         return
     await conn.execute(
         "UPDATE threepid_validations SET send_attempt = $2, next_link = $3, token_hash = $4,"
