@@ -9,11 +9,10 @@ What a report holds and how a deletion is recorded is the report queue's
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import StrictStr
 
-from homeserver.api.admin_requests import admin_requester
+from homeserver.api.admin_requests import admin_reason, admin_requester, forwards_param
 from homeserver.api.paths import SYNAPSE_ADMIN
-from homeserver.api.requests import RequestBody, int_param, parse_body
+from homeserver.api.requests import int_param
 from homeserver.api.responses import ok
 from homeserver.errors import invalid_param
 from homeserver.events.content.reports import ReportKind
@@ -34,10 +33,6 @@ KINDS: dict[str, ReportKind] = {
 _LISTS = "{kind:event_reports|room_reports|user_reports}"
 
 
-class DeleteBody(RequestBody):
-    reason: StrictStr | None = None
-
-
 def _report_id(request: web.Request) -> int:
     raw = request.match_info["report_id"]
     if not raw.isdigit() or len(raw) > 18:
@@ -54,9 +49,7 @@ async def list_reports(request: web.Request) -> web.Response:
     name = request.match_info["kind"]
     offset = int_param(request, "from", 0)
     limit = min(int_param(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
-    direction = request.query.get("dir", "b")
-    if direction not in ("b", "f"):
-        raise invalid_param("Query parameter 'dir' must be 'b' or 'f'.")
+    forwards = forwards_param(request, "b")
     found = ReportFilter(
         reporter=request.query.get("user_id"),
         room_id=request.query.get("room_id"),
@@ -64,7 +57,7 @@ async def list_reports(request: web.Request) -> web.Response:
         target=request.query.get("target_user_id"),
     )
     reports, total = await request.app[REPORT_QUEUE].page(
-        KINDS[name], found, offset=offset, limit=limit, newest_first=direction == "b"
+        KINDS[name], found, offset=offset, limit=limit, newest_first=not forwards
     )
     body: dict[str, object] = {name: reports, "total": total}
     if offset + limit < total:
@@ -86,6 +79,6 @@ async def delete_report(request: web.Request) -> web.Response:
     caller = await admin_requester(request)
     kind = KINDS[request.match_info["kind"]]
     report_id = _report_id(request)
-    body = await parse_body(request, DeleteBody, empty_ok=True)
-    await request.app[REPORT_QUEUE].delete(caller.user_id, kind, report_id, body.reason)
+    reason = await admin_reason(request)
+    await request.app[REPORT_QUEUE].delete(caller.user_id, kind, report_id, reason)
     return ok()

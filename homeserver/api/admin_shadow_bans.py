@@ -7,11 +7,9 @@ homeserver/moderation/shadow_bans.py's.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import StrictStr
 
-from homeserver.api.admin_requests import admin_requester
+from homeserver.api.admin_requests import admin_on_user, admin_reason
 from homeserver.api.paths import SYNAPSE_ADMIN
-from homeserver.api.requests import RequestBody, parse_body, user_id_param
 from homeserver.api.responses import ok
 from homeserver.moderation.shadow_bans import ShadowBanService
 
@@ -20,16 +18,10 @@ SHADOW_BANS = web.AppKey("shadow_bans", ShadowBanService)
 routes = web.RouteTableDef()
 
 
-class ShadowBanBody(RequestBody):
-    # Ours: why, for the audit trail (Synapse's clients send none).
-    reason: StrictStr | None = None
-
-
 async def _set(request: web.Request, banned: bool) -> web.Response:
-    caller = await admin_requester(request)
-    user_id = user_id_param(request)
-    body = await parse_body(request, ShadowBanBody, empty_ok=True)
-    await request.app[SHADOW_BANS].set_shadow_banned(caller.user_id, user_id, banned, body.reason)
+    caller, user_id = await admin_on_user(request)
+    reason = await admin_reason(request)
+    await request.app[SHADOW_BANS].set_shadow_banned(caller.user_id, user_id, banned, reason)
     return ok()
 
 
