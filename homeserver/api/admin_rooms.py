@@ -11,10 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import StrictBool, StrictStr
 
-from homeserver.api.admin_requests import admin_requester, bool_param, forwards_param
+from homeserver.api.admin_requests import AdminBody, admin_requester, bool_param, forwards_param
 from homeserver.api.app_keys import ROOMS
 from homeserver.api.paths import SYNAPSE_ADMIN
-from homeserver.api.requests import RequestBody, int_param, parse_body, room_id_param
+from homeserver.api.requests import int_param, parse_body, room_id_param
 from homeserver.api.responses import ok
 from homeserver.moderation.room_admin import RoomAdministration, RoomQuery
 from homeserver.moderation.room_deletion import Deletion, RoomDeletions
@@ -25,10 +25,8 @@ ROOM_DELETIONS = web.AppKey("room_deletions", RoomDeletions)
 routes = web.RouteTableDef()
 
 
-class BlockBody(RequestBody):
+class BlockBody(AdminBody):
     block: StrictBool
-    # Ours: why, for the audit trail (Synapse's clients send none).
-    reason: StrictStr | None = None
 
 
 DEFAULT_LIMIT = 100
@@ -105,9 +103,8 @@ async def put_room_block(request: web.Request) -> web.Response:
     return ok({"block": body.block})
 
 
-class MakeRoomAdminBody(RequestBody):
+class MakeRoomAdminBody(AdminBody):
     user_id: StrictStr | None = None
-    reason: StrictStr | None = None
 
 
 # POST /_synapse/admin/v1/rooms/{room_id_or_alias}/make_room_admin
@@ -121,14 +118,13 @@ async def make_room_admin(request: web.Request) -> web.Response:
     return ok()
 
 
-class DeleteRoomBody(RequestBody):
+class DeleteRoomBody(AdminBody):
     new_room_user_id: StrictStr | None = None
     room_name: StrictStr | None = None
     message: StrictStr | None = None
     block: StrictBool = False
     purge: StrictBool = True
     force_purge: StrictBool = False  # accepted, as Synapse; a purge never waits for anyone
-    reason: StrictStr | None = None
 
 
 # DELETE /_synapse/admin/v2/rooms/{room_id}
