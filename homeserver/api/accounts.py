@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, StrictBool
 
-from homeserver.accounts.service import Device
+from homeserver.accounts.service import Device, Session
 from homeserver.api.app_keys import ACCOUNTS, DEACTIVATION, RATE_LIMITER, SERVER_NAME
 from homeserver.api.paths import V3
 from homeserver.api.requests import RequestBody, access_token, client_address, parse_body, requester
@@ -121,6 +121,18 @@ async def login_flows(request: web.Request) -> web.Response:
     return ok({"flows": [{"type": "m.login.password"}, {"type": "m.login.token"}]})
 
 
+def _logged_in(request: web.Request, session: Session) -> web.Response:
+    """What POST /login answers, whichever way the user logged in."""
+    return ok(
+        {
+            "user_id": session.user_id,
+            "access_token": session.access_token,
+            "device_id": session.device_id,
+            "home_server": request.app[SERVER_NAME],
+        }
+    )
+
+
 # POST /_matrix/client/v3/login
 @routes.post(V3 + "/login")
 async def login(request: web.Request) -> web.Response:
@@ -133,14 +145,7 @@ async def login(request: web.Request) -> web.Response:
         session = await request.app[ACCOUNTS].login_with_token(
             body.token, body.device_id, body.initial_device_display_name
         )
-        return ok(
-            {
-                "user_id": session.user_id,
-                "access_token": session.access_token,
-                "device_id": session.device_id,
-                "home_server": request.app[SERVER_NAME],
-            }
-        )
+        return _logged_in(request, session)
     if body.type != "m.login.password":
         raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {body.type!r}.")
     user, medium, address = body.user, body.medium, body.address
@@ -165,14 +170,7 @@ async def login(request: web.Request) -> web.Response:
         )
     else:
         raise missing_param("identifier.user, or identifier.medium and address, is required.")
-    return ok(
-        {
-            "user_id": session.user_id,
-            "access_token": session.access_token,
-            "device_id": session.device_id,
-            "home_server": request.app[SERVER_NAME],
-        }
-    )
+    return _logged_in(request, session)
 
 
 # POST /_matrix/client/v3/logout
