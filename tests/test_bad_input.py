@@ -504,7 +504,7 @@ def _fill(template: str, known: dict[str, str], other: str) -> str:
 
 
 # The sweep makes ~60 requests per route and grows with the API (about two minutes on a
-# loaded 2-core machine): more than the default timeout, which is for one behaviour.
+# slow, loaded 2-core machine): more than the default timeout, which is for one behaviour.
 @pytest.mark.timeout(600)
 async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClient) -> None:
     routes = _routes(hs)
@@ -526,8 +526,11 @@ async def test_every_route_answers_bad_input_with_a_matrix_error(hs: MatrixClien
             _fill(template, {}, "%E2%82"),
             _fill(template, {}, "a%00b"),
         ]
+        # A route that long-polls by default (the legacy GET /events holds 30 s, as
+        # Synapse's) is asked not to wait: its answer is the same, 30 s sooner.
+        plain = "?timeout=0" if template.endswith("/events") and method == "GET" else ""
         for path in paths:
-            for query in ("", WRONG_QUERY):
+            for query in (plain, WRONG_QUERY):
                 for body in ROUTE_BODIES if method in ("POST", "PUT", "DELETE") else [b""]:
                     for who in (user, None):
                         reply = await hs.request(method, path + query, raw=body, user=who)
