@@ -359,3 +359,14 @@ async def test_one_post_to_200_subscribers_writes_one_event_and_nothing_per_subs
     assert grown.pop("events", 0) == 1
     # Whatever else a post writes is per post (a search entry, a chain head), never per subscriber.
     assert all(rows <= 2 for rows in grown.values()), grown
+
+
+async def test_a_version_12_channel_is_owned_by_its_creator(hs: MatrixClient) -> None:
+    owner, reader = await hs.register(), await hs.register()
+    room = await _channel(hs, owner, name="V12 news", room_version="12")
+    await hs.join(reader, room)
+    info = await hs.ok("GET", f"/_linkchat/v1/channels/{room}", user=owner)
+    assert info["your_role"] == "owner"
+    assert (await _send(hs, owner, room, "m.room.message", TEXT)).status == 200
+    refused = await _send(hs, reader, room, "m.room.message", TEXT)
+    assert (refused.status, refused.errcode) == (403, "M_FORBIDDEN")

@@ -189,3 +189,21 @@ async def test_a_member_is_notified_only_of_events_after_they_joined(hs: MatrixC
         n["event"]["event_id"]
         for n in (await hs.ok("GET", "notifications", user=bob))["notifications"]
     }
+
+
+async def test_at_room_from_a_version_12_creator_highlights(hs: MatrixClient) -> None:
+    """In a room version 12 room the creators are above every level, though the power
+    levels do not name them: their @room highlights, a member's does not."""
+    alice, bob, carol = await hs.register(), await hs.register(), await hs.register()
+    room = await hs.create_room(alice, room_version="12", preset="public_chat")
+    await hs.join(bob, room)
+    await hs.join(carol, room)
+    body = await _sync(hs, bob)
+    await _text(hs, carol, room, "@room hello everyone")
+    last = await _text(hs, alice, room, "hi", **{"m.mentions": {"room": True}})
+    body = await _sync(hs, bob, body["next_batch"])
+    assert _counts(body, room) == (2, 1)
+    await _notified(hs, bob, last)
+    assert _counts(await _sync(hs, bob), room) == (2, 1)
+    highlights = (await hs.ok("GET", "notifications?only=highlight", user=bob))["notifications"]
+    assert [n["event"]["event_id"] for n in highlights] == [last]

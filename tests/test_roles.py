@@ -275,3 +275,16 @@ def test_role_levels_in_the_config_must_be_strictly_ordered(tmp_path: Path) -> N
         f"{path}: roles.owner: must be at most 100",
         f"{path}: roles.member: must be at most 0",
     ]
+
+
+async def test_version_12_creators_are_owners_though_the_levels_do_not_name_them(
+    hs: MatrixClient,
+) -> None:
+    alice, bob = await hs.register(), await hs.register()
+    room = await hs.create_room(alice, room_version="12", preset="public_chat")
+    await hs.join(bob, room)
+    assert alice.user_id not in (await _levels(hs, alice, room))["users"]
+    assert await _roles(hs, bob, room) == {alice.user_id: "owner", bob.user_id: "member"}
+    reply = await _set_role(hs, alice, room, bob.user_id, "admin")
+    assert reply.status == 200, reply.body
+    assert (await _roles(hs, bob, room))[bob.user_id] == "admin"

@@ -50,7 +50,13 @@ class ChannelService:
                 raise MatrixError(404, NOT_A_CHANNEL, "This room is not a channel.")
             state = {
                 event_type: await room_store.state_event(conn, room_id, event_type, "")
-                for event_type in (types.JOIN_RULES, types.POWER_LEVELS, types.NAME, types.TOPIC)
+                for event_type in (
+                    types.CREATE,
+                    types.JOIN_RULES,
+                    types.POWER_LEVELS,
+                    types.NAME,
+                    types.TOPIC,
+                )
             }
             current = await room_store.membership(conn, room_id, user_id)
             membership = current.membership if current is not None else None
@@ -60,12 +66,7 @@ class ChannelService:
             described = [e for e in (state[types.NAME], state[types.TOPIC]) if e is not None]
             redacted = await event_store.redactions_of(conn, [e.event_id for e in described])
             subscribers = await group_store.joined_count(conn, room_id)
-        levels_event = state[types.POWER_LEVELS]
-        levels = (
-            PowerLevels.from_content(levels_event.content)
-            if levels_event is not None
-            else PowerLevels.without_event(summary.creator)
-        )
+        levels = PowerLevels.of_state(state[types.CREATE], state[types.POWER_LEVELS])
 
         def shown(event_type: str, key: str) -> str | None:
             event = state[event_type]

@@ -207,7 +207,7 @@ class NotificationCounter:
         for room_id, changed_at in keys:
             row = rows.get(room_id)
             facts = (
-                room_facts(row.joined, row.power_levels, row.creator)
+                room_facts(row.joined, row.power_levels, row.creator, row.create)
                 if row is not None
                 else room_facts(0, None, None)
             )

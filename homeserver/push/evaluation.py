@@ -60,10 +60,14 @@ def may_notify(event: Event, user_id: str, ignored: frozenset[str]) -> bool:
 
 
 def room_facts(
-    member_count: int, power: Mapping[str, Any] | None, creator: str | None
+    member_count: int,
+    power: Mapping[str, Any] | None,
+    creator: str | None,
+    create: Mapping[str, Any] | None = None,
 ) -> RoomFacts:
-    levels = PowerLevels.from_content(power) if power is not None else None
-    return RoomFacts(member_count, levels or PowerLevels.without_event(creator))
+    """What rules read of a room: its size, and its levels (with a version 12 room's
+    creators above them all, for `sender_notification_permission`)."""
+    return RoomFacts(member_count, PowerLevels.of_contents(creator, create, power))
 
 
 def is_push_candidate(event: Event) -> bool:

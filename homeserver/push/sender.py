@@ -86,6 +86,7 @@ class _Room:
     creator: str | None
     name: str | None = None
     joined: set[str] = field(default_factory=set)
+    create: dict[str, Any] | None = None  # the create event's content
     _facts: RoomFacts | None = None
     # Each member as evaluation sees them, made once (until their member event changes).
     _recipients: dict[str, Recipient] = field(default_factory=dict)
@@ -98,7 +99,7 @@ class _Room:
 
     def facts(self) -> RoomFacts:
         if self._facts is None:
-            self._facts = room_facts(len(self.joined), self.power, self.creator)
+            self._facts = room_facts(len(self.joined), self.power, self.creator, self.create)
         return self._facts
 
     def apply(self, event: Event) -> None:
@@ -244,6 +245,7 @@ class PushFollower:
                 snapshot.creator,
                 snapshot.name,
                 {user for user, membership in members.items() if membership == "join"},
+                snapshot.create,
             )
             self._rooms[event.room_id] = room
             while len(self._rooms) > ROOMS_KEPT:

@@ -93,8 +93,8 @@ class RoleService:
 
     @staticmethod
     async def _levels(conn: asyncpg.Connection, room_id: str) -> PowerLevels:
-        event = await room_store.state_event(conn, room_id, types.POWER_LEVELS, "")
-        if event is not None:
-            return PowerLevels.from_content(event.content)
-        summary = await group_store.room_summary(conn, room_id)
-        return PowerLevels.without_event(summary.creator if summary is not None else None)
+        """The room's levels, with a version 12 room's creators above them all."""
+        return PowerLevels.of_state(
+            await room_store.state_event(conn, room_id, types.CREATE, ""),
+            await room_store.state_event(conn, room_id, types.POWER_LEVELS, ""),
+        )

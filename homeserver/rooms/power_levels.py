@@ -130,11 +130,28 @@ class PowerLevels:
     @classmethod
     def of_state(cls, create: Event | None, power_levels: Event | None) -> PowerLevels:
         """Levels from a room's create and power levels events, as read from the store."""
+        return cls.of_contents(
+            create.sender if create is not None else None,
+            create.content if create is not None else None,
+            power_levels.content if power_levels is not None else None,
+        )
+
+    @classmethod
+    def of_contents(
+        cls,
+        creator: str | None,
+        create: Mapping[str, Any] | None,
+        power_levels: Mapping[str, Any] | None,
+    ) -> PowerLevels:
+        """Levels from the contents of a room's create and power levels events, and the
+        create event's sender (the creators of a version 12 room are above them all)."""
         if power_levels is not None:
-            levels = cls.from_content(power_levels.content)
+            levels = cls.from_content(power_levels)
         else:
-            levels = cls.without_event(create.sender if create is not None else None)
-        creators = room_creators(create.sender, create.content) if create is not None else None
+            levels = cls.without_event(creator)
+        creators = (
+            room_creators(creator, create) if creator is not None and create is not None else None
+        )
         return levels.with_creators(creators) if creators else levels
 
     def with_creators(self, creators: frozenset[str]) -> PowerLevels:

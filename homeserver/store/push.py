@@ -112,6 +112,7 @@ class RoomSnapshot:
     power_levels: dict[str, Any] | None
     creator: str | None
     name: str | None
+    create: dict[str, Any] | None  # the create event's content
 
 
 def _text(value: object) -> str | None:
@@ -146,15 +147,25 @@ async def room_snapshot(conn: asyncpg.Connection, room_id: str, position: int) -
         " (SELECT json::jsonb -> 'content' -> 'name' FROM events WHERE room_id = $1"
         "   AND type = 'm.room.name' AND state_key = '' AND stream_position <= $2"
         "   ORDER BY stream_position DESC LIMIT 1) AS name,"
-        " (SELECT creator FROM rooms WHERE room_id = $1) AS creator",
+        " (SELECT creator FROM rooms WHERE room_id = $1) AS creator,"
+        " (SELECT json FROM events WHERE room_id = $1 AND type = 'm.room.create'"
+        "   AND state_key = '' ORDER BY stream_position LIMIT 1) AS create_json",
         room_id,
         position,
     )
-    content = decode(state["power"]).get("content") if state["power"] is not None else None
     name = _text(decode(state["name"])) if state["name"] is not None else None
     return RoomSnapshot(
-        members, content if isinstance(content, dict) else None, state["creator"], name or None
+        members,
+        _content_of(state["power"]),
+        state["creator"],
+        name or None,
+        _content_of(state["create_json"]),
     )
+
+
+def _content_of(logged: str | None) -> dict[str, Any] | None:
+    content = decode(logged).get("content") if logged is not None else None
+    return content if isinstance(content, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +173,7 @@ class RoomFactsRow:
     joined: int
     power_levels: dict[str, Any] | None
     creator: str | None
+    create: dict[str, Any] | None  # the create event's content
 
 
 async def current_room_facts(
@@ -174,17 +186,22 @@ async def current_room_facts(
         "   AND m.membership = 'join') AS joined,"
         " (SELECT e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
         "   WHERE s.room_id = r.room_id AND s.type = 'm.room.power_levels'"
-        "   AND s.state_key = '') AS power"
+        "   AND s.state_key = '') AS power,"
+        " (SELECT e.json FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        "   WHERE s.room_id = r.room_id AND s.type = 'm.room.create'"
+        "   AND s.state_key = '') AS create_json"
         " FROM rooms r WHERE r.room_id = ANY($1::text[])",
         list(room_ids),
     )
-    found: dict[str, RoomFactsRow] = {}
-    for row in rows:
-        content = decode(row["power"]).get("content") if row["power"] is not None else None
-        found[row["room_id"]] = RoomFactsRow(
-            int(row["joined"]), content if isinstance(content, dict) else None, row["creator"]
+    return {
+        row["room_id"]: RoomFactsRow(
+            int(row["joined"]),
+            _content_of(row["power"]),
+            row["creator"],
+            _content_of(row["create_json"]),
         )
-    return found
+        for row in rows
+    }
 
 
 async def display_names(conn: asyncpg.Connection, user_id: str) -> dict[str, str | None]:
