@@ -45,6 +45,7 @@ from homeserver.audit.verify import (
 from homeserver.events.canonical import decode
 from homeserver.events.signing import KeyRingError, PublicKey, public_keys_from_json
 from homeserver.store import audit as audit_store
+from homeserver.store import events as event_store
 
 FORMAT_VERSION = 1
 _END = '{"end"'
@@ -101,7 +102,7 @@ async def export_log(
     }
     events = 0
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        until = await audit_store.last_position(conn)
+        until = await event_store.last_position(conn)
         out.write(json.dumps(header, sort_keys=True) + "\n")
         async for rows in audit_store.log_batches(conn, 0, room_id, until=until):
             out.writelines(

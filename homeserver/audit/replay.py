@@ -30,6 +30,7 @@ from homeserver.events.model import Event
 from homeserver.projections import project
 from homeserver.projections.changes import ALL_TABLES, Change, Table
 from homeserver.store import audit as audit_store
+from homeserver.store import events as event_store
 from homeserver.store.projections import apply_changes
 
 DEFAULT_SCHEMA = "audit_replay"
@@ -114,7 +115,7 @@ async def replay(
                 f" drop it (DROP SCHEMA {schema} CASCADE) or name another with --schema"
             )
         await audit_store.create_scratch_schema(conn, schema, tables)
-        until = await audit_store.last_position(conn)
+        until = await event_store.last_position(conn)
         async for rows in audit_store.log_batches(conn, 0, until=until, batch=batch):
             changes: list[Change] = []
             for position, event_id, raw, _ in rows:

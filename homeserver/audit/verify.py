@@ -53,6 +53,7 @@ from homeserver.events.signing import (
     signature_matches,
 )
 from homeserver.store import audit as audit_store
+from homeserver.store import events as event_store
 
 # (stream position, event ID, logged JSON, room version): what the database gives per event.
 Row = tuple[int, str, str, str | None]
@@ -475,7 +476,7 @@ async def verify_database(
     """
     verifier.contiguous = room_id is None
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        until = await audit_store.last_position(conn)
+        until = await event_store.last_position(conn)
         if room_id is None:
             verifier.last_position = since  # the log starts at position 1
         if since:

@@ -31,6 +31,7 @@ from homeserver.events.content.e2ee import (
 from homeserver.events.model import Draft, JsonDict
 from homeserver.log.appender import Appender
 from homeserver.store import e2ee_keys as key_store
+from homeserver.store import events as event_store
 from homeserver.store import one_time_keys as otk_store
 from homeserver.sync.notifier import Notifier
 from homeserver.sync.tokens import parse_pagination_token
@@ -285,7 +286,7 @@ class KeyService:
             upto = (
                 parse_pagination_token(to_token)
                 if to_token is not None
-                else await key_store.latest_position(conn)
+                else await event_store.last_position(conn)
             )
             changed, left = await device_list_changes(conn, requester.user_id, after, upto)
         return {"changed": sorted(changed), "left": sorted(left)}

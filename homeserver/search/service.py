@@ -33,7 +33,7 @@ from homeserver.rooms.visibility import HistoryAccess, membership_of, setting_of
 from homeserver.search import query as search_query
 from homeserver.search.tokens import decode_token, encode_token, int_field, rank_field
 from homeserver.store import accounts as account_store
-from homeserver.store import history as history_store
+from homeserver.store import events as event_store
 from homeserver.store import rooms as room_store
 from homeserver.store import search as search_store
 from homeserver.store import sync as sync_store
@@ -175,7 +175,7 @@ class SearchService:
             wanted_sender = batch.group[1]
             senders = [wanted_sender] if senders is None or wanted_sender in senders else []
         async with self.pool.acquire() as conn:
-            upto = batch.upto if batch is not None else await history_store.latest_position(conn)
+            upto = batch.upto if batch is not None else await event_store.last_position(conn)
             memberships = {
                 m.room_id: m
                 for m in await sync_store.memberships(conn, user_id)

@@ -8,7 +8,6 @@ from typing import Any
 import asyncpg
 
 from homeserver.projections.changes import CHAIN_HEADS, Table
-from homeserver.store.events import last_position as last_position
 
 # An event as logged, with the version of its room (NULL for chains that are no room):
 # its form, and the redaction algorithm its signature covers, depend on it.

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from homeserver.store.events import last_position
-
 
 @dataclass(frozen=True, slots=True)
 class DeviceKeysRow:
@@ -219,8 +217,3 @@ async def joined_rooms(conn: asyncpg.Connection, user_ids: Collection[str]) -> d
     for row in rows:
         found[row["user_id"]].add(row["room_id"])
     return found
-
-
-# The log's last position, under the name this module's callers use (one query:
-# store/events.py's last_position).
-latest_position = last_position

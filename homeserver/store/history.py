@@ -14,7 +14,7 @@ from typing import Protocol
 import asyncpg
 
 from homeserver.events.model import Event
-from homeserver.store.events import event_from_row, last_position
+from homeserver.store.events import event_from_row
 from homeserver.store.query_args import QueryArgs
 
 
@@ -189,8 +189,3 @@ async def member_events_at(
         position,
     )
     return [event_from_row(row) for row in rows]
-
-
-# The log's last position, under the name this module's callers use (one query:
-# store/events.py's last_position).
-latest_position = last_position

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from homeserver.events.model import Event
-from homeserver.store.events import event_from_row, last_position
+from homeserver.store.events import event_from_row
 from homeserver.store.history import EventSelection, event_conditions
 from homeserver.store.query_args import QueryArgs
 from homeserver.store.unnest import columns
@@ -45,11 +45,6 @@ async def joined_many(conn: asyncpg.Connection, user_ids: Sequence[str]) -> list
     for row in rows:
         found[row["user_id"]][row["room_id"]] = row["stream_position"]
     return [found[user_id] for user_id in user_ids]
-
-
-# The log's last position, under the name this module's callers use (one query:
-# store/events.py's last_position).
-latest_position = last_position
 
 
 async def timelines(

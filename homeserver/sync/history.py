@@ -169,7 +169,7 @@ class HistoryService:
         async with self._snapshot() as conn:
             access = await self._readable(conn, viewer[0], room_id)
             ignored = await ignored_users(conn, viewer[0])
-            latest = await history_store.latest_position(conn)
+            latest = await event_store.last_position(conn)
             start, after, upto = _bounds(positions, latest, backwards=backwards, first=0)
             chunk, more = await _page(
                 conn, access, (after, upto), backwards=backwards, limit=limit, event_filter=chosen
@@ -217,7 +217,7 @@ class HistoryService:
             access = await self._readable(conn, viewer[0], room_id)
             event, ignored = await _seen_event(conn, access, event_id)
             position = event.stream_position
-            latest = await history_store.latest_position(conn)
+            latest = await event_store.last_position(conn)
             before, _ = await _page(
                 conn,
                 access,
@@ -273,7 +273,7 @@ class HistoryService:
         async with self._snapshot() as conn:
             access = await self._readable(conn, viewer[0], room_id)
             parent, ignored = await _seen_event(conn, access, event_id)
-            latest = await history_store.latest_position(conn)
+            latest = await event_store.last_position(conn)
             _, after, upto = _bounds(
                 positions, latest, backwards=backwards, first=parent.stream_position
             )

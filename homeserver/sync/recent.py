@@ -28,6 +28,7 @@ from homeserver.events import types
 from homeserver.events.client_format import EncodedEvent
 from homeserver.events.model import Event, JsonDict, TxnKey
 from homeserver.rooms.shadow_bans import NO_SHADOW_BANS, ShadowBans, load_shadow_bans
+from homeserver.store import events as event_store
 from homeserver.store import sync as sync_store
 from homeserver.sync.response import add_receipt
 
@@ -161,7 +162,7 @@ class RecentEvents:
     async def log_head(self) -> int:
         """The log's latest position, read from PostgreSQL."""
         async with self._pool.acquire() as conn:
-            return await sync_store.latest_position(conn)
+            return await event_store.last_position(conn)
 
     async def advance(self, position: int) -> None:
         """Read the log up to `position` (one query, shared by all who ask at once)."""

@@ -19,6 +19,7 @@ from homeserver.account_data.ignore import ignored_users_many
 from homeserver.push.counts import NotificationCounter
 from homeserver.rooms.rendering import EventRenderer
 from homeserver.rooms.shadow_bans import load_shadow_bans
+from homeserver.store import events as event_store
 from homeserver.store import sync as sync_store
 from homeserver.sync.assembly import Section, SyncAssembly
 from homeserver.sync.database_window import DatabaseWindow
@@ -114,7 +115,7 @@ class SyncService:
 
     async def start(self) -> None:
         async with self._pool.acquire() as conn:
-            latest = await sync_store.latest_position(conn)
+            latest = await event_store.last_position(conn)
             # Read after the position: they cover it.
             shadow_bans = await load_shadow_bans(conn)
         self._notifier.position = max(self._notifier.position, latest)
