@@ -34,7 +34,7 @@ from homeserver.bus.base import Bus
 from homeserver.events import canonical, types
 from homeserver.events.model import Event
 from homeserver.log.appender import Committed
-from homeserver.sync.recent import RecentEvents
+from homeserver.sync.recent import HeldRow, RecentEvents
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ CHANNEL = "stream"
 # A committed batch's events travel with its bus message up to this size; a larger
 # batch is read from the log by the other processes.
 CARRIED_BYTES = 48_000
+# Other processes' changes held while one is delivered, before they coalesce.
+MAX_PENDING = 64
 # While the bus is disconnected, how often the log's head is read instead.
 CATCH_UP_SECONDS = 1.0
 
@@ -93,7 +95,7 @@ def _carried(batch: Committed) -> list[list[object]] | None:
     return carried
 
 
-def _received(carried: list[list[Any]]) -> list[tuple[Event, str | None, str | None]]:
+def _received(carried: list[list[Any]]) -> list[HeldRow]:
     return [
         (
             Event.from_pdu(event_id, canonical.decode(logged), position, logged.encode()),
@@ -143,7 +145,9 @@ class Notifier:
         self._sure = 0
         self._catching_up = asyncio.Lock()
         self.releasing = False
-        self._pending: Change | None = None
+        # Other processes' changes waiting while one is delivered, each with its events
+        # when its message carried them (see `_on_bus_message`).
+        self._pending: list[tuple[Change, list[HeldRow] | None]] = []
         self._delivering = False
         bus.subscribe(CHANNEL, self._on_bus_message)
         bus.on_resumed(self._resumed)
@@ -202,11 +206,12 @@ class Notifier:
         with its transaction IDs, and its waiters wake at once: no read of the log
         back, no task to wait for."""
         change = change_of(batch.events)
+        carried = _carried(batch) if self._carry_events else None
         if self._recent.extend(batch.events, batch.txns):
             self._wake(change)
-            self._publish(change, _carried(batch) if self._carry_events else None)
         else:
-            self.notify(change)
+            self._deliveries.add(self._spawn(self._deliver(change)))
+        self._publish(change, carried)
 
     def notify(self, change: Change) -> None:
         """Wake local waiters (once the recent log holds the change), tell other processes."""
@@ -249,24 +254,32 @@ class Notifier:
         if data.get("o") == self._origin:
             return
         change = Change(int(data["p"]), frozenset(data["r"]), frozenset(data["u"]))
-        if self._pending is None and not self._delivering and "e" in data:
+        rows = _received(data["e"]) if "e" in data else None
+        if not self._delivering and rows is not None and self._recent.receive(rows):
             # The batch itself came along, right after what is held: no read of the log.
-            if self._recent.receive(_received(data["e"])):
-                self._wake(change)
-                return
-        # Other processes' changes coalesce while one is being delivered (reads of
-        # the log are one at a time anyway): a burst is one read and one wake-up
-        # round, and memory holds one change, not a task per message.
-        pending = self._pending
-        self._pending = change if pending is None else _merged(pending, change)
+            self._wake(change)
+            return
+        # Changes wait in order while one is being delivered (reads of the log are one
+        # at a time anyway); each is taken from its own events if they then follow what
+        # is held. Past MAX_PENDING a burst coalesces into one read and one wake-up
+        # round, so memory holds a bounded number of changes, not a task per message.
+        self._pending.append((change, rows))
+        if len(self._pending) > MAX_PENDING:
+            merged = self._pending[0][0]
+            for later, _ in self._pending[1:]:
+                merged = _merged(merged, later)
+            self._pending = [(merged, None)]
         if not self._delivering:
             self._delivering = True
             self._spawn(self._deliver_pending())
 
     async def _deliver_pending(self) -> None:
         try:
-            while self._pending is not None:
-                change, self._pending = self._pending, None
+            while self._pending:
+                change, rows = self._pending.pop(0)
+                if rows is not None and self._recent.receive(rows):
+                    self._wake(change)
+                    continue
                 try:
                     await self._deliver(change)
                 except Exception as error:  # woken anyway; the next change reads again

@@ -35,6 +35,10 @@ from homeserver.sync.response import add_receipt
 log = logging.getLogger(__name__)
 
 
+# An event with the sending device and transaction ID, when it was sent with one.
+HeldRow = tuple[Event, str | None, str | None]
+
+
 @dataclass(slots=True)
 class RecentEvent:
     event: Event
@@ -183,7 +187,7 @@ class RecentEvents:
             self.caught_up_events += len(rows)
             self._take(rows, position)
 
-    def receive(self, rows: Sequence[tuple[Event, str | None, str | None]]) -> bool:
+    def receive(self, rows: Sequence[HeldRow]) -> bool:
         """Hold another process's batch as the bus carried it (each event with the
         device and transaction ID it was sent with), if it directly follows the head
         and none is being read; False when it does not (then `advance` reads it)."""
@@ -193,7 +197,7 @@ class RecentEvents:
         self._take(rows, rows[-1][0].stream_position)
         return True
 
-    def _follows_head(self, rows: Sequence[tuple[Event, str | None, str | None]]) -> bool:
+    def _follows_head(self, rows: Sequence[HeldRow]) -> bool:
         if self._lock.locked() or not rows or rows[0][0].stream_position != self.head + 1:
             return False
         return all(
@@ -201,9 +205,7 @@ class RecentEvents:
             for (before, _, _), (after, _, _) in itertools.pairwise(rows)
         )
 
-    def _take(
-        self, rows: Sequence[tuple[Event, str | None, str | None]], head: int, theirs: bool = True
-    ) -> None:
+    def _take(self, rows: Sequence[HeldRow], head: int, theirs: bool = True) -> None:
         """Hold committed events up to `head`; tell the listeners of other processes'."""
         events = [event for event, _, _ in rows]
         self.shadow_bans = self.shadow_bans.with_events(events)
