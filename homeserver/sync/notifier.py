@@ -209,14 +209,15 @@ class Notifier:
         carried = _carried(batch) if self._carry_events else None
         if self._recent.extend(batch.events, batch.txns):
             self._wake(change)
+            self._publish(change, carried)
         else:
-            self._deliveries.add(self._spawn(self._deliver(change)))
-        self._publish(change, carried)
+            self.notify(change, carried)
 
-    def notify(self, change: Change) -> None:
-        """Wake local waiters (once the recent log holds the change), tell other processes."""
+    def notify(self, change: Change, carried: list[list[object]] | None = None) -> None:
+        """Wake local waiters (once the recent log holds the change), tell other processes
+        (with the change's events, when `carried` holds them)."""
         self._deliveries.add(self._spawn(self._deliver(change)))
-        self._publish(change)
+        self._publish(change, carried)
 
     def _publish(self, change: Change, events: list[list[object]] | None = None) -> None:
         body: dict[str, object] = {

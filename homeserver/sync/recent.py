@@ -137,7 +137,7 @@ class RecentEvents:
         self.catch_ups = 0
         self.caught_up_events = 0
         self.received = 0  # other processes' batches taken from the bus, not read
-        self._read_listeners: list[Callable[[Sequence[Event]], None]] = []
+        self._foreign_listeners: list[Callable[[Sequence[Event]], None]] = []
 
     def start_at(self, position: int, shadow_bans: ShadowBans) -> None:
         """Start at `position`, with the shadow-bans as of it (or later)."""
@@ -146,7 +146,7 @@ class RecentEvents:
 
     def add_foreign_listener(self, listener: Callable[[Sequence[Event]], None]) -> None:
         """Called with the events other processes committed, as they are taken in."""
-        self._read_listeners.append(listener)
+        self._foreign_listeners.append(listener)
 
     def extend(self, events: Sequence[Event], txns: Mapping[str, TxnKey]) -> bool:
         """Hold a batch this process committed, with the transaction keys its events were
@@ -213,7 +213,7 @@ class RecentEvents:
             self._events.append(RecentEvent(event, device_id, txn_id))
         self.head = head
         self._trim()
-        for listener in self._read_listeners if theirs else ():
+        for listener in self._foreign_listeners if theirs else ():
             try:
                 listener(events)
             except Exception:
